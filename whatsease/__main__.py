@@ -1,0 +1,80 @@
+"""The ``whatsease`` command: serve (the default) and operator tools such as bot-eval."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from whatsease import __version__
+from whatsease.config import Config, describe_settings
+from whatsease.errors import ConfigError
+
+logger = logging.getLogger("whatsease")
+
+COMMANDS = {
+    "serve": "run the server (default)",
+    "bot-eval": "measure an intent catalogue against labelled cases",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whatsease",
+        description="WhatsEase: a self-hostable messenger with an assistant and customer "
+                    "support. Configured with environment variables.",
+        epilog=describe_settings() + "\n\ncommands:\n" + "\n".join(
+            f"  {name:<10} {text}" for name, text in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="serve", choices=list(COMMANDS))
+    parser.add_argument("--version", action="version", version=f"whatsease {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "bot-eval":
+        from whatsease.bot.evaluate import main as bot_eval
+
+        return bot_eval(args[1:])
+    _parser().parse_args(args)
+    return serve()
+
+
+def serve() -> int:
+    from whatsease import log
+
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"whatsease: configuration error: {exc}", file=sys.stderr)
+        return 2
+    log.configure(config.log_level)
+
+    import uvloop
+
+    from whatsease.app import serve as serve_app
+    from whatsease.storage.launcher import EmbeddedDatabase, EmbeddedDatabaseError
+
+    embedded = None
+    try:
+        config = config.with_jwt_secret()
+        uri = config.mongodb_uri
+        if not uri:
+            embedded = EmbeddedDatabase(config.data_path / "db",
+                                        log_path=config.data_path / "secantusd.log")
+            uri = embedded.start()
+            logger.warning("using the local development database (SecantusDB) in %s; set "
+                           "WHATSEASE_MONGODB_URI for production", config.data_path / "db")
+        uvloop.run(serve_app(config, uri))
+    except (ConfigError, EmbeddedDatabaseError) as exc:
+        print(f"whatsease: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""REST handlers: parse, authorise, call one service, write JSON."""

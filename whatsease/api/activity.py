@@ -1,0 +1,50 @@
+"""REST: the activity visible to the caller, newest first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado.routing import URLSpec
+
+from whatsease import validation
+from whatsease.api.base import BaseHandler, route
+from whatsease.services import Services
+
+MAX_KINDS = 20
+
+
+class ActivityHandler(BaseHandler):
+    async def get(self) -> None:
+        principal = await self.authenticate()
+        before = self.get_query_argument("before", None)
+        before = validation.object_id(before, "before") if before else None
+        limit = validation.limit(self.get_query_argument("limit", None), default=50,
+                                 maximum=200)
+        kinds = [k for k in self.get_query_arguments("kind") if k][:MAX_KINDS]
+        entries = await self.services.activity.list_for(principal.email, before=before,
+                                                        limit=limit, kinds=kinds)
+        self.write_json({
+            "entries": [e.to_json() for e in entries],
+            "next_before": entries[-1].entry_id if len(entries) == limit else None,
+        })
+
+
+def routes(services: Services) -> list[URLSpec]:
+    return [route("/api/v1/activity", ActivityHandler, services)]
+
+
+OPENAPI: dict[str, dict[str, Any]] = {
+    "/api/v1/activity": {"get": {
+        "summary": "Recent activity involving me, newest first", "tags": ["activity"],
+        "parameters": [
+            {"name": "before", "in": "query", "schema": {"type": "string"}},
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+            {"name": "kind", "in": "query", "schema": {"type": "string"},
+             "description": "Repeat to filter by several kinds (message.sent, user.login, ...)"}],
+        "responses": {"200": {"description": "Entries", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "entries": {"type": "array",
+                            "items": {"$ref": "#/components/schemas/ActivityEntry"}},
+                "next_before": {"type": ["string", "null"]}}}}}}}}},
+}

@@ -1,0 +1,99 @@
+"""REST: find people, read profiles, update and delete my account."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from tornado.routing import URLSpec
+
+from whatsease import validation
+from whatsease.api.base import BaseHandler, route
+from whatsease.errors import NotFound
+from whatsease.services import Services
+from whatsease.storage.models import is_bot
+
+
+class UsersHandler(BaseHandler):
+    async def get(self) -> None:
+        principal = await self.authenticate()
+        q = validation.query(self.get_query_argument("q", ""))
+        limit = validation.limit(self.get_query_argument("limit", None), default=20, maximum=50)
+        users = await self.services.accounts.search(principal.email, q, limit=limit)
+        self.write_json({"users": [u.to_public() for u in users]})
+
+
+class MeHandler(BaseHandler):
+    async def get(self) -> None:
+        principal = await self.authenticate()
+        self.write_json({"user": principal.user.to_private()})
+
+    async def patch(self) -> None:
+        principal = await self.authenticate()
+        body = self.json_body()
+        validation.check_fields(body, required=("name",))
+        user = await self.services.accounts.update(principal.email,
+                                                   name=validation.name(body["name"]))
+        self.write_json({"user": user.to_private()})
+
+    async def delete(self) -> None:
+        principal = await self.authenticate()
+        await self.services.accounts.delete(principal.email)
+        self.no_content()
+
+
+class UserHandler(BaseHandler):
+    async def get(self, email: str) -> None:
+        await self.authenticate()
+        address = unquote(email).strip().lower()
+        if is_bot(address):
+            if address not in self.services.messaging.bots:
+                raise NotFound("No such user.")
+            self.write_json({"user": {"email": address, "role": "bot", "last_seen": None,
+                                      "name": self.services.messaging.bot_name(address)}})
+            return
+        user = await self.services.accounts.get(address)
+        body = user.to_public()
+        body["online"] = self.services.hub.is_online(user.email)
+        self.write_json({"user": body})
+
+
+def routes(services: Services) -> list[URLSpec]:
+    return [
+        route("/api/v1/users", UsersHandler, services),
+        route("/api/v1/users/me", MeHandler, services),
+        route("/api/v1/users/{email}", UserHandler, services),
+    ]
+
+
+_USER = {"type": "object", "properties": {"user": {"$ref": "#/components/schemas/User"}}}
+OPENAPI: dict[str, dict[str, Any]] = {
+    "/api/v1/users": {"get": {
+        "summary": "Search users by name or email", "tags": ["users"],
+        "parameters": [
+            {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 50}}],
+        "responses": {"200": {"description": "Matching users", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"users": {
+                "type": "array", "items": {"$ref": "#/components/schemas/User"}}}}}}}}}},
+    "/api/v1/users/me": {
+        "get": {"summary": "My profile", "tags": ["users"], "responses": {"200": {
+            "description": "Profile", "content": {"application/json": {"schema": _USER}}}}},
+        "patch": {"summary": "Change my display name", "tags": ["users"],
+                  "requestBody": {"required": True, "content": {"application/json": {
+                      "schema": {"type": "object", "required": ["name"], "properties": {
+                          "name": {"type": "string", "maxLength": 80}}}}}},
+                  "responses": {"200": {"description": "Updated", "content": {
+                      "application/json": {"schema": _USER}}},
+                      "422": {"$ref": "#/components/responses/Problem"}}},
+        "delete": {"summary": "Delete my account and my conversations", "tags": ["users"],
+                   "responses": {"204": {"description": "Deleted"}}}},
+    "/api/v1/users/{email}": {"get": {
+        "summary": "Someone's public profile", "tags": ["users"],
+        "parameters": [{"name": "email", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "Profile", "content": {
+            "application/json": {"schema": _USER}}},
+            "404": {"$ref": "#/components/responses/Problem"}}}},
+}

@@ -1,0 +1,210 @@
+"""Assembling the application: services, routes, the HTTP server and its shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import secrets
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from whatsease.activity import ActivityLog
+from whatsease.api.base import BaseHandler, NotFoundHandler
+from whatsease.api.registry import route_modules, service_modules
+from whatsease.auth.accounts import Accounts
+from whatsease.auth.service import AuthService
+from whatsease.config import Config
+from whatsease.messaging.service import Messaging
+from whatsease.metrics import probe_loop_lag
+from whatsease.realtime.frames import WS_1012_SERVICE_RESTART
+from whatsease.realtime.hub import Hub
+from whatsease.services import Services
+from whatsease.storage.store import Store
+from whatsease.timeutil import utcnow
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = ROOT / "static"
+# Bodies larger than this are cut off by Tornado before a handler runs; the
+# handlers' own limit (64 KiB) answers 413 with a problem body below it.
+MAX_BODY_BYTES = 1024 * 1024
+SHUTDOWN_GRACE_SECS = 10.0
+DEMO_USERS = (("alice@example.com", "Alice Example"), ("bob@example.com", "Bob Example"))
+# Paths the single-page client owns; each serves the app shell.
+CLIENT_ROUTES = r"/(?:login|register|chat/[^/]+|bot|activity|settings|agent(?:/.*)?)?"
+
+
+async def build_services(config: Config, mongodb_uri: str,
+                         clock: Callable[[], datetime] = utcnow) -> Services:
+    """Connect to the database, create indexes and build every service."""
+    store = Store(mongodb_uri, config.db_name)
+    await store.ensure_indexes()
+    hub = Hub()
+    activity = ActivityLog(store, hub, clock)
+    auth = AuthService(config, store, activity, hub, clock)
+    services = Services(
+        config=config, store=store, hub=hub, activity=activity, auth=auth,
+        accounts=Accounts(store, hub, auth, activity),
+        messaging=Messaging(store, hub, activity, clock))
+    for module in service_modules():
+        await module.setup(services)
+    return services
+
+
+class AppShellHandler(BaseHandler):
+    """Serves the client's index.html for every client route (deep links, reloads)."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("Content-Security-Policy",
+                        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+                        "style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
+                        "base-uri 'none'; form-action 'self'")
+        self.set_header("X-Frame-Options", "DENY")
+
+    def get(self) -> None:
+        index = STATIC_DIR / "index.html"
+        if not index.exists():
+            self.write_json({"name": "WhatsEase", "api": "/api/openapi.json"})
+            return
+        self.render(str(index))
+
+    def get_template_path(self) -> str:
+        return str(STATIC_DIR)
+
+
+def make_app(services: Services, **settings: Any) -> tornado.web.Application:
+    """The Tornado application: every route module's routes, static files and the app shell."""
+    rules: list[Any] = []
+    for module in route_modules():
+        rules.extend(module.routes(services))
+    rules.append((r"/api/.*", NotFoundHandler, {"services": services, "route": "/api/*"}))
+    rules.append((CLIENT_ROUTES + "$", AppShellHandler,
+                  {"services": services, "route": "/ (app shell)"}))
+    return tornado.web.Application(
+        rules,
+        static_path=str(STATIC_DIR),
+        static_url_prefix="/static/",
+        template_path=str(STATIC_DIR),
+        compress_response=True,
+        websocket_ping_interval=20,
+        websocket_ping_timeout=30,
+        websocket_max_message_size=64 * 1024,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"services": services, "route": "(unknown)"},
+        **settings,
+    )
+
+
+async def create_demo_users(services: Services) -> list[tuple[str, str]]:
+    """Create the demo accounts once; their passwords are kept in the data dir (mode 0600)."""
+    path = services.config.data_path / "demo-users.txt"
+    if path.exists():
+        return [(email, password) for email, _, password in
+                (line.partition(" ") for line in path.read_text().splitlines()) if password]
+    created = []
+    for email, name in DEMO_USERS:
+        if await services.store.users.get(email) is not None:
+            continue
+        password = secrets.token_urlsafe(9)
+        await services.auth.register(email, name, password)
+        created.append((email, password))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{email} {password}\n" for email, password in created))
+    return created
+
+
+class WhatsEaseServer:
+    """One running server: services, the listening HTTP server, and background tasks."""
+
+    def __init__(self, config: Config, mongodb_uri: str,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.mongodb_uri = mongodb_uri
+        self.clock = clock
+        self.services: Services | None = None
+        self.app: tornado.web.Application | None = None
+        self.http: tornado.httpserver.HTTPServer | None = None
+        self.port = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Build everything and listen; returns the bound port."""
+        self.services = await build_services(self.config, self.mongodb_uri, self.clock)
+        self.app = make_app(self.services)
+        self.http = tornado.httpserver.HTTPServer(
+            self.app, max_body_size=MAX_BODY_BYTES, idle_connection_timeout=120,
+            body_timeout=30)
+        sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host)
+        self.port = sockets[0].getsockname()[1]
+        self.http.add_sockets(sockets)
+        task = asyncio.get_running_loop().create_task(probe_loop_lag(), name="loop-lag")
+        self._tasks.add(task)
+        # Everything allocated so far lives for the whole process: keep the
+        # collector from walking it on every full collection.
+        gc.collect()
+        gc.freeze()
+        logger.info("listening", extra={"url": f"http://{self.config.host}:{self.port}"})
+        return self.port
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECS) -> None:
+        """Stop accepting, tell sockets to reconnect (1012), finish requests, flush, close."""
+        services = self.services
+        if self.http is not None:
+            self.http.stop()
+        if services is not None:
+            services.draining = True
+            services.hub.close_all(WS_1012_SERVICE_RESTART, "server restarting")
+        if self.http is not None:
+            try:
+                await asyncio.wait_for(self.http.close_all_connections(), grace)
+            except TimeoutError:
+                logger.warning("in-flight requests did not finish within %.0f s", grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if services is not None:
+            for module in reversed(service_modules()):
+                shutdown = getattr(module, "shutdown", None)
+                if shutdown is not None:
+                    await shutdown(services)
+            await services.messaging.drain()
+            await services.activity.drain()
+            await services.store.close()
+        logger.info("stopped")
+
+
+async def serve(config: Config, mongodb_uri: str) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = WhatsEaseServer(config, mongodb_uri)
+    await server.start()
+    assert server.services is not None
+    if config.demo_users:
+        created = await create_demo_users(server.services)
+        for email, password in created:
+            print(f"demo user: {email} / password: {password}", flush=True)
+    print(f"WhatsEase is serving on http://{_display_host(config.host)}:{server.port}",
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logger.info("shutting down")
+    await server.stop()
+
+
+def _display_host(host: str) -> str:
+    return "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host

@@ -1,0 +1,1 @@
+"""Accounts, passwords, access tokens and sessions."""

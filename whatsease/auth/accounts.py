@@ -1,0 +1,57 @@
+"""Profiles: search, read, update and delete accounts."""
+
+from __future__ import annotations
+
+from whatsease.activity import ActivityLog
+from whatsease.auth.service import AuthService
+from whatsease.errors import NotFound
+from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED
+from whatsease.realtime.hub import Hub
+from whatsease.storage.models import User
+from whatsease.storage.store import Store
+
+SEARCH_MAX_LIMIT = 50
+
+
+class Accounts:
+    def __init__(self, store: Store, hub: Hub, auth: AuthService, activity: ActivityLog) -> None:
+        self.store = store
+        self.hub = hub
+        self.auth = auth
+        self.activity = activity
+
+    async def search(self, caller: str, query: str, *, limit: int) -> list[User]:
+        if not query:
+            return []
+        return await self.store.users.search(query, limit=min(limit, SEARCH_MAX_LIMIT),
+                                             exclude=caller)
+
+    async def get(self, email: str) -> User:
+        user = await self.store.users.get(email)
+        if user is None:
+            raise NotFound("No such user.")
+        return user
+
+    async def update(self, email: str, *, name: str) -> User:
+        user = await self.store.users.update(email, {"name": name})
+        if user is None:
+            raise NotFound("No such user.")
+        self.auth.forget_user(email)
+        self.activity.record("user.updated", email)
+        return user
+
+    async def delete(self, email: str) -> None:
+        """Erase the account: sessions end, sockets close, and its conversations go with it.
+
+        Conversations are removed for both sides so that someone who later
+        registers the same email cannot read them.
+        """
+        await self.auth.revoke_all(email)
+        self.hub.close_user(email, WS_4001_UNAUTHENTICATED, "account deleted")
+        await self.store.messages.delete_all_of(email)
+        await self.store.conversations.delete_all_of(email)
+        await self.store.documents.delete_many("bot_contexts", {"user": email})
+        await self.store.documents.delete_many("bot_turns", {"user": email})
+        await self.store.users.delete(email)
+        self.auth.forget_user(email)
+        self.activity.record("user.deleted", email)

@@ -1,0 +1,248 @@
+"""Accounts and sessions: register, log in, refresh, log out, and verify access tokens."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from whatsease import validation
+from whatsease.activity import ActivityLog
+from whatsease.auth import tokens
+from whatsease.auth.passwords import hash_password, verify_password
+from whatsease.auth.ratelimit import FailureLimiter
+from whatsease.config import Config
+from whatsease.errors import Conflict, TooManyRequests, Unauthorized
+from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED
+from whatsease.realtime.hub import Hub
+from whatsease.storage.errors import Duplicate
+from whatsease.storage.models import Session, User, new_id
+from whatsease.storage.store import Store
+from whatsease.timeutil import utcnow
+
+LOGIN_FAILED = "Email or password is incorrect."
+# Failed logins allowed per IP, as a multiple of the per-account limit: an IP
+# may hold several people (an office, a phone carrier's NAT).
+IP_LIMIT_FACTOR = 4
+# How long a verified session stays cached before the database is asked again,
+# in seconds. Revocation in this process evicts at once.
+SESSION_CACHE_SECS = 5.0
+SESSION_CACHE_SIZE = 50_000
+MAX_USER_AGENT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the verified user and the session their token belongs to."""
+
+    user: User
+    session_id: str
+
+    @property
+    def email(self) -> str:
+        return self.user.email
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    user: User
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user": self.user.to_private(), "access_token": self.access_token,
+                "refresh_token": self.refresh_token, "expires_in": self.expires_in,
+                "token_type": "Bearer"}
+
+
+class AuthService:
+    def __init__(self, config: Config, store: Store, activity: ActivityLog, hub: Hub,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.store = store
+        self.activity = activity
+        self.hub = hub
+        self.clock = clock
+        self.account_failures = FailureLimiter(config.login_max_failures, config.login_window)
+        self.ip_failures = FailureLimiter(config.login_max_failures * IP_LIMIT_FACTOR,
+                                          config.login_window)
+        # sid -> (monotonic expiry, user email); verified sessions, briefly.
+        self._session_cache: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._user_cache: OrderedDict[str, tuple[float, User]] = OrderedDict()
+        self._dummy_hash: str | None = None
+
+    async def register(self, email: str, name: str, password: str, *, user_agent: str = "",
+                       ip: str = "") -> TokenPair:
+        now = self.clock()
+        user = User(email=email, name=name,
+                    password_hash=await hash_password(password, self.config.bcrypt_rounds),
+                    created_at=now, last_seen=now)
+        try:
+            await self.store.users.insert(user)
+        except Duplicate:
+            raise Conflict("An account with this email already exists.",
+                           errors=[{"field": "email", "message": "is already registered"}],
+                           code="email_taken") from None
+        self.activity.record("user.registered", email)
+        return await self._open_session(user, user_agent=user_agent, ip=ip)
+
+    async def login(self, email: str, password: str, *, user_agent: str = "",
+                    ip: str = "") -> TokenPair:
+        account_key, ip_key = f"acct:{email}", f"ip:{ip}"
+        wait = max(self.account_failures.retry_after(account_key),
+                   self.ip_failures.retry_after(ip_key))
+        if wait:
+            raise TooManyRequests("Too many failed logins; try again later.", retry_after=wait)
+        user = await self.store.users.get(email)
+        if user is None:
+            # Spend the same bcrypt time as a real check so timing does not
+            # reveal whether the account exists.
+            await verify_password(password, await self._dummy())
+            ok = False
+        else:
+            ok = await verify_password(password, user.password_hash)
+        if not ok or user is None:
+            self.account_failures.fail(account_key)
+            self.ip_failures.fail(ip_key)
+            raise Unauthorized(LOGIN_FAILED, code="login_failed")
+        self.account_failures.reset(account_key)
+        self.activity.record("user.login", email)
+        return await self._open_session(user, user_agent=user_agent, ip=ip)
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await hash_password(new_id(), self.config.bcrypt_rounds)
+        return self._dummy_hash
+
+    async def _open_session(self, user: User, *, user_agent: str, ip: str) -> TokenPair:
+        now = self.clock()
+        session_id = new_id()
+        refresh, refresh_hash = tokens.new_refresh_token(session_id)
+        session = Session(session_id=session_id, user=user.email, refresh_hash=refresh_hash,
+                          created_at=now, last_used=now,
+                          expires_at=now + timedelta(seconds=self.config.refresh_token_ttl),
+                          user_agent=user_agent[:MAX_USER_AGENT_CHARS], ip=ip)
+        await self.store.sessions.insert(session)
+        return self._pair(user, session_id, refresh)
+
+    def _pair(self, user: User, session_id: str, refresh: str) -> TokenPair:
+        access = tokens.issue_access_token(self.config.jwt_secret, user.email, session_id,
+                                           self.config.access_token_ttl)
+        return TokenPair(user=user, access_token=access, refresh_token=refresh,
+                         expires_in=self.config.access_token_ttl, session_id=session_id)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate a refresh token. Presenting an already-rotated one revokes the session."""
+        session_id = tokens.split_refresh_token(refresh_token)
+        if session_id is None:
+            raise Unauthorized("The refresh token is invalid.", code="invalid_token")
+        now = self.clock()
+        old_hash = tokens.hash_refresh_token(refresh_token)
+        new_token, new_hash = tokens.new_refresh_token(session_id)
+        session = await self.store.sessions.rotate(
+            session_id, old_hash, new_hash, now,
+            now + timedelta(seconds=self.config.refresh_token_ttl))
+        if session is None:
+            if await self.store.sessions.was_rotated(session_id, old_hash):
+                # Someone holds a token that was already exchanged: one of the
+                # two copies is stolen, so neither may go on.
+                await self._revoke(session_id)
+                raise Unauthorized("This refresh token was already used; the session has been "
+                                   "revoked. Log in again.", code="token_reused")
+            raise Unauthorized("The refresh token is invalid or expired.", code="invalid_token")
+        user = await self._user(session.user, fresh=True)
+        if user is None:
+            raise Unauthorized("The account no longer exists.", code="invalid_token")
+        return self._pair(user, session_id, new_token)
+
+    async def authenticate(self, access_token: str) -> Principal:
+        """Verify an access token and its session; raise `Unauthorized` otherwise."""
+        if not access_token or len(access_token) > 4096:
+            raise Unauthorized("A bearer access token is required.", code="invalid_token")
+        try:
+            claims = tokens.decode_access_token(self.config.jwt_secret, access_token)
+        except tokens.InvalidToken:
+            raise Unauthorized("The access token is invalid or expired.",
+                               code="invalid_token") from None
+        if not await self._session_active(claims.session_id, claims.user):
+            raise Unauthorized("The session has ended; log in again.", code="invalid_token")
+        user = await self._user(claims.user)
+        if user is None:
+            raise Unauthorized("The account no longer exists.", code="invalid_token")
+        return Principal(user=user, session_id=claims.session_id)
+
+    async def _session_active(self, session_id: str, user: str) -> bool:
+        cached = self._session_cache.get(session_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1] == user
+        session = await self.store.sessions.get(session_id)
+        if session is None or session.revoked or session.expires_at <= self.clock():
+            return False
+        self._session_cache[session_id] = (time.monotonic() + SESSION_CACHE_SECS, session.user)
+        self._session_cache.move_to_end(session_id)
+        while len(self._session_cache) > SESSION_CACHE_SIZE:
+            self._session_cache.popitem(last=False)
+        return session.user == user
+
+    async def _user(self, email: str, *, fresh: bool = False) -> User | None:
+        cached = self._user_cache.get(email)
+        if not fresh and cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        user = await self.store.users.get(email)
+        if user is None:
+            self._user_cache.pop(email, None)
+            return None
+        self._user_cache[email] = (time.monotonic() + SESSION_CACHE_SECS, user)
+        self._user_cache.move_to_end(email)
+        while len(self._user_cache) > SESSION_CACHE_SIZE:
+            self._user_cache.popitem(last=False)
+        return user
+
+    def forget_user(self, email: str) -> None:
+        """Drop the cached profile after it changed (or the account was deleted)."""
+        self._user_cache.pop(email, None)
+
+    async def logout(self, principal: Principal) -> None:
+        await self._revoke(principal.session_id)
+        self.activity.record("user.logout", principal.email)
+
+    async def list_sessions(self, principal: Principal) -> list[Session]:
+        return await self.store.sessions.list_for(principal.email, self.clock())
+
+    async def revoke_session(self, principal: Principal, session_id: str) -> bool:
+        if not await self.store.sessions.revoke(session_id, user=principal.email):
+            return False
+        self._evict(session_id)
+        self.activity.record("session.revoked", principal.email)
+        return True
+
+    async def revoke_all(self, email: str) -> None:
+        for session_id in await self.store.sessions.revoke_all(email):
+            self._evict(session_id)
+
+    async def _revoke(self, session_id: str) -> None:
+        await self.store.sessions.revoke(session_id)
+        self._evict(session_id)
+
+    def _evict(self, session_id: str) -> None:
+        self._session_cache.pop(session_id, None)
+        self.hub.close_session(session_id, WS_4001_UNAUTHENTICATED, "session revoked")
+
+
+def parse_credentials(body: dict[str, Any], *, register: bool) -> dict[str, str]:
+    """Validate a register or login body."""
+    if register:
+        validation.check_fields(body, required=("email", "name", "password"))
+        return {"email": validation.email(body["email"]), "name": validation.name(body["name"]),
+                "password": validation.password(body["password"])}
+    validation.check_fields(body, required=("email", "password"))
+    # Login accepts any string as password so a short one fails like a wrong one.
+    password = body["password"]
+    if not isinstance(password, str) or len(password) > validation.MAX_PASSWORD_CHARS:
+        raise validation.invalid("password", "must be a string")
+    return {"email": validation.email(body["email"]), "password": password}

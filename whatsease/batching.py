@@ -1,0 +1,92 @@
+"""Group commit: many callers' writes gathered into one database round trip.
+
+While one flush is in flight, new items queue; when it finishes, everything
+queued goes in the next flush. An idle system therefore writes at once, and a
+busy one writes in batches as large as the load, with no timer to tune.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Batcher(Generic[T, R]):
+    """Feed items to ``flush`` in batches; `submit` resolves with that item's result.
+
+    ``flush`` receives a list and must return a list of results of the same
+    length, in order. If it raises, every caller of that batch gets the error.
+    Items given to `submit_nowait` have no caller waiting: a failed batch is
+    logged with its traceback instead.
+    """
+
+    def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], *,
+                 max_batch: int = 1000, name: str = "batch") -> None:
+        self._flush = flush
+        self.max_batch = max_batch
+        self.name = name
+        self._pending: list[tuple[T, asyncio.Future[R] | None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._enqueue(item, future)
+        return await future
+
+    def submit_nowait(self, item: T) -> None:
+        self._enqueue(item, None)
+
+    def _enqueue(self, item: T, future: asyncio.Future[R] | None) -> None:
+        self._pending.append((item, future))
+        self._idle.clear()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._flush_one(batch)
+        finally:
+            self._task = None
+            if self._pending:  # enqueued while we were being cancelled
+                self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+            else:
+                self._idle.set()
+
+    async def _flush_one(self, batch: list[tuple[T, asyncio.Future[R] | None]]) -> None:
+        items = [item for item, _ in batch]
+        try:
+            results = await self._flush(items)
+            if len(results) != len(items):
+                raise RuntimeError(f"{self.name}: flush returned {len(results)} results "
+                                   f"for {len(items)} items")
+        except asyncio.CancelledError:
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.cancel()
+            raise
+        except Exception as exc:
+            waiting = [f for _, f in batch if f is not None and not f.done()]
+            if len(waiting) < len(batch):
+                logger.exception("%s: flush of %d items failed", self.name, len(batch))
+            for future in waiting:
+                future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future is not None and not future.done():
+                future.set_result(result)
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far has been flushed."""
+        await self._idle.wait()

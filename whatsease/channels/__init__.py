@@ -1,0 +1,1 @@
+"""Channels other than the web client (WhatsApp Cloud API)."""

@@ -1,0 +1,1 @@
+"""Several processes sharing users by consistent hashing."""

@@ -1,0 +1,1 @@
+"""Messages and conversations: sending, history, edits and receipts."""

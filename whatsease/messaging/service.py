@@ -1,0 +1,296 @@
+"""Sending, reading, editing and deleting messages, and moving their status forward.
+
+REST and WebSocket both call these functions, so a message posted over REST
+reaches the recipient's sockets and its receipts reach the sender the same way.
+Writes are group-committed (see batching.py): a send waits for its own durable
+insert, and receipts from many sockets share one bulk write.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from whatsease.activity import ActivityLog
+from whatsease.batching import Batcher
+from whatsease.errors import Conflict, NotFound, invalid
+from whatsease.metrics import BATCH_SIZE, MESSAGES, SEND_DELIVERED_LATENCY
+from whatsease.realtime.frames import encode
+from whatsease.realtime.hub import Connection, Hub
+from whatsease.storage.models import (
+    STATUS_RANK,
+    Conversation,
+    Message,
+    conversation_id,
+    is_bot,
+    new_id,
+)
+from whatsease.storage.store import Store
+from whatsease.timeutil import isoformat, utcnow
+
+HISTORY_MAX_LIMIT = 100
+SYNC_PAGE_LIMIT = 200
+CHAT_LIST_LIMIT = 500
+
+BotHook = Callable[[Message], Awaitable[None]]
+
+
+@dataclass
+class _StatusRequest:
+    user: str
+    message_ids: list[str]
+    status: str
+
+
+class Messaging:
+    """The message service. One per process, built in ``make_app``."""
+
+    def __init__(self, store: Store, hub: Hub, activity: ActivityLog,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.hub = hub
+        self.activity = activity
+        self.clock = clock
+        self.bots: dict[str, BotHook] = {}
+        self._inserts: Batcher[Message, Message] = Batcher(self._insert_batch, name="messages")
+        self._statuses: Batcher[_StatusRequest, list[Message]] = Batcher(
+            self._status_batch, name="statuses")
+
+    def register_bot(self, address: str, hook: BotHook) -> None:
+        """Route messages sent to ``address`` (``bot:<name>``) to ``hook`` after they are stored."""
+        self.bots[address] = hook
+
+    async def recipient_exists(self, recipient: str) -> bool:
+        if is_bot(recipient):
+            return recipient in self.bots
+        return await self.store.users.get(recipient) is not None
+
+    async def send(self, sender: str, recipient: str, content: str, *,
+                   client_id: str | None = None, is_bot_response: bool = False,
+                   origin: Connection | None = None,
+                   extra: dict[str, Any] | None = None) -> Message:
+        """Store a message and deliver it live; return it (status Sent).
+
+        A retry with the same ``client_id`` returns the stored message and is
+        not delivered again. Raises `NotFound` for an unknown recipient.
+        """
+        if recipient == sender:
+            raise invalid("recipient", "must be someone other than yourself")
+        if client_id is not None:
+            earlier = await self.store.messages.by_client_id(sender, client_id)
+            if earlier is not None:
+                return earlier
+        if not is_bot_response and not await self.recipient_exists(recipient):
+            raise NotFound(f"No user or bot called {recipient!r}.",
+                           errors=[{"field": "recipient", "message": "does not exist"}])
+        message = Message(message_id=new_id(), sender=sender, recipient=recipient,
+                          content=content, timestamp=self.clock(),
+                          is_bot_response=is_bot_response,
+                          conversation_id=conversation_id(sender, recipient),
+                          client_id=client_id, extra=extra or {})
+        stored = await self._inserts.submit(message)
+        if stored.extra.pop("duplicate", False):
+            return stored
+        MESSAGES.labels("Sent").inc()
+        frame = encode("message", message=stored.to_json())
+        self.hub.send(recipient, frame)
+        self.hub.send(sender, frame, exclude=origin)
+        self.activity.record("bot.replied" if is_bot_response else "message.sent", sender,
+                             target=recipient, message_id=stored.message_id)
+        hook = self.bots.get(recipient)
+        if hook is not None:
+            await hook(stored)
+        return stored
+
+    async def _insert_batch(self, messages: list[Message]) -> list[Message]:
+        BATCH_SIZE.labels("messages").observe(len(messages))
+        stored = await self.store.messages.insert_many(messages)
+        await self.store.conversations.record_messages(
+            m for m in stored if not m.extra.get("duplicate"))
+        return stored
+
+    async def get(self, user: str, message_id: str) -> Message:
+        """One message the user sent or received; `NotFound` otherwise (never leaks existence)."""
+        message = await self.store.messages.get(message_id)
+        if message is None or user not in (message.sender, message.recipient):
+            raise NotFound("No such message.")
+        return message
+
+    async def history(self, user: str, peer: str, *, before: str | None,
+                      limit: int) -> list[Message]:
+        """The conversation with ``peer``, newest first, older than ``before``."""
+        if before is not None:
+            anchor = await self.store.messages.get(before)
+            if anchor is None or anchor.conversation_id != conversation_id(user, peer):
+                raise NotFound("No such message to page from.",
+                               errors=[{"field": "before", "message": "not in this chat"}])
+        return await self.store.messages.history(conversation_id(user, peer), before=before,
+                                                 limit=min(limit, HISTORY_MAX_LIMIT))
+
+    async def changes_since(self, user: str, after: str | None,
+                            limit: int = SYNC_PAGE_LIMIT) -> tuple[list[Message], bool, str | None]:
+        """Messages to or from ``user`` created or changed after ``after``, oldest change first.
+
+        Returns the page, whether more follow, and the cursor to ask from next.
+        ``after`` may be a message id or a previous cursor.
+        """
+        page = await self.store.messages.changed_since(user, after, limit=limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
+        cursor = page[-1].rev if page else after
+        return page, more, cursor
+
+    async def edit(self, user: str, message_id: str, content: str) -> Message:
+        current = await self.get(user, message_id)
+        if current.sender != user:
+            raise NotFound("No such message of yours.")
+        if current.deleted:
+            raise Conflict("A deleted message cannot be edited.", code="deleted")
+        message = await self.store.messages.edit(message_id, user, content, self.clock())
+        if message is None:
+            raise Conflict("The message was deleted meanwhile.", code="deleted")
+        await self.store.conversations.refresh_last(message)
+        self._broadcast_change(message)
+        self.activity.record("message.edited", user, target=message.recipient,
+                             message_id=message_id)
+        return message
+
+    async def delete(self, user: str, message_id: str) -> None:
+        current = await self.get(user, message_id)
+        if current.sender != user:
+            raise NotFound("No such message of yours.")
+        if current.deleted:
+            return
+        message = await self.store.messages.soft_delete(message_id, user, self.clock())
+        if message is None:
+            return
+        await self.store.conversations.refresh_last(message)
+        self._broadcast_change(message)
+        self.activity.record("message.deleted", user, target=message.recipient,
+                             message_id=message_id)
+
+    def _broadcast_change(self, message: Message) -> None:
+        frame = encode("message", message=message.to_json())
+        self.hub.send_many((message.sender, message.recipient), frame)
+
+    async def set_status(self, user: str, message_id: str, status: str) -> Message:
+        """REST: the recipient moves one message forward. 409 if it would move back."""
+        message = await self.get(user, message_id)
+        if message.recipient != user:
+            raise NotFound("No such message addressed to you.")
+        if STATUS_RANK[status] < STATUS_RANK[message.status]:
+            raise Conflict(f"Status can only move forward: the message is already "
+                           f"{message.status}, so it cannot become {status}.",
+                           code="status_backwards")
+        changed = await self.mark(user, [message_id], status)
+        for m in changed:
+            if m.message_id == message_id:
+                return m
+        return await self.get(user, message_id)
+
+    async def mark(self, user: str, message_ids: list[str], status: str) -> list[Message]:
+        """Receipts from the recipient; returns the messages that moved forward.
+
+        Ids that are not addressed to ``user``, unknown, or already at or past
+        ``status`` are ignored: receipts are idempotent.
+        """
+        return await self._statuses.submit(_StatusRequest(user, message_ids, status))
+
+    async def _status_batch(self, requests: list[_StatusRequest]) -> list[list[Message]]:
+        BATCH_SIZE.labels("statuses").observe(len(requests))
+        wanted = {mid for r in requests for mid in r.message_ids}
+        found = {m.message_id: m for m in await self.store.messages.get_many(wanted)}
+        target: dict[str, str] = {}
+        for r in requests:
+            for mid in r.message_ids:
+                m = found.get(mid)
+                if m is None or m.recipient != r.user or m.deleted:
+                    continue
+                best = target.get(mid, m.status)
+                if STATUS_RANK[r.status] > STATUS_RANK[best]:
+                    target[mid] = r.status
+        now = self.clock()
+        await self.store.messages.advance_statuses(target, now)
+        changed: dict[str, Message] = {}
+        unread_drop: dict[tuple[str, str], int] = defaultdict(int)
+        for mid, status in target.items():
+            m = found[mid]
+            previous = m.status
+            m.status = status
+            changed[mid] = m
+            if status == "Read":
+                unread_drop[(m.conversation_id, m.recipient)] += 1
+            self._announce_status(m, previous, now)
+        if changed:
+            await self._update_conversations(changed.values(), unread_drop)
+        return [[changed[mid] for mid in dict.fromkeys(r.message_ids) if mid in changed
+                 and changed[mid].recipient == r.user] for r in requests]
+
+    def _announce_status(self, m: Message, previous: str, now: datetime) -> None:
+        frame = encode("status", message_id=m.message_id, status=m.status,
+                       conversation_id=m.conversation_id)
+        self.hub.send(m.sender, frame)
+        if m.status == "Read":
+            # The reader's other tabs clear their unread badge too.
+            self.hub.send(m.recipient, frame)
+        for status in ("Delivered", "Read")[STATUS_RANK[previous]:STATUS_RANK[m.status]]:
+            MESSAGES.labels(status).inc()
+            self.activity.record(f"message.{status.lower()}", m.recipient, target=m.sender,
+                                 message_id=m.message_id)
+        if previous == "Sent":
+            SEND_DELIVERED_LATENCY.observe(max(0.0, (now - m.timestamp).total_seconds()))
+
+    async def _update_conversations(self, changed: Iterable[Message],
+                                    unread_drop: dict[tuple[str, str], int]) -> None:
+        await self.store.conversations.bump_statuses(
+            [(m.conversation_id, m.message_id, m.status) for m in changed],
+                                 dict(unread_drop))
+
+    async def chats(self, user: str, *, q: str = "", filter_: str = "all") -> list[dict[str, Any]]:
+        """The chat list: one row per conversation, newest first, with the peer's profile."""
+        conversations = await self.store.conversations.list_for(user, limit=CHAT_LIST_LIMIT)
+        peers = await self.store.users.get_many(
+            c.peer_of(user) for c in conversations if not is_bot(c.peer_of(user)))
+        rows = []
+        needle = q.lower()
+        for c in conversations:
+            row = self._chat_row(user, c, peers)
+            if needle and needle not in row["peer"].lower() and needle not in row["name"].lower():
+                continue
+            if filter_ == "unread" and not row["unread_count"]:
+                continue
+            if filter_ == "bots" and not row["is_bot"]:
+                continue
+            if filter_ == "people" and row["is_bot"]:
+                continue
+            rows.append(row)
+        return rows
+
+    def _chat_row(self, user: str, c: Conversation, peers: dict[str, Any]) -> dict[str, Any]:
+        peer = c.peer_of(user)
+        profile = peers.get(peer)
+        last = dict(c.last_message or {})
+        if last.get("timestamp") is not None:
+            last["timestamp"] = isoformat(last["timestamp"])
+        return {
+            "peer": peer,
+            "name": profile.name if profile else (self.bot_name(peer) if is_bot(peer)
+                                                  else "Deleted account"),
+            "is_bot": is_bot(peer),
+            "online": self.hub.is_online(peer),
+            "last_seen": (isoformat(profile.last_seen)
+                          if profile and profile.last_seen else None),
+            "last_message": last or None,
+            "unread_count": c.unread_for(user),
+            "updated_at": isoformat(c.updated_at),
+        }
+
+    def bot_name(self, address: str) -> str:
+        return "WhatsEase Assistant" if address == "bot:whatsease" else address
+
+    async def drain(self) -> None:
+        await self._inserts.drain()
+        await self._statuses.drain()

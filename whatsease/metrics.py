@@ -1,0 +1,46 @@
+"""Prometheus metrics, defined once per process and served at ``/metrics``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_SECS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+HTTP_REQUESTS = Counter("whatsease_http_requests_total", "HTTP requests by route and status.",
+                        ["method", "route", "status"])
+HTTP_LATENCY = Histogram("whatsease_http_request_seconds", "HTTP request latency by route.",
+                         ["method", "route"], buckets=LATENCY_BUCKETS_SECS)
+
+SOCKETS_OPEN = Gauge("whatsease_ws_sockets_open", "Open authenticated WebSockets.")
+USERS_ONLINE = Gauge("whatsease_ws_users_online", "Users with at least one open WebSocket.")
+FRAMES_IN = Counter("whatsease_ws_frames_in_total", "Client frames received by type.", ["type"])
+FRAMES_OUT = Counter("whatsease_ws_frames_out_total", "Frames queued to sockets by type.",
+                     ["type"])
+SEND_QUEUE_OVERFLOWS = Counter("whatsease_ws_send_queue_overflows_total",
+                               "Sockets closed with 4008 because their send queue was full.")
+RATE_LIMITED = Counter("whatsease_ws_rate_limited_total", "Frames refused by the rate limit.")
+MESSAGES = Counter("whatsease_messages_total", "Messages by status reached.", ["status"])
+SEND_ACK_LATENCY = Histogram("whatsease_send_ack_seconds",
+                             "From a send frame's arrival to its ack being queued.",
+                             buckets=LATENCY_BUCKETS_SECS)
+SEND_DELIVERED_LATENCY = Histogram("whatsease_send_delivered_seconds",
+                                   "From a message's timestamp to its Delivered receipt.",
+                                   buckets=LATENCY_BUCKETS_SECS)
+LOOP_LAG = Gauge("whatsease_event_loop_lag_seconds", "Event-loop lag at the last probe.")
+BATCH_SIZE = Histogram("whatsease_db_batch_size", "Items per batched database write.", ["kind"],
+                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
+BOT_REPLIES = Counter("whatsease_bot_replies_total", "Bot replies by outcome.", ["outcome"])
+
+# How often the loop-lag probe wakes, in seconds.
+LOOP_LAG_INTERVAL_SECS = 0.5
+
+
+async def probe_loop_lag(interval: float = LOOP_LAG_INTERVAL_SECS) -> None:
+    """Measure how late the event loop wakes a sleeper; runs until cancelled."""
+    while True:
+        start = time.perf_counter()
+        await asyncio.sleep(interval)
+        LOOP_LAG.set(max(0.0, time.perf_counter() - start - interval))

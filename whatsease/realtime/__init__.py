@@ -1,0 +1,1 @@
+"""Real-time delivery: the WebSocket protocol, the hub of live sockets."""

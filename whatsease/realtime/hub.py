@@ -1,0 +1,92 @@
+"""The hub: which live sockets each user has, and delivery of encoded frames to them.
+
+It knows nothing of Tornado: a connection is anything with ``user``,
+``session_id``, ``send_frame(bytes)`` and ``close(code, reason)``. Delivery to
+users owned by another process (see cluster/) plugs in behind `send`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+
+class Connection(Protocol):
+    user: str
+    session_id: str
+
+    def send_frame(self, data: bytes) -> None:
+        """Queue an encoded frame; must not block (the connection bounds its own queue)."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket with a WebSocket close code."""
+
+
+class Hub:
+    """User → live connections. Frames are encoded once and the same bytes go to every socket."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, set[Connection]] = {}
+
+    def add(self, conn: Connection) -> bool:
+        """Register ``conn``; True if it is the user's first live socket (they came online)."""
+        conns = self._by_user.setdefault(conn.user, set())
+        conns.add(conn)
+        return len(conns) == 1
+
+    def remove(self, conn: Connection) -> bool:
+        """Forget ``conn``; True if it was the user's last live socket (they went offline)."""
+        conns = self._by_user.get(conn.user)
+        if conns is None or conn not in conns:
+            return False
+        conns.discard(conn)
+        if conns:
+            return False
+        del self._by_user[conn.user]
+        return True
+
+    def is_online(self, user: str) -> bool:
+        return user in self._by_user
+
+    def online(self, users: Iterable[str]) -> list[str]:
+        return [u for u in users if u in self._by_user]
+
+    def connections(self, user: str) -> list[Connection]:
+        return list(self._by_user.get(user, ()))
+
+    def send(self, user: str, data: bytes, exclude: Connection | None = None) -> int:
+        """Queue ``data`` on every socket of ``user`` except ``exclude``; returns how many."""
+        sent = 0
+        for conn in list(self._by_user.get(user, ())):
+            if conn is not exclude:
+                conn.send_frame(data)
+                sent += 1
+        return sent
+
+    def send_many(self, users: Iterable[str], data: bytes,
+                  exclude: Connection | None = None) -> int:
+        return sum(self.send(user, data, exclude) for user in set(users))
+
+    def close_session(self, session_id: str, code: int, reason: str) -> None:
+        """Close every socket opened with a (now revoked) session."""
+        for conns in list(self._by_user.values()):
+            for conn in list(conns):
+                if conn.session_id == session_id:
+                    conn.close(code, reason)
+
+    def close_user(self, user: str, code: int, reason: str) -> None:
+        for conn in list(self._by_user.get(user, ())):
+            conn.close(code, reason)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conns in list(self._by_user.values()):
+            for conn in list(conns):
+                conn.close(code, reason)
+
+    @property
+    def user_count(self) -> int:
+        return len(self._by_user)
+
+    @property
+    def socket_count(self) -> int:
+        return sum(len(c) for c in self._by_user.values())

@@ -1,0 +1,39 @@
+"""The ``activity`` collection: one entry per action, visible to its ``audience``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.collection import AsyncCollection
+
+from whatsease.storage.models import ActivityEntry
+
+
+class ActivityRepo:
+    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        self.collection = collection
+
+    async def insert_many(self, entries: Sequence[ActivityEntry]) -> None:
+        if entries:
+            await self.collection.insert_many([e.to_doc() for e in entries], ordered=False)
+
+    async def list_for(self, user: str, *, before: str | None, limit: int,
+                       kinds: Sequence[str] = ()) -> list[ActivityEntry]:
+        """Entries whose audience includes ``user``, newest first."""
+        filters: dict[str, Any] = {"audience": user}
+        if before:
+            filters["_id"] = {"$lt": ObjectId(before)}
+        if kinds:
+            filters["kind"] = {"$in": list(kinds)}
+        docs = await self.collection.find(filters).sort("_id", -1).limit(limit).to_list()
+        return [ActivityEntry.from_doc(doc) for doc in docs]
+
+    async def list_where(self, filters: dict[str, Any], *, before: str | None,
+                         limit: int) -> list[ActivityEntry]:
+        query = dict(filters)
+        if before:
+            query["_id"] = {"$lt": ObjectId(before)}
+        docs = await self.collection.find(query).sort("_id", -1).limit(limit).to_list()
+        return [ActivityEntry.from_doc(doc) for doc in docs]

@@ -1,0 +1,88 @@
+"""The ``conversations`` collection: one document per pair, with the chat list's summary.
+
+``members`` is sorted and ``unread`` is a document keyed "0" and "1" aligned
+with it, so a counter is addressed as ``unread.0`` or ``unread.1`` without a
+field named after an email (emails contain dots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+
+from whatsease.storage.models import Conversation, Message
+
+
+def _summary(message: Message) -> dict[str, Any]:
+    return {"message_id": message.message_id, "sender": message.sender,
+            "content": message.content[:200], "timestamp": message.timestamp,
+            "status": message.status, "deleted": message.deleted,
+            "is_bot_response": message.is_bot_response}
+
+
+class ConversationRepo:
+    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        self.collection = collection
+
+    async def record_messages(self, messages: Iterable[Message]) -> None:
+        """Bump the summary and the recipient's unread count for new messages, in one write."""
+        ops = []
+        for m in messages:
+            members = sorted({m.sender, m.recipient})
+            ops.append(UpdateOne(
+                {"_id": m.conversation_id},
+                {"$setOnInsert": {"members": members},
+                 "$set": {"updated_at": m.timestamp, "last_message": _summary(m)},
+                 "$inc": {f"unread.{members.index(m.recipient)}": 1,
+                          f"unread.{members.index(m.sender)}": 0}},
+                upsert=True))
+        if ops:
+            await self.collection.bulk_write(ops, ordered=True)
+
+    async def refresh_last(self, message: Message) -> None:
+        """Rewrite the summary if ``message`` is the conversation's last one."""
+        await self.collection.update_one(
+            {"_id": message.conversation_id, "last_message.message_id": message.message_id},
+            {"$set": {"last_message": _summary(message)}})
+
+    async def bump_statuses(self, changes: list[tuple[str, str, str]],
+                            unread_drop: dict[tuple[str, str], int]) -> None:
+        """Apply receipts in one write: last-message ticks and unread counters.
+
+        ``changes`` holds (conversation_id, message_id, new status);
+        ``unread_drop`` maps (conversation_id, reader) to how many of their
+        messages just turned Read.
+        """
+        ops: list[UpdateOne] = [
+            UpdateOne({"_id": conv, "last_message.message_id": mid},
+                      {"$set": {"last_message.status": status}})
+            for conv, mid, status in changes]
+        for (conv, reader), count in unread_drop.items():
+            index = sorted(conv.split(" ")).index(reader)
+            ops.append(UpdateOne({"_id": conv}, {"$inc": {f"unread.{index}": -count}}))
+        if ops:
+            await self.collection.bulk_write(ops, ordered=False)
+
+    async def get(self, conversation: str) -> Conversation | None:
+        doc = await self.collection.find_one({"_id": conversation})
+        return Conversation.from_doc(doc) if doc else None
+
+    async def list_for(self, user: str, *, limit: int) -> list[Conversation]:
+        docs = await self.collection.find({"members": user}).sort(
+            "updated_at", -1).limit(limit).to_list()
+        return [Conversation.from_doc(doc) for doc in docs]
+
+    async def peers_of(self, user: str, *, limit: int = 5000) -> set[str]:
+        docs = await self.collection.find({"members": user}, {"members": 1}).limit(
+            limit).to_list()
+        return {m for doc in docs for m in doc["members"] if m != user}
+
+    async def delete_all_of(self, user: str) -> None:
+        await self.collection.delete_many({"members": user})
+
+    async def touch(self, conversation: str, now: datetime) -> None:
+        await self.collection.update_one({"_id": conversation}, {"$set": {"updated_at": now}})

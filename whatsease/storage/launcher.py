@@ -1,0 +1,156 @@
+"""The embedded development database: a SecantusDB server run as a child process.
+
+SecantusDB is GPL-licensed, so it is run as its own program and spoken to over
+the MongoDB wire protocol, never imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+logger = logging.getLogger(__name__)
+
+EXECUTABLE = "secantusd-py"
+START_TIMEOUT_SECS = 60.0
+STOP_TIMEOUT_SECS = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    """The embedded server could not be found, started or reached."""
+
+
+def find_executable() -> str:
+    """Locate ``secantusd-py``: on PATH, or beside the running interpreter (a venv)."""
+    beside = Path(sys.executable).parent / EXECUTABLE
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(EXECUTABLE)
+    if found:
+        return found
+    raise EmbeddedDatabaseError(
+        f"{EXECUTABLE} was not found on PATH or beside {sys.executable}; "
+        "install it with `pip install secantusdb`, or set WHATSEASE_MONGODB_URI."
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: ask Linux to SIGTERM the
+    # database when the process that started it dies, even by SIGKILL, so a
+    # crashed server never leaves an orphan holding the data directory.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedDatabase:
+    """Start, wait for and stop a local SecantusDB server.
+
+    Use as a context manager or call `start` and `stop`. `start` blocks until
+    the server answers ``ping`` and raises `EmbeddedDatabaseError` (with the
+    tail of its log) if it exits or stays silent. Call `start` from the main
+    thread: the parent-death signal is tied to the thread that forks.
+    """
+
+    def __init__(self, storage_path: Path | str, *, host: str = "127.0.0.1",
+                 port: int | None = None, log_path: Path | str | None = None) -> None:
+        self.storage_path = Path(storage_path)
+        self.host = host
+        self.port = port or free_port(host)
+        self.log_path = Path(log_path) if log_path else self.storage_path.parent / "secantusd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/?directConnection=true"
+
+    def start(self, timeout: float = START_TIMEOUT_SECS) -> str:
+        executable = find_executable()
+        self.storage_path.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [executable, "--host", self.host, "--port", str(self.port),
+                 "--storage-path", str(self.storage_path), "--log-level", "WARNING"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+        self._wait_until_ready(timeout)
+        logger.info("local development database (SecantusDB) started",
+                    extra={"port": self.port, "storage": str(self.storage_path),
+                           "pid": self.process.pid})
+        return self.uri
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        client: MongoClient[dict[str, object]] = MongoClient(
+            self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250)
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    raise EmbeddedDatabaseError(
+                        f"{EXECUTABLE} exited with code {self.process.returncode}:\n"
+                        + self._log_tail())
+                try:
+                    client.admin.command("ping")
+                    return
+                except PyMongoError:
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise EmbeddedDatabaseError(
+                            f"{EXECUTABLE} did not answer ping within {timeout:.0f} s:\n"
+                            + self._log_tail()) from None
+                    time.sleep(0.1)
+        finally:
+            client.close()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECS) -> None:
+        """Stop the server: SIGTERM to its process group, SIGKILL if it lingers."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("embedded database ignored SIGTERM; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout)
+        logger.info("local development database stopped")
+
+    def __enter__(self) -> EmbeddedDatabase:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,146 @@
+"""The ``messages`` collection: one document per message, ``_id`` its time-ordered id.
+
+Each document carries ``members`` (both participants) and ``rev``, a fresh
+ObjectId on every change, so "everything of mine changed after X" is one
+indexed range query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from whatsease.storage.models import STATUS_RANK, STATUSES, Message, is_object_id
+
+DUPLICATE_KEY = 11000
+
+
+class MessageRepo:
+    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
+        self.collection = collection
+
+    async def insert_many(self, messages: Sequence[Message]) -> list[Message]:
+        """Insert in one round trip; a (sender, client_id) already stored returns the stored one.
+
+        The result is in the order given, each either the new message or the
+        earlier one with the same idempotency key.
+        """
+        if not messages:
+            return []
+        duplicates: set[int] = set()
+        try:
+            await self.collection.insert_many([m.to_doc() for m in messages], ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") != DUPLICATE_KEY:
+                    raise
+                duplicates.add(int(error["index"]))
+        if not duplicates:
+            return list(messages)
+        keys = [{"sender": messages[i].sender, "client_id": messages[i].client_id}
+                for i in duplicates]
+        docs = await self.collection.find({"$or": keys}).to_list()
+        stored = {(d["sender"], d.get("client_id")): Message.from_doc(d) for d in docs}
+        result = []
+        for i, message in enumerate(messages):
+            if i in duplicates:
+                earlier = stored.get((message.sender, message.client_id))
+                if earlier is None:  # deleted between the insert and the lookup
+                    raise RuntimeError("duplicate message vanished during insert")
+                earlier.extra["duplicate"] = True
+                result.append(earlier)
+            else:
+                result.append(message)
+        return result
+
+    async def get(self, message_id: str) -> Message | None:
+        if not is_object_id(message_id):
+            return None
+        doc = await self.collection.find_one({"_id": ObjectId(message_id)})
+        return Message.from_doc(doc) if doc else None
+
+    async def get_many(self, message_ids: Iterable[str]) -> list[Message]:
+        ids = [ObjectId(m) for m in set(message_ids) if is_object_id(m)]
+        if not ids:
+            return []
+        docs = await self.collection.find({"_id": {"$in": ids}}).to_list()
+        return [Message.from_doc(doc) for doc in docs]
+
+    async def by_client_id(self, sender: str, client_id: str) -> Message | None:
+        doc = await self.collection.find_one({"sender": sender, "client_id": client_id})
+        return Message.from_doc(doc) if doc else None
+
+    async def history(self, conversation: str, *, before: str | None, limit: int) -> list[Message]:
+        """Newest first, strictly older than the ``before`` id when given."""
+        filters: dict[str, Any] = {"conversation_id": conversation}
+        if before:
+            filters["_id"] = {"$lt": ObjectId(before)}
+        docs = await self.collection.find(filters).sort("_id", -1).limit(limit).to_list()
+        return [Message.from_doc(doc) for doc in docs]
+
+    async def changed_since(self, user: str, after: str | None, *, limit: int) -> list[Message]:
+        """Messages to or from ``user`` created or changed after revision ``after``.
+
+        Oldest change first.
+        """
+        filters: dict[str, Any] = {"members": user}
+        if after:
+            filters["rev"] = {"$gt": ObjectId(after)}
+        docs = await self.collection.find(filters).sort("rev", 1).limit(limit).to_list()
+        return [Message.from_doc(doc) for doc in docs]
+
+    async def edit(self, message_id: str, sender: str, content: str,
+                   now: datetime) -> Message | None:
+        if not is_object_id(message_id):
+            return None
+        doc = await self.collection.find_one_and_update(
+            {"_id": ObjectId(message_id), "sender": sender, "deleted": False},
+            {"$set": {"content": content, "edited_at": now, "rev": ObjectId()}},
+            return_document=True)
+        return Message.from_doc(doc) if doc else None
+
+    async def soft_delete(self, message_id: str, sender: str, now: datetime) -> Message | None:
+        """Blank the content and mark it deleted; both sides then see "message deleted"."""
+        if not is_object_id(message_id):
+            return None
+        doc = await self.collection.find_one_and_update(
+            {"_id": ObjectId(message_id), "sender": sender, "deleted": False},
+            {"$set": {"content": "", "deleted": True, "deleted_at": now, "rev": ObjectId()}},
+            return_document=True)
+        return Message.from_doc(doc) if doc else None
+
+    async def advance_statuses(self, changes: dict[str, str], now: datetime) -> None:
+        """Move each message forward to its new status, in one bulk write.
+
+        The filter only matches lower statuses, so a status never moves back
+        even if two writers race.
+        """
+        ops = []
+        for message_id, status in changes.items():
+            lower = list(STATUSES[:STATUS_RANK[status]])
+            ops.append(UpdateOne(
+                {"_id": ObjectId(message_id), "status": {"$in": lower}},
+                {"$set": {"status": status, "rev": ObjectId(),
+                          f"{status.lower()}_at": now}}))
+        if ops:
+            await self.collection.bulk_write(ops, ordered=False)
+
+    async def count_unread(self, conversation: str, recipient: str) -> int:
+        return await self.collection.count_documents(
+            {"conversation_id": conversation, "recipient": recipient,
+             "status": {"$in": ["Sent", "Delivered"]}, "deleted": False})
+
+    async def undelivered_for(self, recipient: str, *, limit: int) -> list[Message]:
+        docs = await self.collection.find(
+            {"recipient": recipient, "status": "Sent"}).sort("_id", 1).limit(limit).to_list()
+        return [Message.from_doc(doc) for doc in docs]
+
+    async def delete_all_of(self, user: str) -> int:
+        result = await self.collection.delete_many({"members": user})
+        return result.deleted_count

@@ -1,0 +1,88 @@
+"""The database handle: one client, the repositories, and the indexes they need."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from whatsease.storage.activity import ActivityRepo
+from whatsease.storage.conversations import ConversationRepo
+from whatsease.storage.documents import DocumentRepo
+from whatsease.storage.messages import MessageRepo
+from whatsease.storage.sessions import SessionRepo
+from whatsease.storage.users import UserRepo
+
+logger = logging.getLogger(__name__)
+
+# Every index the application relies on, by collection. Creating an index that
+# already exists with the same options is a no-op, so start-up can always run it.
+INDEXES: dict[str, list[IndexModel]] = {
+    "users": [
+        IndexModel([("name_lower", ASCENDING)]),
+        IndexModel([("org", ASCENDING), ("role", ASCENDING)]),
+    ],
+    "sessions": [
+        IndexModel([("user", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0),
+    ],
+    "messages": [
+        IndexModel([("conversation_id", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel([("members", ASCENDING), ("rev", ASCENDING)]),
+        IndexModel([("sender", ASCENDING), ("client_id", ASCENDING)], unique=True,
+                   partialFilterExpression={"client_id": {"$type": "string"}}),
+        IndexModel([("recipient", ASCENDING), ("status", ASCENDING)]),
+    ],
+    "conversations": [
+        IndexModel([("members", ASCENDING), ("updated_at", DESCENDING)]),
+    ],
+    "activity": [
+        IndexModel([("audience", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel([("actor", ASCENDING), ("_id", DESCENDING)]),
+        IndexModel([("time", DESCENDING)]),
+    ],
+    "bot_contexts": [],
+    "bot_turns": [
+        IndexModel([("user", ASCENDING), ("bot", ASCENDING), ("_id", DESCENDING)]),
+    ],
+}
+
+
+class Store:
+    """Owns the `AsyncMongoClient` and exposes one repository per collection."""
+
+    def __init__(self, uri: str, db_name: str, **client_options: Any) -> None:
+        options: dict[str, Any] = {"tz_aware": True, "serverSelectionTimeoutMS": 5000,
+                                   "appname": "whatsease"}
+        options.update(client_options)
+        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, **options)
+        self.db: AsyncDatabase[dict[str, Any]] = self.client[db_name]
+        self.users = UserRepo(self.db["users"])
+        self.sessions = SessionRepo(self.db["sessions"])
+        self.messages = MessageRepo(self.db["messages"])
+        self.conversations = ConversationRepo(self.db["conversations"])
+        self.activity = ActivityRepo(self.db["activity"])
+        self.documents = DocumentRepo(self.db)
+
+    async def ensure_indexes(self, extra: dict[str, list[IndexModel]] | None = None) -> None:
+        """Create every index (idempotent)."""
+        wanted = dict(INDEXES)
+        for name, models in (extra or {}).items():
+            wanted[name] = wanted.get(name, []) + models
+        for name, models in wanted.items():
+            if models:
+                await self.db[name].create_indexes(models)
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+        except PyMongoError as exc:
+            logger.warning("database ping failed: %s", exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,1 @@
+"""Customer support: organisations, widget sessions, routing and agents."""
