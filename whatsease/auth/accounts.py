@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from whatsease.activity import ActivityLog
 from whatsease.auth.service import AuthService
 from whatsease.errors import NotFound
@@ -11,6 +14,9 @@ from whatsease.storage.models import User
 from whatsease.storage.store import Store
 
 SEARCH_MAX_LIMIT = 50
+# How long deleting an account waits for queued activity entries to be written
+# before hiding them, in seconds; a busy log never goes idle, so it is bounded.
+DRAIN_SECS = 5.0
 
 
 class Accounts:
@@ -41,7 +47,8 @@ class Accounts:
         return user
 
     async def delete(self, email: str) -> None:
-        """Erase the account: sessions end, sockets close, and its conversations go with it.
+        """Erase the account: sessions end and are removed, sockets close, its conversations
+        and messages go with it, and it leaves the audience of every activity entry.
 
         Conversations are removed for both sides so that someone who later
         registers the same email cannot read them.
@@ -54,4 +61,9 @@ class Accounts:
         await self.store.documents.delete_many("bot_turns", {"user": email})
         await self.store.users.delete(email)
         self.auth.forget_user(email)
+        # Recorded, flushed, then hidden with the rest of the account's history.
         self.activity.record("user.deleted", email)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.activity.drain(), DRAIN_SECS)
+        await self.store.activity.forget(email)
+        await self.store.sessions.delete_all_of(email)

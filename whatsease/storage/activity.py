@@ -37,3 +37,11 @@ class ActivityRepo:
             query["_id"] = {"$lt": ObjectId(before)}
         docs = await self.collection.find(query).sort("_id", -1).limit(limit).to_list()
         return [ActivityEntry.from_doc(doc) for doc in docs]
+
+    async def forget(self, user: str) -> None:
+        """Take ``user`` out of every entry's audience (the account is being erased).
+
+        Entries stay for the other people in them; a later account with the
+        same email then sees none of the old one's history.
+        """
+        await self.collection.update_many({"audience": user}, {"$pull": {"audience": user}})

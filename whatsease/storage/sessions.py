@@ -68,6 +68,11 @@ class SessionRepo:
         await self.collection.update_many({"user": user}, {"$set": {"revoked": True}})
         return [str(doc["_id"]) for doc in docs]
 
+    async def delete_all_of(self, user: str) -> int:
+        """Remove every session of ``user`` (the account is being erased)."""
+        result = await self.collection.delete_many({"user": user})
+        return result.deleted_count
+
     async def is_active(self, session_id: str, now: datetime) -> bool:
         if not is_object_id(session_id):
             return False
