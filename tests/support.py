@@ -8,7 +8,8 @@ import http.client
 import itertools
 import secrets
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -60,6 +61,8 @@ class ServerThread:
             raise
 
     def stop(self) -> None:
+        if not self.loop.is_running():
+            return
         try:
             self.call(self.server.stop(grace=5), timeout=30)
         finally:
@@ -158,3 +161,16 @@ def register(port: int, prefix: str = "user", name: str | None = None) -> User:
     return User(email=email, name=body["user"]["name"], password=password,
                 access_token=body["access_token"], refresh_token=body["refresh_token"],
                 client=Client(port, token=body["access_token"]))
+
+
+def wait_for(probe: Callable[[], T | None], *, timeout: float = 10.0,
+             interval: float = 0.05, what: str = "condition") -> T:
+    """Call ``probe`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

@@ -56,6 +56,11 @@ COMPONENTS: dict[str, Any] = {
             "peer": _STR, "name": _STR, "is_bot": {"type": "boolean"},
             "online": {"type": "boolean"}, "unread_count": {"type": "integer"},
             "last_message": {"type": ["object", "null"]}, "updated_at": _TIME}},
+        "BotInteraction": {"type": "object", "properties": {
+            "id": _STR, "message_id": _STR, "message": _STR,
+            "intent": {"type": ["string", "null"]}, "confidence": {"type": "number"},
+            "reply": _STR, "reply_message_id": _STR,
+            "source": {"enum": ["intent", "fallback", "llm", "llm_error"]}, "at": _TIME}},
         "ActivityEntry": {"type": "object", "properties": {
             "id": _STR, "kind": _STR, "actor": _STR, "target": {"type": ["string", "null"]},
             "message_id": {"type": ["string", "null"]}, "text": _STR, "time": _TIME}},

@@ -20,10 +20,13 @@ ROUTE_MODULES = (
     "whatsease.api.users",
     "whatsease.api.messages",
     "whatsease.api.activity",
+    "whatsease.api.bot",
     "whatsease.api.openapi",
 )
 
-SERVICE_MODULES: tuple[str, ...] = ()
+SERVICE_MODULES: tuple[str, ...] = (
+    "whatsease.bot.service",
+)
 
 
 def route_modules() -> list[ModuleType]:

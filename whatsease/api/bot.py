@@ -1,0 +1,65 @@
+"""REST: the caller's interactions with the assistant, and forgetting what it remembers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado.routing import URLSpec
+
+from whatsease import validation
+from whatsease.api.base import BaseHandler, route
+from whatsease.bot.service import Assistant
+from whatsease.errors import NotFound
+from whatsease.services import Services
+
+
+def _assistant(services: Services) -> Assistant:
+    assistant = services.extras.get("assistant")
+    if not isinstance(assistant, Assistant):
+        raise NotFound("The assistant is not enabled on this server.")
+    return assistant
+
+
+class BotHistoryHandler(BaseHandler):
+    async def get(self) -> None:
+        principal = await self.authenticate()
+        before = self.get_query_argument("before", None)
+        before = validation.object_id(before, "before") if before else None
+        limit = validation.limit(self.get_query_argument("limit", None), default=50,
+                                 maximum=100)
+        turns = await _assistant(self.services).history(principal.email, before=before,
+                                                        limit=limit)
+        self.write_json({"interactions": turns,
+                         "next_before": turns[-1]["id"] if len(turns) == limit else None})
+
+
+class BotContextHandler(BaseHandler):
+    async def delete(self) -> None:
+        principal = await self.authenticate()
+        await _assistant(self.services).forget(principal.email)
+        self.no_content()
+
+
+def routes(services: Services) -> list[URLSpec]:
+    return [
+        route("/api/v1/bot/history", BotHistoryHandler, services),
+        route("/api/v1/bot/context", BotContextHandler, services),
+    ]
+
+
+OPENAPI: dict[str, dict[str, Any]] = {
+    "/api/v1/bot/history": {"get": {
+        "summary": "My interactions with bot:whatsease, newest first", "tags": ["bot"],
+        "parameters": [
+            {"name": "before", "in": "query", "schema": {"type": "string"}},
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+        "responses": {"200": {"description": "Interactions", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "interactions": {"type": "array", "items": {
+                    "$ref": "#/components/schemas/BotInteraction"}},
+                "next_before": {"type": ["string", "null"]}}}}}}}}},
+    "/api/v1/bot/context": {"delete": {
+        "summary": "Make the assistant forget my context, memory and recent turns",
+        "tags": ["bot"], "responses": {"204": {"description": "Forgotten"}}}},
+}

@@ -1,0 +1,201 @@
+"""The assistant in the conversation: reads the user's message, thinks, and replies as a message.
+
+Replies run in background tasks, one user at a time in order, so the sender's
+ack never waits for the bot. Per-user state (context, memory, bounded history)
+lives in MongoDB and survives restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from whatsease.bot.catalogue import Catalogue, load_catalogue
+from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history
+from whatsease.bot.llm import ChatEndpoint, LLMError, complete
+from whatsease.metrics import BOT_REPLIES
+from whatsease.realtime.frames import encode
+from whatsease.services import Services
+from whatsease.storage.models import Message, new_id
+from whatsease.timeutil import isoformat, utcnow
+
+logger = logging.getLogger(__name__)
+
+BOT_ADDRESS = "bot:whatsease"
+STATE_COLLECTION = "bot_contexts"
+TURNS_COLLECTION = "bot_turns"
+FEEDBACK_COLLECTION = "bot_feedback"
+HISTORY_MAX_LIMIT = 100
+# Messages waiting for the bot per user; beyond this the oldest waiting ones
+# are answered with a busy note rather than queued without bound.
+MAX_PENDING_PER_USER = 20
+SHUTDOWN_GRACE_SECS = 5.0
+LLM_SYSTEM_PROMPT = (
+    "You are the WhatsEase assistant inside a web messenger. Answer briefly and "
+    "helpfully. If you do not know, say so.")
+
+
+class Assistant:
+    """``bot:whatsease``: the intent engine, the user's stored state and an optional LLM."""
+
+    def __init__(self, services: Services, engine: IntentEngine, *,
+                 address: str = BOT_ADDRESS, llm: ChatEndpoint | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.services = services
+        self.engine = engine
+        self.address = address
+        self.llm = llm if llm is not None and llm.configured else None
+        self.clock = clock
+        self._queues: dict[str, list[Message]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.engine.catalogue
+
+    def _key(self, user: str) -> str:
+        return f"{user} {self.address}"
+
+    async def on_message(self, message: Message) -> None:
+        """Called after a user's message to the bot is stored; answers it in the background."""
+        queue = self._queues.get(message.sender)
+        if queue is not None:
+            if len(queue) >= MAX_PENDING_PER_USER:
+                BOT_REPLIES.labels("dropped_busy").inc()
+                logger.warning("bot queue full; message left unanswered",
+                               extra={"message_id": message.message_id})
+                return
+            queue.append(message)
+            return
+        self._queues[message.sender] = [message]
+        task = asyncio.get_running_loop().create_task(self._drain(message.sender),
+                                                      name=f"bot:{message.sender}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, user: str) -> None:
+        queue = self._queues[user]
+        try:
+            while queue:
+                message = queue[0]
+                try:
+                    await self.answer(message)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    BOT_REPLIES.labels("error").inc()
+                    logger.exception("bot failed to answer", extra={
+                        "message_id": message.message_id})
+                    await self._send(user, self.catalogue.bot.fallback[0])
+                queue.pop(0)
+        finally:
+            self._queues.pop(user, None)
+
+    async def answer(self, message: Message) -> Reply:
+        """Read ``message``, show typing, reply, and record the turn."""
+        user = message.sender
+        hub = self.services.hub
+        await self.services.messaging.mark(self.address, [message.message_id], "Read")
+        hub.send(user, encode("typing", sender=self.address, state=True))
+        try:
+            state = await self.load_state(user)
+            profile = await self.services.store.users.get(user)
+            now = self.clock()
+            reply = self.engine.respond(message.content, state, now=now,
+                                        user_name=profile.name if profile else "")
+            text, outcome = reply.text, "intent" if reply.intent else "fallback"
+            if reply.is_fallback and self.llm is not None:
+                text, outcome = await self._ask_llm(reply.state, message.content, text)
+            if reply.store is not None:
+                await self._store_note(user, *reply.store, at=now)
+            await self.save_state(user, reply.state)
+            sent = await self._send(user, text)
+            await self.services.store.documents.insert_many(TURNS_COLLECTION, [{
+                "_id": new_id(), "user": user, "bot": self.address,
+                "message_id": message.message_id, "message": message.content,
+                "intent": reply.intent, "confidence": round(reply.confidence, 4),
+                "reply": text, "reply_message_id": sent.message_id, "source": outcome,
+                "at": now}])
+            BOT_REPLIES.labels(outcome).inc()
+            return reply
+        finally:
+            hub.send(user, encode("typing", sender=self.address, state=False))
+
+    async def _send(self, user: str, text: str) -> Message:
+        return await self.services.messaging.send(self.address, user, text,
+                                                  is_bot_response=True)
+
+    async def _ask_llm(self, state: BotState, text: str, fallback: str) -> tuple[str, str]:
+        assert self.llm is not None
+        messages = [{"role": "system", "content": LLM_SYSTEM_PROMPT}]
+        for entry in state.history:
+            role = "assistant" if entry.role == "bot" else "user"
+            messages.append({"role": role, "content": entry.text})
+        if not state.history or state.history[-1].text != text:
+            messages.append({"role": "user", "content": text})
+        try:
+            answer = await complete(self.llm, messages)
+        except LLMError as exc:
+            logger.warning("language model unavailable, using the fallback reply: %s", exc)
+            return fallback, "llm_error"
+        if state.history and state.history[-1].role == "bot":
+            state.history[-1].text = answer
+        return answer, "llm"
+
+    async def _store_note(self, user: str, kind: str, text: str, *, at: datetime) -> None:
+        await self.services.store.documents.insert_many(FEEDBACK_COLLECTION, [{
+            "_id": new_id(), "user": user, "bot": self.address, "kind": kind, "text": text,
+            "at": at}])
+
+    async def load_state(self, user: str) -> BotState:
+        doc = await self.services.store.documents.get(STATE_COLLECTION, self._key(user))
+        return BotState.from_dict(doc.get("state") if doc else None)
+
+    async def save_state(self, user: str, state: BotState) -> None:
+        config = self.services.config
+        state.history = bound_history(
+            state.history, max_messages=config.bot_history_max_messages,
+            max_chars=config.bot_history_max_chars,
+            max_age=timedelta(seconds=config.bot_history_max_age), now=self.clock())
+        await self.services.store.documents.put(STATE_COLLECTION, self._key(user), {
+            "user": user, "bot": self.address, "state": state.to_dict(),
+            "updated_at": self.clock()})
+
+    async def forget(self, user: str) -> None:
+        """Drop the user's context, memory and remembered turns."""
+        await self.services.store.documents.delete(STATE_COLLECTION, self._key(user))
+
+    async def history(self, user: str, *, before: str | None,
+                      limit: int) -> list[dict[str, Any]]:
+        filters: dict[str, Any] = {"user": user, "bot": self.address}
+        if before:
+            filters["_id"] = {"$lt": before}
+        docs = await self.services.store.documents.find(
+            TURNS_COLLECTION, filters, limit=min(limit, HISTORY_MAX_LIMIT))
+        return [{"id": d["_id"], "message_id": d["message_id"], "message": d["message"],
+                 "intent": d["intent"], "confidence": d["confidence"], "reply": d["reply"],
+                 "reply_message_id": d["reply_message_id"], "source": d.get("source"),
+                 "at": isoformat(d["at"])} for d in docs]
+
+    async def wait_idle(self) -> None:
+        """Let replies in progress finish, for at most `SHUTDOWN_GRACE_SECS`."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE_SECS)
+
+
+async def setup(services: Services) -> None:
+    config = services.config
+    catalogue = load_catalogue(config.bot_catalogue) if config.bot_catalogue else load_catalogue()
+    llm = ChatEndpoint(config.llm_url, config.llm_token, config.llm_model, config.llm_timeout)
+    assistant = Assistant(services, IntentEngine(catalogue), llm=llm)
+    services.extras["assistant"] = assistant
+    services.messaging.register_bot(BOT_ADDRESS, assistant.on_message)
+
+
+async def shutdown(services: Services) -> None:
+    assistant = services.extras.get("assistant")
+    if isinstance(assistant, Assistant):
+        await assistant.wait_idle()
