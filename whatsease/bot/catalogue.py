@@ -14,10 +14,10 @@ DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
 
 # A message must score at least this (0..1) to be answered with an intent; below it the
 # bot falls back. Measured on tests/bot/cases.jsonl: see docs/bot.md.
-DEFAULT_THRESHOLD = 0.6
+DEFAULT_THRESHOLD = 0.45
 # The best intent must beat the runner-up (a different intent) by this much, otherwise
 # the message is ambiguous and the bot falls back rather than guess.
-DEFAULT_MARGIN = 0.02
+DEFAULT_MARGIN = 0.0
 # A context set by `context_out` lives for this many user messages or minutes,
 # whichever ends first: long enough for a reply, short enough not to surprise later.
 DEFAULT_CONTEXT_TURNS = 3
@@ -256,9 +256,7 @@ def _parse_bot(table: Mapping[str, Any], source: str) -> BotSettings:
     )
 
 
-def _parse_intent(
-    raw: object, position: int, source: str, memory_keys: frozenset[str]
-) -> Intent:
+def _parse_intent(raw: object, position: int, source: str, memory_keys: frozenset[str]) -> Intent:
     if not isinstance(raw, Mapping):
         raise CatalogueError(source, f"intents[{position}] must be a table")
     name = raw.get("name")

@@ -156,16 +156,70 @@ SYMBOLS: dict[str, str] = {
     "@": " at ",
 }
 
-# Words people stretch for emphasis; knowing them lets "sooo" become "so" rather than "soo".
+# Everyday English words. They are never "corrected" towards a catalogue word
+# ("life" must not become "like"), and stretched spellings are squeezed onto them
+# ("sooo" → "so", "goood" → "good"). Roughly the most frequent words of written and
+# chat English, kept generic on purpose: nothing here is specific to a catalogue.
 COMMON_WORDS: frozenset[str] = frozenset(
-    {
-        "hello", "hi", "hey", "please", "so", "good", "cool", "yes", "no", "thanks", "thank",
-        "you", "ok", "bye", "sorry", "need", "see", "too", "soon", "nice", "great", "what",
-        "why", "really", "well", "love", "help", "now", "wow", "oh", "hmm", "lol",
-        "awesome", "sweet", "morning", "night", "yay", "hooray", "all", "off", "will",
-        "still", "call", "tell", "sleep", "feel", "free", "agree", "book",
-    }
-)  # fmt: skip
+    """
+    a able about above accept across act action actually add address after again against age
+    ago agree ahead air all allow almost alone along already also always am among amount an
+    and animal another answer any anyone anything anyway apart app appear apple area arm
+    around arrive art as ask at away awesome baby back bad bag ball bank bar base basic be
+    beach bear beautiful because become bed been before begin behind believe below best
+    better between big bill bird birthday bit black blood blue board boat body book boring
+    born both bottom box boy brain bread break breakfast bring brother brown build burn bus
+    business busy but buy by cake call came camera can cannot capital car card care carry
+    case cat catch cause center certain chair chance change cheap check child children
+    choose church city class clean clear climb close clothes cloud coffee cold college color
+    colour come common company computer cook cool copy corner cost could count country
+    couple course cousin cover crazy create cup cut dad dance dark date daughter day dead
+    deal dear decide deep did die different difficult dinner do doctor does dog done door
+    down draw dream dress drink drive drop dry during each ear early earth easy eat egg
+    eight either else end energy enjoy enough enter even evening event ever every everyone
+    everything exactly example except excited exercise expect expensive explain eye face
+    fact fail fall family famous far farm fast father favorite favourite fear feel few field
+    fight fill film final find fine finger finish fire first fish five fix floor flower fly
+    follow food foot for forget form forward four free friend from front fruit full fun funny
+    future game garden gas gave get girl give glad glass go god gold gone good got great
+    green ground group grow guess guy hair half hand hang happen happy hard has hat hate
+    have he head health hear heart heat heavy hello help her here hey hi high hill him his
+    history hit hold hole holiday home hope horse hospital hot hotel hour house how however
+    huge human hundred hungry hurt husband i ice idea if important in inside instead
+    interest into is island it its job join joke jump just keep key kid kill kind king
+    kitchen knew know lady lake land language large last late later laugh law lay lead learn
+    least leave left leg less let letter level library lie life light like line list listen
+    little live local long look lose lost lot love low luck lunch machine mad made main make
+    man many map mark market marry matter may maybe me meal mean meet member memory men
+    middle might mile milk million mind minute miss moment money month moon more morning
+    most mother mountain mouse mouth move movie much mum music must my name nation near
+    need never new news next nice night nine no nobody noise none noon nor north nose not
+    note nothing notice now number of off offer office often oh ok old on once one only open
+    or orange order other our out outside over own page pain paint pair paper parent park
+    part party pass past pay peace pen people perfect perhaps person phone pick picture
+    piece pink place plan plane plant play please plus point police poor popular possible
+    power practice prepare present pretty price print probably problem promise pull push put
+    question quick quiet quite rain raise ran rather reach read ready real really reason red
+    remember rest rich ride right ring river road rock room round rule run sad safe said
+    salt same save saw say school science sea season seat second see seem sell send sense
+    sentence serious set seven several shall shape share she ship shirt shoe shop short
+    should shout show sick side sign simple since sing sister sit six size skin sky sleep
+    slow small smell smile snow so soft some somebody someone something sometimes son song
+    soon sorry sound south space speak special spend sport spring stand star start station
+    stay step still stone stop store story street strong student study stuff stupid such
+    sugar summer sun sure surprise sweet swim table take talk tall taste tea teach teacher
+    team tell ten test than thank thanks that the their them then there these they thing
+    think third this those though thought thousand three through throw ticket tie till time
+    tired to today together told tomorrow tonight too took top touch town toy train travel
+    tree trip trouble true try turn twelve twenty two type uncle under understand until up
+    upon us use usual very visit voice wait wake walk wall want war warm was wash watch
+    water way we wear weather week weekend weird welcome well went were west wet what
+    whatever wheel when where whether which while white who whole whose why wide wife will
+    win wind window winter wish with without woman women wonder wonderful wood word work
+    world worry would write wrong yeah year yellow yes yesterday yet you young your yours
+    bye cool nope okay lol wow yay
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
 
 _APOSTROPHES = re.compile(r"['’‘`´]")
 # Split on anything that is not a letter or digit in any script.
