@@ -1,0 +1,292 @@
+"""bot-eval: measures a catalogue against a file of labelled messages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from random import Random
+from typing import Any
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.utils import default_process
+
+from whatsease.bot.catalogue import Catalogue, CatalogueError, load_catalogue
+from whatsease.bot.engine import BotState, IntentEngine
+
+# The baseline answers with the nearest example's intent when token_set_ratio (0..100)
+# reaches this; below it falls back. 60 is the usual "looks related" cut for that scorer.
+BASELINE_THRESHOLD = 60.0
+# Every case is evaluated at this instant, so runs are repeatable.
+EVAL_NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+FALLBACK_LABEL = "(fallback)"
+
+
+class CasesError(ValueError):
+    """A cases file is unreadable or has a malformed line."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled message: `intent` None means the bot must fall back."""
+
+    text: str
+    intent: str | None
+    context: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    predicted: str | None
+    confidence: float
+
+
+def load_cases(path: str | Path, catalogue: Catalogue) -> list[Case]:
+    """Read a JSON-lines cases file; raises `CasesError` naming the line at fault."""
+    names = {intent.name for intent in catalogue.intents}
+    contexts = catalogue.contexts
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CasesError(f"{path}: cannot read the file ({e})") from e
+    cases: list[Case] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CasesError(f"{where}: not valid JSON ({e.msg})") from e
+        if not isinstance(data, dict):
+            raise CasesError(f"{where}: expected an object with 'text' and 'intent'")
+        text, intent, context = data.get("text"), data.get("intent"), data.get("context")
+        if not isinstance(text, str):
+            raise CasesError(f"{where}: 'text' must be a string")
+        if "intent" not in data or not (intent is None or isinstance(intent, str)):
+            raise CasesError(f"{where}: 'intent' must be an intent name or null")
+        if intent is not None and intent not in names:
+            raise CasesError(f"{where}: intent '{intent}' is not in the catalogue")
+        if context is not None and (not isinstance(context, str) or context not in contexts):
+            raise CasesError(f"{where}: 'context' must be a context some intent sets")
+        cases.append(Case(text, intent, context))
+    if not cases:
+        raise CasesError(f"{path}: no cases in the file")
+    return cases
+
+
+def run_engine(engine: IntentEngine, cases: Sequence[Case]) -> list[Outcome]:
+    """Classify every case as `respond` would, with the case's context active."""
+    outcomes = []
+    for case in cases:
+        state = BotState()
+        if case.context is not None:
+            state = BotState(
+                context=case.context,
+                context_expires_at=EVAL_NOW + timedelta(minutes=1),
+                context_turns_left=engine.catalogue.bot.context_turns,
+            )
+        reply = engine.respond(case.text, state, now=EVAL_NOW, rng=Random(0))
+        outcomes.append(Outcome(case, reply.intent, reply.confidence))
+    return outcomes
+
+
+class BaselineMatcher:
+    """Nearest example by plain rapidfuzz `token_set_ratio`, with the same context rules.
+
+    What a first version would do: no normalisation beyond rapidfuzz's default
+    processing, no weighting, no typo handling. Context intents only match in their
+    context, and a catch-all intent takes what nothing in its context matched, so
+    the comparison with the engine is about matching alone.
+    """
+
+    def __init__(self, catalogue: Catalogue, threshold: float = BASELINE_THRESHOLD) -> None:
+        self.threshold = threshold
+        self._examples: list[tuple[str, str, str | None]] = []  # (text, intent, context_in)
+        for intent in catalogue.intents:
+            if intent.catch_all:
+                continue
+            for example in intent.examples:
+                self._examples.append((default_process(example), intent.name, intent.context_in))
+        self._catch_all = {i.context_in: i.name for i in catalogue.intents if i.catch_all}
+
+    def predict(self, text: str, context: str | None) -> tuple[str | None, float]:
+        query = default_process(text)
+        if context is not None:
+            found = self._best(query, lambda c: c == context)
+            if found is not None and found[1] >= self.threshold:
+                return found[0], found[1] / 100.0
+            if context in self._catch_all:
+                return self._catch_all[context], 1.0
+        found = self._best(query, lambda c: c is None)
+        if found is None or found[1] < self.threshold:
+            return None, (found[1] / 100.0 if found else 0.0)
+        return found[0], found[1] / 100.0
+
+    def _best(self, query: str, allowed: Any) -> tuple[str, float] | None:
+        choices = [(t, name) for t, name, c in self._examples if allowed(c)]
+        if not choices or not query:
+            return None
+        result = process.extractOne(
+            query, [t for t, _ in choices], scorer=fuzz.token_set_ratio, processor=None
+        )
+        if result is None:
+            return None
+        _, score, position = result
+        return choices[position][1], float(score)
+
+
+def run_baseline(catalogue: Catalogue, cases: Sequence[Case]) -> list[Outcome]:
+    matcher = BaselineMatcher(catalogue)
+    return [Outcome(case, *matcher.predict(case.text, case.context)) for case in cases]
+
+
+def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Accuracy, out-of-scope answers, per-intent precision/recall and confusions."""
+    total = len(outcomes)
+    correct = sum(o.predicted == o.case.intent for o in outcomes)
+    out_of_scope = [o for o in outcomes if o.case.intent is None]
+    answered = sum(o.predicted is not None for o in out_of_scope)
+    labels = sorted(
+        {o.case.intent for o in outcomes} | {o.predicted for o in outcomes},
+        key=lambda name: (name is None, name or ""),
+    )
+    per_intent: dict[str, dict[str, Any]] = {}
+    for label in labels:
+        expected = sum(o.case.intent == label for o in outcomes)
+        predicted = sum(o.predicted == label for o in outcomes)
+        hits = sum(o.case.intent == label and o.predicted == label for o in outcomes)
+        per_intent[label if label is not None else FALLBACK_LABEL] = {
+            "precision": hits / predicted if predicted else None,
+            "recall": hits / expected if expected else None,
+            "support": expected,
+        }
+    confusions = Counter(
+        (o.case.intent, o.predicted) for o in outcomes if o.predicted != o.case.intent
+    )
+    return {
+        "total": total,
+        "correct": correct,
+        "accuracy": correct / total if total else 0.0,
+        "out_of_scope": {
+            "total": len(out_of_scope),
+            "answered": answered,
+            "rate": answered / len(out_of_scope) if out_of_scope else 0.0,
+        },
+        "per_intent": per_intent,
+        "confusions": [
+            {"expected": expected, "predicted": predicted, "count": count}
+            for (expected, predicted), count in sorted(
+                confusions.items(), key=lambda item: (-item[1], str(item[0]))
+            )
+        ],
+    }
+
+
+def _case_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    return [
+        {
+            "text": o.case.text,
+            "expected": o.case.intent,
+            "predicted": o.predicted,
+            "confidence": round(o.confidence, 4),
+        }
+        for o in outcomes
+    ]
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def format_report(
+    summary: dict[str, Any], baseline: dict[str, Any] | None, catalogue: str, cases: str
+) -> str:
+    """The human-readable report bot-eval prints."""
+    lines = [f"bot-eval: {catalogue} on {cases} ({summary['total']} cases)", ""]
+    lines.append(f"{'method':<10} {'accuracy':>18}   out-of-scope answered")
+    for name, result in (("engine", summary), ("baseline", baseline)):
+        if result is None:
+            continue
+        oos = result["out_of_scope"]
+        accuracy = f"{_percent(result['accuracy'])} ({result['correct']}/{result['total']})"
+        answered = f"{oos['answered']}/{oos['total']} ({_percent(oos['rate'])})"
+        lines.append(f"{name:<10} {accuracy:>18}   {answered}")
+    width = max(len(name) for name in summary["per_intent"]) + 2
+    header = f"{'intent':<{width}} {'precision':>9} {'recall':>7} {'n':>4}"
+    lines += ["", "Per intent (engine):", header]
+    for name, row in summary["per_intent"].items():
+        lines.append(
+            f"{name:<{width}} {_percent(row['precision']):>9} "
+            f"{_percent(row['recall']):>7} {row['support']:>4}"
+        )
+    lines += ["", "Confusions (expected → predicted: count):"]
+    if not summary["confusions"]:
+        lines.append("  none")
+    for row in summary["confusions"]:
+        expected = row["expected"] or FALLBACK_LABEL
+        predicted = row["predicted"] or FALLBACK_LABEL
+        lines.append(f"  {expected} → {predicted}: {row['count']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whatsease bot-eval",
+        description="Measure a bot catalogue on labelled messages (one JSON object a line: "
+        '{"text": ..., "intent": NAME or null, "context": optional}).',
+    )
+    parser.add_argument("--catalogue", required=True, metavar="FILE", help="TOML catalogue")
+    parser.add_argument("--cases", required=True, metavar="FILE", help="JSON-lines cases")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help=f"also run a plain token_set_ratio nearest-example baseline "
+        f"(threshold {BASELINE_THRESHOLD:g})",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run bot-eval; returns 0 when it ran, 2 for bad arguments or unreadable files."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage or the help
+        return e.code if isinstance(e.code, int) else 2
+    try:
+        catalogue = load_catalogue(args.catalogue)
+        cases = load_cases(args.cases, catalogue)
+    except (CatalogueError, CasesError) as e:
+        print(f"whatsease bot-eval: {e}", file=sys.stderr)
+        return 2
+
+    outcomes = run_engine(IntentEngine(catalogue), cases)
+    summary = summarise(outcomes)
+    baseline_outcomes = run_baseline(catalogue, cases) if args.baseline else None
+    baseline = summarise(baseline_outcomes) if baseline_outcomes is not None else None
+
+    if args.json:
+        document: dict[str, Any] = {
+            "catalogue": args.catalogue,
+            "cases_file": args.cases,
+            **summary,
+            "cases": _case_rows(outcomes),
+        }
+        if baseline is not None and baseline_outcomes is not None:
+            document["baseline"] = {**baseline, "cases": _case_rows(baseline_outcomes)}
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(summary, baseline, args.catalogue, args.cases))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
