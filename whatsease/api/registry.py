@@ -20,12 +20,14 @@ ROUTE_MODULES = (
     "whatsease.api.users",
     "whatsease.api.messages",
     "whatsease.api.activity",
+    "whatsease.realtime.handler",
     "whatsease.api.bot",
     "whatsease.api.openapi",
 )
 
 SERVICE_MODULES: tuple[str, ...] = (
     "whatsease.bot.service",
+    "whatsease.realtime.service",
 )
 
 

@@ -8,6 +8,7 @@ insert, and receipts from many sockets share one bulk write.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -37,12 +38,48 @@ CHAT_LIST_LIMIT = 500
 
 BotHook = Callable[[Message], Awaitable[None]]
 
+# Metric children looked up once: ``labels()`` takes a lock on every call.
+MESSAGES_SENT = MESSAGES.labels("Sent")
+MESSAGES_BY_STATUS = {s: MESSAGES.labels(s) for s in ("Delivered", "Read")}
+BATCH_SIZE_MESSAGES = BATCH_SIZE.labels("messages")
+BATCH_SIZE_STATUSES = BATCH_SIZE.labels("statuses")
+
 
 @dataclass
 class _StatusRequest:
     user: str
     message_ids: list[str]
     status: str
+    origin: Connection | None = None
+
+
+class _Revisions:
+    """Revisions being written right now, so `sync` never hands out a cursor past one.
+
+    Every change to a message gives it a fresh ``rev`` (an ObjectId, rising in
+    this process) and sync pages by ``rev``. Writes overlap (inserts, receipts,
+    edits run in separate batches), so a sync could otherwise see a later
+    change while an earlier one is still in flight, return a cursor past it,
+    and the client would never be sent it. A write registers a floor below
+    every rev it will use before it makes them; sync only returns changes
+    below the lowest floor in flight when it starts.
+    """
+
+    def __init__(self) -> None:
+        self._floors: dict[int, str] = {}
+        self._next = 0
+
+    def begin(self) -> int:
+        self._next += 1
+        self._floors[self._next] = new_id()
+        return self._next
+
+    def end(self, token: int) -> None:
+        self._floors.pop(token, None)
+
+    def settled_below(self) -> str:
+        """Every change with a lower rev is stored; call before reading."""
+        return min(self._floors.values(), default=None) or new_id()
 
 
 class Messaging:
@@ -56,6 +93,10 @@ class Messaging:
         self.clock = clock
         self.bots: dict[str, BotHook] = {}
         self._inserts: Batcher[Message, Message] = Batcher(self._insert_batch, name="messages")
+        self._summaries: Batcher[Message, None] = Batcher(self._summary_batch,
+                                                          name="conversations")
+        self._lookups: Batcher[str, bool] = Batcher(self._lookup_batch, name="recipients")
+        self._revisions = _Revisions()
         self._statuses: Batcher[_StatusRequest, list[Message]] = Batcher(
             self._status_batch, name="statuses")
 
@@ -66,7 +107,13 @@ class Messaging:
     async def recipient_exists(self, recipient: str) -> bool:
         if is_bot(recipient):
             return recipient in self.bots
-        return await self.store.users.get(recipient) is not None
+        if self.hub.is_online(recipient):
+            return True  # a live socket belongs to an existing account
+        return await self._lookups.submit(recipient)
+
+    async def _lookup_batch(self, emails: list[str]) -> list[bool]:
+        found = await self.store.users.get_many(emails)
+        return [e in found for e in emails]
 
     async def send(self, sender: str, recipient: str, content: str, *,
                    client_id: str | None = None, is_bot_response: bool = False,
@@ -74,43 +121,55 @@ class Messaging:
                    extra: dict[str, Any] | None = None) -> Message:
         """Store a message and deliver it live; return it (status Sent).
 
-        A retry with the same ``client_id`` returns the stored message and is
-        not delivered again. Raises `NotFound` for an unknown recipient.
+        The recipient's sockets and the sender's other sockets (all but
+        ``origin``) get a ``message`` frame as soon as the insert is durable;
+        the call returns once the chat list is updated too. A retry with the
+        same ``client_id`` returns the stored message and is not delivered
+        again: the unique index on (sender, client_id) decides, in the same
+        batched insert, so a retry costs no extra round trip. Raises
+        `NotFound` for an unknown recipient.
         """
         if recipient == sender:
             raise invalid("recipient", "must be someone other than yourself")
-        if client_id is not None:
-            earlier = await self.store.messages.by_client_id(sender, client_id)
-            if earlier is not None:
-                return earlier
         if not is_bot_response and not await self.recipient_exists(recipient):
             raise NotFound(f"No user or bot called {recipient!r}.",
                            errors=[{"field": "recipient", "message": "does not exist"}])
-        message = Message(message_id=new_id(), sender=sender, recipient=recipient,
-                          content=content, timestamp=self.clock(),
-                          is_bot_response=is_bot_response,
-                          conversation_id=conversation_id(sender, recipient),
-                          client_id=client_id, extra=extra or {})
-        stored = await self._inserts.submit(message)
-        if stored.extra.pop("duplicate", False):
-            return stored
-        MESSAGES.labels("Sent").inc()
+        token = self._revisions.begin()
+        try:
+            message = Message(message_id=new_id(), sender=sender, recipient=recipient,
+                              content=content, timestamp=self.clock(),
+                              is_bot_response=is_bot_response,
+                              conversation_id=conversation_id(sender, recipient),
+                              client_id=client_id, extra=extra or {})
+            stored = await self._inserts.submit(message)
+        finally:
+            self._revisions.end(token)
+        if stored is not message:
+            # A retry: the stored original (possibly shared with other
+            # retries in the same batch), without the repository's marker.
+            extra = {k: v for k, v in stored.extra.items() if k != "duplicate"}
+            return dataclasses.replace(stored, extra=extra)
+        MESSAGES_SENT.inc()
         frame = encode("message", message=stored.to_json())
         self.hub.send(recipient, frame)
         self.hub.send(sender, frame, exclude=origin)
         self.activity.record("bot.replied" if is_bot_response else "message.sent", sender,
                              target=recipient, message_id=stored.message_id)
+        # The chat list's summary is written after delivery, off the
+        # recipient's path; the sender's ack (or 201) still waits for it.
+        await self._summaries.submit(stored)
         hook = self.bots.get(recipient)
         if hook is not None:
             await hook(stored)
         return stored
 
     async def _insert_batch(self, messages: list[Message]) -> list[Message]:
-        BATCH_SIZE.labels("messages").observe(len(messages))
-        stored = await self.store.messages.insert_many(messages)
-        await self.store.conversations.record_messages(
-            m for m in stored if not m.extra.get("duplicate"))
-        return stored
+        BATCH_SIZE_MESSAGES.observe(len(messages))
+        return await self.store.messages.insert_many(messages)
+
+    async def _summary_batch(self, messages: list[Message]) -> list[None]:
+        await self.store.conversations.record_messages(messages)
+        return [None] * len(messages)
 
     async def get(self, user: str, message_id: str) -> Message:
         """One message the user sent or received; `NotFound` otherwise (never leaks existence)."""
@@ -135,11 +194,14 @@ class Messaging:
         """Messages to or from ``user`` created or changed after ``after``, oldest change first.
 
         Returns the page, whether more follow, and the cursor to ask from next.
-        ``after`` may be a message id or a previous cursor.
+        ``after`` may be a message id or a previous cursor. Changes still
+        being written when the read starts are left for the next sync (they
+        reach a live socket by their own frame): a cursor never skips one.
         """
+        settled = self._revisions.settled_below()
         page = await self.store.messages.changed_since(user, after, limit=limit + 1)
         more = len(page) > limit
-        page = page[:limit]
+        page = [m for m in page[:limit] if m.rev < settled]
         cursor = page[-1].rev if page else after
         return page, more, cursor
 
@@ -149,7 +211,11 @@ class Messaging:
             raise NotFound("No such message of yours.")
         if current.deleted:
             raise Conflict("A deleted message cannot be edited.", code="deleted")
-        message = await self.store.messages.edit(message_id, user, content, self.clock())
+        token = self._revisions.begin()
+        try:
+            message = await self.store.messages.edit(message_id, user, content, self.clock())
+        finally:
+            self._revisions.end(token)
         if message is None:
             raise Conflict("The message was deleted meanwhile.", code="deleted")
         await self.store.conversations.refresh_last(message)
@@ -164,7 +230,11 @@ class Messaging:
             raise NotFound("No such message of yours.")
         if current.deleted:
             return
-        message = await self.store.messages.soft_delete(message_id, user, self.clock())
+        token = self._revisions.begin()
+        try:
+            message = await self.store.messages.soft_delete(message_id, user, self.clock())
+        finally:
+            self._revisions.end(token)
         if message is None:
             return
         await self.store.conversations.refresh_last(message)
@@ -191,19 +261,24 @@ class Messaging:
                 return m
         return await self.get(user, message_id)
 
-    async def mark(self, user: str, message_ids: list[str], status: str) -> list[Message]:
+    async def mark(self, user: str, message_ids: list[str], status: str, *,
+                   origin: Connection | None = None) -> list[Message]:
         """Receipts from the recipient; returns the messages that moved forward.
 
         Ids that are not addressed to ``user``, unknown, or already at or past
-        ``status`` are ignored: receipts are idempotent.
+        ``status`` are ignored: receipts are idempotent. Receipts from every
+        caller within a few milliseconds share one read and one bulk write.
+        ``origin`` (the socket that sent the receipt) gets no ``status`` frame
+        about its own receipt.
         """
-        return await self._statuses.submit(_StatusRequest(user, message_ids, status))
+        return await self._statuses.submit(_StatusRequest(user, message_ids, status, origin))
 
     async def _status_batch(self, requests: list[_StatusRequest]) -> list[list[Message]]:
-        BATCH_SIZE.labels("statuses").observe(len(requests))
+        BATCH_SIZE_STATUSES.observe(len(requests))
         wanted = {mid for r in requests for mid in r.message_ids}
         found = {m.message_id: m for m in await self.store.messages.get_many(wanted)}
         target: dict[str, str] = {}
+        origins: dict[str, Connection | None] = {}
         for r in requests:
             for mid in r.message_ids:
                 m = found.get(mid)
@@ -212,8 +287,13 @@ class Messaging:
                 best = target.get(mid, m.status)
                 if STATUS_RANK[r.status] > STATUS_RANK[best]:
                     target[mid] = r.status
+                    origins[mid] = r.origin
         now = self.clock()
-        await self.store.messages.advance_statuses(target, now)
+        token = self._revisions.begin()
+        try:
+            await self.store.messages.advance_statuses(target, now)
+        finally:
+            self._revisions.end(token)
         changed: dict[str, Message] = {}
         unread_drop: dict[tuple[str, str], int] = defaultdict(int)
         for mid, status in target.items():
@@ -223,21 +303,22 @@ class Messaging:
             changed[mid] = m
             if status == "Read":
                 unread_drop[(m.conversation_id, m.recipient)] += 1
-            self._announce_status(m, previous, now)
+            self._announce_status(m, previous, now, origins.get(mid))
         if changed:
             await self._update_conversations(changed.values(), unread_drop)
         return [[changed[mid] for mid in dict.fromkeys(r.message_ids) if mid in changed
                  and changed[mid].recipient == r.user] for r in requests]
 
-    def _announce_status(self, m: Message, previous: str, now: datetime) -> None:
+    def _announce_status(self, m: Message, previous: str, now: datetime,
+                         origin: Connection | None) -> None:
         frame = encode("status", message_id=m.message_id, status=m.status,
                        conversation_id=m.conversation_id)
         self.hub.send(m.sender, frame)
-        if m.status == "Read":
-            # The reader's other tabs clear their unread badge too.
-            self.hub.send(m.recipient, frame)
+        # The reader's other tabs keep the same ticks and unread badge; the
+        # socket that sent the receipt knows already.
+        self.hub.send(m.recipient, frame, exclude=origin)
         for status in ("Delivered", "Read")[STATUS_RANK[previous]:STATUS_RANK[m.status]]:
-            MESSAGES.labels(status).inc()
+            MESSAGES_BY_STATUS[status].inc()
             self.activity.record(f"message.{status.lower()}", m.recipient, target=m.sender,
                                  message_id=m.message_id)
         if previous == "Sent":
@@ -293,4 +374,5 @@ class Messaging:
 
     async def drain(self) -> None:
         await self._inserts.drain()
+        await self._summaries.drain()
         await self._statuses.drain()

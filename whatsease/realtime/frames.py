@@ -17,6 +17,8 @@ WS_4029_RATE_LIMITED = 4029
 
 
 def encode(frame_type: str, **fields: Any) -> bytes:
-    """One frame as UTF-8 JSON bytes, ready to send to any number of sockets."""
-    fields["type"] = frame_type
-    return orjson.dumps(fields)
+    """One frame as UTF-8 JSON bytes, ready to send to any number of sockets.
+
+    ``type`` comes first, so a frame's type can be read off its bytes (metrics).
+    """
+    return orjson.dumps({"type": frame_type, **fields})

@@ -81,6 +81,22 @@ class ConversationRepo:
             limit).to_list()
         return {m for doc in docs for m in doc["members"] if m != user}
 
+    async def peers_of_many(self, users: Iterable[str], *,
+                            limit: int = 50_000) -> dict[str, set[str]]:
+        """Each user's conversation peers, for many users in one query."""
+        wanted = set(users)
+        if not wanted:
+            return {}
+        docs = await self.collection.find({"members": {"$in": list(wanted)}},
+                                          {"members": 1}).limit(limit).to_list()
+        peers: dict[str, set[str]] = {u: set() for u in wanted}
+        for doc in docs:
+            members = doc["members"]
+            for member in members:
+                if member in peers:
+                    peers[member].update(m for m in members if m != member)
+        return peers
+
     async def delete_all_of(self, user: str) -> None:
         await self.collection.delete_many({"members": user})
 

@@ -1,0 +1,210 @@
+"""The WebSocket endpoint ``/ws``: transport, origin check and authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import tornado.websocket
+from tornado.routing import URLSpec
+
+from whatsease.errors import AppError
+from whatsease.realtime.frames import (
+    WS_1012_SERVICE_RESTART,
+    WS_4001_UNAUTHENTICATED,
+    WS_4003_FORBIDDEN_ORIGIN,
+    WS_4008_TOO_SLOW,
+)
+from whatsease.realtime.protocol import TRANSPORT_MAX_FRAME_BYTES, parse, peek_ref
+from whatsease.realtime.service import (
+    AUTH_TIMEOUT_SECS,
+    ClientSession,
+    Realtime,
+    SendQueue,
+    count_in,
+    count_out,
+)
+from whatsease.services import Services
+
+logger = logging.getLogger(__name__)
+
+# Close reasons are sent to the client; keep them short (at most 123 bytes).
+REASON_AUTH_TIMEOUT = "authenticate within 5 s: send {type: auth, token}"
+
+
+class SocketHandler(tornado.websocket.WebSocketHandler):
+    """One client's socket. Implements the hub's ``Connection``.
+
+    The handshake is accepted from any origin so that a refused origin can
+    be told why with close code 4003 (returning False from `check_origin`
+    would answer a bare HTTP 403 that browsers do not expose to scripts).
+    Nothing is read or sent on such a socket besides the close.
+
+    .. warning:: The origin check is what stops another website from using a
+       visitor's browser to open a socket; tokens travel in the first frame,
+       never in the URL, so they are not in access logs either.
+    """
+
+    user: str
+    session_id: str
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+        self.realtime: Realtime = services.extras["realtime"]
+        self.user = ""
+        self.session_id = ""
+        self.session: ClientSession | None = None
+        self.queue = SendQueue(services.config.ws_queue_frames)
+        self._origin_ok = True
+        self._closing = False
+        self._auth_timer: asyncio.TimerHandle | None = None
+
+    # Frames up to TRANSPORT_MAX_FRAME_BYTES reach on_message so that those
+    # over the protocol's 64 KiB get an error frame; larger ones are cut off
+    # by Tornado with close 1009.
+    @property
+    def max_message_size(self) -> int:
+        return TRANSPORT_MAX_FRAME_BYTES
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        # Chat frames are small; deflate would cost CPU and memory per socket.
+        return None
+
+    def check_origin(self, origin: str) -> bool:
+        self._origin_ok = origin_allowed(origin, self.request.host,
+                                         self.services.config.allowed_origins)
+        return True
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        if not self._origin_ok:
+            self.close(WS_4003_FORBIDDEN_ORIGIN, "origin not allowed")
+            return
+        if self.services.draining:
+            self.close(WS_1012_SERVICE_RESTART, "server restarting")
+            return
+        self._auth_timer = asyncio.get_running_loop().call_later(
+            AUTH_TIMEOUT_SECS, self.close, WS_4001_UNAUTHENTICATED, REASON_AUTH_TIMEOUT)
+
+    def on_message(self, message: str | bytes) -> Any:
+        if self._closing:
+            return None
+        if self.session is None:
+            # Tornado reads nothing more until this returns: frames pipelined
+            # behind auth wait for it.
+            return self._authenticate(message)
+        try:
+            frame = parse(message)
+        except AppError as exc:
+            count_in("invalid")
+            self.session.error(exc.code, exc.detail, peek_ref(message), exc.errors)
+            return None
+        return self.session.receive(frame)
+
+    async def _authenticate(self, message: str | bytes) -> None:
+        try:
+            frame = parse(message)
+            principal = await self.realtime.authenticate(frame)
+        except AppError as exc:
+            count_in("auth")
+            self.close(WS_4001_UNAUTHENTICATED, exc.detail[:120])
+            return
+        count_in("auth")
+        if self._closing:
+            return
+        self._cancel_auth_timer()
+        self.user = principal.email
+        self.session_id = principal.session_id
+        self.session = self.realtime.attach(self)
+        self.send_frame(self.session.ready_frame())
+
+    def send_frame(self, data: bytes) -> None:
+        """Queue an encoded frame; a socket over its queue bound is closed with 4008."""
+        if self._closing or self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        try:
+            future = self.write_message(data)
+        except tornado.websocket.WebSocketClosedError:
+            return
+        count_out(data)
+        if not self.queue.track(future):
+            logger.warning("closing a socket of %s: %d frames unsent", self.user,
+                           self.queue.pending)
+            if self.session is not None:
+                self.session.overflowed()
+            self.close(WS_4008_TOO_SLOW, "too slow: send queue full")
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close with ``code``; the socket leaves the hub at once, before the close handshake."""
+        if not self._closing:
+            self._closing = True
+            self._cancel_auth_timer()
+            if self.session is not None:
+                self.realtime.detach(self)
+        super().close(code, reason)
+
+    def on_close(self) -> None:
+        self._closing = True
+        self._cancel_auth_timer()
+        if self.session is not None:
+            self.realtime.detach(self)
+            self.session.release()
+
+    def _cancel_auth_timer(self) -> None:
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+
+    def __repr__(self) -> str:
+        return f"<SocketHandler user={self.user or '-'}>"
+
+
+def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a browser page at ``origin`` may open a socket to this server at ``host``.
+
+    The server's own origin (same host and port as the request's Host header)
+    is always allowed, and so is any listed in ``WHATSEASE_ALLOWED_ORIGINS``
+    (``*`` allows every origin).
+    """
+    origin = origin.strip().rstrip("/").lower()
+    if "*" in allowed or origin in (o.lower() for o in allowed):
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and bool(host) and parts.netloc == host.lower()
+
+
+def routes(services: Services) -> list[URLSpec]:
+    return [URLSpec(r"/ws$", SocketHandler, {"services": services}, name="/ws")]
+
+
+OPENAPI: dict[str, dict[str, Any]] = {
+    "/ws": {"get": {
+        "summary": "Open the real-time WebSocket",
+        "description": (
+            "Upgrade to a WebSocket (RFC 6455). JSON text frames, each with a `type`. "
+            "The first frame must be `{\"type\":\"auth\",\"token\":ACCESS_TOKEN}` within "
+            "5 s (never a token in the URL); the server answers `ready` or closes with "
+            "4001. Client frames: send, delivered, read, typing, sync, ping. Server frames: "
+            "ready, ack, message, status, typing, presence, synced, activity, pong, error. "
+            "Close codes: 4001 unauthenticated, 4003 origin not allowed, 4008 too slow "
+            "(send queue full), 4029 rate-limited, 1012 server restarting (reconnect and "
+            "sync). Frames over 64 KiB get an error frame; over 80 KiB the transport "
+            "closes with 1009. See README.md, \"Real-time protocol\"."),
+        "tags": ["real-time"],
+        "security": [],
+        "parameters": [
+            {"name": "Upgrade", "in": "header", "required": True,
+             "schema": {"type": "string", "enum": ["websocket"]}},
+            {"name": "Origin", "in": "header", "required": False,
+             "schema": {"type": "string"},
+             "description": "Browsers send it; it must be this server's own origin or "
+                            "one of WHATSEASE_ALLOWED_ORIGINS, else the socket closes "
+                            "with 4003."},
+        ],
+        "responses": {
+            "101": {"description": "Switching protocols: the WebSocket is open"},
+            "400": {"description": "Not a WebSocket upgrade request"},
+        },
+    }},
+}

@@ -1,0 +1,421 @@
+"""The real-time service: per-socket protocol logic, presence, typing, rate and queue bounds.
+
+Nothing here imports Tornado: `handler.py` owns the transport and hands each
+parsed frame to a `ClientSession`, which answers through the connection's
+``send_frame``. Messages and receipts go through `Messaging`, so REST and
+WebSocket share one path to the database and to the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from whatsease.auth.ratelimit import TokenBucket
+from whatsease.auth.service import AuthService, Principal
+from whatsease.batching import Batcher
+from whatsease.config import Config
+from whatsease.errors import AppError, Unauthorized
+from whatsease.messaging.service import Messaging
+from whatsease.metrics import (
+    FRAMES_IN,
+    FRAMES_OUT,
+    RATE_LIMITED,
+    SEND_ACK_LATENCY,
+    SEND_QUEUE_OVERFLOWS,
+    SOCKETS_OPEN,
+    USERS_ONLINE,
+)
+from whatsease.realtime.frames import WS_4029_RATE_LIMITED, encode
+from whatsease.realtime.hub import Connection, Hub
+from whatsease.realtime.protocol import Frame
+from whatsease.storage.store import Store
+from whatsease.timeutil import isoformat, utcnow
+
+if TYPE_CHECKING:
+    from whatsease.services import Services
+
+logger = logging.getLogger(__name__)
+
+# A socket must authenticate within this many seconds of connecting.
+AUTH_TIMEOUT_SECS = 5.0
+# The peer sees "typing" stop this long after the last typing frame, so a
+# client that vanishes mid-word never leaves the indicator stuck.
+TYPING_EXPIRY_SECS = 6.0
+# Conversations one user may show "typing" in at once.
+MAX_TYPING_TARGETS = 32
+# Frames other than sends one socket may send per second (and in a burst):
+# receipts, typing, sync and ping. Generous for any real client.
+OTHER_FRAMES_PER_SEC = 100.0
+OTHER_FRAMES_BURST = 400
+# A socket refused this many times by the rate limit within the window is
+# closed with 4029: it is ignoring the error frames.
+RATE_LIMIT_STRIKES = 10
+RATE_LIMIT_WINDOW_SECS = 10.0
+# Per-user send buckets remembered at most (least recently used dropped).
+MAX_BUCKETS = 100_000
+# Frames from one socket processed concurrently; beyond it the socket is not
+# read until one finishes, so a fast client cannot queue unbounded work.
+MAX_INFLIGHT_FRAMES = 64
+
+_FRAMES_IN: dict[str, Any] = {}
+_FRAMES_OUT: dict[str, Any] = {}
+
+
+def count_in(kind: str) -> None:
+    counter = _FRAMES_IN.get(kind)
+    if counter is None:
+        counter = _FRAMES_IN[kind] = FRAMES_IN.labels(kind)
+    counter.inc()
+
+
+def count_out(data: bytes) -> None:
+    """Count one frame queued to a socket, by the type its bytes start with."""
+    kind = frame_type(data)
+    counter = _FRAMES_OUT.get(kind)
+    if counter is None:
+        counter = _FRAMES_OUT[kind] = FRAMES_OUT.labels(kind)
+    counter.inc()
+
+
+def frame_type(data: bytes) -> str:
+    """The ``type`` of an encoded frame, without decoding it (`frames.encode` puts it first)."""
+    prefix = b'{"type":"'
+    if data.startswith(prefix):
+        end = data.find(b'"', len(prefix))
+        if 0 < end <= 40:
+            return data[len(prefix):end].decode("ascii", "replace")
+    return "other"
+
+
+class SendQueue:
+    """Counts frames handed to the transport whose write has not finished.
+
+    `track` takes the future a write returned and says whether the socket is
+    still within ``limit``; when it is not, the caller closes it (4008).
+    """
+
+    __slots__ = ("limit", "peak", "pending")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending = 0
+        self.peak = 0
+
+    def track(self, future: asyncio.Future[None]) -> bool:
+        if future.done():
+            _consume(future)
+            return True
+        self.pending += 1
+        if self.pending > self.peak:
+            self.peak = self.pending
+        future.add_done_callback(self._written)
+        return self.pending <= self.limit
+
+    def _written(self, future: asyncio.Future[None]) -> None:
+        self.pending -= 1
+        _consume(future)
+
+
+def _consume(future: asyncio.Future[None]) -> None:
+    # A write to a socket that closed meanwhile fails; that is expected and
+    # must not be logged as "exception never retrieved".
+    if not future.cancelled():
+        future.exception()
+
+
+class Typing:
+    """Who is typing to whom; each indicator stops by itself after `TYPING_EXPIRY_SECS`."""
+
+    def __init__(self, hub: Hub, expiry: float = TYPING_EXPIRY_SECS) -> None:
+        self.hub = hub
+        self.expiry = expiry
+        # (typer, peer) -> (expiry timer, the socket it came from)
+        self._active: dict[tuple[str, str], tuple[asyncio.TimerHandle, Connection]] = {}
+        self._per_user: dict[str, int] = {}
+
+    def update(self, conn: Connection, peer: str, state: bool) -> None:
+        key = (conn.user, peer)
+        current = self._active.get(key)
+        if not state:
+            if current is not None:
+                self._stop(key)
+            return
+        loop = asyncio.get_running_loop()
+        if current is not None:
+            current[0].cancel()
+        elif self._per_user.get(conn.user, 0) >= MAX_TYPING_TARGETS:
+            return
+        else:
+            self._per_user[conn.user] = self._per_user.get(conn.user, 0) + 1
+            self.hub.send(peer, encode("typing", sender=conn.user, state=True))
+        self._active[key] = (loop.call_later(self.expiry, self._stop, key), conn)
+
+    def _stop(self, key: tuple[str, str]) -> None:
+        entry = self._active.pop(key, None)
+        if entry is None:
+            return
+        entry[0].cancel()
+        left = self._per_user.get(key[0], 1) - 1
+        if left > 0:
+            self._per_user[key[0]] = left
+        else:
+            self._per_user.pop(key[0], None)
+        self.hub.send(key[1], encode("typing", sender=key[0], state=False))
+
+    def drop(self, conn: Connection) -> None:
+        """The socket closed: whatever it was typing stops now."""
+        for key in [k for k, (_, c) in self._active.items() if c is conn]:
+            self._stop(key)
+
+    def stop_sender(self, user: str, peer: str) -> None:
+        """A message was sent: its sender is no longer typing to that peer."""
+        if (user, peer) in self._active:
+            self._stop((user, peer))
+
+
+class Presence:
+    """Online with a user's first socket, offline (last_seen stored) with the last.
+
+    Announced only to users who share a conversation; the lookups of who those
+    are, and the last_seen writes, are batched across users.
+    """
+
+    def __init__(self, store: Store, hub: Hub, clock: Callable[[], Any] = utcnow) -> None:
+        self.store = store
+        self.hub = hub
+        self.clock = clock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._peers: Batcher[str, set[str]] = Batcher(self._lookup_peers, name="presence-peers")
+        self._last_seen: Batcher[str, None] = Batcher(self._store_last_seen,
+                                                      name="presence-last-seen")
+
+    async def _lookup_peers(self, users: list[str]) -> list[set[str]]:
+        found = await self.store.conversations.peers_of_many(users)
+        return [found.get(u, set()) for u in users]
+
+    async def _store_last_seen(self, users: list[str]) -> list[None]:
+        await self.store.users.touch_last_seen(users, self.clock())
+        return [None] * len(users)
+
+    def changed(self, user: str, online: bool) -> None:
+        when = self.clock()
+        if not online:
+            self._last_seen.submit_nowait(user)
+        task = asyncio.get_running_loop().create_task(self._announce(user, online, when))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce(self, user: str, online: bool, when: Any) -> None:
+        try:
+            peers = await self._peers.submit(user)
+        except Exception:
+            logger.exception("presence lookup for %s failed", user)
+            return
+        # The state may have flipped while we looked: announce what is true now.
+        now_online = self.hub.is_online(user)
+        if now_online != online:
+            return
+        listeners = self.hub.online(peers)
+        if listeners:
+            frame = encode("presence", user=user, online=online, last_seen=isoformat(when))
+            self.hub.send_many(listeners, frame)
+
+    async def drain(self) -> None:
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._last_seen.drain()
+
+
+class Realtime:
+    """Shared by every socket of the process: the hub, presence, typing and send buckets."""
+
+    def __init__(self, config: Config, hub: Hub, auth: AuthService, messaging: Messaging,
+                 store: Store, clock: Callable[[], Any] = utcnow) -> None:
+        self.config = config
+        self.hub = hub
+        self.auth = auth
+        self.messaging = messaging
+        self.clock = clock
+        self.typing = Typing(hub)
+        self.presence = Presence(store, hub, clock)
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    async def authenticate(self, frame: Frame) -> Principal:
+        """The first frame must be ``auth`` with a valid access token; `Unauthorized` otherwise."""
+        if frame.type != "auth":
+            raise Unauthorized(f"The first frame must be auth, not {frame.type}.",
+                               code="auth_required")
+        return await self.auth.authenticate(frame.token)
+
+    def attach(self, conn: Connection) -> ClientSession:
+        """An authenticated socket joins the hub; returns the session that handles its frames."""
+        if self.hub.add(conn):
+            self.presence.changed(conn.user, True)
+        self._gauge()
+        return ClientSession(self, conn)
+
+    def detach(self, conn: Connection) -> None:
+        """The socket closed (or is being closed): forget it everywhere. Safe to call twice."""
+        self.typing.drop(conn)
+        if self.hub.remove(conn):
+            self.presence.changed(conn.user, False)
+        self._gauge()
+
+    def _gauge(self) -> None:
+        SOCKETS_OPEN.set(self.hub.socket_count)
+        USERS_ONLINE.set(self.hub.user_count)
+
+    def send_bucket(self, user: str) -> TokenBucket:
+        bucket = self._buckets.get(user)
+        if bucket is None:
+            bucket = self._buckets[user] = TokenBucket(self.config.ws_send_rate,
+                                                       self.config.ws_send_burst)
+            while len(self._buckets) > MAX_BUCKETS:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(user)
+        return bucket
+
+    async def drain(self) -> None:
+        await self.presence.drain()
+
+
+class ClientSession:
+    """One authenticated socket's protocol state: answers frames through ``conn.send_frame``."""
+
+    def __init__(self, realtime: Realtime, conn: Connection) -> None:
+        self.realtime = realtime
+        self.conn = conn
+        self.user = conn.user
+        self.other_frames = TokenBucket(OTHER_FRAMES_PER_SEC, OTHER_FRAMES_BURST)
+        self._refusals: deque[float] = deque(maxlen=RATE_LIMIT_STRIKES)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._room: asyncio.Event | None = None
+
+    def ready_frame(self) -> bytes:
+        return encode("ready", user=self.user, server_time=isoformat(self.realtime.clock()))
+
+    def receive(self, frame: Frame) -> asyncio.Future[None] | None:
+        """Handle one parsed frame. Returns a future while the socket should not be read further.
+
+        Frames needing the database run as tasks, up to `MAX_INFLIGHT_FRAMES`
+        at once; the rest are answered at once.
+        """
+        count_in(frame.type)
+        if not self._admit(frame):
+            return None
+        if frame.type == "ping":
+            self.conn.send_frame(encode("pong", ref=frame.ref))
+            return None
+        if frame.type == "typing":
+            self.realtime.typing.update(self.conn, frame.recipient, frame.state)
+            return None
+        if frame.type == "auth":
+            self.error("already_authenticated", "This socket is already authenticated.",
+                       frame.ref)
+            return None
+        task = asyncio.get_running_loop().create_task(self._run(frame, time.perf_counter()))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        if len(self._tasks) >= MAX_INFLIGHT_FRAMES:
+            self._room = asyncio.Event()
+            return asyncio.ensure_future(self._wait_for_room(self._room))
+        return None
+
+    @staticmethod
+    async def _wait_for_room(room: asyncio.Event) -> None:
+        await room.wait()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._room is not None and len(self._tasks) < MAX_INFLIGHT_FRAMES:
+            self._room.set()
+            self._room = None
+
+    def _admit(self, frame: Frame) -> bool:
+        """Apply the rate limits; refuse with an error frame, and close 4029 if it goes on."""
+        if frame.type == "send":
+            allowed = self.realtime.send_bucket(self.user).take()
+        else:
+            allowed = self.other_frames.take()
+        if allowed:
+            return True
+        RATE_LIMITED.inc()
+        now = time.monotonic()
+        self._refusals.append(now)
+        if (len(self._refusals) == RATE_LIMIT_STRIKES
+                and now - self._refusals[0] <= RATE_LIMIT_WINDOW_SECS):
+            self.conn.close(WS_4029_RATE_LIMITED, "rate limit exceeded")
+            return False
+        what = "messages" if frame.type == "send" else "frames"
+        self.error("rate_limited", f"Too many {what}: slow down. The {frame.type} frame was "
+                   "not processed; it is safe to retry it later.", frame.ref)
+        return False
+
+    async def _run(self, frame: Frame, started: float) -> None:
+        try:
+            if frame.type == "send":
+                await self._send(frame, started)
+            elif frame.type in ("delivered", "read"):
+                status = "Delivered" if frame.type == "delivered" else "Read"
+                await self.realtime.messaging.mark(self.user, list(frame.message_ids), status,
+                                                   origin=self.conn)
+            elif frame.type == "sync":
+                await self._sync(frame)
+        except AppError as exc:
+            self.error(exc.code, exc.detail, frame.ref, exc.errors)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            ref = secrets.token_hex(6)
+            logger.exception("%s frame from %s failed (ref %s)", frame.type, self.user, ref)
+            self.error("internal", f"The server failed to handle this frame (ref {ref}); "
+                       "retry later.", frame.ref)
+
+    async def _send(self, frame: Frame, started: float) -> None:
+        self.realtime.typing.stop_sender(self.user, frame.recipient)
+        message = await self.realtime.messaging.send(
+            self.user, frame.recipient, frame.content, client_id=frame.client_id,
+            origin=self.conn)
+        self.conn.send_frame(encode("ack", client_id=frame.client_id,
+                                    message=message.to_json()))
+        SEND_ACK_LATENCY.observe(time.perf_counter() - started)
+
+    async def _sync(self, frame: Frame) -> None:
+        page, more, cursor = await self.realtime.messaging.changes_since(self.user, frame.after)
+        self.conn.send_frame(encode("synced", messages=[m.to_json() for m in page], more=more,
+                                    cursor=cursor, ref=frame.ref))
+
+    def error(self, code: str, detail: str, ref: str | None,
+              errors: list[dict[str, str]] | None = None) -> None:
+        fields: dict[str, Any] = {"code": code, "detail": detail, "ref": ref}
+        if errors:
+            fields["errors"] = errors
+        self.conn.send_frame(encode("error", **fields))
+
+    def overflowed(self) -> None:
+        SEND_QUEUE_OVERFLOWS.inc()
+
+    def release(self) -> None:
+        """The socket is gone. Frames in progress finish (a send already queued for
+        insert is stored regardless: the client finds it by sync, and its retry is
+        idempotent); their replies go nowhere."""
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+
+
+async def setup(services: Services) -> None:
+    services.extras["realtime"] = Realtime(services.config, services.hub, services.auth,
+                                           services.messaging, services.store)
+
+
+async def shutdown(services: Services) -> None:
+    realtime: Realtime | None = services.extras.get("realtime")
+    if realtime is not None:
+        await realtime.drain()
