@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,55 @@ def _parse_str(raw: str) -> str:
     return raw.strip()
 
 
+def _parse_host(raw: str) -> str:
+    host = raw.strip()
+    # A name or an IPv4/IPv6 address; an empty host would silently bind every interface.
+    if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
+        raise ValueError("must be a host name or an IP address such as 127.0.0.1 or 0.0.0.0")
+    return host
+
+
+def _parse_mongodb_uri(raw: str) -> str:
+    uri = raw.strip()
+    if uri and not re.match(r"mongodb(\+srv)?://[^/\s]", uri):
+        raise ValueError("must start with mongodb:// or mongodb+srv://")
+    return uri
+
+
+def _parse_db_name(raw: str) -> str:
+    name = raw.strip()
+    # MongoDB refuses / \ . " $ and spaces in database names, and long ones.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", name):
+        raise ValueError("must be 1-63 letters, digits, _ or -")
+    return name
+
+
+def _parse_dir(raw: str) -> str:
+    path = raw.strip()
+    if not path:
+        raise ValueError("must name a directory")
+    return path
+
+
+def _parse_url(raw: str) -> str:
+    url = raw.strip()
+    if url and not re.match(r"https?://[^/\s]", url):
+        raise ValueError("must start with http:// or https://")
+    return url
+
+
+def _parse_file(raw: str) -> str:
+    path = raw.strip()
+    if path and not Path(path).expanduser().is_file():
+        raise ValueError("no such file")
+    return path
+
+
+def _redact(raw: str) -> str:
+    # A connection string may carry a password: never echo user:password@.
+    return re.sub(r"//[^/@\s]*@", "//***@", raw)
+
+
 def _parse_origins(raw: str) -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
@@ -78,13 +128,13 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("WHATSEASE_HOST", "host", _parse_str, "127.0.0.1",
+    Setting("WHATSEASE_HOST", "host", _parse_host, "127.0.0.1",
             "Address to listen on (0.0.0.0 in containers)."),
     Setting("WHATSEASE_PORT", "port", _parse_int(0, 65535), 8080, "TCP port to listen on."),
-    Setting("WHATSEASE_MONGODB_URI", "mongodb_uri", _parse_str, "",
+    Setting("WHATSEASE_MONGODB_URI", "mongodb_uri", _parse_mongodb_uri, "",
             "MongoDB connection string. Empty: start the embedded development database."),
-    Setting("WHATSEASE_DB_NAME", "db_name", _parse_str, "whatsease", "Database name."),
-    Setting("WHATSEASE_DATA_DIR", "data_dir", _parse_str, "data",
+    Setting("WHATSEASE_DB_NAME", "db_name", _parse_db_name, "whatsease", "Database name."),
+    Setting("WHATSEASE_DATA_DIR", "data_dir", _parse_dir, "data",
             "Directory for the embedded database and the generated JWT secret."),
     Setting("WHATSEASE_JWT_SECRET", "jwt_secret", _parse_str, "",
             "Secret for signing access tokens (32+ bytes). Empty: generated once and kept "
@@ -110,7 +160,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Messages one user may send in a burst."),
     Setting("WHATSEASE_WS_QUEUE_FRAMES", "ws_queue_frames", _parse_int(8, 1000000), 1000,
             "Frames a socket may have unsent before it is closed with 4008."),
-    Setting("WHATSEASE_BOT_CATALOGUE", "bot_catalogue", _parse_str, "",
+    Setting("WHATSEASE_BOT_CATALOGUE", "bot_catalogue", _parse_file, "",
             "TOML intent catalogue for bot:whatsease. Empty: the built-in one."),
     Setting("WHATSEASE_BOT_HISTORY_MAX_MESSAGES", "bot_history_max_messages",
             _parse_int(0, 10000), 50, "Bot turns kept per user."),
@@ -118,7 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
             _parse_int(0, 10_000_000), 20000, "Characters of bot history kept per user."),
     Setting("WHATSEASE_BOT_HISTORY_MAX_AGE", "bot_history_max_age",
             _parse_int(0, 3650 * 86400), 30 * 86400, "Seconds bot history is kept."),
-    Setting("WHATSEASE_LLM_URL", "llm_url", _parse_str, "",
+    Setting("WHATSEASE_LLM_URL", "llm_url", _parse_url, "",
             "OpenAI-compatible chat-completions URL for the bot's fallback. Empty: none."),
     Setting("WHATSEASE_LLM_TOKEN", "llm_token", _parse_str, "",
             "Bearer token for the language-model endpoint."),
@@ -128,6 +178,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds to wait for the language model before the fallback reply."),
     Setting("WHATSEASE_DEMO_USERS", "demo_users", _parse_bool, False,
             "Create two demo users on first start (scripts/run sets this)."),
+    Setting("WHATSEASE_TRUSTED_PROXY", "trusted_proxy", _parse_bool, False,
+            "Behind a reverse proxy (Fly.io): take the client's address from the last "
+            "X-Forwarded-For entry. Never set it when clients connect directly."),
 )
 
 
@@ -160,6 +213,7 @@ class Config:
     llm_model: str = ""
     llm_timeout: float = 4.0
     demo_users: bool = False
+    trusted_proxy: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -173,7 +227,7 @@ class Config:
             try:
                 values[setting.field] = setting.parse(raw)
             except ValueError as exc:
-                raise ConfigError(f"{setting.env}={raw!r} is invalid: {exc}") from None
+                raise ConfigError(f"{setting.env}={_redact(raw)!r} is invalid: {exc}") from None
         config = cls(**values)
         if config.jwt_secret and len(config.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ConfigError(
@@ -212,12 +266,21 @@ class Config:
         return self.replace(jwt_secret=secret)
 
 
+def _show_default(value: Any) -> str:
+    # As the variable would be written: "true", "a,b", "" for unset.
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
 def describe_settings() -> str:
     """The ``--help`` text for the environment variables."""
     lines = ["environment variables:"]
     for s in SETTINGS:
-        default = ",".join(s.default) if isinstance(s.default, tuple) else s.default
-        shown = "(empty)" if default in ("", ()) else str(default)
+        default = _show_default(s.default)
+        shown = "(empty)" if default == "" else default
         lines.append(f"  {s.env:<36} {s.help} Default: {shown}.")
     return "\n".join(lines)
 
@@ -226,7 +289,7 @@ def settings_markdown() -> str:
     """The README's configuration table, generated from `SETTINGS`."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for s in SETTINGS:
-        default = ",".join(s.default) if isinstance(s.default, tuple) else s.default
-        shown = "*(empty)*" if default in ("", ()) else f"`{default}`"
+        default = _show_default(s.default)
+        shown = "*(empty)*" if default == "" else f"`{default}`"
         rows.append(f"| `{s.env}` | {shown} | {s.help} |")
     return "\n".join(rows)

@@ -102,6 +102,35 @@ def test_failed_logins_per_ip_are_rate_limited(make_server: Callable[..., Server
     assert int(res.header("Retry-After") or "0") >= 1
 
 
+def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
+        make_server: Callable[..., ServerThread]) -> None:
+    # Directly reachable: a client cannot dodge the per-IP limit by inventing headers.
+    direct = make_server(login_max_failures=1, login_window=60)
+    for i in range(4):
+        res = Client(direct.port).post(
+            "/api/v1/auth/login", {"email": unique_email(f"d{i}"), "password": "guess guess"},
+            headers={"X-Forwarded-For": f"10.0.0.{i}"})
+        assert_problem(res, 401)
+    assert_problem(Client(direct.port).post(
+        "/api/v1/auth/login", {"email": unique_email("d"), "password": "guess guess"},
+        headers={"X-Forwarded-For": "10.0.0.99"}), 429)
+    # Behind a trusted proxy the last entry is the client: 4 failures from it (1 x 4),
+    # whatever it put in front, then 429; another address still has its own count.
+    proxied = make_server(login_max_failures=1, login_window=60, trusted_proxy=True)
+    for i in range(4):
+        res = Client(proxied.port).post(
+            "/api/v1/auth/login", {"email": unique_email(f"p{i}"), "password": "guess guess"},
+            headers={"X-Forwarded-For": f"203.0.113.{i}, 198.51.100.7"})
+        assert_problem(res, 401)
+    assert_problem(Client(proxied.port).post(
+        "/api/v1/auth/login", {"email": unique_email("p"), "password": "guess guess"},
+        headers={"X-Forwarded-For": "198.51.100.7"}), 429)
+    fresh = Client(proxied.port).post(
+        "/api/v1/auth/login", {"email": unique_email("q"), "password": "guess guess"},
+        headers={"X-Forwarded-For": "198.51.100.7, 198.51.100.8"})
+    assert_problem(fresh, 401)
+
+
 def test_refresh_rotates_and_the_old_token_stops_working(server: ServerThread) -> None:
     user = register(server.port, "rotate")
     client = Client(server.port)

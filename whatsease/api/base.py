@@ -30,6 +30,8 @@ access_log = logging.getLogger("whatsease.access")
 logger = logging.getLogger(__name__)
 
 MAX_JSON_BODY_BYTES = 64 * 1024
+# An IPv6 address with a zone fits; anything longer in a header is not an address.
+MAX_IP_CHARS = 64
 PROBLEM_TYPE = "application/problem+json"
 JSON_TYPE = "application/json"
 
@@ -95,6 +97,16 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.principal
 
     def client_ip(self) -> str:
+        """The caller's address; behind a trusted proxy, the one the proxy saw.
+
+        The proxy appends the address it received the request from, so only the
+        last X-Forwarded-For entry is trusted; earlier ones are the client's word.
+        """
+        if self.services.config.trusted_proxy:
+            forwarded = self.request.headers.get("X-Forwarded-For", "")
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last[:MAX_IP_CHARS]
         return str(self.request.remote_ip or "")
 
     def user_agent(self) -> str:

@@ -1,0 +1,38 @@
+# WhatsEase for Fly.io (or any container host): one process serving the REST
+# API, the WebSockets and the web client on port 8080. Configure it with
+# WHATSEASE_* variables; WHATSEASE_MONGODB_URI and WHATSEASE_JWT_SECRET are
+# secrets (`fly secrets set ...`), never baked into the image.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, in their own layer, so a code change does not reinstall them.
+COPY setup.cfg pyproject.toml README.md ./
+RUN mkdir whatsease && touch whatsease/__init__.py \
+    && pip install . \
+    && pip uninstall -y whatsease \
+    && rm -rf whatsease build *.egg-info
+
+COPY whatsease ./whatsease
+RUN pip install --no-deps . && rm -rf build *.egg-info
+# The web client. The server finds it beside the package it runs from, which is
+# /app/whatsease: `python -m` puts the working directory first on sys.path.
+COPY static ./static
+
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin whatsease \
+    && mkdir -p /app/data && chown whatsease:whatsease /app/data
+USER whatsease
+
+ENV WHATSEASE_HOST=0.0.0.0 \
+    WHATSEASE_PORT=8080 \
+    WHATSEASE_DATA_DIR=/app/data
+
+EXPOSE 8080
+# No HEALTHCHECK: Fly.io checks GET /healthz itself (see fly.toml).
+# The server handles SIGTERM: it stops accepting, finishes requests and closes cleanly.
+CMD ["python", "-m", "whatsease"]
