@@ -87,6 +87,11 @@ DEFAULT_SYNONYMS: dict[str, tuple[str, ...]] = {
 # Messages may be 4,096 characters; the intent is in the first sentences, and scoring
 # cost grows with length, so match on this much and keep the whole text for `store`.
 MAX_MATCH_CHARS = 600
+# Longer messages are also matched sentence by sentence (the first few), since a
+# question followed by a story is about the question.
+LONG_MESSAGE_CHARS = 200
+LONG_MESSAGE_SENTENCES = 3
+LONG_MESSAGE_MIN_WORDS = 3
 # Only this many intents (ranked by cheap word coverage) get the full per-example scoring.
 CANDIDATE_INTENTS = 12
 # A captured slot value is cut to this many characters before it is echoed or remembered.
@@ -114,6 +119,7 @@ BOT_ROLE = "bot"
 DEFAULT_USER_NAME = "there"
 
 _DIGITS = re.compile(r"\d+\Z")
+_SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+")
 
 
 # ---------------------------------------------------------------------------- state
@@ -236,6 +242,10 @@ class Match:
     slots: dict[str, str]
     # The best few candidates as (intent name, score), best first: for bot-eval and logs.
     ranking: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def intent_name(self) -> str | None:
+        return self.intent.name if self.intent is not None else None
 
 
 @dataclass(frozen=True)
@@ -416,8 +426,19 @@ class IntentEngine:
         explained by an intent whose context is not active ("cancel" with nothing to
         cancel), the result has `intent=None`.
         """
+        if len(text) <= LONG_MESSAGE_CHARS:
+            return self._match_text(text, context)
+        # A long message dilutes its question: also try its first sentences alone, if
+        # they say something ("Hi!" before the question is not what it is about).
+        sentences = _SENTENCE_END.split(text, LONG_MESSAGE_SENTENCES)[:-1]
+        parts = [text[:MAX_MATCH_CHARS]]
+        parts += [p for p in sentences if len(p.split()) >= LONG_MESSAGE_MIN_WORDS]
+        matches = [self._match_text(part[:MAX_MATCH_CHARS], context) for part in parts]
+        return max(matches, key=lambda m: (m.intent is not None, m.confidence))
+
+    def _match_text(self, text: str, context: str | None) -> Match:
         bot = self.catalogue.bot
-        raw = text[:MAX_MATCH_CHARS]
+        raw = text
         tokens = self._canonical(raw, correct=True)
         message = self._message(tokens)
 
