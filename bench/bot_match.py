@@ -1,0 +1,191 @@
+"""Benchmark: time the bot's intent matching on a synthetic 200-intent catalogue."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from whatsease.bot.catalogue import Catalogue, load_catalogue, loads_catalogue
+from whatsease.bot.engine import BotState, IntentEngine
+
+# p99 budget per message: a match must never stall the event loop noticeably.
+TARGET_P99_MS = 2.0
+DEFAULT_INTENTS = 200
+DEFAULT_MESSAGES = 3000
+WARMUP_MESSAGES = 200
+REPO = Path(__file__).resolve().parent.parent
+
+VERBS = [
+    "cancel", "change", "renew", "upgrade", "repair", "replace", "register", "transfer",
+    "reset", "activate", "suspend", "report", "schedule", "book", "download", "install",
+    "configure", "export", "import", "share", "verify", "unlock", "pause", "refund",
+]  # fmt: skip
+NOUNS = [
+    "subscription", "invoice", "password", "router", "printer", "contract", "insurance",
+    "license", "appointment", "passport", "warranty", "voucher", "membership", "parcel",
+    "mortgage", "pension", "vehicle", "bicycle", "laptop", "tablet", "firmware", "backup",
+    "calendar", "mailbox", "domain", "certificate", "server", "database", "spreadsheet",
+    "thermostat", "boiler", "meter", "tariff", "allowance", "benefit", "permit", "visa",
+    "ticket", "reservation", "luggage", "locker", "badge", "keycard", "uniform", "shift",
+    "payslip", "timesheet", "expense", "budget", "loan", "savings", "deposit", "cheque",
+    "statement", "beneficiary", "pin", "token", "wallet", "coupon", "gift", "delivery",
+    "recipe", "menu", "allergy", "prescription", "vaccine", "referral", "dentist", "therapy",
+    "course", "exam", "transcript", "diploma", "scholarship", "tuition", "library", "thesis",
+    "podcast", "playlist", "album", "concert", "stadium", "gym", "trainer", "locker room",
+    "garden", "lawn", "fence", "roof", "gutter", "window", "carpet", "furniture", "sofa",
+    "mattress", "fridge", "oven", "dishwasher", "kettle", "antenna", "satellite", "modem",
+]  # fmt: skip
+ADJECTIVES = ["old", "new", "broken", "expired", "current", "shared", "second", "annual"]
+EXAMPLE_TEMPLATES = [
+    "how do i {verb} my {noun}",
+    "{verb} {noun}",
+    "i want to {verb} the {noun}",
+    "can you help me {verb} a {noun}",
+    "where can i {verb} my {noun}",
+    "is it possible to {verb} my {adj} {noun}",
+    "i need to {verb} my {noun} today",
+    "what is the best way to {verb} a {noun}",
+]
+# Messages are phrased differently from the examples, as users do.
+MESSAGE_TEMPLATES = [
+    "hey so how can i {verb} my {noun} please",
+    "{noun} {verb}??",
+    "um i would like to {verb} our {adj} {noun}",
+    "pls help {verb} {noun}",
+    "whats the procedure to {verb} the {noun}",
+    "could u tell me how to {verb} my {noun} asap",
+    "i cant figure out how to {verb} this {noun}",
+    "{verb} the {noun} for me",
+]
+OUT_OF_SCOPE = [
+    "whats the capital of peru", "book me a flight to lisbon", "asdfgh jkl",
+    "tell me about the roman empire", "how tall is mount everest", "play some jazz",
+    "who won the match last night", "translate good morning into italian",
+]  # fmt: skip
+
+
+def synthetic_catalogue(n_intents: int, rng: random.Random) -> Catalogue:
+    """A valid catalogue of `n_intents` intents with 8 examples each."""
+    pairs = [(v, n) for n in NOUNS for v in VERBS]
+    rng.shuffle(pairs)
+    if n_intents > len(pairs):
+        raise SystemExit(f"at most {len(pairs)} synthetic intents")
+    lines = ["[bot]", 'name = "Bench"', 'fallback = ["Sorry?"]', ""]
+    for i, (verb, noun) in enumerate(pairs[:n_intents]):
+        examples = [
+            t.format(verb=verb, noun=noun, adj=rng.choice(ADJECTIVES)) for t in EXAMPLE_TEMPLATES
+        ]
+        lines += [
+            "[[intents]]",
+            f'name = "{verb}_{noun.replace(" ", "_")}_{i}"',
+            f"examples = {json.dumps(examples)}",
+            f'responses = ["Here is how to {verb} your {noun}."]',
+            "",
+        ]
+    return loads_catalogue("\n".join(lines), source="<synthetic>")
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    if len(word) < 5 or rng.random() > 0.15:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]  # swap two letters
+
+
+def synthetic_messages(
+    catalogue: Catalogue, count: int, rng: random.Random
+) -> list[tuple[str, str | None]]:
+    """(message, expected intent): paraphrases with occasional typos, 10% out of scope."""
+    messages: list[tuple[str, str | None]] = []
+    for _ in range(count):
+        if rng.random() < 0.1:
+            messages.append((rng.choice(OUT_OF_SCOPE), None))
+            continue
+        intent = rng.choice(catalogue.intents).name
+        verb, noun = _verb_noun(intent)
+        text = rng.choice(MESSAGE_TEMPLATES).format(
+            verb=verb, noun=noun, adj=rng.choice(ADJECTIVES)
+        )
+        messages.append((" ".join(_typo(w, rng) for w in text.split()), intent))
+    return messages
+
+
+def _verb_noun(name: str) -> tuple[str, str]:
+    verb, rest = name.split("_", 1)
+    return verb, rest.rsplit("_", 1)[0].replace("_", " ")
+
+
+def time_respond(engine: IntentEngine, messages: list[str]) -> list[float]:
+    """Milliseconds per `respond` call, one per message (after a warm-up)."""
+    state = BotState()
+    for text in messages[:WARMUP_MESSAGES]:
+        engine.respond(text, state)
+    timings = []
+    for text in messages:
+        start = time.perf_counter_ns()
+        engine.respond(text, state)
+        timings.append((time.perf_counter_ns() - start) / 1e6)
+    return timings
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--intents", type=int, default=DEFAULT_INTENTS)
+    parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+
+    rows = []
+    start = time.perf_counter()
+    synthetic = synthetic_catalogue(args.intents, rng)
+    engine = IntentEngine(synthetic)
+    load_ms = (time.perf_counter() - start) * 1000
+    labelled = synthetic_messages(synthetic, args.messages, rng)
+    messages = [text for text, _ in labelled]
+    rows.append(("synthetic", len(synthetic.intents), load_ms, time_respond(engine, messages)))
+    # Timing a matcher that answers wrongly would mean nothing: report how it did.
+    correct = sum(engine.match(text).intent_name == want for text, want in labelled)
+
+    default = load_catalogue()
+    start = time.perf_counter()
+    engine = IntentEngine(default)
+    load_ms = (time.perf_counter() - start) * 1000
+    cases = REPO / "tests" / "bot" / "cases.jsonl"
+    texts = [json.loads(line)["text"] for line in cases.read_text(encoding="utf-8").splitlines()]
+    texts = (texts * (args.messages // len(texts) + 1))[: args.messages]
+    rows.append(("default", len(default.intents), load_ms, time_respond(engine, texts)))
+
+    print(f"bot matching, {args.messages} messages per catalogue (after {WARMUP_MESSAGES} warm-up)")
+    header = f"{'catalogue':<10} {'intents':>7} {'load ms':>8} {'median ms':>10} {'p99 ms':>7}"
+    print(f"{header} {'max ms':>7}")
+    for name, intents, load, timings in rows:
+        print(
+            f"{name:<10} {intents:>7} {load:>8.1f} {statistics.median(timings):>10.3f} "
+            f"{_percentile(timings, 0.99):>7.3f} {max(timings):>7.3f}"
+        )
+    worst = max(_percentile(t, 0.99) for *_, t in rows)
+    verdict = "within" if worst < TARGET_P99_MS else "OVER"
+    print(f"p99 target {TARGET_P99_MS} ms: {verdict} ({worst:.3f} ms)")
+    print(
+        f"synthetic messages matched as generated: {correct}/{len(labelled)} "
+        f"({100 * correct / len(labelled):.1f}%)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
