@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,6 +32,10 @@ from whatsease.services import Services
 
 logger = logging.getLogger(__name__)
 
+# The kernel's send buffer per socket, in bytes (Linux doubles it for its
+# bookkeeping). Chat frames are small; a sync page of 200 long messages is
+# under 1 MiB and drains at this size in a few round trips.
+KERNEL_SEND_BUFFER_BYTES = 128 * 1024
 # Close reasons are sent to the client; keep them short (at most 123 bytes).
 REASON_AUTH_TIMEOUT = "authenticate within 5 s: send {type: auth, token}"
 
@@ -86,6 +92,18 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
             return
         self._auth_timer = asyncio.get_running_loop().call_later(
             AUTH_TIMEOUT_SECS, self.close, WS_4001_UNAUTHENTICATED, REASON_AUTH_TIMEOUT)
+        self._bound_kernel_buffer()
+
+    def _bound_kernel_buffer(self) -> None:
+        # Linux grows a socket's send buffer up to tcp_wmem's maximum (4 MiB
+        # by default) while the peer is not reading: that memory is outside
+        # our frame queue's count. A fixed size bounds it and, by disabling
+        # that growth, lets a stalled reader reach the 4008 bound sooner.
+        stream = self.ws_connection.stream if self.ws_connection is not None else None
+        sock = getattr(stream, "socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
 
     def on_message(self, message: str | bytes) -> Any:
         if self._closing:

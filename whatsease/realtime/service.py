@@ -192,30 +192,30 @@ class Presence:
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._peers: Batcher[str, set[str]] = Batcher(self._lookup_peers, name="presence-peers")
-        self._last_seen: Batcher[str, None] = Batcher(self._store_last_seen,
-                                                      name="presence-last-seen")
+        self._last_seen: Batcher[str, Any] = Batcher(self._store_last_seen,
+                                                     name="presence-last-seen")
 
     async def _lookup_peers(self, users: list[str]) -> list[set[str]]:
         found = await self.store.conversations.peers_of_many(users)
         return [found.get(u, set()) for u in users]
 
-    async def _store_last_seen(self, users: list[str]) -> list[None]:
-        await self.store.users.touch_last_seen(users, self.clock())
-        return [None] * len(users)
+    async def _store_last_seen(self, users: list[str]) -> list[Any]:
+        when = self.clock()
+        await self.store.users.touch_last_seen(users, when)
+        return [when] * len(users)
 
     def changed(self, user: str, online: bool) -> None:
-        when = self.clock()
-        if not online:
-            self._last_seen.submit_nowait(user)
-        task = asyncio.get_running_loop().create_task(self._announce(user, online, when))
+        task = asyncio.get_running_loop().create_task(self._announce(user, online))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _announce(self, user: str, online: bool, when: Any) -> None:
+    async def _announce(self, user: str, online: bool) -> None:
         try:
+            # Offline is announced once last_seen is stored, with the stored time.
+            when = await self._last_seen.submit(user) if not online else self.clock()
             peers = await self._peers.submit(user)
         except Exception:
-            logger.exception("presence lookup for %s failed", user)
+            logger.exception("presence update for %s failed", user)
             return
         # The state may have flipped while we looked: announce what is true now.
         now_online = self.hub.is_online(user)

@@ -1,0 +1,79 @@
+"""Bounds over real sockets: a stalled reader is closed with 4008; dead peers time out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tests.realtime.wsclient import connect
+from tests.support import Client, ServerThread, register
+from whatsease.realtime.hub import Connection
+
+QUEUE_FRAMES = 50
+CONTENT_CHARS = 4000
+# Enough messages to fill the kernel's socket buffers and then the queue,
+# few enough to stay fast: the test stops as soon as the socket is closed.
+MAX_FLOOD_MESSAGES = 400
+
+
+def _overflows(port: int) -> float:
+    for line in Client(port).get("/metrics").body.decode().splitlines():
+        if line.startswith("whatsease_ws_send_queue_overflows_total "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _wait(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_reader_that_stops_reading_is_closed_4008(
+        make_server: Callable[..., ServerThread]) -> None:
+    srv = make_server(ws_queue_frames=QUEUE_FRAMES)
+    alice, bob = register(srv.port, "alice"), register(srv.port, "bob")
+    # A tiny receive buffer that nobody reads: the server's writes back up.
+    stuck = connect(srv, bob, rcvbuf=2048)
+    conns: list[Connection] = srv.services.hub.connections(bob.email)
+    assert len(conns) == 1
+    victim = conns[0]
+    before = _overflows(srv.port)
+    sent = 0
+    content = "x" * CONTENT_CHARS
+    while srv.services.hub.is_online(bob.email) and sent < MAX_FLOOD_MESSAGES:
+        res = alice.client.post("/api/v1/messages", {"recipient": bob.email, "content": content})
+        assert res.status == 201
+        sent += 1
+    assert not srv.services.hub.is_online(bob.email), f"still open after {sent} messages"
+    assert _overflows(srv.port) == before + 1
+    # Memory stayed bounded: never more than the limit (plus the frame that
+    # crossed it) waited in the server's queue, and nothing was queued after.
+    queue = victim.queue  # type: ignore[attr-defined]
+    assert queue.peak <= QUEUE_FRAMES + 1
+    for _ in range(20):
+        alice.client.post("/api/v1/messages", {"recipient": bob.email, "content": content})
+    assert queue.pending <= QUEUE_FRAMES + 1
+    # Reading again, the client finds the close code at the end of what was queued.
+    assert stuck.expect_close(timeout=10) == 4008
+    # Other sockets are unaffected.
+    fresh = connect(srv, bob)
+    assert fresh.call({"type": "ping"}, "pong")
+    fresh.close()
+
+
+def test_dead_peer_is_dropped_by_pings(make_server: Callable[..., ServerThread]) -> None:
+    srv = make_server()
+    # Ping often so the test is quick; a client that never answers is dropped.
+    assert srv.server.app is not None
+    srv.server.app.settings["websocket_ping_interval"] = 0.3
+    srv.server.app.settings["websocket_ping_timeout"] = 0.3
+    user = register(srv.port)
+    silent = connect(srv, user)
+    assert srv.services.hub.is_online(user.email)
+    # The client now never reads, so it never answers a ping.
+    assert _wait(lambda: not srv.services.hub.is_online(user.email), timeout=10)
+    silent.close()
