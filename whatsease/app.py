@@ -167,6 +167,11 @@ class WhatsEaseServer:
         if services is not None:
             services.draining = True
             services.hub.close_all(WS_1012_SERVICE_RESTART, "server restarting")
+            # Tornado's close_all_connections closes sockets at once, answered
+            # or not: let the REST requests under way finish first.
+            if not await services.requests.wait_idle(grace):
+                logger.warning("%d requests still running after %.0f s; closing them",
+                               services.requests.count, grace)
         if self.http is not None:
             try:
                 await asyncio.wait_for(self.http.close_all_connections(), grace)

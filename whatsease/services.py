@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,33 @@ from whatsease.config import Config
 from whatsease.messaging.service import Messaging
 from whatsease.realtime.hub import Hub
 from whatsease.storage.store import Store
+
+
+class RequestTracker:
+    """Counts requests under way so that shutdown can wait until none is left."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count <= 0:
+            self.count = 0
+            self._idle.set()
+
+    async def wait_idle(self, grace: float) -> bool:
+        """True once no request is under way; False if ``grace`` seconds pass first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+        except TimeoutError:
+            return False
+        return True
 
 
 @dataclass
@@ -26,3 +54,5 @@ class Services:
     # Filled by later subsystems (bot, support, channels) when they are built.
     extras: dict[str, Any] = field(default_factory=dict)
     draining: bool = False
+    # REST requests being handled now; a graceful shutdown waits for them.
+    requests: RequestTracker = field(default_factory=lambda: RequestTracker())

@@ -62,6 +62,16 @@ class BaseHandler(tornado.web.RequestHandler):
         self._started = time.perf_counter()
         self._error_ref: str | None = None
 
+    async def _execute(self, transforms: list[tornado.web.OutputTransform], *args: bytes,
+                       **kwargs: bytes) -> None:
+        # Counted so that a graceful shutdown can wait for requests under way
+        # instead of closing their connections mid-answer.
+        self.services.requests.enter()
+        try:
+            await super()._execute(transforms, *args, **kwargs)
+        finally:
+            self.services.requests.leave()
+
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")

@@ -1,0 +1,90 @@
+"""The embedded SecantusDB launcher: start, answer, keep data, stop (even when it will not)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+
+from whatsease.storage import launcher
+from whatsease.storage.launcher import EmbeddedDatabase, EmbeddedDatabaseError
+
+
+def _ping(uri: str) -> bool:
+    client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=500)
+    try:
+        client.admin.command("ping")
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def test_start_answers_keeps_data_across_restarts_and_stops(tmp_path: Path) -> None:
+    with EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log") as database:
+        assert database.uri.startswith("mongodb://127.0.0.1:")
+        assert database.process is not None
+        pid, port = database.process.pid, database.port
+        client: MongoClient[dict[str, object]] = MongoClient(database.uri)
+        client.keep.things.insert_one({"_id": "kept", "n": 1})
+        client.close()
+    # Stopped: the process is reaped and the port is closed.
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not _ping(f"mongodb://127.0.0.1:{port}/?directConnection=true")
+    assert (tmp_path / "db").is_dir()
+    with EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log") as again:
+        client = MongoClient(again.uri)
+        assert client.keep.things.find_one({"_id": "kept"}) == {"_id": "kept", "n": 1}
+        client.close()
+    again.stop()  # a second stop is harmless
+    EmbeddedDatabase(tmp_path / "never").stop()  # so is stopping one never started
+
+
+def test_a_database_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
+    database = EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log")
+    database.start()
+    assert database.process is not None
+    pid = database.process.pid
+    os.kill(pid, signal.SIGSTOP)  # a stopped process cannot act on SIGTERM
+    started = time.monotonic()
+    database.stop(timeout=1)
+    assert time.monotonic() - started < 5
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_port_already_taken_is_reported_with_the_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        database = EmbeddedDatabase(tmp_path / "db", port=port, log_path=tmp_path / "db.log")
+        with pytest.raises(EmbeddedDatabaseError) as caught:
+            database.start(timeout=10)
+    assert "secantusd-py exited with code" in str(caught.value)
+    # Nothing is left running.
+    assert database.process is None or database.process.poll() is not None
+
+
+def test_a_missing_executable_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    with pytest.raises(EmbeddedDatabaseError) as caught:
+        launcher.find_executable()
+    message = str(caught.value)
+    assert "pip install secantusdb" in message and "WHATSEASE_MONGODB_URI" in message
+
+
+def test_free_port_is_bindable() -> None:
+    port = launcher.free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
