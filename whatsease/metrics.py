@@ -33,6 +33,23 @@ LOOP_LAG = Gauge("whatsease_event_loop_lag_seconds", "Event-loop lag at the last
 BATCH_SIZE = Histogram("whatsease_db_batch_size", "Items per batched database write.", ["kind"],
                        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
 BOT_REPLIES = Counter("whatsease_bot_replies_total", "Bot replies by outcome.", ["outcome"])
+SUPPORT_SESSIONS = Counter("whatsease_support_sessions_total",
+                           "Support widget sessions started and ended, by event.", ["event"])
+SUPPORT_ASSIGNMENTS = Counter("whatsease_support_assignments_total",
+                              "Support conversations assigned to an agent, by strategy.",
+                              ["strategy"])
+SUPPORT_QUEUED = Counter("whatsease_support_queued_total",
+                         "Support conversations queued because no agent was online.")
+SUPPORT_HANDOFFS = Counter("whatsease_support_handoffs_total",
+                           "Bot/agent handoffs: customer_request, takeover, handback.", ["kind"])
+SUPPORT_TRANSFERS = Counter("whatsease_support_transfers_total",
+                            "Support conversations transferred between agents.")
+SUPPORT_BOT_REPLIES = Counter("whatsease_support_bot_replies_total",
+                              "Support chatbot replies by source.", ["source"])
+SUPPORT_FIRST_RESPONSE = Histogram(
+    "whatsease_support_first_response_seconds",
+    "From a customer needing a person to an agent's first reply.",
+    buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600))
 
 # How often the loop-lag probe wakes, in seconds.
 LOOP_LAG_INTERVAL_SECS = 0.5

@@ -22,12 +22,16 @@ ROUTE_MODULES = (
     "whatsease.api.activity",
     "whatsease.realtime.handler",
     "whatsease.api.bot",
+    "whatsease.api.support",
+    "whatsease.api.widget",
+    "whatsease.api.support_ws",
     "whatsease.api.openapi",
 )
 
 SERVICE_MODULES: tuple[str, ...] = (
     "whatsease.bot.service",
     "whatsease.realtime.service",
+    "whatsease.support.service",
 )
 
 

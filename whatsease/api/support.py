@@ -1,0 +1,452 @@
+"""REST for customer support: orgs and agents (admins), the agent console's API, and /agent.
+
+Every route needs an access token. Agents and admins see only their own org's
+conversations; anything else answers 404 as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import orjson
+from tornado.routing import URLSpec
+
+from whatsease import validation
+from whatsease.api.base import BaseHandler, route
+from whatsease.errors import Forbidden, NotFound, invalid
+from whatsease.services import Services
+from whatsease.storage.models import is_object_id
+from whatsease.support.orgs import is_org_admin, is_platform_admin
+from whatsease.support.service import RESUME_MESSAGES, SupportService, get_support
+
+STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
+CONSOLE_DIR = "agent"
+SCOPES = ("mine", "queued", "bot", "active", "ended")
+# Bytes of randomness per CSP nonce (CSP asks for at least 128 bits).
+NONCE_BYTES = 18
+
+
+def console_csp(nonce: str) -> str:
+    """The console page's CSP: its own scripts, plus the one inline import map (nonce)."""
+    return ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+            f"style-src 'self'; script-src 'self' 'nonce-{nonce}'; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'self'; object-src 'none'")
+
+
+class SupportHandler(BaseHandler):
+    @property
+    def support(self) -> SupportService:
+        return get_support(self.services)
+
+
+def _conversation_id(value: str) -> str:
+    # An id that cannot exist is simply not found, like another org's.
+    if not is_object_id(value):
+        raise NotFound("No such conversation.")
+    return value.lower()
+
+
+class OrgsHandler(SupportHandler):
+    async def get(self) -> None:
+        principal = await self.authenticate()
+        orgs = await self.support.orgs.list_for(principal.user)
+        self.write_json({"orgs": [o.to_json(settings=is_org_admin(principal.user, o.org_id))
+                                  for o in orgs]})
+
+    async def post(self) -> None:
+        principal = await self.authenticate()
+        if not is_platform_admin(principal.user):
+            raise Forbidden("Only platform admins create organisations.")
+        body = self.json_body()
+        validation.check_fields(body, required=("name",), optional=("id", "settings", "admin"))
+        settings = body.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise invalid("settings", "must be an object")
+        org = await self.support.orgs.create(body["name"], org_id=body.get("id"),
+                                             settings=settings)
+        if body.get("admin") is not None:
+            user = await self.support.orgs.add_member(org.org_id, body["admin"], "admin")
+            self.support.member_changed(org.org_id, user.email)
+        self.created({"org": org.to_json()}, f"/api/v1/orgs/{org.org_id}")
+
+
+class OrgHandler(SupportHandler):
+    async def get(self, org_id: str) -> None:
+        principal = await self.authenticate()
+        org = await self.support.orgs.visible(principal.user, org_id)
+        self.write_json({"org": org.to_json(settings=is_org_admin(principal.user, org_id))})
+
+    async def patch(self, org_id: str) -> None:
+        principal = await self.authenticate()
+        await self.support.orgs.administered(principal.user, org_id)
+        body = self.json_body()
+        validation.check_fields(body, optional=("name", "settings"))
+        if "name" in body:
+            await self.support.orgs.rename(org_id, body["name"])
+        if "settings" in body:
+            if not isinstance(body["settings"], dict):
+                raise invalid("settings", "must be an object")
+            await self.support.orgs.update_settings(org_id, body["settings"])
+        org = await self.support.orgs.get(org_id)
+        self.write_json({"org": org.to_json()})
+
+    async def delete(self, org_id: str) -> None:
+        principal = await self.authenticate()
+        await self.support.orgs.visible(principal.user, org_id)
+        if not is_platform_admin(principal.user):
+            raise Forbidden("Only platform admins delete organisations.")
+        for email in await self.support.orgs.delete(org_id):
+            await self.support.member_removed(org_id, email)
+        self.no_content()
+
+
+class OrgKeyHandler(SupportHandler):
+    async def post(self, org_id: str) -> None:
+        principal = await self.authenticate()
+        await self.support.orgs.administered(principal.user, org_id)
+        org = await self.support.orgs.rotate_key(org_id)
+        self.write_json({"org": org.to_json()})
+
+
+class OrgAgentsHandler(SupportHandler):
+    async def get(self, org_id: str) -> None:
+        principal = await self.authenticate()
+        await self.support.orgs.visible(principal.user, org_id)
+        self.write_json({"agents": await self.support.agents_view(org_id)})
+
+    async def post(self, org_id: str) -> None:
+        principal = await self.authenticate()
+        await self.support.orgs.administered(principal.user, org_id)
+        body = self.json_body()
+        validation.check_fields(body, required=("email",), optional=("role",))
+        user = await self.support.orgs.add_member(org_id, body["email"],
+                                                  body.get("role", "agent"))
+        self.support.member_changed(org_id, user.email)
+        self.created({"agent": {"email": user.email, "name": user.name, "role": user.role}},
+                     f"/api/v1/orgs/{org_id}/agents/{urllib.parse.quote(user.email)}")
+
+
+class OrgAgentHandler(SupportHandler):
+    async def delete(self, org_id: str, email: str) -> None:
+        principal = await self.authenticate()
+        await self.support.orgs.administered(principal.user, org_id)
+        address = validation.email(urllib.parse.unquote(email))
+        await self.support.orgs.remove_member(org_id, address)
+        await self.support.member_removed(org_id, address)
+        self.no_content()
+
+
+class ConversationsHandler(SupportHandler):
+    async def get(self) -> None:
+        principal = await self.authenticate()
+        scope = self.get_query_argument("scope", "mine")
+        if scope not in SCOPES:
+            raise invalid("scope", f"must be one of {', '.join(SCOPES)}")
+        customer = self.get_query_argument("customer", None)
+        before = self.get_query_argument("before", None)
+        limit = validation.limit(self.get_query_argument("limit", None), default=50,
+                                 maximum=200)
+        conversations = await self.support.list_conversations(
+            principal.user, scope=scope,
+            customer=validation.email(customer, "customer") if customer else None,
+            before=validation.object_id(before, "before") if before else None, limit=limit)
+        self.write_json({
+            "conversations": [c.to_agent_json() for c in conversations],
+            "next_before": (conversations[-1].conversation_id
+                            if len(conversations) == limit else None)})
+
+
+class ConversationHandler(SupportHandler):
+    async def get(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        conversation = await self.support.conversation_for(principal.user,
+                                                           _conversation_id(conversation_id))
+        messages = await self.support.history(conversation.conversation_id, before=None,
+                                              limit=RESUME_MESSAGES)
+        self.write_json({"conversation": conversation.to_agent_json(),
+                         "messages": [m.to_json() for m in reversed(messages)],
+                         "more": len(messages) == RESUME_MESSAGES})
+
+
+class ConversationMessagesHandler(SupportHandler):
+    async def get(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        conversation = await self.support.conversation_for(principal.user,
+                                                           _conversation_id(conversation_id))
+        before = self.get_query_argument("before", None)
+        limit = validation.limit(self.get_query_argument("limit", None), default=50,
+                                 maximum=100)
+        messages = await self.support.history(
+            conversation.conversation_id,
+            before=validation.object_id(before, "before") if before else None, limit=limit)
+        self.write_json({"messages": [m.to_json() for m in messages],
+                         "next_before": messages[-1].message_id if len(messages) == limit
+                         else None})
+
+    async def post(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        body = self.json_body()
+        validation.check_fields(body, required=("content",), optional=("client_id",))
+        cid = _conversation_id(conversation_id)
+        message = await self.support.agent_send(
+            principal.user, cid, validation.content(body["content"]),
+            client_id=validation.client_id(body.get("client_id")))
+        self.created({"message": message.to_json()},
+                     f"/api/v1/support/conversations/{cid}/messages")
+
+
+class TakeOverHandler(SupportHandler):
+    async def post(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        conversation = await self.support.take_over(principal.user,
+                                                    _conversation_id(conversation_id))
+        self.write_json({"conversation": conversation.to_agent_json()})
+
+
+class HandBackHandler(SupportHandler):
+    async def post(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        conversation = await self.support.hand_back(principal.user,
+                                                    _conversation_id(conversation_id))
+        self.write_json({"conversation": conversation.to_agent_json()})
+
+
+class TransferHandler(SupportHandler):
+    async def post(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        body = self.json_body()
+        validation.check_fields(body, required=("agent",))
+        conversation = await self.support.transfer(
+            principal.user, _conversation_id(conversation_id),
+            validation.email(body["agent"], "agent"))
+        self.write_json({"conversation": conversation.to_agent_json()})
+
+
+class CloseHandler(SupportHandler):
+    async def post(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        conversation = await self.support.close(principal.user,
+                                                _conversation_id(conversation_id))
+        self.write_json({"conversation": conversation.to_agent_json()})
+
+
+class ReadHandler(SupportHandler):
+    async def post(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        conversation = await self.support.mark_read(principal.user,
+                                                    _conversation_id(conversation_id))
+        self.write_json({"conversation": conversation.to_agent_json()})
+
+
+class DashboardHandler(SupportHandler):
+    async def get(self) -> None:
+        principal = await self.authenticate()
+        self.write_json(await self.support.dashboard(principal.user))
+
+
+class SupportAgentsHandler(SupportHandler):
+    async def get(self) -> None:
+        principal = await self.authenticate()
+        org_id = await self.support.member_org(principal.user)
+        self.write_json({"agents": await self.support.agents_view(org_id)})
+
+
+def console_import_map(static_url: Any) -> str:
+    """Every console module URL → its content-hashed URL.
+
+    ``static_url`` versions the entry script; modules it imports resolve to bare
+    URLs, which the import map sends to their versioned twins so a deploy never
+    mixes stale and fresh modules.
+    """
+    imports = {}
+    for path in sorted((STATIC_DIR / CONSOLE_DIR).rglob("*.js")):
+        relative = path.relative_to(STATIC_DIR).as_posix()
+        imports["/static/" + relative] = static_url(relative)
+    return orjson.dumps({"imports": imports}).decode().replace("<", "\\u003c")
+
+
+class AgentConsoleHandler(BaseHandler):
+    """``/agent``: the agent console's page (its own login; the API does the rest)."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Frame-Options", "DENY")
+
+    def get(self) -> None:
+        page = STATIC_DIR / CONSOLE_DIR / "index.html"
+        if not page.exists():
+            raise NotFound("The agent console is not installed.")
+        nonce = secrets.token_urlsafe(NONCE_BYTES)
+        self.set_header("Content-Security-Policy", console_csp(nonce))
+        self.render(str(page), nonce=nonce, import_map=console_import_map(self.static_url))
+
+    def get_template_path(self) -> str:
+        return str(STATIC_DIR)
+
+
+def routes(services: Services) -> list[URLSpec]:
+    return [
+        route("/api/v1/orgs", OrgsHandler, services),
+        route("/api/v1/orgs/{org_id}", OrgHandler, services),
+        route("/api/v1/orgs/{org_id}/widget-key", OrgKeyHandler, services),
+        route("/api/v1/orgs/{org_id}/agents", OrgAgentsHandler, services),
+        route("/api/v1/orgs/{org_id}/agents/{email}", OrgAgentHandler, services),
+        route("/api/v1/support/conversations", ConversationsHandler, services),
+        route("/api/v1/support/conversations/{conversation_id}", ConversationHandler,
+              services),
+        route("/api/v1/support/conversations/{conversation_id}/messages",
+              ConversationMessagesHandler, services),
+        route("/api/v1/support/conversations/{conversation_id}/takeover", TakeOverHandler,
+              services),
+        route("/api/v1/support/conversations/{conversation_id}/handback", HandBackHandler,
+              services),
+        route("/api/v1/support/conversations/{conversation_id}/transfer", TransferHandler,
+              services),
+        route("/api/v1/support/conversations/{conversation_id}/close", CloseHandler,
+              services),
+        route("/api/v1/support/conversations/{conversation_id}/read", ReadHandler, services),
+        route("/api/v1/support/dashboard", DashboardHandler, services),
+        route("/api/v1/support/agents", SupportAgentsHandler, services),
+        URLSpec(r"/agent(?:/.*)?$", AgentConsoleHandler,
+                {"services": services, "route": "/agent"}, name="/agent"),
+    ]
+
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_OBJ = {"application/json": {"schema": {"type": "object"}}}
+_ORG = [{"name": "org_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_CID = [{"name": "conversation_id", "in": "path", "required": True,
+         "schema": {"type": "string"}}]
+_ERRORS = {"401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}
+_SETTINGS = {"type": "object", "properties": {
+    "routing": {"enum": ["bot", "agent"]},
+    "assignment": {"enum": ["least_busy", "random"]},
+    "chatbot": {"type": "object", "properties": {
+        "kind": {"enum": ["builtin", "external"]},
+        "catalogue": {"type": "string", "description": "TOML intent catalogue"},
+        "url": {"type": "string"}, "model": {"type": "string"},
+        "token": {"type": ["string", "null"],
+                  "description": "write-only; shown as token_set and token_hint"}}},
+    "session_timeout": {"type": "integer", "minimum": 30, "maximum": 86400},
+    "greeting": {"type": "string", "maxLength": 500},
+    "brand_color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+    "allowed_origins": {"type": "array", "items": {"type": "string"}}}}
+
+
+def _action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary, "tags": ["support"], "parameters": _CID,
+        "responses": {"200": {"description": "The conversation", "content": _OBJ},
+                      "409": _PROBLEM, "410": _PROBLEM, **_ERRORS}}
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": body}}}
+    return {"post": operation}
+
+
+OPENAPI: dict[str, dict[str, Any]] = {
+    "/api/v1/orgs": {
+        "get": {"summary": "Organisations I may see", "tags": ["support"],
+                "responses": {"200": {"description": "Orgs", "content": _OBJ}, **_ERRORS}},
+        "post": {"summary": "Create an organisation (platform admins)", "tags": ["support"],
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"type": "object", "required": ["name"], "properties": {
+                         "name": {"type": "string"}, "id": {"type": "string"},
+                         "admin": {"type": "string", "format": "email"},
+                         "settings": _SETTINGS}}}}},
+                 "responses": {"201": {"description": "Created", "content": _OBJ},
+                               "409": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
+    "/api/v1/orgs/{org_id}": {
+        "get": {"summary": "One organisation (settings for its admins)", "tags": ["support"],
+                "parameters": _ORG,
+                "responses": {"200": {"description": "Org", "content": _OBJ}, **_ERRORS}},
+        "patch": {"summary": "Rename or change settings (org admins)", "tags": ["support"],
+                  "parameters": _ORG,
+                  "requestBody": {"required": True, "content": {"application/json": {
+                      "schema": {"type": "object", "properties": {
+                          "name": {"type": "string"}, "settings": _SETTINGS}}}}},
+                  "responses": {"200": {"description": "Org", "content": _OBJ},
+                                "422": _PROBLEM, **_ERRORS}},
+        "delete": {"summary": "Delete an organisation and its conversations (platform admins)",
+                   "tags": ["support"], "parameters": _ORG,
+                   "responses": {"204": {"description": "Deleted"}, **_ERRORS}}},
+    "/api/v1/orgs/{org_id}/widget-key": {"post": {
+        "summary": "Issue a new widget key (the old embed snippet stops working)",
+        "tags": ["support"], "parameters": _ORG,
+        "responses": {"200": {"description": "Org", "content": _OBJ}, **_ERRORS}}},
+    "/api/v1/orgs/{org_id}/agents": {
+        "get": {"summary": "The org's agents with online state, load and first-response times",
+                "tags": ["support"], "parameters": _ORG,
+                "responses": {"200": {"description": "Agents", "content": _OBJ}, **_ERRORS}},
+        "post": {"summary": "Make a registered account an agent or admin of the org",
+                 "tags": ["support"], "parameters": _ORG,
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"type": "object", "required": ["email"], "properties": {
+                         "email": {"type": "string"},
+                         "role": {"enum": ["agent", "admin"]}}}}}},
+                 "responses": {"201": {"description": "Added", "content": _OBJ},
+                               "409": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
+    "/api/v1/orgs/{org_id}/agents/{email}": {"delete": {
+        "summary": "Remove an agent from the org", "tags": ["support"],
+        "parameters": [*_ORG, {"name": "email", "in": "path", "required": True,
+                              "schema": {"type": "string"}}],
+        "responses": {"204": {"description": "Removed"}, **_ERRORS}}},
+    "/api/v1/support/conversations": {"get": {
+        "summary": "Console lists: mine, queued, bot, active (admins), ended; or ?customer=",
+        "tags": ["support"], "parameters": [
+            {"name": "scope", "in": "query", "schema": {"enum": list(SCOPES)}},
+            {"name": "customer", "in": "query", "schema": {"type": "string"}},
+            {"name": "before", "in": "query", "schema": {"type": "string"}},
+            {"name": "limit", "in": "query",
+             "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
+        "responses": {"200": {"description": "Conversations", "content": _OBJ}, **_ERRORS}}},
+    "/api/v1/support/conversations/{conversation_id}": {"get": {
+        "summary": "A conversation of my org and its latest messages", "tags": ["support"],
+        "parameters": _CID,
+        "responses": {"200": {"description": "Conversation", "content": _OBJ}, **_ERRORS}}},
+    "/api/v1/support/conversations/{conversation_id}/messages": {
+        "get": {"summary": "A conversation's history, newest first", "tags": ["support"],
+                "parameters": [
+                    *_CID, {"name": "before", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+                "responses": {"200": {"description": "Messages", "content": _OBJ},
+                              **_ERRORS}},
+        "post": {"summary": "Reply as the assigned agent", "tags": ["support"],
+                 "parameters": _CID,
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"type": "object", "required": ["content"], "properties": {
+                         "content": {"type": "string", "maxLength": 4096},
+                         "client_id": {"type": "string", "maxLength": 64}}}}}},
+                 "responses": {"201": {"description": "Sent", "content": _OBJ},
+                               "409": _PROBLEM, "410": _PROBLEM, "422": _PROBLEM,
+                               **_ERRORS}}},
+    "/api/v1/support/conversations/{conversation_id}/takeover": _action(
+        "Take the conversation over from the bot (or the queue)"),
+    "/api/v1/support/conversations/{conversation_id}/handback": _action(
+        "Hand the conversation back to the bot"),
+    "/api/v1/support/conversations/{conversation_id}/transfer": _action(
+        "Transfer to another online agent", {"type": "object", "required": ["agent"],
+                                             "properties": {"agent": {"type": "string"}}}),
+    "/api/v1/support/conversations/{conversation_id}/close": _action(
+        "Close (end) the conversation"),
+    "/api/v1/support/conversations/{conversation_id}/read": _action(
+        "Mark the customer's messages read"),
+    "/api/v1/support/dashboard": {"get": {
+        "summary": "Admins: active conversations, queue, per-agent load and first responses",
+        "tags": ["support"],
+        "responses": {"200": {"description": "Dashboard", "content": _OBJ}, **_ERRORS}}},
+    "/api/v1/support/agents": {"get": {
+        "summary": "My org's agents (for transfers)", "tags": ["support"],
+        "responses": {"200": {"description": "Agents", "content": _OBJ}, **_ERRORS}}},
+    "/agent": {"get": {
+        "summary": "The agent console (HTML; also /agent/settings, /agent/dashboard)",
+        "tags": ["support"], "security": [],
+        "responses": {"200": {"description": "HTML page", "content": {
+            "text/html": {"schema": {"type": "string"}}}}}}},
+}

@@ -1,0 +1,249 @@
+"""The widget's public API under /widget/v1/{key}/ with CORS for the org's sites, and /widget.js.
+
+Only these routes answer cross-origin requests, and only from origins the org
+lists in ``allowed_origins`` (or the server's own): the rest of the API sends
+no CORS headers, so browsers keep other sites out of it. A customer is
+identified by the secret session token the widget keeps in the host page's
+localStorage, sent as ``Authorization: Bearer``; it opens that one conversation
+and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tornado.routing import URLSpec
+
+from whatsease import validation
+from whatsease.api.base import BaseHandler, route
+from whatsease.errors import Forbidden, NotFound, Unauthorized
+from whatsease.services import Services
+from whatsease.support.models import Org, SupportConversation
+from whatsease.support.service import RESUME_MESSAGES, SupportService, get_support
+
+WIDGET_SCRIPT = Path(__file__).resolve().parent.parent.parent / "static" / "widget.js"
+# Browsers may cache a preflight answer this long, in seconds.
+PREFLIGHT_MAX_AGE_SECS = 600
+# The embed script is fetched on every page view of the host site: let browsers
+# and CDNs keep it briefly, and revalidate after.
+WIDGET_SCRIPT_MAX_AGE_SECS = 300
+MAX_KEY_CHARS = 100
+
+
+def origin_allowed(org: Org, origin: str, own_origin: str) -> bool:
+    """Whether a page at ``origin`` may use the org's widget (its sites, or this server)."""
+    origin = origin.rstrip("/").lower()
+    if origin == own_origin.lower():
+        return True
+    allowed = org.settings.allowed_origins
+    return "*" in allowed or origin in allowed
+
+
+class WidgetHandler(BaseHandler):
+    """Base of the widget API: the org from the key in the path, CORS, the customer's token."""
+
+    _cors_origin: str | None = None
+
+    @property
+    def support(self) -> SupportService:
+        return get_support(self.services)
+
+    def own_origin(self) -> str:
+        return f"{self.request.protocol}://{self.request.host}"
+
+    async def open_org(self, key: str) -> Org:
+        """The org of ``key``; 404 if unknown, 403 if the calling site is not allowed.
+
+        Sets the CORS headers for an allowed cross-origin caller.
+        """
+        self.set_header("Vary", "Origin")
+        if len(key) > MAX_KEY_CHARS:
+            raise NotFound("No organisation has this widget key.")
+        org = await self.support.orgs.by_key(key)
+        origin = self.request.headers.get("Origin")
+        if origin is not None:
+            if not origin_allowed(org, origin, self.own_origin()):
+                raise Forbidden("This site is not allowed to use this organisation's chat "
+                                "widget; an admin can add its origin to the allowed origins.",
+                                code="origin_not_allowed")
+            self._cors_origin = origin
+            self._set_cors()
+        return org
+
+    def _set_cors(self) -> None:
+        if self._cors_origin is not None:
+            self.set_header("Access-Control-Allow-Origin", self._cors_origin)
+            self.set_header("Access-Control-Expose-Headers", "Location, Retry-After")
+            self.set_header("Vary", "Origin")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # send_error() clears the headers; an allowed site must still read the problem.
+        self._set_cors()
+        super().write_error(status_code, **kwargs)
+
+    async def customer(self, org: Org) -> SupportConversation:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Send the session token: Authorization: Bearer <token>.",
+                               code="missing_token")
+        return await self.support.authenticate_customer(token.strip(), org.org_id)
+
+    async def options(self, key: str) -> None:
+        """A CORS preflight: which methods and headers an allowed site may use."""
+        await self.open_org(key)
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+        self.set_header("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE_SECS))
+        self.no_content()
+
+
+class WidgetConfigHandler(WidgetHandler):
+    async def get(self, key: str) -> None:
+        org = await self.open_org(key)
+        self.write_json({"config": org.widget_config()})
+
+
+class WidgetSessionsHandler(WidgetHandler):
+    async def post(self, key: str) -> None:
+        org = await self.open_org(key)
+        body = self.json_body()
+        validation.check_fields(body, required=("name", "email"))
+        name = validation.name(body["name"])
+        email = validation.email(body["email"])
+        conversation, token, messages = await self.support.start_session(
+            org, name, email, ip=self.client_ip())
+        self.created({"session": conversation.to_customer_json(), "token": token,
+                      "messages": [m.to_json(for_customer=True) for m in messages],
+                      "config": org.widget_config()},
+                     f"/widget/v1/{key}/session")
+
+
+class WidgetSessionHandler(WidgetHandler):
+    async def get(self, key: str) -> None:
+        org = await self.open_org(key)
+        conversation, messages = await self.support.customer_view(await self.customer(org))
+        self.write_json({"session": conversation.to_customer_json(),
+                         "messages": [m.to_json(for_customer=True) for m in messages],
+                         "more": len(messages) == RESUME_MESSAGES,
+                         "config": org.widget_config()})
+
+    async def delete(self, key: str) -> None:
+        org = await self.open_org(key)
+        await self.support.customer_end(await self.customer(org))
+        self.no_content()
+
+
+class WidgetMessagesHandler(WidgetHandler):
+    async def get(self, key: str) -> None:
+        org = await self.open_org(key)
+        conversation = await self.customer(org)
+        before = self.get_query_argument("before", None)
+        before = validation.object_id(before, "before") if before else None
+        limit = validation.limit(self.get_query_argument("limit", None), default=50,
+                                 maximum=100)
+        messages = await self.support.history(conversation.conversation_id, before=before,
+                                              limit=limit)
+        self.write_json({"messages": [m.to_json(for_customer=True) for m in messages],
+                         "next_before": messages[-1].message_id if len(messages) == limit
+                         else None})
+
+    async def post(self, key: str) -> None:
+        org = await self.open_org(key)
+        conversation = await self.customer(org)
+        body = self.json_body()
+        validation.check_fields(body, required=("content",), optional=("client_id",))
+        message = await self.support.customer_send(
+            conversation.conversation_id, validation.content(body["content"]),
+            client_id=validation.client_id(body.get("client_id")))
+        self.created({"message": message.to_json(for_customer=True)},
+                     f"/widget/v1/{key}/session/messages")
+
+
+class WidgetScriptHandler(BaseHandler):
+    """``/widget.js``: the embeddable script, loadable from any site."""
+
+    def get(self) -> None:
+        try:
+            body = WIDGET_SCRIPT.read_bytes()
+        except OSError:
+            raise NotFound("The widget script is not installed.") from None
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.set_header("Cache-Control", f"public, max-age={WIDGET_SCRIPT_MAX_AGE_SECS}")
+        # Host pages that isolate themselves (COEP) may still load it.
+        self.set_header("Cross-Origin-Resource-Policy", "cross-origin")
+        self.finish(body)
+
+
+def routes(services: Services) -> list[URLSpec]:
+    return [
+        route("/widget.js", WidgetScriptHandler, services),
+        route("/widget/v1/{key}/config", WidgetConfigHandler, services),
+        route("/widget/v1/{key}/sessions", WidgetSessionsHandler, services),
+        route("/widget/v1/{key}/session", WidgetSessionHandler, services),
+        route("/widget/v1/{key}/session/messages", WidgetMessagesHandler, services),
+    ]
+
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_KEY = [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "The org's public widget key"}]
+# The bearer here is the widget session token, not an access token.
+_WIDGET_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
+_OBJ = {"application/json": {"schema": {"type": "object"}}}
+_PREFLIGHT = {"summary": "CORS preflight for the org's allowed sites", "tags": ["widget"],
+              "security": [], "parameters": _KEY,
+              "responses": {"204": {"description": "Allowed"}, "403": _PROBLEM,
+                            "404": _PROBLEM}}
+OPENAPI: dict[str, dict[str, Any]] = {
+    "/widget.js": {"get": {
+        "summary": "The embeddable chat widget script", "tags": ["widget"], "security": [],
+        "responses": {"200": {"description": "JavaScript", "content": {
+            "text/javascript": {"schema": {"type": "string"}}}}}}},
+    "/widget/v1/{key}/config": {
+        "get": {"summary": "The widget's public look and greeting", "tags": ["widget"],
+                "security": [], "parameters": _KEY,
+                "responses": {"200": {"description": "Config", "content": _OBJ},
+                              "403": _PROBLEM, "404": _PROBLEM}},
+        "options": _PREFLIGHT},
+    "/widget/v1/{key}/sessions": {
+        "post": {"summary": "Start a conversation: name and email in, a session token out",
+                 "tags": ["widget"], "security": [], "parameters": _KEY,
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"type": "object", "required": ["name", "email"],
+                                "properties": {"name": {"type": "string", "maxLength": 80},
+                                               "email": {"type": "string",
+                                                         "format": "email"}}}}}},
+                 "responses": {"201": {"description": "Started", "content": _OBJ},
+                               "403": _PROBLEM, "404": _PROBLEM, "422": _PROBLEM,
+                               "429": _PROBLEM}},
+        "options": _PREFLIGHT},
+    "/widget/v1/{key}/session": {
+        "get": {"summary": "Resume: the session (active or ended) and its latest messages",
+                "tags": ["widget"], "security": _WIDGET_AUTH, "parameters": _KEY,
+                "responses": {"200": {"description": "Session", "content": _OBJ},
+                              "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}},
+        "delete": {"summary": "The customer ends the conversation", "tags": ["widget"],
+                   "security": _WIDGET_AUTH, "parameters": _KEY,
+                   "responses": {"204": {"description": "Ended"}, "401": _PROBLEM}},
+        "options": _PREFLIGHT},
+    "/widget/v1/{key}/session/messages": {
+        "get": {"summary": "The conversation's history, newest first", "tags": ["widget"],
+                "security": _WIDGET_AUTH, "parameters": [
+                    *_KEY, {"name": "before", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+                "responses": {"200": {"description": "Messages", "content": _OBJ},
+                              "401": _PROBLEM}},
+        "post": {"summary": "Send a message (410 session_ended once the session has ended)",
+                 "tags": ["widget"], "security": _WIDGET_AUTH, "parameters": _KEY,
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"type": "object", "required": ["content"], "properties": {
+                         "content": {"type": "string", "maxLength": 4096},
+                         "client_id": {"type": "string", "maxLength": 64}}}}}},
+                 "responses": {"201": {"description": "Stored", "content": _OBJ},
+                               "401": _PROBLEM, "410": _PROBLEM, "422": _PROBLEM,
+                               "429": _PROBLEM}},
+        "options": _PREFLIGHT},
+}

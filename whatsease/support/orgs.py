@@ -1,0 +1,336 @@
+"""Organisations: creation, settings and their validation, widget keys, and agents.
+
+Who may do what: a platform admin (role ``admin`` with no org) creates and
+deletes orgs and manages any of them; an org admin (role ``admin`` in the org)
+manages its settings and agents; an agent (role ``agent`` in the org) may read
+the org's name and agents. Everyone else is told the org does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from whatsease import validation
+from whatsease.bot.catalogue import CatalogueError, loads_catalogue
+from whatsease.errors import Conflict, Forbidden, NotFound, invalid
+from whatsease.storage.errors import Duplicate
+from whatsease.storage.models import User
+from whatsease.storage.store import Store
+from whatsease.storage.support import SupportStore
+from whatsease.support import assignment
+from whatsease.support.models import (
+    AGENT_ROLES,
+    CHATBOT_KINDS,
+    ROUTINGS,
+    ChatbotSettings,
+    Org,
+    OrgSettings,
+)
+from whatsease.timeutil import utcnow
+
+MAX_ORG_NAME_CHARS = 80
+MAX_ORG_ID_CHARS = 40
+MAX_ORGS_LISTED = 500
+MAX_AGENTS_LISTED = 500
+MAX_ORIGINS = 20
+MAX_ORIGIN_CHARS = 200
+MAX_GREETING_CHARS = 500
+# A catalogue must fit in one request body (64 KiB) with room for the JSON around it.
+MAX_CATALOGUE_CHARS = 60_000
+MAX_URL_CHARS = 2048
+MAX_TOKEN_CHARS = 4096
+MAX_MODEL_CHARS = 100
+MIN_SESSION_TIMEOUT_SECS = 30
+MAX_SESSION_TIMEOUT_SECS = 24 * 3600
+
+_ORG_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$")
+SETTINGS_FIELDS = ("routing", "assignment", "chatbot", "session_timeout", "greeting",
+                   "brand_color", "allowed_origins")
+CHATBOT_FIELDS = ("kind", "catalogue", "url", "token", "model")
+
+
+def is_platform_admin(user: User) -> bool:
+    return user.role == "admin" and user.org is None
+
+
+def is_org_admin(user: User, org_id: str) -> bool:
+    return is_platform_admin(user) or (user.role == "admin" and user.org == org_id)
+
+
+def is_member(user: User, org_id: str) -> bool:
+    """An agent or admin of this org (who may use its console)."""
+    return user.role in AGENT_ROLES and user.org == org_id
+
+
+def new_widget_key() -> str:
+    """A public, unguessable key naming the org in the embed snippet."""
+    return "wk_" + secrets.token_urlsafe(18)
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:MAX_ORG_ID_CHARS].strip("-")
+    return slug or "org"
+
+
+def normalise_origin(value: Any, field: str = "allowed_origins") -> str:
+    if not isinstance(value, str):
+        raise invalid(field, "must hold strings such as https://shop.example")
+    origin = value.strip().rstrip("/").lower()
+    if origin == "*":
+        return origin
+    if len(origin) > MAX_ORIGIN_CHARS or not _ORIGIN.match(origin):
+        raise invalid(field, f"{value!r} is not an origin: write scheme://host[:port] with "
+                             "no path, such as https://shop.example")
+    return origin
+
+
+def parse_settings(body: Mapping[str, Any], current: OrgSettings) -> OrgSettings:
+    """Apply a settings patch to ``current``; raise a 422 naming the first bad field.
+
+    ``chatbot.token`` keeps its value unless given: a string replaces it, and
+    null or "" clears it (the API never shows the token, so clients cannot echo it).
+    """
+    validation.check_fields(body, optional=SETTINGS_FIELDS)
+    chatbot = ChatbotSettings(**current.chatbot.to_doc())
+    new = OrgSettings(routing=current.routing, assignment=current.assignment, chatbot=chatbot,
+                      session_timeout=current.session_timeout, greeting=current.greeting,
+                      brand_color=current.brand_color,
+                      allowed_origins=list(current.allowed_origins))
+    if "routing" in body:
+        new.routing = _choice(body["routing"], "routing", ROUTINGS)
+    if "assignment" in body:
+        new.assignment = _choice(body["assignment"], "assignment", assignment.STRATEGIES)
+    if "session_timeout" in body:
+        value = body["session_timeout"]
+        if (not isinstance(value, int) or isinstance(value, bool)
+                or not MIN_SESSION_TIMEOUT_SECS <= value <= MAX_SESSION_TIMEOUT_SECS):
+            raise invalid("session_timeout", f"must be a whole number of seconds between "
+                                             f"{MIN_SESSION_TIMEOUT_SECS} and "
+                                             f"{MAX_SESSION_TIMEOUT_SECS}")
+        new.session_timeout = value
+    if "greeting" in body:
+        greeting = body["greeting"]
+        if not isinstance(greeting, str) or len(greeting.strip()) > MAX_GREETING_CHARS:
+            raise invalid("greeting", f"must be a string of at most {MAX_GREETING_CHARS} "
+                                      "characters")
+        new.greeting = greeting.strip()
+    if "brand_color" in body:
+        color = body["brand_color"]
+        if not isinstance(color, str) or not _COLOR.match(color):
+            raise invalid("brand_color", "must be a colour such as #0b6e4f")
+        new.brand_color = color.lower()
+    if "allowed_origins" in body:
+        origins = body["allowed_origins"]
+        if not isinstance(origins, list) or len(origins) > MAX_ORIGINS:
+            raise invalid("allowed_origins", f"must be a list of at most {MAX_ORIGINS} origins")
+        new.allowed_origins = sorted({normalise_origin(o) for o in origins})
+    if "chatbot" in body:
+        _apply_chatbot(body["chatbot"], chatbot)
+    if chatbot.kind == "external" and not chatbot.url:
+        raise invalid("chatbot.url", "is required when chatbot.kind is external")
+    return new
+
+
+def _apply_chatbot(raw: Any, chatbot: ChatbotSettings) -> None:
+    if not isinstance(raw, Mapping):
+        raise invalid("chatbot", "must be an object")
+    unknown = [k for k in raw if k not in CHATBOT_FIELDS]
+    if unknown:
+        raise invalid(f"chatbot.{unknown[0]}", "unknown field")
+    if "kind" in raw:
+        chatbot.kind = _choice(raw["kind"], "chatbot.kind", CHATBOT_KINDS)
+    if "catalogue" in raw:
+        text = raw["catalogue"] if raw["catalogue"] is not None else ""
+        if not isinstance(text, str) or len(text) > MAX_CATALOGUE_CHARS:
+            raise invalid("chatbot.catalogue", f"must be TOML text of at most "
+                                               f"{MAX_CATALOGUE_CHARS} characters")
+        if text.strip():
+            try:
+                loads_catalogue(text, source="catalogue")
+            except CatalogueError as exc:
+                raise invalid("chatbot.catalogue", str(exc)) from None
+        chatbot.catalogue = text
+    if "url" in raw:
+        url = raw["url"] if raw["url"] is not None else ""
+        if not isinstance(url, str) or len(url) > MAX_URL_CHARS or (
+                url and not re.match(r"^https?://[^\s]+$", url)):
+            raise invalid("chatbot.url", "must be an http:// or https:// URL of the "
+                                         "chat-completions endpoint")
+        chatbot.url = url.strip()
+    if "token" in raw:
+        token = raw["token"]
+        if token is None:
+            token = ""
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or any(
+                c in token for c in "\r\n"):
+            raise invalid("chatbot.token", f"must be a string of at most {MAX_TOKEN_CHARS} "
+                                           "characters on one line")
+        chatbot.token = token.strip()
+    if "model" in raw:
+        model = raw["model"] if raw["model"] is not None else ""
+        if not isinstance(model, str) or len(model) > MAX_MODEL_CHARS:
+            raise invalid("chatbot.model", f"must be at most {MAX_MODEL_CHARS} characters")
+        chatbot.model = model.strip()
+
+
+def _choice(value: Any, field: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise invalid(field, f"must be one of {', '.join(allowed)}")
+    return str(value)
+
+
+def parse_org_id(value: Any, field: str = "id") -> str:
+    if not isinstance(value, str) or not _ORG_ID.match(value):
+        raise invalid(field, f"must be 1-{MAX_ORG_ID_CHARS} lower-case letters, digits or "
+                             "hyphens")
+    return value
+
+
+class OrgService:
+    """Organisations and their members, over the support and user collections."""
+
+    def __init__(self, store: Store, support: SupportStore,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.support = support
+        self.clock = clock
+
+    async def get(self, org_id: str) -> Org:
+        org = await self.support.orgs.get(org_id)
+        if org is None:
+            raise NotFound("No such organisation.")
+        return org
+
+    async def by_key(self, key: str) -> Org:
+        org = await self.support.orgs.by_widget_key(key) if len(key) <= 100 else None
+        if org is None:
+            raise NotFound("No organisation has this widget key.")
+        return org
+
+    async def visible(self, user: User, org_id: str) -> Org:
+        """The org if ``user`` may see it; `NotFound` otherwise (existence is not leaked)."""
+        if not (is_platform_admin(user) or is_member(user, org_id)):
+            raise NotFound("No such organisation.")
+        return await self.get(org_id)
+
+    async def administered(self, user: User, org_id: str) -> Org:
+        """The org if ``user`` administers it; agents get 403, others 404."""
+        org = await self.visible(user, org_id)
+        if not is_org_admin(user, org_id):
+            raise Forbidden("Only the organisation's admins may change it.")
+        return org
+
+    async def list_for(self, user: User) -> list[Org]:
+        if is_platform_admin(user):
+            return await self.support.orgs.find(limit=MAX_ORGS_LISTED)
+        if user.role in AGENT_ROLES and user.org:
+            org = await self.support.orgs.get(user.org)
+            return [org] if org else []
+        return []
+
+    async def create(self, name: Any, *, org_id: Any = None,
+                     settings: Mapping[str, Any] | None = None) -> Org:
+        """Create an org; its id is derived from the name unless given. 409 if the id is taken."""
+        clean = validation.name(name, "name") if isinstance(name, str) else None
+        if clean is None or len(clean) > MAX_ORG_NAME_CHARS:
+            raise invalid("name", f"must be 1-{MAX_ORG_NAME_CHARS} characters")
+        explicit = org_id is not None
+        wanted = parse_org_id(org_id) if explicit else slugify(clean)
+        parsed = parse_settings(settings or {}, OrgSettings())
+        for attempt in range(1, 21):
+            candidate = wanted if attempt == 1 else f"{wanted[:MAX_ORG_ID_CHARS - 4]}-{attempt}"
+            org = Org(org_id=candidate, name=clean, widget_key=new_widget_key(),
+                      settings=parsed, created_at=self.clock())
+            try:
+                await self.support.orgs.insert(org)
+            except Duplicate:
+                if explicit:
+                    raise Conflict(f"An organisation with id {wanted!r} already exists.",
+                                   errors=[{"field": "id", "message": "is taken"}],
+                                   code="org_exists") from None
+                continue
+            return org
+        raise Conflict("Could not find a free id for this organisation; give one.",
+                       errors=[{"field": "id", "message": "is taken"}], code="org_exists")
+
+    async def update_settings(self, org_id: str, patch: Mapping[str, Any]) -> Org:
+        org = await self.get(org_id)
+        settings = parse_settings(patch, org.settings)
+        updated = await self.support.orgs.update(org_id, {"settings": settings.to_doc()})
+        if updated is None:
+            raise NotFound("No such organisation.")
+        return updated
+
+    async def rename(self, org_id: str, name: Any) -> Org:
+        clean = validation.name(name, "name")
+        updated = await self.support.orgs.update(org_id, {"name": clean})
+        if updated is None:
+            raise NotFound("No such organisation.")
+        return updated
+
+    async def rotate_key(self, org_id: str) -> Org:
+        updated = await self.support.orgs.update(org_id, {"widget_key": new_widget_key()})
+        if updated is None:
+            raise NotFound("No such organisation.")
+        return updated
+
+    async def set_last_assigned(self, org_id: str, agent: str) -> None:
+        await self.support.orgs.update(org_id, {"last_assigned": agent})
+
+    async def delete(self, org_id: str) -> list[str]:
+        """Delete the org, its conversations and messages; its members become plain users.
+
+        Returns the emails of the former members.
+        """
+        await self.get(org_id)
+        members = [u.email for u in await self.members(org_id)]
+        for email in members:
+            await self.store.users.update(email, {"role": "user", "org": None})
+        await self.support.messages.delete_for_org(org_id)
+        await self.support.conversations.delete_for_org(org_id)
+        await self.support.orgs.delete(org_id)
+        return members
+
+    async def members(self, org_id: str) -> list[User]:
+        """The org's agents and admins, by name."""
+        users = await self.store.users.find({"org": org_id, "role": {"$in": list(AGENT_ROLES)}},
+                                            limit=MAX_AGENTS_LISTED)
+        return sorted(users, key=lambda u: (u.name.lower(), u.email))
+
+    async def add_member(self, org_id: str, email: Any, role: Any = "agent") -> User:
+        """Make an existing account an agent (or admin) of the org."""
+        address = validation.email(email)
+        if role not in AGENT_ROLES:
+            raise invalid("role", f"must be one of {', '.join(AGENT_ROLES)}")
+        await self.get(org_id)
+        user = await self.store.users.get(address)
+        if user is None:
+            raise NotFound("No account with this email; the person must register first.",
+                           errors=[{"field": "email", "message": "is not registered"}])
+        if is_platform_admin(user):
+            raise Conflict("This account is a platform admin and cannot join an organisation.",
+                           code="platform_admin")
+        if user.org not in (None, org_id) and user.role in AGENT_ROLES:
+            raise Conflict("This account already belongs to another organisation.",
+                           errors=[{"field": "email", "message": "belongs to another org"}],
+                           code="other_org")
+        updated = await self.store.users.update(address, {"role": role, "org": org_id})
+        if updated is None:
+            raise NotFound("No such user.")
+        return updated
+
+    async def remove_member(self, org_id: str, email: str) -> User:
+        user = await self.store.users.get(email)
+        if user is None or not is_member(user, org_id):
+            raise NotFound("No such agent in this organisation.")
+        updated = await self.store.users.update(email, {"role": "user", "org": None})
+        if updated is None:
+            raise NotFound("No such agent in this organisation.")
+        return updated
+
