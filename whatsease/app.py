@@ -17,6 +17,7 @@ import tornado.netutil
 import tornado.web
 
 from whatsease.activity import ActivityLog
+from whatsease.api import shell
 from whatsease.api.base import BaseHandler, NotFoundHandler
 from whatsease.api.registry import route_modules, service_modules
 from whatsease.auth.accounts import Accounts
@@ -67,10 +68,7 @@ class AppShellHandler(BaseHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "no-referrer")
         self.set_header("Cache-Control", "no-cache")
-        self.set_header("Content-Security-Policy",
-                        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-                        "style-src 'self'; script-src 'self'; frame-ancestors 'none'; "
-                        "base-uri 'none'; form-action 'self'")
+        self.set_header("Content-Security-Policy", shell.content_security_policy())
         self.set_header("X-Frame-Options", "DENY")
 
     def get(self) -> None:
@@ -78,7 +76,12 @@ class AppShellHandler(BaseHandler):
         if not index.exists():
             self.write_json({"name": "WhatsEase", "api": "/api/openapi.json"})
             return
-        self.render(str(index))
+        # A fresh nonce per response lets exactly one inline script run: the
+        # import map that versions every ES module (see api/shell.py).
+        nonce = shell.new_nonce()
+        self.set_header("Content-Security-Policy", shell.content_security_policy(nonce))
+        self.render(str(index), nonce=nonce,
+                    import_map=shell.import_map(STATIC_DIR, self.static_url))
 
     def get_template_path(self) -> str:
         return str(STATIC_DIR)

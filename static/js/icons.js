@@ -1,0 +1,35 @@
+// The client's icons as SVG path data (24×24 unless noted), drawn in currentColor.
+export const ICONS = Object.freeze({
+  send: { paths: ['M3.4 20.4 21 12 3.4 3.6v6.6L15 12 3.4 13.8z'] },
+  back: { stroke: 2, paths: ['M19 12H5M12 19l-7-7 7-7'] },
+  search: { stroke: 2, paths: ['M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM20.5 20.5 16 16'] },
+  settings: {
+    stroke: 2,
+    paths: ['M4 7h9M17 7h3M4 17h3M11 17h9',
+      'M15 5a2 2 0 1 0 0 4 2 2 0 0 0 0-4zM9 15a2 2 0 1 0 0 4 2 2 0 0 0 0-4z'],
+  },
+  activity: { stroke: 2, paths: ['M3 12h4l3-8 4 16 3-8h4'] },
+  bot: {
+    stroke: 2,
+    paths: ['M12 3.5V7M7 7h10a3 3 0 0 1 3 3v6a3 3 0 0 1-3 3H7a3 3 0 0 1-3-3v-6a3 3 0 0 1 3-3z',
+      'M9.5 12v1M14.5 12v1M10 16h4M2 12.5v2M22 12.5v2'],
+  },
+  check: { viewBox: '0 0 17 11', stroke: 1.7, paths: ['M1.5 6 5 9.5 12.5 2'] },
+  checks: { viewBox: '0 0 17 11', stroke: 1.7, paths: ['M1.5 6 5 9.5 12.5 2M8.4 9.1l.4.4L15.8 2'] },
+  clock: { stroke: 2, paths: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM12 7.5V12l3 2'] },
+  chevron: { stroke: 2, paths: ['M6 9l6 6 6-6'] },
+  edit: { stroke: 2, paths: ['M4 20h4L19 9l-4-4L4 16v4zM13.5 6.5l4 4'] },
+  trash: { stroke: 2, paths: ['M4 7h16M10 11v6M14 11v6M6 7l1 13h10l1-13M9 7V4h6v3'] },
+  close: { stroke: 2, paths: ['M6 6l12 12M18 6 6 18'] },
+  down: { stroke: 2, paths: ['M12 5v14M5 12l7 7 7-7'] },
+  ban: { stroke: 2, paths: ['M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18zM5.6 5.6l12.8 12.8'] },
+  logout: { stroke: 2, paths: ['M15 4h3a2 2 0 0 1 2 2v12a2 2 0 0 1-2 2h-3M10 16l-4-4 4-4M6 12h10'] },
+  alert: {
+    stroke: 2,
+    paths: ['M12 9v4M12 17v.01M10.3 3.9 1.8 18a2 2 0 0 0 1.7 3h17a2 2 0 0 0 1.7-3L13.7 3.9a2 2 0 0 0-3.4 0z'],
+  },
+  chat: { stroke: 1.6, paths: ['M21 12a8.5 8.5 0 0 1-12.3 7.6L3.5 21l1.3-4.7A8.5 8.5 0 1 1 21 12z', 'M8.5 11.5h7M8.5 14.5h4'] },
+  retry: { stroke: 2, paths: ['M3 12a9 9 0 1 0 3-6.7L3 8M3 3v5h5'] },
+  user: { stroke: 2, paths: ['M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0'] },
+  device: { stroke: 2, paths: ['M4 5h16v11H4zM2 20h20M9 16v4M15 16v4'] },
+});
