@@ -15,6 +15,7 @@ logger = logging.getLogger("whatsease")
 COMMANDS = {
     "serve": "run the server (default)",
     "bot-eval": "measure an intent catalogue against labelled cases",
+    "org": "set up support organisations and agents (org --help)",
 }
 
 
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         from whatsease.bot.evaluate import main as bot_eval
 
         return bot_eval(args[1:])
+    if args and args[0] == "org":
+        from whatsease.support.cli import main as org_admin
+
+        return org_admin(args[1:])
     _parser().parse_args(args)
     return serve()
 

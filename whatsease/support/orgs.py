@@ -317,7 +317,7 @@ class OrgService:
             raise Conflict("This account is a platform admin and cannot join an organisation.",
                            code="platform_admin")
         if user.org not in (None, org_id) and user.role in AGENT_ROLES:
-            raise Conflict("This account already belongs to another organisation.",
+            raise Conflict("email: this account already belongs to another organisation.",
                            errors=[{"field": "email", "message": "belongs to another org"}],
                            code="other_org")
         updated = await self.store.users.update(address, {"role": role, "org": org_id})
