@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pymongo
 import pytest
 
 from tests import support as harness
@@ -114,7 +115,5 @@ def test_the_org_command_is_wired_into_python_m_whatsease(mongo_uri: str) -> Non
     listed = subprocess.run([sys.executable, "-m", "whatsease", "--help"], env=env,
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert "org " in listed.stdout
-    import pymongo
-
-    with pymongo.MongoClient(mongo_uri) as client:
+    with pymongo.MongoClient[dict[str, object]](mongo_uri) as client:
         client.drop_database(db_name)
