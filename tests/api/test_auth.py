@@ -258,7 +258,11 @@ def test_failed_register_leaves_no_record(server: ServerThread) -> None:
 
 
 def test_bcrypt_runs_off_the_event_loop(make_server: Callable[..., ServerThread]) -> None:
-    server = make_server(bcrypt_rounds=12)
+    # One cost-13 hash takes about 0.6 s here. Were hashing on the event loop,
+    # a probe arriving during a login would wait for a whole hash; off the
+    # loop, /healthz answers in milliseconds. The margins leave room for the
+    # CPU contention of four hashes on two cores (and whatever else runs).
+    server = make_server(bcrypt_rounds=13)
     user = register(server.port, "slowhash")
     probe = Client(server.port)
     results: list[int] = []
@@ -281,5 +285,7 @@ def test_bcrypt_runs_off_the_event_loop(make_server: Callable[..., ServerThread]
         for t in threads:
             t.join(60)
     assert results == [200] * 4
-    assert len(latencies) >= 5, "the logins finished before we could probe"
-    assert max(latencies) < 0.1, sorted(latencies)[-5:]
+    assert len(latencies) >= 10, "the logins finished before we could probe"
+    latencies.sort()
+    assert latencies[int(len(latencies) * 0.95)] < 0.1, latencies[-10:]
+    assert latencies[-1] < 0.4, latencies[-10:]
