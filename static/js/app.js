@@ -147,10 +147,19 @@ async function logout() {
   session.clear();
 }
 
-function accountDeleted() {
-  store.clearOutbox();
-  authView.notice('Your account has been deleted. Goodbye!');
-  session.clear();
+// The server closes this account's sockets while deleting it: say goodbye, not
+// "your session has ended", and do not reconnect meanwhile.
+function accountDeleted(stage) {
+  if (stage === 'deleting') {
+    authView.notice('Your account has been deleted. Goodbye!');
+    socket.stop();
+  } else if (stage === 'failed') {
+    authView.notice('');
+    socket.start();
+  } else {
+    store.clearOutbox();
+    session.clear();
+  }
 }
 
 session.addEventListener('end', () => {

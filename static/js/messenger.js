@@ -49,6 +49,15 @@ export class Messenger extends EventTarget {
   }
 
   start() {
+    // Receipts wait a moment to be batched; a page that is going away sends them now.
+    if (!this.flushOnHide) {
+      this.flushOnHide = () => {
+        clearTimeout(this.receiptTimer);
+        this.receiptTimer = null;
+        this.flushReceipts();
+      };
+      window.addEventListener('pagehide', this.flushOnHide);
+    }
     clearInterval(this.retryTimer);
     this.retryTimer = setInterval(() => this.resendOverdue(), RETRY_CHECK_MS);
   }

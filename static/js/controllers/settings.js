@@ -75,10 +75,12 @@ export class SettingsController {
       requireText: 'DELETE',
     });
     if (!ok) return;
+    this.accountDeleted('deleting');
     try {
       await this.api.deleteAccount();
-      this.accountDeleted();
+      this.accountDeleted('deleted');
     } catch (error) {
+      this.accountDeleted('failed');
       this.layout.showToast(`Couldn't delete your account: ${error.message}`);
     }
   }

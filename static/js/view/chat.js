@@ -128,8 +128,7 @@ export class ChatView {
   renderMessages(messages, { state = 'ready', firstUnread = null, hasMore = false, loadingOlder = false,
     mode = 'update', mine = false, errorText = '' } = {}) {
     const wasAtBottom = atBottom(this.log);
-    const beforeHeight = this.log.scrollHeight;
-    const beforeTop = this.log.scrollTop;
+    const anchor = mode === 'older' ? this.topVisible() : null;
     if (state === 'loading') {
       this.list.replaceChildren(...skeletonBubbles());
       this.nodes.clear();
@@ -192,8 +191,9 @@ export class ChatView {
     else this.older.textContent = '';
     this.renderEmpty(messages.length === 0 && !errorText);
     // Keep the reader's place: older pages grow upwards, new messages follow only at the bottom.
-    if (mode === 'older') {
-      this.log.scrollTop = beforeTop + (this.log.scrollHeight - beforeHeight);
+    if (anchor) {
+      const node = this.nodes.get(anchor.key);
+      if (node) this.log.scrollTop += node.el.getBoundingClientRect().top - anchor.top;
     } else if (mode === 'initial') {
       const divider = this.list.querySelector('.unread-sep');
       if (divider) divider.scrollIntoView({ block: 'start' });
@@ -326,6 +326,17 @@ export class ChatView {
 
   forgetVisible(ids) {
     for (const id of ids) this.visible.delete(id);
+  }
+
+  // The first message on screen and where it is, to pin it while pages grow above it.
+  topVisible() {
+    const top = this.log.getBoundingClientRect().top;
+    for (const [key, node] of this.nodes) {
+      if (!node.el.classList.contains('msg')) continue;
+      const rect = node.el.getBoundingClientRect();
+      if (rect.bottom > top) return { key, top: rect.top };
+    }
+    return null;
   }
 
   scrollToBottom() {

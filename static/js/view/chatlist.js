@@ -1,6 +1,6 @@
 // The sidebar: search, filters, the chat list and "start a new chat" results.
 import { fillAvatar, h, icon } from '../dom.js';
-import { listTime, plural } from '../format.js';
+import { listTime } from '../format.js';
 import { KEY } from '../keys.js';
 import { chatPath } from '../router.js';
 
@@ -222,7 +222,9 @@ function fillRow(link, row, me, active) {
     preview.classList.add('is-typing');
     preview.textContent = 'typing…';
   } else if (last) {
-    if (last.sender === me && !last.deleted) preview.append(ticks(last.status, last.pending));
+    if (last.sender === me && !last.deleted) {
+      preview.append(h('span', { class: 'visually-hidden', text: 'You:' }), ticks(last.status, last.pending));
+    }
     if (last.deleted) {
       preview.classList.add('is-deleted');
       preview.append(icon('ban'), last.sender === me ? 'You deleted this message' : 'This message was deleted');
@@ -238,22 +240,6 @@ function fillRow(link, row, me, active) {
   link.replaceChildren(avatarBox, h('span', { class: 'row-main' },
     h('span', { class: 'row-top' }, h('span', { class: 'row-name', text: row.name }), time),
     h('span', { class: 'row-bottom' }, preview, badge)));
-  link.setAttribute('aria-label', rowLabel(row, me));
-}
-
-// One sentence for screen readers instead of the row's scattered pieces.
-function rowLabel(row, me) {
-  const last = row.last_message;
-  const parts = [row.name];
-  if (row.unread_count) parts.push(plural(row.unread_count, 'unread message', 'unread messages'));
-  if (row.typing) parts.push('typing');
-  else if (last) {
-    const who = last.sender === me ? 'You' : row.name;
-    parts.push(last.deleted ? `${who}: message deleted` : `${who}: ${last.content.split('\n')[0].slice(0, 80)}`);
-    if (last.sender === me) parts.push(statusWord(last.status, last.pending));
-    parts.push(listTime(last.timestamp));
-  }
-  return parts.join(', ');
 }
 
 export function statusWord(status, pending) {

@@ -64,7 +64,7 @@ export class SettingsView {
           ' · signed in ', h('time', { datetime: s.created_at, title: fullTime(s.created_at), text: listTime(s.created_at) }))),
       h('button', {
         type: 'button', class: 'btn btn-small', dataset: { session: s.id, current: String(Boolean(s.current)) },
-        'aria-label': s.current ? 'Log out of this device' : `Log out ${describeAgent(s.user_agent)}, signed in ${listTime(s.created_at)}`,
+        'aria-label': s.current ? 'Log out of this device' : `Revoke ${describeAgent(s.user_agent)}, signed in ${listTime(s.created_at)}`,
         text: s.current ? 'Log out' : 'Revoke',
       }))));
   }
