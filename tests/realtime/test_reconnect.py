@@ -41,6 +41,7 @@ class Tab:
         self.cursor: str | None = None
         self.receipts = False  # act as the reading client: send delivered, then read
         self.errors: list[dict[str, Any]] = []
+        self.early_statuses: dict[str, str] = {}
         self._reader: asyncio.Task[None] | None = None
         self._synced = asyncio.Event()
 
@@ -78,16 +79,18 @@ class Tab:
                 return
             await self._apply(orjson.loads(raw))
 
-    def _merge(self, message: dict[str, Any]) -> bool:
-        """Upsert by id; a status only moves forward. True if the message is new to us."""
+    def _merge(self, message: dict[str, Any]) -> None:
+        """Upsert by id; a status only moves forward.
+
+        A ``status`` frame can overtake the ``synced`` page that brings its
+        message (the page was read just before the receipt was stored), so
+        statuses of messages not yet known are kept and applied on arrival.
+        """
         mid = message["message_id"]
-        known = self.messages.get(mid)
-        if known is None:
-            self.messages[mid] = dict(message)
-            return True
-        if STATUS_RANK[message["status"]] > STATUS_RANK[known["status"]]:
-            known["status"] = message["status"]
-        return False
+        known = self.messages.setdefault(mid, dict(message))
+        for status in (message["status"], self.early_statuses.pop(mid, "Sent")):
+            if STATUS_RANK[status] > STATUS_RANK[known["status"]]:
+                known["status"] = status
 
     async def _apply(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
@@ -103,9 +106,12 @@ class Tab:
             self.acks[frame["client_id"]] = frame["message"]
             self._merge(frame["message"])
         elif kind == "status":
-            known = self.messages.get(frame["message_id"])
+            mid, status = frame["message_id"], frame["status"]
+            known = self.messages.get(mid)
             if known is not None:
-                self._merge({**known, "status": frame["status"]})
+                self._merge({**known, "status": status})
+            elif STATUS_RANK[status] > STATUS_RANK[self.early_statuses.get(mid, "Sent")]:
+                self.early_statuses[mid] = status
         elif kind == "synced":
             for message in frame["messages"]:
                 self._merge(message)

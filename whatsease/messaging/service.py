@@ -8,9 +8,11 @@ insert, and receipts from many sockets share one bulk write.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +45,8 @@ MESSAGES_SENT = MESSAGES.labels("Sent")
 MESSAGES_BY_STATUS = {s: MESSAGES.labels(s) for s in ("Delivered", "Read")}
 BATCH_SIZE_MESSAGES = BATCH_SIZE.labels("messages")
 BATCH_SIZE_STATUSES = BATCH_SIZE.labels("statuses")
+BATCH_SIZE_SUMMARIES = BATCH_SIZE.labels("conversations")
+SUMMARY_MAX_BATCH = 500
 
 
 @dataclass
@@ -54,20 +58,59 @@ class _StatusRequest:
 
 
 class _Revisions:
-    """Revisions being written right now, so `sync` never hands out a cursor past one.
+    """Keeps `sync` from skipping a change: the floors of revisions in flight, and a gate.
 
     Every change to a message gives it a fresh ``rev`` (an ObjectId, rising in
-    this process) and sync pages by ``rev``. Writes overlap (inserts, receipts,
-    edits run in separate batches), so a sync could otherwise see a later
-    change while an earlier one is still in flight, return a cursor past it,
-    and the client would never be sent it. A write registers a floor below
-    every rev it will use before it makes them; sync only returns changes
-    below the lowest floor in flight when it starts.
+    this process) and sync pages by ``rev``. Two hazards:
+
+    - Writes overlap (inserts, receipts, edits run in separate batches), so a
+      sync could see a later change while an earlier one is still in flight
+      and hand out a cursor past it. A write registers a floor below every
+      rev it will use before it makes them; sync only returns changes below
+      the lowest floor in flight.
+    - A document whose ``rev`` changes while a query walks the index can be
+      missed at both its old and its new position (MongoDB gives no snapshot
+      across a find). So a sync's read runs while no message write does
+      (`reading` waits for writes in progress and holds new ones back; reads
+      share). Writes are batched, so the wait is one batch at most.
     """
 
     def __init__(self) -> None:
         self._floors: dict[int, str] = {}
         self._next = 0
+        self._writers = 0
+        self._readers = 0
+        self._readers_waiting = 0
+        self._changed = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        async with self._changed:
+            await self._changed.wait_for(
+                lambda: not self._readers and not self._readers_waiting)
+            self._writers += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._writers -= 1
+                self._changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[None]:
+        async with self._changed:
+            self._readers_waiting += 1
+            try:
+                await self._changed.wait_for(lambda: not self._writers)
+            finally:
+                self._readers_waiting -= 1
+            self._readers += 1
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self._readers -= 1
+                self._changed.notify_all()
 
     def begin(self) -> int:
         self._next += 1
@@ -93,8 +136,9 @@ class Messaging:
         self.clock = clock
         self.bots: dict[str, BotHook] = {}
         self._inserts: Batcher[Message, Message] = Batcher(self._insert_batch, name="messages")
-        self._summaries: Batcher[Message, None] = Batcher(self._summary_batch,
-                                                          name="conversations")
+        # None is a barrier: awaiting it waits for every summary queued before.
+        self._summaries: Batcher[Message | None, None] = Batcher(
+            self._summary_batch, max_batch=SUMMARY_MAX_BATCH, name="conversations")
         self._lookups: Batcher[str, bool] = Batcher(self._lookup_batch, name="recipients")
         self._revisions = _Revisions()
         self._statuses: Batcher[_StatusRequest, list[Message]] = Batcher(
@@ -156,7 +200,8 @@ class Messaging:
         self.activity.record("bot.replied" if is_bot_response else "message.sent", sender,
                              target=recipient, message_id=stored.message_id)
         # The chat list's summary is written after delivery, off the
-        # recipient's path; the sender's ack (or 201) still waits for it.
+        # recipient's path; the sender's ack (or 201) waits for it, so the
+        # chat list never lags behind a message its sender knows is stored.
         await self._summaries.submit(stored)
         hook = self.bots.get(recipient)
         if hook is not None:
@@ -165,11 +210,19 @@ class Messaging:
 
     async def _insert_batch(self, messages: list[Message]) -> list[Message]:
         BATCH_SIZE_MESSAGES.observe(len(messages))
-        return await self.store.messages.insert_many(messages)
+        async with self._revisions.writing():
+            return await self.store.messages.insert_many(messages)
 
-    async def _summary_batch(self, messages: list[Message]) -> list[None]:
-        await self.store.conversations.record_messages(messages)
-        return [None] * len(messages)
+    async def summaries_stored(self) -> None:
+        """Wait until the conversation summaries of every message sent so far are stored."""
+        await self._summaries.submit(None)
+
+    async def _summary_batch(self, items: list[Message | None]) -> list[None]:
+        messages = [m for m in items if m is not None]
+        if messages:
+            BATCH_SIZE_SUMMARIES.observe(len(messages))
+            await self.store.conversations.record_messages(messages)
+        return [None] * len(items)
 
     async def get(self, user: str, message_id: str) -> Message:
         """One message the user sent or received; `NotFound` otherwise (never leaks existence)."""
@@ -198,8 +251,9 @@ class Messaging:
         being written when the read starts are left for the next sync (they
         reach a live socket by their own frame): a cursor never skips one.
         """
-        settled = self._revisions.settled_below()
-        page = await self.store.messages.changed_since(user, after, limit=limit + 1)
+        async with self._revisions.reading():
+            settled = self._revisions.settled_below()
+            page = await self.store.messages.changed_since(user, after, limit=limit + 1)
         more = len(page) > limit
         page = [m for m in page[:limit] if m.rev < settled]
         cursor = page[-1].rev if page else after
@@ -211,9 +265,12 @@ class Messaging:
             raise NotFound("No such message of yours.")
         if current.deleted:
             raise Conflict("A deleted message cannot be edited.", code="deleted")
+        await self.summaries_stored()  # refresh_last below must not be overtaken
         token = self._revisions.begin()
         try:
-            message = await self.store.messages.edit(message_id, user, content, self.clock())
+            async with self._revisions.writing():
+                message = await self.store.messages.edit(message_id, user, content,
+                                                         self.clock())
         finally:
             self._revisions.end(token)
         if message is None:
@@ -230,9 +287,11 @@ class Messaging:
             raise NotFound("No such message of yours.")
         if current.deleted:
             return
+        await self.summaries_stored()
         token = self._revisions.begin()
         try:
-            message = await self.store.messages.soft_delete(message_id, user, self.clock())
+            async with self._revisions.writing():
+                message = await self.store.messages.soft_delete(message_id, user, self.clock())
         finally:
             self._revisions.end(token)
         if message is None:
@@ -291,9 +350,13 @@ class Messaging:
         now = self.clock()
         token = self._revisions.begin()
         try:
-            await self.store.messages.advance_statuses(target, now)
+            async with self._revisions.writing():
+                await self.store.messages.advance_statuses(target, now)
         finally:
             self._revisions.end(token)
+        # Only Read changes the conversation (its unread counter): the chat
+        # list reads its last message's ticks from the message itself, so a
+        # Delivered receipt costs one write, not two.
         changed: dict[str, Message] = {}
         unread_drop: dict[tuple[str, str], int] = defaultdict(int)
         for mid, status in target.items():
@@ -304,8 +367,8 @@ class Messaging:
             if status == "Read":
                 unread_drop[(m.conversation_id, m.recipient)] += 1
             self._announce_status(m, previous, now, origins.get(mid))
-        if changed:
-            await self._update_conversations(changed.values(), unread_drop)
+        if unread_drop:
+            await self.store.conversations.bump_statuses([], dict(unread_drop))
         return [[changed[mid] for mid in dict.fromkeys(r.message_ids) if mid in changed
                  and changed[mid].recipient == r.user] for r in requests]
 
@@ -324,17 +387,18 @@ class Messaging:
         if previous == "Sent":
             SEND_DELIVERED_LATENCY.observe(max(0.0, (now - m.timestamp).total_seconds()))
 
-    async def _update_conversations(self, changed: Iterable[Message],
-                                    unread_drop: dict[tuple[str, str], int]) -> None:
-        await self.store.conversations.bump_statuses(
-            [(m.conversation_id, m.message_id, m.status) for m in changed],
-                                 dict(unread_drop))
-
     async def chats(self, user: str, *, q: str = "", filter_: str = "all") -> list[dict[str, Any]]:
         """The chat list: one row per conversation, newest first, with the peer's profile."""
+        await self.summaries_stored()
         conversations = await self.store.conversations.list_for(user, limit=CHAT_LIST_LIMIT)
         peers = await self.store.users.get_many(
             c.peer_of(user) for c in conversations if not is_bot(c.peer_of(user)))
+        # Receipts do not rewrite summaries: the last message's status is its own.
+        last_ids = [c.last_message["message_id"] for c in conversations if c.last_message]
+        statuses = {m.message_id: m.status for m in await self.store.messages.get_many(last_ids)}
+        for c in conversations:
+            if c.last_message and c.last_message["message_id"] in statuses:
+                c.last_message["status"] = statuses[c.last_message["message_id"]]
         rows = []
         needle = q.lower()
         for c in conversations:

@@ -186,9 +186,11 @@ class Presence:
     are, and the last_seen writes, are batched across users.
     """
 
-    def __init__(self, store: Store, hub: Hub, clock: Callable[[], Any] = utcnow) -> None:
+    def __init__(self, store: Store, hub: Hub, messaging: Messaging,
+                 clock: Callable[[], Any] = utcnow) -> None:
         self.store = store
         self.hub = hub
+        self.messaging = messaging
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._peers: Batcher[str, set[str]] = Batcher(self._lookup_peers, name="presence-peers")
@@ -196,6 +198,8 @@ class Presence:
                                                      name="presence-last-seen")
 
     async def _lookup_peers(self, users: list[str]) -> list[set[str]]:
+        # A conversation started a moment ago counts.
+        await self.messaging.summaries_stored()
         found = await self.store.conversations.peers_of_many(users)
         return [found.get(u, set()) for u in users]
 
@@ -242,7 +246,7 @@ class Realtime:
         self.messaging = messaging
         self.clock = clock
         self.typing = Typing(hub)
-        self.presence = Presence(store, hub, clock)
+        self.presence = Presence(store, hub, messaging, clock)
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     async def authenticate(self, frame: Frame) -> Principal:

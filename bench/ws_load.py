@@ -1,0 +1,618 @@
+"""WebSocket load test: N paired users each sending a message every P ms for D seconds.
+
+By default it starts everything itself on 127.0.0.1: a SecantusDB process, the
+users (written in bulk straight into the database: users with one precomputed
+bcrypt hash, sessions, and access tokens minted with the server's JWT secret,
+exactly as a login would leave them), and ``python -m whatsease`` as a
+subprocess. It then runs the same load against bench/relay_baseline.py, so
+every run states the full path's CPU per message as a ratio to the bare
+transport. It opens N authenticated sockets (ramped), pairs them, and each
+sends a message to its partner every P ms (jittered start) while acting like a
+real client: a received message is answered with ``delivered``.
+
+    python bench/ws_load.py --users 1000 --interval-ms 5000 --duration 60
+
+Server CPU comes from /proc/PID/stat (utime+stime) over the sending window and
+its memory from /proc/PID/status (VmRSS) before and after the ramp. Every
+socket talks to 127.0.0.1; the run is bounded in time and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import http.client
+import itertools
+import os
+import random
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from whatsease.auth import tokens  # noqa: E402
+from whatsease.auth.passwords import hash_password  # noqa: E402
+from whatsease.storage.launcher import EmbeddedDatabase  # noqa: E402
+from whatsease.storage.models import Session, User, new_id  # noqa: E402
+from whatsease.timeutil import utcnow  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PASSWORD = "bench password 1"
+DB_NAME = "bench"
+START_TIMEOUT_SECS = 60.0
+# Handshakes in flight at once during the ramp (Tornado's listen backlog is 128).
+RAMP_CONCURRENCY = 100
+# After the sending window, how long to wait for the last acks and deliveries.
+DRAIN_SECS = 15.0
+SETTLE_SECS = 2.0
+# Hard ceilings so a typo cannot start an unbounded run.
+MAX_USERS = 15_000
+MAX_DURATION_SECS = 600
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000, help="sockets (one per user)")
+    parser.add_argument("--interval-ms", type=int, default=5000,
+                        help="each user sends one message every this many ms")
+    parser.add_argument("--duration", type=float, default=60, help="seconds of sending")
+    parser.add_argument("--url", default="",
+                        help="ws:// URL of a server already running (default: start one); "
+                             "with --target whatsease it needs --mongodb-uri and "
+                             "--jwt-secret to create users")
+    parser.add_argument("--mongodb-uri", default="", help="the running server's database")
+    parser.add_argument("--jwt-secret", default="", help="the running server's JWT secret")
+    parser.add_argument("--target", choices=("whatsease", "relay", "both"), default="both",
+                        help="what to load; 'both' runs whatsease, then the relay baseline")
+    parser.add_argument("--ramp-rate", type=float, default=1000,
+                        help="new sockets per second during the ramp")
+    parser.add_argument("--content-chars", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if not 2 <= args.users <= MAX_USERS or args.users % 2:
+        parser.error(f"--users must be even, between 2 and {MAX_USERS}")
+    if not 0 < args.duration <= MAX_DURATION_SECS:
+        parser.error(f"--duration must be in (0, {MAX_DURATION_SECS}]")
+    if args.interval_ms < 10:
+        parser.error("--interval-ms must be at least 10")
+    if args.url and not args.url.startswith(("ws://127.", "ws://localhost")):
+        parser.error("--url must point at this machine (ws://127.0.0.1:PORT/ws)")
+    return args
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def raise_fd_limit() -> int:
+    """Raise the open-files limit to the hard limit; child processes inherit it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def proc_cpu_secs(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found.append(int(child))
+                found.extend(descendants(int(child)))
+    return found
+
+
+def wait_http(port: int, path: str, timeout: float = START_TIMEOUT_SECS) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status < 500:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing answered on 127.0.0.1:{port}{path} in {timeout} s")
+        time.sleep(0.1)
+
+
+@dataclass
+class Target:
+    """A running server to load, and the PIDs whose CPU and memory count."""
+
+    name: str
+    url: str
+    tokens: list[str]
+    emails: list[str]
+    server_pid: int | None = None
+    db_pid: int | None = None
+    stop: Any = None
+
+
+def start_relay(users: int) -> Target:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "relay_baseline.py"),
+                                "--port", str(port)], stdout=subprocess.DEVNULL)
+    wait_for_port(port)
+    emails = [f"load{i:05d}@bench.test" for i in range(users)]
+
+    def stop() -> None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    return Target("relay", f"ws://127.0.0.1:{port}/ws", list(emails), emails,
+                  server_pid=process.pid, stop=stop)
+
+
+def wait_for_port(port: int, timeout: float = START_TIMEOUT_SECS) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+        time.sleep(0.1)
+
+
+# One bcrypt hash (cost 4) shared by every load user, computed once at start.
+PASSWORD_HASH = asyncio.run(hash_password(PASSWORD, 4))
+
+
+def create_users(mongodb_uri: str, db_name: str, jwt_secret: str, users: int,
+                 ttl_secs: int) -> tuple[list[str], list[str]]:
+    """Insert users and sessions in bulk; returns their emails and minted access tokens.
+
+    This leaves the database as N logins would (a user with a bcrypt hash, a
+    session with a hashed refresh token, an access token signed with the
+    server's secret) in two bulk inserts per 1,000 users instead of N bcrypt
+    checks and N single inserts.
+    """
+    from pymongo import MongoClient
+
+    password_hash = PASSWORD_HASH
+    now = utcnow()
+    emails = [f"load{i:05d}@bench.test" for i in range(users)]
+    access: list[str] = []
+    user_docs, session_docs = [], []
+    for email in emails:
+        user_docs.append(User(email=email, name=f"Load {email[4:9]}",
+                              password_hash=password_hash, created_at=now,
+                              last_seen=now).to_doc())
+        sid = new_id()
+        _refresh, refresh_hash = tokens.new_refresh_token(sid)
+        session_docs.append(Session(session_id=sid, user=email, refresh_hash=refresh_hash,
+                                    created_at=now, last_used=now,
+                                    expires_at=now + timedelta(days=1),
+                                    user_agent="bench/ws_load").to_doc())
+        access.append(tokens.issue_access_token(jwt_secret, email, sid, ttl_secs))
+    client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri)
+    try:
+        db = client[db_name]
+        for start in range(0, users, 1000):
+            db["users"].insert_many(user_docs[start:start + 1000], ordered=False)
+            db["sessions"].insert_many(session_docs[start:start + 1000], ordered=False)
+    finally:
+        client.close()
+    return emails, access
+
+
+def start_whatsease(users: int, duration: float) -> Target:
+    workdir = Path(tempfile.mkdtemp(prefix="ws_load-"))
+    database = EmbeddedDatabase(workdir / "db", log_path=workdir / "secantusd.log")
+    uri = database.start()
+    port = free_port()
+    secret = secrets.token_urlsafe(48)
+    ttl = int(duration) + 3600
+    env = dict(os.environ, WHATSEASE_HOST="127.0.0.1", WHATSEASE_PORT=str(port),
+               WHATSEASE_MONGODB_URI=uri, WHATSEASE_DB_NAME=DB_NAME,
+               WHATSEASE_DATA_DIR=str(workdir / "data"), WHATSEASE_JWT_SECRET=secret,
+               WHATSEASE_BCRYPT_ROUNDS="4", WHATSEASE_ACCESS_TOKEN_TTL=str(min(ttl, 86400)),
+               WHATSEASE_LOG_LEVEL="WARNING", WHATSEASE_WS_SEND_RATE="1000",
+               WHATSEASE_WS_SEND_BURST="1000", WHATSEASE_DEMO_USERS="false",
+               PYTHONPATH=str(ROOT))
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed in stop())
+    process = subprocess.Popen([sys.executable, "-m", "whatsease"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(port, "/readyz")
+        emails, access = create_users(uri, DB_NAME, secret, users, min(ttl, 86400))
+    except BaseException:
+        process.kill()
+        database.stop()
+        raise
+    assert database.process is not None
+
+    def stop() -> None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        database.stop()
+        tail = (workdir / "server.log").read_text(errors="replace").splitlines()[-5:]
+        errors = [line for line in tail if "ERROR" in line or "Traceback" in line]
+        if errors:
+            print("server log:", *errors, sep="\n  ", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    return Target("whatsease", f"ws://127.0.0.1:{port}/ws", access, emails,
+                  server_pid=process.pid, db_pid=database.process.pid, stop=stop)
+
+
+# --- the load ------------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    connected: int = 0
+    failed_connects: int = 0
+    sent: int = 0
+    acked: int = 0
+    delivered: int = 0
+    duplicated: int = 0
+    closed_early: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    frames_in: dict[str, int] = field(default_factory=dict)
+    ack_ms: list[float] = field(default_factory=list)
+    delivery_ms: list[float] = field(default_factory=list)
+    send_times: dict[str, float] = field(default_factory=dict)
+    acked_ids: set[str] = field(default_factory=set)
+    delivered_ids: set[str] = field(default_factory=set)
+
+
+class LoadSocket:
+    def __init__(self, index: int, email: str, token: str, peer: str, stats: Stats) -> None:
+        self.index = index
+        self.email = email
+        self.token = token
+        self.peer = peer
+        self.stats = stats
+        self.conn: WebSocketClientConnection | None = None
+        self.seen: set[str] = set()
+        self.reader: asyncio.Task[None] | None = None
+        self.sending = False
+
+    async def connect(self, url: str) -> bool:
+        try:
+            self.conn = await asyncio.wait_for(websocket_connect(HTTPRequest(url)), 30)
+            await self.conn.write_message(orjson.dumps({"type": "auth",
+                                                        "token": self.token}).decode())
+            raw = await asyncio.wait_for(self.conn.read_message(), 30)
+        except Exception:  # refused, reset, timed out: count it and go on
+            self.stats.failed_connects += 1
+            return False
+        if raw is None or orjson.loads(raw).get("type") != "ready":
+            self.stats.failed_connects += 1
+            return False
+        self.stats.connected += 1
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+        return True
+
+    async def _read(self) -> None:
+        assert self.conn is not None
+        stats = self.stats
+        while True:
+            raw = await self.conn.read_message()
+            if raw is None:
+                if self.sending:
+                    stats.closed_early += 1
+                return
+            now = time.perf_counter()
+            frame = orjson.loads(raw)
+            kind = frame.get("type", "?")
+            stats.frames_in[kind] = stats.frames_in.get(kind, 0) + 1
+            if kind == "message":
+                message = frame["message"]
+                if message["recipient"] != self.email:
+                    continue
+                mid = message["message_id"]
+                if mid in self.seen:
+                    stats.duplicated += 1
+                    continue
+                self.seen.add(mid)
+                client_id = message.get("client_id")
+                started = stats.send_times.get(client_id or "")
+                if started is not None and client_id not in stats.delivered_ids:
+                    stats.delivered_ids.add(client_id)
+                    stats.delivered += 1
+                    stats.delivery_ms.append((now - started) * 1000)
+                self.conn.write_message(orjson.dumps({"type": "delivered",
+                                                      "message_ids": [mid]}).decode())
+            elif kind == "ack":
+                client_id = frame["client_id"]
+                started = stats.send_times.get(client_id)
+                if started is not None and client_id not in stats.acked_ids:
+                    stats.acked_ids.add(client_id)
+                    stats.acked += 1
+                    stats.ack_ms.append((now - started) * 1000)
+            elif kind == "error":
+                code = frame.get("code", "?")
+                stats.errors[code] = stats.errors.get(code, 0) + 1
+
+    async def send_loop(self, interval: float, until: float, content: str) -> None:
+        assert self.conn is not None
+        await asyncio.sleep(random.uniform(0, interval))
+        seq = itertools.count()
+        next_at = time.perf_counter()
+        while next_at < until:
+            client_id = f"{self.index}-{next(seq)}"
+            self.stats.send_times[client_id] = time.perf_counter()
+            self.stats.sent += 1
+            try:
+                self.conn.write_message(orjson.dumps({
+                    "type": "send", "client_id": client_id, "recipient": self.peer,
+                    "content": content}).decode())
+            except Exception:
+                self.stats.closed_early += 1
+                return
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        if self.reader is not None:
+            self.reader.cancel()
+
+
+class LagProbe:
+    """The load client's own event-loop lag: if it is high, latencies include client delay."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.05)
+            self.worst = max(self.worst, time.perf_counter() - started - 0.05)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def rss_of(target: Target) -> int:
+    return proc_rss_kib(target.server_pid) if target.server_pid else 0
+
+
+def cpu_of(pid: int | None) -> float:
+    return proc_cpu_secs(pid) if pid else 0.0
+
+
+def db_pids(target: Target) -> list[int]:
+    if target.db_pid is None:
+        return []
+    return [target.db_pid, *descendants(target.db_pid)]
+
+
+async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    stats = Stats()
+    n = args.users
+    sockets = [LoadSocket(i, target.emails[i], target.tokens[i], target.emails[i ^ 1], stats)
+               for i in range(n)]
+    result: dict[str, Any] = {"target": target.name}
+    gc.collect()
+    rss_before = rss_of(target)
+    cpu_before_ramp = cpu_of(target.server_pid)
+    semaphore = asyncio.Semaphore(RAMP_CONCURRENCY)
+    ramp_start = time.perf_counter()
+
+    async def ramp_one(sock: LoadSocket) -> None:
+        await asyncio.sleep(sock.index / args.ramp_rate)
+        async with semaphore:
+            await sock.connect(target.url)
+
+    await asyncio.gather(*(ramp_one(s) for s in sockets))
+    ramp_secs = time.perf_counter() - ramp_start
+    cpu_ramp = cpu_of(target.server_pid) - cpu_before_ramp
+    gc.collect()
+    gc.freeze()
+    await asyncio.sleep(SETTLE_SECS)
+    rss_after = rss_of(target)
+    content = "x" * args.content_chars
+    interval = args.interval_ms / 1000
+    probe = LagProbe()
+    probe.start()
+    cpu0 = cpu_of(target.server_pid)
+    db0 = sum(cpu_of(p) for p in db_pids(target))
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    until = t0 + args.duration
+    live = [s for s in sockets if s.conn is not None]
+    for sock in live:
+        sock.sending = True
+    await asyncio.gather(*(s.send_loop(interval, until, content) for s in live))
+    send_secs = time.perf_counter() - t0
+    deadline = time.perf_counter() + DRAIN_SECS
+    while time.perf_counter() < deadline and (stats.acked < stats.sent  # noqa: ASYNC110
+                                              or stats.delivered < stats.sent):
+        await asyncio.sleep(0.05)  # polling counters the readers update
+    window = time.perf_counter() - t0
+    cpu = cpu_of(target.server_pid) - cpu0
+    db_cpu = sum(cpu_of(p) for p in db_pids(target)) - db0
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    rss_end = rss_of(target)
+    probe.stop()
+    for sock in sockets:
+        sock.sending = False
+        sock.close()
+    delivered = max(stats.delivered, 1)
+    result.update({
+        "sockets": stats.connected, "failed": stats.failed_connects,
+        "ramp_secs": ramp_secs, "ramp_cpu_ms_per_socket": cpu_ramp * 1000 / max(1, stats.connected),
+        "sent": stats.sent, "acked": stats.acked, "delivered": stats.delivered,
+        "lost": stats.sent - stats.delivered, "duplicated": stats.duplicated,
+        "closed_early": stats.closed_early, "errors": dict(stats.errors),
+        "ack_ms": stats.ack_ms, "delivery_ms": stats.delivery_ms,
+        "msgs_per_sec": stats.delivered / send_secs, "window_secs": window,
+        "rss_before_mib": rss_before / 1024, "rss_after_mib": rss_after / 1024,
+        "rss_end_mib": rss_end / 1024,
+        "kib_per_socket": (rss_after - rss_before) / max(1, stats.connected),
+        "cpu_secs": cpu, "cpu_per_1k": cpu / delivered * 1000,
+        "db_cpu_per_1k": db_cpu / delivered * 1000 if target.db_pid else None,
+        "client_cpu_per_1k": ((self1.ru_utime + self1.ru_stime - self0.ru_utime
+                               - self0.ru_stime) / delivered * 1000),
+        "client_lag_ms": probe.worst * 1000,
+        "frames_in": dict(stats.frames_in),
+    })
+    gc.unfreeze()
+    return result
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def fmt_ms(values: list[float], p: float | None) -> str:
+    if not values:
+        return "-"
+    value = max(values) if p is None else percentile(values, p)
+    return f"{value:.1f}"
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    names = [r["target"] for r in results]
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, render: Any) -> None:
+        rows.append((label, [render(r) for r in results]))
+
+    row("sockets connected", lambda r: f"{r['sockets']} (failed {r['failed']})")
+    row("ramp: seconds", lambda r: f"{r['ramp_secs']:.1f}")
+    row("ramp: server CPU ms per socket", lambda r: f"{r['ramp_cpu_ms_per_socket']:.2f}")
+    row("messages sent", lambda r: str(r["sent"]))
+    row("acked", lambda r: str(r["acked"]))
+    row("delivered", lambda r: str(r["delivered"]))
+    row("lost", lambda r: str(r["lost"]))
+    row("duplicated", lambda r: str(r["duplicated"]))
+    row("sockets closed early", lambda r: str(r["closed_early"]))
+    row("error frames", lambda r: ", ".join(f"{k}={v}" for k, v in r["errors"].items()) or "0")
+    for p, label in ((50, "p50"), (95, "p95"), (99, "p99"), (None, "max")):
+        row(f"ack latency {label} ms", lambda r, p=p: fmt_ms(r["ack_ms"], p))
+    for p, label in ((50, "p50"), (95, "p95"), (99, "p99"), (None, "max")):
+        row(f"delivery latency {label} ms", lambda r, p=p: fmt_ms(r["delivery_ms"], p))
+    row("messages/s delivered", lambda r: f"{r['msgs_per_sec']:.1f}")
+    row("server RSS before ramp MiB", lambda r: f"{r['rss_before_mib']:.1f}")
+    row("server RSS after ramp MiB", lambda r: f"{r['rss_after_mib']:.1f}")
+    row("server RSS at end MiB", lambda r: f"{r['rss_end_mib']:.1f}")
+    row("memory per socket KiB", lambda r: f"{r['kib_per_socket']:.1f}")
+    row("server CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k']:.3f}")
+    row("database CPU s per 1,000 msgs",
+        lambda r: "-" if r["db_cpu_per_1k"] is None else f"{r['db_cpu_per_1k']:.3f}")
+    row("load client CPU s per 1,000 msgs", lambda r: f"{r['client_cpu_per_1k']:.3f}")
+    row("load client worst loop lag ms", lambda r: f"{r['client_lag_ms']:.0f}")
+    width = max(len(label) for label, _ in rows)
+    cols = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
+    lines = [f"ws_load --users {args.users} --interval-ms {args.interval_ms} "
+             f"--duration {args.duration:g}  ({os.cpu_count()} cores)",
+             "| " + "metric".ljust(width) + " | "
+             + " | ".join(n.rjust(c) for n, c in zip(names, cols, strict=True)) + " |",
+             "|" + "-" * (width + 2) + "|" + "|".join("-" * (c + 2) for c in cols) + "|"]
+    for label, values in rows:
+        lines.append("| " + label.ljust(width) + " | "
+                     + " | ".join(v.rjust(c) for v, c in zip(values, cols, strict=True)) + " |")
+    by_name = {r["target"]: r for r in results}
+    if "whatsease" in by_name and "relay" in by_name:
+        ratio = by_name["whatsease"]["cpu_per_1k"] / max(by_name["relay"]["cpu_per_1k"], 1e-9)
+        lines.append(f"\nserver CPU per message, whatsease / relay baseline: {ratio:.1f}x")
+    return "\n".join(lines)
+
+
+async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    random.seed(args.seed)
+    targets = ["whatsease", "relay"] if args.target == "both" else [args.target]
+    results = []
+    for name in targets:
+        if args.url:
+            if name == "whatsease":
+                if not (args.mongodb_uri and args.jwt_secret):
+                    raise SystemExit("--url with whatsease needs --mongodb-uri and --jwt-secret")
+                emails, access = create_users(args.mongodb_uri, DB_NAME, args.jwt_secret,
+                                              args.users, 86400)
+            else:
+                emails = [f"load{i:05d}@bench.test" for i in range(args.users)]
+                access = list(emails)
+            target = Target(name, args.url, access, emails)
+        else:
+            print(f"starting {name} ...", file=sys.stderr, flush=True)
+            target = (start_whatsease(args.users, args.duration) if name == "whatsease"
+                      else start_relay(args.users))
+        try:
+            print(f"loading {name}: {args.users} sockets ...", file=sys.stderr, flush=True)
+            results.append(await run_load(target, args))
+        finally:
+            if target.stop is not None:
+                target.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    limit = raise_fd_limit()
+    if limit < args.users + 100:
+        print(f"open-files limit {limit} is too low for {args.users} sockets", file=sys.stderr)
+        return 2
+    results = uvloop.run(run_all(args))
+    print(report(results, args))
+    lat = [r for r in results if r["target"] == "whatsease"]
+    if lat and lat[0]["delivery_ms"]:
+        print(f"whatsease delivery latency mean {statistics.fmean(lat[0]['delivery_ms']):.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
