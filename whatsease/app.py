@@ -41,7 +41,7 @@ MAX_BODY_BYTES = 1024 * 1024
 SHUTDOWN_GRACE_SECS = 10.0
 DEMO_USERS = (("alice@example.com", "Alice Example"), ("bob@example.com", "Bob Example"))
 # Paths the single-page client owns; each serves the app shell.
-CLIENT_ROUTES = r"/(?:login|register|chat/[^/]+|bot|activity|settings|agent(?:/.*)?)?"
+CLIENT_ROUTES = r"/(?:login|register|chat/[^/]+|bot|activity|settings)?"
 
 
 async def build_services(config: Config, mongodb_uri: str,
