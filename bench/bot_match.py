@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -123,17 +124,22 @@ def _verb_noun(name: str) -> tuple[str, str]:
     return verb, rest.rsplit("_", 1)[0].replace("_", " ")
 
 
-def time_respond(engine: IntentEngine, messages: list[str]) -> list[float]:
-    """Milliseconds per `respond` call, one per message (after a warm-up)."""
+def time_respond(engine: IntentEngine, messages: list[str]) -> tuple[list[float], list[float]]:
+    """Milliseconds per `respond` call, one per message (after a warm-up): wall-clock
+    time, and this thread's CPU time (what the call itself costs, even when other work
+    on a busy machine makes the wall clock wait)."""
     state = BotState()
     for text in messages[:WARMUP_MESSAGES]:
         engine.respond(text, state)
-    timings = []
+    wall = []
+    cpu = []
     for text in messages:
         start = time.perf_counter_ns()
+        start_cpu = time.thread_time_ns()
         engine.respond(text, state)
-        timings.append((time.perf_counter_ns() - start) / 1e6)
-    return timings
+        cpu.append((time.thread_time_ns() - start_cpu) / 1e6)
+        wall.append((time.perf_counter_ns() - start) / 1e6)
+    return wall, cpu
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -170,16 +176,22 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("default", len(default.intents), load_ms, time_respond(engine, texts)))
 
     print(f"bot matching, {args.messages} messages per catalogue (after {WARMUP_MESSAGES} warm-up)")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     header = f"{'catalogue':<10} {'intents':>7} {'load ms':>8} {'median ms':>10} {'p99 ms':>7}"
-    print(f"{header} {'max ms':>7}")
-    for name, intents, load, timings in rows:
+    print(f"{header} {'max ms':>7} {'cpu median':>10} {'cpu p99':>8}")
+    for name, intents, load, (wall, cpu) in rows:
         print(
-            f"{name:<10} {intents:>7} {load:>8.1f} {statistics.median(timings):>10.3f} "
-            f"{_percentile(timings, 0.99):>7.3f} {max(timings):>7.3f}"
+            f"{name:<10} {intents:>7} {load:>8.1f} {statistics.median(wall):>10.3f} "
+            f"{_percentile(wall, 0.99):>7.3f} {max(wall):>7.3f} "
+            f"{statistics.median(cpu):>10.3f} {_percentile(cpu, 0.99):>8.3f}"
         )
-    worst = max(_percentile(t, 0.99) for *_, t in rows)
+    worst = max(_percentile(wall, 0.99) for *_, (wall, _) in rows)
+    worst_cpu = max(_percentile(cpu, 0.99) for *_, (_, cpu) in rows)
     verdict = "within" if worst < TARGET_P99_MS else "OVER"
-    print(f"p99 target {TARGET_P99_MS} ms: {verdict} ({worst:.3f} ms)")
+    print(
+        f"p99 target {TARGET_P99_MS} ms: {verdict} ({worst:.3f} ms wall, "
+        f"{worst_cpu:.3f} ms CPU; wall time includes waiting for a busy machine's cores)"
+    )
     print(
         f"synthetic messages matched as generated: {correct}/{len(labelled)} "
         f"({100 * correct / len(labelled):.1f}%)"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
 import math
+import os
 import random
 import re
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -43,46 +47,85 @@ CONTENT_MISS_FACTOR = 0.7
 # better than any available intent, by at least this much, falls back: the available
 # intent is then a poor guess. Closer than that, the available intent wins.
 GATED_MARGIN = 0.1
+# The bot has just asked for what an intent of the active context answers, so such an
+# intent needs only this fraction of the threshold: the question makes it likely.
+CONTEXT_THRESHOLD_FACTOR = 0.85
 
+LEXICON_PATH = Path(__file__).with_name("lexicon.toml")
+
+
+class LexiconError(ValueError):
+    """The lexicon data file is malformed (a packaging or editing mistake, not user input)."""
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """General English word knowledge every catalogue gets (whatsease/bot/lexicon.toml)."""
+
+    # canonical word or phrase -> the words and phrases folded into it
+    synonyms: Mapping[str, tuple[str, ...]]
+    # groups of words and phrases that often stand in for one another
+    related: tuple[tuple[str, ...], ...]
+    # words that frame a question rather than name its topic
+    function_words: frozenset[str]
+
+
+def load_lexicon(path: str | Path = LEXICON_PATH) -> Lexicon:
+    """Read and check a lexicon file; raises `LexiconError` naming what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise LexiconError(f"{path}: cannot read the lexicon ({e})") from e
+    unknown = set(data) - {"synonyms", "related", "function_words"}
+    if unknown:
+        raise LexiconError(f"{path}: unknown table '{sorted(unknown)[0]}'")
+
+    def words(value: object, where: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise LexiconError(f"{path}: {where} must be a list of non-empty strings")
+        return tuple(value)
+
+    synonyms = {str(k): words(v, f"synonyms.{k}") for k, v in data.get("synonyms", {}).items()}
+    related = tuple(words(v, f"related.{k}") for k, v in data.get("related", {}).items())
+    function_table = data.get("function_words", {})
+    if not isinstance(function_table, dict) or set(function_table) - {"words"}:
+        raise LexiconError(f"{path}: [function_words] has only 'words'")
+    function_words = frozenset(words(function_table.get("words", []), "function_words.words"))
+    return Lexicon(synonyms, related, function_words)
+
+
+LEXICON = load_lexicon()
 # Everyday synonyms every catalogue gets; a catalogue adds its own in [bot] synonyms.
-# Keys are the canonical spelling, values the words and phrases folded into it.
-DEFAULT_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "hello": ("hi", "hey", "hiya", "howdy", "heya", "hallo", "greetings", "yo", "sup",
-              "good morning", "good afternoon", "good evening", "good day", "morning"),
-    "bye": ("goodbye", "good bye", "bye bye", "farewell", "see you", "see you later",
-            "ciao", "take care", "good night", "goodnight", "night night"),
-    "thanks": ("thank you", "thank", "thankyou", "appreciate it", "appreciated",
-               "thanks you", "many thanks"),
-    "delete": ("remove", "erase", "get rid of", "wipe", "wipe out"),
-    "change": ("modify", "edit", "update", "alter", "switch", "amend"),
-    "help": ("assist", "assistance", "support me"),
-    "picture": ("photo", "image", "pic"),
-    "message": ("text", "dm"),
-    "find": ("look for", "look up", "lookup", "locate", "search for"),
-    "talk": ("speak", "chat with", "talk with", "speak with", "have a word with"),
-    "person": ("human", "human being", "real person", "individual"),
-    "funny": ("hilarious", "amusing", "humorous"),
-    "buy": ("purchase",),
-    "cost": ("price", "fee", "charge", "how much"),
-    "how": ("how can", "how to", "how do", "how would", "how should"),
-    "problem": ("issue", "bug", "error", "glitch", "fault", "not working", "does not work",
-                "broken", "crash", "crashes", "crashed"),
-    "wrong": ("incorrect", "mistake", "typo", "misspelled", "misspelt"),
-    "feature": ("option", "function", "functionality", "capability"),
-    "start": ("begin",),
-    "quit": ("leave", "stop using"),
-    "contact": ("reach", "get in touch with", "get hold of", "reach out to"),
-    "connect": ("transfer", "put through", "put me through", "forward"),
-    "email": ("e mail", "mail", "email address"),
-    "app": ("application", "website", "site"),
-    "phone": ("mobile", "cell", "cellphone", "smartphone"),
-    "computer": ("laptop", "pc", "desktop"),
-    "money": ("cash", "funds"),
-    "refund": ("money back", "reimbursement", "reimburse"),
-    "fast": ("quick", "quickly", "rapid", "speedy"),
-    "now": ("right now", "at the moment", "currently", "at present"),
-    "today": ("this day",),
-}  # fmt: skip
+DEFAULT_SYNONYMS: Mapping[str, tuple[str, ...]] = LEXICON.synonyms
+STOP_WORDS = STOP_WORDS | LEXICON.function_words
+# A message word is also read as each catalogue word related to it (lexicon [related])
+# at this fraction of its weight: enough to carry a paraphrase ("credit cards" for an
+# intent that says "visa"), less than the word itself, so an intent that uses the
+# message's own word wins.
+RELATED_SIMILARITY = 0.7
+# An unknown word is also read as a catalogue word that looks like another form of it
+# ("cancellation" / "cancel"): they share at least this many first letters...
+DERIVED_MIN_PREFIX = 5
+# ...and this share of the shorter word ("experience" is not "experiment")...
+DERIVED_MIN_SHARE = 0.75
+# ...and the reading counts this much of the word.
+DERIVED_SIMILARITY = 0.8
+# A word typed without vowels ("hlp") read as a catalogue word counts this much.
+SKELETON_SIMILARITY = 0.8
+# Multi-word expressions are read as one token: their words joined by this.
+PHRASE_JOINER = "_"
+# Operators between numbers ("17 times 23", "2 x 3") make an arithmetic question: one
+# token no catalogue uses, so "times" is not read as "time".
+ARITHMETIC_WORDS: frozenset[str] = frozenset(
+    {"times", "x", "plus", "minus", "multiplied", "divided", "multiply", "divide"}
+)
+# Phrasal verbs whose object may stand between verb and particle ("pick it up").
+PARTICLES: frozenset[str] = frozenset({"up", "back", "out", "off", "down", "over", "away", "in"})
+OBJECT_PRONOUNS: frozenset[str] = frozenset(
+    {"it", "them", "me", "us", "him", "her", "this", "that"}
+)
+ARITHMETIC_TOKEN = "<arithmetic>"  # noqa: S105 - a token, not a secret
 
 # Messages may be 4,096 characters; the intent is in the first sentences, and scoring
 # cost grows with length, so match on this much and keep the whole text for `store`.
@@ -119,6 +162,11 @@ BOT_ROLE = "bot"
 DEFAULT_USER_NAME = "there"
 
 _DIGITS = re.compile(r"\d+\Z")
+_VOWEL = re.compile(r"[aeiou]")
+_PUNCTUATION = "\"'.,!?;:()[]{}"
+# "17x23", "17 * 23", "17×23" and "2+2" written without words.
+_ARITHMETIC_SYMBOL = re.compile(r"(?<=\d)\s*[x×*]\s*(?=\d)")
+_PLUS_SYMBOL = re.compile(r"(?<=\d)\s*\+\s*(?=\d)")
 _SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+")
 
 
@@ -323,10 +371,18 @@ class _IntentIndex:
 
 @dataclass
 class _Message:
-    weights: dict[str, float]  # token -> weight x similarity (typo-corrected words < 1)
-    total: float  # sum of the token weights, unscaled
-    text: str
-    content: frozenset[str]  # the tokens that name a topic (not stop or question words)
+    """A message ready for scoring: its words as units, each readable as several tokens."""
+
+    # token -> {unit: weight x similarity}: how much reading that token credits each
+    # unit (a unit is one word of the message; a related word credits it at a discount)
+    hits: dict[str, dict[int, float]]
+    total: float  # sum of the units' weights, unscaled
+    text: str  # the units' own tokens, for character-level scoring
+    content: frozenset[str]  # tokens reading a unit that names a topic
+    readings: frozenset[str]  # every token in `hits`
+    # Whether some unit has several readings; if not, each token credits one unit and
+    # scoring can add up token credits without keeping the best per unit.
+    shared: bool
 
 
 class IntentEngine:
@@ -348,14 +404,26 @@ class IntentEngine:
             for example in intent.examples:
                 for word in tokenize(example):
                     surface[word] = surface.get(word, 0) + 1
+        lexicon_phrases = [p for group in LEXICON.related for p in group]
         for table in (DEFAULT_SYNONYMS, bot.synonyms):
             for canonical, variants in table.items():
-                for phrase in (canonical, *variants):
-                    for word in tokenize(phrase):
-                        surface.setdefault(word, 1)
+                lexicon_phrases += [canonical, *variants]
+        for phrase in lexicon_phrases:
+            for word in tokenize(phrase):
+                surface.setdefault(word, 1)
         # Typos are only worth correcting towards words the catalogue knows; most
         # frequent first, so a tie between two corrections picks the common word.
         self._correction_choices = sorted(surface, key=lambda w: (-surface[w], w))
+        # The same by stem (the most frequent form stands for it), and by consonants.
+        self._stem_surface: dict[str, str] = {}
+        self._skeletons: dict[str, list[str]] = {}
+        for word in self._correction_choices:
+            if word.isalpha():
+                self._stem_surface.setdefault(fold(word), word)
+                skeleton = _VOWEL.sub("", word)
+                if len(skeleton) >= 3 and skeleton != word:
+                    self._skeletons.setdefault(skeleton, []).append(word)
+        self._stem_choices = [s for s in self._stem_surface if len(s) >= 4]
         self._known_stems = frozenset(fold(w) for w in surface)
         # Everyday words are never corrected: "life" is not a typo of "like".
         self._squeeze_vocabulary = frozenset(surface) | STOP_WORDS | COMMON_WORDS
@@ -410,7 +478,36 @@ class IntentEngine:
                 self._postings.setdefault(token, []).append(len(indexes))
             indexes.append(_IntentIndex(intent, examples, vocabulary))
         self._indexes = tuple(indexes)
+        self._context_positions = tuple(
+            p for p, index in enumerate(indexes) if index.intent.context_in is not None
+        )
+        self._slot_positions = tuple(p for p, index in enumerate(indexes) if index.intent.slots)
         self._catch_all = {i.context_in: i for i in catalogue.intents if i.catch_all}
+
+        # Related words (lexicon [related]), read through the same pipeline as the
+        # examples; a message token is also read as each related token the catalogue
+        # uses. Members that fold to several tokens (a catalogue's own multi-word
+        # canonical phrase) take no part.
+        related: dict[str, set[str]] = {}
+        for group in LEXICON.related:
+            members = set()
+            for member in group:
+                folded = [t for t, _ in self._canonical(member, correct=False)]
+                if len(folded) == 1:
+                    members.add(folded[0])
+            for member in members:
+                related.setdefault(member, set()).update(members - {member})
+        self._related: dict[str, tuple[tuple[str, float], ...]] = {}
+        for token, others in related.items():
+            known = tuple((t, RELATED_SIMILARITY) for t in sorted(others) if t in self._weights)
+            if known:
+                self._related[token] = known
+        # Catalogue words by their first letters, to find derived forms of a word.
+        self._by_prefix: dict[str, list[str]] = {}
+        for token in self._weights:
+            if len(token) >= DERIVED_MIN_PREFIX and token.isalpha():
+                self._by_prefix.setdefault(token[:DERIVED_MIN_PREFIX], []).append(token)
+        self._derived = lru_cache(maxsize=4096)(self._derived_uncached)
 
     # -- public API
 
@@ -443,34 +540,38 @@ class IntentEngine:
         message = self._message(tokens)
 
         # Stage 1: cheap coverage of the message by each intent's vocabulary.
-        coverage = [0.0] * len(self._indexes)
-        for token, weight in message.weights.items():
+        # Only intents sharing a word with the message, and those with slots, can
+        # score at all, so the rest are never looked at.
+        coverage: dict[int, float] = {}
+        for token, credits in message.hits.items():
+            weight = max(credits.values())
             for position in self._postings.get(token, ()):
-                coverage[position] += weight
+                coverage[position] = coverage.get(position, 0.0) + weight
 
-        gated: set[int] = set()  # waiting for a context that is not active
+        # Intents waiting for a context that is not active.
+        gated = {
+            p for p in self._context_positions if self._indexes[p].intent.context_in != context
+        }
         slot_values: dict[int, dict[str, str]] = {}
-        pool: list[int] = []
-        for position, index in enumerate(self._indexes):
-            intent = index.intent
-            if intent.context_in is not None and intent.context_in != context:
-                gated.add(position)
-            elif intent.slots:
-                values = _capture_slots(intent, raw)
-                if values is None:
-                    continue
+        skipped: set[int] = set()
+        for position in self._slot_positions:
+            if position in gated:
+                continue
+            values = _capture_slots(self._indexes[position].intent, raw)
+            if values is None:
+                skipped.add(position)
+            else:
                 slot_values[position] = values
-            if coverage[position] > 0 or position in slot_values:
-                pool.append(position)
-        pool.sort(key=lambda p: -coverage[p])
-        candidates = pool[:CANDIDATE_INTENTS]
+                coverage.setdefault(position, 0.0)
+        pool = sorted(p for p in coverage if p not in skipped)
+        candidates = heapq.nlargest(CANDIDATE_INTENTS, pool, key=coverage.__getitem__)
         # Slot intents and those of the active context always get a full look: their
         # evidence is not only in the words.
-        for position in pool[CANDIDATE_INTENTS:]:
-            if position in slot_values or (
-                position not in gated and self._indexes[position].intent.context_in
-            ):
+        chosen = set(candidates)
+        for position in (*slot_values, *self._context_positions):
+            if position not in chosen and position not in gated and position not in skipped:
                 candidates.append(position)
+                chosen.add(position)
 
         # Stage 2: full scoring of the candidates.
         scores: list[tuple[float, int]] = []
@@ -491,7 +592,7 @@ class IntentEngine:
         if context is not None:
             for score, position in open_scores:
                 if self._indexes[position].intent.context_in == context:
-                    if score >= bot.threshold:
+                    if score >= bot.threshold * CONTEXT_THRESHOLD_FACTOR:
                         return found(score, position)
                     break
             catch_all = self._catch_all.get(context)
@@ -589,6 +690,13 @@ class IntentEngine:
             return tuple(fold(w) for w in tokenize(text))
 
         mapping: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # Multi-word expressions of the related groups become one token ("bank
+        # transfer" is not "transfer"), unless a synonym below says otherwise.
+        for group in LEXICON.related:
+            for member in group:
+                source = phrase(member)
+                if len(source) > 1:
+                    mapping[source] = (PHRASE_JOINER.join(source),)
         for synonyms in (DEFAULT_SYNONYMS, own):
             for canonical, variants in synonyms.items():
                 target = phrase(canonical)
@@ -611,10 +719,16 @@ class IntentEngine:
 
     def _canonical(self, text: str, *, correct: bool) -> list[tuple[str, float]]:
         """Normalise, correct typos, stem and fold synonyms: (token, similarity) pairs."""
+        text = _ARITHMETIC_SYMBOL.sub(" times ", _PLUS_SYMBOL.sub(" plus ", text))
+        words = tokenize(text, self._squeeze_vocabulary)
+        names = _proper_nouns(text) if correct else frozenset()
         pairs: list[tuple[str, float]] = []
-        for word in tokenize(text, self._squeeze_vocabulary):
+        for i, word in enumerate(words):
+            if word in ARITHMETIC_WORDS and _next_to_number(words, i):
+                pairs.append((ARITHMETIC_TOKEN, 1.0))
+                continue
             similarity = 1.0
-            if correct:
+            if correct and word not in names:
                 word, similarity = self._correct(word)
             pairs.append((fold(word), similarity))
         folded: list[tuple[str, float]] = []
@@ -626,6 +740,19 @@ class IntentEngine:
                     similarity = min(s for _, s in pairs[i : i + n])
                     folded.extend((t, similarity) for t in target)
                     i += n
+                    break
+                # A phrasal verb may have its object inside: "pick it up", "call me back".
+                if (
+                    n == 2
+                    and source[1] in PARTICLES
+                    and i + 2 < len(pairs)
+                    and pairs[i + 1][0] in OBJECT_PRONOUNS
+                    and pairs[i + 2][0] == source[1]
+                ):
+                    similarity = min(pairs[i][1], pairs[i + 2][1])
+                    folded.extend((t, similarity) for t in target)
+                    folded.append(pairs[i + 1])
+                    i += 3
                     break
             else:
                 token, similarity = pairs[i]
@@ -641,56 +768,98 @@ class IntentEngine:
             return word, 1.0
         if not word.isalpha() or len(word) < 3:
             return word, 1.0
-        # Short words tolerate one slip (a swap for three letters: "hwo"), long ones two.
-        limit = 1 if len(word) <= 7 else 2
-        found = process.extract(
-            word, self._correction_choices, scorer=OSA.distance, score_cutoff=limit, limit=None
-        )
-        # People rarely get the first letter wrong, so "mate" is not a typo of "date";
-        # a swap of the first two letters ("hlep") still counts.
-        found = [f for f in found if f[0][0] == word[0] or f[0][:2] == word[1::-1]]
-        if len(word) == 3:
-            found = [f for f in found if sorted(f[0]) == sorted(word)]
-        if not found:
-            return word, 1.0
-        # Fewest edits first; among those the closest spelling ("helo" → "hello", not
-        # "help"); the choices are ordered by frequency, which breaks the last ties.
-        candidate = max(found, key=lambda f: (-f[1], fuzz.ratio(word, f[0]), -f[2]))[0]
-        return candidate, fuzz.ratio(word, candidate) / 100.0
+        if not _VOWEL.search(word):
+            # Chat drops vowels ("hlp", "crds", "whn"): read the word as the most
+            # frequent catalogue word with these consonants.
+            spelled = self._skeletons.get(word)
+            return (spelled[0], SKELETON_SIMILARITY) if spelled else (word, 1.0)
+        candidate = _nearest(word, self._correction_choices)
+        if candidate is not None:
+            return candidate, fuzz.ratio(word, candidate) / 100.0
+        # A typo in an inflected word ("hleped", "couons") is one edit from the stem
+        # of a catalogue word, not from any of its forms.
+        stemmed = fold(word)
+        if stemmed != word and len(stemmed) >= 4:
+            candidate = _nearest(stemmed, self._stem_choices)
+            if candidate is not None:
+                return self._stem_surface[candidate], fuzz.ratio(stemmed, candidate) / 100.0
+        return word, 1.0
+
+    def _derived_uncached(self, token: str) -> tuple[tuple[str, float], ...]:
+        """Catalogue words that look like another form of `token`, with their similarity.
+
+        "cancellation" and "cancel", "registration" and "register", "arrival" and
+        "arrive" share a long beginning: at least DERIVED_MIN_PREFIX letters and
+        DERIVED_MIN_SHARE of the shorter word (so "experience" is not "experiment").
+        """
+        if len(token) < DERIVED_MIN_PREFIX or not token.isalpha():
+            return ()
+        found = []
+        for known in self._by_prefix.get(token[:DERIVED_MIN_PREFIX], ()):
+            shared = len(os.path.commonprefix((known, token)))  # noqa: RUF071 - words
+            if shared >= DERIVED_MIN_SHARE * min(len(known), len(token)):
+                found.append((known, DERIVED_SIMILARITY))
+        return tuple(found)
 
     def _message(self, tokens: Iterable[tuple[str, float]]) -> _Message:
-        weights: dict[str, float] = {}
+        units: dict[str, int] = {}
+        hits: dict[str, dict[int, float]] = {}
+        content: set[str] = set()
         total = 0.0
         for token, similarity in tokens:
             weight = self._weights.get(token)
+            known = weight is not None
+            related = self._related.get(token, ())
+            if not known:
+                related = related + self._derived(token)
             if weight is None:
-                weight = _stop_factor(token) * self._oov_weight
-                if token in self._common_stems:
-                    weight *= OOV_COMMON_FACTOR
-            if token in weights:
-                weights[token] = max(weights[token], weight * similarity)
-                if token not in self._weights:
-                    total += weight  # each unknown word is more the catalogue cannot explain
-                continue
-            weights[token] = weight * similarity
-            total += weight
-        content = frozenset(t for t in weights if t not in STOP_WORDS | QUESTION_WORDS)
-        return _Message(weights, total, " ".join(weights), content)
+                if related:
+                    # An unknown word the lexicon relates to catalogue words weighs
+                    # like them: it is as much about the topic as they are.
+                    weight = max(self._weights[r] for r, _ in related)
+                else:
+                    weight = _stop_factor(token) * self._oov_weight
+                    if token in self._common_stems:
+                        weight *= OOV_COMMON_FACTOR
+            unit = units.get(token)
+            if unit is None:
+                unit = units[token] = len(units)
+                total += weight
+            elif not known:
+                total += weight  # each unknown word is more the catalogue cannot explain
+            is_content = token not in STOP_WORDS and token not in QUESTION_WORDS
+            # A related reading credits no more than that word itself would: "buy"
+            # read as "order" is worth what "order" is worth, discounted.
+            for reading, value in (
+                (token, weight * similarity),
+                *(
+                    (r, min(weight, self._weights[r]) * similarity * factor)
+                    for r, factor in related
+                ),
+            ):
+                credits = hits.setdefault(reading, {})
+                if value > credits.get(unit, 0.0):
+                    credits[unit] = value
+                if is_content:
+                    content.add(reading)
+        shared = sum(len(credits) for credits in hits.values()) > len(units)
+        return _Message(hits, total, " ".join(units), frozenset(content), frozenset(hits), shared)
 
     def _score(self, index: _IntentIndex, message: _Message) -> float:
         if message.total <= 0:
             return 0.0
-        weights = message.weights
+        hits = message.hits
         typical = index.vocabulary
         # An intent that shares only function words with a message that has topic
         # words ("what is the meaning of life") is probably not what it is about.
         penalty = 1.0
         if message.content and message.content.isdisjoint(typical):
             penalty = CONTENT_MISS_FACTOR
-        covered = sum(w * typical[t] for t, w in weights.items() if t in typical)
+        readings = message.readings
+        covered = _credit(hits, readings & typical.keys(), message.shared, typical)
         best = 0.0
         for example in index.examples:
-            overlap = sum(weights[t] for t in example.tokens if t in weights)
+            overlap = _credit(hits, readings & example.tokens, message.shared)
             if overlap > 0 and example.weight > 0:
                 recall = overlap / message.total
                 precision = min(overlap / example.weight, 1.0)
@@ -770,6 +939,77 @@ def _capture_slots(intent: Intent, text: str) -> dict[str, str] | None:
             return None
         values[slot] = value
     return values
+
+
+def _credit(
+    hits: Mapping[str, Mapping[int, float]],
+    tokens: Iterable[str],
+    shared: bool,
+    scale: Mapping[str, float] | None = None,
+) -> float:
+    """How much of the message `tokens` explain: each unit counted once, at its best
+    reading, times `scale[token]` if given."""
+    if not shared:
+        total = 0.0
+        for token in tokens:
+            for value in hits[token].values():
+                total += value * scale[token] if scale is not None else value
+        return total
+    best: dict[int, float] = {}
+    for token in tokens:
+        factor = scale[token] if scale is not None else 1.0
+        for unit, value in hits[token].items():
+            if value * factor > best.get(unit, 0.0):
+                best[unit] = value * factor
+    return sum(best.values())
+
+
+def _proper_nouns(text: str) -> frozenset[str]:
+    """Words capitalised inside a sentence ("call me Dave"): names, never typos."""
+    names = set()
+    previous = ""
+    for raw in text.split():
+        word = raw.strip(_PUNCTUATION)
+        if (
+            previous
+            and previous[-1] not in ".!?"
+            and len(word) > 1
+            and word[0].isupper()
+            and word[1:].islower()
+        ):
+            names.add(word.casefold())
+        previous = raw
+    return frozenset(names)
+
+
+def _nearest(word: str, choices: Sequence[str]) -> str | None:
+    """The choice a typo of `word` most likely meant, or None (`choices` by frequency)."""
+    # Short words tolerate one slip, long ones two.
+    limit = 1 if len(word) <= 7 else 2
+    found = process.extract(word, choices, scorer=OSA.distance, score_cutoff=limit, limit=None)
+    # People rarely get the first letter wrong, so "mate" is not a typo of "date";
+    # a swap of the first two letters ("hlep") still counts.
+    found = [f for f in found if f[0][0] == word[0] or f[0][:2] == word[1::-1]]
+    if len(word) == 3:
+        # Three letters: a swap ("hwo"), or one dropped letter when only one word
+        # fits ("tme" → "time", but "tak" could be "take" or "talk").
+        swaps = [f for f in found if sorted(f[0]) == sorted(word)]
+        dropped = [f for f in found if len(f[0]) == 4]
+        found = swaps or (dropped if len(dropped) == 1 else [])
+    if not found:
+        return None
+    # Fewest edits first; among those the closest spelling ("helo" → "hello", not
+    # "help"); the choices are ordered by frequency, which breaks the last ties.
+    return max(found, key=lambda f: (-f[1], fuzz.ratio(word, f[0]), -f[2]))[0]
+
+
+def _next_to_number(words: Sequence[str], i: int) -> bool:
+    """Whether the word at `i` stands between numbers ("17 times 23", "divided by 4")."""
+    before = i > 0 and words[i - 1].isdigit()
+    after = i + 1 < len(words) and words[i + 1].isdigit()
+    if not after and i + 2 < len(words) and words[i + 1] == "by":
+        after = words[i + 2].isdigit()  # "multiplied by 3"
+    return before and after
 
 
 def _clear_context(state: BotState) -> None:

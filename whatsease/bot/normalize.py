@@ -111,6 +111,29 @@ ABBREVIATIONS: dict[str, str] = {
     "wen": "when",
     "y": "why",
     "info": "information",
+    "asap": "as soon as possible",
+    "atm": "at the moment",
+    "tho": "though",
+    "bcoz": "because",
+    "bcz": "because",
+    "wud": "would",
+    "cud": "could",
+    "shud": "should",
+    "hv": "have",
+    "gud": "good",
+    "sry": "sorry",
+    "thnks": "thanks",
+    "tks": "thanks",
+    "hrs": "hours",
+    "mins": "minutes",
+    "wk": "week",
+    "wks": "weeks",
+    "doin": "doing",
+    "goin": "going",
+    "nothin": "nothing",
+    "somethin": "something",
+    "2nite": "tonight",
+    "tonite": "tonight",
 }
 
 # Removed wherever they stand: they carry tone, not meaning.
@@ -118,7 +141,8 @@ FILLERS: frozenset[str] = frozenset(
     {
         "um", "umm", "uh", "uhh", "uhm", "er", "erm", "hmm", "hm", "ah", "ahh", "eh",
         "oh", "ooh", "please", "just", "actually", "basically", "literally", "kinda",
-        "sorta", "lol", "haha", "hahaha", "hehe", "lmao",
+        "sorta", "lol", "haha", "hahaha", "hehe", "lmao", "tbh", "imo", "imho", "omg",
+        "fyi",
     }
 )  # fmt: skip
 
