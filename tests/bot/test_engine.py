@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from whatsease.bot.catalogue import load_catalogue, loads_catalogue
-from whatsease.bot.engine import BotState, HistoryEntry, IntentEngine, Reply, bound_history
+from whatsease.bot.engine import (
+    CONTEXT_THRESHOLD_FACTOR,
+    BotState,
+    HistoryEntry,
+    IntentEngine,
+    Reply,
+    bound_history,
+)
 
 NOW = datetime(2026, 11, 22, 14, 5, tzinfo=UTC)
 
@@ -183,6 +190,42 @@ def test_other_intents_still_match_during_a_context(shop: IntentEngine) -> None:
     assert reply.state.context == "awaiting_order_number"
     # ...and the context is still there for the answer.
     assert say(shop, "55120", reply.state).slots == {"order": "55120"}
+
+
+def test_an_intent_of_the_active_context_needs_less_than_the_threshold() -> None:
+    feedback = """
+[bot]
+name = "F"
+fallback = ["?"]
+threshold = THRESHOLD
+
+[[intents]]
+name = "feedback"
+examples = ["i have feedback", "can i give feedback"]
+responses = ["Go ahead, or say never mind."]
+context_out = "awaiting_feedback"
+
+[[intents]]
+name = "feedback_cancel"
+context_in = "awaiting_feedback"
+examples = ["never mind", "cancel that", "forget it"]
+responses = ["OK, no feedback."]
+
+[[intents]]
+name = "feedback_text"
+context_in = "awaiting_feedback"
+catch_all = true
+responses = ["Thanks for the feedback."]
+"""
+    text = "no never mind i will not"
+    probe = IntentEngine(loads_catalogue(feedback.replace("THRESHOLD", "0.45")))
+    score = dict(probe.match(text, "awaiting_feedback").ranking)["feedback_cancel"]
+    # A threshold just above the score, within the context's allowance.
+    threshold = round(score / (CONTEXT_THRESHOLD_FACTOR + 0.05), 4)
+    assert score < threshold < 1
+    engine = IntentEngine(loads_catalogue(feedback.replace("THRESHOLD", str(threshold))))
+    assert engine.match(text, "awaiting_feedback").intent_name == "feedback_cancel"
+    assert engine.match(text).intent_name is None  # no context: below the threshold
 
 
 def test_context_expires_after_its_turns(shop: IntentEngine) -> None:

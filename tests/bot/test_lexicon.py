@@ -1,0 +1,150 @@
+"""Tests for the engine's general word knowledge: the lexicon, derived forms and typo rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from whatsease.bot.catalogue import loads_catalogue
+from whatsease.bot.engine import (
+    LEXICON,
+    LEXICON_PATH,
+    IntentEngine,
+    LexiconError,
+    load_lexicon,
+)
+
+# A catalogue that never says "credit card", "bank transfer", "pick up", "cancellation"
+# or "help" misspelt: the engine has to bring that knowledge itself.
+STORE = """
+[bot]
+name = "Store"
+fallback = ["Sorry?"]
+
+[[intents]]
+name = "payment_methods"
+examples = ["what payment methods do you accept", "can i pay with visa", "do you take paypal",
+            "payment options"]
+responses = ["Visa, Mastercard and PayPal."]
+
+[[intents]]
+name = "refund_status"
+examples = ["where is my refund", "when will the money be back on my card", "refund status"]
+responses = ["5 working days."]
+
+[[intents]]
+name = "talk_to_human"
+examples = ["transfer me to an agent", "talk to a person", "connect me to someone"]
+responses = ["Putting you through."]
+
+[[intents]]
+name = "store_location"
+examples = ["where is your shop", "can i collect my order in store",
+            "do you have a shop i can visit"]
+responses = ["Main Street 1."]
+
+[[intents]]
+name = "cancel_order"
+examples = ["cancel my order", "how do i cancel", "i want to cancel my purchase"]
+responses = ["Cancelled."]
+
+[[intents]]
+name = "help"
+examples = ["help", "i need help", "can you help me"]
+responses = ["Ask me about orders."]
+
+[[intents]]
+name = "discount_code"
+examples = ["do you have a coupon", "discount codes", "my coupon does not work"]
+responses = ["SAVE10."]
+
+[[intents]]
+name = "time_now"
+examples = ["what time is it", "tell me the time", "current time"]
+responses = ["Noon."]
+
+[[intents]]
+name = "remember_name"
+examples = ["call me Sam", "my name is Sam"]
+slots = { name = '(?:call me|name is)\\s+(?P<name>\\w+)' }
+remember = ["name"]
+responses = ["Hi {name}."]
+
+[[intents]]
+name = "date_today"
+examples = ["what is the date", "what date is it today"]
+responses = ["Today."]
+"""
+
+
+@pytest.fixture(scope="module")
+def store() -> IntentEngine:
+    return IntentEngine(loads_catalogue(STORE, source="store"))
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        # related words: the catalogue says "visa" and "pay", the message "credit cards"
+        ("do you take credit cards", "payment_methods"),
+        ("pay in installments possible?", "payment_methods"),
+        # a multi-word expression is one word: "bank transfer" is not "transfer me"
+        ("can i pay by bank transfer", "payment_methods"),
+        # phrasal verbs, also with the object inside
+        ("can i pick up my order", "store_location"),
+        ("can i pick it up", "store_location"),
+        # a derived form of a catalogue word
+        ("i want a cancellation", "cancel_order"),
+        # vowels dropped, a typo in an inflected word
+        ("hlp", "help"),
+        ("any couons?", "discount_code"),
+    ],
+)
+def test_general_knowledge_reaches_the_intent(store: IntentEngine, text: str, intent: str) -> None:
+    assert store.match(text).intent_name == intent
+
+
+def test_a_related_word_counts_less_than_the_word_itself(store: IntentEngine) -> None:
+    # "card" is the refund intent's own word and only related to the payment intent's.
+    assert store.match("money back on my card").intent_name == "refund_status"
+
+
+@pytest.mark.parametrize("text", ["what is 17 times 23", "whats 17x23", "17 * 23 = ?"])
+def test_arithmetic_is_not_a_question_about_time(store: IntentEngine, text: str) -> None:
+    assert store.match(text).intent_name is None
+
+
+def test_times_without_numbers_is_still_time(store: IntentEngine) -> None:
+    assert store.match("what times is it").intent_name == "time_now"
+
+
+def test_a_capitalised_name_is_not_corrected(store: IntentEngine) -> None:
+    # "dave" is one edit from "date"; written as a name inside a sentence it stays a name.
+    assert store.match("what is the dave").intent_name == "date_today"
+    assert store.match("what is the Dave").intent_name is None
+
+
+def test_the_shipped_lexicon_loads() -> None:
+    lexicon = load_lexicon(LEXICON_PATH)
+    assert lexicon == LEXICON
+    assert "hello" in lexicon.synonyms and "hi" in lexicon.synonyms["hello"]
+    assert any("bank transfer" in group for group in lexicon.related)
+    assert "possible" in lexicon.function_words
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[nouns]\nx = ['a']\n", "unknown table 'nouns'"),
+        ("[related]\npay = 'card'\n", "related.pay must be a list"),
+        ("[synonyms]\nhi = ['', 'hey']\n", "synonyms.hi must be a list"),
+        ("[function_words]\nlist = ['able']\n", "has only 'words'"),
+        ("[related\n", "cannot read"),
+    ],
+)
+def test_a_malformed_lexicon_is_rejected(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "lexicon.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LexiconError, match=problem):
+        load_lexicon(path)
