@@ -60,8 +60,11 @@ export class ChatController {
     this.view.destroy();
   }
 
+  // Keyboard and mouse users land in the composer; on touch screens that would
+  // pop the keyboard over the conversation they came to read.
   focus() {
-    this.view.focusComposer();
+    if (window.matchMedia('(pointer: coarse)').matches) this.layout.focusMain();
+    else this.view.focusComposer();
   }
 
   // Escape inside the page: true if it was used (closing a menu or an edit).
@@ -208,9 +211,14 @@ export class ChatController {
       const m = conv.messages.get(id);
       return m && m.status !== 'Read' && m.sender === this.peer;
     });
-    if (!ids.length) return;
-    this.messenger.markRead(ids);
-    this.view.forgetVisible(ids);
+    if (ids.length) {
+      this.messenger.markRead(ids);
+      this.view.forgetVisible(ids);
+    }
+    // Everything here has been seen: an open, focused chat has no unread badge
+    // (messages deleted before they were read would otherwise keep it lit).
+    const left = [...conv.messages.values()].some((m) => m.sender === this.peer && m.status !== 'Read' && !m.deleted);
+    if (conv.loaded && !left) this.store.markRead(this.peer);
   }
 
   // ---- edit and delete

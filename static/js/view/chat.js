@@ -274,18 +274,18 @@ export class ChatView {
     } else {
       bubble.append(h('p', { class: 'msg-text', text: m.content }));
     }
+    if (mine && !m.deleted && !m.pending) {
+      bubble.append(h('button', {
+        type: 'button', class: 'msg-menu-btn', 'aria-label': 'Message options', 'aria-haspopup': 'menu',
+        'aria-expanded': 'false',
+      }, icon('chevron')));
+    }
     const meta = h('span', { class: 'msg-meta' });
     if (m.edited_at && !m.deleted) meta.append(h('span', { class: 'edited', text: 'edited' }));
     meta.append(h('time', { datetime: m.timestamp, title: fullTime(m.timestamp), text: clock(m.timestamp) }));
     if (mine && !m.deleted) meta.append(ticks(m.status, m.pending, m.failed));
     bubble.append(meta);
     li.append(bubble);
-    if (mine && !m.deleted && !m.pending) {
-      li.append(h('button', {
-        type: 'button', class: 'msg-menu-btn', 'aria-label': 'Message options', 'aria-haspopup': 'menu',
-        'aria-expanded': 'false',
-      }, icon('chevron')));
-    }
     if (m.failed) {
       li.append(h('p', { class: 'msg-failed' }, `Not sent: ${m.failed} `,
         h('button', { type: 'button', class: 'link-btn', dataset: { action: 'retry' }, text: 'Retry' }), ' · ',
@@ -376,6 +376,10 @@ export class ChatView {
     if (button) {
       if (this.menu && this.menu.parentElement === li) this.closeMenu(true);
       else this.openMenu(li, button);
+    } else if (li.classList.contains('mine')) {
+      // Touch screens have no hover: a tap on my message reveals its options button.
+      for (const other of this.list.querySelectorAll('.msg.is-touched')) if (other !== li) other.classList.remove('is-touched');
+      li.classList.toggle('is-touched');
     }
   }
 
@@ -385,6 +389,9 @@ export class ChatView {
       h('button', { type: 'button', role: 'menuitem', dataset: { action: 'edit' } }, icon('edit'), 'Edit'),
       h('button', { type: 'button', role: 'menuitem', class: 'danger', dataset: { action: 'delete' } }, icon('trash'), 'Delete'));
     li.append(this.menu);
+    // Open upwards when there is no room below inside the message log.
+    const room = this.log.getBoundingClientRect().bottom - li.getBoundingClientRect().bottom;
+    this.menu.classList.toggle('opens-up', room < this.menu.offsetHeight + 8);
     button.setAttribute('aria-expanded', 'true');
     this.menu.querySelector('button').focus();
   }
