@@ -17,7 +17,7 @@ import { LayoutView } from './view/layout.js';
 const MIN_PASSWORD_CHARS = 8;
 // "Connecting…" only shows if connecting takes longer than this (no flash on every load).
 const CONNECTING_BANNER_DELAY_MS = 1_500;
-// Two refused tokens within this window means refreshing does not help: back off instead.
+// Two refused tokens within this window: reconnect with the backoff, not at once.
 const AUTH_LOOP_WINDOW_MS = 10_000;
 const TITLE = 'WhatsEase';
 
@@ -37,6 +37,7 @@ let running = false;    // the signed-in app is started
 let page = null;        // the controller of the main pane
 let pageKey = '';
 let connectingTimer = null;
+let startGraceUntil = 0;
 let waitingTicker = null;
 let lastAuthRefusal = 0;
 
@@ -109,6 +110,7 @@ function show(route) {
 function startApp() {
   if (running) return;
   running = true;
+  startGraceUntil = Date.now() + CONNECTING_BANNER_DELAY_MS;
   store.reset(session.user);
   layout.setMe(session.user);
   inbox.reset();
@@ -220,6 +222,8 @@ authView.bind('submit', async (mode, fields) => {
 
 function offlineReason() {
   if (socket.online) return '';
+  // The first connection takes a moment: sends queue up meanwhile, no need to alarm anyone.
+  if (!messenger.everReady && Date.now() < startGraceUntil) return '';
   if (!navigator.onLine) return "You're offline. You can send again once you're back online.";
   return 'Not connected. Sending resumes as soon as the connection is back.';
 }
@@ -249,6 +253,7 @@ function renderConnection() {
   } else if (state === STATE.CONNECTING && !connectingTimer) {
     connectingTimer = setTimeout(() => {
       if (socket.state === STATE.CONNECTING) layout.renderConnection({ kind: 'connecting' });
+      if (page && page.updateBlocked) page.updateBlocked();
     }, CONNECTING_BANNER_DELAY_MS);
   }
   if (page && page.updateBlocked) page.updateBlocked();
@@ -267,15 +272,15 @@ socket.addEventListener('unauthenticated', (e) => {
     session.clear();
     return;
   }
-  const now = Date.now();
-  if (now - lastAuthRefusal < AUTH_LOOP_WINDOW_MS) {
-    lastAuthRefusal = now;
-    socket.retry('auth');
-    return;
-  }
-  lastAuthRefusal = now;
+  // A revoked session fails the refresh and ends here. A fresh token refused
+  // again straight away (clock skew, a restarting server) waits for the backoff.
   session.refresh({ force: true })
-    .then(() => socket.reconnectNow())
+    .then(() => {
+      const now = Date.now();
+      if (now - lastAuthRefusal < AUTH_LOOP_WINDOW_MS) socket.retry('auth');
+      else socket.reconnectNow();
+      lastAuthRefusal = now;
+    })
     .catch((error) => { if (error.name !== 'SessionEnded') socket.retry('network'); });
 });
 

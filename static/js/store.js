@@ -62,6 +62,7 @@ export class Store extends EventTarget {
     this.index = new Map();      // message_id → peer
     this.profiles = new Map();   // email → {name, online, last_seen}
     this.typing = new Map();     // peer → expiry (epoch ms)
+    this.drafts = new Map();     // peer → unsent text in the composer
     this.cursor = null;
     if (me) this.restoreOutbox();
   }

@@ -90,3 +90,8 @@ def test_two_people_chat_in_real_time(server: ServerThread,
     expect(bubbles(alice, "This message was deleted")).to_have_count(1)
     alice.go_back()
     expect(alice).to_have_url(f"{server.url}/")
+
+    # Bob closes his browser: Alice's header says when he was last seen.
+    bob.context.close()
+    alice.go_forward()
+    expect(alice.locator(".chat-sub")).to_contain_text("last seen today at", timeout=LIVE_MS)

@@ -101,3 +101,9 @@ def test_composer_grows_counts_and_refuses(server: ServerThread,
     expect(counter).to_be_hidden()
     stored = me.client.get(f"/api/v1/messages?with={friend.email}").json["messages"]
     assert [len(m["content"]) for m in stored] == [MAX_CHARS]
+
+    # A half-written message waits in its chat while you look elsewhere.
+    composer.fill("to be continued")
+    page.get_by_role("link", name="Activity").click()
+    page.go_back()
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("to be continued")

@@ -110,6 +110,18 @@ def test_settings_rename_sessions_logout_delete(server: ServerThread,
     expect(page).to_have_url(f"{server.url}/login")
 
 
+def test_unknown_address_says_so(server: ServerThread, new_page: Callable[..., Page]) -> None:
+    me = register(server.port, "lonely", "Lo Nely")
+    page = new_page()
+    login_ui(page, server.url, me)
+    page.goto(f"{server.url}/chat/ghost.nobody@example.com")
+    expect(page.locator(".older")).to_have_text(
+        "Nobody with the address ghost.nobody@example.com uses WhatsEase.")
+    expect(page.get_by_role("textbox", name="Message")).to_have_attribute("aria-disabled", "true")
+    expect(page.locator(".composer-reason")).to_contain_text("Nobody with the address")
+    expect(page.locator(".chat-empty")).to_be_hidden()
+
+
 def test_register_errors_show_beside_the_fields(server: ServerThread,
                                                 new_page: Callable[..., Page]) -> None:
     taken = register(server.port, "taken", "Tay Ken")

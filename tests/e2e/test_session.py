@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.ui import login_ui, wait_online
+from tests.e2e.ui import LIVE_MS, login_ui, wait_online
 from tests.support import Client, ServerThread, register
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +36,7 @@ def test_token_refresh_before_expiry_and_on_refusal(server: ServerThread,
                            ".refresh_token !== old", arg=first["refresh_token"])
     second = stored_session(page)
     assert second["access_token"] != first["access_token"]
+    page.clock.resume()
 
     # A token the server refuses (here: garbage) is refreshed once and the call retried.
     page.evaluate("""() => {
@@ -50,6 +51,14 @@ def test_token_refresh_before_expiry_and_on_refusal(server: ServerThread,
     third = stored_session(page)
     assert third["access_token"] not in ("not-a-token", second["access_token"])
     expect(page.locator("#me-avatar")).to_have_text("FF")
+
+    # Revoked from another device: the page is told at once and goes to the login.
+    other = Client(server.port, token=me.access_token)
+    sessions = other.get("/api/v1/auth/sessions").json["sessions"]
+    browser_session = max((s for s in sessions if not s["current"]), key=lambda s: s["last_used"])
+    assert other.delete(f"/api/v1/auth/sessions/{browser_session['id']}").status == 204
+    expect(page).to_have_url(f"{server.url}/login?next=%2Factivity", timeout=LIVE_MS)
+    expect(page.locator("#auth-alert")).to_contain_text("Your session has ended")
 
     # The first refresh token was rotated away: replaying it fails (and, as reuse of a
     # stolen token would, ends the session, so this check comes last).

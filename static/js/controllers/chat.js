@@ -42,6 +42,7 @@ export class ChatController {
     this.headerTimer = setInterval(() => this.renderHeader(), HEADER_TICK_MS);
     this.renderHeader();
     this.updateBlocked();
+    if (store.drafts.has(peer)) this.view.setDraft(store.drafts.get(peer));
     const conv = store.conv(peer);
     if (conv.loaded) {
       this.render('initial');
@@ -54,6 +55,9 @@ export class ChatController {
   }
 
   destroy() {
+    const draft = this.view.draft();
+    if (draft.trim()) this.store.drafts.set(this.peer, draft);
+    else this.store.drafts.delete(this.peer);
     cancelAnimationFrame(this.frame);
     clearInterval(this.headerTimer);
     for (const [target, type, fn] of this.listeners) target.removeEventListener(type, fn);

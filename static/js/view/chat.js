@@ -516,6 +516,17 @@ export class ChatView {
     this.renderComposerState();
   }
 
+  // The composer's text (not while editing a sent message), kept as a draft when leaving.
+  draft() {
+    return this.editing ? '' : this.input.value;
+  }
+
+  setDraft(text) {
+    this.input.value = text;
+    this.autosize();
+    this.renderComposerState();
+  }
+
   focusComposer() {
     this.input.focus({ preventScroll: true });
   }
