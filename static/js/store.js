@@ -14,6 +14,12 @@ const MAX_OUTBOX = 200;
 // A typing indicator whose "stopped" frame got lost disappears after this long.
 const TYPING_TTL_MS = 6_000;
 
+// A random id for a new message (crypto.randomUUID needs HTTPS; this works on plain HTTP too).
+export function newClientId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return `c-${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
 export function isBot(address) {
   return typeof address === 'string' && address.startsWith('bot:');
 }
@@ -290,7 +296,7 @@ export class Store extends EventTarget {
 
   addPending(peer, content) {
     const message = {
-      client_id: crypto.randomUUID(),
+      client_id: newClientId(),
       message_id: null,
       sender: this.me.email,
       recipient: peer,
