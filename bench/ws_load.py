@@ -88,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="new sockets per second during the ramp")
     parser.add_argument("--content-chars", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile-server", default="", metavar="FILE",
+                        help="run the whatsease server under cProfile, writing FILE")
     args = parser.parse_args(argv)
     if not 2 <= args.users <= MAX_USERS or args.users % 2:
         parser.error(f"--users must be even, between 2 and {MAX_USERS}")
@@ -238,7 +240,7 @@ def create_users(mongodb_uri: str, db_name: str, jwt_secret: str, users: int,
     return emails, access
 
 
-def start_whatsease(users: int, duration: float) -> Target:
+def start_whatsease(users: int, duration: float, profile: str = "") -> Target:
     workdir = Path(tempfile.mkdtemp(prefix="ws_load-"))
     database = EmbeddedDatabase(workdir / "db", log_path=workdir / "secantusd.log")
     uri = database.start()
@@ -253,7 +255,10 @@ def start_whatsease(users: int, duration: float) -> Target:
                WHATSEASE_WS_SEND_BURST="1000", WHATSEASE_DEMO_USERS="false",
                PYTHONPATH=str(ROOT))
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed in stop())
-    process = subprocess.Popen([sys.executable, "-m", "whatsease"], cwd=ROOT, env=env,
+    command = [sys.executable, "-m", "whatsease"]
+    if profile:
+        command[1:1] = ["-m", "cProfile", "-o", profile]
+    process = subprocess.Popen(command, cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(port, "/readyz")
@@ -477,7 +482,6 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     for sock in live:
         sock.sending = True
     await asyncio.gather(*(s.send_loop(interval, until, content) for s in live))
-    send_secs = time.perf_counter() - t0
     deadline = time.perf_counter() + DRAIN_SECS
     while time.perf_counter() < deadline and (stats.acked < stats.sent  # noqa: ASYNC110
                                               or stats.delivered < stats.sent):
@@ -488,6 +492,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     self1 = resource.getrusage(resource.RUSAGE_SELF)
     rss_end = rss_of(target)
     probe.stop()
+    result["batches"] = batch_sizes(target.url)
     for sock in sockets:
         sock.sending = False
         sock.close()
@@ -499,7 +504,8 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "lost": stats.sent - stats.delivered, "duplicated": stats.duplicated,
         "closed_early": stats.closed_early, "errors": dict(stats.errors),
         "ack_ms": stats.ack_ms, "delivery_ms": stats.delivery_ms,
-        "msgs_per_sec": stats.delivered / send_secs, "window_secs": window,
+        "msgs_per_sec": stats.delivered / args.duration,
+        "window_secs": window,
         "rss_before_mib": rss_before / 1024, "rss_after_mib": rss_after / 1024,
         "rss_end_mib": rss_end / 1024,
         "kib_per_socket": (rss_after - rss_before) / max(1, stats.connected),
@@ -512,6 +518,31 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     })
     gc.unfreeze()
     return result
+
+
+def batch_sizes(ws_url: str) -> dict[str, float]:
+    """Mean items per batched database write, by kind, from the server's /metrics."""
+    if not ws_url.startswith("ws://127.0.0.1:"):
+        return {}
+    port = int(ws_url.split(":")[2].split("/")[0])
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        if response.status != 200:
+            return {}
+        text = response.read().decode()
+    except OSError:
+        return {}
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        for suffix, into in (("_sum", sums), ("_count", counts)):
+            prefix = f"whatsease_db_batch_size{suffix}{{kind=\""
+            if line.startswith(prefix):
+                kind = line[len(prefix):].split('"')[0]
+                into[kind] = float(line.split()[-1])
+    return {k: sums[k] / counts[k] for k in sums if counts.get(k)}
 
 
 # --- report --------------------------------------------------------------------------------
@@ -555,6 +586,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         lambda r: "-" if r["db_cpu_per_1k"] is None else f"{r['db_cpu_per_1k']:.3f}")
     row("load client CPU s per 1,000 msgs", lambda r: f"{r['client_cpu_per_1k']:.3f}")
     row("load client worst loop lag ms", lambda r: f"{r['client_lag_ms']:.0f}")
+    row("mean database batch sizes", lambda r: " ".join(
+        f"{k}={v:.1f}" for k, v in sorted(r.get("batches", {}).items())) or "-")
     width = max(len(label) for label, _ in rows)
     cols = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
     lines = [f"ws_load --users {args.users} --interval-ms {args.interval_ms} "
@@ -589,7 +622,8 @@ async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
             target = Target(name, args.url, access, emails)
         else:
             print(f"starting {name} ...", file=sys.stderr, flush=True)
-            target = (start_whatsease(args.users, args.duration) if name == "whatsease"
+            target = (start_whatsease(args.users, args.duration, args.profile_server)
+                      if name == "whatsease"
                       else start_relay(args.users))
         try:
             print(f"loading {name}: {args.users} sockets ...", file=sys.stderr, flush=True)
