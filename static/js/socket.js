@@ -79,7 +79,8 @@ export class Socket extends EventTarget {
 
   // Send a frame if the socket is ready; false otherwise (the caller keeps it for later).
   send(type, fields = {}) {
-    if (!this.online || !this.ws) return false;
+    // A socket the server is closing still looks online until its close event.
+    if (!this.online || !this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify({ type, ...fields }));
     return true;
   }
