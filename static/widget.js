@@ -469,7 +469,8 @@
         el.typing.textContent = "";
         save({ token: null });
         // The socket stays open: a refusal for a message already on its way still arrives.
-        if (this.open && this.shadow.activeElement === el.input) el.restart.focus();
+        // Focus is not moved: someone typing must not start a new conversation by pressing
+        // Enter; the ended text is announced (role=status) and the button is next in order.
       }
     }
 

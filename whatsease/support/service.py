@@ -42,7 +42,7 @@ from whatsease.metrics import (
     SUPPORT_SESSIONS,
     SUPPORT_TRANSFERS,
 )
-from whatsease.realtime.frames import WS_4003_FORBIDDEN_ORIGIN, encode
+from whatsease.realtime.frames import WS_1012_SERVICE_RESTART, WS_4003_FORBIDDEN_ORIGIN, encode
 from whatsease.realtime.hub import Connection, Hub
 from whatsease.services import Services
 from whatsease.storage.models import User, new_id
@@ -141,12 +141,19 @@ class SupportService:
             self._sweeper = asyncio.get_running_loop().create_task(
                 self.run_sweeper(), name="support-sweeper")
 
+    async def stop_sweeper(self) -> None:
+        """Stop the expiry sweeper (sessions still end when they are next touched)."""
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+
     async def stop(self) -> None:
-        tasks = [t for t in (self._sweeper, *self._offline_timers.values()) if t is not None]
-        for task in tasks:
+        await self.stop_sweeper()
+        timers = list(self._offline_timers.values())
+        for task in timers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._sweeper = None
+        await asyncio.gather(*timers, return_exceptions=True)
         self._offline_timers.clear()
         await self.wait_idle()
 
@@ -986,6 +993,9 @@ async def setup(services: Services) -> None:
 async def shutdown(services: Services) -> None:
     support = services.extras.get(SERVICE_KEY)
     if isinstance(support, SupportService):
+        # Widgets and consoles reconnect (with backoff) to the next instance.
+        support.customers.close_all(WS_1012_SERVICE_RESTART, "server restarting")
+        support.consoles.close_all(WS_1012_SERVICE_RESTART, "server restarting")
         await support.stop()
 
 
