@@ -235,9 +235,17 @@
       this.host = document.createElement("div");
       this.host.setAttribute("data-whatsease-widget", KEY);
       this.shadow = this.host.attachShadow({ mode: "open" });
-      const style = document.createElement("style");
-      style.textContent = STYLES;
-      this.shadow.append(style);
+      // A constructed stylesheet is not inline CSS, so host pages whose CSP forbids
+      // inline styles still show the widget; older browsers get a <style> element.
+      if ("adoptedStyleSheets" in this.shadow && typeof CSSStyleSheet === "function") {
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync(STYLES);
+        this.shadow.adoptedStyleSheets = [sheet];
+      } else {
+        const style = document.createElement("style");
+        style.textContent = STYLES;
+        this.shadow.append(style);
+      }
       const holder = document.createElement("template");
       holder.innerHTML = TEMPLATE; // constant markup, no data
       this.shadow.append(holder.content.cloneNode(true));

@@ -14,6 +14,7 @@ from tests.support import User
 from whatsease.timeutil import utcnow
 
 LIVE_MS = 10_000
+STYLE_NONCE = "host-page-style"
 
 
 class HostSite:
@@ -36,6 +37,7 @@ class HostSite:
                 body = site.page(parts[0], parts[1]).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Security-Policy", site.csp())
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -61,13 +63,21 @@ class HostSite:
     def url(self, key: str, page: str = "index.html") -> str:
         return f"{self.origin}/{key}/{page}"
 
+    def csp(self) -> str:
+        """A strict policy, as a careful shop would set: the widget needs only its own host."""
+        ws_url = self.server_url.replace("http://", "ws://", 1)
+        return (f"default-src 'none'; script-src {self.server_url}; "
+                f"connect-src {self.server_url} {ws_url}; style-src 'nonce-{STYLE_NONCE}'; "
+                "img-src 'self'; base-uri 'none'")
+
     def page(self, key: str, name: str) -> str:
         title = "Shoe shop" if name == "index.html" else "Shoe shop: delivery"
         other = "other.html" if name == "index.html" else "index.html"
         script = html.escape(f"{self.server_url}/widget.js")
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body {{ font-family: serif; color: #222; }} button {{ background: hotpink; }}</style>
+<style nonce="{STYLE_NONCE}">body {{ font-family: serif; color: #222; }}
+button {{ background: hotpink; }}</style>
 </head><body><main><h1>{title}</h1><p>Boots, sandals and slippers.</p>
 <p><a href="{other}">Another page</a></p></main>
 <script src="{script}" data-org="{html.escape(key)}" async></script>

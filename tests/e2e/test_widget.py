@@ -151,8 +151,10 @@ def test_widget_ends_the_session_after_the_timeout(make_server: Callable[..., Se
     try:
         root = platform_admin(server)
         team = make_team(server, root, agents=0, origins=(site.origin,))
-        customer = new_page()
+        customer = new_page()  # the site's strict CSP applies here (no bypass)
         customer.goto(site.url(team.key))
+        color = bubble(customer).evaluate("b => getComputedStyle(b).backgroundColor")
+        assert color == "rgb(11, 110, 79)", "the widget's styles apply under the site's CSP"
         bubble(customer).click()
         customer.get_by_label("Your name").fill("Ben")
         customer.get_by_label("Email").fill("ben@customer.test")
