@@ -243,6 +243,8 @@ export class ConversationsView {
     select.replaceChildren(h("option", { value: "", text: options.length ? "Choose an agent" : "Nobody else online" }),
       ...options.map((a) => h("option", { value: a.email, text: `${a.name} (${a.active_conversations})` })));
     select.value = options.some((a) => a.email === previous) ? previous : "";
+    select.disabled = !options.length;
+    panel.querySelector("[data-action=transfer]").disabled = !options.length;
 
     const textarea = panel.querySelector("textarea.reply");
     textarea.disabled = !mine;
