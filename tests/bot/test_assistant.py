@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from tests.fake_completions import FakeCompletions
 from tests.support import Client, ServerThread, User, register, wait_for
 
 BOT = "bot:whatsease"
@@ -96,60 +94,18 @@ def test_history_is_only_the_callers(server: ServerThread) -> None:
 # ------------------------------------------------------------------ language-model fallback
 
 
-class FakeLLM:
-    """A local HTTP server speaking the chat-completions API, with a switchable behaviour."""
-
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.requests: list[dict[str, Any]] = []
-        self.release = threading.Event()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"body": body, "auth": self.headers.get("Authorization")})
-                if fake.mode == "slow":
-                    fake.release.wait(10)
-                if fake.mode == "error":
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                answer = {"choices": [{"message": {"role": "assistant",
-                                                   "content": "From the model: Lima."}}]}
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/chat/completions"
-
-
 @pytest.fixture
-def fake_llm() -> Iterator[FakeLLM]:
-    fake = FakeLLM()
-    fake.thread.start()
+def fake_llm() -> Iterator[FakeCompletions]:
+    fake = FakeCompletions().start()
     yield fake
-    fake.release.set()
-    fake.httpd.shutdown()
-    fake.httpd.server_close()
+    fake.stop()
 
 
 OUT_OF_SCOPE = "what is the capital of peru"
 
 
 def test_llm_answers_what_the_catalogue_cannot(make_server: Callable[..., ServerThread],
-                                               fake_llm: FakeLLM) -> None:
+                                               fake_llm: FakeCompletions) -> None:
     srv = make_server(llm_url=fake_llm.url, llm_token="sk-test", llm_model="tiny",
                       llm_timeout=2.0)
     frank = register(srv.port, "frank")
@@ -157,7 +113,7 @@ def test_llm_answers_what_the_catalogue_cannot(make_server: Callable[..., Server
     reply = bot_reply_to(frank, say(frank, OUT_OF_SCOPE))
     assert reply["content"] == "From the model: Lima."
     request = fake_llm.requests[-1]
-    assert request["auth"] == "Bearer sk-test"
+    assert request["authorization"] == "Bearer sk-test"
     assert request["body"]["model"] == "tiny"
     texts = [m["content"] for m in request["body"]["messages"]]
     assert "hello" in texts and texts[-1] == OUT_OF_SCOPE
@@ -167,7 +123,7 @@ def test_llm_answers_what_the_catalogue_cannot(make_server: Callable[..., Server
 
 @pytest.mark.parametrize("mode", ["slow", "error"])
 def test_llm_timeout_or_error_falls_back_to_the_catalogue(
-        make_server: Callable[..., ServerThread], fake_llm: FakeLLM, mode: str) -> None:
+        make_server: Callable[..., ServerThread], fake_llm: FakeCompletions, mode: str) -> None:
     fake_llm.mode = mode
     srv = make_server(llm_url=fake_llm.url, llm_timeout=0.5)
     gina = register(srv.port, "gina")

@@ -2,66 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from tests.customer_support.http import make_team, platform_admin, start_session, widget_socket
+from tests.fake_completions import FakeCompletions
 from tests.support import ServerThread
 
 TOKEN = "sk-test-external-bot-5f1e2d"
 
 
-class FakeCompletions:
-    """Answers POST /v1/chat/completions like an OpenAI-compatible server, or fails on demand."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.fail = False
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"path": self.path, "body": body,
-                                      "authorization": self.headers.get("Authorization")})
-                if fake.fail:
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                last = body["messages"][-1]["content"]
-                answer = {"choices": [{"message": {"role": "assistant",
-                                                   "content": f"External says: {last}"}}]}
-                data = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/chat/completions"
-
-
 @pytest.fixture
 def completions() -> Iterator[FakeCompletions]:
-    fake = FakeCompletions()
-    fake.thread.start()
-    yield fake
-    fake.httpd.shutdown()
-    fake.httpd.server_close()
+    fake = FakeCompletions(lambda body: f"External says: {body['messages'][-1]['content']}")
+    yield fake.start()
+    fake.stop()
 
 
 def test_the_external_chatbot_answers_and_failures_fall_back(
@@ -87,7 +44,7 @@ def test_the_external_chatbot_answers_and_failures_fall_back(
         roles = [m["role"] for m in request["body"]["messages"]]
         assert roles[0] == "system" and roles[-1] == "user"
 
-        completions.fail = True
+        completions.mode = "error"
         widget.call({"type": "send", "client_id": "q2", "content": "and shoes?"}, "ack")
         fallback = widget.expect("message", lambda f: f["message"]["kind"] == "bot"
                                  and f["message"]["message_id"] != reply["message"]["message_id"])
