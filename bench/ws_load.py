@@ -300,6 +300,8 @@ class Stats:
     duplicated: int = 0
     closed_early: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    close_codes: dict[str, int] = field(default_factory=dict)
+    connect_errors: dict[str, int] = field(default_factory=dict)
     frames_in: dict[str, int] = field(default_factory=dict)
     ack_ms: list[float] = field(default_factory=list)
     delivery_ms: list[float] = field(default_factory=list)
@@ -326,11 +328,15 @@ class LoadSocket:
             await self.conn.write_message(orjson.dumps({"type": "auth",
                                                         "token": self.token}).decode())
             raw = await asyncio.wait_for(self.conn.read_message(), 30)
-        except Exception:  # refused, reset, timed out: count it and go on
+        except Exception as exc:  # refused, reset, timed out: count it and go on
             self.stats.failed_connects += 1
+            kind = type(exc).__name__
+            self.stats.connect_errors[kind] = self.stats.connect_errors.get(kind, 0) + 1
             return False
         if raw is None or orjson.loads(raw).get("type") != "ready":
             self.stats.failed_connects += 1
+            kind = f"close {self.conn.close_code}" if raw is None else "no ready"
+            self.stats.connect_errors[kind] = self.stats.connect_errors.get(kind, 0) + 1
             return False
         self.stats.connected += 1
         self.reader = asyncio.get_running_loop().create_task(self._read())
@@ -344,6 +350,8 @@ class LoadSocket:
             if raw is None:
                 if self.sending:
                     stats.closed_early += 1
+                    code = str(self.conn.close_code)
+                    stats.close_codes[code] = stats.close_codes.get(code, 0) + 1
                 return
             now = time.perf_counter()
             frame = orjson.loads(raw)
@@ -503,6 +511,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "sent": stats.sent, "acked": stats.acked, "delivered": stats.delivered,
         "lost": stats.sent - stats.delivered, "duplicated": stats.duplicated,
         "closed_early": stats.closed_early, "errors": dict(stats.errors),
+        "close_codes": dict(stats.close_codes), "connect_errors": dict(stats.connect_errors),
         "ack_ms": stats.ack_ms, "delivery_ms": stats.delivery_ms,
         "msgs_per_sec": stats.delivered / args.duration,
         "window_secs": window,
@@ -570,7 +579,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("delivered", lambda r: str(r["delivered"]))
     row("lost", lambda r: str(r["lost"]))
     row("duplicated", lambda r: str(r["duplicated"]))
-    row("sockets closed early", lambda r: str(r["closed_early"]))
+    row("connect failures by cause", lambda r: ", ".join(
+        f"{k}={v}" for k, v in r["connect_errors"].items()) or "0")
+    row("sockets closed early", lambda r: str(r["closed_early"]) + "".join(
+        f" {k}={v}" for k, v in r["close_codes"].items()))
     row("error frames", lambda r: ", ".join(f"{k}={v}" for k, v in r["errors"].items()) or "0")
     for p, label in ((50, "p50"), (95, "p95"), (99, "p99"), (None, "max")):
         row(f"ack latency {label} ms", lambda r, p=p: fmt_ms(r["ack_ms"], p))

@@ -13,6 +13,10 @@ from whatsease.realtime.hub import Hub
 from whatsease.storage.models import ActivityEntry
 from whatsease.storage.store import Store
 from whatsease.timeutil import utcnow
+from whatsease.writelane import BACKGROUND, WriteLane
+
+# Entries per insert: bounds how long one write holds the lane (tens of ms).
+FLUSH_MAX_ENTRIES = 48
 
 # Kinds and the sentence each one reads as; {actor} and {target} are filled in.
 SENTENCES: dict[str, str] = {
@@ -42,11 +46,16 @@ class ActivityLog:
     Each entry goes live (an ``activity`` frame) to its audience once it is stored.
     """
 
-    def __init__(self, store: Store, hub: Hub, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, store: Store, hub: Hub, clock: Callable[[], datetime] = utcnow,
+                 lane: WriteLane | None = None) -> None:
         self.store = store
         self.hub = hub
         self.clock = clock
-        self._batcher: Batcher[ActivityEntry, None] = Batcher(self._flush, name="activity")
+        # Shared with the message path (messaging takes it from here), whose
+        # writes go before these.
+        self.lane = lane or WriteLane()
+        self._batcher: Batcher[ActivityEntry, None] = Batcher(
+            self._flush, max_batch=FLUSH_MAX_ENTRIES, name="activity")
 
     def record(self, kind: str, actor: str, *, target: str | None = None,
                message_id: str | None = None, audience: Iterable[str] = (),
@@ -63,7 +72,8 @@ class ActivityLog:
 
     async def _flush(self, entries: list[ActivityEntry]) -> list[None]:
         BATCH_SIZE.labels("activity").observe(len(entries))
-        await self.store.activity.insert_many(entries)
+        async with self.lane.hold(BACKGROUND):
+            await self.store.activity.insert_many(entries)
         for entry in entries:
             frame = encode("activity", entry=entry.to_json())
             self.hub.send_many(entry.audience, frame)

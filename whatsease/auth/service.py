@@ -14,6 +14,7 @@ from whatsease.activity import ActivityLog
 from whatsease.auth import tokens
 from whatsease.auth.passwords import hash_password, verify_password
 from whatsease.auth.ratelimit import FailureLimiter
+from whatsease.batching import Batcher
 from whatsease.config import Config
 from whatsease.errors import Conflict, TooManyRequests, Unauthorized
 from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED
@@ -75,6 +76,20 @@ class AuthService:
         self._session_cache: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._user_cache: OrderedDict[str, tuple[float, User]] = OrderedDict()
         self._dummy_hash: str | None = None
+        # A reconnect storm verifies thousands of tokens at once: look their
+        # sessions and users up in batches, not one round trip each.
+        self._session_lookups: Batcher[str, Session | None] = Batcher(
+            self._fetch_sessions, name="session-lookups")
+        self._user_lookups: Batcher[str, User | None] = Batcher(
+            self._fetch_users, name="user-lookups")
+
+    async def _fetch_sessions(self, session_ids: list[str]) -> list[Session | None]:
+        found = await self.store.sessions.get_many(session_ids)
+        return [found.get(sid) for sid in session_ids]
+
+    async def _fetch_users(self, emails: list[str]) -> list[User | None]:
+        found = await self.store.users.get_many(emails)
+        return [found.get(email) for email in emails]
 
     async def register(self, email: str, name: str, password: str, *, user_agent: str = "",
                        ip: str = "") -> TokenPair:
@@ -180,7 +195,7 @@ class AuthService:
         cached = self._session_cache.get(session_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1] == user
-        session = await self.store.sessions.get(session_id)
+        session = await self._session_lookups.submit(session_id)
         if session is None or session.revoked or session.expires_at <= self.clock():
             return False
         self._session_cache[session_id] = (time.monotonic() + SESSION_CACHE_SECS, session.user)
@@ -193,7 +208,7 @@ class AuthService:
         cached = self._user_cache.get(email)
         if not fresh and cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        user = await self.store.users.get(email)
+        user = await self._user_lookups.submit(email)
         if user is None:
             self._user_cache.pop(email, None)
             return None

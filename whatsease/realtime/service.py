@@ -36,6 +36,7 @@ from whatsease.realtime.hub import Connection, Hub
 from whatsease.realtime.protocol import Frame
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
+from whatsease.writelane import BACKGROUND
 
 if TYPE_CHECKING:
     from whatsease.services import Services
@@ -205,7 +206,8 @@ class Presence:
 
     async def _store_last_seen(self, users: list[str]) -> list[Any]:
         when = self.clock()
-        await self.store.users.touch_last_seen(users, when)
+        async with self.messaging.lane.hold(BACKGROUND):
+            await self.store.users.touch_last_seen(users, when)
         return [when] * len(users)
 
     def changed(self, user: str, online: bool) -> None:

@@ -27,6 +27,14 @@ class SessionRepo:
         doc = await self.collection.find_one({"_id": ObjectId(session_id)})
         return Session.from_doc(doc) if doc else None
 
+    async def get_many(self, session_ids: list[str]) -> dict[str, Session]:
+        """Sessions by id, in one query; unknown ids are simply absent."""
+        ids = [ObjectId(s) for s in set(session_ids) if is_object_id(s)]
+        if not ids:
+            return {}
+        docs = await self.collection.find({"_id": {"$in": ids}}).to_list()
+        return {str(doc["_id"]): Session.from_doc(doc) for doc in docs}
+
     async def rotate(self, session_id: str, old_hash: str, new_hash: str, now: datetime,
                      expires_at: datetime) -> Session | None:
         """Swap the refresh hash if ``old_hash`` is current; None if it is not."""

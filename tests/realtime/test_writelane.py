@@ -1,0 +1,63 @@
+"""The write lane: one holder at a time, most urgent first, and nothing starves."""
+
+from __future__ import annotations
+
+import asyncio
+
+from whatsease.writelane import ACK, BACKGROUND, RECEIPTS, URGENT, WriteLane
+
+
+async def test_one_holder_at_a_time_most_urgent_next_with_alternation() -> None:
+    lane = WriteLane()
+    order: list[str] = []
+    release = asyncio.Event()
+    inside = 0
+
+    async def write(name: str, priority: int, wait: bool = False) -> None:
+        nonlocal inside
+        async with lane.hold(priority):
+            inside += 1
+            assert inside == 1
+            order.append(name)
+            if wait:
+                await release.wait()
+            await asyncio.sleep(0)
+            inside -= 1
+
+    first = asyncio.create_task(write("first-background", BACKGROUND, wait=True))
+    await asyncio.sleep(0)
+    tasks = [asyncio.create_task(write(n, p)) for n, p in (
+        ("activity", BACKGROUND), ("receipts", RECEIPTS), ("insert-1", URGENT),
+        ("summary", ACK), ("insert-2", URGENT))]
+    await asyncio.sleep(0)
+    assert lane.waiting == 5
+    release.set()
+    await asyncio.gather(first, *tasks)
+    # Urgent first; after each urgent write, the best of the others.
+    assert order == ["first-background", "insert-1", "summary", "insert-2", "receipts",
+                     "activity"]
+    assert lane.waiting == 0
+
+
+async def test_a_cancelled_waiter_is_skipped() -> None:
+    lane = WriteLane()
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def hold(name: str, priority: int) -> None:
+        async with lane.hold(priority):
+            ran.append(name)
+            if name == "holder":
+                await release.wait()
+
+    holder = asyncio.create_task(hold("holder", BACKGROUND))
+    await asyncio.sleep(0)
+    doomed = asyncio.create_task(hold("doomed", URGENT))
+    later = asyncio.create_task(hold("later", RECEIPTS))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    release.set()
+    await asyncio.gather(holder, later)
+    assert ran == ["holder", "later"]
+    async with lane.hold(URGENT):  # free again
+        pass
