@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from whatsease.bot import engine as engine_module
 from whatsease.bot.catalogue import loads_catalogue
 from whatsease.bot.engine import (
     LEXICON,
@@ -148,3 +149,53 @@ def test_a_malformed_lexicon_is_rejected(tmp_path: Path, text: str, problem: str
     path.write_text(text, encoding="utf-8")
     with pytest.raises(LexiconError, match=problem):
         load_lexicon(path)
+
+
+def test_phrasal_verb_with_a_noun_phrase_inside(store: IntentEngine) -> None:
+    # "pick up" with "the parcel" between verb and particle is still "pick up" (collect).
+    assert store.match("can i pick the parcel up").intent_name == "store_location"
+
+
+BOOKINGS = """
+[bot]
+name = "Bookings"
+fallback = ["Sorry?"]
+
+[[intents]]
+name = "renew"
+examples = ["how do i renew my membership", "renew membership", "membership renewal"]
+responses = ["In the app."]
+
+[[intents]]
+name = "reschedule"
+examples = ["can i change my booking to another day", "reschedule my booking"]
+responses = ["Sure."]
+
+[[intents]]
+name = "cancel"
+examples = ["cancel my booking", "i want to cancel the booking"]
+responses = ["Done."]
+"""
+
+
+@pytest.fixture(scope="module")
+def bookings() -> IntentEngine:
+    return IntentEngine(loads_catalogue(BOOKINGS, source="bookings"))
+
+
+def test_a_multi_word_expression_also_counts_its_own_words(
+    bookings: IntentEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "how long" is one expression (a duration), yet still shares "how" with "how do i".
+    text = "how long does membership renewal take"
+    with_parts = bookings.match(text)
+    assert with_parts.intent_name == "renew"
+    monkeypatch.setattr(engine_module, "PHRASE_PART_SIMILARITY", 0.0)
+    assert with_parts.confidence > IntentEngine(bookings.catalogue).match(text).confidence
+
+
+@pytest.mark.parametrize(
+    "text", ["can i push my booking back", "postpone my booking", "move the booking to friday"]
+)
+def test_rescheduling_words_are_related(bookings: IntentEngine, text: str) -> None:
+    assert bookings.match(text).intent_name == "reschedule"

@@ -115,6 +115,9 @@ DERIVED_SIMILARITY = 0.8
 SKELETON_SIMILARITY = 0.8
 # Multi-word expressions are read as one token: their words joined by this.
 PHRASE_JOINER = "_"
+# ...and also as each of their own words the catalogue uses, at this fraction: "how
+# long does it take" still shares "how" and "long" with examples that say them.
+PHRASE_PART_SIMILARITY = 0.6
 # Operators between numbers ("17 times 23", "2 x 3") make an arithmetic question: one
 # token no catalogue uses, so "times" is not read as "time".
 ARITHMETIC_WORDS: frozenset[str] = frozenset(
@@ -125,6 +128,8 @@ PARTICLES: frozenset[str] = frozenset({"up", "back", "out", "off", "down", "over
 OBJECT_PRONOUNS: frozenset[str] = frozenset(
     {"it", "them", "me", "us", "him", "her", "this", "that"}
 )
+# ...or a short noun phrase: a determiner and one word ("pick the parcel up").
+OBJECT_DETERMINERS: frozenset[str] = frozenset({"my", "the", "your", "our", "this", "that", "a"})
 ARITHMETIC_TOKEN = "<arithmetic>"  # noqa: S105 - a token, not a secret
 
 # Messages may be 4,096 characters; the intent is in the first sentences, and scoring
@@ -741,18 +746,14 @@ class IntentEngine:
                     folded.extend((t, similarity) for t in target)
                     i += n
                     break
-                # A phrasal verb may have its object inside: "pick it up", "call me back".
-                if (
-                    n == 2
-                    and source[1] in PARTICLES
-                    and i + 2 < len(pairs)
-                    and pairs[i + 1][0] in OBJECT_PRONOUNS
-                    and pairs[i + 2][0] == source[1]
-                ):
-                    similarity = min(pairs[i][1], pairs[i + 2][1])
+                # A phrasal verb may have its object inside: "pick it up", "call me back",
+                # "push my appointment back".
+                inside = _object_length(pairs, i + 1) if n == 2 and source[1] in PARTICLES else 0
+                if inside and i + 1 + inside < len(pairs) and pairs[i + 1 + inside][0] == source[1]:
+                    similarity = min(pairs[i][1], pairs[i + 1 + inside][1])
                     folded.extend((t, similarity) for t in target)
-                    folded.append(pairs[i + 1])
-                    i += 3
+                    folded.extend(pairs[i + 1 : i + 1 + inside])
+                    i += 2 + inside
                     break
             else:
                 token, similarity = pairs[i]
@@ -801,6 +802,11 @@ class IntentEngine:
                 found.append((known, DERIVED_SIMILARITY))
         return tuple(found)
 
+    def _phrase_parts(self, token: str) -> tuple[tuple[str, float], ...]:
+        """The catalogue words among a multi-word expression's own words."""
+        parts = dict.fromkeys(token.split(PHRASE_JOINER))
+        return tuple((p, PHRASE_PART_SIMILARITY) for p in parts if p in self._weights)
+
     def _message(self, tokens: Iterable[tuple[str, float]]) -> _Message:
         units: dict[str, int] = {}
         hits: dict[str, dict[int, float]] = {}
@@ -812,6 +818,8 @@ class IntentEngine:
             related = self._related.get(token, ())
             if not known:
                 related = related + self._derived(token)
+            if PHRASE_JOINER in token:
+                related = related + self._phrase_parts(token)
             if weight is None:
                 if related:
                     # An unknown word the lexicon relates to catalogue words weighs
@@ -837,10 +845,13 @@ class IntentEngine:
                     for r, factor in related
                 ),
             ):
+                if value <= 0:
+                    continue
                 credits = hits.setdefault(reading, {})
                 if value > credits.get(unit, 0.0):
                     credits[unit] = value
-                if is_content:
+                # "how long" names a topic, its "how" does not.
+                if is_content and reading not in STOP_WORDS and reading not in QUESTION_WORDS:
                     content.add(reading)
         shared = sum(len(credits) for credits in hits.values()) > len(units)
         return _Message(hits, total, " ".join(units), frozenset(content), frozenset(hits), shared)
@@ -1001,6 +1012,17 @@ def _nearest(word: str, choices: Sequence[str]) -> str | None:
     # Fewest edits first; among those the closest spelling ("helo" → "hello", not
     # "help"); the choices are ordered by frequency, which breaks the last ties.
     return max(found, key=lambda f: (-f[1], fuzz.ratio(word, f[0]), -f[2]))[0]
+
+
+def _object_length(pairs: Sequence[tuple[str, float]], i: int) -> int:
+    """How many words at `i` make the object inside a phrasal verb (0: none)."""
+    if i < len(pairs) and pairs[i][0] in OBJECT_PRONOUNS:
+        return 1
+    if i + 1 < len(pairs) and pairs[i][0] in OBJECT_DETERMINERS:
+        following = pairs[i + 1][0]
+        if following not in STOP_WORDS and following not in PARTICLES:
+            return 2
+    return 0
 
 
 def _next_to_number(words: Sequence[str], i: int) -> bool:
