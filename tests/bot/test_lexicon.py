@@ -199,3 +199,28 @@ def test_a_multi_word_expression_also_counts_its_own_words(
 )
 def test_rescheduling_words_are_related(bookings: IntentEngine, text: str) -> None:
     assert bookings.match(text).intent_name == "reschedule"
+
+
+PRICES = """
+[bot]
+name = "Prices"
+fallback = ["Sorry?"]
+
+[[intents]]
+name = "price"
+examples = ["what is the price", "price list", "how much is the price of a ticket"]
+responses = ["Ten."]
+
+[[intents]]
+name = "store"
+examples = ["where is the store", "store address"]
+responses = ["Main Street."]
+"""
+
+
+@pytest.mark.parametrize(("text", "word"), [("what is prime", "prime"), ("the score", "score")])
+def test_everyday_words_are_not_corrected(text: str, word: str) -> None:
+    engine = IntentEngine(loads_catalogue(PRICES, source="prices"))
+    assert engine.match(text).intent_name is None
+    # ...while a real typo still is.
+    assert engine.match("what is the prcie").intent_name == "price"

@@ -19,7 +19,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from whatsease.bot.catalogue import Catalogue, Intent
-from whatsease.bot.normalize import COMMON_WORDS, tokenize
+from whatsease.bot.normalize import COMMON_WORDS, GUARD_WORDS, tokenize
 
 # Function words: they still count, at this fraction of their weight, because
 # "who are you" and "how are you" differ only in them, but they must not outvote
@@ -433,6 +433,8 @@ class IntentEngine:
         # Everyday words are never corrected: "life" is not a typo of "like".
         self._squeeze_vocabulary = frozenset(surface) | STOP_WORDS | COMMON_WORDS
         self._common_stems = frozenset(fold(w) for w in COMMON_WORDS)
+        self._guard_stems = self._common_stems | frozenset(fold(w) for w in GUARD_WORDS)
+        self._guard_words = COMMON_WORDS | GUARD_WORDS
         self._synonyms = self._synonym_table(bot.synonyms)
 
         self._correct = lru_cache(maxsize=4096)(self._correct_uncached)
@@ -765,7 +767,7 @@ class IntentEngine:
         """The nearest known word to an unknown one, with their similarity (0..1)."""
         if word in self._squeeze_vocabulary or fold(word) in self._known_stems:
             return word, 1.0
-        if fold(word) in self._common_stems:
+        if word in self._guard_words or fold(word) in self._guard_stems:
             return word, 1.0
         if not word.isalpha() or len(word) < 3:
             return word, 1.0

@@ -242,6 +242,83 @@ COMMON_WORDS: frozenset[str] = frozenset(
     win wind window winter wish with without woman women wonder wonderful wood word work
     world worry would write wrong yeah year yellow yes yesterday yet you young your yours
     bye cool nope okay lol wow yay
+    monday tuesday wednesday thursday friday saturday sunday january february march april
+    june july august september october november december
+    """.split()  # noqa: SIM905 - a word list reads better as text
+)
+
+# More everyday words that are never "corrected" towards a catalogue word ("prime" is
+# not "price", "score" is not "store") but, unlike COMMON_WORDS, still weigh as words
+# that may name a topic when a catalogue does not use them ("pizza", "football").
+GUARD_WORDS: frozenset[str] = frozenset(
+    """
+    ability absolute abroad absence academic accident account achieve acid acting active
+    actor actress adult advance advice affair afford afraid afternoon agency agent album
+    alcohol alive amazing ancient angle angry ankle annual anxiety apartment appeal
+    approach april arena argue army arrange arrest artist aside asleep aspect assume
+    attack attempt attend attention aunt author autumn average avoid award aware awful
+    bacon badge bake balance band banana barrier basket bath battery battle beard beat
+    beauty beef beer bell belt bench bend benefit bike billion bite bitter blade blame
+    blank blind block blow boil bomb bond bone bonus boot border boss bottle bounce bowl
+    brand brave breath breeze brick bride bridge brief bright broad brush bucket budget
+    bug bullet bunch burger butter button cabin cable cage calm camp campus cancer candy
+    cap captain career careful carpet carrot cash castle casual cattle ceiling cell
+    cent century cereal chain chalk champion channel chapter charity chart chase cheek
+    cheese chef chess chest chicken chief chip chocolate choice circle citizen claim
+    clerk cliff climate clock coach coast coat code coin collar colleague column combine
+    comedy comfort comment commit complex concept concert conflict consider contest
+    context continue cookie copper core corn cost cotton couch cough council court crack
+    craft crash cream crew crime crisis critic crop cross crowd crown cruel cultural
+    curious current curtain curve cushion custom cycle damage danger debate debt decade
+    deer defend degree delay demand dentist deny depth desert design desk detail device
+    diamond diet digital dinosaur direct dirt disease dish distance divide dollar domain
+    donkey double doubt dozen drama drawer drum duck dust duty eagle east economy edge
+    editor effect effort elbow elect elephant elite empire empty engine enemy equal
+    escape essay estate evil exam excuse exist exit expert extra fabric factor faith
+    fancy fashion fault feather feature fence festival fever fiction figure film
+    filter finance firm flag flame flash flat flight flood flour fluid focus fog fold
+    folk football force forest fork formal fortune fox frame fresh fridge frog frozen
+    fuel funeral fur furniture galaxy gallery gap garage garlic gate gather gear gender
+    gene gentle ghost giant gift ginger glove glue goal goat golf gossip govern grab
+    grade grain grand grape grass grave gravity greet grid grill grip guard guest guide
+    guilt guitar gun habit hammer handle harbor harbour harm harvest hawk hay hazard
+    heal heaven height hello helmet hero hidden hike hint hip hobby honey hook horn
+    host hunt hurry ice icon ideal image impact income index infant injury ink insect
+    invest iron item jacket jam jar jaw jazz jeans jelly jewel joint journey judge juice
+    jungle jury justice kettle kick kidney kiss kit knee knife knock label lamp lane
+    laptop laser lawn lawyer layer lazy leader leaf league lean lemon lens lesson liar
+    lid limb limit lion lip liquid loan lobby lock logic lonely loop lord lorry loud
+    lounge loyal lucky lung magic magnet maid mail major manage mango manner marble
+    margin mask mass master match math maths meat medal media melt menu mercy mess
+    metal method midnight mild military miner mirror mixture mobile model modern monkey
+    monster mood moral motor mud mug muscle museum mushroom mystery nail narrow nasty
+    native nature navy neck needle nephew nerve nest net network nice niece noble novel
+    nurse nut ocean odd olive onion opera orbit organ oven owl owner oxygen pace pack
+    pad palace palm pan panel panic parrot pasta patch path patient pattern pause peach
+    peanut pear pepper pet piano pie pig pill pilot pin pine pipe pitch pizza planet
+    plate platform plot pocket poem poet poison pole politics pond pool pop pork port
+    pose post pot potato pound powder prayer prime prince princess prison prize profit
+    proof proud pub pump pumpkin punch pupil puppy purple purse puzzle quality queen
+    queue quiz rabbit race rack radio rail rainbow range rank rare rat raw razor reader
+    recipe record region relax remote rent repeat rescue resort retire reward rhythm
+    rib rice riddle rifle ring riot ripe rival robot rocket roof root rope rose rough
+    royal rubber rugby rumour rural rush sack saint salad salary salmon sample sand
+    sauce sausage scale scene scheme scholar score screen script sculpture seed senior
+    shadow shark sheep sheet shelf shell shield shift shine shock shoot shore shoulder
+    shower shrimp signal silence silk silver singer sink skill skirt skull slave slice
+    slide slim slot smoke snack snake soap soccer sock soda sofa soil soldier solar solid
+    soul soup spare spell spice spider spin spirit spoon spot spray square squirrel
+    stable stadium staff stage stair stamp steak steal steam steel stick stomach storm
+    stove strange straw stream stress strike string stripe studio style subject subway
+    suit supper surface surgeon swamp sweater sword symbol syrup tail talent tank tape
+    target tax taxi teeth temple tennis tent term theatre theater theme theory thief
+    thumb thunder tiger tile timber tissue toast toe toilet tomato tongue tool tooth
+    topic torch tower track trade traffic tragic trail trap trash tray treat trend
+    tribe trick truck trunk trust truth tube tune tunnel turkey twin umbrella union
+    universe unit university valley van vapour vehicle venue verse vessel victim video
+    view village violin virus visa vision vital vote wage wagon waist wallet wander
+    warn wave wealth weapon web wedding weed weight whale wheat whip whisky wild wine
+    wing wire wise witch wolf wool worm wrist yard yoga zone zoo
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
