@@ -224,3 +224,37 @@ def test_everyday_words_are_not_corrected(text: str, word: str) -> None:
     assert engine.match(text).intent_name is None
     # ...while a real typo still is.
     assert engine.match("what is the prcie").intent_name == "price"
+
+
+SURGERY = """
+[bot]
+name = "Surgery"
+fallback = ["Sorry?"]
+
+[[intents]]
+name = "fees"
+examples = ["how much does it cost", "is it free", "what are your fees", "do i have to pay"]
+responses = ["It's free."]
+
+[[intents]]
+name = "book"
+examples = ["can i see a doctor", "i want to see a doctor today", "book me in with a doctor",
+            "i need to see the doctor"]
+responses = ["Book online."]
+"""
+
+
+@pytest.mark.parametrize("text", ["is it free to see a doctor", "how much is it to see a doctor"])
+def test_the_main_clause_outweighs_a_purpose_clause(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalogue = loads_catalogue(SURGERY, source="surgery")
+    assert IntentEngine(catalogue).match(text).intent_name == "fees"
+    # Weighing every word alike, the two shared words "see" and "doctor" win instead.
+    monkeypatch.setattr(engine_module, "SUBORDINATE_FACTOR", 1.0)
+    assert IntentEngine(catalogue).match(text).intent_name == "book"
+
+
+def test_a_purpose_clause_needs_a_word_before_it() -> None:
+    engine = IntentEngine(loads_catalogue(SURGERY, source="surgery"))
+    assert engine.match("i would like to see a doctor").intent_name == "book"

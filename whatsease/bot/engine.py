@@ -118,6 +118,19 @@ PHRASE_JOINER = "_"
 # ...and also as each of their own words the catalogue uses, at this fraction: "how
 # long does it take" still shares "how" and "long" with examples that say them.
 PHRASE_PART_SIMILARITY = 0.6
+# Words in a subordinate clause weigh this fraction: the question is in the main clause.
+# "do I need to pay to see a doctor" asks about paying, "when will it arrive if I order
+# today" about arriving. A clause starts at a subordinating word after some topic word,
+# or at a "to" + verb once a catalogue word came before ("free to see", "how much is it
+# to see"; not "talk to someone", nor "I want to book", where no topic word came before).
+SUBORDINATE_FACTOR = 0.5
+PURPOSE_MARKERS: frozenset[str] = frozenset({"to"})
+INDEFINITE_PRONOUNS: frozenset[str] = frozenset(
+    {"someone", "somebody", "anyone", "anybody", "everyone", "everybody", "people", "nobody"}
+)
+SUBORDINATORS: frozenset[str] = frozenset(
+    {"if", "because", "since", "unless", "after", "before", "while", "once"}
+)
 # Operators between numbers ("17 times 23", "2 x 3") make an arithmetic question: one
 # token no catalogue uses, so "times" is not read as "time".
 ARITHMETIC_WORDS: frozenset[str] = frozenset(
@@ -814,7 +827,24 @@ class IntentEngine:
         hits: dict[str, dict[int, float]] = {}
         content: set[str] = set()
         total = 0.0
-        for token, similarity in tokens:
+        subordinate = False
+        seen_content = False
+        known_before = False  # a topic word the catalogue uses came before
+        tokens = list(tokens)
+        for position, (token, similarity) in enumerate(tokens):
+            if seen_content and (
+                token in SUBORDINATORS
+                or (
+                    token in PURPOSE_MARKERS
+                    and known_before
+                    and position + 1 < len(tokens)
+                    and _infinitive(tokens[position + 1][0])
+                )
+            ):
+                subordinate = True
+            is_word = token not in STOP_WORDS and token not in QUESTION_WORDS
+            seen_content = seen_content or is_word
+            known_before = known_before or (is_word and token in self._weights)
             weight = self._weights.get(token)
             known = weight is not None
             related = self._related.get(token, ())
@@ -831,6 +861,8 @@ class IntentEngine:
                     weight = _stop_factor(token) * self._oov_weight
                     if token in self._common_stems:
                         weight *= OOV_COMMON_FACTOR
+            if subordinate and is_word:
+                weight *= SUBORDINATE_FACTOR
             unit = units.get(token)
             if unit is None:
                 unit = units[token] = len(units)
@@ -1014,6 +1046,16 @@ def _nearest(word: str, choices: Sequence[str]) -> str | None:
     # Fewest edits first; among those the closest spelling ("helo" → "hello", not
     # "help"); the choices are ordered by frequency, which breaks the last ties.
     return max(found, key=lambda f: (-f[1], fuzz.ratio(word, f[0]), -f[2]))[0]
+
+
+def _infinitive(token: str) -> bool:
+    """Whether `token` after "to" may start a purpose clause ("to see", not "to someone")."""
+    return (
+        token not in STOP_WORDS
+        and token not in QUESTION_WORDS
+        and token not in INDEFINITE_PRONOUNS
+        and token.isalpha()
+    )
 
 
 def _object_length(pairs: Sequence[tuple[str, float]], i: int) -> int:
