@@ -220,6 +220,9 @@ OTHER_CATALOGUES = [
     # (catalogue, cases, minimum correct, maximum out-of-scope answered)
     ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 119, 0),
     ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 134, 1),
+    # Held out: written before the engine changes of its round and measured once after
+    # them (docs/bot.md); below the 95% bar, so this floor only guards against losing more.
+    ("examples/catalogues/isp.toml", "tests/bot/isp_cases.jsonl", 127, 7),
 ]
 
 
