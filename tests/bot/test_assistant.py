@@ -19,6 +19,14 @@ def say(user: User, text: str) -> dict[str, Any]:
     return res.json["message"]
 
 
+def interactions(user: User, count: int = 1) -> list[dict[str, Any]]:
+    """The user's bot history once it holds ``count`` turns (the turn is logged after the reply)."""
+    def probe() -> list[dict[str, Any]] | None:
+        turns = user.client.get("/api/v1/bot/history").json["interactions"]
+        return turns if len(turns) >= count else None
+    return wait_for(probe, what=f"{count} bot turn(s) in the history")
+
+
 def bot_reply_to(user: User, sent: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
     """Wait for the bot's message that follows ``sent`` in the conversation."""
     def probe() -> dict[str, Any] | None:
@@ -40,7 +48,7 @@ def test_reply_arrives_as_a_bot_message_and_the_question_turns_read(server: Serv
     entries = wait_for(lambda: [e for e in alice.client.get("/api/v1/activity").json["entries"]
                                 if e["kind"] == "bot.replied"], what="bot.replied activity")
     assert entries[0]["text"] == f"bot:whatsease replied to {alice.email}"
-    history = alice.client.get("/api/v1/bot/history").json["interactions"]
+    history = interactions(alice)
     assert history[0]["message_id"] == sent["message_id"]
     assert history[0]["intent"] == "greet"
     assert 0 < history[0]["confidence"] <= 1
@@ -75,9 +83,7 @@ def test_feedback_is_a_two_turn_flow_that_stores_the_text(server: ServerThread) 
     first = bot_reply_to(carol, say(carol, "I want to give feedback"))
     assert first["content"]
     say(carol, "the dark mode is lovely")
-    wait_for(lambda: len(carol.client.get("/api/v1/bot/history").json["interactions"]) == 2,
-             what="the second turn")
-    turns = carol.client.get("/api/v1/bot/history").json["interactions"]
+    turns = interactions(carol, 2)
     assert [t["intent"] for t in turns] == ["feedback_text", "feedback"]
     stored = server.call(server.services.store.documents.find(
         "bot_feedback", {"user": carol.email}))
@@ -87,6 +93,7 @@ def test_feedback_is_a_two_turn_flow_that_stores_the_text(server: ServerThread) 
 def test_history_is_only_the_callers(server: ServerThread) -> None:
     dave, erin = register(server.port, "dave"), register(server.port, "erin")
     bot_reply_to(dave, say(dave, "thanks a lot"))
+    assert interactions(dave)[0]["message"] == "thanks a lot"
     assert erin.client.get("/api/v1/bot/history").json["interactions"] == []
     assert erin.client.get("/api/v1/bot/history", token="nope").status == 401
 
@@ -117,7 +124,7 @@ def test_llm_answers_what_the_catalogue_cannot(make_server: Callable[..., Server
     assert request["body"]["model"] == "tiny"
     texts = [m["content"] for m in request["body"]["messages"]]
     assert "hello" in texts and texts[-1] == OUT_OF_SCOPE
-    turns = frank.client.get("/api/v1/bot/history").json["interactions"]
+    turns = interactions(frank, 2)
     assert turns[0]["source"] == "llm"
 
 
@@ -130,7 +137,7 @@ def test_llm_timeout_or_error_falls_back_to_the_catalogue(
     catalogue = srv.services.extras["assistant"].catalogue
     reply = bot_reply_to(gina, say(gina, OUT_OF_SCOPE), timeout=5)
     assert reply["content"] in catalogue.bot.fallback
-    turns = gina.client.get("/api/v1/bot/history").json["interactions"]
+    turns = interactions(gina)
     assert turns[0]["source"] == "llm_error"
     assert srv.services.hub is not None
 
