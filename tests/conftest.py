@@ -13,6 +13,16 @@ from whatsease.services import Services
 from whatsease.storage.launcher import EmbeddedDatabase
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests last.
+
+    Playwright's sync API keeps an event loop running in the main thread for
+    as long as its session-scoped browser lives; asyncio tests collected after
+    it could not start their own loop.
+    """
+    items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
+
+
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A SecantusDB server started by the same launcher the application uses."""
