@@ -272,7 +272,7 @@ def start_whatsease(users: int, duration: float, profile: str = "") -> Target:
     def stop() -> None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(30)
+            process.wait(90)
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
@@ -500,7 +500,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     self1 = resource.getrusage(resource.RUSAGE_SELF)
     rss_end = rss_of(target)
     probe.stop()
-    result["batches"] = batch_sizes(target.url)
+    result["batches"] = batch_sizes(target.url) if target.name == "whatsease" else {}
     for sock in sockets:
         sock.sending = False
         sock.close()

@@ -168,6 +168,7 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         if self.session is not None:
             self.realtime.detach(self)
             self.session.release()
+            self.session = None  # break the handler <-> session cycle
 
     def _cancel_auth_timer(self) -> None:
         if self._auth_timer is not None:

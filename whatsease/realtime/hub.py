@@ -27,11 +27,14 @@ class Hub:
 
     def __init__(self) -> None:
         self._by_user: dict[str, set[Connection]] = {}
+        self._sockets = 0  # kept as we go: counting would be O(users) per call
 
     def add(self, conn: Connection) -> bool:
         """Register ``conn``; True if it is the user's first live socket (they came online)."""
         conns = self._by_user.setdefault(conn.user, set())
-        conns.add(conn)
+        if conn not in conns:
+            conns.add(conn)
+            self._sockets += 1
         return len(conns) == 1
 
     def remove(self, conn: Connection) -> bool:
@@ -40,6 +43,7 @@ class Hub:
         if conns is None or conn not in conns:
             return False
         conns.discard(conn)
+        self._sockets -= 1
         if conns:
             return False
         del self._by_user[conn.user]
@@ -89,4 +93,4 @@ class Hub:
 
     @property
     def socket_count(self) -> int:
-        return sum(len(c) for c in self._by_user.values())
+        return self._sockets

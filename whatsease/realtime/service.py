@@ -9,6 +9,7 @@ WebSocket share one path to the database and to the hub.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
@@ -60,6 +61,14 @@ RATE_LIMIT_STRIKES = 10
 RATE_LIMIT_WINDOW_SECS = 10.0
 # Per-user send buckets remembered at most (least recently used dropped).
 MAX_BUCKETS = 100_000
+# After this many new sockets, once they stop arriving for FREEZE_SETTLE_SECS,
+# the objects they hold are frozen out of the collector's sight: with 10,000
+# sockets open a full collection otherwise stalls the loop for a second
+# (../shared/DESIGN.md, performance notes). Tornado breaks a closed socket's
+# reference cycles, and so do we, so frozen sockets are still freed when they
+# close; if the count halves, the freeze is lifted all the same.
+FREEZE_AFTER_SOCKETS = 1000
+FREEZE_SETTLE_SECS = 2.0
 # Frames from one socket processed concurrently; beyond it the socket is not
 # read until one finishes, so a fast client cannot queue unbounded work.
 MAX_INFLIGHT_FRAMES = 64
@@ -250,6 +259,10 @@ class Realtime:
         self.typing = Typing(hub)
         self.presence = Presence(store, hub, messaging, clock)
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._new_since_freeze = 0
+        self._frozen_at = 0
+        self._last_attach = 0.0
+        self._freeze_timer: asyncio.TimerHandle | None = None
 
     async def authenticate(self, frame: Frame) -> Principal:
         """The first frame must be ``auth`` with a valid access token; `Unauthorized` otherwise."""
@@ -263,7 +276,30 @@ class Realtime:
         if self.hub.add(conn):
             self.presence.changed(conn.user, True)
         self._gauge()
+        self._note_attach()
         return ClientSession(self, conn)
+
+    def _note_attach(self) -> None:
+        self._new_since_freeze += 1
+        loop = asyncio.get_running_loop()
+        self._last_attach = loop.time()
+        if self._new_since_freeze >= FREEZE_AFTER_SOCKETS and self._freeze_timer is None:
+            self._freeze_timer = loop.call_later(FREEZE_SETTLE_SECS, self._freeze_when_settled)
+
+    def _freeze_when_settled(self) -> None:
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self._last_attach
+        if quiet < FREEZE_SETTLE_SECS:
+            self._freeze_timer = loop.call_later(FREEZE_SETTLE_SECS - quiet,
+                                                 self._freeze_when_settled)
+            return
+        self._freeze_timer = None
+        gc.collect(1)  # the young generations only: cheap, and most garbage is there
+        gc.freeze()
+        self._new_since_freeze = 0
+        self._frozen_at = self.hub.socket_count
+        logger.info("froze %d objects after a ramp to %d sockets", gc.get_freeze_count(),
+                    self._frozen_at)
 
     def detach(self, conn: Connection) -> None:
         """The socket closed (or is being closed): forget it everywhere. Safe to call twice."""
@@ -271,6 +307,10 @@ class Realtime:
         if self.hub.remove(conn):
             self.presence.changed(conn.user, False)
         self._gauge()
+        if self._frozen_at and self.hub.socket_count < self._frozen_at // 2:
+            # Most frozen sockets have gone: let the collector see what is left.
+            gc.unfreeze()
+            self._frozen_at = 0
 
     def _gauge(self) -> None:
         SOCKETS_OPEN.set(self.hub.socket_count)
