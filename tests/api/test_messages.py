@@ -170,6 +170,22 @@ def test_chat_list_counts_unread_up_on_send_and_down_on_read(server: ServerThrea
     assert _chat(alice, bob.email)["last_message"]["status"] == "Read"  # type: ignore[index]
 
 
+def test_deleting_an_unread_message_takes_it_off_the_unread_count(server: ServerThread) -> None:
+    alice, bob = register(server.port, "alice"), register(server.port, "bob")
+    first = _send(alice, bob.email, "one")
+    second = _send(alice, bob.email, "two")
+    assert (_chat(bob, alice.email) or {})["unread_count"] == 2
+    assert alice.client.delete(f"/api/v1/messages/{first['message_id']}").status == 204
+    assert (_chat(bob, alice.email) or {})["unread_count"] == 1
+    patched = bob.client.patch(f"/api/v1/messages/{second['message_id']}", {"status": "Read"})
+    assert patched.status == 200
+    assert (_chat(bob, alice.email) or {})["unread_count"] == 0
+    # A deleted message cannot be read any more, so the count cannot go below zero.
+    assert bob.client.patch(f"/api/v1/messages/{first['message_id']}",
+                            {"status": "Read"}).json["message"]["status"] == "Sent"
+    assert (_chat(bob, alice.email) or {})["unread_count"] == 0
+
+
 def test_chat_list_is_newest_first_and_searchable_by_name_and_email(server: ServerThread) -> None:
     tag = secrets.token_hex(3)
     me = register(server.port, "hub")

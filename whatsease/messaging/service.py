@@ -317,6 +317,10 @@ class Messaging:
         if message is None:
             return
         await self.store.conversations.refresh_last(message)
+        if message.status != "Read" and not is_bot(message.recipient):
+            # It can no longer be read, so it no longer waits to be.
+            await self.store.conversations.bump_statuses(
+                [], {(message.conversation_id, message.recipient): 1})
         self._broadcast_change(message)
         self.activity.record("message.deleted", user, target=message.recipient,
                              message_id=message_id)

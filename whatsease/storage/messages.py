@@ -125,7 +125,7 @@ class MessageRepo:
         for message_id, status in changes.items():
             lower = list(STATUSES[:STATUS_RANK[status]])
             ops.append(UpdateOne(
-                {"_id": ObjectId(message_id), "status": {"$in": lower}},
+                {"_id": ObjectId(message_id), "status": {"$in": lower}, "deleted": False},
                 {"$set": {"status": status, "rev": ObjectId(),
                           f"{status.lower()}_at": now}}))
         if ops:
