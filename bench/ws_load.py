@@ -307,6 +307,9 @@ class Stats:
     delivery_ms: list[float] = field(default_factory=list)
     send_times: dict[str, float] = field(default_factory=dict)
     acked_ids: set[str] = field(default_factory=set)
+    sent_ids: dict[str, float] = field(default_factory=dict)  # acked, no Delivered yet
+    statuses: int = 0
+    status_ms: list[float] = field(default_factory=list)
     delivered_ids: set[str] = field(default_factory=set)
 
 
@@ -381,6 +384,13 @@ class LoadSocket:
                     stats.acked_ids.add(client_id)
                     stats.acked += 1
                     stats.ack_ms.append((now - started) * 1000)
+                    stats.sent_ids[frame["message"]["message_id"]] = started
+            elif kind == "status" and frame.get("status") == "Delivered":
+                # The sender learns its message was delivered: the whole round.
+                started = stats.sent_ids.pop(frame["message_id"], None)
+                if started is not None:
+                    stats.statuses += 1
+                    stats.status_ms.append((now - started) * 1000)
             elif kind == "error":
                 code = frame.get("code", "?")
                 stats.errors[code] = stats.errors.get(code, 0) + 1
@@ -492,7 +502,8 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*(s.send_loop(interval, until, content) for s in live))
     deadline = time.perf_counter() + DRAIN_SECS
     while time.perf_counter() < deadline and (stats.acked < stats.sent  # noqa: ASYNC110
-                                              or stats.delivered < stats.sent):
+                                              or stats.delivered < stats.sent
+                                              or stats.statuses < stats.sent):
         await asyncio.sleep(0.05)  # polling counters the readers update
     window = time.perf_counter() - t0
     cpu = cpu_of(target.server_pid) - cpu0
@@ -513,6 +524,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "closed_early": stats.closed_early, "errors": dict(stats.errors),
         "close_codes": dict(stats.close_codes), "connect_errors": dict(stats.connect_errors),
         "ack_ms": stats.ack_ms, "delivery_ms": stats.delivery_ms,
+        "statuses": stats.statuses, "status_ms": stats.status_ms,
         "msgs_per_sec": stats.delivered / args.duration,
         "window_secs": window,
         "rss_before_mib": rss_before / 1024, "rss_after_mib": rss_after / 1024,
@@ -577,6 +589,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("messages sent", lambda r: str(r["sent"]))
     row("acked", lambda r: str(r["acked"]))
     row("delivered", lambda r: str(r["delivered"]))
+    row("Delivered statuses back to sender", lambda r: str(r["statuses"]))
     row("lost", lambda r: str(r["lost"]))
     row("duplicated", lambda r: str(r["duplicated"]))
     row("connect failures by cause", lambda r: ", ".join(
@@ -588,6 +601,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         row(f"ack latency {label} ms", lambda r, p=p: fmt_ms(r["ack_ms"], p))
     for p, label in ((50, "p50"), (95, "p95"), (99, "p99"), (None, "max")):
         row(f"delivery latency {label} ms", lambda r, p=p: fmt_ms(r["delivery_ms"], p))
+    for p, label in ((50, "p50"), (99, "p99"), (None, "max")):
+        row(f"send -> Delivered status {label} ms", lambda r, p=p: fmt_ms(r["status_ms"], p))
     row("messages/s delivered", lambda r: f"{r['msgs_per_sec']:.1f}")
     row("server RSS before ramp MiB", lambda r: f"{r['rss_before_mib']:.1f}")
     row("server RSS after ramp MiB", lambda r: f"{r['rss_after_mib']:.1f}")

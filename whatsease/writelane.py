@@ -4,17 +4,16 @@ The message path writes in batches (inserts, chat summaries, receipts,
 activity). Sent to the database all at once, those commands share its CPU, so
 an insert that a recipient is waiting for takes as long as the receipt batch
 beside it; the embedded SecantusDB also spends more CPU in total when
-commands overlap. Through the lane they go one after another: the most urgent
-waiting write goes next, except that after an urgent write any less urgent
-one waiting goes first, so nothing starves and an insert waits for at most
-one other (bounded) batch.
+commands overlap. Through the lane they go one after another: an urgent
+write goes next whenever the previous one was not urgent; otherwise the other
+classes take turns in rotation, so an insert waits for at most one other
+(bounded) batch and no class starves while inserts keep coming.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 from collections.abc import AsyncIterator
 
@@ -23,23 +22,25 @@ URGENT = 0  # message inserts: a recipient is waiting
 ACK = 1  # chat summaries: the sender's ack waits for them
 RECEIPTS = 2
 BACKGROUND = 3  # activity entries, last_seen
+_OTHERS = (ACK, RECEIPTS, BACKGROUND)
 
 
 class WriteLane:
-    """Grants `hold` to one caller at a time, in priority order with alternation."""
+    """Grants `hold` to one caller at a time: urgent and the others alternate, the others rotate."""
 
     def __init__(self) -> None:
         self._busy = False
         self._last = BACKGROUND
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._turn = 0  # index into _OTHERS of the class whose turn is next
 
     @contextlib.asynccontextmanager
     async def hold(self, priority: int) -> AsyncIterator[None]:
         """Wait for the lane, keep it for the ``async with`` body, then pass it on."""
         if self._busy:
             granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(self._waiting, (priority, next(self._seq), granted))
+            self._waiting.append((priority, next(self._seq), granted))
             try:
                 await granted
             except asyncio.CancelledError:
@@ -57,22 +58,26 @@ class WriteLane:
             self._pass_on()
 
     def _pass_on(self) -> None:
-        while self._waiting and self._waiting[0][2].cancelled():
-            heapq.heappop(self._waiting)
+        # A handful of batchers wait at most: linear scans are cheapest.
+        self._waiting = [w for w in self._waiting if not w[2].cancelled()]
         if not self._waiting:
             self._busy = False
             return
-        chosen = 0
-        if self._last == URGENT:
-            # Alternate: the best waiter that is not urgent, if there is one.
-            others = [i for i, w in enumerate(self._waiting)
-                      if w[0] != URGENT and not w[2].cancelled()]
-            if others:
-                chosen = min(others, key=lambda i: self._waiting[i][:2])
-        entry = self._waiting[chosen]
-        self._waiting[chosen] = self._waiting[-1]
-        self._waiting.pop()
-        heapq.heapify(self._waiting)
+        live = range(len(self._waiting))
+        urgent = [i for i in live if self._waiting[i][0] == URGENT]
+        if urgent and self._last != URGENT:
+            chosen = min(urgent, key=lambda i: self._waiting[i][1])
+        else:
+            for step in range(len(_OTHERS)):
+                kind = _OTHERS[(self._turn + step) % len(_OTHERS)]
+                of_kind = [i for i in live if self._waiting[i][0] == kind]
+                if of_kind:
+                    chosen = min(of_kind, key=lambda i: self._waiting[i][1])
+                    self._turn = (_OTHERS.index(kind) + 1) % len(_OTHERS)
+                    break
+            else:
+                chosen = min(urgent, key=lambda i: self._waiting[i][1])
+        entry = self._waiting.pop(chosen)
         entry[2].set_result(None)  # the lane stays busy: it is handed over
 
     @property

@@ -501,3 +501,23 @@ def test_shutdown_closes_sockets_1012(make_server: Callable[..., ServerThread]) 
     ws = connect(srv, user)
     srv.call(srv.server.stop(grace=2), timeout=20)
     assert ws.expect_close() == 1012
+
+
+async def test_sync_cursor_stops_below_a_write_in_flight(services: Services) -> None:
+    """A change committed while an older write is still in flight is returned, but the
+    cursor stays below it, so nothing between them can be skipped."""
+    messaging = services.messaging
+    for email in ("r@example.com", "s@example.com"):
+        await services.store.users.insert(StoredUser(email=email, name=email))
+    first = await messaging.send("s@example.com", "r@example.com", "one")
+    second = await messaging.send("s@example.com", "r@example.com", "two")
+    _, _, cursor = await messaging.changes_since("r@example.com", None)
+    in_flight = messaging._revisions.begin()  # e.g. an insert waiting for the database
+    await messaging.mark("r@example.com", [first.message_id], "Read")
+    page, more, held = await messaging.changes_since("r@example.com", cursor)
+    assert [(m.message_id, m.status) for m in page] == [(first.message_id, "Read")]
+    assert held == cursor and not more  # not past the write still in flight
+    messaging._revisions.end(in_flight)
+    page, _, after = await messaging.changes_since("r@example.com", held)
+    assert [(m.message_id, m.status) for m in page] == [(first.message_id, "Read")]
+    assert after is not None and after > second.message_id

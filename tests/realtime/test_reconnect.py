@@ -19,7 +19,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from tests.support import ServerThread, User, register
 from whatsease.storage.models import STATUS_RANK
 
-MESSAGES_FROM_ALICE = 60
+MESSAGES_FROM_ALICE = 100
 REPLY_EVERY = 6  # bob answers every sixth message
 SEND_INTERVAL_SECS = 0.01
 WAIT_SECS = 15.0
@@ -155,7 +155,8 @@ async def test_reconnecting_tab_ends_with_the_same_messages_and_statuses(
         await tab.open()
     await flaky.sync()
 
-    drop_at, back_at = {12, 35}, {20, 44}
+    # Several outages, short and long, while messages and receipts flow.
+    drop_at, back_at = {12, 35, 50, 66, 80}, {20, 44, 53, 75, 81}
     replies = 0
     for i in range(MESSAGES_FROM_ALICE):
         await sender.send({"type": "send", "client_id": f"a{i}", "recipient": bob.email,
@@ -183,7 +184,14 @@ async def test_reconnecting_tab_ends_with_the_same_messages_and_statuses(
         set(steady.state().items()) ^ set(flaky.state().items()))
 
     # And both agree with the database.
-    history = bob.client.get(f"/api/v1/messages?with={alice.email}&limit=100").json["messages"]
+    history: list[dict[str, Any]] = []
+    before = ""
+    while True:
+        page = bob.client.get(f"/api/v1/messages?with={alice.email}&limit=100{before}").json
+        history += page["messages"]
+        if not page["next_before"]:
+            break
+        before = f"&before={page['next_before']}"
     stored = {m["message_id"]: (m["sender"], m["content"], m["status"]) for m in history}
     assert steady.state() == stored
     # Nothing arrived twice on a socket that stayed connected.

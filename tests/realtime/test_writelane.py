@@ -33,10 +33,32 @@ async def test_one_holder_at_a_time_most_urgent_next_with_alternation() -> None:
     assert lane.waiting == 5
     release.set()
     await asyncio.gather(first, *tasks)
-    # Urgent first; after each urgent write, the best of the others.
+    # Urgent after anything else; after an urgent write, the other classes in turn.
     assert order == ["first-background", "insert-1", "summary", "insert-2", "receipts",
                      "activity"]
     assert lane.waiting == 0
+
+
+async def test_no_class_starves_while_urgent_writes_keep_coming() -> None:
+    lane = WriteLane()
+    order: list[int] = []
+    stop = asyncio.Event()
+
+    async def stream(priority: int) -> None:
+        # Each class always has the next write waiting, like a busy batcher.
+        while not stop.is_set():
+            async with lane.hold(priority):
+                order.append(priority)
+                if len(order) >= 60:
+                    stop.set()
+                await asyncio.sleep(0)
+
+    await asyncio.wait_for(asyncio.gather(*(
+        stream(p) for p in (URGENT, ACK, RECEIPTS, BACKGROUND))), 5)
+    window = order[20:60]
+    assert window[::2].count(URGENT) >= 19 or window[1::2].count(URGENT) >= 19
+    for priority in (ACK, RECEIPTS, BACKGROUND):
+        assert window.count(priority) >= 5, (priority, window)
 
 
 async def test_a_cancelled_waiter_is_skipped() -> None:

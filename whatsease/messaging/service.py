@@ -74,8 +74,8 @@ class _Revisions:
     - Writes overlap (inserts, receipts, edits run in separate batches), so a
       sync could see a later change while an earlier one is still in flight
       and hand out a cursor past it. A write registers a floor below every
-      rev it will use before it makes them; sync only returns changes below
-      the lowest floor in flight.
+      rev it will use before it makes them; sync's cursor stays below the
+      lowest floor in flight.
     - A document whose ``rev`` changes while a query walks the index can be
       missed at both its old and its new position (MongoDB gives no snapshot
       across a find). So a sync's read runs while no message write does
@@ -267,16 +267,22 @@ class Messaging:
         """Messages to or from ``user`` created or changed after ``after``, oldest change first.
 
         Returns the page, whether more follow, and the cursor to ask from next.
-        ``after`` may be a message id or a previous cursor. Changes still
-        being written when the read starts are left for the next sync (they
-        reach a live socket by their own frame): a cursor never skips one.
+        ``after`` may be a message id or a previous cursor. Every message read
+        is returned, in its current state, but the cursor stops below any
+        change still being written when the read started: that change and
+        what follows it come again in the next sync (and live meanwhile), so
+        a cursor never skips one. Clients merge pages by ``message_id``.
         """
         async with self._revisions.reading():
             settled = self._revisions.settled_below()
             page = await self.store.messages.changed_since(user, after, limit=limit + 1)
         more = len(page) > limit
-        page = [m for m in page[:limit] if m.rev < settled]
-        cursor = page[-1].rev if page else after
+        page = page[:limit]
+        cursor = after
+        for m in page:
+            if m.rev >= settled:
+                break
+            cursor = m.rev
         return page, more, cursor
 
     async def edit(self, user: str, message_id: str, content: str) -> Message:
