@@ -520,4 +520,22 @@ async def test_sync_cursor_stops_below_a_write_in_flight(services: Services) -> 
     messaging._revisions.end(in_flight)
     page, _, after = await messaging.changes_since("r@example.com", held)
     assert [(m.message_id, m.status) for m in page] == [(first.message_id, "Read")]
-    assert after is not None and after > second.message_id
+    assert after is not None and after.split(".")[0] > second.message_id
+
+
+async def test_sync_pages_through_messages_that_share_a_revision(services: Services) -> None:
+    """One receipt batch gives its messages one rev; pages split such a group safely."""
+    messaging = services.messaging
+    for email in ("t@example.com", "u@example.com"):
+        await services.store.users.insert(StoredUser(email=email, name=email))
+    sent = [(await messaging.send("t@example.com", "u@example.com", f"m{i}")).message_id
+            for i in range(5)]
+    _, _, cursor = await messaging.changes_since("t@example.com", None)
+    await messaging.mark("u@example.com", sent, "Read")  # one batch: one shared rev
+    got: list[str] = []
+    more = True
+    while more:
+        page, more, cursor = await messaging.changes_since("t@example.com", cursor, limit=2)
+        got += [m.message_id for m in page]
+        assert all(m.status == "Read" for m in page)
+    assert got == sent

@@ -267,22 +267,27 @@ class Messaging:
         """Messages to or from ``user`` created or changed after ``after``, oldest change first.
 
         Returns the page, whether more follow, and the cursor to ask from next.
-        ``after`` may be a message id or a previous cursor. Every message read
+        ``after`` may be a message id (changes after that message was sent)
+        or a previous cursor (``REV.ID``: a position in the order of
+        changes, which breaks ties between messages one receipt batch
+        changed together). Every message read
         is returned, in its current state, but the cursor stops below any
         change still being written when the read started: that change and
         what follows it come again in the next sync (and live meanwhile), so
         a cursor never skips one. Clients merge pages by ``message_id``.
         """
+        rev, _, after_id = (after or "").partition(".")
         async with self._revisions.reading():
             settled = self._revisions.settled_below()
-            page = await self.store.messages.changed_since(user, after, limit=limit + 1)
+            page = await self.store.messages.changed_since(
+                user, rev or None, limit=limit + 1, after_id=after_id or None)
         more = len(page) > limit
         page = page[:limit]
         cursor = after
         for m in page:
             if m.rev >= settled:
                 break
-            cursor = m.rev
+            cursor = f"{m.rev}.{m.message_id}"
         return page, more, cursor
 
     async def edit(self, user: str, message_id: str, content: str) -> Message:

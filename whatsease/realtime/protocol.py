@@ -9,6 +9,7 @@ import orjson
 
 from whatsease import validation
 from whatsease.errors import AppError
+from whatsease.storage.models import is_object_id
 
 # The protocol's own limit on one client frame. The transport accepts a little
 # more (TRANSPORT_MAX_FRAME_BYTES) so that a frame between the two gets an
@@ -129,10 +130,21 @@ def parse(raw: str | bytes) -> Frame:
             raise validation.invalid("state", "must be true or false")
         return Frame(kind, ref, recipient=validation.recipient(body["recipient"]), state=state)
     if kind == "sync":
-        after = body.get("after")
-        return Frame(kind, ref, after=validation.object_id(after, "after")
-                     if after is not None else None)
+        return Frame(kind, ref, after=_sync_position(body.get("after")))
     return Frame(kind, ref)
+
+
+def _sync_position(value: Any) -> str | None:
+    """``after``: null, a message id, or a cursor from ``synced`` (``REV.ID``, two ids)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.count(".") == 1:
+        rev, _, message_id = value.partition(".")
+        if is_object_id(rev) and is_object_id(message_id):
+            return value.lower()
+    if isinstance(value, str) and is_object_id(value):
+        return value.lower()
+    raise validation.invalid("after", "must be null, a message id or a cursor from synced")
 
 
 def _json_kind(value: Any) -> str:
