@@ -309,6 +309,7 @@ class Stats:
     acked_ids: set[str] = field(default_factory=set)
     sent_ids: dict[str, float] = field(default_factory=dict)  # acked, no Delivered yet
     statuses: int = 0
+    early_statuses: dict[str, float] = field(default_factory=dict)
     status_ms: list[float] = field(default_factory=list)
     delivered_ids: set[str] = field(default_factory=set)
 
@@ -384,13 +385,21 @@ class LoadSocket:
                     stats.acked_ids.add(client_id)
                     stats.acked += 1
                     stats.ack_ms.append((now - started) * 1000)
-                    stats.sent_ids[frame["message"]["message_id"]] = started
+                    mid = frame["message"]["message_id"]
+                    arrived = stats.early_statuses.pop(mid, None)
+                    if arrived is None:
+                        stats.sent_ids[mid] = started
+                    else:  # the Delivered status overtook the ack
+                        stats.statuses += 1
+                        stats.status_ms.append((arrived - started) * 1000)
             elif kind == "status" and frame.get("status") == "Delivered":
                 # The sender learns its message was delivered: the whole round.
                 started = stats.sent_ids.pop(frame["message_id"], None)
                 if started is not None:
                     stats.statuses += 1
                     stats.status_ms.append((now - started) * 1000)
+                else:
+                    stats.early_statuses[frame["message_id"]] = now
             elif kind == "error":
                 code = frame.get("code", "?")
                 stats.errors[code] = stats.errors.get(code, 0) + 1

@@ -18,8 +18,8 @@ import itertools
 from collections.abc import AsyncIterator
 
 # Priorities: lower goes first.
-URGENT = 0  # message inserts: a recipient is waiting
-ACK = 1  # chat summaries: the sender's ack waits for them
+URGENT = 0  # message inserts (with their chat summaries): recipient and sender wait
+ACK = 1  # other writes someone waits for
 RECEIPTS = 2
 BACKGROUND = 3  # activity entries, last_seen
 _OTHERS = (ACK, RECEIPTS, BACKGROUND)

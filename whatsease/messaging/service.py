@@ -33,7 +33,7 @@ from whatsease.storage.models import (
 )
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
-from whatsease.writelane import ACK, RECEIPTS, URGENT
+from whatsease.writelane import RECEIPTS, URGENT
 
 HISTORY_MAX_LIMIT = 100
 SYNC_PAGE_LIMIT = 200
@@ -46,15 +46,15 @@ MESSAGES_SENT = MESSAGES.labels("Sent")
 MESSAGES_BY_STATUS = {s: MESSAGES.labels(s) for s in ("Delivered", "Read")}
 BATCH_SIZE_MESSAGES = BATCH_SIZE.labels("messages")
 BATCH_SIZE_STATUSES = BATCH_SIZE.labels("statuses")
-BATCH_SIZE_SUMMARIES = BATCH_SIZE.labels("conversations")
-SUMMARY_MAX_BATCH = 32
 # Receipt batches wait this long before reading and writing, in seconds: a
 # tick turns blue this much later, and the database does far less work.
 STATUS_LINGER_SECS = 0.025
-# Largest batches of receipts and of chat summaries. Writes take turns in the
-# write lane, so an insert may wait for one such batch: about 20 ms each on
-# the embedded database (a receipt costs it ~1.4 ms, a summary ~0.6 ms).
-STATUS_MAX_BATCH = 16
+# Largest batches of receipts and of inserts. Writes take turns in the write
+# lane, so an insert may wait for one other batch: keep each to ~15-25 ms on
+# the embedded database (a receipt costs it ~0.8 ms, a message with its chat
+# summary ~1 ms).
+STATUS_MAX_BATCH = 24
+INSERT_MAX_BATCH = 32
 
 
 @dataclass
@@ -144,12 +144,12 @@ class Messaging:
         self.clock = clock
         self.lane = activity.lane
         self.bots: dict[str, BotHook] = {}
-        self._inserts: Batcher[Message, Message] = Batcher(self._insert_batch, name="messages")
-        # None is a barrier: awaiting it waits for every summary queued before.
-        self._summaries: Batcher[Message | None, None] = Batcher(
-            self._summary_batch, max_batch=SUMMARY_MAX_BATCH, name="conversations")
+        self._inserts: Batcher[Message, Message] = Batcher(
+            self._insert_batch, max_batch=INSERT_MAX_BATCH, name="messages")
         self._lookups: Batcher[str, bool] = Batcher(self._lookup_batch, name="recipients")
         self._revisions = _Revisions()
+        # The socket each message in the insert queue came from (not echoed to it).
+        self._origins: dict[str, Connection | None] = {}
         self._statuses: Batcher[_StatusRequest, list[Message]] = Batcher(
             self._status_batch, max_batch=STATUS_MAX_BATCH, name="statuses")
 
@@ -206,8 +206,10 @@ class Messaging:
                               is_bot_response=is_bot_response,
                               conversation_id=conversation_id(sender, recipient),
                               client_id=client_id, extra=extra or {})
+            self._origins[message.message_id] = origin
             stored = await self._inserts.submit(message)
         finally:
+            self._origins.pop(message.message_id, None)
             self._revisions.end(token)
         if stored is not message:
             # A retry: the stored original (possibly shared with other
@@ -215,34 +217,34 @@ class Messaging:
             # Not delivered again, and its summary was written the first time.
             extra = {k: v for k, v in stored.extra.items() if k != "duplicate"}
             return dataclasses.replace(stored, extra=extra)
-        MESSAGES_SENT.inc()
-        frame = encode("message", message=stored.to_json())
-        self.hub.send(recipient, frame)
-        self.hub.send(sender, frame, exclude=origin)
-        self.activity.record("bot.replied" if is_bot_response else "message.sent", sender,
-                             target=recipient, message_id=stored.message_id)
-        # The chat list's summary is written after delivery, off the
-        # recipient's path; the sender's ack (or 201) waits for it, so the
-        # chat list never lags behind a message its sender knows is stored.
-        await self._summaries.submit(stored)
         return stored
 
     async def _insert_batch(self, messages: list[Message]) -> list[Message]:
+        """Insert a batch, deliver it, and update its chats' summaries, in one turn of the lane.
+
+        Delivery goes out as soon as the insert is durable; the summaries
+        ride in the same turn (one more round trip), so the sender's ack (or
+        201) waits for no other write and never precedes the chat list.
+        """
         BATCH_SIZE_MESSAGES.observe(len(messages))
-        async with self.lane.hold(URGENT), self._revisions.writing():
-            return await self.store.messages.insert_many(messages)
+        async with self.lane.hold(URGENT):
+            async with self._revisions.writing():
+                stored = await self.store.messages.insert_many(messages)
+            # Retries return the earlier message: delivered, and summarised, then.
+            fresh = [m for m, s in zip(messages, stored, strict=True) if s is m]
+            for message in fresh:
+                self._deliver(message)
+            await self.store.conversations.record_messages(fresh)
+        return stored
 
-    async def summaries_stored(self) -> None:
-        """Wait until the conversation summaries of every message sent so far are stored."""
-        await self._summaries.submit(None)
-
-    async def _summary_batch(self, items: list[Message | None]) -> list[None]:
-        messages = [m for m in items if m is not None]
-        if messages:
-            BATCH_SIZE_SUMMARIES.observe(len(messages))
-            async with self.lane.hold(ACK):
-                await self.store.conversations.record_messages(messages)
-        return [None] * len(items)
+    def _deliver(self, message: Message) -> None:
+        MESSAGES_SENT.inc()
+        frame = encode("message", message=message.to_json())
+        self.hub.send(message.recipient, frame)
+        self.hub.send(message.sender, frame, exclude=self._origins.get(message.message_id))
+        self.activity.record("bot.replied" if message.is_bot_response else "message.sent",
+                             message.sender, target=message.recipient,
+                             message_id=message.message_id)
 
     async def get(self, user: str, message_id: str) -> Message:
         """One message the user sent or received; `NotFound` otherwise (never leaks existence)."""
@@ -296,7 +298,6 @@ class Messaging:
             raise NotFound("No such message of yours.")
         if current.deleted:
             raise Conflict("A deleted message cannot be edited.", code="deleted")
-        await self.summaries_stored()  # refresh_last below must not be overtaken
         token = self._revisions.begin()
         try:
             async with self._revisions.writing():
@@ -318,7 +319,6 @@ class Messaging:
             raise NotFound("No such message of yours.")
         if current.deleted:
             return
-        await self.summaries_stored()
         token = self._revisions.begin()
         try:
             async with self._revisions.writing():
@@ -433,7 +433,6 @@ class Messaging:
 
     async def chats(self, user: str, *, q: str = "", filter_: str = "all") -> list[dict[str, Any]]:
         """The chat list: one row per conversation, newest first, with the peer's profile."""
-        await self.summaries_stored()
         conversations = await self.store.conversations.list_for(user, limit=CHAT_LIST_LIMIT)
         peers = await self.store.users.get_many(
             c.peer_of(user) for c in conversations if not is_bot(c.peer_of(user)))
@@ -482,5 +481,4 @@ class Messaging:
 
     async def drain(self) -> None:
         await self._inserts.drain()
-        await self._summaries.drain()
         await self._statuses.drain()

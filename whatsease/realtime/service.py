@@ -208,8 +208,6 @@ class Presence:
                                                      name="presence-last-seen")
 
     async def _lookup_peers(self, users: list[str]) -> list[set[str]]:
-        # A conversation started a moment ago counts.
-        await self.messaging.summaries_stored()
         found = await self.store.conversations.peers_of_many(users)
         return [found.get(u, set()) for u in users]
 
