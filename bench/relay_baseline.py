@@ -44,6 +44,9 @@ class RelayHandler(tornado.websocket.WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         return True
 
+    def open(self, *args: str, **kwargs: str) -> None:
+        self.set_nodelay(True)  # as the WhatsEase handler does
+
     def on_message(self, message: str | bytes) -> None:
         frame: dict[str, Any] = orjson.loads(message)
         kind = frame.get("type")

@@ -329,6 +329,8 @@ class LoadSocket:
     async def connect(self, url: str) -> bool:
         try:
             self.conn = await asyncio.wait_for(websocket_connect(HTTPRequest(url)), 30)
+            assert self.conn.protocol is not None
+            self.conn.protocol.set_nodelay(True)  # as browsers do
             await self.conn.write_message(orjson.dumps({"type": "auth",
                                                         "token": self.token}).decode())
             raw = await asyncio.wait_for(self.conn.read_message(), 30)

@@ -93,6 +93,10 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self._auth_timer = asyncio.get_running_loop().call_later(
             AUTH_TIMEOUT_SECS, self.close, WS_4001_UNAUTHENTICATED, REASON_AUTH_TIMEOUT)
         self._bound_kernel_buffer()
+        # Frames are small and often follow each other (ack, status,
+        # activity): without this, Nagle's algorithm holds the second one
+        # back until the client's delayed ACK, up to 40 ms.
+        self.set_nodelay(True)
 
     def _bound_kernel_buffer(self) -> None:
         # Linux grows a socket's send buffer up to tcp_wmem's maximum (4 MiB
