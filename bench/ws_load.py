@@ -88,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="new sockets per second during the ramp")
     parser.add_argument("--content-chars", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeline", action="store_true",
+                        help="also print delivery latency second by second (finds stalls)")
     parser.add_argument("--profile-server", default="", metavar="FILE",
                         help="run the whatsease server under cProfile, writing FILE")
     args = parser.parse_args(argv)
@@ -305,6 +307,7 @@ class Stats:
     frames_in: dict[str, int] = field(default_factory=dict)
     ack_ms: list[float] = field(default_factory=list)
     delivery_ms: list[float] = field(default_factory=list)
+    delivery_at: list[float] = field(default_factory=list)  # send time of each delivery_ms
     send_times: dict[str, float] = field(default_factory=dict)
     acked_ids: set[str] = field(default_factory=set)
     sent_ids: dict[str, float] = field(default_factory=dict)  # acked, no Delivered yet
@@ -378,6 +381,7 @@ class LoadSocket:
                     stats.delivered_ids.add(client_id)
                     stats.delivered += 1
                     stats.delivery_ms.append((now - started) * 1000)
+                    stats.delivery_at.append(started)
                 self.conn.write_message(orjson.dumps({"type": "delivered",
                                                       "message_ids": [mid]}).decode())
             elif kind == "ack":
@@ -535,6 +539,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "closed_early": stats.closed_early, "errors": dict(stats.errors),
         "close_codes": dict(stats.close_codes), "connect_errors": dict(stats.connect_errors),
         "ack_ms": stats.ack_ms, "delivery_ms": stats.delivery_ms,
+        "delivery_at": [at - t0 for at in stats.delivery_at],
         "statuses": stats.statuses, "status_ms": stats.status_ms,
         "msgs_per_sec": stats.delivered / args.duration,
         "window_secs": window,
@@ -643,6 +648,20 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def timeline(result: dict[str, Any]) -> str:
+    """Delivery latency by the second the message was sent in."""
+    seconds: dict[int, list[float]] = {}
+    for at, ms in zip(result["delivery_at"], result["delivery_ms"], strict=True):
+        seconds.setdefault(int(at), []).append(ms)
+    lines = [f"\n{result['target']}: delivery latency by second of sending",
+             "| second | messages | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
+    for second in sorted(seconds):
+        values = seconds[second]
+        lines.append(f"| {second} | {len(values)} | {fmt_ms(values, 50)} | "
+                     f"{fmt_ms(values, 99)} | {fmt_ms(values, None)} |")
+    return "\n".join(lines)
+
+
 async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     random.seed(args.seed)
     targets = ["whatsease", "relay"] if args.target == "both" else [args.target]
@@ -680,6 +699,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = uvloop.run(run_all(args))
     print(report(results, args))
+    if args.timeline:
+        for r in results:
+            print(timeline(r))
     lat = [r for r in results if r["target"] == "whatsease"]
     if lat and lat[0]["delivery_ms"]:
         print(f"whatsease delivery latency mean {statistics.fmean(lat[0]['delivery_ms']):.1f} ms")

@@ -39,6 +39,16 @@ async def test_indexes_are_created_idempotently(services: Services) -> None:
     assert sessions["expires_at_1"].get("expireAfterSeconds") == 0
 
 
+async def test_retired_indexes_are_dropped_at_start_up(services: Services) -> None:
+    store = services.store
+    activity = store.db["activity"]
+    await activity.create_index([("actor", 1), ("_id", -1)])  # as an older version made it
+    await activity.create_index([("time", -1)])
+    await store.ensure_indexes()
+    names = {i["name"] async for i in await activity.list_indexes()}
+    assert names == {"_id_", "audience_1__id_-1"}
+
+
 async def test_users_are_unique_by_email_and_searched_literally(services: Services) -> None:
     users = services.store.users
     await users.insert(User(email="ann@example.com", name="Ann (a.k.a. A+)"))
