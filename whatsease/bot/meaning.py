@@ -1,0 +1,91 @@
+"""WordNet word knowledge for matching: base forms, senses, hypernyms, English word frequency."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+# Built by scripts/build_wordnet.py from WordNet 3.0 and wordfreq (format there);
+# licence in WORDNET-LICENSE beside it.
+WORDNET_PATH = Path(__file__).with_name("wordnet.tsv.gz")
+POS_ORDER = "nvar"
+
+
+class MeaningDataError(ValueError):
+    """The WordNet data file is missing or malformed (a packaging mistake)."""
+
+
+@dataclass(frozen=True)
+class Word:
+    """What WordNet and wordfreq say about one English word (a lemma)."""
+
+    zipf: float  # English frequency: log10 of uses per billion words (7 = "the", 3 = rare)
+    noun: float  # share of its tagged uses that are as a noun, 0..1
+    kind: str  # lexicographer class of its first noun sense ("time", "person"), or ""
+    senses: tuple[tuple[int, ...], ...]  # synsets per part of speech (n, v, a, r), first first
+    hypernyms: tuple[int, ...]  # of its first senses
+    derived: tuple[int, ...]  # synsets its derivational links reach ("pay" -> "payment")
+
+    def core(self, senses_per_pos: int) -> frozenset[int]:
+        """Its first `senses_per_pos` senses of each part of speech, with derived forms."""
+        found = {s for pos in self.senses for s in pos[:senses_per_pos]}
+        return frozenset(found.union(self.derived))
+
+
+@dataclass(frozen=True, eq=False)
+class WordNetData:
+    """The meaning layer: lemmas by spelling, inflected forms, and word frequencies."""
+
+    lemmas: Mapping[str, Word]
+    forms: Mapping[str, tuple[str, ...]]  # inflected form -> its lemmas ("went" -> "go")
+    zipf: Mapping[str, float]  # every listed word, lemma or not
+    noun: Mapping[str, float]
+
+    def lemmas_of(self, word: str) -> tuple[str, ...]:
+        """The WordNet lemmas `word` is a form of (itself if it is one), or ()."""
+        if word in self.lemmas:
+            return (word,)
+        return self.forms.get(word, ())
+
+
+def _ids(field: str) -> tuple[int, ...]:
+    return tuple(int(x, 36) for x in field.split(",")) if field else ()
+
+
+@lru_cache(maxsize=1)
+def load_wordnet(path: Path = WORDNET_PATH) -> WordNetData:
+    """Read the data file once per process (about 60,000 lines)."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise MeaningDataError(f"{path}: cannot read the WordNet data ({e})") from e
+    lemmas: dict[str, Word] = {}
+    forms: dict[str, tuple[str, ...]] = {}
+    zipf: dict[str, float] = {}
+    noun: dict[str, float] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        try:
+            word = fields[0]
+            zipf[word] = int(fields[1]) / 10.0
+            noun[word] = int(fields[2]) / 9.0
+            if len(fields) == 4 and fields[3].startswith("="):
+                forms[word] = tuple(fields[3][1:].split(","))
+            elif len(fields) == 7:
+                by_pos = tuple(_ids(part) for part in fields[4].split("|"))
+                if len(by_pos) != len(POS_ORDER):
+                    raise ValueError("expected senses for 4 parts of speech")
+                lemmas[word] = Word(
+                    zipf[word], noun[word], fields[3], by_pos, _ids(fields[5]), _ids(fields[6])
+                )
+            elif len(fields) != 3:
+                raise ValueError(f"{len(fields)} fields")
+        except (IndexError, ValueError) as e:
+            raise MeaningDataError(f"{path}:{number}: malformed line ({e})") from e
+    return WordNetData(lemmas, forms, zipf, noun)
