@@ -85,3 +85,28 @@ def test_rare_unknown_word_weighs_more_than_a_frequent_one() -> None:
     rare = engine.match("question about my electricity bill")
     common = engine.match("question about my information bill")
     assert rare.confidence < common.confidence - 0.03
+
+
+CONNECTION = """
+[bot]
+name = "T"
+fallback = ["?"]
+
+[[intents]]
+name = "no_connection"
+examples = ["my connection is down", "i am not connected", "the connection keeps failing"]
+responses = ["ok"]
+
+[[intents]]
+name = "billing"
+examples = ["question about my bill", "my bill is wrong", "explain my bill"]
+responses = ["ok"]
+"""
+
+
+def test_a_prefixed_word_is_read_as_its_root() -> None:
+    engine = IntentEngine(loads_catalogue(CONNECTION, source="<t>"))
+    # "disconnecting" is unknown; its root "connect" is a form of "connection"/"connected".
+    assert engine.match("it keeps disconnecting").intent_name == "no_connection"
+    # "report" is not "re" + "port": the prefix rule leaves such words alone.
+    assert engine._derived("report") == ()

@@ -112,6 +112,12 @@ DERIVED_MIN_PREFIX = 5
 DERIVED_MIN_SHARE = 0.75
 # ...and the reading counts this much of the word.
 DERIVED_SIMILARITY = 0.8
+# An unknown word made of a prefix and a catalogue word (or a derived form of one) is
+# read as that word at this similarity; the root must keep this many letters. Not
+# "re": most words starting so are no prefixed forms ("report" is not "port").
+AFFIX_PREFIXES: tuple[str, ...] = ("dis", "un", "mis", "non")
+AFFIX_MIN_ROOT = 4
+AFFIX_SIMILARITY = 0.6
 # A word typed without vowels ("hlp") read as a catalogue word counts this much.
 SKELETON_SIMILARITY = 0.8
 # A message word the catalogue does not use is also read as each catalogue word
@@ -846,6 +852,17 @@ class IntentEngine:
             shared = len(os.path.commonprefix((known, token)))  # noqa: RUF071 - words
             if shared >= DERIVED_MIN_SHARE * min(len(known), len(token)):
                 found.append((known, DERIVED_SIMILARITY))
+        if not found:
+            # A prefixed word is about its root ("disconnecting" is about connecting,
+            # "unpaid" about paying), though it may mean the opposite: less credit.
+            for prefix in AFFIX_PREFIXES:
+                root = token[len(prefix) :]
+                if token.startswith(prefix) and len(root) >= AFFIX_MIN_ROOT:
+                    if root in self._weights:
+                        found.append((root, AFFIX_SIMILARITY))
+                    else:
+                        found += [(r, AFFIX_SIMILARITY) for r, _ in self._derived(root)]
+                    break
         return tuple(found)
 
     def _wordnet_index(self, surface: Mapping[str, int]) -> None:
