@@ -207,6 +207,7 @@ SALIENCE_MAX = 1.6
 # so answered "book me a flight to lisbon" in the bench's 200-intent catalogue).
 CIRCUMSTANCE_KINDS: frozenset[str] = frozenset({"time", "person"})
 CIRCUMSTANCE_FACTOR = 0.5
+CIRCUMSTANCE_MIN_NOUN_SHARE = 0.5
 
 NUMBER_TOKEN = "#"  # noqa: S105 - every run of digits matches as this one token
 USER_ROLE = "user"
@@ -387,6 +388,12 @@ def stem(word: str) -> str:
         if word.endswith(suffix):
             return word[: -len(suffix)] + replacement
     for suffix in ("ing", "ed"):
+        if suffix == "ed" and word.endswith("eed"):
+            # "agreed" is "agree" + "d", but "speed" and "bleed" are no past tense:
+            # nothing before their "eed" has a vowel.
+            if _VOWEL.search(word[:-3]):
+                word = word[:-1]
+            break
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             word = word[: -len(suffix)]
             if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "lsz":
@@ -505,6 +512,7 @@ class IntentEngine:
         for lists in example_tokens.values():
             for token in {t for tokens in lists for t in tokens}:
                 frequency[token] = frequency.get(token, 0) + 1
+        self._facts = _facts_by_fold(load_wordnet())
         self._weights: dict[str, float] = {}
         for token, df in frequency.items():
             self._weights[token] = _stop_factor(token) * math.log(1.0 + n_intents / df)
@@ -885,7 +893,6 @@ class IntentEngine:
                     self._synsets.setdefault(synset, {}).setdefault(token, False)
         self._wordnet = wordnet
         self._fold_lemmas = _lemmas_by_fold(wordnet)
-        self._facts = _facts_by_fold(wordnet)
 
     def _meaning_uncached(self, token: str) -> tuple[tuple[str, float], ...]:
         """Catalogue words WordNet relates to `token` (a folded message word)."""
@@ -948,6 +955,8 @@ class IntentEngine:
                     # An unknown word the lexicon relates to catalogue words weighs
                     # like them: it is as much about the topic as they are.
                     weight = max(self._weights[r] for r, _ in related)
+                    if _circumstance(self._facts.get(token)):
+                        weight *= CIRCUMSTANCE_FACTOR
                 else:
                     weight = _stop_factor(token) * self._oov_weight
                     facts = self._facts.get(token)
@@ -1163,10 +1172,23 @@ def _facts_by_fold(wordnet: WordNetData) -> dict[str, tuple[float, float, str]]:
         token = fold(word)
         if token in found and found[token][0] >= zipf:
             continue
+        kind = ""
         names = wordnet.lemmas_of(word)
-        kind = wordnet.lemmas[names[0]].kind if names else ""
+        if names:
+            entry = wordnet.lemmas[names[0]]
+            # The noun class says what the word is only if it is used as a noun, or
+            # as an adverb of the same kind ("tonight"): "have" and "great" also
+            # name kinds of person, as nouns nobody means.
+            _, verbs, adjectives, _ = entry.senses
+            if entry.noun >= CIRCUMSTANCE_MIN_NOUN_SHARE or not (verbs or adjectives):
+                kind = entry.kind
         found[token] = (zipf, wordnet.noun[word], kind)
     return found
+
+
+def _circumstance(facts: tuple[float, float, str] | None) -> bool:
+    """Whether a word's first noun sense is a time or a person ("tonight", "husband")."""
+    return facts is not None and facts[2] in CIRCUMSTANCE_KINDS
 
 
 def _salience(zipf: float, noun: float, kind: str) -> float:
