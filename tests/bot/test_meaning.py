@@ -110,3 +110,36 @@ def test_a_prefixed_word_is_read_as_its_root() -> None:
     assert engine.match("it keeps disconnecting").intent_name == "no_connection"
     # "report" is not "re" + "port": the prefix rule leaves such words alone.
     assert engine._derived("report") == ()
+
+
+ROUTER = """
+[bot]
+name = "T"
+fallback = ["?"]
+
+[[intents]]
+name = "router_reset"
+examples = ["how do i reset my router", "reset the router", "router needs a reset"]
+responses = ["ok"]
+
+[[intents]]
+name = "remember_name"
+examples = ["call me Sam", "my name is Sam"]
+slots = { name = '(?i)(?:call me|name is)\\s+(?P<name>\\w+)' }
+responses = ["Hi {name}"]
+"""
+
+
+def test_a_product_the_catalogue_never_names_makes_a_fallback() -> None:
+    engine = IntentEngine(loads_catalogue(ROUTER, source="<t>"))
+    assert engine.match("how do i reset my router").intent_name == "router_reset"
+    # "iphone" is frequent English, unknown to WordNet and to the catalogue.
+    assert engine.match("how do i reset my iphone").intent is None
+    # A rare unknown word is more likely a typo or jargon: no veto for it.
+    assert engine.match("how do i reset my zyxelrouter").intent_name == "router_reset"
+
+
+def test_a_slot_value_or_a_capitalised_name_is_no_stranger() -> None:
+    engine = IntentEngine(loads_catalogue(ROUTER, source="<t>"))
+    assert engine.match("call me kim").intent_name == "remember_name"
+    assert engine.match("reset the router for Kim please").intent_name == "router_reset"

@@ -207,6 +207,15 @@ SALIENCE_MAX = 1.6
 # so answered "book me a flight to lisbon" in the bench's 200-intent catalogue).
 CIRCUMSTANCE_KINDS: frozenset[str] = frozenset({"time", "person"})
 CIRCUMSTANCE_FACTOR = 0.5
+# A message naming something neither WordNet nor the catalogue knows, though English
+# uses it often (Zipf between these: "netflix" 4.2, "iphone" 4.4, "facebook" 4.9; not
+# typos or rare jargon below, not function words above), is about that thing: a
+# product or company the catalogue never mentions. It falls back instead of being
+# answered by the intent whose frame it borrows ("how do i reset my iphone"). Not
+# when the word is a name typed with a capital, an everyday word (COMMON_WORDS,
+# GUARD_WORDS), or the value an intent's slot captured.
+STRANGER_MIN_ZIPF = 4.0
+STRANGER_MAX_ZIPF = 5.3
 CIRCUMSTANCE_MIN_NOUN_SHARE = 0.5
 
 NUMBER_TOKEN = "#"  # noqa: S105 - every run of digits matches as this one token
@@ -443,6 +452,9 @@ class _Message:
     # Whether some unit has several readings; if not, each token credits one unit and
     # scoring can add up token credits without keeping the best per unit.
     shared: bool
+    # Frequent English words that WordNet and the catalogue both lack: product and
+    # company names ("netflix", "iphone"), which name what the message is about.
+    strangers: frozenset[str] = frozenset()
 
 
 class IntentEngine:
@@ -671,6 +683,10 @@ class IntentEngine:
             return Match(None, _clamp(best), {}, ranking)
         runner_up = open_scores[1][0] if len(open_scores) > 1 else 0.0
         if best - runner_up < bot.margin:
+            return Match(None, _clamp(best), {}, ranking)
+        if open_scores[0][1] not in slot_values and message.strangers - {
+            fold(name) for name in _proper_nouns(raw)
+        }:
             return Match(None, _clamp(best), {}, ranking)
         return found(*open_scores[0])
 
@@ -992,7 +1008,20 @@ class IntentEngine:
                 if is_content and reading not in STOP_WORDS and reading not in QUESTION_WORDS:
                     content.add(reading)
         shared = sum(len(credits) for credits in hits.values()) > len(units)
-        return _Message(hits, total, " ".join(units), frozenset(content), frozenset(hits), shared)
+        strangers = frozenset(
+            token
+            for token in units
+            if token.isalpha()
+            and len(hits[token]) == 1
+            and token not in self._weights
+            and token not in STOP_WORDS
+            and token not in self._guard_stems
+            and token not in self._fold_lemmas
+            and STRANGER_MIN_ZIPF <= self._facts.get(token, (0.0,))[0] <= STRANGER_MAX_ZIPF
+        )
+        return _Message(
+            hits, total, " ".join(units), frozenset(content), frozenset(hits), shared, strangers
+        )
 
     def _score(self, index: _IntentIndex, message: _Message) -> float:
         if message.total <= 0:
