@@ -437,20 +437,44 @@ class LoadSocket:
 
 
 class LagProbe:
-    """The load client's own event-loop lag: if it is high, latencies include client delay."""
+    """The load client's own event-loop lag: if it is high, latencies include client delay.
 
-    def __init__(self) -> None:
+    It also samples, second by second, the server's and the database's CPU
+    use and the client's worst lag, for ``--timeline``.
+    """
+
+    def __init__(self, server_pid: int | None = None, db_pids: list[int] | None = None) -> None:
         self.worst = 0.0
+        self.server_pid = server_pid
+        self.db_pids = db_pids or []
+        self.seconds: list[tuple[float, float, float]] = []  # server %, database %, lag ms
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def _cpu(self) -> tuple[float, float]:
+        server = cpu_of(self.server_pid) if self.server_pid else 0.0
+        return server, sum(cpu_of(p) for p in self.db_pids)
+
     async def _run(self) -> None:
+        second_started = time.perf_counter()
+        cpu_then = self._cpu()
+        worst_this_second = 0.0
         while True:
             started = time.perf_counter()
             await asyncio.sleep(0.05)
-            self.worst = max(self.worst, time.perf_counter() - started - 0.05)
+            now = time.perf_counter()
+            lag = now - started - 0.05
+            self.worst = max(self.worst, lag)
+            worst_this_second = max(worst_this_second, lag)
+            if now - second_started >= 1.0:
+                cpu_now = self._cpu()
+                span = now - second_started
+                self.seconds.append(((cpu_now[0] - cpu_then[0]) / span * 100,
+                                     (cpu_now[1] - cpu_then[1]) / span * 100,
+                                     worst_this_second * 1000))
+                second_started, cpu_then, worst_this_second = now, cpu_now, 0.0
 
     def stop(self) -> None:
         if self._task is not None:
@@ -504,7 +528,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     rss_after = rss_of(target)
     content = "x" * args.content_chars
     interval = args.interval_ms / 1000
-    probe = LagProbe()
+    probe = LagProbe(target.server_pid, db_pids(target))
     probe.start()
     cpu0 = cpu_of(target.server_pid)
     db0 = sum(cpu_of(p) for p in db_pids(target))
@@ -527,6 +551,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     rss_end = rss_of(target)
     probe.stop()
     result["batches"] = batch_sizes(target.url) if target.name == "whatsease" else {}
+    result["gc"] = gc_pauses(target.url) if target.name == "whatsease" else "-"
     for sock in sockets:
         sock.sending = False
         sock.close()
@@ -551,26 +576,32 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         "client_cpu_per_1k": ((self1.ru_utime + self1.ru_stime - self0.ru_utime
                                - self0.ru_stime) / delivered * 1000),
         "client_lag_ms": probe.worst * 1000,
+        "seconds": probe.seconds,
         "frames_in": dict(stats.frames_in),
     })
     gc.unfreeze()
     return result
 
 
-def batch_sizes(ws_url: str) -> dict[str, float]:
-    """Mean items per batched database write, by kind, from the server's /metrics."""
+def fetch_metrics(ws_url: str) -> str:
+    """The server's /metrics text ('' if it cannot be read)."""
     if not ws_url.startswith("ws://127.0.0.1:"):
-        return {}
+        return ""
     port = int(ws_url.split(":")[2].split("/")[0])
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("GET", "/metrics")
         response = conn.getresponse()
         if response.status != 200:
-            return {}
-        text = response.read().decode()
+            return ""
+        return response.read().decode()
     except OSError:
-        return {}
+        return ""
+
+
+def batch_sizes(ws_url: str) -> dict[str, float]:
+    """Mean items per batched database write, by kind, from the server's /metrics."""
+    text = fetch_metrics(ws_url)
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     for line in text.splitlines():
@@ -580,6 +611,25 @@ def batch_sizes(ws_url: str) -> dict[str, float]:
                 kind = line[len(prefix):].split('"')[0]
                 into[kind] = float(line.split()[-1])
     return {k: sums[k] / counts[k] for k in sums if counts.get(k)}
+
+
+def gc_pauses(ws_url: str) -> str:
+    """The server's garbage-collector pauses (count, total, how many over 50 ms), from /metrics."""
+    text = fetch_metrics(ws_url)
+    count = total = under_50ms = 0.0
+    for line in text.splitlines():
+        if not line.startswith("whatsease_gc_pause_seconds"):
+            continue
+        value = float(line.split()[-1])
+        if line.startswith("whatsease_gc_pause_seconds_count"):
+            count += value
+        elif line.startswith("whatsease_gc_pause_seconds_sum"):
+            total += value
+        elif 'le="0.05"' in line:
+            under_50ms += value
+    if not count:
+        return "-"
+    return f"{count:.0f}, {total * 1000:.0f} ms in all, {count - under_50ms:.0f} over 50 ms"
 
 
 # --- report --------------------------------------------------------------------------------
@@ -631,6 +681,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("load client worst loop lag ms", lambda r: f"{r['client_lag_ms']:.0f}")
     row("mean database batch sizes", lambda r: " ".join(
         f"{k}={v:.1f}" for k, v in sorted(r.get("batches", {}).items())) or "-")
+    row("server GC pauses", lambda r: r.get("gc", "-"))
     width = max(len(label) for label, _ in rows)
     cols = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
     lines = [f"ws_load --users {args.users} --interval-ms {args.interval_ms} "
@@ -649,16 +700,21 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 def timeline(result: dict[str, Any]) -> str:
-    """Delivery latency by the second the message was sent in."""
-    seconds: dict[int, list[float]] = {}
+    """Delivery latency by the second the message was sent in, beside CPU use then."""
+    by_second: dict[int, list[float]] = {}
     for at, ms in zip(result["delivery_at"], result["delivery_ms"], strict=True):
-        seconds.setdefault(int(at), []).append(ms)
+        by_second.setdefault(int(at), []).append(ms)
     lines = [f"\n{result['target']}: delivery latency by second of sending",
-             "| second | messages | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|"]
-    for second in sorted(seconds):
-        values = seconds[second]
+             "| second | messages | p50 ms | p99 ms | max ms | server CPU % | database CPU % "
+             "| client lag ms |", "|---|---|---|---|---|---|---|---|"]
+    samples = result["seconds"]
+    for second in sorted(by_second):
+        values = by_second[second]
+        server, database, lag = (samples[second] if second < len(samples)
+                                 else (float("nan"),) * 3)
         lines.append(f"| {second} | {len(values)} | {fmt_ms(values, 50)} | "
-                     f"{fmt_ms(values, 99)} | {fmt_ms(values, None)} |")
+                     f"{fmt_ms(values, 99)} | {fmt_ms(values, None)} | {server:.0f} | "
+                     f"{database:.0f} | {lag:.0f} |")
     return "\n".join(lines)
 
 

@@ -24,7 +24,7 @@ from whatsease.auth.accounts import Accounts
 from whatsease.auth.service import AuthService
 from whatsease.config import Config
 from whatsease.messaging.service import Messaging
-from whatsease.metrics import probe_loop_lag
+from whatsease.metrics import probe_loop_lag, watch_gc
 from whatsease.realtime.frames import WS_1012_SERVICE_RESTART
 from whatsease.realtime.hub import Hub
 from whatsease.services import Services
@@ -159,6 +159,7 @@ class WhatsEaseServer:
         # collector from walking it on every full collection.
         gc.collect()
         gc.freeze()
+        watch_gc()
         logger.info("listening", extra={"url": f"http://{self.config.host}:{self.port}"})
         return self.port
 

@@ -3,6 +3,8 @@
 While one flush is in flight, new items queue; when it finishes, everything
 queued goes in the next flush. An idle system therefore writes at once, and a
 busy one writes in batches as large as the load, with no timer to tune.
+Writes nobody waits for can also `linger`: gather for a moment before a
+flush, so that each database command carries more items.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ class Batcher(Generic[T, R]):
     """
 
     def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], *,
-                 max_batch: int = 1000, name: str = "batch") -> None:
+                 max_batch: int = 1000, name: str = "batch", linger: float = 0.0) -> None:
         self._flush = flush
         self.max_batch = max_batch
+        self.linger = linger  # seconds a flush waits for more items unless the batch is full
         self.name = name
         self._pending: list[tuple[T, asyncio.Future[R] | None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -54,6 +57,8 @@ class Batcher(Generic[T, R]):
     async def _run(self) -> None:
         try:
             while self._pending:
+                if self.linger and len(self._pending) < self.max_batch:
+                    await asyncio.sleep(self.linger)
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 await self._flush_one(batch)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -50,6 +52,27 @@ SUPPORT_FIRST_RESPONSE = Histogram(
     "whatsease_support_first_response_seconds",
     "From a customer needing a person to an agent's first reply.",
     buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600))
+
+GC_PAUSE = Histogram("whatsease_gc_pause_seconds",
+                     "Garbage-collector pauses (the event loop stands still) by generation.",
+                     ["generation"], buckets=LATENCY_BUCKETS_SECS)
+_GC_PAUSE_BY_GENERATION = [GC_PAUSE.labels(str(g)) for g in range(3)]
+_gc_started = 0.0
+
+
+def _time_gc(phase: str, info: dict[str, Any]) -> None:
+    global _gc_started
+    if phase == "start":
+        _gc_started = time.perf_counter()
+    else:
+        _GC_PAUSE_BY_GENERATION[info["generation"]].observe(time.perf_counter() - _gc_started)
+
+
+def watch_gc() -> None:
+    """Time every collection into `GC_PAUSE` (idempotent)."""
+    if _time_gc not in gc.callbacks:
+        gc.callbacks.append(_time_gc)
+
 
 # How often the loop-lag probe wakes, in seconds.
 LOOP_LAG_INTERVAL_SECS = 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import time
 from pathlib import Path
@@ -87,3 +88,13 @@ def test_metrics_count_requests_by_route_and_status(server: ServerThread) -> Non
     assert _sample(text, "whatsease_http_request_seconds_bucket", method="GET", route=route,
                    le="+Inf") is not None
     assert "# TYPE whatsease_http_request_seconds histogram" in text
+
+
+def test_metrics_time_garbage_collector_pauses(server: ServerThread) -> None:
+    client = Client(server.port)
+    before = _sample(client.get("/metrics").body.decode(), "whatsease_gc_pause_seconds_count",
+                     generation="2") or 0.0
+    gc.collect()  # the server runs in this process: a full collection it must have timed
+    after = _sample(client.get("/metrics").body.decode(), "whatsease_gc_pause_seconds_count",
+                    generation="2")
+    assert after is not None and after >= before + 1

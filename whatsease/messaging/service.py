@@ -48,7 +48,7 @@ BATCH_SIZE_MESSAGES = BATCH_SIZE.labels("messages")
 BATCH_SIZE_STATUSES = BATCH_SIZE.labels("statuses")
 # Receipt batches wait this long before reading and writing, in seconds: a
 # tick turns blue this much later, and the database does far less work.
-STATUS_LINGER_SECS = 0.025
+STATUS_LINGER_SECS = 0.05
 # Largest batches of receipts and of inserts. Writes take turns in the write
 # lane, so an insert may wait for one other batch: keep each to ~15-25 ms on
 # the embedded database (a receipt costs it ~0.8 ms, a message with its chat
@@ -150,8 +150,12 @@ class Messaging:
         self._revisions = _Revisions()
         # The socket each message in the insert queue came from (not echoed to it).
         self._origins: dict[str, Connection | None] = {}
+        # Receipts are off the delivery path: they linger so that each batch
+        # gathers more of them (the database's cost per command is about
+        # that of several documents).
         self._statuses: Batcher[_StatusRequest, list[Message]] = Batcher(
-            self._status_batch, max_batch=STATUS_MAX_BATCH, name="statuses")
+            self._status_batch, max_batch=STATUS_MAX_BATCH, name="statuses",
+            linger=STATUS_LINGER_SECS)
 
     def register_bot(self, address: str, hook: BotHook) -> None:
         """Route messages sent to ``address`` (``bot:<name>``) to ``hook`` after they are stored."""
@@ -368,11 +372,6 @@ class Messaging:
         return await self._statuses.submit(_StatusRequest(user, message_ids, status, origin))
 
     async def _status_batch(self, requests: list[_StatusRequest]) -> list[list[Message]]:
-        # Receipts are off the delivery path: unless a backlog already fills
-        # batches, linger so that each gathers more of them (the database's
-        # cost per command is about that of several documents).
-        if len(requests) < STATUS_MAX_BATCH // 2:
-            await asyncio.sleep(STATUS_LINGER_SECS)
         BATCH_SIZE_STATUSES.observe(len(requests))
         async with self.lane.hold(RECEIPTS):
             return await self._apply_statuses(requests)

@@ -1,0 +1,61 @@
+"""Group commit: batches form from what queued during a flush, and lingering gathers more."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from whatsease.batching import Batcher
+
+
+async def _record(batches: list[list[int]], items: list[int]) -> list[int]:
+    batches.append(list(items))
+    await asyncio.sleep(0.01)  # a database round trip
+    return [i * 10 for i in items]
+
+
+async def test_items_queued_during_a_flush_go_in_the_next_one() -> None:
+    batches: list[list[int]] = []
+    batcher: Batcher[int, int] = Batcher(lambda items: _record(batches, items))
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0)  # the first flush starts with one item
+    rest = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3, 4)]
+    assert await first == 10
+    assert [await r for r in rest] == [20, 30, 40]
+    assert batches == [[1], [2, 3, 4]]
+
+
+async def test_linger_gathers_items_that_arrive_within_it() -> None:
+    batches: list[list[int]] = []
+    batcher: Batcher[int, int] = Batcher(lambda items: _record(batches, items), linger=0.05)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.01)  # well inside the linger
+    second = asyncio.ensure_future(batcher.submit(2))
+    assert (await first, await second) == (10, 20)
+    assert batches == [[1, 2]]
+
+
+async def test_a_full_batch_does_not_linger() -> None:
+    batches: list[list[int]] = []
+    batcher: Batcher[int, int] = Batcher(lambda items: _record(batches, items), max_batch=2,
+                                         linger=30)
+    results = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
+    done, _ = await asyncio.wait(results, timeout=5)
+    assert len(done) == 2, "a full batch waited for its linger"
+    assert batches == [[1, 2]]
+
+
+async def test_a_failed_flush_fails_its_callers_and_the_next_batch_still_runs() -> None:
+    calls: list[list[int]] = []
+
+    async def flaky(items: list[int]) -> list[int]:
+        calls.append(items)
+        if len(calls) == 1:
+            raise RuntimeError("database down")
+        return items
+
+    batcher: Batcher[int, int] = Batcher(flaky)
+    with pytest.raises(RuntimeError, match="database down"):
+        await batcher.submit(1)
+    assert await batcher.submit(2) == 2
