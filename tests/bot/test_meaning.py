@@ -143,3 +143,26 @@ def test_a_slot_value_or_a_capitalised_name_is_no_stranger() -> None:
     engine = IntentEngine(loads_catalogue(ROUTER, source="<t>"))
     assert engine.match("call me kim").intent_name == "remember_name"
     assert engine.match("reset the router for Kim please").intent_name == "router_reset"
+
+
+SERVICE = """
+[bot]
+name = "T"
+fallback = ["?"]
+
+[[intents]]
+name = "fault"
+examples = ["my internet is not working", "the service does not work", "it is broken"]
+responses = ["ok"]
+
+[[intents]]
+name = "cancel"
+examples = ["cancel my contract", "stop my contract", "i want to cancel the service"]
+responses = ["ok"]
+"""
+
+
+def test_stopped_working_is_not_working() -> None:
+    engine = IntentEngine(loads_catalogue(SERVICE, source="<t>"))
+    assert engine.match("my internet stopped working").intent_name == "fault"
+    assert engine.match("stop my contract please").intent_name == "cancel"

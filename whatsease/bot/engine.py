@@ -156,6 +156,17 @@ SUBORDINATORS: frozenset[str] = frozenset(
 ARITHMETIC_WORDS: frozenset[str] = frozenset(
     {"times", "x", "plus", "minus", "multiplied", "divided", "multiply", "divide"}
 )
+# A verb of ceasing before a gerund says the action no longer happens: "stopped
+# working" is "not working", not a request to stop (cancel) something. Other aspect
+# verbs stay as they are: "keeps dropping" says something a catalogue may use.
+ASPECT_VERBS: Mapping[str, str] = dict.fromkeys(
+    ("stop", "stops", "stopped", "quit", "quits", "ceased"), "not"
+)
+# Words ending in -ing that are no gerund ("stop everything").
+NOT_GERUNDS: frozenset[str] = frozenset(
+    {"nothing", "something", "anything", "everything", "morning", "evening", "during",
+     "ceiling", "wedding", "string", "spring", "pudding", "building", "clothing"}
+)  # fmt: skip
 # Phrasal verbs whose object may stand between verb and particle ("pick it up").
 PARTICLES: frozenset[str] = frozenset({"up", "back", "out", "off", "down", "over", "away", "in"})
 OBJECT_PRONOUNS: frozenset[str] = frozenset(
@@ -801,7 +812,7 @@ class IntentEngine:
     def _canonical(self, text: str, *, correct: bool) -> list[tuple[str, float]]:
         """Normalise, correct typos, stem and fold synonyms: (token, similarity) pairs."""
         text = _ARITHMETIC_SYMBOL.sub(" times ", _PLUS_SYMBOL.sub(" plus ", text))
-        words = tokenize(text, self._squeeze_vocabulary)
+        words = _aspect(tokenize(text, self._squeeze_vocabulary))
         names = _proper_nouns(text) if correct else frozenset()
         pairs: list[tuple[str, float]] = []
         for i, word in enumerate(words):
@@ -1227,6 +1238,27 @@ def _salience(zipf: float, noun: float, kind: str) -> float:
     if kind in CIRCUMSTANCE_KINDS:
         factor *= CIRCUMSTANCE_FACTOR
     return factor
+
+
+def _aspect(words: list[str]) -> list[str]:
+    """Read aspect verbs before a gerund for what they say: "stopped working" is "not
+    working"."""
+    if not any(word in ASPECT_VERBS for word in words):
+        return words
+    out: list[str] = []
+    for i, word in enumerate(words):
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if (
+            word in ASPECT_VERBS
+            and following.endswith("ing")
+            and len(following) > 5
+            and following not in NOT_GERUNDS
+        ):
+            if ASPECT_VERBS[word]:
+                out.append(ASPECT_VERBS[word])
+            continue
+        out.append(word)
+    return out
 
 
 def _infinitive(token: str) -> bool:
