@@ -212,17 +212,17 @@ def test_default_catalogue_meets_the_bar() -> None:
     assert engine["accuracy"] >= baseline["accuracy"] + 0.1
 
 
-# The other catalogues' figures when they were last measured (docs/bot.md): a change
-# that loses any case they got right fails here and must be looked at. Shop and the
-# clinic were each held out at first (91.0%, 90.8%) and have since been used for
-# tuning.
+# The other catalogues' figures when they were last measured (docs/bot.md), less a
+# case or two of margin: a change that loses more fails here and must be looked at.
+# Shop, the clinic and the internet provider were each held out at first (91.0%,
+# 90.8%, and 84.1% with 7 of 28 out-of-scope answered, measured once) and have since
+# been used for tuning. Last measured: 119/122 (0), 134/142 (1), 135/151 (3).
 OTHER_CATALOGUES = [
     # (catalogue, cases, minimum correct, maximum out-of-scope answered)
-    ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 119, 0),
-    ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 134, 1),
-    # Held out: written before the engine changes of its round and measured once after
-    # them (docs/bot.md); below the 95% bar, so this floor only guards against losing more.
-    ("examples/catalogues/isp.toml", "tests/bot/isp_cases.jsonl", 127, 7),
+    ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 118, 0),
+    ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 133, 1),
+    # Below the 95% bar: this floor only guards against losing more.
+    ("examples/catalogues/isp.toml", "tests/bot/isp_cases.jsonl", 133, 4),
 ]
 
 
