@@ -1193,13 +1193,21 @@ def _nearest(word: str, choices: Sequence[str]) -> str | None:
 
 
 @lru_cache(maxsize=1)
+def _folded_words(wordnet: WordNetData) -> tuple[tuple[str, str], ...]:
+    """(spelling, folded form) of every word listed, most frequent first (once a
+    process: folding 60,000 words is most of the cost of these tables)."""
+    ordered = sorted(wordnet.zipf, key=lambda w: -wordnet.zipf[w])
+    return tuple((word, fold(word)) for word in ordered)
+
+
+@lru_cache(maxsize=1)
 def _lemmas_by_fold(wordnet: WordNetData) -> dict[str, tuple[str, ...]]:
     """WordNet lemmas by the folded form of every spelling listed (one table a process)."""
     found: dict[str, dict[str, None]] = {}
-    for word in wordnet.zipf:
+    for word, token in _folded_words(wordnet):
         names = wordnet.lemmas_of(word)
         if names:
-            found.setdefault(fold(word), {}).update(dict.fromkeys(names))
+            found.setdefault(token, {}).update(dict.fromkeys(names))
     return {token: tuple(names) for token, names in found.items()}
 
 
@@ -1208,10 +1216,9 @@ def _facts_by_fold(wordnet: WordNetData) -> dict[str, tuple[float, float, str]]:
     """(Zipf frequency, noun share, noun class) by folded form, from its most frequent
     spelling (one table a process)."""
     found: dict[str, tuple[float, float, str]] = {}
-    for word, zipf in wordnet.zipf.items():
-        token = fold(word)
-        if token in found and found[token][0] >= zipf:
-            continue
+    for word, token in _folded_words(wordnet):
+        if token in found:
+            continue  # a more frequent spelling came first
         kind = ""
         names = wordnet.lemmas_of(word)
         if names:
@@ -1219,10 +1226,9 @@ def _facts_by_fold(wordnet: WordNetData) -> dict[str, tuple[float, float, str]]:
             # The noun class says what the word is only if it is used as a noun, or
             # as an adverb of the same kind ("tonight"): "have" and "great" also
             # name kinds of person, as nouns nobody means.
-            _, verbs, adjectives, _ = entry.senses
-            if entry.noun >= CIRCUMSTANCE_MIN_NOUN_SHARE or not (verbs or adjectives):
+            if entry.noun >= CIRCUMSTANCE_MIN_NOUN_SHARE or not entry.verb_or_adjective:
                 kind = entry.kind
-        found[token] = (zipf, wordnet.noun[word], kind)
+        found[token] = (wordnet.zipf[word], wordnet.noun[word], kind)
     return found
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 # Built by scripts/build_wordnet.py from WordNet 3.0 and wordfreq (format there);
@@ -20,14 +20,39 @@ class MeaningDataError(ValueError):
 
 @dataclass(frozen=True)
 class Word:
-    """What WordNet and wordfreq say about one English word (a lemma)."""
+    """What WordNet and wordfreq say about one English word (a lemma).
+
+    The synset lists are kept as text and read on first use: an engine needs them
+    for its catalogue's words and a few message words, not for 30,000 lemmas.
+    """
 
     zipf: float  # English frequency: log10 of uses per billion words (7 = "the", 3 = rare)
     noun: float  # share of its tagged uses that are as a noun, 0..1
     kind: str  # lexicographer class of its first noun sense ("time", "person"), or ""
-    senses: tuple[tuple[int, ...], ...]  # synsets per part of speech (n, v, a, r), first first
-    hypernyms: tuple[int, ...]  # of its first senses
-    derived: tuple[int, ...]  # synsets its derivational links reach ("pay" -> "payment")
+    raw_senses: str  # "n|v|a|r" lists of base-36 synset numbers, first sense first
+    raw_hypernyms: str
+    raw_derived: str
+
+    @property
+    def verb_or_adjective(self) -> bool:
+        """Whether WordNet also knows it as a verb or an adjective."""
+        _, verbs, adjectives, _ = self.raw_senses.split("|")
+        return bool(verbs or adjectives)
+
+    @cached_property
+    def senses(self) -> tuple[tuple[int, ...], ...]:
+        """Synsets per part of speech (n, v, a, r), first sense first."""
+        return tuple(_ids(part) for part in self.raw_senses.split("|"))
+
+    @cached_property
+    def hypernyms(self) -> tuple[int, ...]:
+        """The hypernyms of its first senses."""
+        return _ids(self.raw_hypernyms)
+
+    @cached_property
+    def derived(self) -> tuple[int, ...]:
+        """Synsets its derivational links reach ("pay" -> "payment")."""
+        return _ids(self.raw_derived)
 
     def core(self, senses_per_pos: int) -> frozenset[int]:
         """Its first `senses_per_pos` senses of each part of speech, with derived forms."""
@@ -52,7 +77,10 @@ class WordNetData:
 
 
 def _ids(field: str) -> tuple[int, ...]:
-    return tuple(int(x, 36) for x in field.split(",")) if field else ()
+    try:
+        return tuple(int(x, 36) for x in field.split(",")) if field else ()
+    except ValueError as e:
+        raise MeaningDataError(f"{WORDNET_PATH.name}: malformed synset list ({e})") from e
 
 
 @lru_cache(maxsize=1)
@@ -78,12 +106,9 @@ def load_wordnet(path: Path = WORDNET_PATH) -> WordNetData:
             if len(fields) == 4 and fields[3].startswith("="):
                 forms[word] = tuple(fields[3][1:].split(","))
             elif len(fields) == 7:
-                by_pos = tuple(_ids(part) for part in fields[4].split("|"))
-                if len(by_pos) != len(POS_ORDER):
+                if fields[4].count("|") != len(POS_ORDER) - 1:
                     raise ValueError("expected senses for 4 parts of speech")
-                lemmas[word] = Word(
-                    zipf[word], noun[word], fields[3], by_pos, _ids(fields[5]), _ids(fields[6])
-                )
+                lemmas[word] = Word(zipf[word], noun[word], *fields[3:])
             elif len(fields) != 3:
                 raise ValueError(f"{len(fields)} fields")
         except (IndexError, ValueError) as e:
