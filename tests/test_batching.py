@@ -59,3 +59,36 @@ async def test_a_failed_flush_fails_its_callers_and_the_next_batch_still_runs() 
     with pytest.raises(RuntimeError, match="database down"):
         await batcher.submit(1)
     assert await batcher.submit(2) == 2
+
+
+async def test_barrier_waits_for_earlier_items_only() -> None:
+    batches: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def slow(items: list[int]) -> list[int]:
+        batches.append(list(items))
+        await release.wait()
+        return items
+
+    batcher: Batcher[int, int] = Batcher(slow)
+    await batcher.barrier()  # nothing submitted: returns at once
+    batcher.submit_nowait(1)
+    barrier = asyncio.ensure_future(batcher.barrier())
+    await asyncio.sleep(0)
+    batcher.submit_nowait(2)  # after the barrier: not waited for
+    await asyncio.sleep(0.01)
+    assert not barrier.done()
+    release.set()
+    await asyncio.wait_for(barrier, 5)
+    assert batches[0] == [1]
+    await asyncio.wait_for(batcher.drain(), 5)
+    assert batches == [[1], [2]]
+
+
+async def test_barrier_is_released_by_a_failed_flush() -> None:
+    async def failing(items: list[int]) -> list[int]:
+        raise RuntimeError("database down")
+
+    batcher: Batcher[int, int] = Batcher(failing)
+    batcher.submit_nowait(1)
+    await asyncio.wait_for(batcher.barrier(), 5)

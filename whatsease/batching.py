@@ -37,6 +37,9 @@ class Batcher(Generic[T, R]):
         self.name = name
         self._pending: list[tuple[T, asyncio.Future[R] | None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._submitted = 0  # items ever enqueued
+        self._settled = 0  # of those, how many have been flushed (or failed)
+        self._barriers: list[tuple[int, asyncio.Future[None]]] = []
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -48,7 +51,19 @@ class Batcher(Generic[T, R]):
     def submit_nowait(self, item: T) -> None:
         self._enqueue(item, None)
 
+    async def barrier(self) -> None:
+        """Wait until everything submitted before this call has been flushed (or failed).
+
+        Unlike `drain`, later submissions do not make it wait longer.
+        """
+        if self._settled >= self._submitted:
+            return
+        reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._barriers.append((self._submitted, reached))
+        await reached
+
     def _enqueue(self, item: T, future: asyncio.Future[R] | None) -> None:
+        self._submitted += 1
         self._pending.append((item, future))
         self._idle.clear()
         if self._task is None:
@@ -70,6 +85,20 @@ class Batcher(Generic[T, R]):
                 self._idle.set()
 
     async def _flush_one(self, batch: list[tuple[T, asyncio.Future[R] | None]]) -> None:
+        try:
+            await self._flush_items(batch)
+        finally:
+            self._settled += len(batch)
+            still = []
+            for target, reached in self._barriers:
+                if target <= self._settled:
+                    if not reached.done():
+                        reached.set_result(None)
+                else:
+                    still.append((target, reached))
+            self._barriers = still
+
+    async def _flush_items(self, batch: list[tuple[T, asyncio.Future[R] | None]]) -> None:
         items = [item for item, _ in batch]
         try:
             results = await self._flush(items)

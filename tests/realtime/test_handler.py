@@ -539,3 +539,19 @@ async def test_sync_pages_through_messages_that_share_a_revision(services: Servi
         got += [m.message_id for m in page]
         assert all(m.status == "Read" for m in page)
     assert got == sent
+
+
+async def test_chat_list_and_receipts_wait_for_summaries_still_queued(services: Services) -> None:
+    """Summaries are written after delivery, in their own turn: a chat list read just
+    after a send shows the message, and a Read just after it leaves nothing unread."""
+    messaging = services.messaging
+    for email in ("t@example.com", "u@example.com"):
+        await services.store.users.insert(StoredUser(email=email, name=email))
+    for i in range(5):
+        sent = await messaging.send("t@example.com", "u@example.com", f"m{i}")
+        rows = await messaging.chats("u@example.com")
+        assert [(r["peer"], r["last_message"]["message_id"], r["unread_count"])
+                for r in rows] == [("t@example.com", sent.message_id, 1)]
+        await messaging.mark("u@example.com", [sent.message_id], "Read")
+        rows = await messaging.chats("u@example.com")
+        assert rows[0]["unread_count"] == 0

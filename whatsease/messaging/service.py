@@ -33,7 +33,7 @@ from whatsease.storage.models import (
 )
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
-from whatsease.writelane import RECEIPTS, URGENT
+from whatsease.writelane import ACK, RECEIPTS, URGENT
 
 HISTORY_MAX_LIMIT = 100
 SYNC_PAGE_LIMIT = 200
@@ -55,6 +55,7 @@ STATUS_LINGER_SECS = 0.05
 # summary ~1 ms).
 STATUS_MAX_BATCH = 24
 INSERT_MAX_BATCH = 32
+SUMMARY_MAX_BATCH = 32
 
 
 @dataclass
@@ -153,6 +154,10 @@ class Messaging:
         # Receipts are off the delivery path: they linger so that each batch
         # gathers more of them (the database's cost per command is about
         # that of several documents).
+        # Chat-list summaries of stored messages, written after delivery in
+        # their own turn of the lane (see `_insert_batch`).
+        self._summaries: Batcher[Message, None] = Batcher(
+            self._summary_batch, max_batch=SUMMARY_MAX_BATCH, name="summaries")
         self._statuses: Batcher[_StatusRequest, list[Message]] = Batcher(
             self._status_batch, max_batch=STATUS_MAX_BATCH, name="statuses",
             linger=STATUS_LINGER_SECS)
@@ -224,22 +229,27 @@ class Messaging:
         return stored
 
     async def _insert_batch(self, messages: list[Message]) -> list[Message]:
-        """Insert a batch, deliver it, and update its chats' summaries, in one turn of the lane.
+        """Insert a batch and deliver it; queue its chats' summaries.
 
-        Delivery goes out as soon as the insert is durable; the summaries
-        ride in the same turn (one more round trip), so the sender's ack (or
-        201) waits for no other write and never precedes the chat list.
+        Delivery goes out as soon as the insert is durable. The summaries
+        follow in their own turn of the lane, so the next insert does not
+        wait for them; whoever reads the chat list or rewrites a summary
+        first waits for those queued before (`_summaries.barrier`).
         """
         BATCH_SIZE_MESSAGES.observe(len(messages))
-        async with self.lane.hold(URGENT):
-            async with self._revisions.writing():
-                stored = await self.store.messages.insert_many(messages)
-            # Retries return the earlier message: delivered, and summarised, then.
-            fresh = [m for m, s in zip(messages, stored, strict=True) if s is m]
-            for message in fresh:
+        async with self.lane.hold(URGENT), self._revisions.writing():
+            stored = await self.store.messages.insert_many(messages)
+        # Retries return the earlier message: delivered, and summarised, then.
+        for message, kept in zip(messages, stored, strict=True):
+            if kept is message:
                 self._deliver(message)
-            await self.store.conversations.record_messages(fresh)
+                self._summaries.submit_nowait(message)
         return stored
+
+    async def _summary_batch(self, messages: list[Message]) -> list[None]:
+        async with self.lane.hold(ACK):
+            await self.store.conversations.record_messages(messages)
+        return [None] * len(messages)
 
     def _deliver(self, message: Message) -> None:
         MESSAGES_SENT.inc()
@@ -311,6 +321,7 @@ class Messaging:
             self._revisions.end(token)
         if message is None:
             raise Conflict("The message was deleted meanwhile.", code="deleted")
+        await self._summaries.barrier()  # its own summary may still be queued
         await self.store.conversations.refresh_last(message)
         self._broadcast_change(message)
         self.activity.record("message.edited", user, target=message.recipient,
@@ -331,6 +342,7 @@ class Messaging:
             self._revisions.end(token)
         if message is None:
             return
+        await self._summaries.barrier()
         await self.store.conversations.refresh_last(message)
         if message.status != "Read" and not is_bot(message.recipient):
             # It can no longer be read, so it no longer waits to be.
@@ -373,6 +385,10 @@ class Messaging:
 
     async def _status_batch(self, requests: list[_StatusRequest]) -> list[list[Message]]:
         BATCH_SIZE_STATUSES.observe(len(requests))
+        # A Read lowers an unread counter that the message's own summary
+        # raises: that summary must be written first. (Outside the lane:
+        # summaries need it.)
+        await self._summaries.barrier()
         async with self.lane.hold(RECEIPTS):
             return await self._apply_statuses(requests)
 
@@ -432,6 +448,7 @@ class Messaging:
 
     async def chats(self, user: str, *, q: str = "", filter_: str = "all") -> list[dict[str, Any]]:
         """The chat list: one row per conversation, newest first, with the peer's profile."""
+        await self._summaries.barrier()  # a message sent just now is in the list
         conversations = await self.store.conversations.list_for(user, limit=CHAT_LIST_LIMIT)
         peers = await self.store.users.get_many(
             c.peer_of(user) for c in conversations if not is_bot(c.peer_of(user)))
@@ -480,4 +497,5 @@ class Messaging:
 
     async def drain(self) -> None:
         await self._inserts.drain()
+        await self._summaries.drain()
         await self._statuses.drain()
