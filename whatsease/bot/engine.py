@@ -21,6 +21,7 @@ from rapidfuzz.distance import OSA
 from whatsease.bot.catalogue import Catalogue, Intent
 from whatsease.bot.meaning import WordNetData, load_wordnet
 from whatsease.bot.normalize import COMMON_WORDS, GUARD_WORDS, tokenize
+from whatsease.bot.vectors import VectorTable, WordVectors, load_vectors
 
 # Function words: they still count, at this fraction of their weight, because
 # "who are you" and "how are you" differ only in them, but they must not outvote
@@ -133,6 +134,25 @@ WORDNET_HYPERNYM_SIMILARITY = 0.0
 # few more (in its domain a rarer sense may be the one meant: "move" house).
 MESSAGE_SENSES = 2
 CATALOGUE_SENSES = 6
+# A message word the catalogue does not use, and that neither the lexicon nor WordNet
+# reads as any catalogue word, is read as the catalogue words whose GloVe vectors are
+# closest to its own (vectors.bin.gz): "purse" / "wallet", "inhaler" / "prescription",
+# "migraine" / "pain". Neighbours at or above this cosine similarity count, at most
+# this many, each at VECTOR_SIMILARITY x its cosine: soft evidence like WordNet's,
+# which leaves the word its own weight. Below 0.5 the neighbours turn into
+# associations ("physio" / "boss", "jab" / "right").
+VECTOR_MIN_COSINE = 0.5
+VECTOR_NEIGHBOURS = 3
+VECTOR_SIMILARITY = 1.0
+# ...and never more than a WordNet synonym: they are the weakest evidence.
+VECTOR_MAX_SIMILARITY = WORDNET_SYNONYM_SIMILARITY
+# Only for message words no more frequent than this (Zipf): "inhaler" 2.9, "lag" 3.7,
+# "purse" 4.0; a frequent word's neighbours are other topics ("poem" 4.2 / "write",
+# "weather" 4.9 / "today"). On the four development sets anything up to 4.0 changed
+# nothing but one fixed case, 4.2 answered one more out-of-scope message.
+VECTOR_MAX_ZIPF = 4.0
+# Nor for nouns of time ("thursday" / "saturday", "week"): they say when, not what.
+VECTOR_SKIP_KINDS: frozenset[str] = frozenset({"time"})
 # Multi-word expressions are read as one token: their words joined by this.
 PHRASE_JOINER = "_"
 # ...and also as each of their own words the catalogue uses, at this fraction: "how
@@ -596,6 +616,8 @@ class IntentEngine:
         self._derived = lru_cache(maxsize=4096)(self._derived_uncached)
         self._wordnet_index(surface)
         self._meaning = lru_cache(maxsize=4096)(self._meaning_uncached)
+        self._vector_index()
+        self._neighbours = lru_cache(maxsize=4096)(self._neighbours_uncached)
 
     # -- public API
 
@@ -625,7 +647,10 @@ class IntentEngine:
         bot = self.catalogue.bot
         raw = text
         tokens = self._canonical(raw, correct=True)
-        message = self._message(tokens)
+        # The words as typed, by folded form: "nicked" folds to "nick" (a name), but
+        # its vector and its frequency are those of "nicked".
+        spelled = {fold(w): w for w in tokenize(raw, self._squeeze_vocabulary)}
+        message = self._message(tokens, spelled)
 
         # Stage 1: cheap coverage of the message by each intent's vocabulary.
         # Only intents sharing a word with the message, and those with slots, can
@@ -667,7 +692,9 @@ class IntentEngine:
             index = self._indexes[position]
             scored = message
             if position in slot_values:
-                scored = self._message(self._substitute_slots(tokens, slot_values[position]))
+                scored = self._message(
+                    self._substitute_slots(tokens, slot_values[position]), spelled
+                )
             scores.append((self._score(index, scored), position))
         scores.sort(key=lambda pair: -pair[0])
         ranking = tuple((self._indexes[p].intent.name, round(s, 4)) for s, p in scores[:5])
@@ -940,12 +967,64 @@ class IntentEngine:
         found.pop(token, None)
         return tuple(sorted(found.items()))
 
+    def _vector_index(self) -> None:
+        """The catalogue's topic words that have a word vector, packed for comparison."""
+        vectors = load_vectors()
+        self._vector_spelling = _vector_spellings(self._wordnet, vectors)
+        keys: list[str] = []
+        rows: list[Sequence[int]] = []
+        for token in sorted(self._weights):
+            if token in STOP_WORDS or token in QUESTION_WORDS or not token.isalpha():
+                continue
+            vector = vectors.vector(self._vector_spelling.get(token, token))
+            if vector is not None:
+                keys.append(token)
+                rows.append(vector)
+        self._vectors = vectors
+        self._vector_table = VectorTable(keys, rows)
+
+    def _neighbours_uncached(self, token: str, word: str) -> tuple[tuple[str, float], ...]:
+        """Catalogue words whose vectors are close to `token`'s (a folded message word;
+        `word` is it as typed, or "" when not known)."""
+        if token in STOP_WORDS or token in QUESTION_WORDS or not token.isalpha():
+            return ()
+        if VECTOR_SIMILARITY <= 0 or token in self._common_stems:
+            return ()
+        if not word or word not in self._vectors:
+            word = self._vector_spelling.get(token, token)
+        # Everyday words frame the sentence, and their neighbours are associations
+        # ("brother" / "friend"), not paraphrases.
+        zipf = self._wordnet.zipf.get(word)
+        facts = self._facts.get(token)
+        if zipf is not None and zipf > VECTOR_MAX_ZIPF:
+            return ()
+        if facts is not None and facts[2] in VECTOR_SKIP_KINDS:
+            return ()
+        vector = self._vectors.vector(word)
+        if vector is None:
+            return ()
+        table = self._vector_table
+        close = [
+            (cosine, key)
+            for cosine, key in zip(table.cosines(vector), table.keys, strict=True)
+            if cosine >= VECTOR_MIN_COSINE and key != token
+        ]
+        best = heapq.nlargest(VECTOR_NEIGHBOURS, close)
+        return tuple(
+            (key, min(VECTOR_SIMILARITY * cosine, VECTOR_MAX_SIMILARITY)) for cosine, key in best
+        )
+
     def _phrase_parts(self, token: str) -> tuple[tuple[str, float], ...]:
         """The catalogue words among a multi-word expression's own words."""
         parts = dict.fromkeys(token.split(PHRASE_JOINER))
         return tuple((p, PHRASE_PART_SIMILARITY) for p in parts if p in self._weights)
 
-    def _message(self, tokens: Iterable[tuple[str, float]]) -> _Message:
+    def _message(
+        self, tokens: Iterable[tuple[str, float]], spelled: Mapping[str, str] | None = None
+    ) -> _Message:
+        """Units, readings and weights of a message's tokens; `spelled` maps a folded
+        token to the word as typed (for its word vector)."""
+        spelled = spelled or {}
         units: dict[str, int] = {}
         hits: dict[str, dict[int, float]] = {}
         content: set[str] = set()
@@ -977,6 +1056,11 @@ class IntentEngine:
                 related = related + self._phrase_parts(token)
             # WordNet's readings are softer: they leave the word its own weight.
             meanings = self._meaning(token) if not known else ()
+            if not known and not related and not meanings:
+                # Word vectors are the last resort: they know what a word is used
+                # with, not what it means ("postpone" is nearer "cancel" than
+                # "reschedule"), so the lexicon and WordNet speak first.
+                meanings = self._neighbours(token, spelled.get(token, ""))
             if weight is None:
                 if related:
                     # An unknown word the lexicon relates to catalogue words weighs
@@ -1229,6 +1313,17 @@ def _facts_by_fold(wordnet: WordNetData) -> dict[str, tuple[float, float, str]]:
             if entry.noun >= CIRCUMSTANCE_MIN_NOUN_SHARE or not entry.verb_or_adjective:
                 kind = entry.kind
         found[token] = (wordnet.zipf[word], wordnet.noun[word], kind)
+    return found
+
+
+@lru_cache(maxsize=1)
+def _vector_spellings(wordnet: WordNetData, vectors: WordVectors) -> dict[str, str]:
+    """The most frequent spelling with a vector of each folded form (one table a
+    process): "messag" is read through "message"."""
+    found: dict[str, str] = {}
+    for word, token in _folded_words(wordnet):
+        if token not in found and word in vectors:
+            found[token] = word
     return found
 
 
