@@ -171,3 +171,15 @@ def test_the_admin_console_gets_live_agent_loads(server: ServerThread) -> None:
     finally:
         agent_console.close()
         admin_console.close()
+
+
+def test_revoking_an_agents_session_closes_their_console(server: ServerThread) -> None:
+    root = platform_admin(server)
+    team = make_team(server, root)
+    agent = team.agents[0]
+    console = console_socket(server, agent)
+    try:
+        assert agent.client.post("/api/v1/auth/logout").status == 204
+        assert console.expect_close() == 4001
+    finally:
+        console.close()

@@ -987,6 +987,8 @@ async def setup(services: Services) -> None:
     await services.store.ensure_indexes(extra=SUPPORT_INDEXES)
     support = SupportService(services)
     services.extras[SERVICE_KEY] = support
+    # Consoles authenticate with an agent's session: revoking it closes them.
+    services.auth.session_hubs.append(support.consoles)
     support.start()
 
 
