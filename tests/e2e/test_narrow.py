@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import NARROW
-from tests.e2e.ui import bubbles, chat_row, login_ui, send
+from tests.e2e.ui import axe_violations, bubbles, chat_row, login_ui, send
 from tests.support import ServerThread, register
 
 pytestmark = pytest.mark.e2e
@@ -65,3 +65,22 @@ def test_narrow_layout(server: ServerThread, new_page: Callable[..., Page]) -> N
         expect(page.get_by_role("link", name="Back to chats")).to_be_visible()
         expect(page.locator("#sidebar")).to_be_hidden()
         no_sideways_scroll(page)
+
+
+def test_each_phone_pane_has_its_main_landmark(server: ServerThread,
+                                              new_page: Callable[..., Page]) -> None:
+    me = register(server.port, "landmark", "Lana Landmark")
+    friend = register(server.port, "landpal", "Lee Pal")
+    friend.client.post("/api/v1/messages", {"recipient": me.email, "content": "hello"})
+    page = new_page(viewport=NARROW, is_mobile=True, has_touch=True, bypass_csp=True)
+    login_ui(page, server.url, me)
+    expect(page.locator("#main")).to_be_hidden()
+    landmark_rules = {"landmark-one-main", "region", "landmark-main-is-top-level",
+                      "landmark-no-duplicate-main"}
+    impacts = ("minor", "moderate", "serious", "critical")
+    found = [v for v in axe_violations(page, impacts) if v["id"] in landmark_rules]
+    assert not found, found
+    chat_row(page, "Lee Pal").click()
+    expect(page.locator(".chat-title")).to_be_visible()
+    found = [v for v in axe_violations(page, impacts) if v["id"] in landmark_rules]
+    assert not found, found
