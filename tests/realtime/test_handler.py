@@ -349,6 +349,24 @@ def test_typing_goes_only_to_the_peer(server: ServerThread,
     a2.close()
 
 
+def test_a_socket_that_connects_mid_typing_is_told_at_once(
+        server: ServerThread, pair: tuple[User, User, WS, WS]) -> None:
+    alice, bob, a, b = pair
+    a.send({"type": "typing", "recipient": bob.email, "state": True})
+    b.expect("typing")
+    late = connect(server, bob)  # another device of bob's, opened while alice types
+    try:
+        assert late.expect("typing") == {"type": "typing", "sender": alice.email,
+                                         "state": True}
+        a.send({"type": "typing", "recipient": bob.email, "state": False})
+        assert late.expect("typing")["state"] is False
+        carol = connect(server, register(server.port, "carol2"))
+        carol.expect_none("typing", timeout=0.3)  # not typed to: told nothing
+        carol.close()
+    finally:
+        late.close()
+
+
 def test_typing_stops_when_the_typer_disconnects(pair: tuple[User, User, WS, WS]) -> None:
     alice, bob, a, b = pair
     a.send({"type": "typing", "recipient": bob.email, "state": True})

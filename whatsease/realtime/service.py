@@ -148,6 +148,11 @@ class Typing:
         # (typer, peer) -> (expiry timer, the socket it came from)
         self._active: dict[tuple[str, str], tuple[asyncio.TimerHandle, Connection]] = {}
         self._per_user: dict[str, int] = {}
+        self._to_peer: dict[str, set[str]] = {}  # peer -> who is typing to them
+
+    def typing_to(self, peer: str) -> list[str]:
+        """Who is typing to ``peer`` now (for a socket of theirs that just connected)."""
+        return sorted(self._to_peer.get(peer, ()))
 
     def update(self, conn: Connection, peer: str, state: bool) -> None:
         key = (conn.user, peer)
@@ -163,6 +168,7 @@ class Typing:
             return
         else:
             self._per_user[conn.user] = self._per_user.get(conn.user, 0) + 1
+            self._to_peer.setdefault(peer, set()).add(conn.user)
             self.hub.send(peer, encode("typing", sender=conn.user, state=True))
         self._active[key] = (loop.call_later(self.expiry, self._stop, key), conn)
 
@@ -176,6 +182,11 @@ class Typing:
             self._per_user[key[0]] = left
         else:
             self._per_user.pop(key[0], None)
+        typers = self._to_peer.get(key[1])
+        if typers is not None:
+            typers.discard(key[0])
+            if not typers:
+                del self._to_peer[key[1]]
         self.hub.send(key[1], encode("typing", sender=key[0], state=False))
 
     def drop(self, conn: Connection) -> None:
@@ -343,6 +354,11 @@ class ClientSession:
 
     def ready_frame(self) -> bytes:
         return encode("ready", user=self.user, server_time=isoformat(self.realtime.clock()))
+
+    def typing_frames(self) -> list[bytes]:
+        """What a socket that just connected has missed: who is typing to its user now."""
+        return [encode("typing", sender=typer, state=True)
+                for typer in self.realtime.typing.typing_to(self.user)]
 
     def receive(self, frame: Frame) -> asyncio.Future[None] | None:
         """Handle one parsed frame. Returns a future while the socket should not be read further.
