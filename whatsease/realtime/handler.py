@@ -140,8 +140,8 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.session_id = principal.session_id
         self.session = self.realtime.attach(self)
         self.send_frame(self.session.ready_frame())
-        for frame in self.session.typing_frames():
-            self.send_frame(frame)
+        for typing in self.session.typing_frames():
+            self.send_frame(typing)
 
     def send_frame(self, data: bytes) -> None:
         """Queue an encoded frame; a socket over its queue bound is closed with 4008."""
