@@ -86,6 +86,13 @@ class ActivityLog:
     async def drain(self) -> None:
         await self._batcher.drain()
 
+    async def written(self) -> None:
+        """Wait until every entry recorded before this call is stored (later ones do not count)."""
+        await self._batcher.barrier()
+
     async def list_for(self, user: str, *, before: str | None, limit: int,
                        kinds: Sequence[str] = ()) -> list[ActivityEntry]:
+        # Entries linger before they are written: what was recorded before
+        # this read is in it (someone who just acted sees it in their feed).
+        await self.written()
         return await self.store.activity.list_for(user, before=before, limit=limit, kinds=kinds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support import Client, ServerThread, User, register
+from whatsease.services import Services
 
 
 def _entries(server: ServerThread, user: User, query: str = "") -> dict[str, Any]:
@@ -63,3 +64,11 @@ def test_activity_pages_newest_first_and_filters_by_kind(server: ServerThread) -
     assert len(sent_only) == 5 and {e["kind"] for e in sent_only} == {"message.sent"}
     two_kinds = _entries(server, alice, "?kind=message.sent&kind=user.registered")["entries"]
     assert len(two_kinds) == 6
+
+
+async def test_a_read_sees_every_entry_recorded_before_it(services: Services) -> None:
+    """Entries linger before they are written; the feed still shows what was just done."""
+    activity = services.activity
+    entry = activity.record("user.login", "fresh@example.com")
+    listed = await activity.list_for("fresh@example.com", before=None, limit=10)
+    assert [e.entry_id for e in listed] == [entry.entry_id]

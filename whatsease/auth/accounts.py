@@ -64,6 +64,6 @@ class Accounts:
         # Recorded, flushed, then hidden with the rest of the account's history.
         self.activity.record("user.deleted", email)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.activity.drain(), DRAIN_SECS)
+            await asyncio.wait_for(self.activity.written(), DRAIN_SECS)
         await self.store.activity.forget(email)
         await self.store.sessions.delete_all_of(email)
