@@ -18,6 +18,7 @@ lists and loads), pong, and error {code, detail, client_id?}: a refused frame
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from typing import Any, ClassVar
@@ -81,7 +82,7 @@ def parse_frame(raw: str | bytes, fields: dict[str, tuple[str, ...]]) -> dict[st
     return frame
 
 
-class SupportSocket(tornado.websocket.WebSocketHandler):
+class SupportSocket(tornado.websocket.WebSocketHandler, abc.ABC):
     """Shared transport: first-frame auth with a deadline, a bounded send queue, a rate limit.
 
     Implements the hub's ``Connection`` (``user``, ``session_id``, ``send_frame``, ``close``).
@@ -167,11 +168,13 @@ class SupportSocket(tornado.websocket.WebSocketHandler):
             self.send_frame(encode("error", code="internal",
                                    detail="Something went wrong on our side."))
 
+    @abc.abstractmethod
     async def authenticate(self, token: str) -> None:
-        raise NotImplementedError
+        """Check the first frame's token and set ``user``, or raise an `AppError`."""
 
+    @abc.abstractmethod
     async def handle(self, frame: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Answer one valid frame after authentication."""
 
     async def leave(self) -> None:
         """Leave the hub (called once when the socket closes)."""
