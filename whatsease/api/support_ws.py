@@ -38,7 +38,7 @@ from whatsease.realtime.frames import (
     WS_4008_TOO_SLOW,
     encode,
 )
-from whatsease.realtime.handler import origin_allowed as console_origin_allowed
+from whatsease.realtime.handler import OwnSiteSocket
 from whatsease.realtime.service import SendQueue
 from whatsease.services import Services
 from whatsease.storage.models import User
@@ -268,7 +268,7 @@ class WidgetSocket(SupportSocket):
         self.support.customer_disconnected(self)
 
 
-class ConsoleSocket(SupportSocket):
+class ConsoleSocket(OwnSiteSocket, SupportSocket):
     """An agent's console: live conversations of their org, loads, typing."""
 
     FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -278,17 +278,9 @@ class ConsoleSocket(SupportSocket):
     def initialize(self, services: Services) -> None:
         super().initialize(services)
         self.agent: User | None = None
-        self._origin_ok = True
-
-    def check_origin(self, origin: str) -> bool:
-        # Accept the handshake so a refused origin can be told why (close 4003).
-        self._origin_ok = console_origin_allowed(origin, self.request.host,
-                                                 self.services.config.allowed_origins)
-        return True
 
     def open(self, *args: str, **kwargs: str) -> None:
-        if not self._origin_ok:
-            self.close(WS_4003_FORBIDDEN_ORIGIN, "origin not allowed")
+        if self.refused_origin():
             return
         super().open(*args, **kwargs)
 

@@ -40,18 +40,40 @@ KERNEL_SEND_BUFFER_BYTES = 128 * 1024
 REASON_AUTH_TIMEOUT = "authenticate within 5 s: send {type: auth, token}"
 
 
-class SocketHandler(tornado.websocket.WebSocketHandler):
-    """One client's socket. Implements the hub's ``Connection``.
+class OwnSiteSocket(tornado.websocket.WebSocketHandler):
+    """A socket only pages of this site (or `WHATSEASE_ALLOWED_ORIGINS`) may open.
 
     The handshake is accepted from any origin so that a refused origin can
     be told why with close code 4003 (returning False from `check_origin`
-    would answer a bare HTTP 403 that browsers do not expose to scripts).
-    Nothing is read or sent on such a socket besides the close.
+    would answer a bare HTTP 403 that browsers do not expose to scripts):
+    `open` calls `refused_origin` first, and nothing is read or sent on such
+    a socket besides the close.
 
     .. warning:: The origin check is what stops another website from using a
        visitor's browser to open a socket; tokens travel in the first frame,
        never in the URL, so they are not in access logs either.
     """
+
+    services: Services
+    # No Origin header: not a browser (browsers always send one), so nothing
+    # a website could make a visitor's browser do.
+    _origin_ok = True
+
+    def check_origin(self, origin: str) -> bool:
+        self._origin_ok = origin_allowed(origin, self.request.host,
+                                         self.services.config.allowed_origins)
+        return True
+
+    def refused_origin(self) -> bool:
+        """Close with 4003 if the page's origin is not allowed; whether it was closed."""
+        if self._origin_ok:
+            return False
+        self.close(WS_4003_FORBIDDEN_ORIGIN, "origin not allowed")
+        return True
+
+
+class SocketHandler(OwnSiteSocket):
+    """One client's socket (``/ws``). Implements the hub's ``Connection``."""
 
     user: str
     session_id: str
@@ -63,7 +85,6 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         self.session_id = ""
         self.session: ClientSession | None = None
         self.queue = SendQueue(services.config.ws_queue_frames)
-        self._origin_ok = True
         self._closing = False
         self._auth_timer: asyncio.TimerHandle | None = None
 
@@ -78,14 +99,8 @@ class SocketHandler(tornado.websocket.WebSocketHandler):
         # Chat frames are small; deflate would cost CPU and memory per socket.
         return None
 
-    def check_origin(self, origin: str) -> bool:
-        self._origin_ok = origin_allowed(origin, self.request.host,
-                                         self.services.config.allowed_origins)
-        return True
-
     def open(self, *args: str, **kwargs: str) -> None:
-        if not self._origin_ok:
-            self.close(WS_4003_FORBIDDEN_ORIGIN, "origin not allowed")
+        if self.refused_origin():
             return
         if self.services.draining:
             self.close(WS_1012_SERVICE_RESTART, "server restarting")
