@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -54,13 +55,31 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask Linux to SIGTERM the
-    # database when the process that started it dies, even by SIGKILL, so a
-    # crashed server never leaves an orphan holding the data directory.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+# Loaded here, in the parent: the child between fork and exec should do as
+# little as it can (no dynamic loading while another thread may hold a lock).
+_LIBC = _load_libc()
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """What the child runs between fork and exec so that it dies with ``parent``."""
+
+    def preexec() -> None:
+        # Linux sends SIGTERM to the database when the process that started
+        # it dies, even by SIGKILL, so a crashed server never leaves an
+        # orphan holding the data directory.
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
 
 
 class EmbeddedDatabase:
@@ -97,7 +116,7 @@ class EmbeddedDatabase:
                  # spends ~12% less CPU per message (bench/README.md).
                  "--standalone"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
             )
         self._wait_until_ready(timeout)
         logger.info("local development database (SecantusDB) started",
