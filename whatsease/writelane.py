@@ -18,8 +18,8 @@ import itertools
 from collections.abc import AsyncIterator
 
 # Priorities: lower goes first.
-URGENT = 0  # message inserts (with their chat summaries): recipient and sender wait
-ACK = 1  # other writes someone waits for
+URGENT = 0  # message inserts: the recipient and the sender wait
+ACK = 1  # chat summaries, and other writes someone waits for
 RECEIPTS = 2
 BACKGROUND = 3  # activity entries, last_seen
 _OTHERS = (ACK, RECEIPTS, BACKGROUND)

@@ -11,11 +11,17 @@ import orjson
 import pytest
 import websocket
 
+from tests.realtime.test_hub import Socket
 from tests.realtime.wsclient import WS, connect, open_socket
 from tests.support import TEST_ORIGIN, Client, ServerThread, User, register
 from whatsease.messaging.service import SYNC_PAGE_LIMIT
 from whatsease.services import Services
 from whatsease.storage.models import User as StoredUser
+
+
+async def _store_users(services: Services, *emails: str) -> None:
+    for email in emails:
+        await services.store.users.insert(StoredUser(email=email, name=email))
 
 
 @pytest.fixture
@@ -313,8 +319,7 @@ def test_sync_pages_with_more_and_cursor(server: ServerThread) -> None:
 
 async def test_sync_pages_when_more_than_a_page(services: Services) -> None:
     messaging = services.messaging
-    for email in ("p@example.com", "q@example.com"):
-        await services.store.users.insert(StoredUser(email=email, name=email))
+    await _store_users(services, "p@example.com", "q@example.com")
     sent = [(await messaging.send("p@example.com", "q@example.com", f"n{i}")).message_id
             for i in range(7)]
     got: list[str] = []
@@ -525,8 +530,7 @@ async def test_sync_cursor_stops_below_a_write_in_flight(services: Services) -> 
     """A change committed while an older write is still in flight is returned, but the
     cursor stays below it, so nothing between them can be skipped."""
     messaging = services.messaging
-    for email in ("r@example.com", "s@example.com"):
-        await services.store.users.insert(StoredUser(email=email, name=email))
+    await _store_users(services, "r@example.com", "s@example.com")
     first = await messaging.send("s@example.com", "r@example.com", "one")
     second = await messaging.send("s@example.com", "r@example.com", "two")
     _, _, cursor = await messaging.changes_since("r@example.com", None)
@@ -544,8 +548,7 @@ async def test_sync_cursor_stops_below_a_write_in_flight(services: Services) -> 
 async def test_sync_pages_through_messages_that_share_a_revision(services: Services) -> None:
     """One receipt batch gives its messages one rev; pages split such a group safely."""
     messaging = services.messaging
-    for email in ("t@example.com", "u@example.com"):
-        await services.store.users.insert(StoredUser(email=email, name=email))
+    await _store_users(services, "t@example.com", "u@example.com")
     sent = [(await messaging.send("t@example.com", "u@example.com", f"m{i}")).message_id
             for i in range(5)]
     _, _, cursor = await messaging.changes_since("t@example.com", None)
@@ -563,8 +566,7 @@ async def test_chat_list_and_receipts_wait_for_summaries_still_queued(services: 
     """Summaries are written after delivery, in their own turn: a chat list read just
     after a send shows the message, and a Read just after it leaves nothing unread."""
     messaging = services.messaging
-    for email in ("t@example.com", "u@example.com"):
-        await services.store.users.insert(StoredUser(email=email, name=email))
+    await _store_users(services, "t@example.com", "u@example.com")
     for i in range(5):
         sent = await messaging.send("t@example.com", "u@example.com", f"m{i}")
         rows = await messaging.chats("u@example.com")
@@ -573,3 +575,17 @@ async def test_chat_list_and_receipts_wait_for_summaries_still_queued(services: 
         await messaging.mark("u@example.com", [sent.message_id], "Read")
         rows = await messaging.chats("u@example.com")
         assert rows[0]["unread_count"] == 0
+
+
+async def test_presence_reaches_the_peer_of_a_conversation_started_a_moment_ago(
+        services: Services) -> None:
+    """The chat's summary (which makes them peers) is written after the send returns."""
+    await _store_users(services, "v@example.com", "w@example.com")
+    realtime = services.extras["realtime"]
+    watcher = Socket("w@example.com")
+    realtime.attach(watcher)
+    await services.messaging.send("v@example.com", "w@example.com", "hello")
+    realtime.attach(Socket("v@example.com"))
+    await realtime.presence.drain()
+    presence = [f for f in map(orjson.loads, watcher.frames) if f["type"] == "presence"]
+    assert [(f["user"], f["online"]) for f in presence] == [("v@example.com", True)]

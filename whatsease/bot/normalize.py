@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 
 # Chat spellings and contractions, applied per token after apostrophes are dropped
 # ("what's" arrives here as "whats"). Values may be several words.
@@ -416,8 +416,3 @@ def normalize(text: str, vocabulary: Collection[str] = COMMON_WORDS) -> str:
     words that carry meaning such as "not", "no" and question words.
     """
     return " ".join(tokenize(text, vocabulary))
-
-
-def join_words(words: Iterable[str]) -> str:
-    """Join normalised words back into matching text."""
-    return " ".join(words)

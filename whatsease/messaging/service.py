@@ -151,13 +151,13 @@ class Messaging:
         self._revisions = _Revisions()
         # The socket each message in the insert queue came from (not echoed to it).
         self._origins: dict[str, Connection | None] = {}
-        # Receipts are off the delivery path: they linger so that each batch
-        # gathers more of them (the database's cost per command is about
-        # that of several documents).
         # Chat-list summaries of stored messages, written after delivery in
         # their own turn of the lane (see `_insert_batch`).
         self._summaries: Batcher[Message, None] = Batcher(
             self._summary_batch, max_batch=SUMMARY_MAX_BATCH, name="summaries")
+        # Receipts are off the delivery path: they linger so that each batch
+        # gathers more of them (the database's cost per command is about
+        # that of several documents).
         self._statuses: Batcher[_StatusRequest, list[Message]] = Batcher(
             self._status_batch, max_batch=STATUS_MAX_BATCH, name="statuses",
             linger=STATUS_LINGER_SECS)
@@ -235,7 +235,7 @@ class Messaging:
         Delivery goes out as soon as the insert is durable. The summaries
         follow in their own turn of the lane, so the next insert does not
         wait for them; whoever reads the chat list or rewrites a summary
-        first waits for those queued before (`_summaries.barrier`).
+        first waits for those queued before (`summaries_written`).
         """
         BATCH_SIZE_MESSAGES.observe(len(messages))
         async with self.lane.hold(URGENT), self._revisions.writing():
@@ -246,6 +246,14 @@ class Messaging:
                 self._deliver(message)
                 self._summaries.submit_nowait(message)
         return stored
+
+    async def summaries_written(self) -> None:
+        """Wait until the chat summaries of every message stored so far are written.
+
+        Whoever reads conversations (the chat list, presence's "who shares a
+        chat") or changes a summary's counters calls this first.
+        """
+        await self._summaries.barrier()
 
     async def _summary_batch(self, messages: list[Message]) -> list[None]:
         async with self.lane.hold(ACK):
@@ -322,7 +330,7 @@ class Messaging:
             self._revisions.end(token)
         if message is None:
             raise Conflict("The message was deleted meanwhile.", code="deleted")
-        await self._summaries.barrier()  # its own summary may still be queued
+        await self.summaries_written()  # its own summary may still be queued
         await self.store.conversations.refresh_last(message)
         self._broadcast_change(message)
         self.activity.record("message.edited", user, target=message.recipient,
@@ -343,7 +351,7 @@ class Messaging:
             self._revisions.end(token)
         if message is None:
             return
-        await self._summaries.barrier()
+        await self.summaries_written()
         await self.store.conversations.refresh_last(message)
         if message.status != "Read" and not is_bot(message.recipient):
             # It can no longer be read, so it no longer waits to be.
@@ -389,7 +397,7 @@ class Messaging:
         # A Read lowers an unread counter that the message's own summary
         # raises: that summary must be written first. (Outside the lane:
         # summaries need it.)
-        await self._summaries.barrier()
+        await self.summaries_written()
         async with self.lane.hold(RECEIPTS):
             return await self._apply_statuses(requests)
 
@@ -449,7 +457,7 @@ class Messaging:
 
     async def chats(self, user: str, *, q: str = "", filter_: str = "all") -> list[dict[str, Any]]:
         """The chat list: one row per conversation, newest first, with the peer's profile."""
-        await self._summaries.barrier()  # a message sent just now is in the list
+        await self.summaries_written()  # a message sent just now is in the list
         conversations = await self.store.conversations.list_for(user, limit=CHAT_LIST_LIMIT)
         peers = await self.store.users.get_many(
             c.peer_of(user) for c in conversations if not is_bot(c.peer_of(user)))

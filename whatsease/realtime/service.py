@@ -219,6 +219,7 @@ class Presence:
                                                      name="presence-last-seen")
 
     async def _lookup_peers(self, users: list[str]) -> list[set[str]]:
+        await self.messaging.summaries_written()  # a chat started a moment ago counts
         found = await self.store.conversations.peers_of_many(users)
         return [found.get(u, set()) for u in users]
 
