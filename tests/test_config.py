@@ -37,6 +37,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_BOT_HISTORY_MAX_MESSAGES": ["-1", "10001", "all"],
     "WHATSEASE_BOT_HISTORY_MAX_CHARS": ["-1", "lots"],
     "WHATSEASE_BOT_HISTORY_MAX_AGE": ["-1", "1y"],
+    "WHATSEASE_BOT_SEMANTIC": ["maybe", "2"],
     "WHATSEASE_LLM_URL": ["localhost:8000/v1", "ftp://llm.example.com"],
     "WHATSEASE_LLM_TIMEOUT": ["0", "61", "soon"],
     "WHATSEASE_DEMO_USERS": ["maybe", "2"],

@@ -168,6 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
             _parse_int(0, 10_000_000), 20000, "Characters of bot history kept per user."),
     Setting("WHATSEASE_BOT_HISTORY_MAX_AGE", "bot_history_max_age",
             _parse_int(0, 3650 * 86400), 30 * 86400, "Seconds bot history is kept."),
+    Setting("WHATSEASE_BOT_SEMANTIC", "bot_semantic", _parse_bool, False,
+            "Also read messages the bot's words cannot place with a sentence encoder "
+            "(needs whatsease[semantic]; about 124 MiB more memory; docs/bot.md)."),
     Setting("WHATSEASE_LLM_URL", "llm_url", _parse_url, "",
             "OpenAI-compatible chat-completions URL for the bot's fallback. Empty: none."),
     Setting("WHATSEASE_LLM_TOKEN", "llm_token", _parse_str, "",
@@ -208,6 +211,7 @@ class Config:
     bot_history_max_messages: int = 50
     bot_history_max_chars: int = 20000
     bot_history_max_age: int = 30 * 86400
+    bot_semantic: bool = False
     llm_url: str = ""
     llm_token: str = ""
     llm_model: str = ""

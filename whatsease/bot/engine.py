@@ -21,6 +21,7 @@ from rapidfuzz.distance import OSA
 from whatsease.bot.catalogue import Catalogue, Intent
 from whatsease.bot.meaning import WordNetData, load_wordnet
 from whatsease.bot.normalize import COMMON_WORDS, GUARD_WORDS, tokenize
+from whatsease.bot.semantic import SemanticIndex, accept
 from whatsease.bot.vectors import VectorTable, WordVectors, load_vectors
 
 # Function words: they still count, at this fraction of their weight, because
@@ -496,9 +497,12 @@ class IntentEngine:
     The engine holds no per-user state: pass a `BotState` to `respond`.
     """
 
-    def __init__(self, catalogue: Catalogue, *, rng: random.Random | None = None) -> None:
+    def __init__(self, catalogue: Catalogue, *, rng: random.Random | None = None,
+                 semantic: SemanticIndex | None = None) -> None:
         self.catalogue = catalogue
         self._rng = rng or random.Random()
+        # Sentence meaning, consulted when the words fall back (semantic.py); optional.
+        self.semantic = semantic
         bot = catalogue.bot
 
         # Surface words the examples and synonyms use: typos are corrected towards them.
@@ -634,14 +638,38 @@ class IntentEngine:
         cancel), the result has `intent=None`.
         """
         if len(text) <= LONG_MESSAGE_CHARS:
-            return self._match_text(text, context)
-        # A long message dilutes its question: also try its first sentences alone, if
-        # they say something ("Hi!" before the question is not what it is about).
-        sentences = _SENTENCE_END.split(text, LONG_MESSAGE_SENTENCES)[:-1]
-        parts = [text[:MAX_MATCH_CHARS]]
-        parts += [p for p in sentences if len(p.split()) >= LONG_MESSAGE_MIN_WORDS]
-        matches = [self._match_text(part[:MAX_MATCH_CHARS], context) for part in parts]
-        return max(matches, key=lambda m: (m.intent is not None, m.confidence))
+            found = self._match_text(text, context)
+        else:
+            # A long message dilutes its question: also try its first sentences alone,
+            # if they say something ("Hi!" before the question is not what it is about).
+            sentences = _SENTENCE_END.split(text, LONG_MESSAGE_SENTENCES)[:-1]
+            parts = [text[:MAX_MATCH_CHARS]]
+            parts += [p for p in sentences if len(p.split()) >= LONG_MESSAGE_MIN_WORDS]
+            matches = [self._match_text(part[:MAX_MATCH_CHARS], context) for part in parts]
+            found = max(matches, key=lambda m: (m.intent is not None, m.confidence))
+        if found.intent is None and self.semantic is not None:
+            return self._match_meaning(text[:MAX_MATCH_CHARS], context, found)
+        return found
+
+    def _match_meaning(self, text: str, context: str | None, words: Match) -> Match:
+        """The sentence encoder's reading of a message the words could not place."""
+        assert self.semantic is not None
+        slots: dict[str, dict[str, str]] = {}
+        allowed = set()
+        for intent in self.catalogue.intents:
+            if intent.catch_all:
+                continue
+            if intent.slots:
+                values = _capture_slots(intent, text)
+                if values is None:
+                    continue
+                slots[intent.name] = values
+            allowed.add(intent.name)
+        guess = self.semantic.guess(text, context, allowed)
+        if guess is None or not accept(guess, words.ranking[0] if words.ranking else None):
+            return words
+        intent = self.catalogue.intent(guess.intent)
+        return Match(intent, _clamp(guess.similarity), slots.get(guess.intent, {}), words.ranking)
 
     def _match_text(self, text: str, context: str | None) -> Match:
         bot = self.catalogue.bot

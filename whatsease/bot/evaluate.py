@@ -18,6 +18,7 @@ from rapidfuzz.utils import default_process
 
 from whatsease.bot.catalogue import Catalogue, CatalogueError, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine
+from whatsease.bot.semantic import SemanticIndex, SemanticUnavailable
 
 # The baseline answers with the nearest example's intent when token_set_ratio (0..100)
 # reaches this; below it falls back. 60 is the usual "looks related" cut for that scorer.
@@ -206,12 +207,14 @@ def _percent(value: float | None) -> str:
 
 
 def format_report(
-    summary: dict[str, Any], baseline: dict[str, Any] | None, catalogue: str, cases: str
+    summary: dict[str, Any], baseline: dict[str, Any] | None, catalogue: str, cases: str,
+    *, semantic: bool = False,
 ) -> str:
     """The human-readable report bot-eval prints."""
     lines = [f"bot-eval: {catalogue} on {cases} ({summary['total']} cases)", ""]
     lines.append(f"{'method':<10} {'accuracy':>18}   out-of-scope answered")
-    for name, result in (("engine", summary), ("baseline", baseline)):
+    engine = "semantic" if semantic else "engine"
+    for name, result in ((engine, summary), ("baseline", baseline)):
         if result is None:
             continue
         oos = result["out_of_scope"]
@@ -251,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"also run a plain token_set_ratio nearest-example baseline "
         f"(threshold {BASELINE_THRESHOLD:g})",
     )
+    parser.add_argument(
+        "--semantic",
+        action="store_true",
+        help="also read messages the words cannot place with the sentence encoder, "
+        "as the server does with WHATSEASE_BOT_SEMANTIC=1",
+    )
     return parser
 
 
@@ -268,7 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"whatsease bot-eval: {e}", file=sys.stderr)
         return 2
 
-    outcomes = run_engine(IntentEngine(catalogue), cases)
+    try:
+        semantic = SemanticIndex(catalogue) if args.semantic else None
+    except SemanticUnavailable as e:
+        print(f"whatsease bot-eval: {e}", file=sys.stderr)
+        return 2
+    outcomes = run_engine(IntentEngine(catalogue, semantic=semantic), cases)
     summary = summarise(outcomes)
     baseline_outcomes = run_baseline(catalogue, cases) if args.baseline else None
     baseline = summarise(baseline_outcomes) if baseline_outcomes is not None else None
@@ -277,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         document: dict[str, Any] = {
             "catalogue": args.catalogue,
             "cases_file": args.cases,
+            "semantic": args.semantic,
             **summary,
             "cases": _case_rows(outcomes),
         }
@@ -284,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             document["baseline"] = {**baseline, "cases": _case_rows(baseline_outcomes)}
         print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
-        print(format_report(summary, baseline, args.catalogue, args.cases))
+        print(format_report(summary, baseline, args.catalogue, args.cases,
+                            semantic=args.semantic))
     return 0
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from whatsease.bot.catalogue import Catalogue, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history
 from whatsease.bot.llm import ChatEndpoint, LLMError, complete
+from whatsease.bot.semantic import SemanticIndex, SemanticUnavailable
+from whatsease.errors import ConfigError
 from whatsease.metrics import BOT_REPLIES
 from whatsease.realtime.frames import encode
 from whatsease.services import Services
@@ -51,6 +54,10 @@ class Assistant:
         self.clock = clock
         self._queues: dict[str, list[Message]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # The sentence encoder takes milliseconds of CPU a message: with it, replies are
+        # worked out on one thread of their own, never on the event loop.
+        self._thinker = (ThreadPoolExecutor(1, thread_name_prefix="bot")
+                         if engine.semantic is not None else None)
 
     @property
     def catalogue(self) -> Catalogue:
@@ -104,8 +111,13 @@ class Assistant:
             state = await self.load_state(user)
             profile = await self.services.store.users.get(user)
             now = self.clock()
-            reply = self.engine.respond(message.content, state, now=now,
-                                        user_name=profile.name if profile else "")
+            name = profile.name if profile else ""
+            if self._thinker is None:
+                reply = self.engine.respond(message.content, state, now=now, user_name=name)
+            else:
+                reply = await asyncio.get_running_loop().run_in_executor(
+                    self._thinker, lambda: self.engine.respond(
+                        message.content, state, now=now, user_name=name))
             text, outcome = reply.text, "intent" if reply.intent else "fallback"
             if reply.is_fallback and self.llm is not None:
                 text, outcome = await self._ask_llm(reply.state, message.content, text)
@@ -185,12 +197,23 @@ class Assistant:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_GRACE_SECS)
 
+    def close(self) -> None:
+        if self._thinker is not None:
+            self._thinker.shutdown(wait=False, cancel_futures=True)
+
 
 async def setup(services: Services) -> None:
     config = services.config
     catalogue = load_catalogue(config.bot_catalogue) if config.bot_catalogue else load_catalogue()
     llm = ChatEndpoint(config.llm_url, config.llm_token, config.llm_model, config.llm_timeout)
-    assistant = Assistant(services, IntentEngine(catalogue), llm=llm)
+    semantic = None
+    if config.bot_semantic:
+        try:
+            # Encoding the examples takes a second or so: off the event loop.
+            semantic = await asyncio.to_thread(SemanticIndex, catalogue)
+        except SemanticUnavailable as e:
+            raise ConfigError(f"WHATSEASE_BOT_SEMANTIC: {e}") from e
+    assistant = Assistant(services, IntentEngine(catalogue, semantic=semantic), llm=llm)
     services.extras["assistant"] = assistant
     services.messaging.register_bot(BOT_ADDRESS, assistant.on_message)
 
@@ -199,3 +222,4 @@ async def shutdown(services: Services) -> None:
     assistant = services.extras.get("assistant")
     if isinstance(assistant, Assistant):
         await assistant.wait_idle()
+        assistant.close()

@@ -1,0 +1,117 @@
+"""The sentence-encoder layer: paraphrases the words miss, off-topic requests, contexts, slots."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.bot.test_assistant import bot_reply_to, interactions, say
+from tests.support import ServerThread, register
+from whatsease.bot.catalogue import Catalogue, parse_catalogue
+from whatsease.bot.engine import IntentEngine
+from whatsease.bot.semantic import SemanticIndex, load_offtopic
+
+BANK = """
+[bot]
+name = "Test Bank"
+fallback = ["Sorry, I didn't get that."]
+
+[[intents]]
+name = "card_lost"
+examples = ["i lost my card", "my card was stolen", "report a stolen card",
+            "i can't find my debit card", "block my lost card"]
+responses = ["Which card? Tell me its last four digits."]
+context_out = "awaiting_card"
+
+[[intents]]
+name = "check_balance"
+examples = ["what is my balance", "how much money do i have", "show my account balance",
+            "check my balance"]
+responses = ["Your balance is on the app's first screen."]
+
+[[intents]]
+name = "branch_hours"
+examples = ["when are you open", "branch opening hours", "what time do branches close",
+            "are you open on sunday"]
+responses = ["Branches open 9 to 5, Monday to Saturday."]
+
+[[intents]]
+name = "give_card_number"
+context_in = "awaiting_card"
+examples = ["it ends in 1234", "last four are 9876"]
+slots = { digits = '\\b\\d{4}\\b' }
+responses = ["Card ending {digits} is blocked."]
+"""
+
+# The words share nothing useful with branch_hours' examples; the meaning does.
+PARAPHRASE = "are your doors shut on bank holidays"
+
+
+@pytest.fixture(scope="module")
+def bank() -> Catalogue:
+    return parse_catalogue(tomllib.loads(BANK), source="bank")
+
+
+@pytest.fixture(scope="module")
+def engines(bank: Catalogue) -> tuple[IntentEngine, IntentEngine]:
+    return IntentEngine(bank), IntentEngine(bank, semantic=SemanticIndex(bank))
+
+
+def test_a_paraphrase_the_words_miss_is_read_by_meaning(
+        engines: tuple[IntentEngine, IntentEngine]) -> None:
+    words, meaning = engines
+    assert words.match(PARAPHRASE).intent_name is None
+    found = meaning.match(PARAPHRASE)
+    assert found.intent_name == "branch_hours"
+    assert 0 < found.confidence <= 1
+    # What the words already place is left to them.
+    assert meaning.match("what is my balance").intent_name == "check_balance"
+
+
+@pytest.mark.parametrize("text", [
+    "what is the weather in rome tomorrow",
+    "recommend me a good film",
+    "how do i make pancakes",
+    "asdf qwerty",
+])
+def test_off_topic_requests_still_fall_back(
+        engines: tuple[IntentEngine, IntentEngine], text: str) -> None:
+    assert engines[1].match(text).intent_name is None
+
+
+def test_context_and_slot_intents_are_only_read_when_available(
+        engines: tuple[IntentEngine, IntentEngine], bank: Catalogue) -> None:
+    meaning = engines[1]
+    index = meaning.semantic
+    assert index is not None
+    # Without its context, the follow-up intent is never a candidate.
+    guess = index.guess("last four are 9876", None)
+    assert guess is not None and guess.intent != "give_card_number"
+    # In its context, with no four digits to fill its slot, it is left out too.
+    assert meaning.match("it ends in the one i use most", "awaiting_card").intent_name != (
+        "give_card_number")
+    found = meaning.match("the numbers at the end are 4321", "awaiting_card")
+    assert found.intent_name == "give_card_number"
+    assert found.slots == {"digits": "4321"}
+
+
+def test_off_topic_requests_the_catalogue_handles_are_dropped(bank: Catalogue) -> None:
+    requests = ["when are you open", "how do i make pancakes", "who won the match yesterday"]
+    index = SemanticIndex(bank, offtopic=requests)
+    assert index.offtopic_count == 2
+    assert len(load_offtopic()) >= 150
+
+
+def test_the_server_reads_by_meaning_when_configured(
+        make_server: Callable[..., ServerThread], tmp_path: Path) -> None:
+    catalogue = tmp_path / "bank.toml"
+    catalogue.write_text(BANK, encoding="utf-8")
+    srv = make_server(bot_catalogue=str(catalogue), bot_semantic=True)
+    alice = register(srv.port, "semantic")
+    sent = say(alice, PARAPHRASE)
+    reply = bot_reply_to(alice, sent)
+    assert reply["content"] == "Branches open 9 to 5, Monday to Saturday."
+    assert interactions(alice)[0]["intent"] == "branch_hours"
