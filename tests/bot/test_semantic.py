@@ -44,6 +44,18 @@ context_in = "awaiting_card"
 examples = ["it ends in 1234", "last four are 9876"]
 slots = { digits = '\\b\\d{4}\\b' }
 responses = ["Card ending {digits} is blocked."]
+
+[[intents]]
+name = "never_mind"
+context_in = "awaiting_card"
+examples = ["cancel", "never mind", "forget it", "stop"]
+responses = ["OK, nothing is blocked."]
+
+[[intents]]
+name = "close_account"
+examples = ["close my account", "cancel my account", "terminate my account",
+            "i want to stop using this account"]
+responses = ["Sorry to see you go: closing takes two minutes in the app."]
 """
 
 # The words share nothing useful with branch_hours' examples; the meaning does.
@@ -96,6 +108,19 @@ def test_context_and_slot_intents_are_only_read_when_available(
     found = meaning.match("the numbers at the end are 4321", "awaiting_card")
     assert found.intent_name == "give_card_number"
     assert found.slots == {"digits": "4321"}
+
+
+def test_meaning_does_not_redirect_what_only_fits_an_inactive_context(
+        engines: tuple[IntentEngine, IntentEngine]) -> None:
+    meaning = engines[1]
+    assert meaning.semantic is not None
+    # The encoder alone would read "cancel" as closing the account...
+    guess = meaning.semantic.guess("cancel", None)
+    assert guess is not None and guess.intent == "close_account"
+    # ...but the words know it means "never mind", which means nothing with no question
+    # asked: it falls back rather than close anything.
+    assert meaning.match("cancel").intent_name is None
+    assert meaning.match("cancel", "awaiting_card").intent_name == "never_mind"
 
 
 def test_off_topic_requests_the_catalogue_handles_are_dropped(bank: Catalogue) -> None:

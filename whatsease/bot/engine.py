@@ -654,6 +654,13 @@ class IntentEngine:
     def _match_meaning(self, text: str, context: str | None, words: Match) -> Match:
         """The sentence encoder's reading of a message the words could not place."""
         assert self.semantic is not None
+        if words.ranking:
+            # "cancel" with nothing to cancel: the words found what it means, and it
+            # means nothing now. Meaning must not find it something else to do.
+            name, score = words.ranking[0]
+            wanted = self.catalogue.intent(name).context_in
+            if wanted is not None and wanted != context and score >= self.catalogue.bot.threshold:
+                return words
         slots: dict[str, dict[str, str]] = {}
         allowed = set()
         for intent in self.catalogue.intents:
