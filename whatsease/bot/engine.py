@@ -665,18 +665,17 @@ class IntentEngine:
             wanted = self.catalogue.intent(name).context_in
             if wanted is not None and wanted != context and score >= self.catalogue.bot.threshold:
                 return words
+        # Intents with slots are candidates only when their slots find values.
         slots: dict[str, dict[str, str]] = {}
-        allowed = set()
-        for intent in self.catalogue.intents:
-            if intent.catch_all:
-                continue
-            if intent.slots:
-                values = _capture_slots(intent, text)
-                if values is None:
-                    continue
+        missing = set()
+        for position in self._slot_positions:
+            intent = self._indexes[position].intent
+            values = _capture_slots(intent, text)
+            if values is None:
+                missing.add(intent.name)
+            else:
                 slots[intent.name] = values
-            allowed.add(intent.name)
-        guess = self.semantic.guess(text, context, allowed)
+        guess = self.semantic.guess(text, context, missing)
         if guess is None or not accept(guess, words.ranking[0] if words.ranking else None):
             return words
         intent = self.catalogue.intent(guess.intent)

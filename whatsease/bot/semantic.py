@@ -16,7 +16,7 @@ per 300 examples. It is off unless WHATSEASE_BOT_SEMANTIC=1 (or bot-eval --seman
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -97,16 +97,17 @@ class SemanticIndex:
     def __init__(self, catalogue: Catalogue, encoder: Encoder | None = None,
                  offtopic: Sequence[str] | None = None) -> None:
         self._encoder = encoder if encoder is not None else load_encoder()
-        names: list[str] = []
+        # Intents that can be scored, as (name, context_in), and which one owns each example.
+        self._intents: list[tuple[str, str | None]] = []
+        owners: list[int] = []
         texts: list[str] = []
         for intent in catalogue.intents:
-            if intent.catch_all:
+            if intent.catch_all or not intent.examples:
                 continue
-            for example in intent.examples:
-                names.append(intent.name)
-                texts.append(example)
-        self._names = names
-        self._context_in = {i.name: i.context_in for i in catalogue.intents}
+            owners += [len(self._intents)] * len(intent.examples)
+            texts += intent.examples
+            self._intents.append((intent.name, intent.context_in))
+        self._owner = np.asarray(owners, dtype=np.intp)
         self._examples = self._encode(texts) if texts else np.zeros((0, 512), np.float32)
         requests = self._encode(list(offtopic if offtopic is not None else load_offtopic()))
         if len(texts):
@@ -123,33 +124,27 @@ class SemanticIndex:
     def offtopic_count(self) -> int:
         return len(self._offtopic)
 
-    def guess(self, text: str, context: str | None, allowed: set[str] | None = None
+    def guess(self, text: str, context: str | None, excluded: Collection[str] = ()
               ) -> SemanticGuess | None:
         """The intent whose examples are nearest to `text`, among those available.
 
-        Intents waiting for another context are not available; `allowed`, when given,
-        limits the choice further (intents whose slots found no value are left out).
+        Intents waiting for another context are not available, nor those `excluded`
+        (intents whose slots found no value).
         """
-        if not self._names:
+        available = [i for i, (name, wanted) in enumerate(self._intents)
+                     if (wanted is None or wanted == context) and name not in excluded]
+        if not available:
             return None
         query = self._encode([text])[0]
-        similarities = self._examples @ query
-        best: dict[str, float] = {}
-        for name, similarity in zip(self._names, similarities.tolist(), strict=True):
-            wanted = self._context_in.get(name)
-            if wanted is not None and wanted != context:
-                continue
-            if allowed is not None and name not in allowed:
-                continue
-            if similarity > best.get(name, -2.0):
-                best[name] = similarity
-        if not best:
-            return None
-        ranked = sorted(best.items(), key=lambda pair: -pair[1])
-        intent, similarity = ranked[0]
-        margin = similarity - ranked[1][1] if len(ranked) > 1 else similarity
+        nearest = np.full(len(self._intents), -np.inf, dtype=np.float32)
+        np.maximum.at(nearest, self._owner, self._examples @ query)
+        scores = nearest[available]
+        # Stable: of two equally near intents, the one listed first in the catalogue.
+        order = np.argsort(-scores, kind="stable")
+        similarity = float(scores[order[0]])
+        margin = similarity - float(scores[order[1]]) if len(order) > 1 else similarity
         offtopic = float((self._offtopic @ query).max()) if len(self._offtopic) else -1.0
-        return SemanticGuess(intent, similarity, margin, offtopic)
+        return SemanticGuess(self._intents[available[order[0]]][0], similarity, margin, offtopic)
 
 
 def accept(guess: SemanticGuess, words_best: tuple[str, float] | None) -> bool:
