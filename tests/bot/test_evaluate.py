@@ -219,8 +219,8 @@ def test_default_catalogue_meets_the_bar() -> None:
 # been used for tuning. Last measured: 119/122 (0), 135/142 (1), 135/151 (3).
 OTHER_CATALOGUES = [
     # (catalogue, cases, minimum correct, maximum out-of-scope answered)
-    ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 118, 0),
-    ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 133, 1),
+    ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 117, 0),
+    ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 134, 1),
     # Below the 95% bar: this floor only guards against losing more.
     ("examples/catalogues/isp.toml", "tests/bot/isp_cases.jsonl", 133, 4),
     # Held out, never tuned on (75.0%, 1 of 33; 70.9%, 2 of 34): far below the bar.
@@ -244,17 +244,17 @@ def test_other_catalogues_keep_their_figures(
     assert engine["accuracy"] >= baseline["accuracy"] + 0.1
 
 
-# The same six sets with the sentence encoder (WHATSEASE_BOT_SEMANTIC, --semantic),
-# calibrated on all six, so none of them is held out for it. Last measured: default
-# 231/234 (1 of 38 answered), shop 119/122 (0), clinic 135/142 (1), isp 141/151 (6),
-# bank 136/164 (3), travel 140/165 (3).
+# The same six sets with the sentence reader (WHATSEASE_BOT_SEMANTIC, --semantic),
+# calibrated on all six and CLINC150's validation split, so none of them is held out
+# for it. Last measured: default 231/234 (1 of 38 answered), shop 119/122 (0), clinic
+# 136/142 (1), isp 143/151 (4), bank 137/164 (0), travel 143/165 (1).
 SEMANTIC_FIGURES = [
     ("whatsease/bot/catalogue.toml", "tests/bot/cases.jsonl", 229, 1),
-    ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 118, 0),
-    ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 133, 1),
-    ("examples/catalogues/isp.toml", "tests/bot/isp_cases.jsonl", 139, 6),
-    ("examples/catalogues/bank.toml", "tests/bot/bank_cases.jsonl", 134, 3),
-    ("examples/catalogues/travel.toml", "tests/bot/travel_cases.jsonl", 138, 3),
+    ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 117, 0),
+    ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 134, 1),
+    ("examples/catalogues/isp.toml", "tests/bot/isp_cases.jsonl", 141, 4),
+    ("examples/catalogues/bank.toml", "tests/bot/bank_cases.jsonl", 135, 0),
+    ("examples/catalogues/travel.toml", "tests/bot/travel_cases.jsonl", 141, 1),
 ]
 
 

@@ -1,4 +1,4 @@
-"""The sentence-encoder layer: paraphrases the words miss, off-topic requests, contexts, slots."""
+"""The sentence reader: paraphrases the words miss, off-topic vetoes, contexts, slots."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.bot.test_assistant import bot_reply_to, interactions, say
 from tests.support import ServerThread, register
 from whatsease.bot.catalogue import Catalogue, parse_catalogue
 from whatsease.bot.engine import IntentEngine
-from whatsease.bot.semantic import SemanticIndex, load_offtopic
+from whatsease.bot.semantic import SemanticIndex, load_offtopic, train_softmax
 
 BANK = """
 [bot]
@@ -99,6 +100,35 @@ def test_off_topic_requests_still_fall_back(
     assert engines[1].match(text).intent_name is None
 
 
+@pytest.mark.parametrize(("text", "words_read"), [
+    ("how much money does a plumber make", "check_balance"),
+    ("how much money do footballers earn", "check_balance"),
+    ("are you open to new ideas", "branch_hours"),
+])
+def test_an_off_topic_message_the_words_half_place_is_vetoed(
+        engines: tuple[IntentEngine, IntentEngine], text: str, words_read: str) -> None:
+    words, meaning = engines
+    placed = words.match(text)
+    # The words find an intent, without much to spare...
+    assert placed.intent_name == words_read and placed.confidence < 0.7
+    # ...and the reader is sure the message is none of them.
+    assert meaning.match(text).intent_name is None
+    # A clear word match is never second-guessed.
+    assert meaning.match("what time do branches close").intent_name == "branch_hours"
+
+
+def test_training_separates_what_it_is_shown_and_is_repeatable() -> None:
+    rng = np.random.default_rng(7)
+    centres = np.eye(3, 16, dtype=np.float32)
+    features = np.vstack([c + 0.05 * rng.standard_normal((10, 16)) for c in centres])
+    features = (features / np.linalg.norm(features, axis=1, keepdims=True)).astype(np.float32)
+    labels = np.repeat(np.arange(3), 10)
+    weights, bias = train_softmax(features, labels, 3)
+    assert ((features @ weights + bias).argmax(axis=1) == labels).all()
+    again = train_softmax(features, labels, 3)
+    assert np.array_equal(weights, again[0]) and np.array_equal(bias, again[1])
+
+
 def test_context_and_slot_intents_are_only_read_when_available(
         engines: tuple[IntentEngine, IntentEngine], bank: Catalogue) -> None:
     meaning = engines[1]
@@ -119,7 +149,7 @@ def test_meaning_does_not_redirect_what_only_fits_an_inactive_context(
         engines: tuple[IntentEngine, IntentEngine]) -> None:
     meaning = engines[1]
     assert meaning.semantic is not None
-    # The encoder alone would read "cancel" as closing the account...
+    # The reader alone would read "cancel" as closing the account...
     guess = meaning.semantic.guess("cancel", None)
     assert guess is not None and guess.intent == "close_account"
     # ...but the words know it means "never mind", which means nothing with no question

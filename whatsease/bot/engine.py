@@ -649,15 +649,22 @@ class IntentEngine:
             parts += [p for p in sentences if len(p.split()) >= LONG_MESSAGE_MIN_WORDS]
             matches = [self._match_text(part[:MAX_MATCH_CHARS], context) for part in parts]
             found = max(matches, key=lambda m: (m.intent is not None, m.confidence))
-        if found.intent is None and self.semantic is not None:
+        if self.semantic is not None:
             return self._match_meaning(text[:MAX_MATCH_CHARS], context, found)
         return found
 
     def _match_meaning(self, text: str, context: str | None, words: Match) -> Match:
-        """The sentence encoder's reading of a message the words could not place."""
-        from whatsease.bot.semantic import accept
-
+        """The sentence reader's second opinion (semantic.py), where the words need one:
+        a message they could not place, or an intent they found with little to spare.
+        """
         assert self.semantic is not None
+        if words.intent is not None:
+            intent = words.intent
+            if intent.context_in is not None or intent.catch_all:
+                return words  # the conversation asked for this answer
+            if self.semantic.vetoes(text, context, words.confidence):
+                return Match(None, words.confidence, {}, words.ranking)
+            return words
         if words.ranking:
             # "cancel" with nothing to cancel: the words found what it means, and it
             # means nothing now. Meaning must not find it something else to do.
@@ -669,17 +676,17 @@ class IntentEngine:
         slots: dict[str, dict[str, str]] = {}
         missing = set()
         for position in self._slot_positions:
-            intent = self._indexes[position].intent
-            values = _capture_slots(intent, text)
+            slotted = self._indexes[position].intent
+            values = _capture_slots(slotted, text)
             if values is None:
-                missing.add(intent.name)
+                missing.add(slotted.name)
             else:
-                slots[intent.name] = values
+                slots[slotted.name] = values
         guess = self.semantic.guess(text, context, missing)
-        if guess is None or not accept(guess, words.ranking[0] if words.ranking else None):
+        if guess is None or not guess.answers:
             return words
-        intent = self.catalogue.intent(guess.intent)
-        return Match(intent, _clamp(guess.similarity), slots.get(guess.intent, {}), words.ranking)
+        return Match(self.catalogue.intent(guess.intent), _clamp(guess.probability),
+                     slots.get(guess.intent, {}), words.ranking)
 
     def _match_text(self, text: str, context: str | None) -> Match:
         bot = self.catalogue.bot
