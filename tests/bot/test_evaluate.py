@@ -245,15 +245,16 @@ def test_other_catalogues_keep_their_figures(
 
 
 # The same six sets with the sentence reader (WHATSEASE_BOT_SEMANTIC, --semantic),
-# calibrated on all six and CLINC150's validation split, so none of them is held out
-# for it. Last measured: default 231/234 (1 of 38 answered), shop 119/122 (0), clinic
-# 136/142 (1), isp 143/151 (4), bank 137/164 (0), travel 143/165 (1).
+# calibrated on all six and the validation splits of CLINC150 and BANKING77, so none
+# of them is held out for it. Last measured: default 232/234 (1 of 38 answered), shop
+# 119/122 (0), clinic 135/142 (1), isp 143/151 (4), bank 139/164 (0), travel
+# 143/165 (1).
 SEMANTIC_FIGURES = [
-    ("whatsease/bot/catalogue.toml", "tests/bot/cases.jsonl", 229, 1),
+    ("whatsease/bot/catalogue.toml", "tests/bot/cases.jsonl", 230, 1),
     ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 117, 0),
-    ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 134, 1),
+    ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 133, 1),
     ("examples/catalogues/isp.toml", "tests/bot/isp_cases.jsonl", 141, 4),
-    ("examples/catalogues/bank.toml", "tests/bot/bank_cases.jsonl", 135, 0),
+    ("examples/catalogues/bank.toml", "tests/bot/bank_cases.jsonl", 137, 0),
     ("examples/catalogues/travel.toml", "tests/bot/travel_cases.jsonl", 141, 1),
 ]
 

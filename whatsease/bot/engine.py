@@ -657,15 +657,16 @@ class IntentEngine:
         """The sentence reader's second opinion (semantic.py), where the words need one:
         a message they could not place, or an intent they found with little to spare.
         """
+        from whatsease.bot.semantic import needs_review
+
         assert self.semantic is not None
         if words.intent is not None:
             intent = words.intent
             if intent.context_in is not None or intent.catch_all:
                 return words  # the conversation asked for this answer
-            if self.semantic.vetoes(text, context, words.confidence):
-                return Match(None, words.confidence, {}, words.ranking)
-            return words
-        if words.ranking:
+            if not needs_review(words.confidence):
+                return words
+        elif words.ranking:
             # "cancel" with nothing to cancel: the words found what it means, and it
             # means nothing now. Meaning must not find it something else to do.
             name, score = words.ranking[0]
@@ -682,11 +683,20 @@ class IntentEngine:
                 missing.add(slotted.name)
             else:
                 slots[slotted.name] = values
-        guess = self.semantic.guess(text, context, missing)
-        if guess is None or not guess.answers:
+        reading = self.semantic.read(text, context, missing)
+        if reading is None:
             return words
-        return Match(self.catalogue.intent(guess.intent), _clamp(guess.probability),
-                     slots.get(guess.intent, {}), words.ranking)
+        if words.intent is None:
+            answer = reading.intent if reading.answers else None
+        else:
+            verdict = reading.overrules(words.intent.name)
+            if verdict is None:
+                return words
+            answer = verdict or None
+        if answer is None:
+            return Match(None, words.confidence, {}, words.ranking) if words.intent else words
+        return Match(self.catalogue.intent(answer), _clamp(reading.probability),
+                     slots.get(answer, {}), words.ranking)
 
     def _match_text(self, text: str, context: str | None) -> Match:
         bot = self.catalogue.bot
