@@ -16,7 +16,7 @@ from tests.bot.test_assistant import bot_reply_to, interactions, say
 from tests.support import ServerThread, register
 from whatsease.bot.catalogue import Catalogue, parse_catalogue
 from whatsease.bot.engine import IntentEngine
-from whatsease.bot.semantic import SemanticIndex, load_offtopic, train_softmax
+from whatsease.bot.semantic import Reading, SemanticIndex, load_offtopic, train_softmax
 
 BANK = """
 [bot]
@@ -128,6 +128,19 @@ def test_an_unclear_word_answer_the_reader_reads_otherwise_is_overruled(
     found = meaning.match(text)
     assert found.intent_name == "close_account"
     assert found.ranking == placed.ranking
+
+
+@pytest.mark.parametrize(("words_intent", "other", "none", "verdict"), [
+    (0.05, 0.10, 0.85, ""),         # sure it is none of them: fall back
+    (0.05, 0.45, 0.50, ""),         # words' intent ruled out, "none" likeliest: fall back
+    (0.05, 0.70, 0.25, "other"),    # words' intent ruled out, another sure enough
+    (0.05, 0.50, 0.45, None),       # ruled out, but nothing sure enough: keep the words'
+    (0.30, 0.60, 0.10, None),       # words' intent not ruled out: keep it
+])
+def test_the_readers_verdict_on_an_unclear_word_answer(
+        words_intent: float, other: float, none: float, verdict: str | None) -> None:
+    reading = Reading(["words", "other"], np.array([words_intent, other, none]))
+    assert reading.overrules("words") == verdict
 
 
 def test_training_separates_what_it_is_shown_and_is_repeatable() -> None:

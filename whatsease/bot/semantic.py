@@ -13,9 +13,10 @@ one more, "none of them", learnt from a list of everyday off-topic requests
   ANSWER_MIN_PROBABILITY;
 - the words found an intent outside any context with little to spare (below
   REVIEW_BELOW): the reader falls back instead if it is at least VETO_MIN_NONE sure
-  the message is none of the intents, and answers with its own intent if it gives
-  that one at least ANSWER_MIN_PROBABILITY and the words' one at most
-  OVERRULE_MAX_WORDS_INTENT. Clearer word matches are never encoded.
+  the message is none of the intents. If it gives the words' intent at most
+  OVERRULE_MAX_WORDS_INTENT, it falls back when "none of them" is its likeliest
+  reading, and answers with its own intent when it gives that one at least
+  ANSWER_MIN_PROBABILITY. Clearer word matches are never encoded.
 
 Costs, measured on the development machine: about 120 MiB of memory per process for
 the encoder, 2-4 ms of CPU per message it looks at, and at start about 0.3 s for
@@ -54,7 +55,8 @@ ANSWER_MIN_PROBABILITY = 0.6
 # It reviews the words' answers that scored below this...
 REVIEW_BELOW = 0.8
 # ...and overrules one with a fallback when it is this sure the message is none of
-# the intents, or with its own answer when it gives the words' intent at most this.
+# the intents; and when it gives the words' intent at most OVERRULE_MAX_WORDS_INTENT,
+# with whatever it finds likeliest ("none of them" or an intent it can answer with).
 VETO_MIN_NONE = 0.8
 OVERRULE_MAX_WORDS_INTENT = 0.1
 # An off-topic request this close (cosine) to one of the catalogue's own examples is
@@ -137,9 +139,13 @@ class Reading:
         to fall back instead, or the name of the intent to answer with instead."""
         if self.none >= VETO_MIN_NONE:
             return ""
-        if (self.intent != words_intent and self.answers
-                and self.probability_of(words_intent) <= OVERRULE_MAX_WORDS_INTENT):
-            return self.intent
+        if self.probability_of(words_intent) <= OVERRULE_MAX_WORDS_INTENT:
+            # The reader all but rules the words' intent out: what it finds likelier
+            # answers, "none of them" included.
+            if self.none >= self.probability:
+                return ""
+            if self.intent != words_intent and self.answers:
+                return self.intent
         return None
 
 
