@@ -169,9 +169,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSEASE_BOT_HISTORY_MAX_AGE", "bot_history_max_age",
             _parse_int(0, 3650 * 86400), 30 * 86400, "Seconds bot history is kept."),
     Setting("WHATSEASE_BOT_SEMANTIC", "bot_semantic", _parse_bool, False,
-            "Give the bot a sentence reader: it answers paraphrases the words cannot "
-            "place and vetoes off-topic messages they half-place (needs "
-            "whatsease[semantic]; about 120 MiB more memory; docs/bot.md)."),
+            "Give the bot a sentence reader: a second opinion on messages its words "
+            "cannot place or place with little to spare (needs whatsease[semantic]; "
+            "about 120 MiB more memory; docs/bot.md)."),
     Setting("WHATSEASE_LLM_URL", "llm_url", _parse_url, "",
             "OpenAI-compatible chat-completions URL for the bot's fallback. Empty: none."),
     Setting("WHATSEASE_LLM_TOKEN", "llm_token", _parse_str, "",
