@@ -20,7 +20,7 @@ from whatsease.storage.launcher import free_port
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECS = 60.0
 EXIT_TIMEOUT_SECS = 30.0
-# The parent-death signal reaches the database at once; allow for its own shutdown.
+# The parent-death signal (SIGKILL) reaches the database at once; allow for a busy machine.
 ORPHAN_TIMEOUT_SECS = 15.0
 PASSWORD = "correct horse battery staple"
 
@@ -75,7 +75,7 @@ class Served:
         for line in self.log_path.read_text().splitlines():
             entry = orjson.loads(line) if line.startswith("{") else {}
             if "SecantusDB) started" in entry.get("msg", "") and entry.get("port"):
-                pid = int(entry["pid"])
+                pid, self.guard_pid = int(entry["pid"]), int(entry["guard_pid"])
         assert _alive(pid)
         # It is our child, not something else's.
         ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -95,11 +95,12 @@ class Served:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        if _alive(self.database_pid):
-            os.kill(self.database_pid, signal.SIGKILL)
+        for pid in (self.database_pid, self.guard_pid):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
-def test_sigterm_stops_cleanly_restart_keeps_data_and_sigkill_leaves_no_orphan(
+def test_sigterm_stops_cleanly_restart_keeps_data_and_sigkill_loses_nothing(
         tmp_path: Path) -> None:
     data, log = tmp_path / "data", tmp_path / "server.log"
     first = Served(data, log)
@@ -151,11 +152,27 @@ def test_sigterm_stops_cleanly_restart_keeps_data_and_sigkill_leaves_no_orphan(
 
     third = Served(data, log)
     try:
+        me = Client(third.port, token=tokens["access_token"])
+        sent = me.post("/api/v1/messages", {"recipient": "peer@example.com",
+                                            "content": "and after a crash?"})
+        assert sent.status == 201, sent.body
         third.process.kill()  # no handler runs: only the parent-death signal is left
         third.process.wait()
         assert _wait_gone(third.database_pid, ORPHAN_TIMEOUT_SECS), "orphaned database"
+        assert _wait_gone(third.guard_pid, 5), "orphaned guard"
     finally:
         third.stop()
+
+    # The database was killed too; its journal still holds every acknowledged write.
+    fourth = Served(data, log)
+    try:
+        me = Client(fourth.port, token=tokens["access_token"])
+        history = me.get("/api/v1/messages?with=peer@example.com")
+        assert history.status == 200, history.body
+        assert sorted(m["content"] for m in history.json["messages"]) == [
+            "and after a crash?", "still here after a restart?"]
+    finally:
+        fourth.stop()
 
 
 def test_shutdown_lets_requests_under_way_finish(mongo_uri: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -88,3 +89,72 @@ def test_free_port_is_bindable() -> None:
     port = launcher.free_port()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+# A server that starts, as the launcher starts the database, a process that
+# ignores SIGTERM (as a wedged database does) and its guard, then waits.
+STAND_IN_SERVER = """
+import os, subprocess, sys, time
+from pathlib import Path
+from whatsease.storage import launcher
+stubborn = subprocess.Popen(
+    [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+     "print(flush=True); time.sleep(600)"],
+    stdout=subprocess.PIPE, start_new_session=True,
+    preexec_fn=launcher._die_with_parent(os.getpid()))
+stubborn.stdout.readline()
+guard = launcher.start_guard(stubborn.pid, 1.0, Path(sys.argv[1]) / "guard.log")
+print(stubborn.pid, guard.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_the_guard_kills_a_wedged_database_whose_server_died(tmp_path: Path) -> None:
+    server = subprocess.Popen([sys.executable, "-c", STAND_IN_SERVER, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    stubborn = guard = 0
+    try:
+        assert server.stdout is not None
+        stubborn, guard = map(int, server.stdout.readline().split())
+        server.kill()  # no handler runs: the kernel's signals and the guard are left
+        server.wait()
+        assert not _wait_gone(stubborn, 0.5)  # SIGTERM alone does not stop it
+        assert _wait_gone(stubborn, 15), "orphaned database"
+        assert _wait_gone(guard, 5), "the guard outlived the database"
+        assert "still running 1 s later; killed it" in (tmp_path / "guard.log").read_text()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        for pid in (stubborn, guard):
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_the_guard_leaves_with_a_database_stopped_cleanly(tmp_path: Path) -> None:
+    database = EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log")
+    database.start()
+    assert database.guard is not None
+    guard = database.guard
+    assert guard.poll() is None
+    database.stop()
+    assert guard.returncode == 0
+    assert "guard" not in (tmp_path / "db.log").read_text()

@@ -29,6 +29,7 @@ EXECUTABLE = "secantusd-py"
 START_TIMEOUT_SECS = 60.0
 STOP_TIMEOUT_SECS = 10.0
 _PR_SET_PDEATHSIG = 1
+GUARD = Path(__file__).with_name("guard.py")  # run as a script: standard library only
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -68,18 +69,28 @@ _LIBC = _load_libc()
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:
-    """What the child runs between fork and exec so that it dies with ``parent``."""
+    """What the child runs between fork and exec so that it stops with ``parent``."""
 
     def preexec() -> None:
         # Linux sends SIGTERM to the database when the process that started
-        # it dies, even by SIGKILL, so a crashed server never leaves an
-        # orphan holding the data directory.
+        # it dies, even by SIGKILL: it shuts down cleanly, checkpointing what
+        # it acknowledged. The guard (guard.py) kills it if that wedges.
         if _LIBC is not None:
             _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # it died before the request took effect
             os.kill(os.getpid(), signal.SIGTERM)
 
     return preexec
+
+
+def start_guard(pid: int, grace: float, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start guard.py for our child ``pid``: if we die and it outlives us by
+    ``grace`` seconds, it is killed. The guard leaves when ``pid`` does."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-I", str(GUARD), str(pid), str(os.getpid()), str(grace)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
 
 
 class EmbeddedDatabase:
@@ -89,15 +100,22 @@ class EmbeddedDatabase:
     the server answers ``ping`` and raises `EmbeddedDatabaseError` (with the
     tail of its log) if it exits or stays silent. Call `start` from the main
     thread: the parent-death signal is tied to the thread that forks.
+
+    If this process dies without calling `stop`, the database gets SIGTERM
+    from the kernel, and a guard process kills it if it is still running
+    ``orphan_grace`` seconds later.
     """
 
     def __init__(self, storage_path: Path | str, *, host: str = "127.0.0.1",
-                 port: int | None = None, log_path: Path | str | None = None) -> None:
+                 port: int | None = None, log_path: Path | str | None = None,
+                 orphan_grace: float = STOP_TIMEOUT_SECS) -> None:
         self.storage_path = Path(storage_path)
         self.host = host
         self.port = port or free_port(host)
         self.log_path = Path(log_path) if log_path else self.storage_path.parent / "secantusd.log"
+        self.orphan_grace = orphan_grace
         self.process: subprocess.Popen[bytes] | None = None
+        self.guard: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
@@ -119,10 +137,19 @@ class EmbeddedDatabase:
                 start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
             )
         self._wait_until_ready(timeout)
+        self._start_guard()
         logger.info("local development database (SecantusDB) started",
                     extra={"port": self.port, "storage": str(self.storage_path),
-                           "pid": self.process.pid})
+                           "pid": self.process.pid,
+                           "guard_pid": self.guard.pid if self.guard else None})
         return self.uri
+
+    def _start_guard(self) -> None:
+        assert self.process is not None
+        try:
+            self.guard = start_guard(self.process.pid, self.orphan_grace, self.log_path)
+        except OSError as exc:  # the parent-death signal still stops the database
+            logger.warning("could not start the embedded database's guard: %s", exc)
 
     def _wait_until_ready(self, timeout: float) -> None:
         assert self.process is not None
@@ -156,6 +183,22 @@ class EmbeddedDatabase:
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECS) -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL if it lingers."""
+        try:
+            self._stop_database(timeout)
+        finally:
+            self._stop_guard()
+
+    def _stop_guard(self) -> None:
+        guard, self.guard = self.guard, None
+        if guard is None:
+            return
+        try:
+            guard.wait(2)  # it exits when the database does
+        except subprocess.TimeoutExpired:
+            guard.kill()
+            guard.wait()
+
+    def _stop_database(self, timeout: float) -> None:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return

@@ -1,0 +1,71 @@
+"""Stop the embedded database for a server that died without stopping it.
+
+The launcher starts this file beside the database: ``python guard.py
+DATABASE_PID SERVER_PID GRACE_SECONDS``. When the server dies, even by SIGKILL,
+Linux sends SIGTERM both to the database (its own parent-death signal) and to
+this guard. The database then shuts down cleanly, checkpointing everything it
+has acknowledged; if it has not exited within the grace period (SecantusDB's
+shutdown can wedge when a connection was cut mid-operation), the guard kills
+it, so the data directory is never held by an orphan. The guard exits as soon
+as the database does, whoever stopped it.
+
+Standard library only, so that it starts in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _watch(database: int, server: int, grace: float) -> str:
+    """Wait, and say what happened."""
+    try:
+        pidfd = os.pidfd_open(database)
+    except ProcessLookupError:
+        return "database already gone"
+    except OSError as exc:  # a kernel older than 5.3: the parent-death signal alone
+        return f"cannot watch the database ({exc}); relying on its parent-death signal"
+    # SIGTERM from the kernel when the server dies: noted on a pipe, not fatal.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the server
+    signal.set_wakeup_fd(wake_w)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == server:  # else the server died before the request took effect
+        ready, _, _ = select.select([pidfd, wake_r], [], [])
+        if pidfd in ready:
+            return "database stopped"
+    ready, _, _ = select.select([pidfd], [], [], grace)
+    if ready:
+        return "the server died; the database stopped by itself"
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    return (f"the server died and the database (pid {database}) was still running "
+            f"{grace:g} s later; killed it")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        database, server, grace = int(args[0]), int(args[1]), float(args[2])
+    except (IndexError, ValueError):
+        print("usage: guard.py DATABASE_PID SERVER_PID GRACE_SECONDS",
+              file=sys.stderr)
+        return 2
+    outcome = _watch(database, server, grace)
+    if "killed" in outcome or "cannot" in outcome:
+        print(f"whatsease guard: {outcome}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
