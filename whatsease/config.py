@@ -73,6 +73,13 @@ def _parse_dir(raw: str) -> str:
     return path
 
 
+def _parse_existing_dir(raw: str) -> str:
+    path = raw.strip()
+    if path and not Path(path).expanduser().is_dir():
+        raise ValueError("no such directory")
+    return path
+
+
 def _parse_url(raw: str) -> str:
     url = raw.strip()
     if url and not re.match(r"https?://[^/\s]", url):
@@ -172,6 +179,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Give the bot a sentence reader: a second opinion on messages its words "
             "cannot place or place with little to spare (needs whatsease[semantic]; "
             "about 120 MiB more memory; docs/bot.md)."),
+    Setting("WHATSEASE_BOT_SEMANTIC_MODEL", "bot_semantic_model", _parse_existing_dir, "",
+            "Folder of a sentence-transformers model exported to ONNX for the sentence "
+            "reader instead of the built-in encoder; setting it turns the reader on "
+            "(needs whatsease[semantic-onnx]; docs/bot.md)."),
     Setting("WHATSEASE_LLM_URL", "llm_url", _parse_url, "",
             "OpenAI-compatible chat-completions URL for the bot's fallback. Empty: none."),
     Setting("WHATSEASE_LLM_TOKEN", "llm_token", _parse_str, "",
@@ -213,6 +224,7 @@ class Config:
     bot_history_max_chars: int = 20000
     bot_history_max_age: int = 30 * 86400
     bot_semantic: bool = False
+    bot_semantic_model: str = ""
     llm_url: str = ""
     llm_token: str = ""
     llm_model: str = ""

