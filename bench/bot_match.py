@@ -164,7 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         "--semantic", action="store_true",
         help="also time the engine with the sentence encoder (WHATSEASE_BOT_SEMANTIC), which "
         "the server runs on the bot's own thread, not on the event loop")
+    parser.add_argument(
+        "--semantic-model", metavar="FOLDER", default="",
+        help="with --semantic, a sentence-transformers model exported to ONNX instead of "
+        "the built-in encoder (WHATSEASE_BOT_SEMANTIC_MODEL)")
     args = parser.parse_args(argv)
+    args.semantic = args.semantic or bool(args.semantic_model)
     rng = random.Random(args.seed)
 
     rows = []
@@ -192,13 +197,14 @@ def main(argv: list[str] | None = None) -> int:
 
         rss_before = _rss_mib()
         start = time.perf_counter()
-        load_encoder().encode(["warm up"])
+        encoder = load_encoder(args.semantic_model)
+        encoder.encode(["warm up"])
         encoder_ms = (time.perf_counter() - start) * 1000
         encoder_mib = _rss_mib() - rss_before
         for name, catalogue, sample in (("synthetic", synthetic, messages),
                                         ("default", default, texts)):
             start = time.perf_counter()
-            engine = IntentEngine(catalogue, semantic=SemanticIndex(catalogue))
+            engine = IntentEngine(catalogue, semantic=SemanticIndex(catalogue, encoder))
             load_ms = (time.perf_counter() - start) * 1000
             semantic_rows.append((f"{name}+sem", len(catalogue.intents), load_ms,
                                   time_respond(engine, sample)))
@@ -214,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{statistics.median(cpu):>10.3f} {_percentile(cpu, 0.99):>8.3f}"
         )
     if semantic_rows:
-        print(f"with the sentence encoder (on the bot's thread; encoder loaded in "
+        print(f"with the sentence encoder {args.semantic_model or '(built-in)'} "
+              f"(on the bot's thread; encoder loaded in "
               f"{encoder_ms:.0f} ms, +{encoder_mib:.0f} MiB RSS):")
         for name, intents, load, (wall, cpu) in semantic_rows:
             print(

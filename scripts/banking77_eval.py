@@ -13,7 +13,8 @@ would write them; cases are all 3,080 test utterances, plus CLINC150's 100
 out-of-scope test queries (the first 100) and 200 of its test queries from domains other than
 banking and credit cards, sampled with the seed "banking77".
 
-    python scripts/banking77_eval.py --data path/to/banking_data --clinc path/to/oos-eval/data
+    python scripts/banking77_eval.py --data path/to/banking_data --clinc path/to/oos-eval/data \
+        [--semantic-model FOLDER]
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.clinc_eval import EXAMPLES_PER_INTENT, measure
+from scripts.clinc_eval import EXAMPLES_PER_INTENT, add_model_argument, measure
 from whatsease.bot.catalogue import Catalogue, loads_catalogue
 from whatsease.bot.evaluate import Case
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder with BANKING77's train.csv and test.csv")
     parser.add_argument("--clinc", required=True, type=Path,
                         help="folder with CLINC150's data_small.json and domains.json")
+    add_model_argument(parser)
     args = parser.parse_args(argv)
     try:
         train = read_csv(args.data / "train.csv")
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     catalogue, cases = banking_set(train, test, clinc, domains)
     measure([("banking77", catalogue, cases)],
-            "BANKING77: accuracy, out-of-scope answered (never tuned on)")
+            "BANKING77: accuracy, out-of-scope answered (never tuned on)", args.semantic_model)
     return 0
 
 

@@ -13,7 +13,7 @@ intents (both out of scope for this catalogue), sampled with the domain's name a
 the seed. Each domain is measured with the words-only engine, with the sentence
 encoder (--semantic, if installed) and with the token_set_ratio baseline.
 
-    python scripts/clinc_eval.py --data path/to/oos-eval/data
+    python scripts/clinc_eval.py --data path/to/oos-eval/data [--semantic-model FOLDER]
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, type=Path,
                         help="folder with CLINC150's data_small.json and domains.json")
+    add_model_argument(parser)
     args = parser.parse_args(argv)
     try:
         data = json.loads((args.data / "data_small.json").read_text(encoding="utf-8"))
@@ -82,19 +83,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clinc_eval: cannot read the CLINC150 data: {e}", file=sys.stderr)
         return 2
     measure(domain_sets(data, domains),
-            "CLINC150 by domain: accuracy, out-of-scope answered (never tuned on)")
+            "CLINC150 by domain: accuracy, out-of-scope answered (never tuned on)",
+            args.semantic_model)
     return 0
 
 
-def measure(sets: list[tuple[str, Catalogue, list[Case]]], title: str) -> None:
-    """Print each set's figures with the words, the sentence reader (if installed)
-    and the token_set_ratio baseline, then the totals."""
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--semantic-model", metavar="FOLDER", default="",
+                        help="read with this sentence-transformers model exported to ONNX "
+                        "instead of the built-in encoder (WHATSEASE_BOT_SEMANTIC_MODEL)")
+
+
+def measure(sets: list[tuple[str, Catalogue, list[Case]]], title: str, model: str = "") -> None:
+    """Print each set's figures with the words, the sentence reader (if installed;
+    `model` as WHATSEASE_BOT_SEMANTIC_MODEL) and the token_set_ratio baseline, then
+    the totals."""
     try:
         from whatsease.bot.semantic import SemanticIndex, load_encoder
 
-        load_encoder()
+        encoder = load_encoder(model)
         semantic = True
-    except ImportError:
+    except (ImportError, ValueError) as e:  # not installed, or an unusable model folder
+        if model:
+            print(f"{Path(sys.argv[0]).stem}: {e}", file=sys.stderr)
+            raise SystemExit(2) from e
         semantic = False
     methods = ["words", *(["semantic"] if semantic else []), "baseline"]
     print(title)
@@ -103,7 +115,7 @@ def measure(sets: list[tuple[str, Catalogue, list[Case]]], title: str) -> None:
     for name, catalogue, cases in sets:
         results = {"words": summarise(run_engine(IntentEngine(catalogue), cases))}
         if semantic:
-            engine = IntentEngine(catalogue, semantic=SemanticIndex(catalogue))
+            engine = IntentEngine(catalogue, semantic=SemanticIndex(catalogue, encoder))
             results["semantic"] = summarise(run_engine(engine, cases))
         results["baseline"] = summarise(run_baseline(catalogue, cases))
         print(f"{name:<20}" + "".join(f"{_cell(results[m]):>18}" for m in methods))

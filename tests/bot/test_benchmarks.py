@@ -78,3 +78,20 @@ def test_the_scripts_say_when_the_data_is_missing(
     assert banking77_eval.main(["--data", str(tmp_path), "--clinc", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "cannot read the CLINC150 data" in err and "banking77_eval: cannot read" in err
+
+
+def test_clinc_eval_reads_with_a_model_folder(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.bot.test_onnx_reader import build_model
+
+    model = build_model(tmp_path / "model")
+    data = tmp_path / "data"
+    data.mkdir()
+    assert clinc_eval.main(["--data", str(clinc_data(data)),
+                            "--semantic-model", str(model)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[1:] == ["words", "semantic", "baseline"]
+    with pytest.raises(SystemExit) as stopped:
+        clinc_eval.main(["--data", str(data), "--semantic-model", str(tmp_path / "none")])
+    assert stopped.value.code == 2
+    assert f"{tmp_path / 'none'}: no such folder" in capsys.readouterr().err
