@@ -121,6 +121,9 @@ def test_vectors_are_unit_length_and_padding_changes_nothing(model_folder: Path)
     # The short sentence is padded in the batch; the mask keeps the padding out.
     assert np.allclose(alone[0], together[0], atol=1e-5)
     assert not np.allclose(together[0], together[1], atol=1e-2)
+    # A text with no tokens at all is read as nothing in particular, not an error.
+    blank = encoder.encode(["   "])
+    assert blank.shape == (1, WIDTH) and np.isfinite(blank).all()
 
 
 def test_first_token_pooling_and_the_hugging_face_layout(tmp_path: Path,

@@ -175,7 +175,7 @@ class OnnxEncoder:
 
     def _encode_batch(self, texts: Sequence[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(list(texts))
-        length = max(len(e.ids) for e in encodings)
+        length = max(1, *(len(e.ids) for e in encodings))  # a blank text has no tokens
         ids = np.zeros((len(texts), length), np.int64)
         mask = np.zeros((len(texts), length), np.int64)
         for row, encoding in enumerate(encodings):
