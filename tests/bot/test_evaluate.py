@@ -230,13 +230,15 @@ OTHER_CATALOGUES = [
 
 
 # Held out from everything, the sentence reader included (headers of the files): the
-# figures last measured (words 96/118 and 95/116; reader 102/118 and 100/116, 0 and 2
-# out-of-scope answered), less a case or two. Far below the 95% bar; the
-# words beat the baseline by only 4 points on energy (81.4% against 77.1%).
+# figures last measured (words 96/118, 95/116 and 95/113; reader 102/118, 100/116
+# and 107/113, with 0, 2 and 1 out-of-scope answered), less a case or two. Below the
+# 95% bar; the words beat the baseline by only 4 points on energy (81.4% against
+# 77.1%).
 HELD_OUT = [
     # (catalogue, cases, words: min correct, max out-of-scope answered; reader: the same)
     ("examples/catalogues/energy.toml", "tests/bot/energy_cases.jsonl", 94, 2, 100, 0),
     ("examples/catalogues/gym.toml", "tests/bot/gym_cases.jsonl", 93, 4, 98, 2),
+    ("examples/catalogues/council.toml", "tests/bot/council_cases.jsonl", 93, 3, 105, 1),
 ]
 
 
