@@ -121,6 +121,13 @@ def test_vectors_are_unit_length_and_padding_changes_nothing(model_folder: Path)
     # The short sentence is padded in the batch; the mask keeps the padding out.
     assert np.allclose(alone[0], together[0], atol=1e-5)
     assert not np.allclose(together[0], together[1], atol=1e-2)
+    # Many texts of many lengths (batched, sorted by length inside) come back in order.
+    rng = np.random.default_rng(3)
+    vocabulary = [w for group in MEANINGS for w in group] + WORDS
+    texts = [" ".join(rng.choice(vocabulary, size=int(rng.integers(1, 12))))
+             for _ in range(75)]
+    one_by_one = np.vstack([encoder.encode([t]) for t in texts])
+    assert np.allclose(encoder.encode(texts), one_by_one, atol=1e-5)
     # A text with no tokens at all is read as nothing in particular, not an error.
     blank = encoder.encode(["   "])
     assert blank.shape == (1, WIDTH) and np.isfinite(blank).all()
