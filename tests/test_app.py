@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from tests import support
-from tests.support import Client, ServerThread
+from tests.support import Client, ServerThread, process_alive, wait_process_gone
 from whatsease.storage.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,23 +24,6 @@ EXIT_TIMEOUT_SECS = 30.0
 ORPHAN_TIMEOUT_SECS = 15.0
 PASSWORD = "correct horse battery staple"
 
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 class Served:
@@ -76,7 +59,7 @@ class Served:
             entry = orjson.loads(line) if line.startswith("{") else {}
             if "SecantusDB) started" in entry.get("msg", "") and entry.get("port"):
                 pid, self.guard_pid = int(entry["pid"]), int(entry["guard_pid"])
-        assert _alive(pid)
+        assert process_alive(pid)
         # It is our child, not something else's.
         ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
         assert ppid == self.process.pid
@@ -96,7 +79,7 @@ class Served:
             self.process.kill()
             self.process.wait()
         for pid in (self.database_pid, self.guard_pid):
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -121,7 +104,7 @@ def test_sigterm_stops_cleanly_restart_keeps_data_and_sigkill_loses_nothing(
         client.post("/api/v1/auth/refresh", {"refresh_token": tokens["refresh_token"]})
         client.post("/api/v1/auth/login", {"email": email, "password": "wrong password!"})
         assert first.signal(signal.SIGTERM) == 0
-        assert _wait_gone(first.database_pid, 1), "the database outlived a clean shutdown"
+        assert wait_process_gone(first.database_pid, 1), "the database outlived a clean shutdown"
     finally:
         first.stop()
 
@@ -146,7 +129,7 @@ def test_sigterm_stops_cleanly_restart_keeps_data_and_sigkill_loses_nothing(
         assert history.status == 200, history.body
         assert [m["content"] for m in history.json["messages"]] == ["still here after a restart?"]
         assert second.signal(signal.SIGINT) == 0
-        assert _wait_gone(second.database_pid, 1)
+        assert wait_process_gone(second.database_pid, 1)
     finally:
         second.stop()
 
@@ -158,8 +141,8 @@ def test_sigterm_stops_cleanly_restart_keeps_data_and_sigkill_loses_nothing(
         assert sent.status == 201, sent.body
         third.process.kill()  # no handler runs: only the parent-death signal is left
         third.process.wait()
-        assert _wait_gone(third.database_pid, ORPHAN_TIMEOUT_SECS), "orphaned database"
-        assert _wait_gone(third.guard_pid, 5), "orphaned guard"
+        assert wait_process_gone(third.database_pid, ORPHAN_TIMEOUT_SECS), "orphaned database"
+        assert wait_process_gone(third.guard_pid, 5), "orphaned guard"
     finally:
         third.stop()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
+from tests.support import process_alive, wait_process_gone
 from whatsease.storage import launcher
 from whatsease.storage.launcher import EmbeddedDatabase, EmbeddedDatabaseError
 
@@ -109,23 +110,6 @@ time.sleep(600)
 """
 
 
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
 
 def test_the_guard_kills_a_wedged_database_whose_server_died(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-c", STAND_IN_SERVER, str(tmp_path)],
@@ -136,16 +120,16 @@ def test_the_guard_kills_a_wedged_database_whose_server_died(tmp_path: Path) -> 
         stubborn, guard = map(int, server.stdout.readline().split())
         server.kill()  # no handler runs: the kernel's signals and the guard are left
         server.wait()
-        assert not _wait_gone(stubborn, 0.5)  # SIGTERM alone does not stop it
-        assert _wait_gone(stubborn, 15), "orphaned database"
-        assert _wait_gone(guard, 5), "the guard outlived the database"
+        assert not wait_process_gone(stubborn, 0.5)  # SIGTERM alone does not stop it
+        assert wait_process_gone(stubborn, 15), "orphaned database"
+        assert wait_process_gone(guard, 5), "the guard outlived the database"
         assert "still running 1 s later; killed it" in (tmp_path / "guard.log").read_text()
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
         for pid in (stubborn, guard):
-            if pid and _alive(pid):
+            if pid and process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
