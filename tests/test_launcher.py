@@ -142,3 +142,16 @@ def test_the_guard_leaves_with_a_database_stopped_cleanly(tmp_path: Path) -> Non
     database.stop()
     assert guard.returncode == 0
     assert "guard" not in (tmp_path / "db.log").read_text()
+
+
+def test_without_pidfd_the_guard_says_so_and_leaves(tmp_path: Path) -> None:
+    # As on a kernel before 5.3 or a system that is not Linux: only the parent-death
+    # signal is left, and the guard says so in the database's log instead of failing.
+    script = ("import os, runpy, sys; del os.pidfd_open; "
+              f"sys.argv = ['guard.py', *sys.argv[1:]]; runpy.run_path({str(launcher.GUARD)!r}, "
+              "run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", script, str(os.getpid()), str(os.getppid()),
+                           "1"], capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "cannot watch the database" in done.stderr
+    assert "relying on its parent-death signal" in done.stderr

@@ -30,7 +30,7 @@ def _watch(database: int, server: int, grace: float) -> str:
         pidfd = os.pidfd_open(database)
     except ProcessLookupError:
         return "database already gone"
-    except OSError as exc:  # a kernel older than 5.3: the parent-death signal alone
+    except (OSError, AttributeError) as exc:  # Linux before 5.3, or not Linux
         return f"cannot watch the database ({exc}); relying on its parent-death signal"
     # SIGTERM from the kernel when the server dies: noted on a pipe, not fatal.
     wake_r, wake_w = os.pipe()
