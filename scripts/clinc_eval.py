@@ -103,7 +103,7 @@ def measure(sets: list[tuple[str, Catalogue, list[Case]]], title: str, model: st
 
         encoder = load_encoder(model)
         semantic = True
-    except (ImportError, ValueError) as e:  # not installed, or an unusable model folder
+    except ImportError as e:  # not installed, or an unusable model folder
         if model:
             print(f"{Path(sys.argv[0]).stem}: {e}", file=sys.stderr)
             raise SystemExit(2) from e

@@ -20,10 +20,10 @@ from whatsease.storage.launcher import free_port
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECS = 60.0
 EXIT_TIMEOUT_SECS = 30.0
-# The parent-death signal (SIGKILL) reaches the database at once; allow for a busy machine.
+# The parent-death signal (SIGTERM) reaches the database at once; its clean shutdown,
+# or the guard's kill 10 s later if that wedges, must end it within this.
 ORPHAN_TIMEOUT_SECS = 15.0
 PASSWORD = "correct horse battery staple"
-
 
 
 class Served:
@@ -146,7 +146,7 @@ def test_sigterm_stops_cleanly_restart_keeps_data_and_sigkill_loses_nothing(
     finally:
         third.stop()
 
-    # The database was killed too; its journal still holds every acknowledged write.
+    # The database got SIGTERM from the kernel and shut down cleanly: nothing acknowledged is lost.
     fourth = Served(data, log)
     try:
         me = Client(fourth.port, token=tokens["access_token"])

@@ -110,7 +110,6 @@ time.sleep(600)
 """
 
 
-
 def test_the_guard_kills_a_wedged_database_whose_server_died(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-c", STAND_IN_SERVER, str(tmp_path)],
                               stdout=subprocess.PIPE, text=True)

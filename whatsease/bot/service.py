@@ -209,14 +209,12 @@ async def setup(services: Services) -> None:
     if config.bot_semantic or config.bot_semantic_model:
         setting = "WHATSEASE_BOT_SEMANTIC" + ("_MODEL" if config.bot_semantic_model else "")
         try:
-            from whatsease.bot import semantic as reader
-        except ImportError as e:  # numpy is not installed
-            raise ConfigError(f"{setting}: {e}") from e
-        try:
+            from whatsease.bot.semantic import SemanticIndex, load_encoder
+
             # Loading the model and encoding the examples take seconds: off the event loop.
-            encoder = await asyncio.to_thread(reader.load_encoder, config.bot_semantic_model)
-            semantic = await asyncio.to_thread(reader.SemanticIndex, catalogue, encoder)
-        except (ImportError, reader.SemanticModelError) as e:  # not installed, or a bad model
+            encoder = await asyncio.to_thread(load_encoder, config.bot_semantic_model)
+            semantic = await asyncio.to_thread(SemanticIndex, catalogue, encoder)
+        except ImportError as e:  # not installed, or an unusable model folder
             raise ConfigError(f"{setting}: {e}") from e
     assistant = Assistant(services, IntentEngine(catalogue, semantic=semantic), llm=llm)
     services.extras["assistant"] = assistant

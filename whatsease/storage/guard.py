@@ -21,15 +21,15 @@ import select
 import signal
 import sys
 
-_PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1  # prctl's option: a signal for when our parent dies
 
 
-def _watch(database: int, server: int, grace: float) -> str:
-    """Wait, and say what happened."""
+def _watch(database: int, server: int, grace: float) -> str | None:
+    """Wait; what to put in the database's log, or None if all went as it should."""
     try:
         pidfd = os.pidfd_open(database)
     except ProcessLookupError:
-        return "database already gone"
+        return None
     except (OSError, AttributeError) as exc:  # Linux before 5.3, or not Linux
         return f"cannot watch the database ({exc}); relying on its parent-death signal"
     # SIGTERM from the kernel when the server dies: noted on a pipe, not fatal.
@@ -39,14 +39,14 @@ def _watch(database: int, server: int, grace: float) -> str:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the server
     signal.set_wakeup_fd(wake_w)
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == server:  # else the server died before the request took effect
         ready, _, _ = select.select([pidfd, wake_r], [], [])
-        if pidfd in ready:
-            return "database stopped"
+        if pidfd in ready:  # stopped by the server
+            return None
     ready, _, _ = select.select([pidfd], [], [], grace)
-    if ready:
-        return "the server died; the database stopped by itself"
+    if ready:  # the server died and the database stopped by itself
+        return None
     with contextlib.suppress(ProcessLookupError):
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
     return (f"the server died and the database (pid {database}) was still running "
@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: guard.py DATABASE_PID SERVER_PID GRACE_SECONDS",
               file=sys.stderr)
         return 2
-    outcome = _watch(database, server, grace)
-    if "killed" in outcome or "cannot" in outcome:
-        print(f"whatsease guard: {outcome}", file=sys.stderr, flush=True)
+    said = _watch(database, server, grace)
+    if said is not None:
+        print(f"whatsease guard: {said}", file=sys.stderr, flush=True)
     return 0
 
 

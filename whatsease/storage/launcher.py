@@ -23,12 +23,13 @@ from types import TracebackType
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from whatsease.storage.guard import PR_SET_PDEATHSIG
+
 logger = logging.getLogger(__name__)
 
 EXECUTABLE = "secantusd-py"
 START_TIMEOUT_SECS = 60.0
 STOP_TIMEOUT_SECS = 10.0
-_PR_SET_PDEATHSIG = 1
 GUARD = Path(__file__).with_name("guard.py")  # run as a script: standard library only
 
 
@@ -76,7 +77,7 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
         # it dies, even by SIGKILL: it shuts down cleanly, checkpointing what
         # it acknowledged. The guard (guard.py) kills it if that wedges.
         if _LIBC is not None:
-            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # it died before the request took effect
             os.kill(os.getpid(), signal.SIGTERM)
 
