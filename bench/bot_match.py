@@ -166,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         "the server runs on the bot's own thread, not on the event loop")
     parser.add_argument(
         "--semantic-model", metavar="FOLDER", default="",
-        help="with --semantic, a sentence-transformers model exported to ONNX instead of "
-        "the built-in encoder (WHATSEASE_BOT_SEMANTIC_MODEL)")
+        help="with --semantic, a sentence-transformers model exported to ONNX (its "
+        "folder, or one .onnx file in it) instead of the built-in encoder "
+        "(WHATSEASE_BOT_SEMANTIC_MODEL)")
     args = parser.parse_args(argv)
     args.semantic = args.semantic or bool(args.semantic_model)
     rng = random.Random(args.seed)

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--semantic-model", metavar="FOLDER", default="",
                         help="read with this sentence-transformers model exported to ONNX "
-                        "instead of the built-in encoder (WHATSEASE_BOT_SEMANTIC_MODEL)")
+                        "(its folder, or one .onnx file in it) instead of the built-in "
+                        "encoder (WHATSEASE_BOT_SEMANTIC_MODEL)")
 
 
 def measure(sets: list[tuple[str, Catalogue, list[Case]]], title: str, model: str = "") -> None:

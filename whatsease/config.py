@@ -73,10 +73,13 @@ def _parse_dir(raw: str) -> str:
     return path
 
 
-def _parse_existing_dir(raw: str) -> str:
+def _parse_model_path(raw: str) -> str:
+    """A model folder, or one .onnx file of it (a quantized variant, say)."""
     path = raw.strip()
-    if path and not Path(path).expanduser().is_dir():
-        raise ValueError("no such directory")
+    if path:
+        found = Path(path).expanduser()
+        if not (found.is_dir() or (found.is_file() and found.suffix == ".onnx")):
+            raise ValueError("no such directory or .onnx file")
     return path
 
 
@@ -179,10 +182,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Give the bot a sentence reader: a second opinion on messages its words "
             "cannot place or place with little to spare (needs whatsease[semantic]; "
             "about 120 MiB more memory; docs/bot.md)."),
-    Setting("WHATSEASE_BOT_SEMANTIC_MODEL", "bot_semantic_model", _parse_existing_dir, "",
-            "Folder of a sentence-transformers model exported to ONNX for the sentence "
-            "reader instead of the built-in encoder; setting it turns the reader on "
-            "(needs whatsease[semantic-onnx]; docs/bot.md)."),
+    Setting("WHATSEASE_BOT_SEMANTIC_MODEL", "bot_semantic_model", _parse_model_path, "",
+            "Folder of a sentence-transformers model exported to ONNX (or one .onnx "
+            "file in it) for the sentence reader instead of the built-in encoder; "
+            "setting it turns the reader on (needs whatsease[semantic-onnx]; docs/bot.md)."),
     Setting("WHATSEASE_LLM_URL", "llm_url", _parse_url, "",
             "OpenAI-compatible chat-completions URL for the bot's fallback. Empty: none."),
     Setting("WHATSEASE_LLM_TOKEN", "llm_token", _parse_str, "",

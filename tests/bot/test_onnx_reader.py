@@ -143,6 +143,28 @@ def test_first_token_pooling_and_the_hugging_face_layout(tmp_path: Path,
                            atol=1e-2)
 
 
+def test_the_path_may_name_one_onnx_file(tmp_path: Path, model_folder: Path) -> None:
+    """As Hugging Face lays out quantized variants: onnx/model_quint8_avx2.onnx beside
+    onnx/model.onnx, with tokenizer.json and 1_Pooling in the folder above."""
+    folder = build_model(tmp_path / "hub", pooling="cls", layout="onnx/model.onnx")
+    variant = folder / "onnx" / "model_quint8_avx2.onnx"
+    variant.write_bytes((folder / "onnx" / "model.onnx").read_bytes())
+    (folder / "onnx" / "model.onnx").write_bytes(b"not the one asked for")
+    cls = OnnxEncoder(variant)
+    # The tokenizer and the pooling configuration came from the folder above.
+    assert np.allclose(cls.encode(["card"])[0], cls.encode(["card is lost"])[0], atol=1e-5)
+    # A file beside its tokenizer.json reads as the folder does.
+    beside = OnnxEncoder(model_folder / "model.onnx")
+    assert np.allclose(beside.encode(["my card"]), OnnxEncoder(model_folder).encode(["my card"]))
+    with pytest.raises(SemanticModelError, match=r"tokenizer\.json: is not an \.onnx file"):
+        OnnxEncoder(model_folder / "tokenizer.json")
+    # The setting takes a folder or an .onnx file, nothing else.
+    assert Config.from_env({"WHATSEASE_BOT_SEMANTIC_MODEL": str(variant)}
+                           ).bot_semantic_model == str(variant)
+    with pytest.raises(ConfigError, match=r"no such directory or \.onnx file"):
+        Config.from_env({"WHATSEASE_BOT_SEMANTIC_MODEL": str(folder / "tokenizer.json")})
+
+
 def test_a_model_that_asks_for_token_types_gets_them(tmp_path: Path) -> None:
     folder = build_model(tmp_path / "types",
                          inputs=("input_ids", "attention_mask", "token_type_ids"))

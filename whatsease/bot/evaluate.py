@@ -264,8 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FOLDER",
         default="",
         help="with the sentence reader, use this sentence-transformers model exported "
-        "to ONNX instead of the built-in encoder (implies --semantic), as the server "
-        "does with WHATSEASE_BOT_SEMANTIC_MODEL",
+        "to ONNX (its folder, or one .onnx file in it) instead of the built-in encoder "
+        "(implies --semantic), as the server does with WHATSEASE_BOT_SEMANTIC_MODEL",
     )
     return parser
 

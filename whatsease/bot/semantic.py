@@ -97,8 +97,8 @@ class SemanticModelError(SemanticUnavailable):
 def load_encoder(model: str = "") -> Encoder:
     """The process's one encoder (its tables are large): loaded on first use.
 
-    `model` is a folder holding a sentence-transformers model exported to ONNX
-    (`OnnxEncoder`); empty for the Universal Sentence Encoder."""
+    `model` is a folder holding a sentence-transformers model exported to ONNX, or
+    one .onnx file of it (`OnnxEncoder`); empty for the Universal Sentence Encoder."""
     if model:
         return OnnxEncoder(Path(model).expanduser())
     try:
@@ -123,6 +123,8 @@ class OnnxEncoder:
 
     The folder holds `tokenizer.json` and `model.onnx` (or `onnx/model.onnx`, as
     models on Hugging Face lay it out), and may hold `1_Pooling/config.json`. The
+    path may also name one .onnx file (Hugging Face's `onnx/model_quint8_avx2.onnx`,
+    say): the folder is then the file's own, or the one above an `onnx` folder. The
     model takes `input_ids` and `attention_mask` (and `token_type_ids` if it asks
     for them) and gives either a `sentence_embedding` or token states, which are
     pooled as the pooling configuration says (mean over the real tokens unless it
@@ -130,18 +132,28 @@ class OnnxEncoder:
     reader runs on the assistant's own thread, beside the event loop.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, path: Path) -> None:
         try:
             import onnxruntime
             from tokenizers import Tokenizer
         except ImportError as e:
             raise SemanticUnavailable(ONNX_INSTALL_HINT) from e
-        if not folder.is_dir():
-            raise SemanticModelError(f"{folder}: no such folder")
-        model = next((m for m in (folder / "model.onnx", folder / "onnx" / "model.onnx")
-                      if m.is_file()), None)
-        if model is None:
-            raise SemanticModelError(f"{folder}: holds no model.onnx (nor onnx/model.onnx)")
+        model: Path | None
+        if path.is_file():
+            if path.suffix != ".onnx":
+                raise SemanticModelError(f"{path}: is not an .onnx file")
+            model, folder = path, path.parent
+            if folder.name == "onnx" and not (folder / "tokenizer.json").exists():
+                folder = folder.parent
+        elif path.is_dir():
+            folder = path
+            model = next((m for m in (folder / "model.onnx", folder / "onnx" / "model.onnx")
+                          if m.is_file()), None)
+            if model is None:
+                raise SemanticModelError(
+                    f"{folder}: holds no model.onnx (nor onnx/model.onnx)")
+        else:
+            raise SemanticModelError(f"{path}: no such folder or .onnx file")
         try:
             self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as e:  # tokenizers raises a bare Exception for a bad file
