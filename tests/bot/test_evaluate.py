@@ -119,6 +119,35 @@ def test_text_report(tiny: tuple[str, str], capsys: pytest.CaptureFixture[str]) 
         expected = row["expected"] or "(fallback)"
         predicted = row["predicted"] or "(fallback)"
         assert f"  {expected} → {predicted}: {row['count']}" in out
+    # Every miss is listed by its line in the cases file, so it can be looked at.
+    misses = [(number, case) for number, case in enumerate(TINY_CASES, start=1)
+              if case["intent"] != _predicted(catalogue, cases)[number - 1]]
+    assert misses, "the tiny set has a case the engine misses"
+    listed = out.split("Misses (line: message  expected → predicted, confidence):\n")[1]
+    assert len(listed.splitlines()) == len(misses)
+    for number, case in misses:
+        assert f'  {number}: {json.dumps(case["text"])}' in listed
+    assert '"hello!"' not in listed
+
+
+def test_the_text_report_lists_a_bounded_number_of_misses(
+    tiny: tuple[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalogue, cases = tiny
+    wrong = Path(cases).with_name("wrong.jsonl")
+    wrong.write_text("".join(json.dumps({"text": t, "intent": None}) + "\n"
+                             for t in ("hello", "hi there", "hey", "when are you open")),
+                     encoding="utf-8")
+    monkeypatch.setattr("whatsease.bot.evaluate.MAX_LISTED_MISSES", 2)
+    assert main(["--catalogue", catalogue, "--cases", str(wrong)]) == 0
+    listed = capsys.readouterr().out.split("confidence):\n")[1].splitlines()
+    assert len(listed) == 3 and listed[2] == "  … and 2 more (--json lists every case)"
+
+
+def _predicted(catalogue: str, cases: str) -> list[str | None]:
+    engine_catalogue = load_catalogue(catalogue)
+    return [o.predicted for o in run_engine(IntentEngine(engine_catalogue),
+                                            load_cases(cases, engine_catalogue))]
 
 
 def _json_report(catalogue: str, cases: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class Case:
     text: str
     intent: str | None
     context: str | None = None
+    line: int = 0  # in the cases file; 0 when not read from one
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def load_cases(path: str | Path, catalogue: Catalogue) -> list[Case]:
             raise CasesError(f"{where}: intent '{intent}' is not in the catalogue")
         if context is not None and (not isinstance(context, str) or context not in contexts):
             raise CasesError(f"{where}: 'context' must be a context some intent sets")
-        cases.append(Case(text, intent, context))
+        cases.append(Case(text, intent, context, number))
     if not cases:
         raise CasesError(f"{path}: no cases in the file")
     return cases
@@ -205,11 +206,15 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+# The text report lists at most this many misses (--json lists every case).
+MAX_LISTED_MISSES = 100
+
+
 def format_report(
     summary: dict[str, Any], baseline: dict[str, Any] | None, catalogue: str, cases: str,
-    *, semantic: bool = False,
+    *, semantic: bool = False, outcomes: Sequence[Outcome] = (),
 ) -> str:
-    """The human-readable report bot-eval prints."""
+    """The human-readable report bot-eval prints; with `outcomes`, the misses too."""
     lines = [f"bot-eval: {catalogue} on {cases} ({summary['total']} cases)", ""]
     lines.append(f"{'method':<10} {'accuracy':>18}   out-of-scope answered")
     engine = "semantic" if semantic else "engine"
@@ -235,6 +240,21 @@ def format_report(
         expected = row["expected"] or FALLBACK_LABEL
         predicted = row["predicted"] or FALLBACK_LABEL
         lines.append(f"  {expected} → {predicted}: {row['count']}")
+    misses = [o for o in outcomes if o.predicted != o.case.intent]
+    if outcomes:
+        lines += ["", "Misses (line: message  expected → predicted, confidence):"]
+        if not misses:
+            lines.append("  none")
+    for o in misses[:MAX_LISTED_MISSES]:
+        # json.dumps quotes the message and escapes control characters in it.
+        text = json.dumps(o.case.text, ensure_ascii=False)
+        context = f" [context {o.case.context}]" if o.case.context else ""
+        expected = o.case.intent or FALLBACK_LABEL
+        predicted = o.predicted or FALLBACK_LABEL
+        lines.append(f"  {o.case.line}: {text}{context}  {expected} → {predicted}, "
+                     f"{o.confidence:.2f}")
+    if len(misses) > MAX_LISTED_MISSES:
+        lines.append(f"  … and {len(misses) - MAX_LISTED_MISSES} more (--json lists every case)")
     return "\n".join(lines)
 
 
@@ -313,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
         print(format_report(summary, baseline, args.catalogue, args.cases,
-                            semantic=args.semantic))
+                            semantic=args.semantic, outcomes=outcomes))
     return 0
 
 
