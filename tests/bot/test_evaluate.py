@@ -268,6 +268,7 @@ HELD_OUT = [
     ("examples/catalogues/energy.toml", "tests/bot/energy_cases.jsonl", 94, 2, 100, 0),
     ("examples/catalogues/gym.toml", "tests/bot/gym_cases.jsonl", 93, 4, 98, 2),
     ("examples/catalogues/council.toml", "tests/bot/council_cases.jsonl", 93, 3, 105, 1),
+    ("examples/catalogues/delivery.toml", "tests/bot/delivery_cases.jsonl", 79, 4, 91, 3),
 ]
 
 
