@@ -240,22 +240,24 @@ def format_report(
         expected = row["expected"] or FALLBACK_LABEL
         predicted = row["predicted"] or FALLBACK_LABEL
         lines.append(f"  {expected} → {predicted}: {row['count']}")
-    misses = [o for o in outcomes if o.predicted != o.case.intent]
     if outcomes:
+        misses = [o for o in outcomes if o.predicted != o.case.intent]
         lines += ["", "Misses (line: message  expected → predicted, confidence):"]
-        if not misses:
-            lines.append("  none")
-    for o in misses[:MAX_LISTED_MISSES]:
-        # json.dumps quotes the message and escapes control characters in it.
-        text = json.dumps(o.case.text, ensure_ascii=False)
-        context = f" [context {o.case.context}]" if o.case.context else ""
-        expected = o.case.intent or FALLBACK_LABEL
-        predicted = o.predicted or FALLBACK_LABEL
-        lines.append(f"  {o.case.line}: {text}{context}  {expected} → {predicted}, "
-                     f"{o.confidence:.2f}")
-    if len(misses) > MAX_LISTED_MISSES:
-        lines.append(f"  … and {len(misses) - MAX_LISTED_MISSES} more (--json lists every case)")
+        lines += [_miss_line(o) for o in misses[:MAX_LISTED_MISSES]] or ["  none"]
+        if len(misses) > MAX_LISTED_MISSES:
+            lines.append(f"  … and {len(misses) - MAX_LISTED_MISSES} more "
+                         "(--json lists every case)")
     return "\n".join(lines)
+
+
+def _miss_line(outcome: Outcome) -> str:
+    case = outcome.case
+    # json.dumps quotes the message and escapes control characters in it.
+    text = json.dumps(case.text, ensure_ascii=False)
+    context = f" [context {case.context}]" if case.context else ""
+    expected = case.intent or FALLBACK_LABEL
+    predicted = outcome.predicted or FALLBACK_LABEL
+    return f"  {case.line}: {text}{context}  {expected} → {predicted}, {outcome.confidence:.2f}"
 
 
 def build_parser() -> argparse.ArgumentParser:

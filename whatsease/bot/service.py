@@ -207,13 +207,14 @@ async def setup(services: Services) -> None:
     llm = ChatEndpoint(config.llm_url, config.llm_token, config.llm_model, config.llm_timeout)
     semantic = None
     if config.bot_semantic or config.bot_semantic_model:
-        setting = "WHATSEASE_BOT_SEMANTIC" + ("_MODEL" if config.bot_semantic_model else "")
+        setting = ("WHATSEASE_BOT_SEMANTIC_MODEL" if config.bot_semantic_model
+                   else "WHATSEASE_BOT_SEMANTIC")
         try:
             from whatsease.bot.semantic import SemanticIndex, load_encoder
 
             # Loading the model and encoding the examples take seconds: off the event loop.
-            encoder = await asyncio.to_thread(load_encoder, config.bot_semantic_model)
-            semantic = await asyncio.to_thread(SemanticIndex, catalogue, encoder)
+            semantic = await asyncio.to_thread(
+                lambda: SemanticIndex(catalogue, load_encoder(config.bot_semantic_model)))
         except ImportError as e:  # not installed, or an unusable model folder
             raise ConfigError(f"{setting}: {e}") from e
     assistant = Assistant(services, IntentEngine(catalogue, semantic=semantic), llm=llm)
