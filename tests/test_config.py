@@ -86,6 +86,9 @@ def test_good_values_are_parsed() -> None:
     assert config.allowed_origins == ("https://a.example.com", "http://localhost:3000")
     assert config.log_level == "DEBUG" and config.ws_send_rate == 2.5
     assert config.demo_users is True
+    # The sentence reader: auto (None) by default, or on or off.
+    for raw, expected in (("auto", None), (" AUTO ", None), ("true", True), ("0", False)):
+        assert Config.from_env({"WHATSEASE_BOT_SEMANTIC": raw}).bot_semantic is expected, raw
 
 
 def test_defaults_match_the_settings_table() -> None:

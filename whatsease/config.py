@@ -126,6 +126,16 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _parse_auto_bool(raw: str) -> bool | None:
+    # None: decide at start (on when the optional part is installed).
+    if raw.strip().lower() in ("auto", ""):
+        return None
+    try:
+        return _parse_bool(raw)
+    except ValueError:
+        raise ValueError("must be auto, true or false") from None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its field, parser, default and help text."""
@@ -178,10 +188,11 @@ SETTINGS: tuple[Setting, ...] = (
             _parse_int(0, 10_000_000), 20000, "Characters of bot history kept per user."),
     Setting("WHATSEASE_BOT_HISTORY_MAX_AGE", "bot_history_max_age",
             _parse_int(0, 3650 * 86400), 30 * 86400, "Seconds bot history is kept."),
-    Setting("WHATSEASE_BOT_SEMANTIC", "bot_semantic", _parse_bool, False,
-            "Give the bot a sentence reader: a second opinion on messages its words "
-            "cannot place or place with little to spare (needs whatsease[semantic]; "
-            "about 120 MiB more memory; docs/bot.md)."),
+    Setting("WHATSEASE_BOT_SEMANTIC", "bot_semantic", _parse_auto_bool, None,
+            "The bot's sentence reader: a second opinion on messages its words cannot "
+            "place or place with little to spare. auto: on when whatsease[semantic] is "
+            "installed (the Docker image has it); true: required, the server refuses to "
+            "start without it; false: words only, about 140 MiB less memory (docs/bot.md)."),
     Setting("WHATSEASE_BOT_SEMANTIC_MODEL", "bot_semantic_model", _parse_model_path, "",
             "Folder of a sentence-transformers model exported to ONNX (or one .onnx "
             "file in it) for the sentence reader instead of the built-in encoder; "
@@ -226,7 +237,7 @@ class Config:
     bot_history_max_messages: int = 50
     bot_history_max_chars: int = 20000
     bot_history_max_age: int = 30 * 86400
-    bot_semantic: bool = False
+    bot_semantic: bool | None = None  # None: auto
     bot_semantic_model: str = ""
     llm_url: str = ""
     llm_token: str = ""
@@ -287,7 +298,9 @@ class Config:
 
 
 def _show_default(value: Any) -> str:
-    # As the variable would be written: "true", "a,b", "" for unset.
+    # As the variable would be written: "true", "a,b", "" for unset, "auto" for None.
+    if value is None:
+        return "auto"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, tuple):

@@ -73,7 +73,7 @@ def test_json_output_lists_every_case_in_order(
     tiny: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     catalogue, cases = tiny
-    assert main(["--catalogue", catalogue, "--cases", cases, "--json"]) == 0
+    assert main(["--catalogue", catalogue, "--words-only", "--cases", cases, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rows = report["cases"]
     assert [r["text"] for r in rows] == [c["text"] for c in TINY_CASES]
@@ -104,7 +104,7 @@ def test_json_output_lists_every_case_in_order(
 
 def test_text_report(tiny: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     catalogue, cases = tiny
-    assert main(["--catalogue", catalogue, "--cases", cases]) == 0
+    assert main(["--catalogue", catalogue, "--words-only", "--cases", cases]) == 0
     out = capsys.readouterr().out
     report = _json_report(catalogue, cases)
     assert f"({report['correct']}/6)" in out
@@ -140,7 +140,7 @@ def test_the_text_report_lists_a_bounded_number_of_misses(
                              for t in ("hello", "hi there", "hey", "when are you open")),
                      encoding="utf-8")
     monkeypatch.setattr("whatsease.bot.evaluate.MAX_LISTED_MISSES", 2)
-    assert main(["--catalogue", catalogue, "--cases", str(wrong)]) == 0
+    assert main(["--catalogue", catalogue, "--words-only", "--cases", str(wrong)]) == 0
     listed = capsys.readouterr().out.split("confidence):\n")[1].splitlines()
     assert len(listed) == 3 and listed[2] == "  … and 2 more (--json lists every case)"
 
@@ -340,12 +340,26 @@ def test_semantic_layer_keeps_its_figures(
     assert result["out_of_scope"]["answered"] <= answered, result["confusions"]
 
 
-def test_semantic_flag_labels_the_report(
+def test_the_report_says_which_reader_read(
     tiny: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     catalogue_path, cases_path = tiny
-    assert main(["--catalogue", catalogue_path, "--cases", cases_path, "--semantic"]) == 0
-    assert "\nsemantic " in capsys.readouterr().out
-    assert main(["--catalogue", catalogue_path, "--cases", cases_path, "--semantic",
-                 "--json"]) == 0
+    # By default bot-eval reads as the server does by default: with the sentence
+    # reader when it is installed (it is, for the tests).
+    for flags in ([], ["--semantic"]):
+        assert main(["--catalogue", catalogue_path, "--cases", cases_path, *flags]) == 0
+        out = capsys.readouterr().out
+        assert "\nreader: words and a sentence encoder (built-in)\n" in out
+        assert "\nsemantic " in out
+    assert main(["--catalogue", catalogue_path, "--cases", cases_path, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["semantic"] is True
+    assert main(["--catalogue", catalogue_path, "--cases", cases_path, "--words-only"]) == 0
+    out = capsys.readouterr().out
+    assert "\nreader: words only (--words-only)\n" in out
+    assert "\nengine " in out and "\nsemantic " not in out
+    assert main(["--catalogue", catalogue_path, "--cases", cases_path, "--words-only",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["semantic"] is False
+    assert main(["--catalogue", catalogue_path, "--cases", cases_path, "--words-only",
+                 "--semantic"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err

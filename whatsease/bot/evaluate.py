@@ -212,10 +212,14 @@ MAX_LISTED_MISSES = 100
 
 def format_report(
     summary: dict[str, Any], baseline: dict[str, Any] | None, catalogue: str, cases: str,
-    *, semantic: bool = False, outcomes: Sequence[Outcome] = (),
+    *, semantic: bool = False, outcomes: Sequence[Outcome] = (), reader: str = "",
 ) -> str:
-    """The human-readable report bot-eval prints; with `outcomes`, the misses too."""
-    lines = [f"bot-eval: {catalogue} on {cases} ({summary['total']} cases)", ""]
+    """The human-readable report bot-eval prints; with `outcomes`, the misses too;
+    with `reader`, a line saying what read the messages."""
+    lines = [f"bot-eval: {catalogue} on {cases} ({summary['total']} cases)"]
+    if reader:
+        lines.append(f"reader: {reader}")
+    lines.append("")
     lines.append(f"{'method':<10} {'accuracy':>18}   out-of-scope answered")
     engine = "semantic" if semantic else "engine"
     for name, result in ((engine, summary), ("baseline", baseline)):
@@ -275,13 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"also run a plain token_set_ratio nearest-example baseline "
         f"(threshold {BASELINE_THRESHOLD:g})",
     )
-    parser.add_argument(
+    readers = parser.add_mutually_exclusive_group()
+    readers.add_argument(
+        "--words-only",
+        action="store_true",
+        help="read with the words alone, as the server does with "
+        "WHATSEASE_BOT_SEMANTIC=false (by default the sentence reader is used when "
+        "whatsease[semantic] is installed, as the server does)",
+    )
+    readers.add_argument(
         "--semantic",
         action="store_true",
-        help="also read messages the words cannot place with the sentence encoder, "
-        "as the server does with WHATSEASE_BOT_SEMANTIC=1",
+        help="require the sentence reader (exit 2 if it is not installed), as the "
+        "server does with WHATSEASE_BOT_SEMANTIC=true",
     )
-    parser.add_argument(
+    readers.add_argument(
         "--semantic-model",
         metavar="FOLDER",
         default="",
@@ -307,15 +319,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     semantic = None
-    args.semantic = args.semantic or bool(args.semantic_model)
-    try:
-        if args.semantic:
+    reader = "words only (--words-only)"
+    required = args.semantic or bool(args.semantic_model)
+    if not args.words_only:
+        try:
             from whatsease.bot.semantic import SemanticIndex, load_encoder
 
             semantic = SemanticIndex(catalogue, load_encoder(args.semantic_model))
-    except ImportError as e:  # not installed, or an unusable model folder
-        print(f"whatsease bot-eval: {e}", file=sys.stderr)
-        return 2
+            reader = f"words and a sentence encoder ({args.semantic_model or 'built-in'})"
+        except ImportError as e:  # not installed, or an unusable model folder
+            if required:
+                print(f"whatsease bot-eval: {e}", file=sys.stderr)
+                return 2
+            reader = f"words only ({e})"
+    args.semantic = semantic is not None
     outcomes = run_engine(IntentEngine(catalogue, semantic=semantic), cases)
     summary = summarise(outcomes)
     baseline_outcomes = run_baseline(catalogue, cases) if args.baseline else None
@@ -327,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             "cases_file": args.cases,
             "semantic": args.semantic,
             "semantic_model": args.semantic_model or None,
+            "reader": reader,
             **summary,
             "cases": _case_rows(outcomes),
         }
@@ -335,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
         print(format_report(summary, baseline, args.catalogue, args.cases,
-                            semantic=args.semantic, outcomes=outcomes))
+                            semantic=args.semantic, outcomes=outcomes, reader=reader))
     return 0
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whatsease.bot.catalogue import Catalogue, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history
@@ -23,6 +23,10 @@ from whatsease.realtime.frames import encode
 from whatsease.services import Services
 from whatsease.storage.models import Message, new_id
 from whatsease.timeutil import isoformat, utcnow
+
+if TYPE_CHECKING:
+    from whatsease.bot.semantic import SemanticIndex
+    from whatsease.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -205,21 +209,38 @@ async def setup(services: Services) -> None:
     config = services.config
     catalogue = load_catalogue(config.bot_catalogue) if config.bot_catalogue else load_catalogue()
     llm = ChatEndpoint(config.llm_url, config.llm_token, config.llm_model, config.llm_timeout)
-    semantic = None
-    if config.bot_semantic or config.bot_semantic_model:
-        setting = ("WHATSEASE_BOT_SEMANTIC_MODEL" if config.bot_semantic_model
-                   else "WHATSEASE_BOT_SEMANTIC")
-        try:
-            from whatsease.bot.semantic import SemanticIndex, load_encoder
-
-            # Loading the model and encoding the examples take seconds: off the event loop.
-            semantic = await asyncio.to_thread(
-                lambda: SemanticIndex(catalogue, load_encoder(config.bot_semantic_model)))
-        except ImportError as e:  # not installed, or an unusable model folder
-            raise ConfigError(f"{setting}: {e}") from e
+    semantic = await load_reader(config, catalogue)
     assistant = Assistant(services, IntentEngine(catalogue, semantic=semantic), llm=llm)
     services.extras["assistant"] = assistant
     services.messaging.register_bot(BOT_ADDRESS, assistant.on_message)
+
+
+async def load_reader(config: Config, catalogue: Catalogue) -> SemanticIndex | None:
+    """The sentence reader the settings ask for, or None for words only.
+
+    A model folder, or `WHATSEASE_BOT_SEMANTIC=true`, requires it: if it cannot be
+    had the server refuses to start (`ConfigError`, saying why). By default (auto)
+    it is used when its optional package is installed, and words alone otherwise."""
+    required = config.bot_semantic is True or bool(config.bot_semantic_model)
+    if not required and config.bot_semantic is False:
+        logger.info("bot:whatsease reads with its words only (WHATSEASE_BOT_SEMANTIC=false)")
+        return None
+    setting = ("WHATSEASE_BOT_SEMANTIC_MODEL" if config.bot_semantic_model
+               else "WHATSEASE_BOT_SEMANTIC")
+    try:
+        from whatsease.bot.semantic import SemanticIndex, load_encoder
+
+        # Loading the model and encoding the examples take seconds: off the event loop.
+        semantic = await asyncio.to_thread(
+            lambda: SemanticIndex(catalogue, load_encoder(config.bot_semantic_model)))
+    except ImportError as e:  # not installed, or an unusable model folder
+        if required:
+            raise ConfigError(f"{setting}: {e}") from e
+        logger.info("bot:whatsease reads with its words only: %s", e)
+        return None
+    logger.info("bot:whatsease reads with its words and a sentence encoder",
+                extra={"model": config.bot_semantic_model or "built-in"})
+    return semantic
 
 
 async def shutdown(services: Services) -> None:
