@@ -301,6 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 target {TARGET_P99_MS} ms: {verdict} ({worst:.3f} ms wall, "
         f"{worst_cpu:.3f} ms CPU; wall time includes waiting for a busy machine's cores)"
     )
+    if semantic_rows:
+        # With the reader the match runs on the bot's thread: the target is then on
+        # how long the event loop beside it is kept waiting.
+        loop_p99 = _percentile(lateness[0][1], 0.99)
+        verdict = "within" if loop_p99 < TARGET_P99_MS else "OVER"
+        print(f"p99 target {TARGET_P99_MS} ms for the event loop beside the bot's thread: "
+              f"{verdict} ({loop_p99:.3f} ms late)")
     print(
         f"synthetic messages matched as generated: {correct}/{len(labelled)} "
         f"({100 * correct / len(labelled):.1f}%)"
