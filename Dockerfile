@@ -12,8 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, in their own layer, so a code change does not reinstall them.
-# [semantic] adds the bot's sentence encoder (30 MB), used when installed
-# (WHATSEASE_BOT_SEMANTIC=auto, the default; false turns it off);
+# The bot's sentence encoder (30 MB) comes with the package and is on by default
+# (WHATSEASE_BOT_SEMANTIC=false turns it off); [semantic] names it too;
 # for a model folder (WHATSEASE_BOT_SEMANTIC_MODEL, docs/bot.md) build with
 # --build-arg EXTRAS=semantic,semantic-onnx (onnxruntime, about 80 MB more).
 ARG EXTRAS=semantic

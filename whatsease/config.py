@@ -190,8 +190,8 @@ SETTINGS: tuple[Setting, ...] = (
             _parse_int(0, 3650 * 86400), 30 * 86400, "Seconds bot history is kept."),
     Setting("WHATSEASE_BOT_SEMANTIC", "bot_semantic", _parse_auto_bool, None,
             "The bot's sentence reader: a second opinion on messages its words cannot "
-            "place or place with little to spare. auto: on when whatsease[semantic] is "
-            "installed (the Docker image has it); true: required, the server refuses to "
+            "place or place with little to spare. auto: on unless its encoder package "
+            "(installed with WhatsEase) is missing; true: required, the server refuses to "
             "start without it; false: words only, about 140 MiB less memory (docs/bot.md)."),
     Setting("WHATSEASE_BOT_SEMANTIC_MODEL", "bot_semantic_model", _parse_model_path, "",
             "Folder of a sentence-transformers model exported to ONNX (or one .onnx "

@@ -284,8 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--words-only",
         action="store_true",
         help="read with the words alone, as the server does with "
-        "WHATSEASE_BOT_SEMANTIC=false (by default the sentence reader is used when "
-        "whatsease[semantic] is installed, as the server does)",
+        "WHATSEASE_BOT_SEMANTIC=false (by default the sentence reader is used unless "
+        "its encoder package is missing, as the server does)",
     )
     readers.add_argument(
         "--semantic",
