@@ -272,6 +272,9 @@ HELD_OUT = [
     ("examples/catalogues/delivery.toml", "tests/bot/delivery_cases.jsonl", 79, 4, 91, 3),
     # Written blind (docs/bot.md): words 68/116, reader 100/116, none of 31 answered.
     ("examples/catalogues/university.toml", "tests/bot/university_cases.jsonl", 66, 0, 98, 0),
+    # Blind too: words 87/120 and 80/119, reader 102/120 and 101/119.
+    ("examples/catalogues/insurance.toml", "tests/bot/insurance_cases.jsonl", 85, 1, 100, 1),
+    ("examples/catalogues/hotel.toml", "tests/bot/hotel_cases.jsonl", 78, 0, 99, 2),
 ]
 
 
