@@ -20,8 +20,9 @@ one more, "none of them", learnt from a list of everyday off-topic requests
 
 Costs, measured on the development machine: about 120 MiB of memory per process for
 the encoder, 2-4 ms of CPU per message it looks at, and at start about 0.3 s for
-the default catalogue and 3 s for 200 intents, to encode the examples and train. It is off unless
-WHATSEASE_BOT_SEMANTIC=1 (or bot-eval --semantic).
+the default catalogue and 3 s for 200 intents, to encode the examples and train. It
+is on by default (WHATSEASE_BOT_SEMANTIC=auto: whenever the encoder package can be
+imported); WHATSEASE_BOT_SEMANTIC=false (bot-eval --words-only) turns it off.
 
 WHATSEASE_BOT_SEMANTIC_MODEL (bot-eval --semantic-model) replaces the encoder with a
 sentence-transformers model exported to ONNX (`OnnxEncoder`): all-MiniLM-L6-v2 reads
