@@ -285,7 +285,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_percentile(wall, 0.99):>7.3f} {max(wall):>7.3f} "
                 f"{statistics.median(cpu):>10.3f} {_percentile(cpu, 0.99):>8.3f}"
             )
-    if semantic_rows:
         print(f"event loop (uvloop) ticking every {TICK_S * 1000:g} ms for "
               f"{args.lag_seconds:g} s: how late the ticks woke (ms)")
         print(f"{'':<20} {'ticks':>6} {'median':>7} {'p99':>7} {'p99.9':>7} {'max':>7} "

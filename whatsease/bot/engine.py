@@ -1249,6 +1249,26 @@ class IntentEngine:
         return template.format_map(values)
 
 
+def open_reader(catalogue: Catalogue, *, required: bool,
+                model: str = "") -> tuple[SemanticIndex | None, str]:
+    """The catalogue's sentence reader (semantic.py) and what the engine reads with.
+
+    `model` is a model folder or .onnx file (empty: the built-in encoder). When the
+    reader cannot be had, this raises the ImportError saying why if it is
+    `required` or a `model` was named, and otherwise gives words alone. The server
+    (WHATSEASE_BOT_SEMANTIC) and bot-eval both decide this way; it takes seconds, so
+    the server calls it off the event loop."""
+    try:
+        from whatsease.bot.semantic import SemanticIndex, load_encoder
+
+        index = SemanticIndex(catalogue, load_encoder(model))
+    except ImportError as e:  # not installed, or an unusable model folder
+        if required or model:
+            raise
+        return None, f"words only ({e})"
+    return index, f"words and a sentence encoder ({model or 'built-in'})"
+
+
 def _capture_slots(intent: Intent, text: str) -> dict[str, str] | None:
     """Every slot's value found in `text`, or None if any slot finds nothing."""
     values: dict[str, str] = {}

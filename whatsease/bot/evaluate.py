@@ -17,7 +17,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.utils import default_process
 
 from whatsease.bot.catalogue import Catalogue, CatalogueError, load_catalogue
-from whatsease.bot.engine import BotState, IntentEngine
+from whatsease.bot.engine import BotState, IntentEngine, open_reader
 
 # The baseline answers with the nearest example's intent when token_set_ratio (0..100)
 # reaches this; below it falls back. 60 is the usual "looks related" cut for that scorer.
@@ -318,20 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"whatsease bot-eval: {e}", file=sys.stderr)
         return 2
 
-    semantic = None
-    reader = "words only (--words-only)"
-    required = args.semantic or bool(args.semantic_model)
+    semantic, reader = None, "words only (--words-only)"
     if not args.words_only:
         try:
-            from whatsease.bot.semantic import SemanticIndex, load_encoder
-
-            semantic = SemanticIndex(catalogue, load_encoder(args.semantic_model))
-            reader = f"words and a sentence encoder ({args.semantic_model or 'built-in'})"
-        except ImportError as e:  # not installed, or an unusable model folder
-            if required:
-                print(f"whatsease bot-eval: {e}", file=sys.stderr)
-                return 2
-            reader = f"words only ({e})"
+            semantic, reader = open_reader(catalogue, required=args.semantic,
+                                           model=args.semantic_model)
+        except ImportError as e:  # required, and not installed or an unusable model
+            print(f"whatsease bot-eval: {e}", file=sys.stderr)
+            return 2
     args.semantic = semantic is not None
     outcomes = run_engine(IntentEngine(catalogue, semantic=semantic), cases)
     summary = summarise(outcomes)

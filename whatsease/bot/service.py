@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from whatsease.bot.catalogue import Catalogue, load_catalogue
-from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history
+from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history, open_reader
 from whatsease.bot.llm import ChatEndpoint, LLMError, complete
 from whatsease.errors import ConfigError
 from whatsease.metrics import BOT_REPLIES
@@ -220,26 +220,20 @@ async def load_reader(config: Config, catalogue: Catalogue) -> SemanticIndex | N
 
     A model folder, or `WHATSEASE_BOT_SEMANTIC=true`, requires it: if it cannot be
     had the server refuses to start (`ConfigError`, saying why). By default (auto)
-    it is used when its optional package is installed, and words alone otherwise."""
-    required = config.bot_semantic is True or bool(config.bot_semantic_model)
-    if not required and config.bot_semantic is False:
+    it is used when its package can be imported, and words alone otherwise."""
+    if config.bot_semantic is False and not config.bot_semantic_model:
         logger.info("bot:whatsease reads with its words only (WHATSEASE_BOT_SEMANTIC=false)")
         return None
-    setting = ("WHATSEASE_BOT_SEMANTIC_MODEL" if config.bot_semantic_model
-               else "WHATSEASE_BOT_SEMANTIC")
     try:
-        from whatsease.bot.semantic import SemanticIndex, load_encoder
-
         # Loading the model and encoding the examples take seconds: off the event loop.
-        semantic = await asyncio.to_thread(
-            lambda: SemanticIndex(catalogue, load_encoder(config.bot_semantic_model)))
-    except ImportError as e:  # not installed, or an unusable model folder
-        if required:
-            raise ConfigError(f"{setting}: {e}") from e
-        logger.info("bot:whatsease reads with its words only: %s", e)
-        return None
-    logger.info("bot:whatsease reads with its words and a sentence encoder",
-                extra={"model": config.bot_semantic_model or "built-in"})
+        semantic, reading = await asyncio.to_thread(
+            open_reader, catalogue, required=config.bot_semantic is True,
+            model=config.bot_semantic_model)
+    except ImportError as e:  # required, and not installed or an unusable model folder
+        setting = ("WHATSEASE_BOT_SEMANTIC_MODEL" if config.bot_semantic_model
+                   else "WHATSEASE_BOT_SEMANTIC")
+        raise ConfigError(f"{setting}: {e}") from e
+    logger.info("bot:whatsease reads with its %s", reading)
     return semantic
 
 
