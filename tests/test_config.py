@@ -43,6 +43,12 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_LLM_TIMEOUT": ["0", "61", "soon"],
     "WHATSEASE_DEMO_USERS": ["maybe", "2"],
     "WHATSEASE_TRUSTED_PROXY": ["proxy", "-1"],
+    "WHATSEASE_CLUSTER": ["on", "k8s"],
+    "WHATSEASE_CLUSTER_MEMBERS": ["a", "a=ftp://x", "a b=http://x:1", "a=http://x:1,a=http://y:1"],
+    "WHATSEASE_CLUSTER_SELF": ["a b", "a/b", "x" * 65],
+    "WHATSEASE_CLUSTER_PORT": ["-1", "65536", "http"],
+    "WHATSEASE_CLUSTER_POLL_INTERVAL": ["0", "301", "often"],
+    "WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT": ["0.5", "601", "soon"],
 }
 # Free-form strings: anything is acceptable, so there is no bad value to give.
 FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL"}

@@ -136,6 +136,44 @@ def _parse_auto_bool(raw: str) -> bool | None:
         raise ValueError("must be auto, true or false") from None
 
 
+CLUSTER_MODES = ("off", "fly", "static")
+# Cluster member ids go into URLs and fly-replay headers (whatsease/cluster/ring.py).
+_MEMBER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _parse_cluster_mode(raw: str) -> str:
+    mode = raw.strip().lower() or "off"
+    if mode not in CLUSTER_MODES:
+        raise ValueError(f"must be one of {', '.join(CLUSTER_MODES)}")
+    return mode
+
+
+def _parse_member_id(raw: str) -> str:
+    member = raw.strip()
+    if member and not _MEMBER_ID.fullmatch(member):
+        raise ValueError("must be 1-64 letters, digits, _, - or .")
+    return member
+
+
+def _parse_cluster_members(raw: str) -> tuple[tuple[str, str], ...]:
+    # "a=http://10.0.0.1:8080,b=http://10.0.0.2:8080": each instance's id and internal URL.
+    members: dict[str, str] = {}
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        member, sep, url = (part.strip() for part in entry.partition("="))
+        if not sep or not _MEMBER_ID.fullmatch(member):
+            raise ValueError(f"entry {entry!r} must be id=url, the id plain (letters, digits, _-.)")
+        if not re.fullmatch(r"https?://[^/\s]+/?", url):
+            raise ValueError(f"entry {entry!r}: the url must be http(s)://host:port")
+        if member in members:
+            raise ValueError(f"member {member!r} is listed twice")
+        members[member] = url.rstrip("/")
+    if len(members) > 256:
+        raise ValueError("lists more than 256 members")
+    return tuple(members.items())
+
+
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: its field, parser, default and help text."""
@@ -210,6 +248,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSEASE_TRUSTED_PROXY", "trusted_proxy", _parse_bool, False,
             "Behind a reverse proxy (Fly.io): take the client's address from the last "
             "X-Forwarded-For entry. Never set it when clients connect directly."),
+    Setting("WHATSEASE_CLUSTER", "cluster", _parse_cluster_mode, "off",
+            "Scale-out membership: off (one instance), fly (members from Fly.io's private "
+            "DNS, self is FLY_MACHINE_ID) or static (WHATSEASE_CLUSTER_MEMBERS). Groundwork: "
+            "deploy one instance until cross-instance delivery lands (docs/deploy.md)."),
+    Setting("WHATSEASE_CLUSTER_MEMBERS", "cluster_members", _parse_cluster_members, (),
+            "static: comma-separated id=url pairs, every instance's id and internal URL."),
+    Setting("WHATSEASE_CLUSTER_SELF", "cluster_self", _parse_member_id, "",
+            "static: this instance's id in WHATSEASE_CLUSTER_MEMBERS."),
+    Setting("WHATSEASE_CLUSTER_PORT", "cluster_port", _parse_int(0, 65535), 0,
+            "fly: the port peers reach each other on over the private network "
+            "(0: WHATSEASE_PORT)."),
+    Setting("WHATSEASE_CLUSTER_POLL_INTERVAL", "cluster_poll_interval",
+            _parse_float(0.5, 300), 5.0, "fly: seconds between reads of the member list."),
+    Setting("WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT", "cluster_heartbeat_timeout",
+            _parse_float(1, 600), 10.0,
+            "Seconds without a heartbeat before a member is taken out of the ring."),
 )
 
 
@@ -245,6 +299,12 @@ class Config:
     llm_timeout: float = 4.0
     demo_users: bool = False
     trusted_proxy: bool = False
+    cluster: str = "off"
+    cluster_members: tuple[tuple[str, str], ...] = ()
+    cluster_self: str = ""
+    cluster_port: int = 0
+    cluster_poll_interval: float = 5.0
+    cluster_heartbeat_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -265,6 +325,7 @@ class Config:
                 f"WHATSEASE_JWT_SECRET is too short: it needs at least "
                 f"{MIN_JWT_SECRET_BYTES} bytes, got {len(config.jwt_secret.encode())}."
             )
+        _check_cluster(config, env)
         return config
 
     def replace(self, **changes: Any) -> Config:
@@ -295,6 +356,30 @@ class Config:
         with os.fdopen(fd, "w") as handle:
             handle.write(secret + "\n")
         return self.replace(jwt_secret=secret)
+
+
+def _check_cluster(config: Config, env: Mapping[str, str]) -> None:
+    """Raise `ConfigError` when ``WHATSEASE_CLUSTER``'s mode lacks what it needs."""
+    if config.cluster == "static":
+        if not config.cluster_members:
+            raise ConfigError(
+                "WHATSEASE_CLUSTER=static needs WHATSEASE_CLUSTER_MEMBERS (id=url,...)"
+            )
+        ids = [member for member, _ in config.cluster_members]
+        if config.cluster_self not in ids:
+            raise ConfigError(
+                f"WHATSEASE_CLUSTER_SELF={config.cluster_self!r} must be one of "
+                f"WHATSEASE_CLUSTER_MEMBERS' ids: {', '.join(ids)}"
+            )
+    elif config.cluster == "fly":
+        missing = [name for name in ("FLY_MACHINE_ID", "FLY_APP_NAME") if not env.get(name)]
+        if missing:
+            raise ConfigError(
+                f"WHATSEASE_CLUSTER=fly needs {' and '.join(missing)}, "
+                "which Fly.io sets on its machines"
+            )
+        if not _MEMBER_ID.fullmatch(env["FLY_MACHINE_ID"]):
+            raise ConfigError(f"FLY_MACHINE_ID={env['FLY_MACHINE_ID'][:80]!r} is not a plain id")
 
 
 def _show_default(value: Any) -> str:
