@@ -47,7 +47,7 @@ CLIENT_ROUTES = r"/(?:login|register|chat/[^/]+|bot|activity|settings)?"
 async def build_services(config: Config, mongodb_uri: str,
                          clock: Callable[[], datetime] = utcnow) -> Services:
     """Connect to the database, create indexes and build every service."""
-    store = Store(mongodb_uri, config.db_name)
+    store = Store(mongodb_uri, config.db_name, timeout=config.db_timeout)
     await store.ensure_indexes()
     hub = Hub()
     activity = ActivityLog(store, hub, clock)
