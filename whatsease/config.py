@@ -286,6 +286,15 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     @property
+    def base_url(self) -> str:
+        """Where people reach the server: ``WHATSEASE_PUBLIC_URL``, or the address it
+        listens on (``http://localhost:8080`` for a loopback or wildcard host)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser().resolve()
 
