@@ -180,7 +180,8 @@ def test_kill_9_of_the_database_under_load_loses_nothing_acknowledged(
         for thread in threads:
             thread.join(FRAME_WAIT_SECS + 5)
     try:
-        stored = MongoClient(database.uri)[config.db_name]["messages"]
+        client: MongoClient[dict[str, object]] = MongoClient(database.uri)
+        stored = client[config.db_name]["messages"]
         missing = [pair for pair in tally.acknowledged
                    if stored.count_documents({"sender": pair[0], "client_id": pair[1]}) != 1]
         recovery = (tally.first_ok_after or 0) - (tally.first_503 or 0)
@@ -199,4 +200,5 @@ def test_kill_9_of_the_database_under_load_loses_nothing_acknowledged(
         assert len(tally.acknowledged) > before  # it carried on without a server restart
         assert server.call(server.services.store.ping())
     finally:
+        client.close()
         server.stop()
