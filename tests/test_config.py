@@ -23,6 +23,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_DB_NAME": ["", "a/b", "a.b", "a b", "x" * 64, "$db"],
     "WHATSEASE_DB_TIMEOUT": ["0", "0.1", "61", "soon"],
     "WHATSEASE_DB_RESTARTS": ["-1", "101", "many"],
+    "WHATSEASE_DB_JOURNAL": ["maybe"],
     "WHATSEASE_PUBLIC_URL": ["chat.example.com", "ftp://chat.example.com"],
     "WHATSEASE_DATA_DIR": ["", "  "],
     "WHATSEASE_JWT_SECRET": ["abc123"],

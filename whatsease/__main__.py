@@ -74,7 +74,8 @@ def serve() -> int:
         uri = config.mongodb_uri
         if not uri:
             embedded = EmbeddedDatabase(config.data_path / "db",
-                                        log_path=config.data_path / "secantusd.log")
+                                        log_path=config.data_path / "secantusd.log",
+                                        journal=config.db_journal)
             uri = embedded.start()
             logger.warning("using the local development database (SecantusDB) in %s; set "
                            "WHATSEASE_MONGODB_URI for production", config.data_path / "db")

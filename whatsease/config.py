@@ -213,6 +213,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Model name sent to the language-model endpoint."),
     Setting("WHATSEASE_LLM_TIMEOUT", "llm_timeout", _parse_float(0.1, 60), 4.0,
             "Seconds to wait for the language model before the fallback reply."),
+    Setting("WHATSEASE_DB_JOURNAL", "db_journal", _parse_bool, True,
+            "The embedded database acknowledges a write only once it is in its journal on "
+            "disk, so a crash of the database loses nothing acknowledged (a few ms per "
+            "write). false: faster, but up to a second of acknowledged writes can be lost "
+            "if it is killed. A MongoDB URI sets its own write concern."),
     Setting("WHATSEASE_PUBLIC_URL", "public_url", _parse_url, "",
             "The address people reach this server at (https://chat.example.com), used in "
             "the links and snippets the org command prints. Empty: the address it listens "
@@ -235,6 +240,7 @@ class Config:
     db_name: str = "whatsease"
     db_timeout: float = 2.0
     db_restarts: int = 5
+    db_journal: bool = True
     data_dir: str = "data"
     jwt_secret: str = ""
     access_token_ttl: int = 900

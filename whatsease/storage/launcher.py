@@ -181,12 +181,13 @@ class EmbeddedDatabase:
 
     def __init__(self, storage_path: Path | str, *, host: str = "127.0.0.1",
                  port: int | None = None, log_path: Path | str | None = None,
-                 orphan_grace: float = STOP_TIMEOUT_SECS) -> None:
+                 orphan_grace: float = STOP_TIMEOUT_SECS, journal: bool = True) -> None:
         self.storage_path = Path(storage_path)
         self.host = host
         self.port = port or free_port(host)
         self.log_path = Path(log_path) if log_path else self.storage_path.parent / "secantusd.log"
         self.orphan_grace = orphan_grace
+        self.journal = journal
         self.process: subprocess.Popen[bytes] | None = None
         self.guard: subprocess.Popen[bytes] | None = None
         # Held while the process is replaced or stopped (the supervisor's thread
@@ -199,8 +200,10 @@ class EmbeddedDatabase:
         # journal=true: a write is acknowledged once it is in the journal on
         # disk. Without it SecantusDB syncs its journal about once a second,
         # and a database killed with SIGKILL loses the writes it acknowledged
-        # in that second (about 4 ms more per write or batch; docs/operations.md).
-        return f"mongodb://{self.host}:{self.port}/?directConnection=true&journal=true"
+        # in that second; with it each write or batch costs a few ms more
+        # (bench/README.md).
+        journal = "&journal=true" if self.journal else ""
+        return f"mongodb://{self.host}:{self.port}/?directConnection=true{journal}"
 
     def start(self, timeout: float = START_TIMEOUT_SECS) -> str:
         """Start the server and wait until it answers; returns its URI.
