@@ -105,7 +105,7 @@ def test_the_server_supervises_its_database_and_fails_health_when_it_cannot(
     assert server.wait(30) == 0
     said = (tmp_path / "server.log").read_text()
     assert "killed by SIGKILL; restarting it on the same data dir" in said
-    assert "could not be restarted (1 attempts in a row)" in said
+    assert "could not be restarted (restarts in a row: 1)" in said
 
 
 def test_the_org_command_prints_the_address_the_server_listens_on(tmp_path: Path) -> None:

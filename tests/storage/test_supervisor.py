@@ -67,7 +67,7 @@ def test_a_database_that_cannot_come_back_is_given_up_on(
         squatter.bind((database.host, database.port))
         squatter.listen()
         wait_for(lambda: supervisor.failure, timeout=60, what="the supervisor to give up")
-        assert "could not be restarted (2 attempts in a row)" in (supervisor.failure or "")
+        assert "could not be restarted (restarts in a row: 2)" in (supervisor.failure or "")
         assert "did not come back (attempt 2 of 2)" in caplog.text
         assert supervisor.restarted == 0
     finally:

@@ -172,7 +172,8 @@ class EmbeddedDatabase:
     Use as a context manager or call `start` and `stop`. `start` blocks until
     the server answers ``ping`` and raises `EmbeddedDatabaseError` (with the
     tail of its log) if it exits or stays silent. Call `start` from the main
-    thread: the parent-death signal is tied to the thread that forks.
+    thread: the parent-death signal is tied to the thread that forks (the
+    supervisor's thread calls `restart`, and lives as long as what it started).
 
     If this process dies without calling `stop`, the database gets SIGTERM
     from the kernel, and a guard process kills it if it is still running

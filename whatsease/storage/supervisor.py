@@ -116,7 +116,7 @@ class Supervisor:
             logger.warning("the embedded database is back on port %d after %.1f s",
                            self.database.port, self.clock() - started)
             return attempt
-        self.failure = (f"the embedded database could not be restarted ({self.restarts} "
-                        "attempts in a row); /healthz now answers 503")
+        self.failure = ("the embedded database could not be restarted (restarts in a row: "
+                        f"{self.restarts}); /healthz now answers 503")
         logger.critical(self.failure)
         return None
