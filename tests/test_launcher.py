@@ -154,3 +154,62 @@ def test_without_pidfd_the_guard_says_so_and_leaves(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "cannot watch the database" in done.stderr
     assert "relying on its parent-death signal" in done.stderr
+
+
+# A server that starts the embedded database as `python -m whatsease` does,
+# prints its pid, then waits to be killed.
+SERVER_WITH_DATABASE = """
+import sys, time
+from pathlib import Path
+from whatsease.storage.launcher import EmbeddedDatabase
+root = Path(sys.argv[1])
+database = EmbeddedDatabase(root / "db", log_path=root / "db.log", orphan_grace=3)
+database.start()
+print(database.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_start_after_kill_9_waits_for_the_old_database_to_let_go(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    server = subprocess.Popen([sys.executable, "-c", SERVER_WITH_DATABASE, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    old = 0
+    try:
+        assert server.stdout is not None
+        old = int(server.stdout.readline())
+        assert launcher.read_state(tmp_path / "db")["pid"] == old  # type: ignore[index]
+        # Frozen, the old database cannot finish its shutdown when its server
+        # dies: it holds the data dir's lock until its guard kills it (3 s).
+        os.kill(old, signal.SIGSTOP)
+        server.kill()
+        server.wait()
+        started = time.monotonic()
+        with EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log") as database:
+            waited = time.monotonic() - started
+            assert _ping(database.uri)
+        assert not process_alive(old)
+        assert waited >= 1.0
+        assert f"the database (pid {old}) of a server that stopped without stopping it" \
+            in caplog.text
+        assert "exited after" in caplog.text
+        assert launcher.read_state(tmp_path / "db") is None  # a clean stop removes it
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if old and process_alive(old):
+            os.kill(old, signal.SIGKILL)
+
+
+def test_a_data_dir_in_use_by_a_running_server_is_refused(tmp_path: Path) -> None:
+    server = subprocess.Popen([sys.executable, "-c", SERVER_WITH_DATABASE, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()
+        with pytest.raises(EmbeddedDatabaseError, match="in use by the database"):
+            EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log").start()
+    finally:
+        server.terminate()
+        server.wait()

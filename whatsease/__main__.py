@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from whatsease import __version__
 from whatsease.config import Config, describe_settings
 from whatsease.errors import ConfigError
+
+if TYPE_CHECKING:
+    from whatsease.storage.supervisor import Supervisor
 
 logger = logging.getLogger("whatsease")
 
@@ -60,25 +65,37 @@ def serve() -> int:
 
     from whatsease.app import serve as serve_app
     from whatsease.storage.launcher import EmbeddedDatabase, EmbeddedDatabaseError
+    from whatsease.storage.supervisor import Supervisor
 
     embedded = None
+    supervisor = None
     try:
         config = config.with_jwt_secret()
         uri = config.mongodb_uri
         if not uri:
             embedded = EmbeddedDatabase(config.data_path / "db",
-                                        log_path=config.data_path / "secantusd.log")
+                                        log_path=config.data_path / "secantusd.log",
+                                        journal=config.db_journal)
             uri = embedded.start()
             logger.warning("using the local development database (SecantusDB) in %s; set "
                            "WHATSEASE_MONGODB_URI for production", config.data_path / "db")
-        uvloop.run(serve_app(config, uri))
+            supervisor = Supervisor(embedded, restarts=config.db_restarts).start()
+        uvloop.run(serve_app(config, uri, health=_failure_of(supervisor)))
     except (ConfigError, EmbeddedDatabaseError) as exc:
         print(f"whatsease: {exc}", file=sys.stderr)
         return 2
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _failure_of(supervisor: Supervisor | None) -> Callable[[], str | None] | None:
+    if supervisor is None:
+        return None
+    return lambda: supervisor.failure
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import tornado.netutil
 import tornado.web
 
 from whatsease.activity import ActivityLog
-from whatsease.api import shell
+from whatsease.api import ops, shell
 from whatsease.api.base import BaseHandler, NotFoundHandler
 from whatsease.api.registry import route_modules, service_modules
 from whatsease.auth.accounts import Accounts
@@ -47,7 +47,7 @@ CLIENT_ROUTES = r"/(?:login|register|chat/[^/]+|bot|activity|settings)?"
 async def build_services(config: Config, mongodb_uri: str,
                          clock: Callable[[], datetime] = utcnow) -> Services:
     """Connect to the database, create indexes and build every service."""
-    store = Store(mongodb_uri, config.db_name)
+    store = Store(mongodb_uri, config.db_name, timeout=config.db_timeout)
     await store.ensure_indexes()
     hub = Hub()
     activity = ActivityLog(store, hub, clock)
@@ -195,13 +195,21 @@ class WhatsEaseServer:
         logger.info("stopped")
 
 
-async def serve(config: Config, mongodb_uri: str) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def serve(config: Config, mongodb_uri: str,
+                health: Callable[[], str | None] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully.
+
+    ``health`` says why the process is unhealthy (``/healthz`` answers 503), or None.
+    """
     server = WhatsEaseServer(config, mongodb_uri)
     await server.start()
     assert server.services is not None
+    if health is not None:
+        server.services.extras[ops.HEALTH_CHECK] = health
     if config.demo_users:
+        server.services.extras[ops.STARTING] = True  # /readyz waits for the demo accounts
         created = await create_demo_users(server.services)
+        server.services.extras.pop(ops.STARTING)
         for email, password in created:
             print(f"demo user: {email} / password: {password}", flush=True)
     print(f"WhatsEase is serving on http://{_display_host(config.host)}:{server.port}",

@@ -192,6 +192,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSEASE_MONGODB_URI", "mongodb_uri", _parse_mongodb_uri, "",
             "MongoDB connection string. Empty: start the embedded development database."),
     Setting("WHATSEASE_DB_NAME", "db_name", _parse_db_name, "whatsease", "Database name."),
+    Setting("WHATSEASE_DB_TIMEOUT", "db_timeout", _parse_float(0.2, 60), 2.0,
+            "Seconds a request waits for a database it cannot reach (server selection and "
+            "connect) before answering 503 with Retry-After; while the outage lasts, "
+            "requests answer 503 at once."),
+    Setting("WHATSEASE_DB_RESTARTS", "db_restarts", _parse_int(0, 100), 5,
+            "Times in a row the embedded database is restarted (1, 2, 4... s apart) after "
+            "it dies; after that /healthz answers 503 so that the platform restarts the "
+            "machine."),
     Setting("WHATSEASE_DATA_DIR", "data_dir", _parse_dir, "data",
             "Directory for the embedded database and the generated JWT secret."),
     Setting("WHATSEASE_JWT_SECRET", "jwt_secret", _parse_str, "",
@@ -243,6 +251,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Model name sent to the language-model endpoint."),
     Setting("WHATSEASE_LLM_TIMEOUT", "llm_timeout", _parse_float(0.1, 60), 4.0,
             "Seconds to wait for the language model before the fallback reply."),
+    Setting("WHATSEASE_DB_JOURNAL", "db_journal", _parse_bool, True,
+            "The embedded database acknowledges a write only once it is in its journal on "
+            "disk, so a crash of the database loses nothing acknowledged (a few ms per "
+            "write). false: faster, but up to a second of acknowledged writes can be lost "
+            "if it is killed. A MongoDB URI sets its own write concern."),
+    Setting("WHATSEASE_PUBLIC_URL", "public_url", _parse_url, "",
+            "The address people reach this server at (https://chat.example.com), used in "
+            "the links and snippets the org command prints. Empty: the address it listens "
+            "on."),
     Setting("WHATSEASE_DEMO_USERS", "demo_users", _parse_bool, False,
             "Create two demo users on first start (scripts/run sets this)."),
     Setting("WHATSEASE_TRUSTED_PROXY", "trusted_proxy", _parse_bool, False,
@@ -275,6 +292,9 @@ class Config:
     port: int = 8080
     mongodb_uri: str = ""
     db_name: str = "whatsease"
+    db_timeout: float = 2.0
+    db_restarts: int = 5
+    db_journal: bool = True
     data_dir: str = "data"
     jwt_secret: str = ""
     access_token_ttl: int = 900
@@ -297,6 +317,7 @@ class Config:
     llm_token: str = ""
     llm_model: str = ""
     llm_timeout: float = 4.0
+    public_url: str = ""
     demo_users: bool = False
     trusted_proxy: bool = False
     cluster: str = "off"
@@ -330,6 +351,15 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach the server: ``WHATSEASE_PUBLIC_URL``, or the address it
+        listens on (``http://localhost:8080`` for a loopback or wildcard host)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def data_path(self) -> Path:

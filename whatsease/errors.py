@@ -102,7 +102,19 @@ class TooManyRequests(AppError):
 
 
 class ServiceUnavailable(AppError):
+    """The server cannot answer now (shutting down, the database unreachable).
+
+    ``retry_after`` seconds, when given, are sent as ``Retry-After``; WebSocket
+    sockets that hit this error are closed with 1013 "try again later".
+    """
+
     status, code, title = 503, "unavailable", "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.retry_after = None if retry_after is None else max(1, int(retry_after))
+        if self.retry_after is not None:
+            self.headers["Retry-After"] = str(self.retry_after)
 
 
 def invalid(field: str, message: str) -> Unprocessable:

@@ -98,3 +98,17 @@ def test_metrics_time_garbage_collector_pauses(server: ServerThread) -> None:
     after = _sample(client.get("/metrics").body.decode(), "whatsease_gc_pause_seconds_count",
                     generation="2")
     assert after is not None and after >= before + 1
+
+
+def test_healthz_is_503_when_the_process_cannot_recover(server: ServerThread) -> None:
+    from whatsease.api import ops
+
+    server.services.extras[ops.HEALTH_CHECK] = lambda: "the embedded database is gone"
+    try:
+        res = Client(server.port).get("/healthz")
+        body = assert_problem(res, 503)
+        assert body["type"].endswith("/unhealthy")
+        assert body["detail"] == "the embedded database is gone"
+    finally:
+        server.services.extras.pop(ops.HEALTH_CHECK)
+    assert Client(server.port).get("/healthz").status == 200

@@ -5,18 +5,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from whatsease.errors import ServiceUnavailable
 from whatsease.storage.activity import ActivityRepo
 from whatsease.storage.conversations import ConversationRepo
 from whatsease.storage.documents import DocumentRepo
 from whatsease.storage.messages import MessageRepo
+from whatsease.storage.outage import GuardedClient
 from whatsease.storage.sessions import SessionRepo
 from whatsease.storage.users import UserRepo
 
 logger = logging.getLogger(__name__)
+
+# How long an operation waits for a database it cannot reach before failing
+# with 503 (pymongo's default is 30 s, which stalls every request of an outage).
+DEFAULT_TIMEOUT_SECS = 2.0
+# A single operation on a connected server may take this long: SecantusDB sorts
+# in memory and can take seconds on a large collection; a server that stops
+# answering mid-operation is given up on after it.
+SOCKET_TIMEOUT_SECS = 30.0
 
 # Every index the application relies on, by collection. Creating an index that
 # already exists with the same options is a no-op, so start-up can always run it.
@@ -62,13 +72,25 @@ RETIRED_INDEXES: dict[str, list[str]] = {
 
 
 class Store:
-    """Owns the `AsyncMongoClient` and exposes one repository per collection."""
+    """Owns the database client and exposes one repository per collection.
 
-    def __init__(self, uri: str, db_name: str, **client_options: Any) -> None:
-        options: dict[str, Any] = {"tz_aware": True, "serverSelectionTimeoutMS": 5000,
-                                   "appname": "whatsease"}
+    Any operation on a database that cannot be reached raises `ServiceUnavailable`
+    within about ``timeout`` seconds (at once while the outage is known; see
+    `whatsease.storage.outage`), never pymongo's connection errors.
+    """
+
+    def __init__(self, uri: str, db_name: str, *, timeout: float = DEFAULT_TIMEOUT_SECS,
+                 **client_options: Any) -> None:
+        timeout_ms = int(timeout * 1000)
+        options: dict[str, Any] = {
+            "tz_aware": True, "appname": "whatsease",
+            # Finding a server and opening a connection to it are both bounded
+            # by ``timeout``: an address that drops packets would otherwise hold
+            # a request for connectTimeoutMS's default of 20 s.
+            "serverSelectionTimeoutMS": timeout_ms, "connectTimeoutMS": timeout_ms,
+            "socketTimeoutMS": int(SOCKET_TIMEOUT_SECS * 1000)}
         options.update(client_options)
-        self.client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri, **options)
+        self.client = GuardedClient(uri, **options)
         self.db: AsyncDatabase[dict[str, Any]] = self.client[db_name]
         self.users = UserRepo(self.db["users"])
         self.sessions = SessionRepo(self.db["sessions"])
@@ -96,7 +118,7 @@ class Store:
     async def ping(self) -> bool:
         try:
             await self.client.admin.command("ping")
-        except PyMongoError as exc:
+        except (PyMongoError, ServiceUnavailable) as exc:
             logger.warning("database ping failed: %s", exc)
             return False
         return True

@@ -1,8 +1,11 @@
 """``python -m whatsease org ...``: set up support organisations, their agents and settings.
 
-It talks to the database directly (``WHATSEASE_MONGODB_URI``, or the embedded
-development database in the data dir, which must not be in use by a running
-server at the same time). A running server picks the changes up at once.
+It talks to the database directly: ``WHATSEASE_MONGODB_URI``, or the embedded
+development database in the data dir, the one a running server started (found
+through the state file the launcher keeps beside it) or, with no server
+running, one started for the command. A running server picks the changes up
+at once. Links are printed with ``WHATSEASE_PUBLIC_URL`` (or the address the
+server listens on).
 Accounts that do not exist yet are created with a generated password, printed
 once. Secrets are never taken from the command line (other users can read it
 in the process list): an external chatbot's token comes from an environment
@@ -158,8 +161,10 @@ class OrgAdmin:
             await self.ensure_account(args.admin, args.admin_name)
             user = await self.orgs.add_member(org.org_id, args.admin, "admin")
             self.out(f"{user.email} is an admin of {org.org_id}")
-        self.out(f'embed: <script src="https://YOUR-HOST/widget.js" data-org="{org.widget_key}" '
+        base = self.config.base_url
+        self.out(f'embed: <script src="{base}/widget.js" data-org="{org.widget_key}" '
                  "async></script>")
+        self.out(f"agents log in at {base}/agent")
 
     async def list(self, args: argparse.Namespace) -> None:
         for org in await self.orgs.support.orgs.find(limit=1000):
@@ -222,19 +227,23 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"whatsease org: configuration error: {exc}", file=sys.stderr)
         return 2
-    from whatsease.storage.launcher import EmbeddedDatabase, EmbeddedDatabaseError
+    from whatsease.storage.launcher import (
+        EmbeddedDatabase,
+        EmbeddedDatabaseError,
+        running_database_uri,
+    )
 
     embedded = None
     try:
-        uri = config.mongodb_uri
+        uri = config.mongodb_uri or running_database_uri(config.data_path / "db")
         if not uri:
             embedded = EmbeddedDatabase(config.data_path / "db",
                                         log_path=config.data_path / "secantusd.log")
             uri = embedded.start()
         asyncio.run(run(args, config, uri))
     except EmbeddedDatabaseError as exc:
-        print(f"whatsease org: {exc}\n(is the server running on the embedded database? stop "
-              "it first, or set WHATSEASE_MONGODB_URI, or use the REST API)", file=sys.stderr)
+        print(f"whatsease org: {exc}\n(set WHATSEASE_MONGODB_URI, or use the REST API)",
+              file=sys.stderr)
         return 2
     except (AppError, ConfigError, OSError) as exc:
         detail = exc.detail if isinstance(exc, AppError) else str(exc)
