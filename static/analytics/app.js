@@ -211,7 +211,7 @@ function renderFallbacks() {
     button.className = "btn btn-small";
     button.dataset.copy = item.message;
     button.textContent = "Copy as catalogue example";
-    button.setAttribute("aria-label", `Copy "${item.message}" as a catalogue example`);
+    button.setAttribute("aria-label", `Copy as catalogue example: ${item.message}`);
     row.insertCell().append(button);
   }
 }

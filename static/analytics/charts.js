@@ -1,11 +1,11 @@
 // Charts as inline SVG, each with a text summary and its data as a table for screen readers.
-// Colours come from CSS custom properties (--series-1 ... --series-4), so dark mode restyles them.
+// Colours come from CSS custom properties (--series-1 ... --series-6), so dark mode restyles them.
 
 const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 640;
 const HEIGHT = 220;
 const PAD = { left: 44, right: 12, top: 12, bottom: 28 };
-const SERIES_CLASSES = 4;
+const SERIES_CLASSES = 6;
 
 function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
@@ -41,7 +41,9 @@ function dataTable(caption, headers, rows) {
   table.append(el("caption", { class: "sr-only" }, caption));
   const head = el("tr");
   for (const header of headers) head.append(el("th", { scope: "col" }, header));
-  table.append(el("thead")).firstChild.append(head);
+  const thead = el("thead");
+  thead.append(head);
+  table.append(thead);
   const body = el("tbody");
   for (const row of rows) {
     const tr = el("tr");
