@@ -25,6 +25,7 @@ ROUTE_MODULES = (
     "whatsease.api.support",
     "whatsease.api.widget",
     "whatsease.api.support_ws",
+    "whatsease.api.analytics",
     "whatsease.api.openapi",
 )
 
@@ -32,6 +33,7 @@ SERVICE_MODULES: tuple[str, ...] = (
     "whatsease.bot.service",
     "whatsease.realtime.service",
     "whatsease.support.service",
+    "whatsease.analytics.service",
 )
 
 

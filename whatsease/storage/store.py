@@ -11,6 +11,7 @@ from pymongo.errors import PyMongoError
 
 from whatsease.errors import ServiceUnavailable
 from whatsease.storage.activity import ActivityRepo
+from whatsease.storage.analytics import ensure_indexes as ensure_analytics_indexes
 from whatsease.storage.conversations import ConversationRepo
 from whatsease.storage.documents import DocumentRepo
 from whatsease.storage.messages import MessageRepo
@@ -107,6 +108,7 @@ class Store:
         for name, models in wanted.items():
             if models:
                 await self.db[name].create_indexes(models)
+        await ensure_analytics_indexes(self.db)
         for name, retired in RETIRED_INDEXES.items():
             present = {i["name"] async for i in await self.db[name].list_indexes()}
             for index in retired:

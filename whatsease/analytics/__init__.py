@@ -1,0 +1,1 @@
+"""Analytics for operators: conversations, messages, the bot, agents and sentiment over time."""

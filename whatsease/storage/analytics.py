@@ -1,0 +1,237 @@
+"""Analytics' aggregation pipelines over the stored history, and the indexes that bound them.
+
+Nothing here is a second store: every figure is computed from ``messages``,
+``bot_turns``, ``support_conversations`` and ``support_messages`` as the
+messenger and support write them. Each pipeline starts with a range on an
+indexed field (the time-ordered ``_id`` for messages and turns, a partial
+index on the support conversations' times), so its cost follows the size of
+the range asked for, not of the collection.
+
+Buckets are computed by the database with ``$dateTrunc`` in the caller's
+time zone; the service maps each bucket start back to its position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from whatsease.storage.support import CONVERSATIONS, MESSAGES
+
+BOT_TURNS = "bot_turns"
+# An ObjectId holds whole seconds while timestamps hold milliseconds, and the
+# id is made a moment before the timestamp: the id range is widened by this
+# much and the exact range is then applied to the timestamp itself.
+ID_SLACK = timedelta(seconds=5)
+# The support conversations' time fields that analytics reads by range. Unset
+# times are stored as null and sit together at one end of each index.
+_TIMES = ("ended_at", "agent_requested_at")
+
+ANALYTICS_INDEXES: dict[str, list[IndexModel]] = {
+    CONVERSATIONS: [
+        *(IndexModel([(name, ASCENDING)], name=f"analytics_{name}") for name in _TIMES),
+        *(IndexModel([("org", ASCENDING), (name, ASCENDING)], name=f"analytics_org_{name}")
+          for name in _TIMES),
+        IndexModel([("org", ASCENDING), ("created_at", ASCENDING)],
+                   name="analytics_org_created_at"),
+    ],
+    MESSAGES: [IndexModel([("org", ASCENDING), ("_id", ASCENDING)], name="analytics_org_id")],
+}
+
+# The channel of a message or conversation: what the channel integration stored,
+# else the external contact's prefix (wa:+49…, tg:…), else the default given.
+_PREFIXES = (("wa:", "whatsapp"), ("tg:", "telegram"))
+
+
+def _channel(*addresses: str, default: str) -> dict[str, Any]:
+    branches = [{"case": {"$eq": [{"$substrCP": [{"$ifNull": [address, ""]}, 0, len(prefix)]},
+                                  prefix]}, "then": name}
+                for prefix, name in _PREFIXES for address in addresses]
+    return {"$ifNull": ["$channel", {"$switch": {"branches": branches, "default": default}}]}
+
+
+def _sample(size: int, match: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A facet of the newest ``size`` texts to score for sentiment (none if ``size`` is 0)."""
+    if size <= 0:
+        return {}
+    stages: list[dict[str, Any]] = [{"$match": match}] if match else []
+    stages += [{"$sort": {"_id": -1}}, {"$limit": size},
+               {"$project": {"_id": 0, "text": "$content", "at": "$timestamp",
+                             "language": {"$ifNull": ["$language", "en"]}}}]
+    return {"sample": stages}
+
+
+@dataclass(frozen=True)
+class Window:
+    """What to aggregate: ``[start, end)``, bucketed by ``unit`` in ``tz``, for ``org`` or all."""
+
+    start: datetime
+    end: datetime
+    unit: str
+    tz: str
+    org: str | None = None
+
+    def truncate(self, field: str) -> dict[str, Any]:
+        spec: dict[str, Any] = {"date": field, "unit": self.unit, "timezone": self.tz}
+        if self.unit == "week":
+            spec["startOfWeek"] = "monday"
+        return {"$dateTrunc": spec}
+
+    def id_range(self, *, as_string: bool = False) -> dict[str, Any]:
+        low = ObjectId.from_datetime(self.start - ID_SLACK)
+        high = ObjectId.from_datetime(self.end + ID_SLACK)
+        if as_string:
+            return {"$gte": str(low), "$lt": str(high)}
+        return {"$gte": low, "$lt": high}
+
+    def time_range(self) -> dict[str, Any]:
+        return {"$gte": self.start, "$lt": self.end}
+
+    def org_filter(self) -> dict[str, Any]:
+        return {} if self.org is None else {"org": self.org}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One pipeline of the page: its name, collection and stages (the bench explains these)."""
+
+    name: str
+    collection: str
+    pipeline: list[dict[str, Any]]
+
+
+def plans(window: Window, *, fallback_texts: list[str], sample: int,
+          top: int) -> list[Plan]:
+    """Every pipeline the analytics page needs for ``window``.
+
+    The messenger's own collections count only for the whole messenger
+    (``window.org`` None): person-to-person chats and the assistant belong to
+    no organisation.
+    """
+    result: list[Plan] = []
+    if window.org is None:
+        result += _messenger_plans(window, sample=sample, top=top)
+    result += _support_plans(window, fallback_texts=fallback_texts, sample=sample)
+    return result
+
+
+def _messenger_plans(window: Window, *, sample: int, top: int) -> list[Plan]:
+    match = {"$match": {"_id": window.id_range(), "timestamp": window.time_range()}}
+    direction = {"$cond": ["$is_bot_response", "out", "in"]}
+    messages = Plan("messenger_messages", "messages", [match, {"$facet": {
+        "counts": [{"$group": {"_id": {"t": window.truncate("$timestamp"),
+                                       "c": _channel("$sender", "$recipient", default="web"),
+                                       "d": direction}, "n": {"$sum": 1}}}],
+        "people": [{"$match": {"is_bot_response": False}},
+                   {"$group": {"_id": {"t": window.truncate("$timestamp"), "p": "$sender"}}},
+                   {"$group": {"_id": "$_id.t", "n": {"$sum": 1}}}],
+        "people_total": [{"$match": {"is_bot_response": False}},
+                         {"$group": {"_id": "$sender"}}, {"$count": "n"}],
+    }}])
+    # What people say to a bot is what the service is asked; person-to-person
+    # chats are private and are never read for their words.
+    to_bots = Plan("messenger_to_bots", "messages", [
+        match, {"$match": {"recipient": {"$regex": "^bot:"}, "deleted": False}},
+        {"$facet": {
+            "languages": [{"$group": {"_id": {"$ifNull": ["$language", "en"]},
+                                      "n": {"$sum": 1}}}],
+            **_sample(sample),
+        }}])
+    fallback = ["fallback", "llm", "llm_error"]
+    turns = Plan("bot_turns", BOT_TURNS, [
+        {"$match": {"_id": window.id_range(as_string=True), "at": window.time_range()}},
+        {"$facet": {
+            "counts": [{"$group": {"_id": {"t": window.truncate("$at"),
+                                           "fallback": {"$in": ["$source", fallback]}},
+                                   "n": {"$sum": 1}}}],
+            "intents": [{"$match": {"intent": {"$type": "string"}}},
+                        {"$group": {"_id": "$intent", "n": {"$sum": 1}}},
+                        {"$sort": {"n": -1, "_id": 1}}, {"$limit": top}],
+            "fallbacks": [{"$match": {"source": {"$in": fallback}}},
+                          {"$group": {"_id": {"$toLower": {"$trim": {"input": "$message"}}},
+                                      "n": {"$sum": 1}, "last": {"$max": "$at"}}},
+                          {"$sort": {"n": -1, "last": -1, "_id": 1}}, {"$limit": top}],
+        }}])
+    return [messages, to_bots, turns]
+
+
+def _support_plans(window: Window, *, fallback_texts: list[str], sample: int) -> list[Plan]:
+    org = window.org_filter()
+    customer = {"$eq": ["$kind", "customer"]}
+    messages = Plan("support_messages", MESSAGES, [
+        {"$match": {**org, "_id": window.id_range(), "timestamp": window.time_range(),
+                    "kind": {"$in": ["customer", "bot", "agent"]}}},
+        {"$facet": {
+            "counts": [{"$group": {"_id": {
+                "t": window.truncate("$timestamp"),
+                "c": _channel("$sender", "$recipient", default="widget"),
+                "d": {"$cond": [customer, "in", "out"]}}, "n": {"$sum": 1}}}],
+            "bot": [{"$match": {"kind": "bot"}},
+                    {"$group": {"_id": {"t": window.truncate("$timestamp"),
+                                        "fallback": {"$in": ["$content", fallback_texts]}},
+                                "n": {"$sum": 1}}}],
+            "people": [{"$match": {"kind": "customer"}},
+                       {"$group": {"_id": {"t": window.truncate("$timestamp"),
+                                           "p": "$conversation_id"}}},
+                       {"$group": {"_id": "$_id.t", "n": {"$sum": 1}}}],
+            "people_total": [{"$match": {"kind": "customer"}},
+                             {"$group": {"_id": "$conversation_id"}}, {"$count": "n"}],
+            "languages": [{"$match": {"kind": "customer"}},
+                          {"$group": {"_id": {"$ifNull": ["$language", "en"]},
+                                      "n": {"$sum": 1}}}],
+            **_sample(sample, {"kind": "customer"}),
+        }}])
+    channel = _channel("$customer_email", default="widget")
+    started = Plan("support_started", CONVERSATIONS, [
+        # A conversation's id is made when it starts: the whole messenger walks
+        # the id index, an organisation its (org, created_at) one.
+        {"$match": {**org, "_id": window.id_range(), "created_at": window.time_range()}},
+        {"$group": {"_id": {"t": window.truncate("$created_at"), "c": channel},
+                    "n": {"$sum": 1}}}])
+    # Resolution: from the conversation's start to its end, for those an agent
+    # answered; attributed to the agent who had it last.
+    closed = Plan("support_closed", CONVERSATIONS, [
+        {"$match": {**org, "ended_at": window.time_range()}},
+        {"$project": {"_id": 0, "t": window.truncate("$ended_at"),
+                      "agent": {"$ifNull": ["$agent", {"$arrayElemAt": ["$agents", -1]}]},
+                      "secs": {"$divide": [{"$subtract": ["$ended_at", "$created_at"]}, 1000]}}}])
+    # Handoffs: conversations whose customer first needed a person in the range;
+    # their first response and their wait for an agent belong to the same cohort.
+    handoffs = Plan("support_handoffs", CONVERSATIONS, [
+        {"$match": {**org, "agent_requested_at": window.time_range()}},
+        {"$project": {"_id": 0, "t": window.truncate("$agent_requested_at"),
+                      "responder": "$first_responder", "first": "$first_response_secs",
+                      "wait": {"$cond": [
+                          {"$and": [{"$eq": [{"$type": "$assigned_at"}, "date"]},
+                                    {"$gte": ["$assigned_at", "$agent_requested_at"]}]},
+                          {"$divide": [{"$subtract": ["$assigned_at", "$agent_requested_at"]},
+                                       1000]},
+                          None]}}}])
+    return [messages, started, closed, handoffs]
+
+
+class AnalyticsRepo:
+    """Runs the page's pipelines; one round trip each."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
+
+    async def run(self, plan: Plan) -> list[dict[str, Any]]:
+        cursor = await self.db[plan.collection].aggregate(plan.pipeline, allowDiskUse=True)
+        return await cursor.to_list()
+
+    async def explain(self, plan: Plan) -> dict[str, Any]:
+        """The database's plan for ``plan`` (which index it walks), for the bench."""
+        return await self.db.command("explain", {"aggregate": plan.collection,
+                                                 "pipeline": plan.pipeline, "cursor": {}})
+
+
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
+    """Create analytics' indexes (idempotent; called at start-up by the store)."""
+    for name, models in ANALYTICS_INDEXES.items():
+        await db[name].create_indexes(models)
