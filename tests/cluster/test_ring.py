@@ -141,7 +141,8 @@ def test_every_process_computes_the_same_owners() -> None:
         f"ring = Ring({ids!r})\n"
         "print(json.dumps([ring.owner(k) for k in keys]))\n"
     )
-    mine = [Ring(ids).owner(key) for key in KEYS[:2000]]
+    ring = Ring(ids)
+    mine = [ring.owner(key) for key in KEYS[:2000]]
     for seed in ("1", "2"):
         # A different PYTHONHASHSEED changes hash(): the ring must not use it.
         env = {**os.environ, "PYTHONHASHSEED": seed}
