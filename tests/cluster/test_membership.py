@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
@@ -238,3 +241,13 @@ def test_cluster_off_is_the_default_and_builds_nothing() -> None:
 def test_a_cluster_mode_without_its_inputs_is_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config.from_env(env)
+
+
+def test_the_server_refuses_to_start_with_an_incomplete_cluster_mode() -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WHATSEASE_", "FLY_"))}
+    env["WHATSEASE_CLUSTER"] = "fly"
+    done = subprocess.run([sys.executable, "-m", "whatsease"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "WHATSEASE_CLUSTER=fly needs FLY_MACHINE_ID and FLY_APP_NAME" in done.stderr

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -141,7 +142,8 @@ def test_every_process_computes_the_same_owners() -> None:
         f"ring = Ring({ids!r})\n"
         "print(json.dumps([ring.owner(k) for k in keys]))\n"
     )
-    mine = [Ring(ids).owner(key) for key in KEYS[:2000]]
+    ring = Ring(ids)
+    mine = [ring.owner(key) for key in KEYS[:2000]]
     for seed in ("1", "2"):
         # A different PYTHONHASHSEED changes hash(): the ring must not use it.
         env = {**os.environ, "PYTHONHASHSEED": seed}
@@ -150,3 +152,15 @@ def test_every_process_computes_the_same_owners() -> None:
             capture_output=True, text=True, timeout=60, check=True,
         )
         assert json.loads(done.stdout) == mine
+
+
+def test_the_ring_needs_no_server_and_no_io() -> None:
+    script = (
+        "import sys\n"
+        "import whatsease.cluster.ring\n"
+        "print(sorted(m for m in ('tornado', 'asyncio', 'socket', 'pymongo', 'dns') "
+        "if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "[]"

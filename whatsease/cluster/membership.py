@@ -170,6 +170,10 @@ class Membership:
     after ``heartbeat_timeout`` seconds without a heartbeat and come back on
     the next one. Each change of the live set makes a new ring generation,
     logs one line saying what changed and why, and calls ``on_change``.
+
+    Every time passed in (``now``, ``when``) is in seconds on one monotonic
+    clock (`time.monotonic` in the server): wall-clock jumps must not take
+    members out.
     """
 
     def __init__(
