@@ -185,7 +185,8 @@ async def measure(services: Any, now: datetime, repeat: int, org: str | None) ->
             index = _index_used(await analytics.repo.explain(plan))
             print(f"| {days} d | {plan.name} | {index} | {_pct(times, 0.5):.0f} | "
                   f"{_pct(times, 0.99):.0f} |", flush=True)
-        cold, warm = [], []
+        cold: list[float] = []
+        warm: list[float] = []
         for _ in range(rounds):
             # Cold: nothing cached. Warm: the previous period (closed) is cached, as
             # on every 30 s refresh after the first load; the open range is recomputed.
