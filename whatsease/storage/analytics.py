@@ -118,15 +118,18 @@ def plans(window: Window, *, fallback_texts: list[str], sample: int,
 def _messenger_plans(window: Window, *, sample: int, top: int) -> list[Plan]:
     match = {"$match": {"timestamp": window.time_range()}}
     direction = {"$cond": ["$is_bot_response", "out", "in"]}
-    messages = Plan("messenger_messages", "messages", [match, {"$facet": {
-        "counts": [{"$group": {"_id": {"t": window.truncate("$timestamp"),
-                                       "c": _channel("$sender", "$recipient", default="web"),
-                                       "d": direction}, "n": {"$sum": 1}}}],
-        "people": [{"$match": {"is_bot_response": False}},
-                   {"$group": {"_id": {"t": window.truncate("$timestamp"), "p": "$sender"}}},
+    # Each message's bucket, channel and direction are worked out once, before
+    # the facets share them: on the embedded database that is most of the cost.
+    messages = Plan("messenger_messages", "messages", [match, {"$project": {
+        "_id": 0, "t": window.truncate("$timestamp"),
+        "c": _channel("$sender", "$recipient", default="web"), "d": direction,
+        "p": {"$cond": ["$is_bot_response", None, "$sender"]}}}, {"$facet": {
+        "counts": [{"$group": {"_id": {"t": "$t", "c": "$c", "d": "$d"}, "n": {"$sum": 1}}}],
+        "people": [{"$match": {"p": {"$type": "string"}}},
+                   {"$group": {"_id": {"t": "$t", "p": "$p"}}},
                    {"$group": {"_id": "$_id.t", "n": {"$sum": 1}}}],
-        "people_total": [{"$match": {"is_bot_response": False}},
-                         {"$group": {"_id": "$sender"}}, {"$count": "n"}],
+        "people_total": [{"$match": {"p": {"$type": "string"}}},
+                         {"$group": {"_id": "$p"}}, {"$count": "n"}],
     }}])
     # What people say to a bot is what the service is asked; person-to-person
     # chats are private and are never read for their words.
