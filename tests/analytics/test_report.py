@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from tests.analytics.seed import END, START, at, oid, seed
-from whatsease.analytics.service import Scope, get_analytics
+from whatsease.analytics.service import Scope, get_analytics, plans_for
 from whatsease.errors import Unprocessable
 from whatsease.services import Services
+from whatsease.storage.analytics import Window
 from whatsease.storage.support import MESSAGES
 from whatsease.support.models import SupportMessage
 
@@ -143,3 +145,30 @@ async def test_a_closed_range_is_cached_and_an_open_one_is_not(services: Service
         timestamp=now).to_doc())
     second = await analytics.report(ACME, open_start, now + timedelta(hours=1), "week", "UTC")
     assert second["totals"]["messages_in"] == first["totals"]["messages_in"] + 1
+
+
+def _scans(node: Any) -> list[str]:
+    """Index names and COLLSCANs in an explain document's winning plans."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("stage") == "COLLSCAN":
+            found.append("COLLSCAN")
+        if isinstance(node.get("indexName"), str):
+            found.append(node["indexName"])
+        for key, value in node.items():
+            if key != "rejectedPlans":
+                found += _scans(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _scans(value)
+    return found
+
+
+@pytest.mark.parametrize("org", [None, "acme"])
+async def test_every_pipeline_walks_an_index(services: Services, org: str | None) -> None:
+    await seed(services)
+    analytics = get_analytics(services)
+    window = Window(start=START, end=END, unit="day", tz="UTC", org=org)
+    for plan in plans_for(window):
+        used = _scans(await analytics.repo.explain(plan))
+        assert used and "COLLSCAN" not in used, (plan.name, used)
