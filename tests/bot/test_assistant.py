@@ -85,9 +85,8 @@ def test_feedback_is_a_two_turn_flow_that_stores_the_text(server: ServerThread) 
     say(carol, "the dark mode is lovely")
     turns = interactions(carol, 2)
     assert [t["intent"] for t in turns] == ["feedback_text", "feedback"]
-    stored = server.call(server.services.store.documents.find(
-        "bot_feedback", {"user": carol.email}))
-    assert [d["text"] for d in stored] == ["the dark mode is lovely"]
+    stored = server.call(server.services.store.bot.notes(carol.email, kind="feedback"))
+    assert [note.text for note in stored] == ["the dark mode is lovely"]
 
 
 def test_history_is_only_the_callers(server: ServerThread) -> None:

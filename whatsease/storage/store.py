@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from whatsease.storage.activity import ActivityRepo
+from whatsease.storage.bot import BotRepo
 from whatsease.storage.conversations import ConversationRepo
 from whatsease.storage.documents import DocumentRepo
 from whatsease.storage.messages import MessageRepo
@@ -76,6 +77,7 @@ class Store:
         self.conversations = ConversationRepo(self.db["conversations"])
         self.activity = ActivityRepo(self.db["activity"])
         self.documents = DocumentRepo(self.db)
+        self.bot = BotRepo(self.db)
 
     async def ensure_indexes(self, extra: dict[str, list[IndexModel]] | None = None) -> None:
         """Create every index (idempotent)."""
