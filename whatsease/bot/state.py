@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 USER_ROLE = "user"
 BOT_ROLE = "bot"
@@ -20,16 +19,17 @@ class HistoryEntry:
     at: datetime
     intent: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {"role": self.role, "text": self.text, "at": self.at, "intent": self.intent}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HistoryEntry:
+    def from_dict(cls, data: Mapping[str, object]) -> HistoryEntry:
+        """Rebuild an entry from `to_dict` output; raises ValueError if it is not one."""
         return cls(
             role=str(data["role"]),
             text=str(data["text"]),
-            at=aware(data["at"]),
-            intent=data.get("intent"),
+            at=_moment(data["at"]),
+            intent=_optional_text(data.get("intent")),
         )
 
 
@@ -56,7 +56,7 @@ class BotState:
             return None
         return self.context
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "context": self.context,
             "context_expires_at": self.context_expires_at,
@@ -66,17 +66,27 @@ class BotState:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> BotState:
-        """Rebuild a state from `to_dict` output; missing keys mean a new user."""
+    def from_dict(cls, data: Mapping[str, object] | None) -> BotState:
+        """Rebuild a state from `to_dict` output; missing keys mean a new user.
+
+        Raises ValueError if a value has the wrong type (not a stored state).
+        """
         if not data:
             return cls()
         expires = data.get("context_expires_at")
+        turns = data.get("context_turns_left") or 0
+        memory = data.get("memory") or {}
+        history = data.get("history") or []
+        if not isinstance(turns, int) or not isinstance(memory, Mapping):
+            raise ValueError("not a stored bot state: 'context_turns_left' or 'memory'")
+        if not isinstance(history, list) or not all(isinstance(e, Mapping) for e in history):
+            raise ValueError("not a stored bot state: 'history'")
         return cls(
-            context=data.get("context"),
-            context_expires_at=aware(expires) if expires is not None else None,
-            context_turns_left=int(data.get("context_turns_left", 0)),
-            memory={str(k): str(v) for k, v in (data.get("memory") or {}).items()},
-            history=[HistoryEntry.from_dict(e) for e in data.get("history") or []],
+            context=_optional_text(data.get("context")),
+            context_expires_at=_moment(expires) if expires is not None else None,
+            context_turns_left=turns,
+            memory={str(k): str(v) for k, v in memory.items()},
+            history=[HistoryEntry.from_dict(e) for e in history],
         )
 
     def copy(self) -> BotState:
@@ -128,3 +138,13 @@ def clear_context(state: BotState) -> None:
 def aware(moment: datetime) -> datetime:
     """Datetimes from MongoDB come back naive but mean UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _moment(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a datetime, got {type(value).__name__}")
+    return aware(value)
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
