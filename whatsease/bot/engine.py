@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 
 from whatsease.bot.catalogue import Catalogue
 from whatsease.bot.expansion import Expander
-from whatsease.bot.folding import TextFolder, fold, proper_nouns, stem, synonym_table
+from whatsease.bot.folding import (
+    TextFolder,
+    fold,
+    is_question,
+    proper_nouns,
+    stem,
+    synonym_table,
+)
 from whatsease.bot.index import CatalogueIndex
 from whatsease.bot.lexicon import (
     LEXICON_PATH,
@@ -27,7 +34,14 @@ from whatsease.bot.lexicon import (
     load_lexicon,
 )
 from whatsease.bot.normalize import tokenize
-from whatsease.bot.replies import Match, Reply, capture_slots, render, substitute_slots
+from whatsease.bot.replies import (
+    Match,
+    Reply,
+    capture_slots,
+    render,
+    render_line,
+    substitute_slots,
+)
 from whatsease.bot.scoring import Scorer
 from whatsease.bot.spelling import Speller, surface_words
 from whatsease.bot.state import (
@@ -68,6 +82,10 @@ GATED_MARGIN = 0.1
 # The bot has just asked for what an intent of the active context answers, so such an
 # intent needs only this fraction of the threshold: the question makes it likely.
 CONTEXT_THRESHOLD_FACTOR = 0.85
+# While a catch-all waits for free text (feedback), a message that is no question
+# answers another intent instead only when matched at least this surely ("hi",
+# "thanks"): free text often shares words with some intent ("the ticks are confusing").
+INTERRUPT_CONFIDENCE = 0.9
 
 # Messages may be 4,096 characters; the intent is in the first sentences, and scoring
 # cost grows with length, so match on this much and keep the whole text for `store`.
@@ -118,6 +136,10 @@ class IntentEngine:
         explained by an intent whose context is not active ("cancel" with nothing to
         cancel), the result has `intent=None`.
         """
+        if not tokenize(text[:MAX_MATCH_CHARS], self.speller.vocabulary):
+            # Nothing to read (blank, punctuation, fillers): no intent can be meant, and
+            # it is no text a waiting flow asked for either.
+            return Match(None, 0.0, {}, ())
         if len(text) <= LONG_MESSAGE_CHARS:
             found = self._match_text(text, context)
         else:
@@ -129,7 +151,12 @@ class IntentEngine:
             matches = [self._match_text(part[:MAX_MATCH_CHARS], context) for part in parts]
             found = max(matches, key=lambda m: (m.intent is not None, m.confidence))
         if self.semantic is not None:
-            return self._match_meaning(text[:MAX_MATCH_CHARS], context, found)
+            found = self._match_meaning(text[:MAX_MATCH_CHARS], context, found)
+            catch_all = self.index.catch_all.get(context) if context is not None else None
+            if found.intent is None and catch_all is not None:
+                # The reader ruled out the question the words heard: then it is the
+                # free text the context waits for.
+                return Match(catch_all, 1.0, {}, found.ranking)
         return found
 
     def _match_meaning(self, text: str, context: str | None, words: Match) -> Match:
@@ -236,7 +263,11 @@ class IntentEngine:
             intent = self.index.intents[position].intent
             return Match(intent, _clamp(score), slot_values.get(position, {}), ranking)
 
-        open_scores = [(score, p) for score, p in scores if p not in gated]
+        # An intent with a threshold of its own is no candidate below it.
+        open_scores = [
+            (score, p) for score, p in scores
+            if p not in gated and score >= (intents[p].intent.threshold or 0.0)
+        ]
         if context is not None:
             for score, position in open_scores:
                 if self.index.intents[position].intent.context_in == context:
@@ -245,10 +276,16 @@ class IntentEngine:
                     break
             catch_all = self.index.catch_all.get(context)
             if catch_all is not None:
-                return Match(catch_all, 1.0, {}, ranking)
+                asked = self._interruption(open_scores, context, raw, message.strangers)
+                if asked is None:
+                    return Match(catch_all, 1.0, {}, ranking)
+                return found(*asked)
 
         best = open_scores[0][0] if open_scores else 0.0
-        if best < bot.threshold:
+        floor = bot.threshold
+        if open_scores:
+            floor = intents[open_scores[0][1]].intent.threshold or bot.threshold
+        if best < floor:
             return Match(None, _clamp(best), {}, ranking)
         if scores[0][1] in gated and scores[0][0] >= best + GATED_MARGIN:
             return Match(None, _clamp(best), {}, ranking)
@@ -260,6 +297,35 @@ class IntentEngine:
         }:
             return Match(None, _clamp(best), {}, ranking)
         return found(*open_scores[0])
+
+    def _interruption(self, open_scores: list[tuple[float, int]], context: str, raw: str,
+                      strangers: frozenset[str]) -> tuple[float, int] | None:
+        """The (score, position) of the intent a message asks about while `context`'s
+        catch-all waits for free text, or None if the message is that free text.
+
+        A question ("?", a question word, "can I", "is there"…) that another intent
+        answers confidently is that question, not the awaited text; without a question's
+        signs it takes a near-certain match (INTERRUPT_CONFIDENCE). Intents that start
+        this same flow do not count: "I have feedback" while feedback is awaited is
+        feedback.
+        """
+        intents = self.index.intents
+        other = next(
+            ((score, p) for score, p in open_scores
+             if intents[p].intent.context_in is None and intents[p].intent.context_out != context),
+            None,
+        )
+        if other is None:
+            return None
+        score, position = other
+        intent = intents[position].intent
+        if score < (intent.threshold or self.catalogue.bot.threshold):
+            return None
+        if strangers - {fold(name) for name in proper_nouns(raw)}:
+            return None  # about something the catalogue does not know
+        if score >= INTERRUPT_CONFIDENCE or is_question(raw):
+            return score, position
+        return None
 
     def respond(
         self,
@@ -306,6 +372,17 @@ class IntentEngine:
                 new.memory.pop(key, None)
 
         reply_text = render(bot, intent, found.slots, new.memory, now, user_name, rng or self._rng)
+        waiting = self.index.catch_all.get(context) if context is not None else None
+        if (
+            waiting is not None
+            and waiting.reminder
+            and intent is not None
+            and intent.context_in != context
+            and new.active_context(now) == context
+        ):
+            # A question asked while the flow waited was answered; the flow is still open.
+            reminder = render_line(bot, waiting.reminder, now, user_name, rng or self._rng)
+            reply_text = f"{reply_text}\n\n{reminder}"
         new.history.append(HistoryEntry(USER_ROLE, text, now, None))
         intent_name = intent.name if intent is not None else None
         new.history.append(HistoryEntry(BOT_ROLE, reply_text, now, intent_name))

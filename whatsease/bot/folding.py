@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from whatsease.bot.lexicon import Lexicon, stop_words
+from whatsease.bot.lexicon import QUESTION_WORDS, Lexicon, stop_words
 from whatsease.bot.normalize import tokenize
 
 if TYPE_CHECKING:
@@ -47,6 +47,15 @@ _PUNCTUATION = "\"'.,!?;:()[]{}"
 # "17x23", "17 * 23", "17×23" and "2+2" written without words.
 _ARITHMETIC_SYMBOL = re.compile(r"(?<=\d)\s*[x×*]\s*(?=\d)")
 _PLUS_SYMBOL = re.compile(r"(?<=\d)\s*\+\s*(?=\d)")
+
+# A message that starts with one of these and then one of the next asks about
+# something ("can i send photos", "is there video chat", "does it work offline"); "can
+# you add dark mode" is a request.
+AUXILIARIES: frozenset[str] = frozenset(
+    {"can", "could", "do", "does", "did", "is", "are", "will", "would", "should", "may",
+     "am", "have", "has"}
+)  # fmt: skip
+ASKING_SUBJECTS: frozenset[str] = frozenset({"i", "we", "there", "it", "my", "me", "this"})
 
 # Synonym phrases on folded words, keyed by their first word: (source, target) pairs.
 SynonymTable = dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]]
@@ -88,6 +97,19 @@ def stem(word: str) -> str:
 def fold(word: str) -> str:
     """The matching form of a normalised word: stop words as they are, others stemmed."""
     return word if word in stop_words() else stem(word)
+
+
+def is_question(text: str) -> bool:
+    """Whether `text` reads as a question: it has a question mark, starts with a
+    question word, or with an auxiliary verb before "I", "we", "there", "it"…"""
+    if "?" in text:
+        return True
+    words = tokenize(text)
+    if not words:
+        return False
+    if words[0] in QUESTION_WORDS:
+        return True
+    return words[0] in AUXILIARIES and len(words) > 1 and words[1] in ASKING_SUBJECTS
 
 
 def synonym_table(lexicon: Lexicon, own: Mapping[str, tuple[str, ...]]) -> SynonymTable:

@@ -116,12 +116,7 @@ def render(
 ) -> str:
     """The reply to a message `intent` answered (None: a fallback), with its
     placeholders filled."""
-    values: dict[str, str] = {
-        "user_name": user_name.strip() or DEFAULT_USER_NAME,
-        "bot_name": bot.name,
-        "time": format_time(now),
-        "date": f"{now:%A} {now.day} {now:%B %Y}",
-    }
+    values = _builtins(bot, now, user_name)
     if intent is None:
         options: Sequence[str] = bot.fallback
     else:
@@ -132,6 +127,21 @@ def render(
     template = rng.choice(options)
     # Placeholders were checked at load time to be bare known names.
     return template.format_map(values)
+
+
+def render_line(bot: BotSettings, options: Sequence[str], now: datetime, user_name: str,
+                rng: random.Random) -> str:
+    """One of `options` (which use only the built-in placeholders), filled in."""
+    return rng.choice(options).format_map(_builtins(bot, now, user_name))
+
+
+def _builtins(bot: BotSettings, now: datetime, user_name: str) -> dict[str, str]:
+    return {
+        "user_name": user_name.strip() or DEFAULT_USER_NAME,
+        "bot_name": bot.name,
+        "time": format_time(now),
+        "date": f"{now:%A} {now.day} {now:%B %Y}",
+    }
 
 
 def format_time(now: datetime) -> str:
