@@ -85,9 +85,28 @@ def test_feedback_is_a_two_turn_flow_that_stores_the_text(server: ServerThread) 
     say(carol, "the dark mode is lovely")
     turns = interactions(carol, 2)
     assert [t["intent"] for t in turns] == ["feedback_text", "feedback"]
-    stored = server.call(server.services.store.documents.find(
-        "bot_feedback", {"user": carol.email}))
-    assert [d["text"] for d in stored] == ["the dark mode is lovely"]
+    stored = server.call(server.services.store.bot.notes(carol.email, kind="feedback"))
+    assert [note.text for note in stored] == ["the dark mode is lovely"]
+
+
+def test_a_question_never_ends_up_as_feedback(server: ServerThread) -> None:
+    # The trap a new user fell into: "can I send photos?" started the feedback flow
+    # and the next question was stored as feedback.
+    gail = register(server.port, "gail")
+    photos = bot_reply_to(gail, say(gail, "can I send photos?"))
+    assert "text only" in photos["content"]
+    blocked = bot_reply_to(gail, say(gail, "how do I block someone"))
+    assert "Blocking isn't available" in blocked["content"]
+    # Asked while feedback is awaited: answered, and the flow offered again.
+    bot_reply_to(gail, say(gail, "I want to give feedback"))
+    asked = bot_reply_to(gail, say(gail, "what do the ticks mean?"))
+    assert "feedback" in asked["content"]
+    say(gail, "the ticks could be bigger")
+    turns = interactions(gail, 5)
+    assert [t["intent"] for t in turns] == [
+        "feedback_text", "ticks_meaning", "feedback", "block_user", "send_media"]
+    stored = server.call(server.services.store.bot.notes(gail.email, kind="feedback"))
+    assert [note.text for note in stored] == ["the ticks could be bigger"]
 
 
 def test_history_is_only_the_callers(server: ServerThread) -> None:

@@ -147,6 +147,23 @@ BAD_INTENTS = [
         "a",
         "'catch_all' must be true or false",
     ),
+    (
+        '[[intents]]\nname = "a"\nexamples = ["a"]\nresponses = ["x"]\nthreshold = 1.5',
+        "a",
+        "'threshold' must be a number between 0 and 1 (exclusive)",
+    ),
+    (
+        '[[intents]]\nname = "a"\nexamples = ["a"]\nresponses = ["x"]\nreminder = ["still open"]',
+        "a",
+        "'reminder' needs 'catch_all'",
+    ),
+    (
+        '[[intents]]\nname = "a"\nexamples = ["a"]\nresponses = ["x"]\ncontext_out = "c"\n'
+        '[[intents]]\nname = "b"\ncontext_in = "c"\ncatch_all = true\nresponses = ["x"]\n'
+        'reminder = ["{order}"]',
+        "b",
+        "'reminder' uses unknown placeholder {order}",
+    ),
 ]
 
 

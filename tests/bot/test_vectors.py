@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import whatsease.bot.engine as engine_module
+import whatsease.bot.expansion as expansion
 from whatsease.bot.catalogue import loads_catalogue
 from whatsease.bot.engine import IntentEngine
 from whatsease.bot.vectors import (
@@ -124,7 +124,7 @@ def test_a_paraphrase_in_other_words_matches_through_the_vectors(
     catalogue = loads_catalogue(LOST, source="<t>")
     assert IntentEngine(catalogue).match(text).intent_name == intent
     # Without the vectors' readings the same message falls back.
-    monkeypatch.setattr(engine_module, "VECTOR_SIMILARITY", 0.0)
+    monkeypatch.setattr(expansion, "VECTOR_SIMILARITY", 0.0)
     assert IntentEngine(catalogue).match(text).intent is None
 
 

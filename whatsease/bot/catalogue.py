@@ -39,7 +39,8 @@ _BOT_KEYS = frozenset(
 _INTENT_KEYS = frozenset(
     {
         "name", "examples", "responses", "responses_missing", "context_in", "context_out",
-        "slots", "remember", "forget", "store", "action", "catch_all",
+        "slots", "remember", "forget", "store", "action", "catch_all", "threshold",
+        "reminder",
     }
 )  # fmt: skip
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -80,6 +81,12 @@ class Intent:
     store: str | None = None
     action: str | None = None
     catch_all: bool = False
+    # The confidence this intent needs instead of [bot] threshold (None: that one);
+    # higher for an intent that starts a flow, which must be clearly wanted.
+    threshold: float | None = None
+    # For a catch-all intent: said after the answer to a question asked while its
+    # context waits, since the flow is still open.
+    reminder: tuple[str, ...] = ()
     # Memory keys the responses use (filled in by the loader).
     needs_memory: frozenset[str] = frozenset()
 
@@ -349,6 +356,23 @@ def _parse_intent(raw: object, position: int, source: str, memory_keys: frozense
 
     store = _optional_string(raw, "store", fail)
     action = _optional_string(raw, "action", fail)
+    threshold: float | None = None
+    if "threshold" in raw:
+        threshold = _number(raw, "threshold", 0.0)
+        if threshold is None or not 0.0 < threshold < 1.0:
+            raise fail("threshold", "must be a number between 0 and 1 (exclusive)")
+    reminder: tuple[str, ...] = ()
+    if "reminder" in raw:
+        parsed_reminder = _string_list(raw.get("reminder"))
+        if parsed_reminder is None:
+            raise fail("reminder", "must be a non-empty list of strings")
+        if not catch_all:
+            raise fail("reminder", "needs 'catch_all': it reminds that a flow is still open")
+        for line in parsed_reminder:
+            bad = _bad_placeholder(line, BUILTIN_PLACEHOLDERS)
+            if bad:
+                raise fail("reminder", bad)
+        reminder = parsed_reminder
     return Intent(
         name=name,
         examples=examples,
@@ -362,6 +386,8 @@ def _parse_intent(raw: object, position: int, source: str, memory_keys: frozense
         store=store,
         action=action,
         catch_all=catch_all,
+        threshold=threshold,
+        reminder=reminder,
         needs_memory=frozenset(needs_memory),
     )
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,7 +130,8 @@ class BaselineMatcher:
             return None, (found[1] / 100.0 if found else 0.0)
         return found[0], found[1] / 100.0
 
-    def _best(self, query: str, allowed: Any) -> tuple[str, float] | None:
+    def _best(self, query: str,
+              allowed: Callable[[str | None], bool]) -> tuple[str, float] | None:
         choices = [(t, name) for t, name, c in self._examples if allowed(c)]
         if not choices or not query:
             return None

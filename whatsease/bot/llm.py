@@ -14,7 +14,6 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ async def complete(endpoint: ChatEndpoint, messages: list[dict[str, str]]) -> st
     """
     if not endpoint.url.startswith(("http://", "https://")):
         raise LLMError("the endpoint URL must start with http:// or https://")
-    body: dict[str, Any] = {"messages": messages}
+    body: dict[str, object] = {"messages": messages}
     if endpoint.model:
         body["model"] = endpoint.model
     payload = json.dumps(body).encode()

@@ -87,7 +87,7 @@ MAX_ENCODE_CHARS = 500
 
 
 class Encoder(Protocol):
-    def encode(self, texts: Sequence[str]) -> Any: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class SemanticModelError(SemanticUnavailable):

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from whatsease.bot.catalogue import Catalogue, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history, open_reader
@@ -21,7 +21,8 @@ from whatsease.errors import ConfigError
 from whatsease.metrics import BOT_REPLIES
 from whatsease.realtime.frames import encode
 from whatsease.services import Services
-from whatsease.storage.models import Message, new_id
+from whatsease.storage.bot import BotNote, BotTurn
+from whatsease.storage.models import Message
 from whatsease.timeutil import isoformat, utcnow
 
 if TYPE_CHECKING:
@@ -31,9 +32,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BOT_ADDRESS = "bot:whatsease"
-STATE_COLLECTION = "bot_contexts"
-TURNS_COLLECTION = "bot_turns"
-FEEDBACK_COLLECTION = "bot_feedback"
 HISTORY_MAX_LIMIT = 100
 # Messages waiting for the bot per user; beyond this the oldest waiting ones
 # are answered with a busy note rather than queued without bound.
@@ -65,9 +63,6 @@ class Assistant:
     @property
     def catalogue(self) -> Catalogue:
         return self.engine.catalogue
-
-    def _key(self, user: str) -> str:
-        return f"{user} {self.address}"
 
     async def on_message(self, message: Message) -> None:
         """Called after a user's message to the bot is stored; answers it in the background."""
@@ -128,12 +123,11 @@ class Assistant:
                 await self._store_note(user, *reply.store, at=now)
             await self.save_state(user, reply.state)
             sent = await self._send(user, text)
-            await self.services.store.documents.insert_many(TURNS_COLLECTION, [{
-                "_id": new_id(), "user": user, "bot": self.address,
-                "message_id": message.message_id, "message": message.content,
-                "intent": reply.intent, "confidence": round(reply.confidence, 4),
-                "reply": text, "reply_message_id": sent.message_id, "source": outcome,
-                "at": now}])
+            await self.services.store.bot.add_turn(BotTurn(
+                user=user, bot=self.address, message_id=message.message_id,
+                message=message.content, intent=reply.intent,
+                confidence=round(reply.confidence, 4), reply=text,
+                reply_message_id=sent.message_id, source=outcome, at=now))
             BOT_REPLIES.labels(outcome).inc()
             return reply
         finally:
@@ -161,13 +155,12 @@ class Assistant:
         return answer, "llm"
 
     async def _store_note(self, user: str, kind: str, text: str, *, at: datetime) -> None:
-        await self.services.store.documents.insert_many(FEEDBACK_COLLECTION, [{
-            "_id": new_id(), "user": user, "bot": self.address, "kind": kind, "text": text,
-            "at": at}])
+        await self.services.store.bot.add_note(
+            BotNote(user=user, bot=self.address, kind=kind, text=text, at=at))
 
     async def load_state(self, user: str) -> BotState:
-        doc = await self.services.store.documents.get(STATE_COLLECTION, self._key(user))
-        return BotState.from_dict(doc.get("state") if doc else None)
+        """`user`'s state with this bot (a new one if none is stored)."""
+        return BotState.from_dict(await self.services.store.bot.load_state(user, self.address))
 
     async def save_state(self, user: str, state: BotState) -> None:
         config = self.services.config
@@ -175,25 +168,22 @@ class Assistant:
             state.history, max_messages=config.bot_history_max_messages,
             max_chars=config.bot_history_max_chars,
             max_age=timedelta(seconds=config.bot_history_max_age), now=self.clock())
-        await self.services.store.documents.put(STATE_COLLECTION, self._key(user), {
-            "user": user, "bot": self.address, "state": state.to_dict(),
-            "updated_at": self.clock()})
+        await self.services.store.bot.save_state(user, self.address, state.to_dict(),
+                                                 at=self.clock())
 
     async def forget(self, user: str) -> None:
         """Drop the user's context, memory and remembered turns."""
-        await self.services.store.documents.delete(STATE_COLLECTION, self._key(user))
+        await self.services.store.bot.forget(user, self.address)
 
     async def history(self, user: str, *, before: str | None,
-                      limit: int) -> list[dict[str, Any]]:
-        filters: dict[str, Any] = {"user": user, "bot": self.address}
-        if before:
-            filters["_id"] = {"$lt": before}
-        docs = await self.services.store.documents.find(
-            TURNS_COLLECTION, filters, limit=min(limit, HISTORY_MAX_LIMIT))
-        return [{"id": d["_id"], "message_id": d["message_id"], "message": d["message"],
-                 "intent": d["intent"], "confidence": d["confidence"], "reply": d["reply"],
-                 "reply_message_id": d["reply_message_id"], "source": d.get("source"),
-                 "at": isoformat(d["at"])} for d in docs]
+                      limit: int) -> list[dict[str, object]]:
+        """`user`'s turns with this bot as the API shows them, newest first."""
+        turns = await self.services.store.bot.turns(user, self.address, before=before,
+                                                   limit=min(limit, HISTORY_MAX_LIMIT))
+        return [{"id": t.id, "message_id": t.message_id, "message": t.message,
+                 "intent": t.intent, "confidence": t.confidence, "reply": t.reply,
+                 "reply_message_id": t.reply_message_id, "source": t.source,
+                 "at": isoformat(t.at)} for t in turns]
 
     async def wait_idle(self) -> None:
         """Let replies in progress finish, for at most `SHUTDOWN_GRACE_SECS`."""

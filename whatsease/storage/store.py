@@ -12,6 +12,7 @@ from pymongo.errors import PyMongoError
 from whatsease.errors import ServiceUnavailable
 from whatsease.storage.activity import ActivityRepo
 from whatsease.storage.analytics import ensure_indexes as ensure_analytics_indexes
+from whatsease.storage.bot import BotRepo
 from whatsease.storage.conversations import ConversationRepo
 from whatsease.storage.documents import DocumentRepo
 from whatsease.storage.messages import MessageRepo
@@ -99,6 +100,7 @@ class Store:
         self.conversations = ConversationRepo(self.db["conversations"])
         self.activity = ActivityRepo(self.db["activity"])
         self.documents = DocumentRepo(self.db)
+        self.bot = BotRepo(self.db)
 
     async def ensure_indexes(self, extra: dict[str, list[IndexModel]] | None = None) -> None:
         """Create every index (idempotent)."""

@@ -1,0 +1,259 @@
+"""Words in their matching form: stems, the synonym and phrase table, and a message's
+canonical tokens (normalised, typo-corrected, stemmed, synonyms folded)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from whatsease.bot.lexicon import QUESTION_WORDS, Lexicon, stop_words
+from whatsease.bot.normalize import tokenize
+
+if TYPE_CHECKING:
+    from whatsease.bot.spelling import Speller
+
+# Multi-word expressions are read as one token: their words joined by this.
+PHRASE_JOINER = "_"
+# Operators between numbers ("17 times 23", "2 x 3") make an arithmetic question: one
+# token no catalogue uses, so "times" is not read as "time".
+ARITHMETIC_WORDS: frozenset[str] = frozenset(
+    {"times", "x", "plus", "minus", "multiplied", "divided", "multiply", "divide"}
+)
+# A verb of ceasing before a gerund says the action no longer happens: "stopped
+# working" is "not working", not a request to stop (cancel) something. Other aspect
+# verbs stay as they are: "keeps dropping" says something a catalogue may use.
+ASPECT_VERBS: Mapping[str, str] = dict.fromkeys(
+    ("stop", "stops", "stopped", "quit", "quits", "ceased"), "not"
+)
+# Words ending in -ing that are no gerund ("stop everything").
+NOT_GERUNDS: frozenset[str] = frozenset(
+    {"nothing", "something", "anything", "everything", "morning", "evening", "during",
+     "ceiling", "wedding", "string", "spring", "pudding", "building", "clothing"}
+)  # fmt: skip
+# Phrasal verbs whose object may stand between verb and particle ("pick it up").
+PARTICLES: frozenset[str] = frozenset({"up", "back", "out", "off", "down", "over", "away", "in"})
+OBJECT_PRONOUNS: frozenset[str] = frozenset(
+    {"it", "them", "me", "us", "him", "her", "this", "that"}
+)
+# ...or a short noun phrase: a determiner and one word ("pick the parcel up").
+OBJECT_DETERMINERS: frozenset[str] = frozenset({"my", "the", "your", "our", "this", "that", "a"})
+ARITHMETIC_TOKEN = "<arithmetic>"  # noqa: S105 - a token, not a secret
+NUMBER_TOKEN = "#"  # noqa: S105 - every run of digits matches as this one token
+
+_DIGITS = re.compile(r"\d+\Z")
+VOWEL = re.compile(r"[aeiou]")
+_PUNCTUATION = "\"'.,!?;:()[]{}"
+# "17x23", "17 * 23", "17×23" and "2+2" written without words.
+_ARITHMETIC_SYMBOL = re.compile(r"(?<=\d)\s*[x×*]\s*(?=\d)")
+_PLUS_SYMBOL = re.compile(r"(?<=\d)\s*\+\s*(?=\d)")
+
+# A message that starts with one of these and then one of the next asks about
+# something ("can i send photos", "is there video chat", "does it work offline"); "can
+# you add dark mode" is a request.
+AUXILIARIES: frozenset[str] = frozenset(
+    {"can", "could", "do", "does", "did", "is", "are", "will", "would", "should", "may",
+     "am", "have", "has"}
+)  # fmt: skip
+ASKING_SUBJECTS: frozenset[str] = frozenset({"i", "we", "there", "it", "my", "me", "this"})
+
+# Synonym phrases on folded words, keyed by their first word: (source, target) pairs.
+SynonymTable = dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]]
+
+
+def stem(word: str) -> str:
+    """Fold inflections so "sending", "sends" and "send" meet ("messages" → "messag").
+
+    A crude suffix stripper, applied identically to examples and messages, which is
+    all matching needs: the stems are never shown to anyone.
+    """
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    for suffix, replacement in (("ies", "y"), ("ied", "y"), ("sses", "ss")):
+        if word.endswith(suffix):
+            return word[: -len(suffix)] + replacement
+    for suffix in ("ing", "ed"):
+        if suffix == "ed" and word.endswith("eed"):
+            # "agreed" is "agree" + "d", but "speed" and "bleed" are no past tense:
+            # nothing before their "eed" has a vowel.
+            if VOWEL.search(word[:-3]):
+                word = word[:-1]
+            break
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "lsz":
+                word = word[:-1]  # "chatting" → "chat", but "called" → "call"
+            break
+    else:
+        if (word.endswith("es") and word[-3] in "sxz") or word.endswith(("ches", "shes")):
+            word = word[:-2]
+        elif word.endswith("s") and word[-2] not in "sui":
+            word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+def fold(word: str) -> str:
+    """The matching form of a normalised word: stop words as they are, others stemmed."""
+    return word if word in stop_words() else stem(word)
+
+
+def is_question(text: str) -> bool:
+    """Whether `text` reads as a question: it has a question mark, starts with a
+    question word, or with an auxiliary verb before "I", "we", "there", "it"…"""
+    if "?" in text:
+        return True
+    words = tokenize(text)
+    if not words:
+        return False
+    if words[0] in QUESTION_WORDS:
+        return True
+    return words[0] in AUXILIARIES and len(words) > 1 and words[1] in ASKING_SUBJECTS
+
+
+def synonym_table(lexicon: Lexicon, own: Mapping[str, tuple[str, ...]]) -> SynonymTable:
+    """Synonym phrases on folded words, keyed by their first word, longest first.
+
+    The catalogue's synonyms win over the defaults, its canonical words are never
+    rewritten, and chains resolve ("look up" → "find" → "search" when the
+    catalogue folds "find" into "search").
+    """
+
+    def phrase(text: str) -> tuple[str, ...]:
+        return tuple(fold(w) for w in tokenize(text))
+
+    mapping: dict[tuple[str, ...], tuple[str, ...]] = {}
+    # Multi-word expressions of the related groups become one token ("bank
+    # transfer" is not "transfer"), unless a synonym below says otherwise.
+    for group in lexicon.related:
+        for member in group:
+            source = phrase(member)
+            if len(source) > 1:
+                mapping[source] = (PHRASE_JOINER.join(source),)
+    for synonyms in (lexicon.synonyms, own):
+        for canonical, variants in synonyms.items():
+            target = phrase(canonical)
+            for variant in variants:
+                source = phrase(variant)
+                if source and source != target:
+                    mapping[source] = target
+    for canonical in own:
+        mapping.pop(phrase(canonical), None)
+    table: SynonymTable = {}
+    for source, target in mapping.items():
+        seen = {source}
+        while target in mapping and target not in seen:
+            seen.add(target)
+            target = mapping[target]
+        table.setdefault(source[0], []).append((source, target))
+    for options in table.values():
+        options.sort(key=lambda pair: -len(pair[0]))
+    return table
+
+
+class TextFolder:
+    """Turns text into canonical (token, similarity) pairs for one catalogue: its
+    synonyms fold in, and typos are corrected towards its words by `speller`."""
+
+    def __init__(self, synonyms: SynonymTable, speller: Speller) -> None:
+        self.synonyms = synonyms
+        self.speller = speller
+
+    def canonical(self, text: str, *, correct: bool) -> list[tuple[str, float]]:
+        """Normalise, correct typos, stem and fold synonyms: (token, similarity) pairs."""
+        text = _ARITHMETIC_SYMBOL.sub(" times ", _PLUS_SYMBOL.sub(" plus ", text))
+        words = aspect(tokenize(text, self.speller.vocabulary))
+        names = proper_nouns(text) if correct else frozenset()
+        pairs: list[tuple[str, float]] = []
+        for i, word in enumerate(words):
+            if word in ARITHMETIC_WORDS and _next_to_number(words, i):
+                pairs.append((ARITHMETIC_TOKEN, 1.0))
+                continue
+            similarity = 1.0
+            if correct and word not in names:
+                word, similarity = self.speller.correct(word)
+            pairs.append((fold(word), similarity))
+        folded: list[tuple[str, float]] = []
+        i = 0
+        while i < len(pairs):
+            for source, target in self.synonyms.get(pairs[i][0], ()):
+                n = len(source)
+                if tuple(t for t, _ in pairs[i : i + n]) == source:
+                    similarity = min(s for _, s in pairs[i : i + n])
+                    folded.extend((t, similarity) for t in target)
+                    i += n
+                    break
+                # A phrasal verb may have its object inside: "pick it up", "call me back",
+                # "push my appointment back".
+                inside = _object_length(pairs, i + 1) if n == 2 and source[1] in PARTICLES else 0
+                if inside and i + 1 + inside < len(pairs) and pairs[i + 1 + inside][0] == source[1]:
+                    similarity = min(pairs[i][1], pairs[i + 1 + inside][1])
+                    folded.extend((t, similarity) for t in target)
+                    folded.extend(pairs[i + 1 : i + 1 + inside])
+                    i += 2 + inside
+                    break
+            else:
+                token, similarity = pairs[i]
+                folded.append((NUMBER_TOKEN if _DIGITS.match(token) else token, similarity))
+                i += 1
+        return folded
+
+
+def proper_nouns(text: str) -> frozenset[str]:
+    """Words capitalised inside a sentence ("call me Dave"): names, never typos."""
+    names = set()
+    previous = ""
+    for raw in text.split():
+        word = raw.strip(_PUNCTUATION)
+        if (
+            previous
+            and previous[-1] not in ".!?"
+            and len(word) > 1
+            and word[0].isupper()
+            and word[1:].islower()
+        ):
+            names.add(word.casefold())
+        previous = raw
+    return frozenset(names)
+
+
+def aspect(words: list[str]) -> list[str]:
+    """Read aspect verbs before a gerund for what they say: "stopped working" is "not
+    working"."""
+    if not any(word in ASPECT_VERBS for word in words):
+        return words
+    out: list[str] = []
+    for i, word in enumerate(words):
+        following = words[i + 1] if i + 1 < len(words) else ""
+        if (
+            word in ASPECT_VERBS
+            and following.endswith("ing")
+            and len(following) > 5
+            and following not in NOT_GERUNDS
+        ):
+            if ASPECT_VERBS[word]:
+                out.append(ASPECT_VERBS[word])
+            continue
+        out.append(word)
+    return out
+
+
+def _object_length(pairs: Sequence[tuple[str, float]], i: int) -> int:
+    """How many words at `i` make the object inside a phrasal verb (0: none)."""
+    if i < len(pairs) and pairs[i][0] in OBJECT_PRONOUNS:
+        return 1
+    if i + 1 < len(pairs) and pairs[i][0] in OBJECT_DETERMINERS:
+        following = pairs[i + 1][0]
+        if following not in stop_words() and following not in PARTICLES:
+            return 2
+    return 0
+
+
+def _next_to_number(words: Sequence[str], i: int) -> bool:
+    """Whether the word at `i` stands between numbers ("17 times 23", "divided by 4")."""
+    before = i > 0 and words[i - 1].isdigit()
+    after = i + 1 < len(words) and words[i + 1].isdigit()
+    if not after and i + 2 < len(words) and words[i + 1] == "by":
+        after = words[i + 2].isdigit()  # "multiplied by 3"
+    return before and after
