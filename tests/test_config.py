@@ -43,6 +43,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_LLM_TIMEOUT": ["0", "61", "soon"],
     "WHATSEASE_DEMO_USERS": ["maybe", "2"],
     "WHATSEASE_TRUSTED_PROXY": ["proxy", "-1"],
+    "WHATSEASE_OUTBOUND_ALLOW_PRIVATE": ["maybe"],
 }
 # Free-form strings: anything is acceptable, so there is no bad value to give.
 FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL"}

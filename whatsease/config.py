@@ -210,6 +210,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSEASE_TRUSTED_PROXY", "trusted_proxy", _parse_bool, False,
             "Behind a reverse proxy (Fly.io): take the client's address from the last "
             "X-Forwarded-For entry. Never set it when clients connect directly."),
+    Setting("WHATSEASE_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private", _parse_bool, False,
+            "Let URLs that organisations set (external chatbots, webhooks) use http:// and "
+            "loopback or private addresses. For development against local fakes only: "
+            "in production it opens the server's network to its tenants (SSRF)."),
 )
 
 
@@ -245,6 +249,7 @@ class Config:
     llm_timeout: float = 4.0
     demo_users: bool = False
     trusted_proxy: bool = False
+    outbound_allow_private: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
