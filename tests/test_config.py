@@ -44,6 +44,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_DEMO_USERS": ["maybe", "2"],
     "WHATSEASE_TRUSTED_PROXY": ["proxy", "-1"],
     "WHATSEASE_OUTBOUND_ALLOW_PRIVATE": ["maybe"],
+    "WHATSEASE_METRICS_PORT": ["-1", "65536", "nine"],
+    "WHATSEASE_METRICS_TOKEN": ["short", "has a space in it somewhere"],
 }
 # Free-form strings: anything is acceptable, so there is no bad value to give.
 FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL"}

@@ -90,6 +90,18 @@ def _parse_url(raw: str) -> str:
     return url
 
 
+# A bearer token shorter than this can be guessed over the network.
+MIN_TOKEN_CHARS = 16
+
+
+def _parse_token(raw: str) -> str:
+    token = raw.strip()
+    if token and (len(token) < MIN_TOKEN_CHARS or not re.fullmatch(r"[\x21-\x7e]+", token)):
+        raise ValueError(f"must be at least {MIN_TOKEN_CHARS} visible ASCII characters "
+                         "without spaces")
+    return token
+
+
 def _parse_file(raw: str) -> str:
     path = raw.strip()
     if path and not Path(path).expanduser().is_file():
@@ -210,6 +222,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSEASE_TRUSTED_PROXY", "trusted_proxy", _parse_bool, False,
             "Behind a reverse proxy (Fly.io): take the client's address from the last "
             "X-Forwarded-For entry. Never set it when clients connect directly."),
+    Setting("WHATSEASE_METRICS_PORT", "metrics_port", _parse_int(0, 65535), 0,
+            "Serve /metrics on this port only (Fly.io's [metrics] section scrapes it) and "
+            "answer 404 for it on the public port. 0: on the public port."),
+    Setting("WHATSEASE_METRICS_TOKEN", "metrics_token", _parse_token, "",
+            "Bearer token /metrics asks for (Authorization: Bearer ...). Empty: none; set it "
+            "whenever /metrics is reachable from the internet."),
     Setting("WHATSEASE_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private", _parse_bool, False,
             "Let URLs that organisations set (external chatbots, webhooks) use http:// and "
             "loopback or private addresses. For development against local fakes only: "
@@ -249,6 +267,8 @@ class Config:
     llm_timeout: float = 4.0
     demo_users: bool = False
     trusted_proxy: bool = False
+    metrics_port: int = 0
+    metrics_token: str = ""
     outbound_allow_private: bool = False
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +23,17 @@ MAX_QUERY_CHARS = 100
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls and DEL, except tab and newline (carriage returns become newlines).
+_CONTENT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidi embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI PDI):
+# they reorder how the text around them is shown ("Trojan Source" spoofing),
+# and nothing a person types needs them (the client sets dir="auto").
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+# Characters that show nothing: format characters (zero-width space, joiners,
+# word joiner, BOM, soft hyphen, bidi marks) and blank letters (Hangul fillers,
+# the braille blank).
+_BLANK_LETTERS = "\u115f\u1160\u3164\uffa0\u2800"
 
 
 def check_fields(body: Mapping[str, Any], *, required: Iterable[str] = (),
@@ -49,10 +61,24 @@ def email(value: Any, field: str = "email") -> str:
     return text
 
 
+def is_invisible(ch: str) -> bool:
+    """True for a character that shows nothing on its own (and is not a space)."""
+    return unicodedata.category(ch) in ("Cf", "Mn", "Me") or ch in _BLANK_LETTERS
+
+
 def name(value: Any, field: str = "name") -> str:
-    text = " ".join(_string(field, value).split())
+    """A display name: spaces collapsed, NFC, no controls or bidi overrides, something visible.
+
+    Joiners stay allowed inside a name (emoji sequences and Persian need them),
+    but a name must hold at least one visible character.
+    """
+    text = " ".join(unicodedata.normalize("NFC", _string(field, value)).split())
     if not text:
         raise invalid(field, "must not be empty")
+    if all(ch.isspace() or is_invisible(ch) for ch in text):
+        raise invalid(field, "must contain visible characters")
+    if _BIDI.search(text):
+        raise invalid(field, "must not contain bidirectional override characters")
     if len(text) > MAX_NAME_CHARS:
         raise invalid(field, f"must be at most {MAX_NAME_CHARS} characters")
     if _CONTROL.search(text):
@@ -70,7 +96,14 @@ def password(value: Any, field: str = "password") -> str:
 
 
 def content(value: Any, field: str = "content") -> str:
-    text = _string(field, value).strip()
+    """Message text: no NUL or other controls (newline and tab are fine), bidi overrides
+    removed, trimmed, 1 to `MAX_CONTENT_CHARS` characters."""
+    text = _string(field, value).replace("\r\n", "\n").replace("\r", "\n")
+    found = _CONTENT_CONTROL.search(text)
+    if found:
+        raise invalid(field, f"must not contain control characters (found "
+                             f"U+{ord(found.group()):04X}); newline and tab are allowed")
+    text = _BIDI.sub("", text).strip()
     if not text:
         raise invalid(field, "must not be empty or only whitespace")
     if len(text) > MAX_CONTENT_CHARS:
