@@ -7,6 +7,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import idna
+
 from whatsease.errors import Unprocessable, invalid
 from whatsease.storage.models import STATUSES, is_object_id
 
@@ -54,11 +56,51 @@ def _string(field: str, value: Any) -> str:
     return value
 
 
+# Categories no address may hold anywhere: controls, format characters (zero-width,
+# bidi), separators, private-use, surrogates and unassigned code points.
+_EMAIL_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cs", "Cn"})
+
+
+def _fold_width(text: str) -> str:
+    # Full-width and half-width forms are the same letters (RFC 8265 width mapping).
+    return "".join(unicodedata.normalize("NFKC", ch)
+                   if unicodedata.decomposition(ch).startswith(("<wide>", "<narrow>")) else ch
+                   for ch in text)
+
+
 def email(value: Any, field: str = "email") -> str:
-    text = _string(field, value).strip().lower()
-    if len(text) > MAX_EMAIL_CHARS or not _EMAIL.match(text):
+    """An address in its one canonical form, so that look-alike spellings are one account.
+
+    The local part is width-folded, NFC-normalised and case-folded; the domain
+    is converted to its ASCII (IDNA) form. Invisible, control, bidi and space
+    characters are refused rather than dropped: what a person sees must be
+    what the server stores.
+    """
+    text = _string(field, value).strip()
+    if len(text) > MAX_EMAIL_CHARS * 2:
         raise invalid(field, "must be a valid email address")
-    return text
+    for ch in text:
+        if unicodedata.category(ch) in _EMAIL_REFUSED_CATEGORIES or ch in _BLANK_LETTERS:
+            raise invalid(field, f"must not contain invisible, control or space characters "
+                                 f"(found U+{ord(ch):04X})")
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        raise invalid(field, "must be a valid email address")
+    if text.isascii():
+        # The common case, and the form earlier versions stored: lower case only.
+        address = f"{local.lower()}@{domain.lower()}"
+    else:
+        local = unicodedata.normalize("NFC", _fold_width(local))
+        local = unicodedata.normalize("NFC", local.casefold())
+        try:
+            ascii_domain = idna.encode(_fold_width(domain).rstrip("."),
+                                       uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise invalid(field, "must have a valid domain name") from None
+        address = f"{local}@{ascii_domain.lower()}"
+    if len(address) > MAX_EMAIL_CHARS or not _EMAIL.match(address):
+        raise invalid(field, "must be a valid email address")
+    return address
 
 
 def is_invisible(ch: str) -> bool:

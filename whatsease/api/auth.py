@@ -7,7 +7,7 @@ from typing import Any
 from tornado.routing import URLSpec
 
 from whatsease import validation
-from whatsease.api.base import BaseHandler, route
+from whatsease.api.base import BaseHandler, quote_segment, route
 from whatsease.auth.service import parse_credentials
 from whatsease.errors import NotFound, invalid
 from whatsease.services import Services
@@ -16,10 +16,12 @@ from whatsease.services import Services
 class RegisterHandler(BaseHandler):
     async def post(self) -> None:
         fields = parse_credentials(self.json_body(), register=True)
+        # Built before the account exists, so nothing can fail after it does.
+        location = f"/api/v1/users/{quote_segment(fields['email'])}"
         pair = await self.services.auth.register(
             fields["email"], fields["name"], fields["password"],
             user_agent=self.user_agent(), ip=self.client_ip())
-        self.created(pair.to_json(), f"/api/v1/users/{pair.user.email}")
+        self.created(pair.to_json(), location)
 
 
 class LoginHandler(BaseHandler):

@@ -8,6 +8,7 @@ import re
 import secrets
 import sys
 import time
+import urllib.parse
 from types import TracebackType
 from typing import Any
 
@@ -41,6 +42,9 @@ HSTS = f"max-age={HSTS_MAX_AGE_SECS}; includeSubDomains"
 # What a Host header may hold for us to echo it into a CSP: a name or an
 # address and a port, nothing that could end the directive.
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
+# Characters a Location path may keep as they are (RFC 3986 pchar, "/", "?" and an
+# existing "%" escape).
+LOCATION_SAFE = "/?:@!$&'()*+,;=-._~%"
 _METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
 
 
@@ -95,6 +99,11 @@ def allowed_methods(handler: type[tornado.web.RequestHandler]) -> list[str]:
     found = [m for m in _METHODS
              if getattr(handler, m.lower(), None) is not getattr(base, m.lower(), None)]
     return found
+
+
+def quote_segment(value: str) -> str:
+    """``value`` as one URL path segment: every reserved or non-ASCII character escaped."""
+    return urllib.parse.quote(value, safe="@")
 
 
 def route(template: str, handler: type[BaseHandler], services: Services,
@@ -205,7 +214,9 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps(body))
 
     def created(self, body: Any, location: str) -> None:
-        self.set_header("Location", location)
+        """201 with ``Location``; callers quote path segments (`quote_segment`). Anything
+        left that a header cannot carry (non-ASCII, controls) is percent-encoded here."""
+        self.set_header("Location", urllib.parse.quote(location, safe=LOCATION_SAFE))
         self.write_json(body, status=201)
 
     def no_content(self) -> None:

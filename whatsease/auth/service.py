@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -11,12 +12,12 @@ from typing import Any
 
 from whatsease import validation
 from whatsease.activity import ActivityLog
-from whatsease.auth import tokens
+from whatsease.auth import identity, tokens
 from whatsease.auth.passwords import hash_password, verify_password
 from whatsease.auth.ratelimit import FailureLimiter
 from whatsease.batching import Batcher
 from whatsease.config import Config
-from whatsease.errors import Conflict, TooManyRequests, Unauthorized
+from whatsease.errors import Conflict, TooManyRequests, Unauthorized, invalid
 from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED
 from whatsease.realtime.hub import Hub
 from whatsease.storage.errors import Duplicate
@@ -85,6 +86,9 @@ class AuthService:
             self._fetch_sessions, name="session-lookups")
         self._user_lookups: Batcher[str, User | None] = Batcher(
             self._fetch_users, name="user-lookups")
+        # Read the confusables table now (~50 ms) rather than on the loop at
+        # the first registration.
+        identity.skeleton("")
 
     async def _fetch_sessions(self, session_ids: list[str]) -> list[Session | None]:
         found = await self.store.sessions.get_many(session_ids)
@@ -96,18 +100,41 @@ class AuthService:
 
     async def register(self, email: str, name: str, password: str, *, user_agent: str = "",
                        ip: str = "") -> TokenPair:
+        """Create the account and its first session, or nothing at all.
+
+        ``email`` is normalised (`validation.email`). Raises `Unprocessable` if
+        its local part mixes scripts, `Conflict` if it is taken or looks like an
+        existing account's. Should anything fail after the insert, the account
+        is removed again before the error propagates.
+        """
+        local = email.rpartition("@")[0]
+        if identity.mixes_scripts(local):
+            raise invalid("email", "must not mix letters of different scripts "
+                                   f"({', '.join(sorted(identity.scripts(local))).lower()})")
         now = self.clock()
         user = User(email=email, name=name,
                     password_hash=await hash_password(password, self.config.bcrypt_rounds),
-                    created_at=now, last_seen=now)
+                    created_at=now, last_seen=now, skeleton=identity.email_skeleton(email))
         try:
             await self.store.users.insert(user)
         except Duplicate:
-            raise Conflict("An account with this email already exists.",
-                           errors=[{"field": "email", "message": "is already registered"}],
-                           code="email_taken") from None
+            if await self.store.users.get(email) is not None:
+                raise Conflict("An account with this email already exists.",
+                               errors=[{"field": "email", "message": "is already registered"}],
+                               code="email_taken") from None
+            raise Conflict("This email looks the same as an existing account's; choose "
+                           "another.", errors=[{"field": "email",
+                                                "message": "looks like an existing account"}],
+                           code="email_confusable") from None
+        try:
+            pair = await self._open_session(user, user_agent=user_agent, ip=ip)
+        except BaseException:
+            # No half-made account: without its session nobody can use it, and
+            # a retry would be told the email is taken.
+            await asyncio.shield(self.store.users.delete(email))
+            raise
         self.activity.record("user.registered", email)
-        return await self._open_session(user, user_agent=user_agent, ip=ip)
+        return pair
 
     async def login(self, email: str, password: str, *, user_agent: str = "",
                     ip: str = "") -> TokenPair:
