@@ -44,11 +44,16 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_DEMO_USERS": ["maybe", "2"],
     "WHATSEASE_TRUSTED_PROXY": ["proxy", "-1"],
     "WHATSEASE_OUTBOUND_ALLOW_PRIVATE": ["maybe"],
+    "WHATSEASE_PUBLIC_URL": ["chat.example.com", "ftp://chat.example.com"],
+    "WHATSEASE_RESET_LINK_TTL": ["0", "299", "1h"],
+    "WHATSEASE_SMTP_PORT": ["0", "smtp"],
+    "WHATSEASE_SMTP_SECURITY": ["ssl3", "yes"],
     "WHATSEASE_METRICS_PORT": ["-1", "65536", "nine"],
     "WHATSEASE_METRICS_TOKEN": ["short", "has a space in it somewhere"],
 }
 # Free-form strings: anything is acceptable, so there is no bad value to give.
-FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL"}
+FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL", "WHATSEASE_SMTP_HOST",
+             "WHATSEASE_SMTP_USER", "WHATSEASE_SMTP_PASSWORD", "WHATSEASE_SMTP_FROM"}
 
 
 def test_every_setting_has_bad_values_listed() -> None:

@@ -102,6 +102,16 @@ def _parse_token(raw: str) -> str:
     return token
 
 
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+def _parse_smtp_security(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in SMTP_SECURITY:
+        raise ValueError(f"must be one of {', '.join(SMTP_SECURITY)}")
+    return value
+
+
 def _parse_file(raw: str) -> str:
     path = raw.strip()
     if path and not Path(path).expanduser().is_file():
@@ -228,6 +238,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSEASE_METRICS_TOKEN", "metrics_token", _parse_token, "",
             "Bearer token /metrics asks for (Authorization: Bearer ...). Empty: none; set it "
             "whenever /metrics is reachable from the internet."),
+    Setting("WHATSEASE_PUBLIC_URL", "public_url", _parse_url, "",
+            "The address people open WhatsEase at (https://chat.example.com), used in links "
+            "the server sends, such as password-reset links. Empty: http://localhost:PORT."),
+    Setting("WHATSEASE_RESET_LINK_TTL", "reset_link_ttl", _parse_int(300, 7 * 86400), 3600,
+            "Seconds a password-reset link stays valid (it works once)."),
+    Setting("WHATSEASE_SMTP_HOST", "smtp_host", _parse_str, "",
+            "SMTP server for password-reset mails. Empty: no mail; only an operator can "
+            "issue reset links (python -m whatsease user reset-link EMAIL)."),
+    Setting("WHATSEASE_SMTP_PORT", "smtp_port", _parse_int(1, 65535), 587,
+            "SMTP server port."),
+    Setting("WHATSEASE_SMTP_SECURITY", "smtp_security", _parse_smtp_security, "starttls",
+            "starttls, tls (implicit TLS, usually port 465) or none (a local relay only)."),
+    Setting("WHATSEASE_SMTP_USER", "smtp_user", _parse_str, "",
+            "SMTP user name. Empty: no login."),
+    Setting("WHATSEASE_SMTP_PASSWORD", "smtp_password", _parse_str, "",
+            "SMTP password."),
+    Setting("WHATSEASE_SMTP_FROM", "smtp_from", _parse_str, "",
+            "Sender address of the mails (required with WHATSEASE_SMTP_HOST)."),
     Setting("WHATSEASE_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private", _parse_bool, False,
             "Let URLs that organisations set (external chatbots, webhooks) use http:// and "
             "loopback or private addresses. For development against local fakes only: "
@@ -269,6 +297,14 @@ class Config:
     trusted_proxy: bool = False
     metrics_port: int = 0
     metrics_token: str = ""
+    public_url: str = ""
+    reset_link_ttl: int = 3600
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
     outbound_allow_private: bool = False
 
     @classmethod
@@ -285,6 +321,9 @@ class Config:
             except ValueError as exc:
                 raise ConfigError(f"{setting.env}={_redact(raw)!r} is invalid: {exc}") from None
         config = cls(**values)
+        if config.smtp_host and not config.smtp_from:
+            raise ConfigError("WHATSEASE_SMTP_FROM is required when WHATSEASE_SMTP_HOST is set "
+                              "(the sender address of password-reset mails).")
         if config.jwt_secret and len(config.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ConfigError(
                 f"WHATSEASE_JWT_SECRET is too short: it needs at least "
@@ -294,6 +333,11 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach the server: WHATSEASE_PUBLIC_URL, else http://localhost:PORT."""
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
 
     @property
     def data_path(self) -> Path:
