@@ -40,6 +40,12 @@ def test_static_files_say_nosniff(server: ServerThread) -> None:
     ("DELETE", "/api/v1/messages", "GET, POST"),
     ("POST", "/healthz", "GET"),
     ("PATCH", "/api/v1/users", "GET"),
+    ("POST", "/ws", "GET"),
+    ("DELETE", "/widget/ws", "GET"),
+    ("PUT", "/support/ws", "GET"),
+    ("POST", "/", "GET, HEAD"),
+    ("POST", "/static/css/app.css", "GET, HEAD"),
+    ("POST", "/reset-password", "GET"),
 ])
 def test_every_405_says_what_is_allowed(server: ServerThread, method: str, path: str,
                                         allow: str) -> None:
