@@ -34,7 +34,10 @@ def test_config(**overrides: Any) -> Config:
                   login_max_failures=5, login_window=300,
                   # Words only unless a test asks for the sentence reader: it costs
                   # seconds per server (tests/bot/test_semantic.py covers "auto").
-                  bot_semantic=False)
+                  bot_semantic=False,
+                  # Fakes of external services listen on 127.0.0.1; tests of the
+                  # outbound guard start servers with this off (tests/net).
+                  outbound_allow_private=True)
     return base.replace(**overrides)
 
 

@@ -53,9 +53,16 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_CLUSTER_PORT": ["-1", "65536", "http"],
     "WHATSEASE_CLUSTER_POLL_INTERVAL": ["0", "301", "often"],
     "WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT": ["0.5", "601", "soon"],
+    "WHATSEASE_OUTBOUND_ALLOW_PRIVATE": ["maybe"],
+    "WHATSEASE_RESET_LINK_TTL": ["0", "299", "1h"],
+    "WHATSEASE_SMTP_PORT": ["0", "smtp"],
+    "WHATSEASE_SMTP_SECURITY": ["ssl3", "yes"],
+    "WHATSEASE_METRICS_PORT": ["-1", "65536", "nine"],
+    "WHATSEASE_METRICS_TOKEN": ["short", "has a space in it somewhere"],
 }
 # Free-form strings: anything is acceptable, so there is no bad value to give.
-FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL"}
+FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL", "WHATSEASE_SMTP_HOST",
+             "WHATSEASE_SMTP_USER", "WHATSEASE_SMTP_PASSWORD", "WHATSEASE_SMTP_FROM"}
 
 
 def test_every_setting_has_bad_values_listed() -> None:

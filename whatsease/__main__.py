@@ -21,6 +21,7 @@ COMMANDS = {
     "serve": "run the server (default)",
     "bot-eval": "measure an intent catalogue against labelled cases",
     "org": "set up support organisations and agents (org --help)",
+    "user": "operator tools for accounts: user reset-link EMAIL",
 }
 
 
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         from whatsease.support.cli import main as org_admin
 
         return org_admin(args[1:])
+    if args and args[0] == "user":
+        from whatsease.auth.cli import main as user_admin
+
+        return user_admin(args[1:])
     _parser().parse_args(args)
     return serve()
 

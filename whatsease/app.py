@@ -20,6 +20,7 @@ from whatsease.activity import ActivityLog
 from whatsease.api import ops, shell
 from whatsease.api.base import BaseHandler, NotFoundHandler
 from whatsease.api.registry import route_modules, service_modules
+from whatsease.api.static import StaticHandler
 from whatsease.auth.accounts import Accounts
 from whatsease.auth.service import AuthService
 from whatsease.config import Config
@@ -71,6 +72,13 @@ class AppShellHandler(BaseHandler):
         self.set_header("Content-Security-Policy", shell.content_security_policy())
         self.set_header("X-Frame-Options", "DENY")
 
+    def head(self) -> None:
+        # Monitors and link checkers probe the root with HEAD: same headers, no body.
+        self.set_header("Content-Security-Policy",
+                        shell.content_security_policy(None, self.socket_origin()))
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish()
+
     def get(self) -> None:
         index = STATIC_DIR / "index.html"
         if not index.exists():
@@ -79,7 +87,8 @@ class AppShellHandler(BaseHandler):
         # A fresh nonce per response lets exactly one inline script run: the
         # import map that versions every ES module (see api/shell.py).
         nonce = shell.new_nonce()
-        self.set_header("Content-Security-Policy", shell.content_security_policy(nonce))
+        self.set_header("Content-Security-Policy",
+                        shell.content_security_policy(nonce, self.socket_origin()))
         self.render(str(index), nonce=nonce,
                     import_map=shell.import_map(STATIC_DIR, self.static_url))
 
@@ -99,6 +108,8 @@ def make_app(services: Services, **settings: Any) -> tornado.web.Application:
         rules,
         static_path=str(STATIC_DIR),
         static_url_prefix="/static/",
+        static_handler_class=StaticHandler,
+        whatsease_trusted_proxy=services.config.trusted_proxy,  # read by StaticHandler
         template_path=str(STATIC_DIR),
         compress_response=True,
         websocket_ping_interval=25,
@@ -140,6 +151,7 @@ class WhatsEaseServer:
         self.services: Services | None = None
         self.app: tornado.web.Application | None = None
         self.http: tornado.httpserver.HTTPServer | None = None
+        self.metrics_http: tornado.httpserver.HTTPServer | None = None
         self.port = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -153,6 +165,11 @@ class WhatsEaseServer:
         sockets = tornado.netutil.bind_sockets(self.config.port, self.config.host)
         self.port = sockets[0].getsockname()[1]
         self.http.add_sockets(sockets)
+        if self.config.metrics_port:
+            self.metrics_http = tornado.httpserver.HTTPServer(
+                ops.metrics_application(self.services), idle_connection_timeout=60)
+            self.metrics_http.add_sockets(
+                tornado.netutil.bind_sockets(self.config.metrics_port, self.config.host))
         task = asyncio.get_running_loop().create_task(probe_loop_lag(), name="loop-lag")
         self._tasks.add(task)
         # Everything allocated so far lives for the whole process: keep the
@@ -168,6 +185,8 @@ class WhatsEaseServer:
         services = self.services
         if self.http is not None:
             self.http.stop()
+        if self.metrics_http is not None:
+            self.metrics_http.stop()
         if services is not None:
             services.draining = True
             services.hub.close_all(WS_1012_SERVICE_RESTART, "server restarting")

@@ -90,6 +90,28 @@ def _parse_url(raw: str) -> str:
     return url
 
 
+# A bearer token shorter than this can be guessed over the network.
+MIN_TOKEN_CHARS = 16
+
+
+def _parse_token(raw: str) -> str:
+    token = raw.strip()
+    if token and (len(token) < MIN_TOKEN_CHARS or not re.fullmatch(r"[\x21-\x7e]+", token)):
+        raise ValueError(f"must be at least {MIN_TOKEN_CHARS} visible ASCII characters "
+                         "without spaces")
+    return token
+
+
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+def _parse_smtp_security(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in SMTP_SECURITY:
+        raise ValueError(f"must be one of {', '.join(SMTP_SECURITY)}")
+    return value
+
+
 def _parse_file(raw: str) -> str:
     path = raw.strip()
     if path and not Path(path).expanduser().is_file():
@@ -258,8 +280,8 @@ SETTINGS: tuple[Setting, ...] = (
             "if it is killed. A MongoDB URI sets its own write concern."),
     Setting("WHATSEASE_PUBLIC_URL", "public_url", _parse_url, "",
             "The address people reach this server at (https://chat.example.com), used in "
-            "the links and snippets the org command prints. Empty: the address it listens "
-            "on."),
+            "the links it sends (password resets) and the snippets the org command prints. "
+            "Empty: the address it listens on."),
     Setting("WHATSEASE_DEMO_USERS", "demo_users", _parse_bool, False,
             "Create two demo users on first start (scripts/run sets this)."),
     Setting("WHATSEASE_TRUSTED_PROXY", "trusted_proxy", _parse_bool, False,
@@ -281,6 +303,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT", "cluster_heartbeat_timeout",
             _parse_float(1, 600), 10.0,
             "Seconds without a heartbeat before a member is taken out of the ring."),
+    Setting("WHATSEASE_METRICS_PORT", "metrics_port", _parse_int(0, 65535), 0,
+            "Serve /metrics on this port only (Fly.io's [metrics] section scrapes it) and "
+            "answer 404 for it on the public port. 0: on the public port."),
+    Setting("WHATSEASE_METRICS_TOKEN", "metrics_token", _parse_token, "",
+            "Bearer token /metrics asks for (Authorization: Bearer ...). Empty: none; set it "
+            "whenever /metrics is reachable from the internet."),
+    Setting("WHATSEASE_RESET_LINK_TTL", "reset_link_ttl", _parse_int(300, 7 * 86400), 3600,
+            "Seconds a password-reset link stays valid (it works once)."),
+    Setting("WHATSEASE_SMTP_HOST", "smtp_host", _parse_str, "",
+            "SMTP server for password-reset mails. Empty: no mail; only an operator can "
+            "issue reset links (python -m whatsease user reset-link EMAIL)."),
+    Setting("WHATSEASE_SMTP_PORT", "smtp_port", _parse_int(1, 65535), 587,
+            "SMTP server port."),
+    Setting("WHATSEASE_SMTP_SECURITY", "smtp_security", _parse_smtp_security, "starttls",
+            "starttls, tls (implicit TLS, usually port 465) or none (a local relay only)."),
+    Setting("WHATSEASE_SMTP_USER", "smtp_user", _parse_str, "",
+            "SMTP user name. Empty: no login."),
+    Setting("WHATSEASE_SMTP_PASSWORD", "smtp_password", _parse_str, "",
+            "SMTP password."),
+    Setting("WHATSEASE_SMTP_FROM", "smtp_from", _parse_str, "",
+            "Sender address of the mails (required with WHATSEASE_SMTP_HOST)."),
+    Setting("WHATSEASE_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private", _parse_bool, False,
+            "Let URLs that organisations set (external chatbots, webhooks) use http:// and "
+            "loopback or private addresses. For development against local fakes only: "
+            "in production it opens the server's network to its tenants (SSRF)."),
 )
 
 
@@ -326,6 +373,16 @@ class Config:
     cluster_port: int = 0
     cluster_poll_interval: float = 5.0
     cluster_heartbeat_timeout: float = 10.0
+    metrics_port: int = 0
+    metrics_token: str = ""
+    reset_link_ttl: int = 3600
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    outbound_allow_private: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -341,6 +398,9 @@ class Config:
             except ValueError as exc:
                 raise ConfigError(f"{setting.env}={_redact(raw)!r} is invalid: {exc}") from None
         config = cls(**values)
+        if config.smtp_host and not config.smtp_from:
+            raise ConfigError("WHATSEASE_SMTP_FROM is required when WHATSEASE_SMTP_HOST is set "
+                              "(the sender address of password-reset mails).")
         if config.jwt_secret and len(config.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ConfigError(
                 f"WHATSEASE_JWT_SECRET is too short: it needs at least "

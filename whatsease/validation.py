@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import idna
 
 from whatsease.errors import Unprocessable, invalid
 from whatsease.storage.models import STATUSES, is_object_id
@@ -22,6 +25,17 @@ MAX_QUERY_CHARS = 100
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 and C1 controls and DEL, except tab and newline (carriage returns become newlines).
+_CONTENT_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidi embeddings, overrides and isolates (LRE RLE PDF LRO RLO, LRI RLI FSI PDI):
+# they reorder how the text around them is shown ("Trojan Source" spoofing),
+# and nothing a person types needs them (the client sets dir="auto").
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_BIDI = re.compile(f"[{BIDI_CONTROLS}]")
+# Characters that show nothing: format characters (zero-width space, joiners,
+# word joiner, BOM, soft hyphen, bidi marks) and blank letters (Hangul fillers,
+# the braille blank).
+_BLANK_LETTERS = "\u115f\u1160\u3164\uffa0\u2800"
 
 
 def check_fields(body: Mapping[str, Any], *, required: Iterable[str] = (),
@@ -42,17 +56,71 @@ def _string(field: str, value: Any) -> str:
     return value
 
 
+# Categories no address may hold anywhere: controls, format characters (zero-width,
+# bidi), separators, private-use, surrogates and unassigned code points.
+_EMAIL_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cs", "Cn"})
+
+
+def _fold_width(text: str) -> str:
+    # Full-width and half-width forms are the same letters (RFC 8265 width mapping).
+    return "".join(unicodedata.normalize("NFKC", ch)
+                   if unicodedata.decomposition(ch).startswith(("<wide>", "<narrow>")) else ch
+                   for ch in text)
+
+
 def email(value: Any, field: str = "email") -> str:
-    text = _string(field, value).strip().lower()
-    if len(text) > MAX_EMAIL_CHARS or not _EMAIL.match(text):
+    """An address in its one canonical form, so that look-alike spellings are one account.
+
+    The local part is width-folded, NFC-normalised and case-folded; the domain
+    is converted to its ASCII (IDNA) form. Invisible, control, bidi and space
+    characters are refused rather than dropped: what a person sees must be
+    what the server stores.
+    """
+    text = _string(field, value).strip()
+    if len(text) > MAX_EMAIL_CHARS * 2:
         raise invalid(field, "must be a valid email address")
-    return text
+    for ch in text:
+        if unicodedata.category(ch) in _EMAIL_REFUSED_CATEGORIES or ch in _BLANK_LETTERS:
+            raise invalid(field, f"must not contain invisible, control or space characters "
+                                 f"(found U+{ord(ch):04X})")
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain:
+        raise invalid(field, "must be a valid email address")
+    if text.isascii():
+        # The common case, and the form earlier versions stored: lower case only.
+        address = f"{local.lower()}@{domain.lower()}"
+    else:
+        local = unicodedata.normalize("NFC", _fold_width(local))
+        local = unicodedata.normalize("NFC", local.casefold())
+        try:
+            ascii_domain = idna.encode(_fold_width(domain).rstrip("."),
+                                       uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise invalid(field, "must have a valid domain name") from None
+        address = f"{local}@{ascii_domain.lower()}"
+    if len(address) > MAX_EMAIL_CHARS or not _EMAIL.match(address):
+        raise invalid(field, "must be a valid email address")
+    return address
+
+
+def is_invisible(ch: str) -> bool:
+    """True for a character that shows nothing on its own (and is not a space)."""
+    return unicodedata.category(ch) in ("Cf", "Mn", "Me") or ch in _BLANK_LETTERS
 
 
 def name(value: Any, field: str = "name") -> str:
-    text = " ".join(_string(field, value).split())
+    """A display name: spaces collapsed, NFC, no controls or bidi overrides, something visible.
+
+    Joiners stay allowed inside a name (emoji sequences and Persian need them),
+    but a name must hold at least one visible character.
+    """
+    text = " ".join(unicodedata.normalize("NFC", _string(field, value)).split())
     if not text:
         raise invalid(field, "must not be empty")
+    if all(ch.isspace() or is_invisible(ch) for ch in text):
+        raise invalid(field, "must contain visible characters")
+    if _BIDI.search(text):
+        raise invalid(field, "must not contain bidirectional override characters")
     if len(text) > MAX_NAME_CHARS:
         raise invalid(field, f"must be at most {MAX_NAME_CHARS} characters")
     if _CONTROL.search(text):
@@ -70,7 +138,14 @@ def password(value: Any, field: str = "password") -> str:
 
 
 def content(value: Any, field: str = "content") -> str:
-    text = _string(field, value).strip()
+    """Message text: no NUL or other controls (newline and tab are fine), bidi overrides
+    removed, trimmed, 1 to `MAX_CONTENT_CHARS` characters."""
+    text = _string(field, value).replace("\r\n", "\n").replace("\r", "\n")
+    found = _CONTENT_CONTROL.search(text)
+    if found:
+        raise invalid(field, f"must not contain control characters (found "
+                             f"U+{ord(found.group()):04X}); newline and tab are allowed")
+    text = _BIDI.sub("", text).strip()
     if not text:
         raise invalid(field, "must not be empty or only whitespace")
     if len(text) > MAX_CONTENT_CHARS:

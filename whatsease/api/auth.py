@@ -1,13 +1,16 @@
-"""REST: register, log in, refresh, log out, and the caller's sessions."""
+"""REST: register, log in, refresh, log out, the caller's sessions, and passwords."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tornado.routing import URLSpec
 
 from whatsease import validation
-from whatsease.api.base import BaseHandler, route
+from whatsease.api.base import BaseHandler, quote_segment, route
+from whatsease.api.shell import content_security_policy
+from whatsease.auth.reset import RESET_PATH
 from whatsease.auth.service import parse_credentials
 from whatsease.errors import NotFound, invalid
 from whatsease.services import Services
@@ -16,10 +19,12 @@ from whatsease.services import Services
 class RegisterHandler(BaseHandler):
     async def post(self) -> None:
         fields = parse_credentials(self.json_body(), register=True)
+        # Built before the account exists, so nothing can fail after it does.
+        location = f"/api/v1/users/{quote_segment(fields['email'])}"
         pair = await self.services.auth.register(
             fields["email"], fields["name"], fields["password"],
             user_agent=self.user_agent(), ip=self.client_ip())
-        self.created(pair.to_json(), f"/api/v1/users/{pair.user.email}")
+        self.created(pair.to_json(), location)
 
 
 class LoginHandler(BaseHandler):
@@ -63,6 +68,76 @@ class SessionHandler(BaseHandler):
         self.no_content()
 
 
+def _password_field(body: dict[str, Any], field: str) -> str:
+    value = body[field]
+    if not isinstance(value, str) or len(value) > validation.MAX_PASSWORD_CHARS:
+        raise invalid(field, f"must be a string of at most {validation.MAX_PASSWORD_CHARS} "
+                             "characters")
+    return value
+
+
+class PasswordHandler(BaseHandler):
+    """Change my password (old + new); my other sessions end, this one goes on."""
+
+    async def post(self) -> None:
+        principal = await self.authenticate()
+        body = self.json_body()
+        validation.check_fields(body, required=("current_password", "new_password"))
+        current = _password_field(body, "current_password")
+        new = validation.password(body["new_password"], "new_password")
+        await self.services.auth.change_password(principal, current, new, ip=self.client_ip())
+        self.no_content()
+
+
+class PasswordResetHandler(BaseHandler):
+    """Ask for a reset link by email (when the server sends mail): always 202."""
+
+    async def post(self) -> None:
+        body = self.json_body()
+        validation.check_fields(body, required=("email",))
+        email = validation.email(body["email"])
+        await self.services.auth.resets.request(email, self.client_ip())
+        self.write_json({"status": "If an account has this email, a reset link is on its "
+                                   "way."}, status=202)
+
+
+class PasswordResetConfirmHandler(BaseHandler):
+    """Set a new password with a reset link's token; every session of the account ends."""
+
+    async def post(self) -> None:
+        body = self.json_body()
+        validation.check_fields(body, required=("token", "password"))
+        token = body["token"]
+        if not isinstance(token, str):
+            raise invalid("token", "must be a string")
+        password = validation.password(body["password"])
+        await self.services.auth.resets.redeem(token.strip(), password)
+        self.no_content()
+
+
+STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
+RESET_PAGE = STATIC_DIR / "reset" / "index.html"
+
+
+class ResetPageHandler(BaseHandler):
+    """``/reset-password``: the page a reset link opens (the token stays in the fragment)."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        # The page is opened from a secret link: no Referer leaves it, nothing caches it.
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Frame-Options", "DENY")
+
+    def get(self) -> None:
+        self.set_header("Content-Security-Policy",
+                        content_security_policy(None, self.socket_origin()))
+        self.render(str(RESET_PAGE), by_email=self.services.auth.resets.by_email)
+
+    def get_template_path(self) -> str:
+        return str(STATIC_DIR)
+
+
 def routes(services: Services) -> list[URLSpec]:
     return [
         route("/api/v1/auth/register", RegisterHandler, services),
@@ -71,10 +146,20 @@ def routes(services: Services) -> list[URLSpec]:
         route("/api/v1/auth/logout", LogoutHandler, services),
         route("/api/v1/auth/sessions", SessionsHandler, services),
         route("/api/v1/auth/sessions/{session_id}", SessionHandler, services),
+        route("/api/v1/auth/password", PasswordHandler, services),
+        route("/api/v1/auth/password-reset", PasswordResetHandler, services),
+        route("/api/v1/auth/password-reset/confirm", PasswordResetConfirmHandler, services),
+        route(RESET_PATH, ResetPageHandler, services),
     ]
 
 
 _TOKENS = {"$ref": "#/components/schemas/TokenPair"}
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_PASSWORD = {"type": "string", "minLength": validation.MIN_PASSWORD_CHARS,
+             "maxLength": validation.MAX_PASSWORD_CHARS,
+             "description": "Common and guessable passwords are refused (422) by a strength "
+                            "estimator (zxcvbn score 3 of 4), as are ones built from the "
+                            "account's email or name."}
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/auth/register": {"post": {
         "summary": "Create an account and log in", "tags": ["auth"], "security": [],
@@ -116,4 +201,45 @@ OPENAPI: dict[str, dict[str, Any]] = {
                         "schema": {"type": "string"}}],
         "responses": {"204": {"description": "Revoked"},
                       "404": {"$ref": "#/components/responses/Problem"}}}},
+    "/api/v1/auth/password": {"post": {
+        "summary": "Change my password; my other sessions end", "tags": ["auth"],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["current_password", "new_password"],
+            "additionalProperties": False,
+            "properties": {"current_password": {"type": "string", "maxLength": 256},
+                           "new_password": _PASSWORD}}}}},
+        "responses": {"204": {"description": "Changed; this session goes on"},
+                      "400": _PROBLEM, "401": _PROBLEM, "415": _PROBLEM,
+                      "422": {"description": "current_password is wrong, or new_password is "
+                                             "weak", "content": {
+                          "application/problem+json": {"schema": {"type": "object"}}}},
+                      "429": _PROBLEM}}},
+    "/api/v1/auth/password-reset": {"post": {
+        "summary": "Mail me a one-time password-reset link (when the server sends mail)",
+        "description": "Answers 202 whether or not an account has the email. 404 when the "
+                       "server has no SMTP settings: an operator then issues links with "
+                       "`python -m whatsease user reset-link EMAIL`.",
+        "tags": ["auth"], "security": [],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["email"], "additionalProperties": False,
+            "properties": {"email": {"type": "string", "format": "email",
+                                     "maxLength": 254}}}}}},
+        "responses": {"202": {"description": "Accepted", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}},
+            "400": _PROBLEM, "404": _PROBLEM, "415": _PROBLEM, "422": _PROBLEM,
+            "429": _PROBLEM}}},
+    "/api/v1/auth/password-reset/confirm": {"post": {
+        "summary": "Choose a new password with a reset link's token; every session ends",
+        "tags": ["auth"], "security": [],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["token", "password"], "additionalProperties": False,
+            "properties": {"token": {"type": "string", "maxLength": 100},
+                           "password": _PASSWORD}}}}},
+        "responses": {"204": {"description": "Password set"}, "400": _PROBLEM,
+                      "415": _PROBLEM, "422": _PROBLEM}}},
+    RESET_PATH: {"get": {
+        "summary": "The page a password-reset link opens (HTML; the token is in the "
+                   "fragment)", "tags": ["auth"], "security": [],
+        "responses": {"200": {"description": "HTML page", "content": {
+            "text/html": {"schema": {"type": "string"}}}}}}},
 }

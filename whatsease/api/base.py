@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
 import sys
 import time
+import urllib.parse
 from types import TracebackType
 from typing import Any
 
@@ -34,6 +36,74 @@ MAX_JSON_BODY_BYTES = 64 * 1024
 MAX_IP_CHARS = 64
 PROBLEM_TYPE = "application/problem+json"
 JSON_TYPE = "application/json"
+# One year, the value HSTS preload lists ask for; sent only over TLS.
+HSTS_MAX_AGE_SECS = 365 * 24 * 3600
+HSTS = f"max-age={HSTS_MAX_AGE_SECS}; includeSubDomains"
+# What a Host header may hold for us to echo it into a CSP: a name or an
+# address and a port, nothing that could end the directive.
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
+# Characters a Location path may keep as they are (RFC 3986 pchar, "/", "?" and an
+# existing "%" escape).
+LOCATION_SAFE = "/?:@!$&'()*+,;=-._~%"
+_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise BadRequest(f"The body names {key!r} twice; send each key once.",
+                             code="duplicate_key")
+        seen[key] = value
+    return seen
+
+
+def check_duplicate_keys(raw: bytes) -> None:
+    """Raise `BadRequest` if any JSON object in ``raw`` (already valid JSON) repeats a key.
+
+    orjson keeps the last of repeated keys silently; a proxy or another parser
+    may keep the first, so two readers of one body could disagree.
+    """
+    # Only an object with two or more members can repeat a key.
+    if raw.count(b":") > 1:
+        json.loads(raw, object_pairs_hook=_refuse_duplicates)
+
+
+def served_over_tls(handler: tornado.web.RequestHandler, trusted_proxy: bool) -> bool:
+    """True when the client reached us over TLS: directly, or at a trusted proxy that says so.
+
+    Only the proxy's own (last) X-Forwarded-Proto entry counts, as for X-Forwarded-For.
+    """
+    if handler.request.protocol == "https":
+        return True
+    if trusted_proxy:
+        proto = handler.request.headers.get("X-Forwarded-Proto", "")
+        return proto.rsplit(",", 1)[-1].strip().lower() == "https"
+    return False
+
+
+def socket_origin(handler: tornado.web.RequestHandler, trusted_proxy: bool) -> str | None:
+    """This server's own WebSocket origin as the client sees it (``wss://host``), for CSP.
+
+    None when the Host header is not a plain host[:port] (it is the client's word).
+    """
+    host = handler.request.host or ""
+    if not _HOST.match(host):
+        return None
+    return ("wss://" if served_over_tls(handler, trusted_proxy) else "ws://") + host
+
+
+def allowed_methods(handler: type[tornado.web.RequestHandler]) -> list[str]:
+    """The methods ``handler`` implements, for the ``Allow`` header of a 405."""
+    base = tornado.web.RequestHandler
+    found = [m for m in _METHODS
+             if getattr(handler, m.lower(), None) is not getattr(base, m.lower(), None)]
+    return found
+
+
+def quote_segment(value: str) -> str:
+    """``value`` as one URL path segment: every reserved or non-ASCII character escaped."""
+    return urllib.parse.quote(value, safe="@")
 
 
 def route(template: str, handler: type[BaseHandler], services: Services,
@@ -77,6 +147,21 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("Referrer-Policy", "no-referrer")
 
+    def flush(self, include_footers: bool = False) -> Any:
+        # Every response (errors included) passes here before its headers go out.
+        if not self._headers_written and self.over_tls():
+            self.set_header("Strict-Transport-Security", HSTS)
+        return super().flush(include_footers)
+
+    def over_tls(self) -> bool:
+        services = getattr(self, "services", None)
+        return served_over_tls(self, bool(services and services.config.trusted_proxy))
+
+    def socket_origin(self) -> str | None:
+        """This server's WebSocket origin as the client reached it (for CSP ``connect-src``)."""
+        services = getattr(self, "services", None)
+        return socket_origin(self, bool(services and services.config.trusted_proxy))
+
     def prepare(self) -> None:
         size = len(self.request.body or b"")
         if self.request.method in ("POST", "PUT", "PATCH") and size > MAX_JSON_BODY_BYTES:
@@ -94,6 +179,7 @@ class BaseHandler(tornado.web.RequestHandler):
             raise BadRequest(f"The body is not valid JSON: {exc}", code="malformed_json") from None
         if not isinstance(body, dict):
             raise BadRequest("The body must be a JSON object.", code="malformed_json")
+        check_duplicate_keys(self.request.body)
         return body
 
     async def authenticate(self) -> Principal:
@@ -128,7 +214,9 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps(body))
 
     def created(self, body: Any, location: str) -> None:
-        self.set_header("Location", location)
+        """201 with ``Location``; callers quote path segments (`quote_segment`). Anything
+        left that a header cannot carry (non-ASCII, controls) is percent-encoded here."""
+        self.set_header("Location", urllib.parse.quote(location, safe=LOCATION_SAFE))
         self.write_json(body, status=201)
 
     def no_content(self) -> None:
@@ -167,6 +255,8 @@ class BaseHandler(tornado.web.RequestHandler):
             error.status, error.code, error.title = status_code, "internal", "Internal error"
         for name, value in error.headers.items():
             self.set_header(name, value)
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         if error.status == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="whatsease"')
         body = error.to_problem(instance=self.request.path)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
 
+import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado.routing import URLSpec
 
-from whatsease.api.base import BaseHandler, route
-from whatsease.errors import ServiceUnavailable
+from whatsease.api.base import BaseHandler, NotFoundHandler, route
+from whatsease.errors import NotFound, ServiceUnavailable, Unauthorized
 from whatsease.services import Services
 
 READY_TIMEOUT_SECS = 2.0
@@ -50,9 +52,38 @@ class ReadyHandler(BaseHandler):
 
 
 class MetricsHandler(BaseHandler):
+    """Prometheus metrics.
+
+    With ``WHATSEASE_METRICS_PORT`` set they are served only on that port (the
+    public one answers 404); with ``WHATSEASE_METRICS_TOKEN`` set, only to a
+    caller bearing that token.
+    """
+
+    def initialize(self, services: Services, route: str,
+                   dedicated: bool = False) -> None:
+        super().initialize(services, route)
+        self.dedicated = dedicated
+
     def get(self) -> None:
+        config = self.services.config
+        if config.metrics_port and not self.dedicated:
+            raise NotFound(f"No API route {self.request.path}.")
+        if config.metrics_token:
+            scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    token.strip().encode(), config.metrics_token.encode()):
+                raise Unauthorized("Send the metrics token: Authorization: Bearer <token>.",
+                                   code="missing_token")
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest())
+
+
+def metrics_application(services: Services) -> tornado.web.Application:
+    """The application of the dedicated metrics port: ``/metrics`` and nothing else."""
+    return tornado.web.Application(
+        [route("/metrics", MetricsHandler, services, dedicated=True)],
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"services": services, "route": "(metrics port)"})
 
 
 def routes(services: Services) -> list[URLSpec]:
@@ -72,8 +103,14 @@ OPENAPI: dict[str, dict[str, Any]] = {
                         "security": [],
                         "responses": {"200": {"description": "Ready"},
                                       "503": {"$ref": "#/components/responses/Problem"}}}},
-    "/metrics": {"get": {"summary": "Prometheus metrics (text format)", "tags": ["operations"],
-                         "security": [],
-                         "responses": {"200": {"description": "Metrics", "content": {
-                             "text/plain": {"schema": {"type": "string"}}}}}}},
+    "/metrics": {"get": {
+        "summary": "Prometheus metrics (text format)", "tags": ["operations"],
+        "description": "With WHATSEASE_METRICS_TOKEN set, send it as a bearer token; with "
+                       "WHATSEASE_METRICS_PORT set, metrics are served on that port only and "
+                       "this path answers 404.",
+        "security": [],
+        "responses": {"200": {"description": "Metrics", "content": {
+            "text/plain": {"schema": {"type": "string"}}}},
+            "401": {"$ref": "#/components/responses/Problem"},
+            "404": {"$ref": "#/components/responses/Problem"}}}},
 }

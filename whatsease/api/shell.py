@@ -28,10 +28,23 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(NONCE_BYTES)
 
 
-def content_security_policy(nonce: str | None = None) -> str:
-    """The shell's CSP; with ``nonce``, that one inline script (the import map) may run."""
+def connect_sources(socket_origin: str | None) -> str:
+    """``connect-src``: this origin and its own WebSocket origin, no other host.
+
+    Browsers that predate CSP 3 do not count ``ws(s)://`` to the page's host as
+    ``'self'``, so the socket origin is named explicitly.
+    """
+    return "'self'" + (f" {socket_origin}" if socket_origin else "")
+
+
+def content_security_policy(nonce: str | None = None, socket_origin: str | None = None) -> str:
+    """The shell's CSP; with ``nonce``, that one inline script (the import map) may run.
+
+    ``socket_origin`` (``wss://host``) is the only WebSocket endpoint allowed.
+    """
     scripts = "'self'" + (f" 'nonce-{nonce}'" if nonce else "")
-    return ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    return (f"default-src 'self'; connect-src {connect_sources(socket_origin)}; "
+            "img-src 'self' data:; "
             f"style-src 'self'; script-src {scripts}; frame-ancestors 'none'; "
             "base-uri 'none'; form-action 'self'; object-src 'none'")
 

@@ -16,6 +16,7 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.shell import connect_sources
 from whatsease.errors import Forbidden, NotFound, invalid
 from whatsease.services import Services
 from whatsease.storage.models import is_object_id
@@ -29,9 +30,10 @@ SCOPES = ("mine", "queued", "bot", "active", "ended")
 NONCE_BYTES = 18
 
 
-def console_csp(nonce: str) -> str:
+def console_csp(nonce: str, socket_origin: str | None = None) -> str:
     """The console page's CSP: its own scripts, plus the one inline import map (nonce)."""
-    return ("default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    return (f"default-src 'self'; connect-src {connect_sources(socket_origin)}; "
+            "img-src 'self' data:; "
             f"style-src 'self'; script-src 'self' 'nonce-{nonce}'; frame-ancestors 'none'; "
             "base-uri 'none'; form-action 'self'; object-src 'none'")
 
@@ -282,7 +284,7 @@ class AgentConsoleHandler(BaseHandler):
         if not page.exists():
             raise NotFound("The agent console is not installed.")
         nonce = secrets.token_urlsafe(NONCE_BYTES)
-        self.set_header("Content-Security-Policy", console_csp(nonce))
+        self.set_header("Content-Security-Policy", console_csp(nonce, self.socket_origin()))
         self.render(str(page), nonce=nonce, import_map=console_import_map(self.static_url))
 
     def get_template_path(self) -> str:

@@ -38,7 +38,7 @@ from whatsease.realtime.frames import (
     WS_4008_TOO_SLOW,
     encode,
 )
-from whatsease.realtime.handler import OwnSiteSocket
+from whatsease.realtime.handler import OwnSiteSocket, write_http_error
 from whatsease.realtime.service import SendQueue
 from whatsease.services import Services
 from whatsease.storage.models import User
@@ -106,6 +106,9 @@ class SupportSocket(tornado.websocket.WebSocketHandler, abc.ABC):
     @property
     def max_message_size(self) -> int:
         return MAX_FRAME_BYTES + 1024
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        write_http_error(self, status_code)
 
     def get_compression_options(self) -> dict[str, Any] | None:
         return None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
 from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
-from whatsease.errors import NotFound
+from whatsease.errors import NotFound, Unprocessable
 from whatsease.services import Services
 from whatsease.storage.models import is_bot
 
@@ -45,13 +44,19 @@ class MeHandler(BaseHandler):
 class UserHandler(BaseHandler):
     async def get(self, email: str) -> None:
         await self.authenticate()
-        address = unquote(email).strip().lower()
+        # Tornado has already percent-decoded the segment; decoding again would
+        # turn an address's own "%25" into "%".
+        address = email.strip().lower()
         if is_bot(address):
             if address not in self.services.messaging.bots:
                 raise NotFound("No such user.")
             self.write_json({"user": {"email": address, "role": "bot", "last_seen": None,
                                       "name": self.services.messaging.bot_name(address)}})
             return
+        try:
+            address = validation.email(address)
+        except Unprocessable:
+            raise NotFound("No such user.") from None
         user = await self.services.accounts.get(address)
         body = user.to_public()
         body["online"] = self.services.hub.is_online(user.email)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -11,12 +12,14 @@ from typing import Any
 
 from whatsease import validation
 from whatsease.activity import ActivityLog
-from whatsease.auth import tokens
-from whatsease.auth.passwords import hash_password, verify_password
+from whatsease.auth import identity, tokens
+from whatsease.auth.mail import SmtpMailer
+from whatsease.auth.passwords import check_strength, hash_password, verify_password
 from whatsease.auth.ratelimit import FailureLimiter
+from whatsease.auth.reset import PasswordResets
 from whatsease.batching import Batcher
 from whatsease.config import Config
-from whatsease.errors import Conflict, TooManyRequests, Unauthorized
+from whatsease.errors import Conflict, NotFound, TooManyRequests, Unauthorized, invalid
 from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED
 from whatsease.realtime.hub import Hub
 from whatsease.storage.errors import Duplicate
@@ -85,6 +88,10 @@ class AuthService:
             self._fetch_sessions, name="session-lookups")
         self._user_lookups: Batcher[str, User | None] = Batcher(
             self._fetch_users, name="user-lookups")
+        # Read the confusables table now (~50 ms) rather than on the loop at
+        # the first registration.
+        identity.skeleton("")
+        self.resets = PasswordResets(self, store, SmtpMailer.from_config(config), clock)
 
     async def _fetch_sessions(self, session_ids: list[str]) -> list[Session | None]:
         found = await self.store.sessions.get_many(session_ids)
@@ -96,18 +103,42 @@ class AuthService:
 
     async def register(self, email: str, name: str, password: str, *, user_agent: str = "",
                        ip: str = "") -> TokenPair:
+        """Create the account and its first session, or nothing at all.
+
+        ``email`` is normalised (`validation.email`). Raises `Unprocessable` if
+        its local part mixes scripts, `Conflict` if it is taken or looks like an
+        existing account's. Should anything fail after the insert, the account
+        is removed again before the error propagates.
+        """
+        local = email.rpartition("@")[0]
+        if identity.mixes_scripts(local):
+            raise invalid("email", "must not mix letters of different scripts "
+                                   f"({', '.join(sorted(identity.scripts(local))).lower()})")
+        await self.check_password_strength(password, email, name)
         now = self.clock()
         user = User(email=email, name=name,
                     password_hash=await hash_password(password, self.config.bcrypt_rounds),
-                    created_at=now, last_seen=now)
+                    created_at=now, last_seen=now, skeleton=identity.email_skeleton(email))
         try:
             await self.store.users.insert(user)
         except Duplicate:
-            raise Conflict("An account with this email already exists.",
-                           errors=[{"field": "email", "message": "is already registered"}],
-                           code="email_taken") from None
+            if await self.store.users.get(email) is not None:
+                raise Conflict("An account with this email already exists.",
+                               errors=[{"field": "email", "message": "is already registered"}],
+                               code="email_taken") from None
+            raise Conflict("This email looks the same as an existing account's; choose "
+                           "another.", errors=[{"field": "email",
+                                                "message": "looks like an existing account"}],
+                           code="email_confusable") from None
+        try:
+            pair = await self._open_session(user, user_agent=user_agent, ip=ip)
+        except BaseException:
+            # No half-made account: without its session nobody can use it, and
+            # a retry would be told the email is taken.
+            await asyncio.shield(self.store.users.delete(email))
+            raise
         self.activity.record("user.registered", email)
-        return await self._open_session(user, user_agent=user_agent, ip=ip)
+        return pair
 
     async def login(self, email: str, password: str, *, user_agent: str = "",
                     ip: str = "") -> TokenPair:
@@ -131,6 +162,50 @@ class AuthService:
         self.account_failures.reset(account_key)
         self.activity.record("user.login", email)
         return await self._open_session(user, user_agent=user_agent, ip=ip)
+
+    async def check_password_strength(self, password: str, email: str, name: str,
+                                      field: str = "password") -> None:
+        """Refuse (422 naming ``field``) a password that is common or built from the
+        account's own email or name."""
+        local, _, domain = email.partition("@")
+        await check_strength(password, [email, local, domain, name, *name.split()], field)
+
+    async def set_password(self, email: str, password: str) -> None:
+        hashed = await hash_password(password, self.config.bcrypt_rounds)
+        if await self.store.users.update(email, {"password_hash": hashed}) is None:
+            raise NotFound("No such user.")
+        self.forget_user(email)
+
+    async def change_password(self, principal: Principal, current: str, new: str, *,
+                              ip: str = "") -> int:
+        """Replace the caller's password; every other session of theirs ends.
+
+        Raises `Unprocessable` naming ``current_password`` when it is wrong (and
+        counts it as a failed login, so the change cannot be used to guess) or
+        ``new_password`` when the new one is weak. Returns how many sessions ended.
+        """
+        account_key, ip_key = f"acct:{principal.email}", f"ip:{ip}"
+        wait = max(self.account_failures.retry_after(account_key),
+                   self.ip_failures.retry_after(ip_key))
+        if wait:
+            raise TooManyRequests("Too many wrong passwords; try again later.", retry_after=wait)
+        user = await self._user(principal.email, fresh=True)
+        if user is None or not await verify_password(current, user.password_hash):
+            self.account_failures.fail(account_key)
+            self.ip_failures.fail(ip_key)
+            raise invalid("current_password", "is not your current password")
+        if new == current:
+            raise invalid("new_password", "must differ from the current password")
+        await self.check_password_strength(new, user.email, user.name, "new_password")
+        await self.set_password(user.email, new)
+        ended = 0
+        for session in await self.store.sessions.list_for(user.email, self.clock()):
+            if session.session_id != principal.session_id:
+                await self._revoke(session.session_id)
+                ended += 1
+        self.activity.record("user.password_changed", user.email,
+                             text=f"{user.email} changed their password")
+        return ended
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:

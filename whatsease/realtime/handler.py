@@ -9,6 +9,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import tornado.websocket
 from tornado.routing import URLSpec
 
@@ -40,6 +41,17 @@ KERNEL_SEND_BUFFER_BYTES = 128 * 1024
 REASON_AUTH_TIMEOUT = "authenticate within 5 s: send {type: auth, token}"
 
 
+def write_http_error(handler: tornado.websocket.WebSocketHandler, status_code: int) -> None:
+    """Answer a plain HTTP request to a socket path (``POST /ws``, say) with problem+json,
+    like the REST API; a 405 names the one method a socket answers."""
+    error = AppError(handler._reason)
+    error.status, error.code, error.title = status_code, "http_error", handler._reason
+    if status_code == 405:
+        handler.set_header("Allow", "GET")
+    handler.set_header("Content-Type", "application/problem+json; charset=utf-8")
+    handler.finish(orjson.dumps(error.to_problem(instance=handler.request.path)))
+
+
 class OwnSiteSocket(tornado.websocket.WebSocketHandler):
     """A socket only pages of this site (or `WHATSEASE_ALLOWED_ORIGINS`) may open.
 
@@ -58,6 +70,9 @@ class OwnSiteSocket(tornado.websocket.WebSocketHandler):
     # No Origin header: not a browser (browsers always send one), so nothing
     # a website could make a visitor's browser do.
     _origin_ok = True
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        write_http_error(self, status_code)
 
     def check_origin(self, origin: str) -> bool:
         self._origin_ok = origin_allowed(origin, self.request.host,

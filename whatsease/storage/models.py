@@ -44,17 +44,23 @@ class User:
     org: str | None = None
     created_at: datetime | None = None
     last_seen: datetime | None = None
+    # The email's look-alike skeleton (auth/identity.py), unique among users.
+    skeleton: str | None = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> User:
         return cls(email=doc["_id"], name=doc["name"], password_hash=doc.get("password_hash", ""),
                    role=doc.get("role", "user"), org=doc.get("org"),
-                   created_at=doc.get("created_at"), last_seen=doc.get("last_seen"))
+                   created_at=doc.get("created_at"), last_seen=doc.get("last_seen"),
+                   skeleton=doc.get("skeleton"))
 
     def to_doc(self) -> dict[str, Any]:
-        return {"_id": self.email, "name": self.name, "name_lower": self.name.lower(),
-                "password_hash": self.password_hash, "role": self.role, "org": self.org,
-                "created_at": self.created_at, "last_seen": self.last_seen}
+        doc = {"_id": self.email, "name": self.name, "name_lower": self.name.lower(),
+               "password_hash": self.password_hash, "role": self.role, "org": self.org,
+               "created_at": self.created_at, "last_seen": self.last_seen}
+        if self.skeleton is not None:
+            doc["skeleton"] = self.skeleton
+        return doc
 
     def to_public(self) -> dict[str, Any]:
         """What any signed-in user may see of this one."""

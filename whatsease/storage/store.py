@@ -36,6 +36,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     "users": [
         IndexModel([("name_lower", ASCENDING)]),
         IndexModel([("org", ASCENDING), ("role", ASCENDING)]),
+        # No two accounts whose emails look alike (auth/identity.py); accounts
+        # from before skeletons existed have none.
+        IndexModel([("skeleton", ASCENDING)], unique=True,
+                   partialFilterExpression={"skeleton": {"$type": "string"}}),
     ],
     "sessions": [
         IndexModel([("user", ASCENDING), ("created_at", DESCENDING)]),

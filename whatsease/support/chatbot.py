@@ -17,9 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from whatsease.bot.catalogue import Catalogue, load_catalogue, loads_catalogue
 from whatsease.bot.engine import BotState, IntentEngine
-from whatsease.bot.llm import ChatEndpoint, LLMError, complete
+from whatsease.net.outbound import OutboundError, OutboundPolicy, OutboundRefused, post_json
 from whatsease.support.models import Org, SupportMessage
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ HANDOFF_ACTION = "handoff"
 ENGINE_CACHE_SIZE = 32
 # Messages of the conversation sent to an external chatbot as context.
 EXTERNAL_CONTEXT_MESSAGES = 20
+MAX_REPLY_CHARS = 4096
 EXTERNAL_UNAVAILABLE = ("Sorry, I can't answer right now. Type 'talk to a person' and a member "
                         "of our team will help you.")
 SYSTEM_PROMPT = ("You are the customer support assistant of {org}. Answer briefly and "
@@ -51,9 +54,15 @@ class SupportChatbot:
     """Answers customers of every org; per-customer state lives on the conversation."""
 
     def __init__(self, default_catalogue: Catalogue | None = None, *,
-                 timeout: float = 4.0) -> None:
+                 timeout: float = 4.0, outbound: OutboundPolicy | None = None) -> None:
         self.default_catalogue = default_catalogue or load_catalogue(DEFAULT_SUPPORT_CATALOGUE)
         self.timeout = timeout
+        # The org's URL is checked again on every call (it was checked when
+        # saved, but DNS may answer differently now).
+        base = outbound or OutboundPolicy()
+        self.outbound = OutboundPolicy(allow_private=base.allow_private, timeout=timeout,
+                                       max_response_bytes=base.max_response_bytes,
+                                       resolver=base.resolver)
         self._default_engine = IntentEngine(self.default_catalogue)
         self._engines: OrderedDict[str, IntentEngine] = OrderedDict()
 
@@ -98,7 +107,6 @@ class SupportChatbot:
         if settings.kind != "external" or not settings.url:
             return BotAnswer(reply.text, False, "fallback" if reply.is_fallback else "intent",
                              new_state, reply.intent)
-        endpoint = ChatEndpoint(settings.url, settings.token, settings.model, self.timeout)
         messages = [{"role": "system", "content": SYSTEM_PROMPT.format(org=org.name)}]
         for message in list(history)[-EXTERNAL_CONTEXT_MESSAGES:]:
             if message.kind == "customer":
@@ -108,9 +116,32 @@ class SupportChatbot:
         if not history or history[-1].content != text:
             messages.append({"role": "user", "content": text})
         try:
-            answer = await complete(endpoint, messages)
-        except LLMError as exc:
+            answer = await self._ask_external(settings.url, settings.token, settings.model,
+                                              messages)
+        except (OutboundRefused, OutboundError, ValueError) as exc:
             # The error names what failed, never the token.
             logger.warning("external chatbot of org %s failed: %s", org.org_id, exc)
             return BotAnswer(EXTERNAL_UNAVAILABLE, False, "external_error", new_state)
         return BotAnswer(answer, False, "external", new_state)
+
+    async def _ask_external(self, url: str, token: str, model: str,
+                            messages: list[dict[str, str]]) -> str:
+        """One chat completion from the org's endpoint, through the outbound guard.
+
+        Raises `OutboundRefused` or `OutboundError` from the guard and
+        `ValueError` when the answer is not a non-empty chat completion.
+        """
+        body: dict[str, Any] = {"messages": messages}
+        if model:
+            body["model"] = model
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await post_json(url, orjson.dumps(body), self.outbound, headers=headers)
+        if response.status != 200:
+            raise ValueError(f"HTTP {response.status} from the endpoint")
+        try:
+            text = orjson.loads(response.body)["choices"][0]["message"]["content"]
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise ValueError("the answer is not a chat completion") from None
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("the completion is empty")
+        return text.strip()[:MAX_REPLY_CHARS]

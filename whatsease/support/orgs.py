@@ -17,6 +17,7 @@ from typing import Any
 from whatsease import validation
 from whatsease.bot.catalogue import CatalogueError, loads_catalogue
 from whatsease.errors import Conflict, Forbidden, NotFound, invalid
+from whatsease.net import outbound
 from whatsease.storage.errors import Duplicate
 from whatsease.storage.models import User
 from whatsease.storage.store import Store
@@ -88,6 +89,20 @@ def normalise_origin(value: Any, field: str = "allowed_origins") -> str:
         raise invalid(field, f"{value!r} is not an origin: write scheme://host[:port] with "
                              "no path, such as https://shop.example")
     return origin
+
+
+async def check_tenant_url(url: str, field: str, policy: outbound.OutboundPolicy) -> None:
+    """Refuse (422 naming ``field``) a URL the outbound guard would not call.
+
+    A name that does not resolve now is accepted: the guard checks again on
+    every call, and that check is the one that counts.
+    """
+    try:
+        await outbound.check_url_resolved(url, policy)
+    except outbound.OutboundRefused as exc:
+        raise invalid(field, str(exc)) from None
+    except outbound.OutboundError:
+        pass
 
 
 def parse_settings(body: Mapping[str, Any], current: OrgSettings) -> OrgSettings:
@@ -196,10 +211,12 @@ class OrgService:
     """Organisations and their members, over the support and user collections."""
 
     def __init__(self, store: Store, support: SupportStore,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow,
+                 outbound_policy: outbound.OutboundPolicy | None = None) -> None:
         self.store = store
         self.support = support
         self.clock = clock
+        self.outbound_policy = outbound_policy or outbound.OutboundPolicy()
 
     async def get(self, org_id: str) -> Org:
         org = await self.support.orgs.get(org_id)
@@ -243,6 +260,8 @@ class OrgService:
         explicit = org_id is not None
         wanted = parse_org_id(org_id) if explicit else slugify(clean)
         parsed = parse_settings(settings or {}, OrgSettings())
+        if parsed.chatbot.url:
+            await check_tenant_url(parsed.chatbot.url, "chatbot.url", self.outbound_policy)
         for attempt in range(1, 21):
             candidate = wanted if attempt == 1 else f"{wanted[:MAX_ORG_ID_CHARS - 4]}-{attempt}"
             org = Org(org_id=candidate, name=clean, widget_key=new_widget_key(),
@@ -262,6 +281,8 @@ class OrgService:
     async def update_settings(self, org_id: str, patch: Mapping[str, Any]) -> Org:
         org = await self.get(org_id)
         settings = parse_settings(patch, org.settings)
+        if settings.chatbot.url and settings.chatbot.url != org.settings.chatbot.url:
+            await check_tenant_url(settings.chatbot.url, "chatbot.url", self.outbound_policy)
         updated = await self.support.orgs.update(org_id, {"settings": settings.to_doc()})
         if updated is None:
             raise NotFound("No such organisation.")

@@ -42,6 +42,7 @@ from whatsease.metrics import (
     SUPPORT_SESSIONS,
     SUPPORT_TRANSFERS,
 )
+from whatsease.net.outbound import OutboundPolicy
 from whatsease.realtime.frames import WS_1012_SERVICE_RESTART, WS_4003_FORBIDDEN_ORIGIN, encode
 from whatsease.realtime.hub import Connection, Hub
 from whatsease.services import Services
@@ -115,8 +116,11 @@ class SupportService:
         self.services = services
         self.store = SupportStore(services.store.db)
         self.clock = clock
-        self.orgs = OrgService(services.store, self.store, clock=lambda: self.clock())
-        self.chatbot = chatbot or SupportChatbot(timeout=services.config.llm_timeout)
+        outbound = OutboundPolicy(allow_private=services.config.outbound_allow_private)
+        self.orgs = OrgService(services.store, self.store, clock=lambda: self.clock(),
+                               outbound_policy=outbound)
+        self.chatbot = chatbot or SupportChatbot(timeout=services.config.llm_timeout,
+                                                 outbound=outbound)
         self.rng = rng or random.Random()
         self.customers = Hub()
         self.consoles = Hub()

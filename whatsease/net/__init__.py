@@ -1,0 +1,1 @@
+"""Outbound network calls to addresses that tenants control."""
