@@ -22,8 +22,8 @@ from hashlib import blake2b
 # Balance of 10,000 keys over 3-10 members, busiest member over the mean, worst
 # of 150 random member sets: 1.15 with 512 points per member, 1.16 with 1,024,
 # 1.12 with 2,048 (the tests hold it to 1.15). The rest is the keys' own
-# sampling noise. Ten members make 20,480 points: about 30 ms to build, once
-# per membership change; a lookup is one hash and a bisection (about 1 us).
+# sampling noise. Ten members make 20,480 points: 30-50 ms to build, once
+# per membership change; a lookup is one hash and a bisection (1-2 us).
 VNODES_PER_MEMBER = 2048
 # Member ids appear in URLs and headers (fly-replay: instance=<id>): keep them plain.
 MAX_MEMBER_ID_CHARS = 64
