@@ -5,9 +5,11 @@ through `AsyncMongoClient._retry_internal`; `GuardedClient` wraps that one
 method, so a lost database surfaces as one typed error everywhere: REST
 answers 503 problem+json with ``Retry-After``, WebSockets close with 1013.
 
-Once a failure is known, a `Breaker` answers the next requests at once instead
-of letting each wait out the server-selection timeout; one request at a time
-probes the database, and the first success closes the breaker.
+Once the database is known to be unreachable (no server could be selected),
+a `Breaker` answers the next requests at once instead of letting each wait out
+the server-selection timeout; one request at a time probes the database, and
+the first success closes the breaker. A single broken connection (pymongo's
+`AutoReconnect` on a server that still answers) fails only its own operation.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 
 from whatsease.errors import ServiceUnavailable
 
@@ -117,8 +119,15 @@ class GuardedClient(AsyncMongoClient[dict[str, Any]]):
         probe = self.breaker.admit()
         try:
             result = await super()._retry_internal(*args, **kwargs)
-        except ConnectionFailure as exc:
+        except ServerSelectionTimeoutError as exc:
             self.breaker.failed(probe, exc)
+            raise unavailable(exc) from exc
+        except ConnectionFailure as exc:
+            # The server was selected, so it answered its monitor lately: a
+            # broken connection, not (yet) an outage. If the server is gone,
+            # the next selection times out and opens the breaker.
+            self.breaker.abandoned(probe)
+            logger.warning("a database operation failed on a broken connection: %s", exc)
             raise unavailable(exc) from exc
         except BaseException:
             self.breaker.abandoned(probe)

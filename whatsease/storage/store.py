@@ -29,6 +29,11 @@ DEFAULT_TIMEOUT_SECS = 2.0
 # in memory and can take seconds on a large collection; a server that stops
 # answering mid-operation is given up on after it.
 SOCKET_TIMEOUT_SECS = 30.0
+# Pooled connections idle longer than this are closed by us, not used: SecantusDB
+# closes a client connection idle for 300 s (as load balancers and NATs drop
+# idle ones), and a write on such a connection fails (pymongo does not retry
+# writes on a standalone server).
+POOL_IDLE_SECS = 60.0
 
 # Every index the application relies on, by collection. Creating an index that
 # already exists with the same options is a no-op, so start-up can always run it.
@@ -94,7 +99,8 @@ class Store:
             # by ``timeout``: an address that drops packets would otherwise hold
             # a request for connectTimeoutMS's default of 20 s.
             "serverSelectionTimeoutMS": timeout_ms, "connectTimeoutMS": timeout_ms,
-            "socketTimeoutMS": int(SOCKET_TIMEOUT_SECS * 1000)}
+            "socketTimeoutMS": int(SOCKET_TIMEOUT_SECS * 1000),
+            "maxIdleTimeMS": int(POOL_IDLE_SECS * 1000)}
         options.update(client_options)
         self.client = GuardedClient(uri, **options)
         self.db: AsyncDatabase[dict[str, Any]] = self.client[db_name]
