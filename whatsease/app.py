@@ -22,6 +22,7 @@ from whatsease.api.base import BaseHandler, NotFoundHandler
 from whatsease.api.registry import route_modules, service_modules
 from whatsease.api.static import StaticHandler
 from whatsease.auth.accounts import Accounts
+from whatsease.auth.backfill import backfill_skeletons
 from whatsease.auth.service import AuthService
 from whatsease.config import Config
 from whatsease.messaging.service import Messaging
@@ -50,6 +51,7 @@ async def build_services(config: Config, mongodb_uri: str,
     """Connect to the database, create indexes and build every service."""
     store = Store(mongodb_uri, config.db_name, timeout=config.db_timeout)
     await store.ensure_indexes()
+    await backfill_skeletons(store.users)
     hub = Hub()
     activity = ActivityLog(store, hub, clock)
     auth = AuthService(config, store, activity, hub, clock)

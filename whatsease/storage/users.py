@@ -7,11 +7,15 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from whatsease.storage.errors import Duplicate
 from whatsease.storage.models import User
+
+# MongoDB's error code for a unique index violation.
+DUPLICATE_KEY = 11000
 
 
 class UserRepo:
@@ -70,3 +74,48 @@ class UserRepo:
     async def find(self, filters: dict[str, Any], *, limit: int = 1000) -> list[User]:
         docs = await self.collection.find(filters).limit(limit).to_list()
         return [User.from_doc(doc) for doc in docs]
+
+    async def without_skeleton(self, after: tuple[datetime | None, str] | None,
+                               limit: int) -> list[User]:
+        """Up to ``limit`` accounts with no skeleton field, oldest first.
+
+        Ordered by (``created_at``, email); ``after`` is the last such pair of
+        the previous page, so paging ends even when some accounts keep no
+        skeleton (the back-fill leaves look-alikes without one).
+        """
+        filters: dict[str, Any] = {"skeleton": {"$exists": False}}
+        if after is not None:
+            created, email = after
+            if created is None:
+                later: dict[str, Any] = {"created_at": {"$type": "date"}}
+            else:
+                later = {"created_at": {"$gt": created}}
+            filters["$or"] = [{"created_at": created, "_id": {"$gt": email}}, later]
+        docs = await self.collection.find(filters).sort(
+            [("created_at", ASCENDING), ("_id", ASCENDING)]).limit(limit).to_list()
+        return [User.from_doc(doc) for doc in docs]
+
+    async def with_skeleton(self, skeleton: str) -> str | None:
+        """The email of the account holding ``skeleton``, if any."""
+        doc = await self.collection.find_one({"skeleton": skeleton}, {"_id": 1})
+        return str(doc["_id"]) if doc else None
+
+    async def set_skeletons(self, skeletons: dict[str, str]) -> set[str]:
+        """Give each account (email → skeleton) its skeleton if it has none, in one write.
+
+        Returns the emails refused because another account already holds that
+        skeleton (the unique index); raises on any other database error.
+        """
+        if not skeletons:
+            return set()
+        emails = list(skeletons)
+        ops = [UpdateOne({"_id": email, "skeleton": {"$exists": False}},
+                         {"$set": {"skeleton": skeletons[email]}}) for email in emails]
+        try:
+            await self.collection.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors) or not errors:
+                raise
+            return {emails[error["index"]] for error in errors}
+        return set()
