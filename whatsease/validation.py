@@ -17,9 +17,10 @@ MAX_EMAIL_CHARS = 254
 MAX_CLIENT_ID_CHARS = 64
 MAX_QUERY_CHARS = 100
 
-# Deliberately plain: one @, no spaces, a dot in the domain. Deliverability is
-# not ours to judge; obvious typos are.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+# Deliberately plain: one @, no spaces or control characters, a dot in the
+# domain. Deliverability is not ours to judge; obvious typos are.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+"
+                    r"\.[^@\s\x00-\x1f\x7f-\x9f.]{2,}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -111,7 +112,8 @@ def object_id(value: Any, field: str) -> str:
 
 
 def limit(value: str | None, *, default: int, maximum: int, field: str = "limit") -> int:
-    if value is None or value == "":
+    """A page size: ``default`` when absent, else a whole number from 1 to ``maximum``."""
+    if value is None:
         return default
     try:
         number = int(value)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import problem
 from whatsease.auth.service import parse_credentials
 from whatsease.errors import NotFound, invalid
 from whatsease.services import Services
@@ -19,7 +21,8 @@ class RegisterHandler(BaseHandler):
         pair = await self.services.auth.register(
             fields["email"], fields["name"], fields["password"],
             user_agent=self.user_agent(), ip=self.client_ip())
-        self.created(pair.to_json(), f"/api/v1/users/{pair.user.email}")
+        # Quoted: an address may hold characters a header cannot carry raw.
+        self.created(pair.to_json(), "/api/v1/users/" + quote(pair.user.email, safe="@"))
 
 
 class LoginHandler(BaseHandler):
@@ -75,45 +78,44 @@ def routes(services: Services) -> list[URLSpec]:
 
 
 _TOKENS = {"$ref": "#/components/schemas/TokenPair"}
+_LOCATION = {"Location": {"description": "The new account's profile", "required": True,
+                          "schema": {"type": "string"}}}
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/auth/register": {"post": {
         "summary": "Create an account and log in", "tags": ["auth"], "security": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/Registration"}}}},
-        "responses": {"201": {"description": "Registered", "content": {
+        "responses": {"201": {"description": "Registered", "headers": _LOCATION, "content": {
             "application/json": {"schema": _TOKENS}}},
-            "409": {"$ref": "#/components/responses/Problem"},
-            "422": {"$ref": "#/components/responses/Problem"}}}},
+            "409": problem("Conflict")}}},
     "/api/v1/auth/login": {"post": {
         "summary": "Log in with email and password", "tags": ["auth"], "security": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/Credentials"}}}},
         "responses": {"200": {"description": "Logged in", "content": {
             "application/json": {"schema": _TOKENS}}},
-            "401": {"$ref": "#/components/responses/Problem"},
-            "429": {"$ref": "#/components/responses/Problem"}}}},
+            "401": problem("Unauthorized"),
+            "429": problem("TooManyRequests")}}},
     "/api/v1/auth/refresh": {"post": {
         "summary": "Exchange a refresh token for a new pair (the old one stops working)",
         "tags": ["auth"], "security": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["refresh_token"],
-            "properties": {"refresh_token": {"type": "string"}}}}}},
+            "type": "object", "required": ["refresh_token"], "additionalProperties": False,
+            "properties": {"refresh_token": {"type": "string", "minLength": 1}}}}}},
         "responses": {"200": {"description": "New pair", "content": {
             "application/json": {"schema": _TOKENS}}},
-            "401": {"$ref": "#/components/responses/Problem"}}}},
+            "401": problem("Unauthorized")}}},
     "/api/v1/auth/logout": {"post": {
         "summary": "Revoke the current session", "tags": ["auth"],
-        "responses": {"204": {"description": "Logged out"},
-                      "401": {"$ref": "#/components/responses/Problem"}}}},
+        "responses": {"204": {"description": "Logged out"}}}},
     "/api/v1/auth/sessions": {"get": {
         "summary": "List my active sessions", "tags": ["auth"],
         "responses": {"200": {"description": "Sessions", "content": {"application/json": {
-            "schema": {"type": "object", "properties": {"sessions": {
+            "schema": {"type": "object", "required": ["sessions"], "properties": {"sessions": {
                 "type": "array", "items": {"$ref": "#/components/schemas/Session"}}}}}}}}}},
     "/api/v1/auth/sessions/{session_id}": {"delete": {
-        "summary": "Revoke one of my sessions", "tags": ["auth"],
+        "summary": "Revoke one of my sessions (another's answers 404)", "tags": ["auth"],
         "parameters": [{"name": "session_id", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
-        "responses": {"204": {"description": "Revoked"},
-                      "404": {"$ref": "#/components/responses/Problem"}}}},
+        "responses": {"204": {"description": "Revoked"}}}},
 }

@@ -22,6 +22,7 @@ from whatsease.errors import (
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
+    invalid,
 )
 from whatsease.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from whatsease.services import Services
@@ -42,6 +43,21 @@ def route(template: str, handler: type[BaseHandler], services: Services,
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
     return URLSpec(pattern, handler, dict(services=services, route=template, **kwargs),
                    name=template)
+
+
+def allowed_methods(handler: type[tornado.web.RequestHandler]) -> list[str]:
+    """The HTTP methods ``handler`` implements (RequestHandler's own answer 405)."""
+    return [m for m in handler.SUPPORTED_METHODS
+            if getattr(handler, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())]
+
+
+class AnnouncesAllowedMethods(tornado.web.RequestHandler):
+    """Mixin: a 405 carries ``Allow``, for handlers that keep Tornado's error page."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
+        super().write_error(status_code, **kwargs)
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -82,6 +98,16 @@ class BaseHandler(tornado.web.RequestHandler):
         if self.request.method in ("POST", "PUT", "PATCH") and size > MAX_JSON_BODY_BYTES:
             raise PayloadTooLarge(f"The body is {size} bytes; the limit is "
                                   f"{MAX_JSON_BODY_BYTES}.")
+
+    def get_query_argument(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Tornado's, but a parameter given more than once is a 422 naming it.
+
+        Tornado would silently take the last value; which one the caller meant is a
+        guess, so it is refused (the OpenAPI document describes each parameter once).
+        """
+        if len(self.request.query_arguments.get(name, ())) > 1:
+            raise invalid(name, "must be given at most once")
+        return super().get_query_argument(name, *args, **kwargs)
 
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object: 415 if not JSON, 400 if malformed."""
@@ -167,6 +193,9 @@ class BaseHandler(tornado.web.RequestHandler):
             error.status, error.code, error.title = status_code, "internal", "Internal error"
         for name, value in error.headers.items():
             self.set_header(name, value)
+        if status_code == 405:
+            # RFC 9110: a 405 lists the methods the resource does answer.
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         if error.status == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="whatsease"')
         body = error.to_problem(instance=self.request.path)

@@ -28,6 +28,8 @@ import tornado.websocket
 from tornado.routing import URLSpec
 
 from whatsease import validation
+from whatsease.api.base import AnnouncesAllowedMethods
+from whatsease.api.openapi import WEBSOCKET_HEADERS, WEBSOCKET_RESPONSES
 from whatsease.api.widget import origin_allowed as widget_origin_allowed
 from whatsease.auth.ratelimit import TokenBucket
 from whatsease.errors import AppError, Forbidden
@@ -82,7 +84,7 @@ def parse_frame(raw: str | bytes, fields: dict[str, tuple[str, ...]]) -> dict[st
     return frame
 
 
-class SupportSocket(tornado.websocket.WebSocketHandler, abc.ABC):
+class SupportSocket(AnnouncesAllowedMethods, tornado.websocket.WebSocketHandler, abc.ABC):
     """Shared transport: first-frame auth with a deadline, a bounded send queue, a rate limit.
 
     Implements the hub's ``Connection`` (``user``, ``session_id``, ``send_frame``, ``close``).
@@ -330,10 +332,6 @@ def routes(services: Services) -> list[URLSpec]:
     ]
 
 
-_UPGRADE = [{"name": "Upgrade", "in": "header", "required": True,
-             "schema": {"type": "string", "enum": ["websocket"]}}]
-_WS_RESPONSES = {"101": {"description": "Switching protocols: the WebSocket is open"},
-                 "400": {"description": "Not a WebSocket upgrade request"}}
 OPENAPI: dict[str, dict[str, Any]] = {
     "/widget/ws": {"get": {
         "summary": "The chat widget's WebSocket (customers)",
@@ -344,8 +342,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "org's allowed origins). Client frames: send {client_id, content}, typing "
             "{state}, ping. Server frames: ack, message, typing, session, pong, error "
             "(code session_ended once the conversation has ended). See docs/support.md."),
-        "tags": ["widget"], "security": [], "parameters": _UPGRADE,
-        "responses": _WS_RESPONSES}},
+        "tags": ["widget"], "security": [], "parameters": WEBSOCKET_HEADERS,
+        "responses": WEBSOCKET_RESPONSES}},
     "/support/ws": {"get": {
         "summary": "The agent console's WebSocket",
         "description": (
@@ -354,6 +352,6 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "4001/4003. Client frames: send {conversation_id, client_id, content}, typing "
             "{conversation_id, state}, read {conversation_id}, ping. Server frames: ack, "
             "message, typing, conversation, agents, pong, error. See docs/support.md."),
-        "tags": ["support"], "security": [], "parameters": _UPGRADE,
-        "responses": _WS_RESPONSES}},
+        "tags": ["support"], "security": [], "parameters": WEBSOCKET_HEADERS,
+        "responses": WEBSOCKET_RESPONSES}},
 }
