@@ -10,6 +10,7 @@ from typing import Any
 import tornado.web
 from tornado.routing import URLSpec
 
+from tests.customer_support.http import platform_admin
 from tests.support import Client, ServerThread
 from whatsease.api.base import NotFoundHandler
 from whatsease.app import AppShellHandler, make_app
@@ -146,3 +147,13 @@ def test_every_secured_operation_documents_401_and_every_body_413_415_400_422() 
                 name = response["$ref"].rsplit("/", 1)[-1]
                 headers = document["components"]["responses"][name].get("headers", {})
                 assert "Retry-After" in headers or path == "/readyz", (path, method, status)
+
+
+def test_org_settings_that_are_not_an_object_are_refused(server: ServerThread) -> None:
+    # `false`, `0` and `""` used to be taken for "no settings".
+    root = platform_admin(server)
+    refused: tuple[object, ...] = (False, 0, "", [])
+    for settings in refused:
+        res = root.client.post("/api/v1/orgs", {"name": "Shop", "settings": settings})
+        assert res.status == 422, (settings, res.body)
+        assert res.json["errors"][0]["field"] == "settings"

@@ -86,7 +86,9 @@ class OrgsHandler(SupportHandler):
             raise Forbidden("Only platform admins create organisations.")
         body = self.json_body()
         validation.check_fields(body, required=("name",), optional=("id", "settings", "admin"))
-        settings = body.get("settings") or {}
+        settings = body.get("settings")
+        if settings is None:
+            settings = {}
         if not isinstance(settings, dict):
             raise invalid("settings", "must be an object")
         org = await self.support.orgs.create(body["name"], org_id=body.get("id"),
@@ -353,7 +355,11 @@ _SETTINGS = {"type": "object", "additionalProperties": False, "properties": {
     "routing": {"enum": list(ROUTINGS)},
     "assignment": {"enum": list(STRATEGIES)},
     "chatbot": {"type": "object", "additionalProperties": False,
-                "description": "kind external needs a url", "properties": {
+                "description": "kind external needs a url",
+                "if": {"required": ["kind"], "properties": {"kind": {"const": "external"}}},
+                "then": {"required": ["url"],
+                         "properties": {"url": {"type": "string", "minLength": 1}}},
+                "properties": {
                     "kind": {"enum": list(CHATBOT_KINDS)},
                     "catalogue": {"type": ["string", "null"], "maxLength": MAX_CATALOGUE_CHARS,
                                   "description": "TOML intent catalogue"},
@@ -431,8 +437,9 @@ OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/orgs/{org_id}/agents/{email}": {"delete": {
         "summary": "Remove an agent from the org", "tags": ["support"],
         "parameters": [*_ORG, {"name": "email", "in": "path", "required": True,
-                              "schema": {"type": "string"}}],
-        "responses": {"204": {"description": "Removed"}, **_ERRORS}}},
+                              "schema": email_schema()}],
+        "responses": {"204": {"description": "Removed"}, "422": problem("Unprocessable"),
+                      **_ERRORS}}},
     "/api/v1/support/conversations": {"get": {
         "summary": "Console lists: mine, queued, bot, active (admins), ended; or ?customer=",
         "tags": ["support"], "parameters": [
