@@ -157,3 +157,12 @@ def test_org_settings_that_are_not_an_object_are_refused(server: ServerThread) -
         res = root.client.post("/api/v1/orgs", {"name": "Shop", "settings": settings})
         assert res.status == 422, (settings, res.body)
         assert res.json["errors"][0]["field"] == "settings"
+
+
+def test_a_whole_number_written_with_a_point_is_a_whole_number(server: ServerThread) -> None:
+    # JSON Schema's "integer" admits 60.0; the server refused it.
+    root = platform_admin(server)
+    res = root.client.post("/api/v1/orgs", {"name": "Shop",
+                                            "settings": {"session_timeout": 60.0}})
+    assert res.status == 201, res.body
+    assert res.json["org"]["settings"]["session_timeout"] == 60

@@ -94,6 +94,17 @@ WEBSOCKET_RESPONSES: dict[str, Any] = {
 }
 
 
+def shape(**properties: dict[str, Any]) -> dict[str, Any]:
+    """A JSON response body: an object with (at least) these required members."""
+    return {"application/json": {"schema": {"type": "object", "required": list(properties),
+                                            "properties": properties}}}
+
+
+OBJECT: dict[str, Any] = {"type": "object"}
+LIST: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
+CURSOR: dict[str, Any] = {"type": ["string", "null"]}
+
+
 def problem(name: str) -> dict[str, str]:
     """A reference to one of the problem+json responses in the components."""
     return {"$ref": f"#/components/responses/{name}"}

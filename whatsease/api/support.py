@@ -18,12 +18,16 @@ from whatsease import validation
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import (
     CLIENT_ID_SCHEMA,
+    CURSOR,
+    LIST,
+    OBJECT,
     content_schema,
     cursor,
     email_schema,
     limit,
     name_schema,
     problem,
+    shape,
 )
 from whatsease.errors import Forbidden, NotFound, invalid
 from whatsease.services import Services
@@ -384,7 +388,8 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 def _action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary, "tags": ["support"], "parameters": _CID,
-        "responses": {"200": {"description": "The conversation", "content": _OBJ},
+        "responses": {"200": {"description": "The conversation",
+                              "content": shape(conversation=OBJECT)},
                       "409": problem("Conflict"), "410": problem("Gone"), **_ERRORS}}
     if body is not None:
         operation["requestBody"] = _body(body)
@@ -394,7 +399,8 @@ def _action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/orgs": {
         "get": {"summary": "Organisations I may see", "tags": ["support"],
-                "responses": {"200": {"description": "Orgs", "content": _OBJ}, **_ERRORS}},
+                "responses": {"200": {"description": "Orgs", "content": shape(orgs=LIST)},
+                              **_ERRORS}},
         "post": {"summary": "Create an organisation (platform admins)", "tags": ["support"],
                  "requestBody": _body({
                      "type": "object", "required": ["name"], "additionalProperties": False,
@@ -403,36 +409,39 @@ OPENAPI: dict[str, dict[str, Any]] = {
                          "id": {**_ORG_ID_SCHEMA, "type": ["string", "null"]},
                          "admin": {"anyOf": [email_schema(), {"type": "null"}]},
                          "settings": {**_SETTINGS, "type": ["object", "null"]}}}),
-                 "responses": {"201": {"description": "Created", "content": _OBJ},
+                 "responses": {"201": {"description": "Created", "content": shape(org=OBJECT)},
                                "409": problem("Conflict"), **_ERRORS}}},
     "/api/v1/orgs/{org_id}": {
         "get": {"summary": "One organisation (settings for its admins)", "tags": ["support"],
                 "parameters": _ORG,
-                "responses": {"200": {"description": "Org", "content": _OBJ}, **_ERRORS}},
+                "responses": {"200": {"description": "Org", "content": shape(org=OBJECT)},
+                              **_ERRORS}},
         "patch": {"summary": "Rename or change settings (org admins)", "tags": ["support"],
                   "parameters": _ORG,
                   "requestBody": _body({"type": "object", "additionalProperties": False,
                                         "properties": {"name": name_schema(),
                                                        "settings": _SETTINGS}}),
-                  "responses": {"200": {"description": "Org", "content": _OBJ}, **_ERRORS}},
+                  "responses": {"200": {"description": "Org", "content": shape(org=OBJECT)},
+                                **_ERRORS}},
         "delete": {"summary": "Delete an organisation and its conversations (platform admins)",
                    "tags": ["support"], "parameters": _ORG,
                    "responses": {"204": {"description": "Deleted"}, **_ERRORS}}},
     "/api/v1/orgs/{org_id}/widget-key": {"post": {
         "summary": "Issue a new widget key (the old embed snippet stops working)",
         "tags": ["support"], "parameters": _ORG,
-        "responses": {"200": {"description": "Org", "content": _OBJ}, **_ERRORS}}},
+        "responses": {"200": {"description": "Org", "content": shape(org=OBJECT)}, **_ERRORS}}},
     "/api/v1/orgs/{org_id}/agents": {
         "get": {"summary": "The org's agents with online state, load and first-response times",
                 "tags": ["support"], "parameters": _ORG,
-                "responses": {"200": {"description": "Agents", "content": _OBJ}, **_ERRORS}},
+                "responses": {"200": {"description": "Agents", "content": shape(agents=LIST)},
+                              **_ERRORS}},
         "post": {"summary": "Make a registered account an agent or admin of the org",
                  "tags": ["support"], "parameters": _ORG,
                  "requestBody": _body({"type": "object", "required": ["email"],
                                        "additionalProperties": False, "properties": {
                                            "email": email_schema(),
                                            "role": {"enum": list(AGENT_ROLES)}}}),
-                 "responses": {"201": {"description": "Added", "content": _OBJ},
+                 "responses": {"201": {"description": "Added", "content": shape(agent=OBJECT)},
                                "409": problem("Conflict"), **_ERRORS}}},
     "/api/v1/orgs/{org_id}/agents/{email}": {"delete": {
         "summary": "Remove an agent from the org", "tags": ["support"],
@@ -447,23 +456,25 @@ OPENAPI: dict[str, dict[str, Any]] = {
             {"name": "customer", "in": "query", "description": "Empty is the same as absent",
              "schema": {"anyOf": [email_schema(), {"const": ""}]}},
             cursor(), limit(200, 50)],
-        "responses": {"200": {"description": "Conversations", "content": _OBJ}, **_ERRORS}}},
+        "responses": {"200": {"description": "Conversations", "content": shape(
+            conversations=LIST, next_before=CURSOR)}, **_ERRORS}}},
     "/api/v1/support/conversations/{conversation_id}": {"get": {
         "summary": "A conversation of my org and its latest messages", "tags": ["support"],
         "parameters": _CID,
-        "responses": {"200": {"description": "Conversation", "content": _OBJ}, **_ERRORS}}},
+        "responses": {"200": {"description": "Conversation", "content": shape(
+            conversation=OBJECT, messages=LIST, more={"type": "boolean"})}, **_ERRORS}}},
     "/api/v1/support/conversations/{conversation_id}/messages": {
         "get": {"summary": "A conversation's history, newest first", "tags": ["support"],
                 "parameters": [*_CID, cursor(), limit(100, 50)],
-                "responses": {"200": {"description": "Messages", "content": _OBJ},
-                              **_ERRORS}},
+                "responses": {"200": {"description": "Messages", "content": shape(
+                    messages=LIST, next_before=CURSOR)}, **_ERRORS}},
         "post": {"summary": "Reply as the assigned agent", "tags": ["support"],
                  "parameters": _CID,
                  "requestBody": _body({"type": "object", "required": ["content"],
                                        "additionalProperties": False, "properties": {
                                            "content": content_schema(),
                                            "client_id": CLIENT_ID_SCHEMA}}),
-                 "responses": {"201": {"description": "Sent", "content": _OBJ},
+                 "responses": {"201": {"description": "Sent", "content": shape(message=OBJECT)},
                                "409": problem("Conflict"), "410": problem("Gone"),
                                **_ERRORS}}},
     "/api/v1/support/conversations/{conversation_id}/takeover": _action(
@@ -484,7 +495,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
         "responses": {"200": {"description": "Dashboard", "content": _OBJ}, **_ERRORS}}},
     "/api/v1/support/agents": {"get": {
         "summary": "My org's agents (for transfers)", "tags": ["support"],
-        "responses": {"200": {"description": "Agents", "content": _OBJ}, **_ERRORS}}},
+        "responses": {"200": {"description": "Agents", "content": shape(agents=LIST)},
+                      **_ERRORS}}},
     "/agent": {"get": {
         "summary": "The agent console (HTML; also /agent/settings, /agent/dashboard)",
         "tags": ["support"], "security": [],

@@ -19,12 +19,16 @@ from whatsease import validation
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import (
     CLIENT_ID_SCHEMA,
+    CURSOR,
+    LIST,
+    OBJECT,
     content_schema,
     cursor,
     email_schema,
     limit,
     name_schema,
     problem,
+    shape,
 )
 from whatsease.errors import Forbidden, NotFound, Unauthorized
 from whatsease.services import Services
@@ -199,7 +203,6 @@ _KEY = [{"name": "key", "in": "path", "required": True, "schema": {"type": "stri
          "description": "The org's public widget key"}]
 # The bearer here is the widget session token, not an access token.
 _WIDGET_AUTH: list[dict[str, list[str]]] = [{"widgetSession": []}]
-_OBJ = {"application/json": {"schema": {"type": "object"}}}
 _ORIGIN = {"403": problem("Forbidden")}
 _PREFLIGHT = {"summary": "CORS preflight for the org's allowed sites", "tags": ["widget"],
               "security": [], "parameters": _KEY,
@@ -215,7 +218,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
     "/widget/v1/{key}/config": {
         "get": {"summary": "The widget's public look and greeting", "tags": ["widget"],
                 "security": [], "parameters": _KEY,
-                "responses": {"200": {"description": "Config", "content": _OBJ}, **_ORIGIN}},
+                "responses": {"200": {"description": "Config", "content": shape(config=OBJECT)},
+                              **_ORIGIN}},
         "options": _PREFLIGHT},
     "/widget/v1/{key}/sessions": {
         "post": {"summary": "Start a conversation: name and email in, a session token out",
@@ -225,13 +229,16 @@ OPENAPI: dict[str, dict[str, Any]] = {
                                 "additionalProperties": False,
                                 "properties": {"name": name_schema(),
                                                "email": email_schema()}}}}},
-                 "responses": {"201": {"description": "Started", "content": _OBJ},
+                 "responses": {"201": {"description": "Started", "content": shape(
+                     session=OBJECT, token={"type": "string"}, messages=LIST, config=OBJECT)},
                                "429": problem("TooManyRequests"), **_ORIGIN}},
         "options": _PREFLIGHT},
     "/widget/v1/{key}/session": {
         "get": {"summary": "Resume: the session (active or ended) and its latest messages",
                 "tags": ["widget"], "security": _WIDGET_AUTH, "parameters": _KEY,
-                "responses": {"200": {"description": "Session", "content": _OBJ}, **_ORIGIN}},
+                "responses": {"200": {"description": "Session", "content": shape(
+                    session=OBJECT, messages=LIST, more={"type": "boolean"}, config=OBJECT)},
+                    **_ORIGIN}},
         "delete": {"summary": "The customer ends the conversation", "tags": ["widget"],
                    "security": _WIDGET_AUTH, "parameters": _KEY,
                    "responses": {"204": {"description": "Ended"}, **_ORIGIN}},
@@ -239,12 +246,13 @@ OPENAPI: dict[str, dict[str, Any]] = {
     "/widget/v1/{key}/session/messages": {
         "get": {"summary": "The conversation's history, newest first", "tags": ["widget"],
                 "security": _WIDGET_AUTH, "parameters": [*_KEY, cursor(), limit(100, 50)],
-                "responses": {"200": {"description": "Messages", "content": _OBJ}, **_ORIGIN}},
+                "responses": {"200": {"description": "Messages", "content": shape(
+                    messages=LIST, next_before=CURSOR)}, **_ORIGIN}},
         "post": {"summary": "Send a message (410 session_ended once the session has ended)",
                  "tags": ["widget"], "security": _WIDGET_AUTH, "parameters": _KEY,
                  "requestBody": {"required": True, "content": {"application/json": {
                      "schema": _NEW_MESSAGE}}},
-                 "responses": {"201": {"description": "Stored", "content": _OBJ},
+                 "responses": {"201": {"description": "Stored", "content": shape(message=OBJECT)},
                                "410": problem("Gone"), "429": problem("TooManyRequests"),
                                **_ORIGIN}},
         "options": _PREFLIGHT},

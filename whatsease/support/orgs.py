@@ -108,6 +108,8 @@ def parse_settings(body: Mapping[str, Any], current: OrgSettings) -> OrgSettings
         new.assignment = _choice(body["assignment"], "assignment", assignment.STRATEGIES)
     if "session_timeout" in body:
         value = body["session_timeout"]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON does not tell 60 from 60.0
         if (not isinstance(value, int) or isinstance(value, bool)
                 or not MIN_SESSION_TIMEOUT_SECS <= value <= MAX_SESSION_TIMEOUT_SECS):
             raise invalid("session_timeout", f"must be a whole number of seconds between "
