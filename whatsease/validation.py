@@ -45,16 +45,18 @@ def _string(field: str, value: Any) -> str:
 
 def email(value: Any, field: str = "email") -> str:
     text = _string(field, value).strip().lower()
-    if len(text) > MAX_EMAIL_CHARS or not _EMAIL.match(text):
+    if len(text) > MAX_EMAIL_CHARS or not _EMAIL.fullmatch(text):
         raise invalid(field, "must be a valid email address")
     return text
 
 
 def name(value: Any, field: str = "name") -> str:
-    text = " ".join(_string(field, value).split())
+    """Runs of whitespace become one space; what was sent counts towards the limit."""
+    raw = _string(field, value)
+    text = " ".join(raw.split())
     if not text:
         raise invalid(field, "must not be empty")
-    if len(text) > MAX_NAME_CHARS:
+    if len(raw) > MAX_NAME_CHARS:
         raise invalid(field, f"must be at most {MAX_NAME_CHARS} characters")
     if _CONTROL.search(text):
         raise invalid(field, "must not contain control characters")
@@ -92,7 +94,7 @@ def client_id(value: Any, field: str = "client_id") -> str | None:
     if value is None:
         return None
     text = _string(field, value)
-    if not 1 <= len(text) <= MAX_CLIENT_ID_CHARS or not _CLIENT_ID.match(text):
+    if not 1 <= len(text) <= MAX_CLIENT_ID_CHARS or not _CLIENT_ID.fullmatch(text):
         raise invalid(field, f"must be 1-{MAX_CLIENT_ID_CHARS} letters, digits or _.:-")
     return text
 

@@ -166,3 +166,34 @@ def test_a_whole_number_written_with_a_point_is_a_whole_number(server: ServerThr
                                             "settings": {"session_timeout": 60.0}})
     assert res.status == 201, res.body
     assert res.json["org"]["settings"]["session_timeout"] == 60
+
+
+def test_a_final_newline_does_not_slip_past_a_pattern(server: ServerThread) -> None:
+    # Python's `$` matches before a final newline; the document's patterns do not.
+    client = Client(server.port)
+    token = _token(client)
+    res = client.post("/api/v1/messages", {"recipient": "bot:whatsease", "content": "hi",
+                                           "client_id": "c-1\n"}, token=token)
+    assert res.status == 422, res.body
+    assert res.json["errors"][0]["field"] == "client_id"
+    root = platform_admin(server)
+    for settings, field in (({"brand_color": "#0b6e4f\n"}, "brand_color"),
+                            ({"allowed_origins": ["https://shop.example:٨٠"]},
+                             "allowed_origins")):
+        res = root.client.post("/api/v1/orgs", {"name": "Shop", "settings": settings})
+        assert res.status == 422, (settings, res.body)
+        assert res.json["errors"][0]["field"] == field
+    res = root.client.post("/api/v1/orgs", {"name": "Shop", "id": "shop\n"})
+    assert res.status == 422, res.body
+
+
+def test_a_name_counts_what_was_sent(server: ServerThread) -> None:
+    # The document's maxLength counts the characters sent; the server counted
+    # them after collapsing runs of whitespace.
+    client = Client(server.port)
+    token = _token(client)
+    res = client.patch("/api/v1/users/me", {"name": "A" + " " * 80 + "B"}, token=token)
+    assert res.status == 422, res.body
+    res = client.patch("/api/v1/users/me", {"name": "  Ann   Lee "}, token=token)
+    assert res.status == 200, res.body
+    assert res.json["user"]["name"] == "Ann Lee"

@@ -13,15 +13,15 @@ from whatsease.services import Services
 _STR = {"type": "string"}
 _TIME = {"type": "string", "format": "date-time"}
 
-# The characters Python's str.split() and str.strip() treat as whitespace,
+# The characters Python's str.split(), str.strip() and re's \s treat as whitespace,
 # spelled out because JSON Schema's \s (ECMAScript) is a different set.
-_SPACE = ("\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029"
+WHITESPACE = ("\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029"
           "\\u202f\\u205f\\u3000")
 # validation.name's control characters, less those its whitespace collapsing removes first.
 _CONTROL = "\\x00-\\x08\\x0e-\\x1b\\x7f"
 # validation.email, as a pattern: one @, no whitespace or control characters, a dot in
 # the domain.
-_NOT_IN_EMAIL = f"@{_SPACE}\\x00-\\x1f\\x7f-\\x9f"
+_NOT_IN_EMAIL = f"@{WHITESPACE}\\x00-\\x1f\\x7f-\\x9f"
 EMAIL_PATTERN = f"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+\\.[^{_NOT_IN_EMAIL}.]{{2,}}$"
 BOT_PATTERN = "^bot:[a-z0-9_-]{1,40}$"
 OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
@@ -43,12 +43,12 @@ def recipient_schema(**extra: Any) -> dict[str, Any]:
 def name_schema(max_chars: int = 80) -> dict[str, Any]:
     """validation.name: some non-space text, no control characters, at most max_chars."""
     return {"type": "string", "minLength": 1, "maxLength": max_chars,
-            "pattern": f"^[^{_CONTROL}]*[^{_SPACE}{_CONTROL}][^{_CONTROL}]*$"}
+            "pattern": f"^[^{_CONTROL}]*[^{WHITESPACE}{_CONTROL}][^{_CONTROL}]*$"}
 
 
 def content_schema() -> dict[str, Any]:
     """validation.content: text with something besides whitespace, at most 4096 characters."""
-    return {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": f"[^{_SPACE}]"}
+    return {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": f"[^{WHITESPACE}]"}
 
 
 CLIENT_ID_SCHEMA = {"type": ["string", "null"], "minLength": 1, "maxLength": 64,
@@ -57,11 +57,16 @@ CLIENT_ID_SCHEMA = {"type": ["string", "null"], "minLength": 1, "maxLength": 64,
                                    "resend is not stored twice"}
 
 
+# Tornado turns these into spaces in query values, then trims the value.
+_QUERY_TRIMMED = f"{WHITESPACE}\\x00-\\x08\\x0e-\\x1f"
+
+
 def cursor(description: str = "A page's next_before: the last id of the previous page") -> (
         dict[str, Any]):
     """A ``before`` query parameter; empty is the same as absent."""
     return {"name": "before", "in": "query", "description": description,
-            "schema": {"type": "string", "pattern": "^([0-9a-fA-F]{24})?$"}}
+            "schema": {"type": "string", "pattern": f"^[{_QUERY_TRIMMED}]*([0-9a-fA-F]{{24}})?"
+                                                    f"[{_QUERY_TRIMMED}]*$"}}
 
 
 def limit(maximum: int, default: int) -> dict[str, Any]:
@@ -291,5 +296,8 @@ def routes(services: Services) -> list[URLSpec]:
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/openapi.json": {"get": {"summary": "This document", "tags": ["operations"],
                                   "security": [],
-                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+                                  "responses": {"200": {"description": "OpenAPI 3.1",
+                                                        "content": shape(
+                                                            openapi={"type": "string"},
+                                                            paths=OBJECT)}}}},
 }
