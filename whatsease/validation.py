@@ -20,9 +20,10 @@ MAX_EMAIL_CHARS = 254
 MAX_CLIENT_ID_CHARS = 64
 MAX_QUERY_CHARS = 100
 
-# Deliberately plain: one @, no spaces, a dot in the domain. Deliverability is
-# not ours to judge; obvious typos are.
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+# Deliberately plain: one @, no spaces or control characters, a dot in the
+# domain. Deliverability is not ours to judge; obvious typos are.
+_EMAIL = re.compile(r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+"
+                    r"\.[^@\s\x00-\x1f\x7f-\x9f.]{2,}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]+$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # C0 and C1 controls and DEL, except tab and newline (carriage returns become newlines).
@@ -114,14 +115,16 @@ def name(value: Any, field: str = "name") -> str:
     Joiners stay allowed inside a name (emoji sequences and Persian need them),
     but a name must hold at least one visible character.
     """
-    text = " ".join(unicodedata.normalize("NFC", _string(field, value)).split())
+    raw = _string(field, value)
+    text = " ".join(unicodedata.normalize("NFC", raw).split())
     if not text:
         raise invalid(field, "must not be empty")
     if all(ch.isspace() or is_invisible(ch) for ch in text):
         raise invalid(field, "must contain visible characters")
     if _BIDI.search(text):
         raise invalid(field, "must not contain bidirectional override characters")
-    if len(text) > MAX_NAME_CHARS:
+    # What was sent counts towards the limit, as the OpenAPI document says.
+    if len(raw) > MAX_NAME_CHARS:
         raise invalid(field, f"must be at most {MAX_NAME_CHARS} characters")
     if _CONTROL.search(text):
         raise invalid(field, "must not contain control characters")
@@ -166,7 +169,7 @@ def client_id(value: Any, field: str = "client_id") -> str | None:
     if value is None:
         return None
     text = _string(field, value)
-    if not 1 <= len(text) <= MAX_CLIENT_ID_CHARS or not _CLIENT_ID.match(text):
+    if not 1 <= len(text) <= MAX_CLIENT_ID_CHARS or not _CLIENT_ID.fullmatch(text):
         raise invalid(field, f"must be 1-{MAX_CLIENT_ID_CHARS} letters, digits or _.:-")
     return text
 
@@ -186,7 +189,8 @@ def object_id(value: Any, field: str) -> str:
 
 
 def limit(value: str | None, *, default: int, maximum: int, field: str = "limit") -> int:
-    if value is None or value == "":
+    """A page size: ``default`` when absent, else a whole number from 1 to ``maximum``."""
+    if value is None:
         return default
     try:
         number = int(value)

@@ -8,6 +8,7 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import cursor, limit
 from whatsease.services import Services
 
 MAX_KINDS = 20
@@ -37,13 +38,12 @@ OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/activity": {"get": {
         "summary": "Recent activity involving me, newest first", "tags": ["activity"],
         "parameters": [
-            {"name": "before", "in": "query", "schema": {"type": "string"}},
-            {"name": "limit", "in": "query",
-             "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+            cursor(), limit(200, 50),
             {"name": "kind", "in": "query", "schema": {"type": "string"},
-             "description": "Repeat to filter by several kinds (message.sent, user.login, ...)"}],
+             "description": "Repeat to filter by several kinds (message.sent, user.login, "
+                            f"...; the first {MAX_KINDS} count)"}],
         "responses": {"200": {"description": "Entries", "content": {"application/json": {
-            "schema": {"type": "object", "properties": {
+            "schema": {"type": "object", "required": ["entries", "next_before"], "properties": {
                 "entries": {"type": "array",
                             "items": {"$ref": "#/components/schemas/ActivityEntry"}},
                 "next_before": {"type": ["string", "null"]}}}}}}}}},

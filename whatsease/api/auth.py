@@ -9,6 +9,7 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, quote_segment, route
+from whatsease.api.openapi import problem
 from whatsease.api.shell import content_security_policy
 from whatsease.auth.reset import RESET_PATH
 from whatsease.auth.service import parse_credentials
@@ -160,43 +161,43 @@ _PASSWORD = {"type": "string", "minLength": validation.MIN_PASSWORD_CHARS,
              "description": "Common and guessable passwords are refused (422) by a strength "
                             "estimator (zxcvbn score 3 of 4), as are ones built from the "
                             "account's email or name."}
+_LOCATION = {"Location": {"description": "The new account's profile", "required": True,
+                          "schema": {"type": "string"}}}
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/auth/register": {"post": {
         "summary": "Create an account and log in", "tags": ["auth"], "security": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/Registration"}}}},
-        "responses": {"201": {"description": "Registered", "content": {
+        "responses": {"201": {"description": "Registered", "headers": _LOCATION, "content": {
             "application/json": {"schema": _TOKENS}}},
-            "409": {"$ref": "#/components/responses/Problem"},
-            "422": {"$ref": "#/components/responses/Problem"}}}},
+            "409": problem("Conflict")}}},
     "/api/v1/auth/login": {"post": {
         "summary": "Log in with email and password", "tags": ["auth"], "security": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "$ref": "#/components/schemas/Credentials"}}}},
         "responses": {"200": {"description": "Logged in", "content": {
             "application/json": {"schema": _TOKENS}}},
-            "401": {"$ref": "#/components/responses/Problem"},
-            "429": {"$ref": "#/components/responses/Problem"}}}},
+            "401": problem("Unauthorized"),
+            "429": problem("TooManyRequests")}}},
     "/api/v1/auth/refresh": {"post": {
         "summary": "Exchange a refresh token for a new pair (the old one stops working)",
         "tags": ["auth"], "security": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["refresh_token"],
-            "properties": {"refresh_token": {"type": "string"}}}}}},
+            "type": "object", "required": ["refresh_token"], "additionalProperties": False,
+            "properties": {"refresh_token": {"type": "string", "minLength": 1}}}}}},
         "responses": {"200": {"description": "New pair", "content": {
             "application/json": {"schema": _TOKENS}}},
-            "401": {"$ref": "#/components/responses/Problem"}}}},
+            "401": problem("Unauthorized")}}},
     "/api/v1/auth/logout": {"post": {
         "summary": "Revoke the current session", "tags": ["auth"],
-        "responses": {"204": {"description": "Logged out"},
-                      "401": {"$ref": "#/components/responses/Problem"}}}},
+        "responses": {"204": {"description": "Logged out"}}}},
     "/api/v1/auth/sessions": {"get": {
         "summary": "List my active sessions", "tags": ["auth"],
         "responses": {"200": {"description": "Sessions", "content": {"application/json": {
-            "schema": {"type": "object", "properties": {"sessions": {
+            "schema": {"type": "object", "required": ["sessions"], "properties": {"sessions": {
                 "type": "array", "items": {"$ref": "#/components/schemas/Session"}}}}}}}}}},
     "/api/v1/auth/sessions/{session_id}": {"delete": {
-        "summary": "Revoke one of my sessions", "tags": ["auth"],
+        "summary": "Revoke one of my sessions (another's answers 404)", "tags": ["auth"],
         "parameters": [{"name": "session_id", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
         "responses": {"204": {"description": "Revoked"},

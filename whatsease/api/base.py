@@ -24,6 +24,7 @@ from whatsease.errors import (
     PayloadTooLarge,
     Unauthorized,
     UnsupportedMediaType,
+    invalid,
 )
 from whatsease.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from whatsease.services import Services
@@ -168,6 +169,16 @@ class BaseHandler(tornado.web.RequestHandler):
             raise PayloadTooLarge(f"The body is {size} bytes; the limit is "
                                   f"{MAX_JSON_BODY_BYTES}.")
 
+    def get_query_argument(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Tornado's, but a parameter given more than once is a 422 naming it.
+
+        Tornado would silently take the last value; which one the caller meant is a
+        guess, so it is refused (the OpenAPI document describes each parameter once).
+        """
+        if len(self.request.query_arguments.get(name, ())) > 1:
+            raise invalid(name, "must be given at most once")
+        return super().get_query_argument(name, *args, **kwargs)
+
     def json_body(self) -> dict[str, Any]:
         """The request body as a JSON object: 415 if not JSON, 400 if malformed."""
         kind = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -256,6 +267,7 @@ class BaseHandler(tornado.web.RequestHandler):
         for name, value in error.headers.items():
             self.set_header(name, value)
         if status_code == 405:
+            # RFC 9110: a 405 lists the methods the resource does answer.
             self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         if error.status == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="whatsease"')

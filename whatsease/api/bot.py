@@ -8,6 +8,7 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import cursor, limit, problem
 from whatsease.bot.service import Assistant
 from whatsease.errors import NotFound
 from whatsease.services import Services
@@ -50,16 +51,16 @@ def routes(services: Services) -> list[URLSpec]:
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/bot/history": {"get": {
         "summary": "My interactions with bot:whatsease, newest first", "tags": ["bot"],
-        "parameters": [
-            {"name": "before", "in": "query", "schema": {"type": "string"}},
-            {"name": "limit", "in": "query",
-             "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+        "parameters": [cursor(), limit(100, 50)],
         "responses": {"200": {"description": "Interactions", "content": {"application/json": {
-            "schema": {"type": "object", "properties": {
-                "interactions": {"type": "array", "items": {
-                    "$ref": "#/components/schemas/BotInteraction"}},
-                "next_before": {"type": ["string", "null"]}}}}}}}}},
+            "schema": {"type": "object", "required": ["interactions", "next_before"],
+                       "properties": {
+                           "interactions": {"type": "array", "items": {
+                               "$ref": "#/components/schemas/BotInteraction"}},
+                           "next_before": {"type": ["string", "null"]}}}}}},
+            "404": problem("NotFound")}}},
     "/api/v1/bot/context": {"delete": {
         "summary": "Make the assistant forget my context, memory and recent turns",
-        "tags": ["bot"], "responses": {"204": {"description": "Forgotten"}}}},
+        "tags": ["bot"], "responses": {"204": {"description": "Forgotten"},
+                                       "404": problem("NotFound")}}},
 }

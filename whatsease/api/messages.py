@@ -8,9 +8,10 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import content_schema, cursor, limit, problem, recipient_schema
 from whatsease.errors import NotFound, invalid
 from whatsease.services import Services
-from whatsease.storage.models import is_object_id
+from whatsease.storage.models import STATUSES, is_object_id
 
 
 class MessagesHandler(BaseHandler):
@@ -96,52 +97,57 @@ def routes(services: Services) -> list[URLSpec]:
     ]
 
 
-_MESSAGE = {"type": "object", "properties": {"message": {"$ref": "#/components/schemas/Message"}}}
-_ID = [{"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"}}]
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_MESSAGE = {"type": "object", "required": ["message"],
+            "properties": {"message": {"$ref": "#/components/schemas/Message"}}}
+_ID = [{"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"},
+        "description": "24 hexadecimal characters; anything else is simply not found"}]
+_PAGE = {"type": "object", "required": ["messages", "next_before"], "properties": {
+    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+    "next_before": {"type": ["string", "null"]}}}
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/messages": {
         "post": {"summary": "Send a message", "tags": ["messages"],
                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
                      "$ref": "#/components/schemas/NewMessage"}}}},
-                 "responses": {"201": {"description": "Stored (status Sent)", "content": {
-                     "application/json": {"schema": _MESSAGE}}},
-                     "404": _PROBLEM, "422": _PROBLEM}},
+                 "responses": {"201": {"description": "Stored (status Sent)", "headers": {
+                     "Location": {"required": True, "schema": {"type": "string"}}},
+                     "content": {"application/json": {"schema": _MESSAGE}}},
+                     "404": problem("NotFound")}},
         "get": {"summary": "One conversation's history, newest first", "tags": ["messages"],
                 "parameters": [
                     {"name": "with", "in": "query", "required": True,
-                     "schema": {"type": "string"}},
-                    {"name": "before", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+                     "description": "The other participant: an email or a bot id",
+                     "schema": recipient_schema()},
+                    cursor(), limit(100, 50)],
                 "responses": {"200": {"description": "A page of messages", "content": {
-                    "application/json": {"schema": {"type": "object", "properties": {
-                        "messages": {"type": "array",
-                                     "items": {"$ref": "#/components/schemas/Message"}},
-                        "next_before": {"type": ["string", "null"]}}}}}}}}},
+                    "application/json": {"schema": _PAGE}}},
+                    "404": problem("NotFound")}}},
     "/api/v1/messages/{message_id}": {
         "get": {"summary": "One of my messages", "tags": ["messages"], "parameters": _ID,
                 "responses": {"200": {"description": "The message", "content": {
-                    "application/json": {"schema": _MESSAGE}}}, "404": _PROBLEM}},
-        "patch": {"summary": "Sender edits content, or recipient moves status forward",
+                    "application/json": {"schema": _MESSAGE}}}}},
+        "patch": {"summary": "Sender edits content, or recipient moves status forward "
+                             "(exactly one of the two)",
                   "tags": ["messages"], "parameters": _ID,
                   "requestBody": {"required": True, "content": {"application/json": {
-                      "schema": {"type": "object", "properties": {
-                          "content": {"type": "string", "maxLength": 4096},
-                          "status": {"enum": ["Sent", "Delivered", "Read"]}}}}}},
+                      "schema": {"type": "object", "additionalProperties": False,
+                                 "minProperties": 1, "maxProperties": 1, "properties": {
+                                     "content": content_schema(),
+                                     "status": {"enum": list(STATUSES)}}}}}},
                   "responses": {"200": {"description": "Updated", "content": {
                       "application/json": {"schema": _MESSAGE}}},
-                      "404": _PROBLEM, "409": _PROBLEM, "422": _PROBLEM}},
+                      "409": problem("Conflict")}},
         "delete": {"summary": "Sender deletes a message", "tags": ["messages"],
                    "parameters": _ID,
-                   "responses": {"204": {"description": "Deleted"}, "404": _PROBLEM}}},
+                   "responses": {"204": {"description": "Deleted"}}}},
     "/api/v1/chats": {"get": {
         "summary": "My chat list, newest first", "tags": ["messages"],
         "parameters": [
-            {"name": "q", "in": "query", "schema": {"type": "string"}},
+            {"name": "q", "in": "query",
+             "schema": {"type": "string", "maxLength": validation.MAX_QUERY_CHARS}},
             {"name": "filter", "in": "query",
              "schema": {"enum": ["all", "unread", "bots", "people"]}}],
         "responses": {"200": {"description": "Chats", "content": {"application/json": {
-            "schema": {"type": "object", "properties": {"chats": {
+            "schema": {"type": "object", "required": ["chats"], "properties": {"chats": {
                 "type": "array", "items": {"$ref": "#/components/schemas/Chat"}}}}}}}}}},
 }

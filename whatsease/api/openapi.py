@@ -13,36 +13,189 @@ from whatsease.services import Services
 _STR = {"type": "string"}
 _TIME = {"type": "string", "format": "date-time"}
 
+# The characters Python's str.split(), str.strip() and re's \s treat as whitespace,
+# spelled out because JSON Schema's \s (ECMAScript) is a different set.
+WHITESPACE = ("\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029"
+          "\\u202f\\u205f\\u3000")
+# validation.name's control characters, less those its whitespace collapsing removes first.
+_CONTROL = "\\x00-\\x08\\x0e-\\x1b\\x7f"
+# validation.email, as a pattern: one @, no whitespace or control characters, a dot in
+# the domain.
+_NOT_IN_EMAIL = f"@{WHITESPACE}\\x00-\\x1f\\x7f-\\x9f"
+EMAIL_PATTERN = f"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+\\.[^{_NOT_IN_EMAIL}.]{{2,}}$"
+BOT_PATTERN = "^bot:[a-z0-9_-]{1,40}$"
+OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
+
+
+def email_schema(**extra: Any) -> dict[str, Any]:
+    """A string that validation.email accepts."""
+    return {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN,
+            **extra}
+
+
+def recipient_schema(**extra: Any) -> dict[str, Any]:
+    """An email or a bot id (validation.recipient)."""
+    return {"type": "string", "maxLength": 254,
+            "anyOf": [{"pattern": BOT_PATTERN},
+                      {"pattern": EMAIL_PATTERN, "not": {"pattern": "^bot:"}}], **extra}
+
+
+def name_schema(max_chars: int = 80) -> dict[str, Any]:
+    """validation.name: some non-space text, no control characters, at most max_chars."""
+    return {"type": "string", "minLength": 1, "maxLength": max_chars,
+            "pattern": f"^[^{_CONTROL}]*[^{WHITESPACE}{_CONTROL}][^{_CONTROL}]*$"}
+
+
+def content_schema() -> dict[str, Any]:
+    """validation.content: text with something besides whitespace, at most 4096 characters."""
+    return {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": f"[^{WHITESPACE}]"}
+
+
+CLIENT_ID_SCHEMA = {"type": ["string", "null"], "minLength": 1, "maxLength": 64,
+                    "pattern": "^[A-Za-z0-9_.:-]+$",
+                    "description": "The sender's own id for the message, echoed back, so a "
+                                   "resend is not stored twice"}
+
+
+# Tornado turns these into spaces in query values, then trims the value.
+_QUERY_TRIMMED = f"{WHITESPACE}\\x00-\\x08\\x0e-\\x1f"
+
+
+def cursor(description: str = "A page's next_before: the last id of the previous page") -> (
+        dict[str, Any]):
+    """A ``before`` query parameter; empty is the same as absent."""
+    return {"name": "before", "in": "query", "description": description,
+            "schema": {"type": "string", "pattern": f"^[{_QUERY_TRIMMED}]*([0-9a-fA-F]{{24}})?"
+                                                    f"[{_QUERY_TRIMMED}]*$"}}
+
+
+def limit(maximum: int, default: int) -> dict[str, Any]:
+    """A ``limit`` query parameter between 1 and ``maximum``."""
+    return {"name": "limit", "in": "query", "description": f"Page size (default {default})",
+            "schema": {"type": "integer", "minimum": 1, "maximum": maximum}}
+
+
+def _any_case(word: str) -> str:
+    return "^" + "".join(f"[{c.upper()}{c.lower()}]" for c in word) + "$"
+
+
+# What Tornado requires of a WebSocket opening handshake (RFC 6455, section 4.1).
+WEBSOCKET_HEADERS: list[dict[str, Any]] = [
+    {"name": "Upgrade", "in": "header", "required": True,
+     "schema": {"type": "string", "pattern": _any_case("websocket")}},
+    {"name": "Connection", "in": "header", "required": True,
+     "schema": {"type": "string", "pattern": _any_case("upgrade")}},
+    {"name": "Sec-WebSocket-Key", "in": "header", "required": True,
+     "schema": {"type": "string", "pattern": "[^ \\t]"}},
+    {"name": "Sec-WebSocket-Version", "in": "header", "required": True,
+     "schema": {"enum": ["13"]}},
+]
+WEBSOCKET_RESPONSES: dict[str, Any] = {
+    "101": {"description": "Switching protocols: the WebSocket is open"},
+    "400": {"description": "Not a WebSocket upgrade request (a missing or wrong header)"},
+    "426": {"description": "Unsupported WebSocket version", "headers": {
+        "Sec-WebSocket-Version": {"required": True, "schema": {"type": "string"},
+                                  "description": "The versions this server speaks"}}},
+}
+
+
+def shape(**properties: dict[str, Any]) -> dict[str, Any]:
+    """A JSON response body: an object with (at least) these required members."""
+    return {"application/json": {"schema": {"type": "object", "required": list(properties),
+                                            "properties": properties}}}
+
+
+OBJECT: dict[str, Any] = {"type": "object"}
+LIST: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
+CURSOR: dict[str, Any] = {"type": ["string", "null"]}
+
+
+def problem(name: str) -> dict[str, str]:
+    """A reference to one of the problem+json responses in the components."""
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _problem_response(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_RETRY_AFTER = {"description": "Seconds to wait before trying again", "required": True,
+                "schema": {"type": "integer", "minimum": 1}}
+# The problem responses by status, referred to as problem(name) from the route modules.
+PROBLEMS: dict[str, str] = {
+    "400": "BadRequest", "401": "Unauthorized", "403": "Forbidden", "404": "NotFound",
+    "409": "Conflict", "410": "Gone", "413": "PayloadTooLarge", "415": "UnsupportedMediaType",
+    "422": "Unprocessable", "429": "TooManyRequests", "503": "Unavailable",
+}
+
 COMPONENTS: dict[str, Any] = {
-    "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-    "responses": {"Problem": {"description": "An RFC 9457 problem", "content": {
-        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}},
+    "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                   "description": "An access token from login, register or refresh"},
+        "widgetSession": {"type": "http", "scheme": "bearer",
+                          "description": "The widget session token from "
+                                         "POST /widget/v1/{key}/sessions"}},
+    "responses": {
+        "Problem": _problem_response("An RFC 9457 problem"),
+        "BadRequest": _problem_response("The body is not a JSON object (malformed_json)"),
+        "Unauthorized": _problem_response(
+            "No token, or a token that is expired, revoked or not ours",
+            **{"WWW-Authenticate": {"required": True, "schema": {"type": "string"},
+                                    "description": "Bearer realm=\"whatsease\""}}),
+        "Forbidden": _problem_response("Authenticated, but not allowed"),
+        "NotFound": _problem_response("No such thing, or not yours"),
+        "Conflict": _problem_response("The current state does not allow it"),
+        "Gone": _problem_response("The conversation or session has ended"),
+        "PayloadTooLarge": _problem_response("The body is over 64 KiB"),
+        "UnsupportedMediaType": _problem_response("The body is not application/json"),
+        "Unprocessable": _problem_response("A field is missing, unknown or invalid; "
+                                           "errors[] names each"),
+        "TooManyRequests": _problem_response("Rate-limited", **{"Retry-After": _RETRY_AFTER}),
+        "Unavailable": _problem_response("The database cannot be reached right now",
+                                         **{"Retry-After": _RETRY_AFTER}),
+    },
     "schemas": {
         "Problem": {"type": "object", "required": ["type", "title", "status", "detail"],
-                    "properties": {"type": _STR, "title": _STR, "status": {"type": "integer"},
+                    "properties": {"type": {"type": "string", "format": "uri"}, "title": _STR,
+                                   "status": {"type": "integer", "minimum": 400,
+                                              "maximum": 599},
                                    "detail": _STR, "instance": _STR,
+                                   "ref": {"type": "string",
+                                           "description": "Server errors: quote it to the "
+                                                          "operator"},
                                    "errors": {"type": "array", "items": {
-                                       "type": "object", "properties": {
-                                           "field": _STR, "message": _STR}}}}},
+                                       "type": "object", "required": ["field", "message"],
+                                       "properties": {"field": _STR, "message": _STR}}}}},
         "Registration": {"type": "object", "required": ["email", "name", "password"],
-                         "properties": {"email": {"type": "string", "format": "email"},
-                                        "name": {"type": "string", "maxLength": 80},
-                                        "password": {"type": "string", "minLength": 8}}},
+                         "additionalProperties": False,
+                         "properties": {"email": email_schema(),
+                                        "name": name_schema(),
+                                        "password": {"type": "string", "minLength": 8,
+                                                     "maxLength": 256}}},
         "Credentials": {"type": "object", "required": ["email", "password"],
-                        "properties": {"email": _STR, "password": _STR}},
-        "TokenPair": {"type": "object", "properties": {
+                        "additionalProperties": False,
+                        "properties": {"email": email_schema(),
+                                       "password": {"type": "string", "maxLength": 256}}},
+        "TokenPair": {"type": "object", "required": [
+            "user", "access_token", "refresh_token", "expires_in", "token_type"], "properties": {
             "user": {"$ref": "#/components/schemas/User"}, "access_token": _STR,
-            "refresh_token": _STR, "expires_in": {"type": "integer"}, "token_type": _STR}},
-        "User": {"type": "object", "properties": {
+            "refresh_token": _STR, "expires_in": {"type": "integer"},
+            "token_type": {"const": "Bearer"}}},
+        "User": {"type": "object", "required": ["email", "name", "role"], "properties": {
             "email": _STR, "name": _STR, "role": {"enum": ["user", "agent", "admin", "bot"]},
             "last_seen": {"type": ["string", "null"], "format": "date-time"},
             "online": {"type": "boolean"}}},
         "Session": {"type": "object", "properties": {
             "id": _STR, "created_at": _TIME, "last_used": _TIME, "expires_at": _TIME,
             "user_agent": _STR, "current": {"type": "boolean"}}},
-        "NewMessage": {"type": "object", "required": ["recipient", "content"], "properties": {
-            "recipient": _STR, "content": {"type": "string", "minLength": 1, "maxLength": 4096},
-            "client_id": {"type": "string", "maxLength": 64}}},
+        "NewMessage": {"type": "object", "required": ["recipient", "content"],
+                       "additionalProperties": False, "properties": {
+                           "recipient": recipient_schema(), "content": content_schema(),
+                           "client_id": CLIENT_ID_SCHEMA}},
         "Message": {"type": "object", "required": [
             "message_id", "sender", "recipient", "content", "timestamp", "status",
             "is_bot_response"], "properties": {
@@ -68,13 +221,53 @@ COMPONENTS: dict[str, Any] = {
 }
 
 
+# Operations that answer without the database; every other one may send 503.
+WITHOUT_DATABASE = frozenset({
+    ("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"), ("/api/openapi.json", "get"),
+    ("/widget.js", "get"), ("/agent", "get"), ("/ws", "get"), ("/widget/ws", "get"),
+    ("/support/ws", "get")})
+_BODY_METHODS = frozenset({"post", "put", "patch"})
+
+
+def complete_operation(path: str, method: str, operation: dict[str, Any]) -> dict[str, Any]:
+    """``operation`` with the problem responses every handler of its kind can send.
+
+    BaseHandler answers 413 to any POST/PUT/PATCH body over 64 KiB; ``json_body``
+    answers 415 and 400; the validators 422; a secured operation 401 (with
+    WWW-Authenticate); a path parameter that names nothing 404; and a store that
+    cannot be reached 503. The route modules document the rest themselves.
+    """
+    operation = dict(operation)
+    responses = dict(operation["responses"])
+    added: list[str] = []
+    if operation.get("security", [{"bearer": []}]):
+        added.append("401")
+    if method in _BODY_METHODS:
+        added.append("413")
+    if "requestBody" in operation:
+        added += ["400", "415", "422"]
+    if any(p["in"] == "path" for p in operation.get("parameters", [])):
+        added.append("404")
+    if any(p["in"] == "query" for p in operation.get("parameters", [])):
+        added.append("422")
+    if (path, method) not in WITHOUT_DATABASE:
+        added.append("503")
+    for status in added:
+        responses.setdefault(status, problem(PROBLEMS[status]))
+    operation["responses"] = dict(sorted(responses.items()))
+    return operation
+
+
 def build_document() -> dict[str, Any]:
+    """The whole document, from every route module in registry order."""
     from whatsease.api.registry import route_modules
 
     paths: dict[str, Any] = {}
     for module in route_modules():
         for path, operations in getattr(module, "OPENAPI", {}).items():
-            paths.setdefault(path, {}).update(operations)
+            completed = {method: complete_operation(path, method, operation)
+                         for method, operation in operations.items()}
+            paths.setdefault(path, {}).update(completed)
     return {
         "openapi": "3.1.0",
         "info": {"title": "WhatsEase API", "version": __version__,
@@ -103,5 +296,8 @@ def routes(services: Services) -> list[URLSpec]:
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/openapi.json": {"get": {"summary": "This document", "tags": ["operations"],
                                   "security": [],
-                                  "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+                                  "responses": {"200": {"description": "OpenAPI 3.1",
+                                                        "content": shape(
+                                                            openapi={"type": "string"},
+                                                            paths=OBJECT)}}}},
 }

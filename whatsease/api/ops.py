@@ -96,12 +96,19 @@ def routes(services: Services) -> list[URLSpec]:
 
 OPENAPI: dict[str, dict[str, Any]] = {
     "/healthz": {"get": {"summary": "Liveness", "tags": ["operations"], "security": [],
-                         "responses": {"200": {"description": "The process is up"},
+                         "responses": {"200": {"description": "The process is up", "content": {
+                             "application/json": {"schema": {
+                                 "type": "object", "required": ["status"],
+                                 "properties": {"status": {"const": "ok"}}}}}},
                                        "503": {"$ref": "#/components/responses/Problem"}}}},
     "/readyz": {"get": {"summary": "Readiness: started, and the database answers",
                         "tags": ["operations"],
                         "security": [],
-                        "responses": {"200": {"description": "Ready"},
+                        "responses": {"200": {"description": "Ready", "content": {
+                            "application/json": {"schema": {
+                                "type": "object", "required": ["status", "sockets"],
+                                "properties": {"status": {"const": "ready"},
+                                               "sockets": {"type": "integer"}}}}}},
                                       "503": {"$ref": "#/components/responses/Problem"}}}},
     "/metrics": {"get": {
         "summary": "Prometheus metrics (text format)", "tags": ["operations"],

@@ -16,11 +16,40 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import (
+    CLIENT_ID_SCHEMA,
+    CURSOR,
+    LIST,
+    OBJECT,
+    WHITESPACE,
+    content_schema,
+    cursor,
+    email_schema,
+    limit,
+    name_schema,
+    problem,
+    shape,
+)
 from whatsease.api.shell import connect_sources
 from whatsease.errors import Forbidden, NotFound, invalid
 from whatsease.services import Services
 from whatsease.storage.models import is_object_id
-from whatsease.support.orgs import is_org_admin, is_platform_admin
+from whatsease.support.assignment import STRATEGIES
+from whatsease.support.models import AGENT_ROLES, CHATBOT_KINDS, ROUTINGS
+from whatsease.support.orgs import (
+    MAX_CATALOGUE_CHARS,
+    MAX_GREETING_CHARS,
+    MAX_MODEL_CHARS,
+    MAX_ORG_NAME_CHARS,
+    MAX_ORIGIN_CHARS,
+    MAX_ORIGINS,
+    MAX_SESSION_TIMEOUT_SECS,
+    MAX_TOKEN_CHARS,
+    MAX_URL_CHARS,
+    MIN_SESSION_TIMEOUT_SECS,
+    is_org_admin,
+    is_platform_admin,
+)
 from whatsease.support.service import RESUME_MESSAGES, SupportService, get_support
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
@@ -64,7 +93,9 @@ class OrgsHandler(SupportHandler):
             raise Forbidden("Only platform admins create organisations.")
         body = self.json_body()
         validation.check_fields(body, required=("name",), optional=("id", "settings", "admin"))
-        settings = body.get("settings") or {}
+        settings = body.get("settings")
+        if settings is None:
+            settings = {}
         if not isinstance(settings, dict):
             raise invalid("settings", "must be an object")
         org = await self.support.orgs.create(body["name"], org_id=body.get("id"),
@@ -319,114 +350,135 @@ def routes(services: Services) -> list[URLSpec]:
     ]
 
 
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
 _OBJ = {"application/json": {"schema": {"type": "object"}}}
 _ORG = [{"name": "org_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 _CID = [{"name": "conversation_id", "in": "path", "required": True,
-         "schema": {"type": "string"}}]
-_ERRORS = {"401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}
-_SETTINGS = {"type": "object", "properties": {
-    "routing": {"enum": ["bot", "agent"]},
-    "assignment": {"enum": ["least_busy", "random"]},
-    "chatbot": {"type": "object", "properties": {
-        "kind": {"enum": ["builtin", "external"]},
-        "catalogue": {"type": "string", "description": "TOML intent catalogue"},
-        "url": {"type": "string"}, "model": {"type": "string"},
-        "token": {"type": ["string", "null"],
-                  "description": "write-only; shown as token_set and token_hint"}}},
-    "session_timeout": {"type": "integer", "minimum": 30, "maximum": 86400},
-    "greeting": {"type": "string", "maxLength": 500},
+         "schema": {"type": "string"},
+         "description": "24 hexadecimal characters; anything else is simply not found"}]
+_ERRORS = {"403": problem("Forbidden"), "404": problem("NotFound")}
+_ORIGIN = {"type": "string", "maxLength": MAX_ORIGIN_CHARS,
+           "pattern": "^(\\*|[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/*)$"}
+_SETTINGS = {"type": "object", "additionalProperties": False, "properties": {
+    "routing": {"enum": list(ROUTINGS)},
+    "assignment": {"enum": list(STRATEGIES)},
+    "chatbot": {"type": "object", "additionalProperties": False,
+                "description": "kind external needs a url",
+                "if": {"required": ["kind"], "properties": {"kind": {"const": "external"}}},
+                "then": {"required": ["url"],
+                         "properties": {"url": {"type": "string", "minLength": 1}}},
+                "properties": {
+                    "kind": {"enum": list(CHATBOT_KINDS)},
+                    "catalogue": {"type": ["string", "null"], "maxLength": MAX_CATALOGUE_CHARS,
+                                  "description": "TOML intent catalogue"},
+                    "url": {"type": ["string", "null"], "maxLength": MAX_URL_CHARS,
+                            "pattern": f"^(https?://[^{WHITESPACE}]+)?$"},
+                    "model": {"type": ["string", "null"], "maxLength": MAX_MODEL_CHARS},
+                    "token": {"type": ["string", "null"], "maxLength": MAX_TOKEN_CHARS,
+                              "pattern": "^[^\\r\\n]*$",
+                              "description": "write-only; shown as token_set and token_hint"}}},
+    "session_timeout": {"type": "integer", "minimum": MIN_SESSION_TIMEOUT_SECS,
+                        "maximum": MAX_SESSION_TIMEOUT_SECS},
+    "greeting": {"type": "string", "maxLength": MAX_GREETING_CHARS},
     "brand_color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
-    "allowed_origins": {"type": "array", "items": {"type": "string"}}}}
+    "allowed_origins": {"type": "array", "maxItems": MAX_ORIGINS, "items": _ORIGIN}}}
+_ORG_ID_SCHEMA = {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def _action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary, "tags": ["support"], "parameters": _CID,
-        "responses": {"200": {"description": "The conversation", "content": _OBJ},
-                      "409": _PROBLEM, "410": _PROBLEM, **_ERRORS}}
+        "responses": {"200": {"description": "The conversation",
+                              "content": shape(conversation=OBJECT)},
+                      "409": problem("Conflict"), "410": problem("Gone"), **_ERRORS}}
     if body is not None:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": body}}}
+        operation["requestBody"] = _body(body)
     return {"post": operation}
 
 
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/orgs": {
         "get": {"summary": "Organisations I may see", "tags": ["support"],
-                "responses": {"200": {"description": "Orgs", "content": _OBJ}, **_ERRORS}},
+                "responses": {"200": {"description": "Orgs", "content": shape(orgs=LIST)},
+                              **_ERRORS}},
         "post": {"summary": "Create an organisation (platform admins)", "tags": ["support"],
-                 "requestBody": {"required": True, "content": {"application/json": {
-                     "schema": {"type": "object", "required": ["name"], "properties": {
-                         "name": {"type": "string"}, "id": {"type": "string"},
-                         "admin": {"type": "string", "format": "email"},
-                         "settings": _SETTINGS}}}}},
-                 "responses": {"201": {"description": "Created", "content": _OBJ},
-                               "409": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
+                 "requestBody": _body({
+                     "type": "object", "required": ["name"], "additionalProperties": False,
+                     "properties": {
+                         "name": name_schema(MAX_ORG_NAME_CHARS),
+                         "id": {**_ORG_ID_SCHEMA, "type": ["string", "null"]},
+                         "admin": {"anyOf": [email_schema(), {"type": "null"}]},
+                         "settings": {**_SETTINGS, "type": ["object", "null"]}}}),
+                 "responses": {"201": {"description": "Created", "content": shape(org=OBJECT)},
+                               "409": problem("Conflict"), **_ERRORS}}},
     "/api/v1/orgs/{org_id}": {
         "get": {"summary": "One organisation (settings for its admins)", "tags": ["support"],
                 "parameters": _ORG,
-                "responses": {"200": {"description": "Org", "content": _OBJ}, **_ERRORS}},
+                "responses": {"200": {"description": "Org", "content": shape(org=OBJECT)},
+                              **_ERRORS}},
         "patch": {"summary": "Rename or change settings (org admins)", "tags": ["support"],
                   "parameters": _ORG,
-                  "requestBody": {"required": True, "content": {"application/json": {
-                      "schema": {"type": "object", "properties": {
-                          "name": {"type": "string"}, "settings": _SETTINGS}}}}},
-                  "responses": {"200": {"description": "Org", "content": _OBJ},
-                                "422": _PROBLEM, **_ERRORS}},
+                  "requestBody": _body({"type": "object", "additionalProperties": False,
+                                        "properties": {"name": name_schema(),
+                                                       "settings": _SETTINGS}}),
+                  "responses": {"200": {"description": "Org", "content": shape(org=OBJECT)},
+                                **_ERRORS}},
         "delete": {"summary": "Delete an organisation and its conversations (platform admins)",
                    "tags": ["support"], "parameters": _ORG,
                    "responses": {"204": {"description": "Deleted"}, **_ERRORS}}},
     "/api/v1/orgs/{org_id}/widget-key": {"post": {
         "summary": "Issue a new widget key (the old embed snippet stops working)",
         "tags": ["support"], "parameters": _ORG,
-        "responses": {"200": {"description": "Org", "content": _OBJ}, **_ERRORS}}},
+        "responses": {"200": {"description": "Org", "content": shape(org=OBJECT)}, **_ERRORS}}},
     "/api/v1/orgs/{org_id}/agents": {
         "get": {"summary": "The org's agents with online state, load and first-response times",
                 "tags": ["support"], "parameters": _ORG,
-                "responses": {"200": {"description": "Agents", "content": _OBJ}, **_ERRORS}},
+                "responses": {"200": {"description": "Agents", "content": shape(agents=LIST)},
+                              **_ERRORS}},
         "post": {"summary": "Make a registered account an agent or admin of the org",
                  "tags": ["support"], "parameters": _ORG,
-                 "requestBody": {"required": True, "content": {"application/json": {
-                     "schema": {"type": "object", "required": ["email"], "properties": {
-                         "email": {"type": "string"},
-                         "role": {"enum": ["agent", "admin"]}}}}}},
-                 "responses": {"201": {"description": "Added", "content": _OBJ},
-                               "409": _PROBLEM, "422": _PROBLEM, **_ERRORS}}},
+                 "requestBody": _body({"type": "object", "required": ["email"],
+                                       "additionalProperties": False, "properties": {
+                                           "email": email_schema(),
+                                           "role": {"enum": list(AGENT_ROLES)}}}),
+                 "responses": {"201": {"description": "Added", "content": shape(agent=OBJECT)},
+                               "409": problem("Conflict"), **_ERRORS}}},
     "/api/v1/orgs/{org_id}/agents/{email}": {"delete": {
         "summary": "Remove an agent from the org", "tags": ["support"],
         "parameters": [*_ORG, {"name": "email", "in": "path", "required": True,
-                              "schema": {"type": "string"}}],
-        "responses": {"204": {"description": "Removed"}, **_ERRORS}}},
+                              "schema": email_schema()}],
+        "responses": {"204": {"description": "Removed"}, "422": problem("Unprocessable"),
+                      **_ERRORS}}},
     "/api/v1/support/conversations": {"get": {
         "summary": "Console lists: mine, queued, bot, active (admins), ended; or ?customer=",
         "tags": ["support"], "parameters": [
             {"name": "scope", "in": "query", "schema": {"enum": list(SCOPES)}},
-            {"name": "customer", "in": "query", "schema": {"type": "string"}},
-            {"name": "before", "in": "query", "schema": {"type": "string"}},
-            {"name": "limit", "in": "query",
-             "schema": {"type": "integer", "minimum": 1, "maximum": 200}}],
-        "responses": {"200": {"description": "Conversations", "content": _OBJ}, **_ERRORS}}},
+            {"name": "customer", "in": "query", "description": "Empty is the same as absent",
+             "schema": {"anyOf": [email_schema(), {"const": ""}]}},
+            cursor(), limit(200, 50)],
+        "responses": {"200": {"description": "Conversations", "content": shape(
+            conversations=LIST, next_before=CURSOR)}, **_ERRORS}}},
     "/api/v1/support/conversations/{conversation_id}": {"get": {
         "summary": "A conversation of my org and its latest messages", "tags": ["support"],
         "parameters": _CID,
-        "responses": {"200": {"description": "Conversation", "content": _OBJ}, **_ERRORS}}},
+        "responses": {"200": {"description": "Conversation", "content": shape(
+            conversation=OBJECT, messages=LIST, more={"type": "boolean"})}, **_ERRORS}}},
     "/api/v1/support/conversations/{conversation_id}/messages": {
         "get": {"summary": "A conversation's history, newest first", "tags": ["support"],
-                "parameters": [
-                    *_CID, {"name": "before", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
-                "responses": {"200": {"description": "Messages", "content": _OBJ},
-                              **_ERRORS}},
+                "parameters": [*_CID, cursor(), limit(100, 50)],
+                "responses": {"200": {"description": "Messages", "content": shape(
+                    messages=LIST, next_before=CURSOR)}, **_ERRORS}},
         "post": {"summary": "Reply as the assigned agent", "tags": ["support"],
                  "parameters": _CID,
-                 "requestBody": {"required": True, "content": {"application/json": {
-                     "schema": {"type": "object", "required": ["content"], "properties": {
-                         "content": {"type": "string", "maxLength": 4096},
-                         "client_id": {"type": "string", "maxLength": 64}}}}}},
-                 "responses": {"201": {"description": "Sent", "content": _OBJ},
-                               "409": _PROBLEM, "410": _PROBLEM, "422": _PROBLEM,
+                 "requestBody": _body({"type": "object", "required": ["content"],
+                                       "additionalProperties": False, "properties": {
+                                           "content": content_schema(),
+                                           "client_id": CLIENT_ID_SCHEMA}}),
+                 "responses": {"201": {"description": "Sent", "content": shape(message=OBJECT)},
+                               "409": problem("Conflict"), "410": problem("Gone"),
                                **_ERRORS}}},
     "/api/v1/support/conversations/{conversation_id}/takeover": _action(
         "Take the conversation over from the bot (or the queue)"),
@@ -434,7 +486,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
         "Hand the conversation back to the bot"),
     "/api/v1/support/conversations/{conversation_id}/transfer": _action(
         "Transfer to another online agent", {"type": "object", "required": ["agent"],
-                                             "properties": {"agent": {"type": "string"}}}),
+                                             "additionalProperties": False,
+                                             "properties": {"agent": email_schema()}}),
     "/api/v1/support/conversations/{conversation_id}/close": _action(
         "Close (end) the conversation"),
     "/api/v1/support/conversations/{conversation_id}/read": _action(
@@ -445,10 +498,12 @@ OPENAPI: dict[str, dict[str, Any]] = {
         "responses": {"200": {"description": "Dashboard", "content": _OBJ}, **_ERRORS}}},
     "/api/v1/support/agents": {"get": {
         "summary": "My org's agents (for transfers)", "tags": ["support"],
-        "responses": {"200": {"description": "Agents", "content": _OBJ}, **_ERRORS}}},
+        "responses": {"200": {"description": "Agents", "content": shape(agents=LIST)},
+                      **_ERRORS}}},
     "/agent": {"get": {
         "summary": "The agent console (HTML; also /agent/settings, /agent/dashboard)",
         "tags": ["support"], "security": [],
         "responses": {"200": {"description": "HTML page", "content": {
-            "text/html": {"schema": {"type": "string"}}}}}}},
+            "text/html": {"schema": {"type": "string"}}}},
+            "404": problem("NotFound")}}},
 }

@@ -28,6 +28,7 @@ import tornado.websocket
 from tornado.routing import URLSpec
 
 from whatsease import validation
+from whatsease.api.openapi import WEBSOCKET_HEADERS, WEBSOCKET_RESPONSES
 from whatsease.api.widget import origin_allowed as widget_origin_allowed
 from whatsease.auth.ratelimit import TokenBucket
 from whatsease.errors import AppError, Forbidden
@@ -333,10 +334,6 @@ def routes(services: Services) -> list[URLSpec]:
     ]
 
 
-_UPGRADE = [{"name": "Upgrade", "in": "header", "required": True,
-             "schema": {"type": "string", "enum": ["websocket"]}}]
-_WS_RESPONSES = {"101": {"description": "Switching protocols: the WebSocket is open"},
-                 "400": {"description": "Not a WebSocket upgrade request"}}
 OPENAPI: dict[str, dict[str, Any]] = {
     "/widget/ws": {"get": {
         "summary": "The chat widget's WebSocket (customers)",
@@ -347,8 +344,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "org's allowed origins). Client frames: send {client_id, content}, typing "
             "{state}, ping. Server frames: ack, message, typing, session, pong, error "
             "(code session_ended once the conversation has ended). See docs/support.md."),
-        "tags": ["widget"], "security": [], "parameters": _UPGRADE,
-        "responses": _WS_RESPONSES}},
+        "tags": ["widget"], "security": [], "parameters": WEBSOCKET_HEADERS,
+        "responses": WEBSOCKET_RESPONSES}},
     "/support/ws": {"get": {
         "summary": "The agent console's WebSocket",
         "description": (
@@ -357,6 +354,6 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "4001/4003. Client frames: send {conversation_id, client_id, content}, typing "
             "{conversation_id, state}, read {conversation_id}, ping. Server frames: ack, "
             "message, typing, conversation, agents, pong, error. See docs/support.md."),
-        "tags": ["support"], "security": [], "parameters": _UPGRADE,
-        "responses": _WS_RESPONSES}},
+        "tags": ["support"], "security": [], "parameters": WEBSOCKET_HEADERS,
+        "responses": WEBSOCKET_RESPONSES}},
 }

@@ -8,6 +8,7 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import limit, name_schema
 from whatsease.errors import NotFound, Unprocessable
 from whatsease.services import Services
 from whatsease.storage.models import is_bot
@@ -71,34 +72,34 @@ def routes(services: Services) -> list[URLSpec]:
     ]
 
 
-_USER = {"type": "object", "properties": {"user": {"$ref": "#/components/schemas/User"}}}
+_USER = {"type": "object", "required": ["user"],
+         "properties": {"user": {"$ref": "#/components/schemas/User"}}}
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/users": {"get": {
         "summary": "Search users by name or email", "tags": ["users"],
         "parameters": [
-            {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}},
-            {"name": "limit", "in": "query",
-             "schema": {"type": "integer", "minimum": 1, "maximum": 50}}],
+            {"name": "q", "in": "query", "description": "Trimmed; empty lists everyone",
+             "schema": {"type": "string", "maxLength": validation.MAX_QUERY_CHARS}},
+            limit(50, 20)],
         "responses": {"200": {"description": "Matching users", "content": {"application/json": {
-            "schema": {"type": "object", "properties": {"users": {
+            "schema": {"type": "object", "required": ["users"], "properties": {"users": {
                 "type": "array", "items": {"$ref": "#/components/schemas/User"}}}}}}}}}},
     "/api/v1/users/me": {
         "get": {"summary": "My profile", "tags": ["users"], "responses": {"200": {
             "description": "Profile", "content": {"application/json": {"schema": _USER}}}}},
         "patch": {"summary": "Change my display name", "tags": ["users"],
                   "requestBody": {"required": True, "content": {"application/json": {
-                      "schema": {"type": "object", "required": ["name"], "properties": {
-                          "name": {"type": "string", "maxLength": 80}}}}}},
+                      "schema": {"type": "object", "required": ["name"],
+                                 "additionalProperties": False,
+                                 "properties": {"name": name_schema()}}}}},
                   "responses": {"200": {"description": "Updated", "content": {
-                      "application/json": {"schema": _USER}}},
-                      "422": {"$ref": "#/components/responses/Problem"}}},
+                      "application/json": {"schema": _USER}}}}},
         "delete": {"summary": "Delete my account and my conversations", "tags": ["users"],
                    "responses": {"204": {"description": "Deleted"}}}},
     "/api/v1/users/{email}": {"get": {
-        "summary": "Someone's public profile", "tags": ["users"],
+        "summary": "Someone's public profile (an email or a bot id)", "tags": ["users"],
         "parameters": [{"name": "email", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
         "responses": {"200": {"description": "Profile", "content": {
-            "application/json": {"schema": _USER}}},
-            "404": {"$ref": "#/components/responses/Problem"}}}},
+            "application/json": {"schema": _USER}}}}}},
 }

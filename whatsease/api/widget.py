@@ -17,6 +17,19 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import (
+    CLIENT_ID_SCHEMA,
+    CURSOR,
+    LIST,
+    OBJECT,
+    content_schema,
+    cursor,
+    email_schema,
+    limit,
+    name_schema,
+    problem,
+    shape,
+)
 from whatsease.errors import Forbidden, NotFound, Unauthorized
 from whatsease.services import Services
 from whatsease.support.models import Org, SupportConversation
@@ -186,64 +199,61 @@ def routes(services: Services) -> list[URLSpec]:
     ]
 
 
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
 _KEY = [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
          "description": "The org's public widget key"}]
 # The bearer here is the widget session token, not an access token.
-_WIDGET_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
-_OBJ = {"application/json": {"schema": {"type": "object"}}}
+_WIDGET_AUTH: list[dict[str, list[str]]] = [{"widgetSession": []}]
+_ORIGIN = {"403": problem("Forbidden")}
 _PREFLIGHT = {"summary": "CORS preflight for the org's allowed sites", "tags": ["widget"],
               "security": [], "parameters": _KEY,
-              "responses": {"204": {"description": "Allowed"}, "403": _PROBLEM,
-                            "404": _PROBLEM}}
+              "responses": {"204": {"description": "Allowed"}, **_ORIGIN}}
+_NEW_MESSAGE = {"type": "object", "required": ["content"], "additionalProperties": False,
+                "properties": {"content": content_schema(), "client_id": CLIENT_ID_SCHEMA}}
 OPENAPI: dict[str, dict[str, Any]] = {
     "/widget.js": {"get": {
         "summary": "The embeddable chat widget script", "tags": ["widget"], "security": [],
         "responses": {"200": {"description": "JavaScript", "content": {
-            "text/javascript": {"schema": {"type": "string"}}}}}}},
+            "text/javascript": {"schema": {"type": "string"}}}},
+            "404": problem("NotFound")}}},
     "/widget/v1/{key}/config": {
         "get": {"summary": "The widget's public look and greeting", "tags": ["widget"],
                 "security": [], "parameters": _KEY,
-                "responses": {"200": {"description": "Config", "content": _OBJ},
-                              "403": _PROBLEM, "404": _PROBLEM}},
+                "responses": {"200": {"description": "Config", "content": shape(config=OBJECT)},
+                              **_ORIGIN}},
         "options": _PREFLIGHT},
     "/widget/v1/{key}/sessions": {
         "post": {"summary": "Start a conversation: name and email in, a session token out",
                  "tags": ["widget"], "security": [], "parameters": _KEY,
                  "requestBody": {"required": True, "content": {"application/json": {
                      "schema": {"type": "object", "required": ["name", "email"],
-                                "properties": {"name": {"type": "string", "maxLength": 80},
-                                               "email": {"type": "string",
-                                                         "format": "email"}}}}}},
-                 "responses": {"201": {"description": "Started", "content": _OBJ},
-                               "403": _PROBLEM, "404": _PROBLEM, "422": _PROBLEM,
-                               "429": _PROBLEM}},
+                                "additionalProperties": False,
+                                "properties": {"name": name_schema(),
+                                               "email": email_schema()}}}}},
+                 "responses": {"201": {"description": "Started", "content": shape(
+                     session=OBJECT, token={"type": "string"}, messages=LIST, config=OBJECT)},
+                               "429": problem("TooManyRequests"), **_ORIGIN}},
         "options": _PREFLIGHT},
     "/widget/v1/{key}/session": {
         "get": {"summary": "Resume: the session (active or ended) and its latest messages",
                 "tags": ["widget"], "security": _WIDGET_AUTH, "parameters": _KEY,
-                "responses": {"200": {"description": "Session", "content": _OBJ},
-                              "401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM}},
+                "responses": {"200": {"description": "Session", "content": shape(
+                    session=OBJECT, messages=LIST, more={"type": "boolean"}, config=OBJECT)},
+                    **_ORIGIN}},
         "delete": {"summary": "The customer ends the conversation", "tags": ["widget"],
                    "security": _WIDGET_AUTH, "parameters": _KEY,
-                   "responses": {"204": {"description": "Ended"}, "401": _PROBLEM}},
+                   "responses": {"204": {"description": "Ended"}, **_ORIGIN}},
         "options": _PREFLIGHT},
     "/widget/v1/{key}/session/messages": {
         "get": {"summary": "The conversation's history, newest first", "tags": ["widget"],
-                "security": _WIDGET_AUTH, "parameters": [
-                    *_KEY, {"name": "before", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
-                "responses": {"200": {"description": "Messages", "content": _OBJ},
-                              "401": _PROBLEM}},
+                "security": _WIDGET_AUTH, "parameters": [*_KEY, cursor(), limit(100, 50)],
+                "responses": {"200": {"description": "Messages", "content": shape(
+                    messages=LIST, next_before=CURSOR)}, **_ORIGIN}},
         "post": {"summary": "Send a message (410 session_ended once the session has ended)",
                  "tags": ["widget"], "security": _WIDGET_AUTH, "parameters": _KEY,
                  "requestBody": {"required": True, "content": {"application/json": {
-                     "schema": {"type": "object", "required": ["content"], "properties": {
-                         "content": {"type": "string", "maxLength": 4096},
-                         "client_id": {"type": "string", "maxLength": 64}}}}}},
-                 "responses": {"201": {"description": "Stored", "content": _OBJ},
-                               "401": _PROBLEM, "410": _PROBLEM, "422": _PROBLEM,
-                               "429": _PROBLEM}},
+                     "schema": _NEW_MESSAGE}}},
+                 "responses": {"201": {"description": "Stored", "content": shape(message=OBJECT)},
+                               "410": problem("Gone"), "429": problem("TooManyRequests"),
+                               **_ORIGIN}},
         "options": _PREFLIGHT},
 }

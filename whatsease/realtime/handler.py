@@ -13,6 +13,7 @@ import orjson
 import tornado.websocket
 from tornado.routing import URLSpec
 
+from whatsease.api.openapi import WEBSOCKET_HEADERS, WEBSOCKET_RESPONSES
 from whatsease.errors import AppError
 from whatsease.realtime.frames import (
     WS_1012_SERVICE_RESTART,
@@ -245,21 +246,12 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "Close codes: 4001 unauthenticated, 4003 origin not allowed, 4008 too slow "
             "(send queue full), 4029 rate-limited, 1012 server restarting (reconnect and "
             "sync). Frames over 64 KiB get an error frame; over 80 KiB the transport "
-            "closes with 1009. See README.md, \"Real-time protocol\"."),
+            "closes with 1009. Browsers send Origin: it must be this server's own origin or "
+            "one of WHATSEASE_ALLOWED_ORIGINS, else the socket closes with 4003. See "
+            "README.md, \"Real-time protocol\"."),
         "tags": ["real-time"],
         "security": [],
-        "parameters": [
-            {"name": "Upgrade", "in": "header", "required": True,
-             "schema": {"type": "string", "enum": ["websocket"]}},
-            {"name": "Origin", "in": "header", "required": False,
-             "schema": {"type": "string"},
-             "description": "Browsers send it; it must be this server's own origin or "
-                            "one of WHATSEASE_ALLOWED_ORIGINS, else the socket closes "
-                            "with 4003."},
-        ],
-        "responses": {
-            "101": {"description": "Switching protocols: the WebSocket is open"},
-            "400": {"description": "Not a WebSocket upgrade request"},
-        },
+        "parameters": WEBSOCKET_HEADERS,
+        "responses": WEBSOCKET_RESPONSES,
     }},
 }

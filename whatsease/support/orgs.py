@@ -50,7 +50,9 @@ MAX_SESSION_TIMEOUT_SECS = 24 * 3600
 
 _ORG_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::\d{1,5})?$")
+# Matched with fullmatch (Python's $ also matches before a final newline), and
+# ASCII digits only, as the OpenAPI document's patterns say.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?$")
 SETTINGS_FIELDS = ("routing", "assignment", "chatbot", "session_timeout", "greeting",
                    "brand_color", "allowed_origins")
 CHATBOT_FIELDS = ("kind", "catalogue", "url", "token", "model")
@@ -85,7 +87,7 @@ def normalise_origin(value: Any, field: str = "allowed_origins") -> str:
     origin = value.strip().rstrip("/").lower()
     if origin == "*":
         return origin
-    if len(origin) > MAX_ORIGIN_CHARS or not _ORIGIN.match(origin):
+    if len(origin) > MAX_ORIGIN_CHARS or not _ORIGIN.fullmatch(origin):
         raise invalid(field, f"{value!r} is not an origin: write scheme://host[:port] with "
                              "no path, such as https://shop.example")
     return origin
@@ -123,6 +125,8 @@ def parse_settings(body: Mapping[str, Any], current: OrgSettings) -> OrgSettings
         new.assignment = _choice(body["assignment"], "assignment", assignment.STRATEGIES)
     if "session_timeout" in body:
         value = body["session_timeout"]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON does not tell 60 from 60.0
         if (not isinstance(value, int) or isinstance(value, bool)
                 or not MIN_SESSION_TIMEOUT_SECS <= value <= MAX_SESSION_TIMEOUT_SECS):
             raise invalid("session_timeout", f"must be a whole number of seconds between "
@@ -137,7 +141,7 @@ def parse_settings(body: Mapping[str, Any], current: OrgSettings) -> OrgSettings
         new.greeting = greeting.strip()
     if "brand_color" in body:
         color = body["brand_color"]
-        if not isinstance(color, str) or not _COLOR.match(color):
+        if not isinstance(color, str) or not _COLOR.fullmatch(color):
             raise invalid("brand_color", "must be a colour such as #0b6e4f")
         new.brand_color = color.lower()
     if "allowed_origins" in body:
@@ -174,7 +178,7 @@ def _apply_chatbot(raw: Any, chatbot: ChatbotSettings) -> None:
     if "url" in raw:
         url = raw["url"] if raw["url"] is not None else ""
         if not isinstance(url, str) or len(url) > MAX_URL_CHARS or (
-                url and not re.match(r"^https?://[^\s]+$", url)):
+                url and not re.fullmatch(r"https?://\S+", url)):
             raise invalid("chatbot.url", "must be an http:// or https:// URL of the "
                                          "chat-completions endpoint")
         chatbot.url = url.strip()
@@ -201,7 +205,7 @@ def _choice(value: Any, field: str, allowed: tuple[str, ...]) -> str:
 
 
 def parse_org_id(value: Any, field: str = "id") -> str:
-    if not isinstance(value, str) or not _ORG_ID.match(value):
+    if not isinstance(value, str) or not _ORG_ID.fullmatch(value):
         raise invalid(field, f"must be 1-{MAX_ORG_ID_CHARS} lower-case letters, digits or "
                              "hyphens")
     return value
