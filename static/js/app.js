@@ -7,7 +7,7 @@ import { SettingsController } from './controllers/settings.js';
 import { Messenger } from './messenger.js';
 import { Router, safeNext } from './router.js';
 import { Session } from './session.js';
-import { STATE, Socket, socketUrl } from './socket.js';
+import { ReconnectingSocket, STATE, socketUrl } from '../shared/socket.js';
 import { Store } from './store.js';
 import { AuthView } from './view/auth.js';
 import { ChatListView } from './view/chatlist.js';
@@ -17,14 +17,16 @@ import { LayoutView } from './view/layout.js';
 const MIN_PASSWORD_CHARS = 8;
 // "Connecting…" only shows if connecting takes longer than this (no flash on every load).
 const CONNECTING_BANNER_DELAY_MS = 1_500;
-// Two refused tokens within this window: reconnect with the backoff, not at once.
-const AUTH_LOOP_WINDOW_MS = 10_000;
 const TITLE = 'WhatsEase';
 
 const session = new Session();
 const api = new Api(session);
 const store = new Store();
-const socket = new Socket({ url: socketUrl(), token: () => session.accessToken() });
+const socket = new ReconnectingSocket({
+  url: socketUrl(), token: () => session.accessToken(),
+  // A revoked session fails the refresh and ends with 'unauthenticated' {fatal}.
+  refresh: () => session.refresh({ force: true }),
+});
 const messenger = new Messenger({ store, socket });
 const router = new Router();
 const layout = new LayoutView();
@@ -39,7 +41,6 @@ let pageKey = '';
 let connectingTimer = null;
 let startGraceUntil = 0;
 let waitingTicker = null;
-let lastAuthRefusal = 0;
 
 // ---- routes
 
@@ -267,22 +268,7 @@ window.addEventListener('online', renderConnection);
 window.addEventListener('offline', renderConnection);
 layout.bind('retry', () => socket.reconnectNow());
 
-socket.addEventListener('unauthenticated', (e) => {
-  if (e.detail.fatal) {
-    session.clear();
-    return;
-  }
-  // A revoked session fails the refresh and ends here. A fresh token refused
-  // again straight away (clock skew, a restarting server) waits for the backoff.
-  session.refresh({ force: true })
-    .then(() => {
-      const now = Date.now();
-      if (now - lastAuthRefusal < AUTH_LOOP_WINDOW_MS) socket.retry('auth');
-      else socket.reconnectNow();
-      lastAuthRefusal = now;
-    })
-    .catch((error) => { if (error.name !== 'SessionEnded') socket.retry('network'); });
-});
+socket.addEventListener('unauthenticated', () => session.clear());
 
 messenger.addEventListener('ready', (e) => {
   // After a reconnect the server's unread counts and presence are the truth.

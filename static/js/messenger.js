@@ -5,7 +5,7 @@
 // sync or an echo). Until then it is re-sent, with the same client_id, after
 // every reconnect and whenever an ack is overdue; the server stores a client_id
 // once, so retries can never duplicate a message.
-import { STATE } from './socket.js';
+import { STATE } from '../shared/socket.js';
 
 // Resend a message whose ack has not come back after this long, in milliseconds.
 const ACK_TIMEOUT_MS = 8_000;
