@@ -33,7 +33,7 @@ const layout = new LayoutView();
 const authView = new AuthView();
 const listView = new ChatListView();
 const dialog = new ConfirmDialog();
-const inbox = new InboxController({ store, api, view: listView, layout });
+const inbox = new InboxController({ store, api, view: listView, layout, receipts: messenger });
 
 let running = false;    // the signed-in app is started
 let page = null;        // the controller of the main pane
