@@ -275,6 +275,15 @@ messenger.addEventListener('ready', (e) => {
   if (e.detail.reconnected) inbox.load({ quiet: true });
 });
 
+// Renamed in another tab or on another device.
+messenger.addEventListener('me', (e) => {
+  if (!store.me) return;
+  const user = { ...store.me, name: e.detail.name };
+  session.setUser(user);
+  store.me = user;
+  layout.setMe(user);
+});
+
 messenger.addEventListener('problem', (e) => {
   const { code, detail } = e.detail;
   if (code === 'rate_limited') layout.showToast(detail || 'Slow down a little — too many messages at once.');

@@ -16,6 +16,14 @@ import { WidgetView } from './view.js';
 const TYPING_REPEAT_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 
+// The name of the agent who wrote last, for a header shown after a reload.
+function lastAgentName(messages) {
+  for (let i = messages.length - 1; i >= 0; i -= 1) {
+    if (messages[i].kind === 'agent' && messages[i].sender_name) return messages[i].sender_name;
+  }
+  return '';
+}
+
 class Widget {
   constructor(view, connection) {
     this.view = view;
@@ -83,7 +91,7 @@ class Widget {
 
   enterChat(session, messages) {
     this.view.showChat(messages);
-    this.applySession(session);
+    this.applySession({ ...session, agent_name: session.agent_name || lastAgentName(messages) });
     this.connection.open();
   }
 
@@ -121,7 +129,9 @@ class Widget {
     if (frame.type === 'ready') {
       view.applyConfig(frame.config);
       view.replaceMessages(frame.messages);
-      this.applySession(frame.session);
+      const known = this.session && this.session.agent_name;
+      this.applySession({ ...frame.session,
+        agent_name: frame.session.agent_name || known || lastAgentName(frame.messages) });
     } else if (frame.type === 'message') {
       const message = frame.message;
       view.render(message);
