@@ -38,6 +38,10 @@ export class Api {
     return this.request('DELETE', `/api/v1/auth/sessions/${encodeURIComponent(id)}`);
   }
 
+  revokeOtherSessions() {
+    return this.request('POST', '/api/v1/auth/sessions/revoke-others');
+  }
+
   me() {
     return this.request('GET', '/api/v1/users/me');
   }

@@ -99,7 +99,7 @@ function show(route) {
     page = new ChatController({ peer, store, api, messenger, layout, dialog, offlineReason });
   } else {
     inbox.setActive(null);
-    if (route.name === 'activity') page = new ActivityController({ api, messenger, layout });
+    if (route.name === 'activity') page = new ActivityController({ api, messenger, layout, store });
     else page = new SettingsController({ api, session, store, layout, dialog, logout, accountDeleted });
   }
   if (route.name === 'chat' || route.name === 'bot') page.focus();
