@@ -245,7 +245,8 @@ function renderConnection() {
   } else if (state === STATE.WAITING) {
     const tick = () => {
       const retryAt = socket.retryAt || 0;
-      layout.renderConnection({ kind: 'waiting', seconds: Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) });
+      layout.renderConnection({ kind: 'waiting', reason: socket.reason,
+        seconds: Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) });
     };
     tick();
     waitingTicker = setInterval(tick, 1000);

@@ -69,6 +69,7 @@ export class ReconnectingSocket extends EventTarget {
     this.stopped = true;
     this.lastClose = null;
     this.lastAuthRefusal = 0;
+    this.reason = '';
     this.onlineListener = () => this.reconnectNow();
     this.offlineListener = () => { if (this.ws) this.ws.close(); };
   }
@@ -236,6 +237,7 @@ export class ReconnectingSocket extends EventTarget {
 
   setState(state, extra = {}) {
     this.state = state;
+    this.reason = extra.reason || '';   // why it is waiting: network, restart, unavailable, rate, auth
     this.emit('state', { state, ...extra });
   }
 
