@@ -17,6 +17,9 @@ export class WidgetConnection extends EventTarget {
     this.storageKey = `whatsease-widget:${key}`;
     this.token = null;
     this.socket = null;
+    // Set once the conversation has ended: the open socket may still bring a refusal,
+    // but a dropped one is not reopened.
+    this.ended = false;
     this.http = new HttpClient({
       base: `${base}/widget/v1/${encodeURIComponent(key)}`,
       token: async () => this.token,
@@ -93,6 +96,7 @@ export class WidgetConnection extends EventTarget {
     socket.addEventListener('unauthenticated', () => this.emit('refused'));
     socket.addEventListener('state', (event) => {
       if (event.detail.state === STATE.FAILED) this.emit('forbidden');
+      if (event.detail.state === STATE.WAITING && this.ended && this.socket === socket) this.close();
     });
     socket.start();
   }

@@ -103,6 +103,7 @@ class Widget {
     const ended = session.status !== 'active';
     this.view.applySession(this.session, ended ? detail || this.endedText(session) : '');
     // The socket stays open: a refusal for a message already on its way still arrives.
+    this.connection.ended = ended;
     if (ended) this.connection.save({ token: null });
   }
 
