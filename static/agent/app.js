@@ -1,9 +1,9 @@
 // The agent console's controller: login, the live socket, the state, and the three views.
 
-import { api, auth, login, logout } from "./api.js";
+import { api, auth, login, logout, refresh } from "./api.js";
 import { DashboardView, SettingsView } from "./pages.js";
 import { ConversationsView } from "./panels.js";
-import { ConsoleSocket } from "./socket.js";
+import { ReconnectingSocket, STATE, socketUrl } from "../shared/socket.js";
 
 const VIEWS = { "/agent": "conversations", "/agent/dashboard": "dashboard", "/agent/settings": "settings" };
 const TYPING_REPEAT_MS = 3000;
@@ -20,7 +20,15 @@ const state = {
   active: null, // the panel shown on narrow screens
 };
 
-const socket = new ConsoleSocket();
+const socket = new ReconnectingSocket({
+  url: socketUrl("/support/ws"),
+  token: async () => {
+    const current = auth.get();
+    if (!current) throw Object.assign(new Error("Please log in."), { name: "SessionEnded" });
+    return current.access_token;
+  },
+  refresh,
+});
 let counter = 0;
 const typingSent = new Map();
 const typingTimers = new Map();
@@ -115,22 +123,28 @@ function showLogin(message) {
 
 function start() {
   $("login").hidden = true;
-  socket.connect();
+  socket.start();
 }
 
 // ------------------------------------------------------------------ socket
 
-socket.addEventListener("status", (event) => {
+const STATE_LABELS = { [STATE.CONNECTING]: "Connecting…", [STATE.ONLINE]: "Online", [STATE.WAITING]: "Reconnecting…" };
+
+socket.addEventListener("state", (event) => {
   const { state: status, reason } = event.detail;
-  const label = { connecting: "Connecting…", online: "Online", offline: "Reconnecting…" }[status] || "";
+  const label = STATE_LABELS[status] || "";
   $("conn-status").textContent = label ? `(${label})` : "";
-  if (status === "forbidden") {
+  if (status === STATE.FAILED) {
     socket.stop();
     auth.set(null);
     showLogin(reason && reason.includes("agent") ? "This account is not an agent of any organisation." : "This console cannot be opened from here.");
-  } else if (status === "logged-out") {
-    showLogin("Your session has ended; please log in again.");
   }
+});
+
+socket.addEventListener("unauthenticated", () => {
+  socket.stop();
+  auth.set(null);
+  showLogin("Your session has ended; please log in again.");
 });
 
 socket.addEventListener("frame", (event) => {
@@ -302,7 +316,7 @@ function markSeen(id) {
   const conv = state.conversations.get(id);
   if (!conv || conv.status !== "active" || !conv.unread || !isMine(conv)) return;
   if (!conversations.isVisible(id)) return;
-  socket.send({ type: "read", conversation_id: id });
+  socket.send("read", { conversation_id: id });
 }
 
 document.addEventListener("visibilitychange", () => {
@@ -314,8 +328,7 @@ function sendReply(id, content) {
   const message = { kind: "agent", sender: state.me.email, sender_name: state.me.name, content, client_id: clientId };
   conversations.appendMessage(id, message, state, { pending: true });
   stopTyping(id);
-  const frame = { type: "send", conversation_id: id, client_id: clientId, content };
-  if (socket.send(frame)) return;
+  if (socket.send("send", { conversation_id: id, client_id: clientId, content })) return;
   api("POST", `/api/v1/support/conversations/${id}/messages`, { content, client_id: clientId })
     .then((data) => acked({ conversation_id: id, message: data.message }))
     .catch((error) => refused({ client_id: clientId, detail: error.message }));
@@ -325,7 +338,7 @@ function typed(id) {
   const now = Date.now();
   if (now - (typingSent.get(id) || 0) > TYPING_REPEAT_MS) {
     typingSent.set(id, now);
-    socket.send({ type: "typing", conversation_id: id, state: true });
+    socket.send("typing", { conversation_id: id, state: true });
   }
   clearTimeout(typingTimers.get(id));
   typingTimers.set(id, setTimeout(() => stopTyping(id), TYPING_IDLE_MS));
@@ -333,7 +346,7 @@ function typed(id) {
 
 function stopTyping(id) {
   clearTimeout(typingTimers.get(id));
-  if (typingSent.get(id)) socket.send({ type: "typing", conversation_id: id, state: false });
+  if (typingSent.get(id)) socket.send("typing", { conversation_id: id, state: false });
   typingSent.delete(id);
 }
 

@@ -1,67 +1,21 @@
-// The REST API: JSON in and out, bearer tokens, problem+json errors as ApiError.
-import { NetworkDown, SessionEnded } from './session.js';
+// The REST API: the messenger's calls over the shared HTTP client (problem+json → ApiError).
+import { ApiError, HttpClient } from '../shared/http.js';
 
-export class ApiError extends Error {
-  // problem: an RFC 9457 body ({title, detail, status, errors: [{field, message}]}).
-  constructor(status, problem = {}) {
-    super(problem.detail || problem.title || `The server answered ${status}.`);
-    this.name = 'ApiError';
-    this.status = status;
-    this.title = problem.title || '';
-    this.errors = Array.isArray(problem.errors) ? problem.errors : [];
-  }
-
-  // {field: message} for the errors that name a field.
-  get fields() {
-    const out = {};
-    for (const e of this.errors) if (e && e.field && !(e.field in out)) out[e.field] = e.message;
-    return out;
-  }
-}
+export { ApiError };
 
 export class Api {
   constructor(session) {
     this.session = session;
+    this.client = new HttpClient({
+      token: () => session.accessToken(),
+      refresh: () => session.refresh({ force: true }),
+      ended: () => session.clear(),
+      offline: "Can't reach WhatsEase right now.",
+    });
   }
 
-  async request(method, path, body, { auth = true, retried = false } = {}) {
-    const headers = { Accept: 'application/json, application/problem+json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (auth) headers.Authorization = `Bearer ${await this.session.accessToken()}`;
-    let response;
-    try {
-      response = await fetch(path, {
-        method, headers, credentials: 'omit',
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (error) {
-      throw new NetworkDown();
-    }
-    if (response.status === 401 && auth && !retried) {
-      // The token was revoked or expired early: one refresh, then one retry.
-      await this.session.refresh({ force: true });
-      return this.request(method, path, body, { auth, retried: true });
-    }
-    if (response.status === 401 && auth) {
-      this.session.clear();
-      throw new SessionEnded();
-    }
-    if (response.status === 204) return null;
-    const text = await response.text();
-    let data = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch (error) {
-      data = null;
-    }
-    if (!response.ok) {
-      const problem = data || { detail: `The server answered ${response.status}.` };
-      if (response.status === 429 && response.headers.get('Retry-After')) {
-        problem.detail = `${problem.detail || 'Too many attempts.'} Try again in ${response.headers.get('Retry-After')} s.`;
-      }
-      throw new ApiError(response.status, problem);
-    }
-    return data;
+  request(method, path, body, { auth = true } = {}) {
+    return this.client.request(method, path, body, { auth });
   }
 
   register(email, name, password) {
@@ -82,6 +36,10 @@ export class Api {
 
   revokeSession(id) {
     return this.request('DELETE', `/api/v1/auth/sessions/${encodeURIComponent(id)}`);
+  }
+
+  revokeOtherSessions() {
+    return this.request('POST', '/api/v1/auth/sessions/revoke-others');
   }
 
   me() {

@@ -7,7 +7,7 @@ import { SettingsController } from './controllers/settings.js';
 import { Messenger } from './messenger.js';
 import { Router, safeNext } from './router.js';
 import { Session } from './session.js';
-import { STATE, Socket, socketUrl } from './socket.js';
+import { ReconnectingSocket, STATE, socketUrl } from '../shared/socket.js';
 import { Store } from './store.js';
 import { AuthView } from './view/auth.js';
 import { ChatListView } from './view/chatlist.js';
@@ -17,21 +17,23 @@ import { LayoutView } from './view/layout.js';
 const MIN_PASSWORD_CHARS = 8;
 // "Connecting…" only shows if connecting takes longer than this (no flash on every load).
 const CONNECTING_BANNER_DELAY_MS = 1_500;
-// Two refused tokens within this window: reconnect with the backoff, not at once.
-const AUTH_LOOP_WINDOW_MS = 10_000;
 const TITLE = 'WhatsEase';
 
 const session = new Session();
 const api = new Api(session);
 const store = new Store();
-const socket = new Socket({ url: socketUrl(), token: () => session.accessToken() });
+const socket = new ReconnectingSocket({
+  url: socketUrl(), token: () => session.accessToken(),
+  // A revoked session fails the refresh and ends with 'unauthenticated' {fatal}.
+  refresh: () => session.refresh({ force: true }),
+});
 const messenger = new Messenger({ store, socket });
 const router = new Router();
 const layout = new LayoutView();
 const authView = new AuthView();
 const listView = new ChatListView();
 const dialog = new ConfirmDialog();
-const inbox = new InboxController({ store, api, view: listView, layout });
+const inbox = new InboxController({ store, api, view: listView, layout, receipts: messenger });
 
 let running = false;    // the signed-in app is started
 let page = null;        // the controller of the main pane
@@ -39,7 +41,6 @@ let pageKey = '';
 let connectingTimer = null;
 let startGraceUntil = 0;
 let waitingTicker = null;
-let lastAuthRefusal = 0;
 
 // ---- routes
 
@@ -98,7 +99,7 @@ function show(route) {
     page = new ChatController({ peer, store, api, messenger, layout, dialog, offlineReason });
   } else {
     inbox.setActive(null);
-    if (route.name === 'activity') page = new ActivityController({ api, messenger, layout });
+    if (route.name === 'activity') page = new ActivityController({ api, messenger, layout, store });
     else page = new SettingsController({ api, session, store, layout, dialog, logout, accountDeleted });
   }
   if (route.name === 'chat' || route.name === 'bot') page.focus();
@@ -244,7 +245,8 @@ function renderConnection() {
   } else if (state === STATE.WAITING) {
     const tick = () => {
       const retryAt = socket.retryAt || 0;
-      layout.renderConnection({ kind: 'waiting', seconds: Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) });
+      layout.renderConnection({ kind: 'waiting', reason: socket.reason,
+        seconds: Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) });
     };
     tick();
     waitingTicker = setInterval(tick, 1000);
@@ -267,26 +269,20 @@ window.addEventListener('online', renderConnection);
 window.addEventListener('offline', renderConnection);
 layout.bind('retry', () => socket.reconnectNow());
 
-socket.addEventListener('unauthenticated', (e) => {
-  if (e.detail.fatal) {
-    session.clear();
-    return;
-  }
-  // A revoked session fails the refresh and ends here. A fresh token refused
-  // again straight away (clock skew, a restarting server) waits for the backoff.
-  session.refresh({ force: true })
-    .then(() => {
-      const now = Date.now();
-      if (now - lastAuthRefusal < AUTH_LOOP_WINDOW_MS) socket.retry('auth');
-      else socket.reconnectNow();
-      lastAuthRefusal = now;
-    })
-    .catch((error) => { if (error.name !== 'SessionEnded') socket.retry('network'); });
-});
+socket.addEventListener('unauthenticated', () => session.clear());
 
 messenger.addEventListener('ready', (e) => {
   // After a reconnect the server's unread counts and presence are the truth.
   if (e.detail.reconnected) inbox.load({ quiet: true });
+});
+
+// Renamed in another tab or on another device.
+messenger.addEventListener('me', (e) => {
+  if (!store.me) return;
+  const user = { ...store.me, name: e.detail.name };
+  session.setUser(user);
+  store.me = user;
+  layout.setMe(user);
 });
 
 messenger.addEventListener('problem', (e) => {

@@ -5,7 +5,7 @@
 // sync or an echo). Until then it is re-sent, with the same client_id, after
 // every reconnect and whenever an ack is overdue; the server stores a client_id
 // once, so retries can never duplicate a message.
-import { STATE } from './socket.js';
+import { STATE } from '../shared/socket.js';
 
 // Resend a message whose ack has not come back after this long, in milliseconds.
 const ACK_TIMEOUT_MS = 8_000;
@@ -42,6 +42,11 @@ export class Messenger extends EventTarget {
     on('status', (f) => this.store.applyStatus(f.message_id, f.status, f.conversation_id));
     on('typing', (f) => this.store.setTyping(f.sender, Boolean(f.state)));
     on('presence', (f) => this.store.setProfile(f.user, { online: Boolean(f.online), last_seen: f.last_seen }));
+    // A rename: chat lists and headers show the new name at once; mine goes to the app.
+    on('profile', (f) => {
+      if (this.store.me && f.user === this.store.me.email) this.emit('me', { name: f.name });
+      else this.store.setProfile(f.user, { name: f.name });
+    });
     on('synced', this.onSynced);
     on('activity', (f) => this.emit('activity', f.entry));
     on('error', this.onError);

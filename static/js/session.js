@@ -7,6 +7,8 @@
 // revokes the whole session on the server. The access token is kept beside it
 // so tabs share one pair instead of racing each other's rotations.
 
+import { NetworkDown, SessionEnded } from '../shared/http.js';
+
 const STORAGE_KEY = 'whatsease.session';
 const LOCK_NAME = 'whatsease.refresh';
 // Refresh this long before expiry (or at 3/4 of a short lifetime), in milliseconds.
@@ -116,7 +118,7 @@ export class Session extends EventTarget {
       });
     } catch (error) {
       this.schedule(REFRESH_RETRY_MS);
-      throw new NetworkDown();
+      throw new NetworkDown("Can't reach WhatsEase right now.");
     }
     if (response.status === 401 || response.status === 422) {
       this.clear();
@@ -124,7 +126,7 @@ export class Session extends EventTarget {
     }
     if (!response.ok) {
       this.schedule(REFRESH_RETRY_MS);
-      throw new NetworkDown();
+      throw new NetworkDown("Can't reach WhatsEase right now.");
     }
     this.save(await response.json());
   }
@@ -153,20 +155,6 @@ export class Session extends EventTarget {
 
   emit(type) {
     this.dispatchEvent(new CustomEvent(type));
-  }
-}
-
-export class SessionEnded extends Error {
-  constructor() {
-    super('Your session has ended. Log in again.');
-    this.name = 'SessionEnded';
-  }
-}
-
-export class NetworkDown extends Error {
-  constructor() {
-    super("Can't reach WhatsEase right now.");
-    this.name = 'NetworkDown';
   }
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import Client, ServerThread, User, register
+from tests.support import Client, ServerThread, User, register, wait_for
 from whatsease.services import Services
 
 
@@ -72,3 +72,21 @@ async def test_a_read_sees_every_entry_recorded_before_it(services: Services) ->
     entry = activity.record("user.login", "fresh@example.com")
     listed = await activity.list_for("fresh@example.com", before=None, limit=10)
     assert [e.entry_id for e in listed] == [entry.entry_id]
+
+
+def test_activity_names_the_people_in_it(server: ServerThread) -> None:
+    ann = register(server.port, "named", "Ann Named")
+    bob = register(server.port, "peer", "Bob Peer")
+    assert ann.client.post("/api/v1/messages", {"recipient": bob.email,
+                                                "content": "hi"}).status == 201
+    assert ann.client.post("/api/v1/messages", {"recipient": "bot:whatsease",
+                                                "content": "help"}).status == 201
+
+    def replied() -> dict[str, Any] | None:
+        body = _entries(server, ann)
+        return body if any(e["kind"] == "bot.replied" for e in body["entries"]) else None
+
+    body = wait_for(replied, what="the bot's reply in the activity")
+    assert body["people"][ann.email] == "Ann Named"
+    assert body["people"][bob.email] == "Bob Peer"
+    assert body["people"]["bot:whatsease"] == "WhatsEase Assistant"

@@ -35,7 +35,7 @@ def test_import_map_versions_every_module_under_one_nonce(server: ServerThread) 
     assert found
     imports = json.loads(found.group(1))["imports"]
     modules = sorted("/static/" + p.relative_to(STATIC_DIR).as_posix()
-                     for p in (STATIC_DIR / "js").rglob("*.js"))
+                     for d in ("js", "shared") for p in (STATIC_DIR / d).rglob("*.js"))
     assert sorted(imports) == modules
     for url, versioned in imports.items():
         assert re.fullmatch(re.escape(url) + r"\?v=[0-9a-f]+", versioned), versioned

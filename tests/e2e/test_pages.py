@@ -22,14 +22,28 @@ def test_activity_updates_live_and_filters(server: ServerThread,
     page.get_by_role("link", name="Activity").click()
     expect(page.get_by_role("heading", name="Activity")).to_be_focused()
     items = page.locator(".activity-item")
-    expect(items.filter(has_text=f"{me.email} logged in")).to_have_count(1)
+    # People by name (the reader is "You"), emails on hover, no codes like user.login.
+    expect(items.filter(has_text="You logged in")).to_have_count(1)
+    expect(items.filter(has_text="You logged in").locator(".person")).to_have_attribute(
+        "title", me.email)
+    expect(items.filter(has_text="You joined WhatsEase")).to_have_count(1)
+    assert "user.login" not in (page.locator(".activity-list").text_content() or "")
+    assert me.email not in (page.locator(".activity-list").text_content() or "")
+
+    # Repeated (one after another) logins read as one line.
+    assert Client(server.port).post("/api/v1/auth/login", {
+        "email": me.email, "password": me.password}).status == 200
+    page.reload()
+    wait_online(page)
+    expect(items.filter(has_text="You logged in")).to_contain_text("You logged in 2 times")
+    expect(items.filter(has_text="You logged in")).to_have_count(1)
 
     # Someone writes to me: the entry appears at the top while I watch.
     res = other.client.post("/api/v1/messages", {"recipient": me.email, "content": "hello"})
     assert res.status == 201, res.body
-    expect(items.first).to_contain_text(f"{other.email} sent a message to {me.email}",
-                                        timeout=LIVE_MS)
+    expect(items.first).to_contain_text("Ari Actor sent a message to you", timeout=LIVE_MS)
     expect(items.first).to_have_attribute("data-kind", "message.sent")
+    expect(items.first.locator(".person").first).to_have_attribute("title", other.email)
 
     account = page.get_by_role("button", name="Account")
     account.click()
@@ -70,21 +84,41 @@ def test_settings_rename_sessions_logout_delete(server: ServerThread,
     expect(page.locator("#me-avatar")).to_have_text("SR")
     assert me.client.get("/api/v1/users/me").json["user"]["name"] == "Setti Renamed"
 
-    # Sessions: the registration's session, this browser's, and one more login elsewhere.
-    android = {"User-Agent": "Mozilla/5.0 (Android 14) Firefox/130.0"}
-    elsewhere = Client(server.port, headers=android)
-    res = elsewhere.post("/api/v1/auth/login", {"email": me.email, "password": me.password})
-    assert res.status == 200, res.body
-    other_token = res.json["access_token"]
+    # Sessions: the registration's, this browser's, and logins from a phone and an iPhone.
+    android = {"User-Agent": "Mozilla/5.0 (Android 14; Mobile; rv:130.0) Gecko/130.0 "
+                             "Firefox/130.0"}
+    iphone = {"User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) "
+                            "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 "
+                            "Safari/604.1"}
+    tokens = []
+    for headers in (android, iphone):
+        res = Client(server.port, headers=headers).post(
+            "/api/v1/auth/login", {"email": me.email, "password": me.password})
+        assert res.status == 200, res.body
+        tokens.append(res.json["access_token"])
     page.reload()
     sessions = page.locator(".session")
-    expect(sessions).to_have_count(3)
+    expect(sessions).to_have_count(4)
     expect(sessions.first).to_contain_text("This device")
-    sessions.filter(has_text="Firefox on Android").get_by_role(
-        "button", name="Revoke Firefox on Android", exact=False).click()
-    expect(sessions).to_have_count(2)
+    expect(sessions.first).to_contain_text("Chrome (headless)")
+    expect(sessions.first).to_contain_text("on a Linux computer")
+    expect(sessions.filter(has_text="Safari 17 on an iPhone")).to_have_count(1)
+    expect(sessions.first.locator(".session-meta")).to_contain_text("Active")
+    expect(sessions.first.locator(".session-meta")).to_contain_text("signed in")
+    sessions.filter(has_text="Firefox 130 on an Android phone").get_by_role(
+        "button", name="Log out Firefox 130 on an Android phone", exact=False).click()
+    expect(sessions).to_have_count(3)
     expect(page.locator("#toast")).to_contain_text("That device has been logged out.")
-    assert Client(server.port, token=other_token).get("/api/v1/users/me").status == 401
+    assert Client(server.port, token=tokens[0]).get("/api/v1/users/me").status == 401
+
+    # Log out all the others: only this device is left, and it still works.
+    page.get_by_role("button", name="Log out all other sessions").click()
+    expect(page.locator("#toast")).to_contain_text("2 other sessions have been logged out.")
+    expect(sessions).to_have_count(1)
+    expect(sessions.first).to_contain_text("This device")
+    expect(page.get_by_role("button", name="Log out all other sessions")).to_be_hidden()
+    assert Client(server.port, token=tokens[1]).get("/api/v1/users/me").status == 401
+    wait_online(page)
 
     # Log out: back to the login page with a notice; the app is gone.
     page.get_by_role("button", name="Log out", exact=True).click()

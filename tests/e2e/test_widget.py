@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.customer_support.browser import (
     LIVE_MS,
@@ -22,6 +22,7 @@ from tests.customer_support.browser import (
     widget_send,
 )
 from tests.customer_support.http import make_team, platform_admin
+from tests.e2e.conftest import NARROW
 from tests.e2e.ui import axe_violations
 from tests.support import ServerThread
 
@@ -188,3 +189,87 @@ def test_widget_ends_the_session_after_the_timeout(make_server: Callable[..., Se
             == "are you still there?"
     finally:
         site.stop()
+
+
+def widget_status(page: Page) -> Locator:
+    return page.locator("[data-whatsease-widget] #status")
+
+
+def start_chat(page: Page, name: str, email: str) -> None:
+    bubble(page).click()
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Start chat").click()
+    expect(page.get_by_label("Message", exact=True)).to_be_visible()
+
+
+def test_widget_names_the_agent_as_soon_as_one_joins(server: ServerThread, site: HostSite,
+                                                      new_page: Callable[..., Page]) -> None:
+    root = platform_admin(server)
+    team = make_team(server, root, origins=(site.origin,))
+    agent = team.agents[0]
+    console = new_page(bypass_csp=True)
+    console_login(console, server.url, agent)
+    customer = new_page(bypass_csp=True)
+    customer.goto(site.url(team.key))
+    start_chat(customer, "Dee Customer", "dee@customer.test")
+    expect(widget_status(customer)).to_have_text("Chatting with our assistant")
+
+    widget_send(customer, "I want to talk to a person")
+    # The agent has not written yet: the header already says who answers.
+    expect(widget_status(customer)).to_have_text(f"Chatting with {agent.name}",
+                                                 timeout=LIVE_MS)
+    customer.reload()
+    bubble(customer).click()
+    expect(widget_status(customer)).to_have_text(re.compile(r"Chatting with "))
+
+
+def test_widget_refuses_empty_messages_and_counts_near_the_limit(
+        server: ServerThread, site: HostSite, new_page: Callable[..., Page]) -> None:
+    root = platform_admin(server)
+    team = make_team(server, root, agents=0, origins=(site.origin,))
+    customer = new_page(bypass_csp=True)
+    customer.goto(site.url(team.key))
+    start_chat(customer, "Eve Customer", "eve@customer.test")
+    box = customer.get_by_label("Message", exact=True)
+    counter = customer.locator("[data-whatsease-widget] .counter")
+    sent_before = widget_messages(customer).count()
+
+    box.fill("   ")
+    box.press("Enter")
+    expect(customer.get_by_role("alert")).to_contain_text("empty message cannot be sent")
+    expect(box).to_be_focused()
+    expect(counter).to_be_hidden()
+
+    box.fill("x" * 3700)
+    expect(counter).to_have_text("396 characters left")
+    pasted = "y" * 4100
+    box.fill(pasted)  # nothing is cut off silently
+    expect(counter).to_have_text("4 characters too many (at most 4096)")
+    box.press("Enter")
+    expect(customer.get_by_role("alert")).to_contain_text("4 characters too long")
+    assert box.input_value() == pasted
+    expect(widget_messages(customer)).to_have_count(sent_before)
+
+    box.fill("short and sweet")
+    expect(counter).to_be_hidden()
+    box.press("Enter")
+    expect(widget_messages(customer).filter(has_text="short and sweet")).to_have_count(1)
+    expect(customer.get_by_role("alert")).to_have_count(0)
+
+
+def test_widget_opens_full_screen_on_a_phone(server: ServerThread, site: HostSite,
+                                             new_page: Callable[..., Page]) -> None:
+    root = platform_admin(server)
+    team = make_team(server, root, agents=0, origins=(site.origin,))
+    phone = new_page(viewport=NARROW, bypass_csp=True)
+    phone.goto(site.url(team.key))
+    bubble(phone).click()
+    expect(dialog(phone)).to_be_visible()
+    box = dialog(phone).bounding_box()
+    assert box == {"x": 0, "y": 0, "width": NARROW["width"], "height": NARROW["height"]}, box
+    expect(bubble(phone)).to_be_hidden()
+    phone.get_by_role("button", name="Close chat", exact=True).click()
+    expect(dialog(phone)).to_be_hidden()
+    expect(bubble(phone)).to_be_visible()
+    expect(bubble(phone)).to_be_focused()

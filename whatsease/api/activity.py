@@ -10,6 +10,7 @@ from whatsease import validation
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import cursor, limit
 from whatsease.services import Services
+from whatsease.storage.models import ActivityEntry, is_bot
 
 MAX_KINDS = 20
 
@@ -27,7 +28,18 @@ class ActivityHandler(BaseHandler):
         self.write_json({
             "entries": [e.to_json() for e in entries],
             "next_before": entries[-1].entry_id if len(entries) == limit else None,
+            "people": await self.display_names(entries),
         })
+
+    async def display_names(self, entries: list[ActivityEntry]) -> dict[str, str]:
+        """Each actor's and target's display name, in one query, so the client can say
+        "Bob Example" (with the email on hover) instead of an address."""
+        addresses = {a for e in entries for a in (e.actor, e.target) if a}
+        bots = {a for a in addresses if is_bot(a)}
+        found = await self.services.store.users.get_many(addresses - bots)
+        names = {email: user.name for email, user in found.items()}
+        names.update({bot: self.services.messaging.bot_name(bot) for bot in bots})
+        return names
 
 
 def routes(services: Services) -> list[URLSpec]:
@@ -46,5 +58,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "schema": {"type": "object", "required": ["entries", "next_before"], "properties": {
                 "entries": {"type": "array",
                             "items": {"$ref": "#/components/schemas/ActivityEntry"}},
-                "next_before": {"type": ["string", "null"]}}}}}}}}},
+                "next_before": {"type": ["string", "null"]},
+                "people": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "Display name of each actor and target "
+                                          "(email or bot id → name)"}}}}}}}}},
 }

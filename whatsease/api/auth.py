@@ -13,6 +13,7 @@ from whatsease.api.openapi import problem
 from whatsease.api.shell import content_security_policy
 from whatsease.auth.reset import RESET_PATH
 from whatsease.auth.service import parse_credentials
+from whatsease.auth.sessionlist import approximate_place, describe_session
 from whatsease.errors import NotFound, invalid
 from whatsease.services import Services
 
@@ -58,7 +59,9 @@ class SessionsHandler(BaseHandler):
     async def get(self) -> None:
         principal = await self.authenticate()
         sessions = await self.services.auth.list_sessions(principal)
-        self.write_json({"sessions": [s.to_json(principal.session_id) for s in sessions]})
+        place = approximate_place(self.request.headers, self.services.config.trusted_proxy)
+        self.write_json({"sessions": [describe_session(s, principal.session_id, place)
+                                      for s in sessions]})
 
 
 class SessionHandler(BaseHandler):

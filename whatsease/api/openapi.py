@@ -191,7 +191,11 @@ COMPONENTS: dict[str, Any] = {
             "online": {"type": "boolean"}}},
         "Session": {"type": "object", "properties": {
             "id": _STR, "created_at": _TIME, "last_used": _TIME, "expires_at": _TIME,
-            "user_agent": _STR, "current": {"type": "boolean"}}},
+            "user_agent": _STR, "current": {"type": "boolean"},
+            "device": _STR, "browser": _STR, "last_active": _TIME,
+            "place": {"type": ["string", "null"],
+                      "description": "Approximate place, for this device behind a trusted "
+                                     "proxy that sends location headers; else null"}}},
         "NewMessage": {"type": "object", "required": ["recipient", "content"],
                        "additionalProperties": False, "properties": {
                            "recipient": recipient_schema(), "content": content_schema(),

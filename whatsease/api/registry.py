@@ -16,6 +16,7 @@ from types import ModuleType
 
 ROUTE_MODULES = (
     "whatsease.api.ops",
+    "whatsease.api.sessions",
     "whatsease.api.auth",
     "whatsease.api.users",
     "whatsease.api.messages",

@@ -11,10 +11,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-import orjson
 from tornado.routing import URLSpec
 
 from whatsease import validation
+from whatsease.api import shell
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import (
     CLIENT_ID_SCHEMA,
@@ -294,11 +294,7 @@ def console_import_map(static_url: Any) -> str:
     URLs, which the import map sends to their versioned twins so a deploy never
     mixes stale and fresh modules.
     """
-    imports = {}
-    for path in sorted((STATIC_DIR / CONSOLE_DIR).rglob("*.js")):
-        relative = path.relative_to(STATIC_DIR).as_posix()
-        imports["/static/" + relative] = static_url(relative)
-    return orjson.dumps({"imports": imports}).decode().replace("<", "\\u003c")
+    return shell.import_map(STATIC_DIR, static_url, dirs=(CONSOLE_DIR, "shared"))
 
 
 class AgentConsoleHandler(BaseHandler):

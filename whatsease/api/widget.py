@@ -16,6 +16,7 @@ from typing import Any
 from tornado.routing import URLSpec
 
 from whatsease import validation
+from whatsease.api import shell
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import (
     CLIENT_ID_SCHEMA,
@@ -35,7 +36,7 @@ from whatsease.services import Services
 from whatsease.support.models import Org, SupportConversation
 from whatsease.support.service import RESUME_MESSAGES, SupportService, get_support
 
-WIDGET_SCRIPT = Path(__file__).resolve().parent.parent.parent / "static" / "widget.js"
+STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 # Browsers may cache a preflight answer this long, in seconds.
 PREFLIGHT_MAX_AGE_SECS = 600
 # The embed script is fetched on every page view of the host site: let browsers
@@ -179,7 +180,7 @@ class WidgetScriptHandler(BaseHandler):
 
     def get(self) -> None:
         try:
-            body = WIDGET_SCRIPT.read_bytes()
+            body = shell.widget_bundle(STATIC_DIR)
         except OSError:
             raise NotFound("The widget script is not installed.") from None
         self.set_header("Content-Type", "text/javascript; charset=utf-8")

@@ -8,7 +8,7 @@ import contextlib
 from whatsease.activity import ActivityLog
 from whatsease.auth.service import AuthService
 from whatsease.errors import NotFound
-from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED
+from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED, encode
 from whatsease.realtime.hub import Hub
 from whatsease.storage.models import User
 from whatsease.storage.store import Store
@@ -44,7 +44,18 @@ class Accounts:
             raise NotFound("No such user.")
         self.auth.forget_user(email)
         self.activity.record("user.updated", email)
+        await self.announce_profile(user)
         return user
+
+    async def announce_profile(self, user: User) -> None:
+        """Push ``profile {user, name}`` to the online people who share a conversation
+        with ``user`` and to ``user``'s own other tabs, so open chat lists and headers
+        show a new name at once (a client that is offline gets it from the next list)."""
+        peers = (await self.store.conversations.peers_of_many([user.email])).get(user.email,
+                                                                                set())
+        listeners = self.hub.online(peers | {user.email})
+        if listeners:
+            self.hub.send_many(listeners, encode("profile", user=user.email, name=user.name))
 
     async def delete(self, email: str) -> None:
         """Erase the account: sessions end and are removed, sockets close, its conversations

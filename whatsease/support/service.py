@@ -418,6 +418,7 @@ class SupportService:
                                f"{name}", conversation_id, also=[agent])
             await self._post(assigned, "system", f"org:{org_id}", "",
                              f"{name} joined the conversation.", keep_alive=False)
+            self._announce_agent(assigned, name)
             self._emit_conversation(assigned, also=[previous] if previous else [])
             self._schedule_agents_push(org_id)
             return assigned
@@ -628,6 +629,7 @@ class SupportService:
                            conversation_id, also=[user.email])
         await self._post(updated, "system", f"org:{org_id}", "",
                          f"{user.name} joined the conversation.", keep_alive=False)
+        self._announce_agent(updated, user.name)
         self._emit_conversation(updated, also=[previous] if previous else [])
         self._schedule_agents_push(org_id)
         return updated
@@ -680,6 +682,7 @@ class SupportService:
                            also=[user.email, target.email])
         await self._post(updated, "system", f"org:{org_id}", "",
                          f"{target.name} joined the conversation.", keep_alive=False)
+        self._announce_agent(updated, target.name)
         self._emit_conversation(updated, also=[previous] if previous else [])
         self._schedule_agents_push(org_id)
         return updated
@@ -863,6 +866,12 @@ class SupportService:
         await self.store.messages.insert(message)
         self._deliver(updated, message)
         return message
+
+    def _announce_agent(self, conversation: SupportConversation, name: str) -> None:
+        """Tell the customer's widget who answers now, so its header names them at once."""
+        self.customers.send(customer_key(conversation.conversation_id),
+                            encode("session", session={**conversation.to_customer_json(),
+                                                       "agent_name": name}))
 
     async def _org_name(self, org_id: str) -> str:
         org = await self.store.orgs.get(org_id)

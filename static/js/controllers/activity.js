@@ -4,9 +4,11 @@ import { ACTIVITY_FILTERS, ActivityView } from '../view/activity.js';
 const PAGE_SIZE = 50;
 
 export class ActivityController {
-  constructor({ api, messenger, layout }) {
+  constructor({ api, messenger, layout, store }) {
     this.api = api;
     this.messenger = messenger;
+    this.store = store;
+    this.names = {};     // address -> display name, from the API's pages
     this.filter = 'all';
     this.nextBefore = null;
     this.seq = 0;
@@ -35,6 +37,14 @@ export class ActivityController {
     this.load();
   }
 
+  // Names to show: the API's, then what the chat list knows (live entries name chat peers).
+  who() {
+    const names = { ...this.names };
+    for (const row of this.store.chats.values()) if (row.name && !(row.peer in names)) names[row.peer] = row.name;
+    for (const [email, profile] of this.store.profiles) if (profile.name && !(email in names)) names[email] = profile.name;
+    return { names, me: this.store.me ? this.store.me.email : '' };
+  }
+
   async load() {
     const seq = ++this.seq;
     this.view.renderLoading();
@@ -42,7 +52,8 @@ export class ActivityController {
       const body = await this.api.activity({ kinds: this.kinds(), limit: PAGE_SIZE });
       if (seq !== this.seq) return;
       this.nextBefore = body.next_before;
-      this.view.render(body.entries, { hasMore: Boolean(body.next_before) });
+      Object.assign(this.names, body.people || {});
+      this.view.render(body.entries, { hasMore: Boolean(body.next_before), ...this.who() });
     } catch (error) {
       if (seq !== this.seq || error.name === 'SessionEnded') return;
       this.view.render([], { hasMore: false, error: `Couldn't load activity: ${error.message}` });
@@ -56,7 +67,8 @@ export class ActivityController {
       const body = await this.api.activity({ kinds: this.kinds(), before: this.nextBefore, limit: PAGE_SIZE });
       if (seq !== this.seq) return;
       this.nextBefore = body.next_before;
-      this.view.append(body.entries, { hasMore: Boolean(body.next_before) });
+      Object.assign(this.names, body.people || {});
+      this.view.append(body.entries, { hasMore: Boolean(body.next_before), ...this.who() });
     } catch (error) {
       this.view.append([], { hasMore: true });
     }
@@ -66,6 +78,6 @@ export class ActivityController {
     if (!entry || this.view.has(entry.id)) return;
     const kinds = ACTIVITY_FILTERS[this.filter];
     if (kinds && !kinds.includes(entry.kind)) return;
-    this.view.prepend(entry);
+    this.view.prepend(entry, this.who());
   }
 }

@@ -3,11 +3,17 @@ import { BOT, BOT_NAME } from '../store.js';
 
 // Words that find the assistant in search even before you have chatted with it.
 const BOT_WORDS = ['assistant', 'whatsease', 'bot', 'help'];
+// Unread messages fetched per chat to acknowledge them (the API's largest page), and
+// how many pages at most: a longer backlog is acknowledged when the chat is opened.
+const ACK_PAGE = 100;
+const ACK_MAX_PAGES = 5;
 
 export class InboxController {
-  constructor({ store, api, view, layout }) {
+  // receipts: the Messenger, which reports what this client has received.
+  constructor({ store, api, view, layout, receipts }) {
     this.store = store;
     this.api = api;
+    this.receipts = receipts;
     this.view = view;
     this.layout = layout;
     this.query = '';
@@ -29,10 +35,39 @@ export class InboxController {
       const body = await this.api.chats();
       this.error = '';
       this.store.setChats(body.chats);
+      this.acknowledge(body.chats);
     } catch (error) {
       if (error.name === 'SessionEnded') return;
       this.error = "Couldn't load your chats. They'll appear once the connection is back.";
       if (!quiet) this.render();
+    }
+  }
+
+  // Everything the chat list shows has been received and is reported Delivered:
+  // each chat's newest message, and the unread ones before it, which sync will
+  // never replay (its cursor starts after the list's newest message).
+  async acknowledge(rows) {
+    const me = this.store.me && this.store.me.email;
+    if (!me || !this.receipts) return;
+    const waiting = rows.filter((row) => row.last_message && row.last_message.sender === row.peer &&
+      row.last_message.status === 'Sent' && !row.last_message.pending);
+    this.receipts.markDelivered(waiting.map((row) => row.last_message.message_id));
+    await Promise.all(waiting.filter((row) => row.unread_count > 1)
+      .map((row) => this.acknowledgeUnread(row.peer, row.unread_count, me).catch(() => {})));
+  }
+
+  async acknowledgeUnread(peer, count, me) {
+    let before = null;
+    let left = count;
+    for (let page = 0; page < ACK_MAX_PAGES && left > 0; page += 1) {
+      const body = await this.api.history(peer, { before, limit: Math.min(left, ACK_PAGE) });
+      const messages = body.messages || [];
+      this.receipts.markDelivered(messages
+        .filter((m) => m.recipient === me && m.status === 'Sent' && !m.deleted)
+        .map((m) => m.message_id));
+      left -= messages.length;
+      before = body.next_before;
+      if (!before) return;
     }
   }
 

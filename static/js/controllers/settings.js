@@ -13,6 +13,7 @@ export class SettingsController {
     this.view = new SettingsView(layout.mount('tpl-settings'));
     this.view.bind('rename', (name) => this.rename(name));
     this.view.bind('revoke', (id, current) => this.revoke(id, current));
+    this.view.bind('revokeOthers', () => this.revokeOthers());
     this.view.bind('logout', () => this.logout());
     this.view.bind('deleteAccount', () => this.deleteAccount());
     this.view.renderProfile(store.me);
@@ -46,7 +47,7 @@ export class SettingsController {
   async loadSessions() {
     try {
       const { sessions } = await this.api.sessions();
-      sessions.sort((a, b) => (b.current - a.current) || (a.last_used < b.last_used ? 1 : -1));
+      sessions.sort((a, b) => (b.current - a.current) || (a.last_active < b.last_active ? 1 : -1));
       this.view.renderSessions(sessions);
     } catch (error) {
       if (error.name !== 'SessionEnded') this.view.renderSessions([], { error: `Couldn't load sessions: ${error.message}` });
@@ -63,6 +64,17 @@ export class SettingsController {
       this.layout.showToast('That device has been logged out.', { kind: 'info' });
     } catch (error) {
       this.layout.showToast(`Couldn't revoke the session: ${error.message}`);
+    }
+    this.loadSessions();
+  }
+
+  async revokeOthers() {
+    try {
+      const { revoked } = await this.api.revokeOtherSessions();
+      this.layout.showToast(revoked === 1 ? '1 other session has been logged out.'
+        : `${revoked} other sessions have been logged out.`, { kind: 'info' });
+    } catch (error) {
+      this.layout.showToast(`Couldn't log out the other sessions: ${error.message}`);
     }
     this.loadSessions();
   }

@@ -96,7 +96,8 @@ export class LayoutView {
   }
 
   // state: {kind: 'online'|'connecting'|'waiting'|'failed'|'offline', seconds}
-  renderConnection({ kind, seconds }) {
+  // reason (while waiting): why the socket closed, as the shared socket names it.
+  renderConnection({ kind, seconds, reason = '' }) {
     if (kind === 'online' || kind === 'idle') {
       this.banner.hidden = true;
       this.app.classList.remove('is-offline');
@@ -107,7 +108,8 @@ export class LayoutView {
     this.banner.dataset.kind = kind;
     let text = 'Connecting…';
     if (kind === 'waiting') {
-      text = seconds > 0 ? `Connection lost. Reconnecting in ${seconds} s…` : 'Connection lost. Reconnecting…';
+      const what = { restart: 'WhatsEase is restarting.', unavailable: 'WhatsEase is having trouble on its side.' }[reason] || 'Connection lost.';
+      text = seconds > 0 ? `${what} Reconnecting in ${seconds} s…` : `${what} Reconnecting…`;
     } else if (kind === 'offline') {
       text = "You're offline. Messages will send when you're back.";
     } else if (kind === 'failed') {

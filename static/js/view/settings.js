@@ -10,6 +10,7 @@ export class SettingsView {
     this.nameError = root.querySelector('#profile-name-error');
     this.status = root.querySelector('.form-status');
     this.sessions = root.querySelector('.sessions');
+    this.revokeOthers = root.querySelector('.revoke-others-btn');
     this.handlers = {};
     document.title = 'Settings · WhatsEase';
     this.form.addEventListener('submit', (e) => {
@@ -21,6 +22,7 @@ export class SettingsView {
       const button = e.target.closest('[data-session]');
       if (button) this.fire('revoke', button.dataset.session, button.dataset.current === 'true');
     });
+    this.revokeOthers.addEventListener('click', () => this.fire('revokeOthers'));
     root.querySelector('.logout-btn').addEventListener('click', () => this.fire('logout'));
     root.querySelector('.delete-btn').addEventListener('click', () => this.fire('deleteAccount'));
   }
@@ -50,34 +52,35 @@ export class SettingsView {
 
   renderSessions(sessions, { error } = {}) {
     this.sessions.setAttribute('aria-busy', 'false');
+    this.revokeOthers.hidden = Boolean(error) || !sessions.some((s) => !s.current);
     if (error) {
       this.sessions.replaceChildren(h('li', { class: 'session is-error', text: error }));
       return;
     }
-    this.sessions.replaceChildren(...sessions.map((s) => h('li', { class: 'session' },
-      h('span', { class: 'session-icon', 'aria-hidden': 'true' }, icon('device')),
-      h('span', { class: 'session-main' },
-        h('span', { class: 'session-device', text: describeAgent(s.user_agent) },
-          s.current ? h('span', { class: 'tag', text: 'This device' }) : null),
-        h('span', { class: 'session-meta' }, 'Active ',
-          h('time', { datetime: s.last_used, title: fullTime(s.last_used), text: listTime(s.last_used) }),
-          ' · signed in ', h('time', { datetime: s.created_at, title: fullTime(s.created_at), text: listTime(s.created_at) }))),
-      h('button', {
-        type: 'button', class: 'btn btn-small', dataset: { session: s.id, current: String(Boolean(s.current)) },
-        'aria-label': s.current ? 'Log out of this device' : `Revoke ${describeAgent(s.user_agent)}, signed in ${listTime(s.created_at)}`,
-        text: s.current ? 'Log out' : 'Revoke',
-      }))));
+    this.sessions.replaceChildren(...sessions.map((s) => {
+      const what = describeSession(s);
+      return h('li', { class: 'session' },
+        h('span', { class: 'session-icon', 'aria-hidden': 'true' }, icon('device')),
+        h('span', { class: 'session-main' },
+          h('span', { class: 'session-device', text: what },
+            s.current ? h('span', { class: 'tag', text: 'This device' }) : null),
+          h('span', { class: 'session-meta' }, 'Active ',
+            h('time', { datetime: s.last_active, title: fullTime(s.last_active), text: listTime(s.last_active) }),
+            ' · signed in ', h('time', { datetime: s.created_at, title: fullTime(s.created_at), text: listTime(s.created_at) }),
+            s.place ? ` · near ${s.place}` : '')),
+        h('button', {
+          type: 'button', class: 'btn btn-small', dataset: { session: s.id, current: String(Boolean(s.current)) },
+          'aria-label': s.current ? 'Log out of this device' : `Log out ${what}, signed in ${listTime(s.created_at)}`,
+          text: 'Log out',
+        }));
+    }));
   }
 }
 
-// "Chrome on Linux" from a user-agent string; good enough to recognise a device.
-export function describeAgent(agent) {
-  if (!agent) return 'Unknown device';
-  const browser = /Edg\//.test(agent) ? 'Edge' : /Firefox\//.test(agent) ? 'Firefox'
-    : /Chrom(e|ium)\//.test(agent) ? 'Chrome' : /Safari\//.test(agent) ? 'Safari'
-      : /python|curl|websocket/i.test(agent) ? 'App' : 'Browser';
-  const os = /Android/.test(agent) ? 'Android' : /iPhone|iPad/.test(agent) ? 'iOS'
-    : /Windows/.test(agent) ? 'Windows' : /Mac OS X/.test(agent) ? 'macOS'
-      : /Linux/.test(agent) ? 'Linux' : '';
-  return os ? `${browser} on ${os}` : browser;
+// "Chrome 120 on a Linux computer", from the server's reading of the user agent.
+export function describeSession(s) {
+  const device = s.device || 'Unknown device';
+  const browser = s.browser || 'Unknown browser';
+  if (device === 'Unknown device') return browser;
+  return `${browser} on ${/^[aeiou]/i.test(device) ? 'an' : 'a'} ${device}`;
 }

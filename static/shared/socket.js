@@ -1,13 +1,18 @@
-// The one WebSocket: auth frame first, keep-alive, reconnect with jittered exponential backoff.
+// The one reconnecting WebSocket: auth as the first frame, keep-alive, reconnect with
+// jittered exponential backoff; the messenger, the agent console and the widget use it.
 //
 // Events (CustomEvent, detail = the frame): one per server frame type ("ready",
-// "message", "ack", ...), plus "state" ({state, retryAt, reason}) whenever the
-// connection changes, and "unauthenticated" when the server refused our token.
+// "message", "ack", ...) and "frame" for every one of them; "state"
+// ({state, retryAt, reason}) whenever the connection changes; "unauthenticated"
+// ({fatal}) when the server refused the token and no refresh could fix it.
+// "ready" comes after every (re)connection: that is where a client syncs what it
+// missed, since the socket is only the fast path.
 
-// Close codes the server uses (see DESIGN.md).
+// Close codes the server uses (see DESIGN.md and docs).
 export const CLOSE = Object.freeze({
   NORMAL: 1000,
   RESTARTING: 1012,
+  TRY_AGAIN_LATER: 1013,
   UNAUTHENTICATED: 4001,
   FORBIDDEN_ORIGIN: 4003,
   TOO_SLOW: 4008,
@@ -18,13 +23,14 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30_000;
 // A rate-limited client waits at least this long before coming back.
 const RATE_LIMITED_MIN_MS = 10_000;
-// A restarting server is usually back within a second or two; spread clients over this window.
-const RESTART_SPREAD_MS = 1_500;
 const PING_EVERY_MS = 25_000;
 // No frame at all for this long after a ping means the connection is dead.
 const PONG_TIMEOUT_MS = 10_000;
 // The server closes unauthenticated sockets after 5 s; we must be faster than that.
 const READY_TIMEOUT_MS = 8_000;
+// A fresh token refused again within this window waits for the backoff instead
+// of reconnecting at once (clock skew, a restarting server).
+const AUTH_LOOP_WINDOW_MS = 10_000;
 
 export const STATE = Object.freeze({
   IDLE: 'idle',
@@ -34,20 +40,36 @@ export const STATE = Object.freeze({
   FAILED: 'failed',     // will not retry by itself (forbidden origin)
 });
 
-export class Socket extends EventTarget {
-  constructor({ url, token }) {
+// Equal jitter: between half and all of an exponentially growing cap, so a crowd
+// of clients spreads out but none comes back at once.
+export function backoffDelay(attempt, reason = 'network') {
+  const cap = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+  const delay = cap / 2 + Math.random() * (cap / 2);
+  return reason === 'rate' ? Math.max(delay, RATE_LIMITED_MIN_MS) : delay;
+}
+
+export class ReconnectingSocket extends EventTarget {
+  // url: the socket's URL; token: async () => the token for the auth frame;
+  // refresh: optional async () => a new token can be had (throws when it cannot);
+  // authFrame: optional (token) => the first frame, {type: 'auth', token} by default.
+  constructor({ url, token, refresh = null, authFrame = null }) {
     super();
     this.url = url;
-    this.token = token;          // async () => access token
+    this.token = token;
+    this.refresh = refresh;
+    this.authFrame = authFrame || ((value) => ({ type: 'auth', token: value }));
     this.ws = null;
     this.state = STATE.IDLE;
     this.attempt = 0;
+    this.retryAt = 0;
     this.retryTimer = null;
     this.pingTimer = null;
     this.deadTimer = null;
     this.readyTimer = null;
     this.stopped = true;
     this.lastClose = null;
+    this.lastAuthRefusal = 0;
+    this.reason = '';
     this.onlineListener = () => this.reconnectNow();
     this.offlineListener = () => { if (this.ws) this.ws.close(); };
   }
@@ -65,10 +87,11 @@ export class Socket extends EventTarget {
     window.removeEventListener('online', this.onlineListener);
     window.removeEventListener('offline', this.offlineListener);
     this.clearTimers();
+    clearTimeout(this.retryTimer);
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
-      ws.close(CLOSE.NORMAL, 'logged out');
+      ws.close(CLOSE.NORMAL, 'done');
     }
     this.setState(STATE.IDLE);
   }
@@ -115,9 +138,7 @@ export class Socket extends EventTarget {
       return;
     }
     this.ws = ws;
-    ws.addEventListener('open', () => {
-      ws.send(JSON.stringify({ type: 'auth', token }));
-    });
+    ws.addEventListener('open', () => ws.send(JSON.stringify(this.authFrame(token))));
     ws.addEventListener('message', (event) => this.receive(ws, event.data));
     ws.addEventListener('close', (event) => this.closed(ws, event.code, event.reason));
     this.readyTimer = setTimeout(() => {
@@ -140,7 +161,9 @@ export class Socket extends EventTarget {
       this.attempt = 0;
       this.setState(STATE.ONLINE);
     }
-    if (frame.type !== 'pong') this.emit(frame.type, frame);
+    if (frame.type === 'pong') return;
+    this.emit(frame.type, frame);
+    this.emit('frame', frame);
   }
 
   // Any frame proves the connection lives: push the dead-connection check out.
@@ -160,37 +183,50 @@ export class Socket extends EventTarget {
     this.lastClose = { code, reason };
     if (this.stopped) return;
     if (code === CLOSE.UNAUTHENTICATED) {
-      // Our token was refused: the app refreshes it and calls reconnectNow(),
-      // or sends the user to the login page if the session is over.
+      this.unauthenticated();
+      return;
+    }
+    if (code === CLOSE.FORBIDDEN_ORIGIN) {
+      this.setState(STATE.FAILED, { reason: reason || 'origin' });
+      return;
+    }
+    // 1012 (restarting) and 1013 (a dependency such as the database is down) say
+    // "come back later": the same backoff as a lost network, so a crowd spreads out.
+    const why = { [CLOSE.RESTARTING]: 'restart', [CLOSE.TRY_AGAIN_LATER]: 'unavailable',
+      [CLOSE.RATE_LIMITED]: 'rate' }[code] || 'network';
+    this.retry(why);
+  }
+
+  // 4001: refresh the token, then reconnect; without a refresh hook the owner decides.
+  unauthenticated() {
+    if (!this.refresh) {
       this.setState(STATE.WAITING, { reason: 'auth' });
       this.emit('unauthenticated', { fatal: false });
       return;
     }
-    if (code === CLOSE.FORBIDDEN_ORIGIN) {
-      this.setState(STATE.FAILED, { reason: 'origin' });
-      return;
-    }
-    if (code === CLOSE.RESTARTING) {
-      this.retry('restart', Math.random() * RESTART_SPREAD_MS);
-      return;
-    }
-    this.retry(code === CLOSE.RATE_LIMITED ? 'rate' : 'network');
+    this.setState(STATE.WAITING, { reason: 'auth' });
+    this.refresh()
+      .then(() => {
+        if (this.stopped) return;
+        const now = Date.now();
+        if (now - this.lastAuthRefusal < AUTH_LOOP_WINDOW_MS) this.retry('auth');
+        else this.reconnectNow();
+        this.lastAuthRefusal = now;
+      })
+      .catch((error) => {
+        if (error && error.name === 'SessionEnded') this.emit('unauthenticated', { fatal: true });
+        else this.retry('network');
+      });
   }
 
-  // Equal jitter: wait between half and all of an exponentially growing cap, so a
-  // crowd of clients spreads out but none comes back at once.
   retry(reason, delayMs) {
     if (this.stopped) return;
-    let delay = delayMs;
-    if (delay === undefined) {
-      const cap = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
-      delay = cap / 2 + Math.random() * (cap / 2);
-      if (reason === 'rate') delay = Math.max(delay, RATE_LIMITED_MIN_MS);
-    }
+    const delay = delayMs ?? backoffDelay(this.attempt, reason);
     this.attempt += 1;
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);
-    this.setState(STATE.WAITING, { reason, retryAt: Date.now() + delay });
+    this.retryAt = Date.now() + delay;
+    this.setState(STATE.WAITING, { reason, retryAt: this.retryAt });
   }
 
   clearTimers() {
@@ -201,6 +237,7 @@ export class Socket extends EventTarget {
 
   setState(state, extra = {}) {
     this.state = state;
+    this.reason = extra.reason || '';   // why it is waiting: network, restart, unavailable, rate, auth
     this.emit('state', { state, ...extra });
   }
 
@@ -209,7 +246,7 @@ export class Socket extends EventTarget {
   }
 }
 
-export function socketUrl(location = window.location) {
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/ws`;
+// ws(s)://host/path for a page served over http(s) from origin (this page by default).
+export function socketUrl(path = '/ws', origin = window.location.origin) {
+  return `${origin.replace(/^http/, 'ws')}${path}`;
 }
