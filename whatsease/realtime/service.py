@@ -32,9 +32,17 @@ from whatsease.metrics import (
     SOCKETS_OPEN,
     USERS_ONLINE,
 )
-from whatsease.realtime.frames import WS_4029_RATE_LIMITED, encode
+from whatsease.realtime.frames import (
+    WS_1013_TRY_AGAIN_LATER,
+    WS_4009_TOO_MANY_SOCKETS,
+    WS_4029_RATE_LIMITED,
+    encode,
+    error_frame,
+)
 from whatsease.realtime.hub import Connection, Hub
 from whatsease.realtime.protocol import Frame
+from whatsease.storage.faults import database_unreachable
+from whatsease.storage.models import conversation_id
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
 from whatsease.writelane import BACKGROUND
@@ -44,8 +52,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# A socket must authenticate within this many seconds of connecting.
-AUTH_TIMEOUT_SECS = 5.0
 # The peer sees "typing" stop this long after the last typing frame, so a
 # client that vanishes mid-word never leaves the indicator stuck.
 TYPING_EXPIRY_SECS = 6.0
@@ -61,6 +67,10 @@ RATE_LIMIT_STRIKES = 10
 RATE_LIMIT_WINDOW_SECS = 10.0
 # Per-user send buckets remembered at most (least recently used dropped).
 MAX_BUCKETS = 100_000
+# Conversations remembered as existing (typing is forwarded only within one);
+# least recently used dropped. A conversation is never un-made except when an
+# account is deleted, and then its sockets are closed.
+MAX_KNOWN_CONVERSATIONS = 100_000
 # After this many new sockets, once they stop arriving for FREEZE_SETTLE_SECS,
 # the objects they hold are frozen out of the collector's sight: with 10,000
 # sockets open a full collection otherwise stalls the loop for a second
@@ -101,42 +111,6 @@ def frame_type(data: bytes) -> str:
         if 0 < end <= 40:
             return data[len(prefix):end].decode("ascii", "replace")
     return "other"
-
-
-class SendQueue:
-    """Counts frames handed to the transport whose write has not finished.
-
-    `track` takes the future a write returned and says whether the socket is
-    still within ``limit``; when it is not, the caller closes it (4008).
-    """
-
-    __slots__ = ("limit", "peak", "pending")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.pending = 0
-        self.peak = 0
-
-    def track(self, future: asyncio.Future[None]) -> bool:
-        if future.done():
-            _consume(future)
-            return True
-        self.pending += 1
-        if self.pending > self.peak:
-            self.peak = self.pending
-        future.add_done_callback(self._written)
-        return self.pending <= self.limit
-
-    def _written(self, future: asyncio.Future[None]) -> None:
-        self.pending -= 1
-        _consume(future)
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    # A write to a socket that closed meanwhile fails; that is expected and
-    # must not be logged as "exception never retrieved".
-    if not future.cancelled():
-        future.exception()
 
 
 class Typing:
@@ -265,10 +239,13 @@ class Realtime:
         self.hub = hub
         self.auth = auth
         self.messaging = messaging
+        self.store = store
         self.clock = clock
         self.typing = Typing(hub)
         self.presence = Presence(store, hub, messaging, clock)
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._lookups: Batcher[str, bool] = Batcher(self._existing, name="typing-conversations")
         self._new_since_freeze = 0
         self._frozen_at = 0
         self._last_attach = 0.0
@@ -282,7 +259,13 @@ class Realtime:
         return await self.auth.authenticate(frame.token)
 
     def attach(self, conn: Connection) -> ClientSession:
-        """An authenticated socket joins the hub; returns the session that handles its frames."""
+        """An authenticated socket joins the hub; returns the session that handles its frames.
+
+        A user at ``ws_max_sockets_per_user`` loses their oldest socket (close 4009).
+        """
+        older = self.hub.connections(conn.user)
+        for old in older[:max(0, len(older) + 1 - self.config.ws_max_sockets_per_user)]:
+            old.close(WS_4009_TOO_MANY_SOCKETS, "too many sockets: this was the oldest")
         if self.hub.add(conn):
             self.presence.changed(conn.user, True)
         self._gauge()
@@ -326,6 +309,29 @@ class Realtime:
         SOCKETS_OPEN.set(self.hub.socket_count)
         USERS_ONLINE.set(self.hub.user_count)
 
+    def known_conversation(self, user: str, peer: str) -> bool:
+        """Whether ``user`` and ``peer`` are known to share a conversation (no database)."""
+        key = conversation_id(user, peer)
+        if key in self._known:
+            self._known.move_to_end(key)
+            return True
+        return False
+
+    async def shares_conversation(self, user: str, peer: str) -> bool:
+        """Whether ``user`` and ``peer`` share a conversation (batched lookups, remembered)."""
+        if self.known_conversation(user, peer):
+            return True
+        await self.messaging.summaries_written()  # a chat started a moment ago counts
+        return await self._lookups.submit(conversation_id(user, peer))
+
+    async def _existing(self, keys: list[str]) -> list[bool]:
+        found = await self.store.conversations.existing(list(set(keys)))
+        for key in found:
+            self._known[key] = None
+        while len(self._known) > MAX_KNOWN_CONVERSATIONS:
+            self._known.popitem(last=False)
+        return [key in found for key in keys]
+
     def send_bucket(self, user: str) -> TokenBucket:
         bucket = self._buckets.get(user)
         if bucket is None:
@@ -352,6 +358,9 @@ class ClientSession:
         self._refusals: deque[float] = deque(maxlen=RATE_LIMIT_STRIKES)
         self._tasks: set[asyncio.Task[None]] = set()
         self._room: asyncio.Event | None = None
+        self._typing_seq = 0
+        self._typing_wanted: dict[str, int] = {}  # peer -> typing frame awaiting its check
+        self.session_open = True
 
     def ready_frame(self) -> bytes:
         return encode("ready", user=self.user, server_time=isoformat(self.realtime.clock()))
@@ -374,7 +383,7 @@ class ClientSession:
             self.conn.send_frame(encode("pong", ref=frame.ref))
             return None
         if frame.type == "typing":
-            self.realtime.typing.update(self.conn, frame.recipient, frame.state)
+            self._typing(frame)
             return None
         if frame.type == "auth":
             self.error("already_authenticated", "This socket is already authenticated.",
@@ -387,6 +396,40 @@ class ClientSession:
             self._room = asyncio.Event()
             return asyncio.ensure_future(self._wait_for_room(self._room))
         return None
+
+    def _typing(self, frame: Frame) -> None:
+        """Forward typing only to a peer the user shares a conversation with.
+
+        Known pairs (and "stopped") apply at once; an unknown pair is looked
+        up first, and applied only if no later typing frame to that peer came
+        meanwhile, so a quick "stop" is never overtaken by its "start".
+        """
+        self._typing_seq += 1
+        if not frame.state or self.realtime.known_conversation(self.user, frame.recipient):
+            self._typing_wanted.pop(frame.recipient, None)
+            self.realtime.typing.update(self.conn, frame.recipient, frame.state)
+            return
+        if len(self._typing_wanted) >= MAX_TYPING_TARGETS:
+            return
+        self._typing_wanted[frame.recipient] = self._typing_seq
+        task = asyncio.get_running_loop().create_task(
+            self._typing_checked(frame.recipient, self._typing_seq))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def _typing_checked(self, peer: str, seq: int) -> None:
+        try:
+            shared = await self.realtime.shares_conversation(self.user, peer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("typing check for %s failed", self.user)
+            shared = False
+        if self._typing_wanted.get(peer) != seq:
+            return
+        del self._typing_wanted[peer]
+        if shared and self.session_open:
+            self.realtime.typing.update(self.conn, peer, True)
 
     @staticmethod
     async def _wait_for_room(room: asyncio.Event) -> None:
@@ -428,11 +471,18 @@ class ClientSession:
                                                    origin=self.conn)
             elif frame.type == "sync":
                 await self._sync(frame)
-        except AppError as exc:
-            self.error(exc.code, exc.detail, frame.ref, exc.errors)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if database_unreachable(exc):
+                # Every later frame would fail the same way: reconnect and sync instead.
+                logger.warning("closing a socket of %s with 1013: %s", self.user, exc)
+                self.conn.close(WS_1013_TRY_AGAIN_LATER, "the database is unreachable; "
+                                "reconnect in a few seconds")
+                return
+            if isinstance(exc, AppError):
+                self.error(exc.code, exc.detail, frame.ref, exc.errors)
+                return
             ref = secrets.token_hex(6)
             logger.exception("%s frame from %s failed (ref %s)", frame.type, self.user, ref)
             self.error("internal", f"The server failed to handle this frame (ref {ref}); "
@@ -454,10 +504,7 @@ class ClientSession:
 
     def error(self, code: str, detail: str, ref: str | None,
               errors: list[dict[str, str]] | None = None) -> None:
-        fields: dict[str, Any] = {"code": code, "detail": detail, "ref": ref}
-        if errors:
-            fields["errors"] = errors
-        self.conn.send_frame(encode("error", **fields))
+        self.conn.send_frame(error_frame(code, detail, ref=ref, errors=errors))
 
     def overflowed(self) -> None:
         SEND_QUEUE_OVERFLOWS.inc()
@@ -466,6 +513,7 @@ class ClientSession:
         """The socket is gone. Frames in progress finish (a send already queued for
         insert is stored regardless: the client finds it by sync, and its retry is
         idempotent); their replies go nowhere."""
+        self.session_open = False
         if self._room is not None:
             self._room.set()
             self._room = None

@@ -97,6 +97,11 @@ class ConversationRepo:
                     peers[member].update(m for m in members if m != member)
         return peers
 
+    async def existing(self, conversations: list[str]) -> set[str]:
+        """Which of these conversation ids exist, in one query."""
+        docs = await self.collection.find({"_id": {"$in": conversations}}, {"_id": 1}).to_list()
+        return {doc["_id"] for doc in docs}
+
     async def delete_all_of(self, user: str) -> None:
         await self.collection.delete_many({"members": user})
 
