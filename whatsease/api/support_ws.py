@@ -37,6 +37,7 @@ from whatsease.support.models import SupportConversation
 from whatsease.support.service import (
     RESUME_MESSAGES,
     SupportService,
+    console_key,
     customer_key,
     get_support,
 )
@@ -176,7 +177,7 @@ class ConsoleSocket(SupportSocket):
         user = principal.user
         await self.support.member_org(user)
         self.agent = user
-        self.user = user.email
+        self.user = console_key(user.email)
         self.session_id = principal.session_id
         if not self.joined():
             return

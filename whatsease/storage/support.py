@@ -9,9 +9,10 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from whatsease.storage.errors import Duplicate
+from whatsease.storage.messages import DUPLICATE_KEY
 from whatsease.storage.models import is_object_id
 from whatsease.support.models import Org, SupportConversation, SupportMessage
 
@@ -204,6 +205,28 @@ class SupportMessageRepo:
                 raise
             return earlier
         return message
+
+    async def insert_many(self, messages: list[SupportMessage]) -> list[SupportMessage]:
+        """Store a batch in one round trip; each retried ``client_id`` returns the one stored
+        first. The result is in the order given."""
+        if not messages:
+            return []
+        duplicates: set[int] = set()
+        try:
+            await self.collection.insert_many([m.to_doc() for m in messages], ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error.get("code") != DUPLICATE_KEY:
+                    raise
+                duplicates.add(int(error["index"]))
+        result = list(messages)
+        for i in duplicates:
+            earlier = await self.by_client_id(messages[i].conversation_id,
+                                              messages[i].client_id or "")
+            if earlier is None:
+                raise DuplicateKeyError(f"support message {messages[i].message_id}")
+            result[i] = earlier
+        return result
 
     async def by_client_id(self, conversation_id: str, client_id: str) -> SupportMessage | None:
         doc = await self.collection.find_one({"conversation_id": conversation_id,

@@ -13,8 +13,10 @@ handing back (pinned to ``bot``). With ``agent``, a conversation keeps its agent
 while they are available; otherwise the assignment policy (assignment.py) picks
 among online agents, and with none online it is queued until one comes online.
 
-Sockets of customers (per conversation) and agents' consoles (per agent) live in
-two hubs of their own; frames are encoded once per audience.
+Sockets of customers (per conversation, `customer_key`) and agents' consoles
+(per agent, `console_key`) live in the process's one hub beside the messenger's,
+so every frame to every socket passes ``Hub.send``; frames are encoded once per
+audience.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from whatsease.auth.ratelimit import FailureLimiter, TokenBucket
+from whatsease.batching import Batcher
 from whatsease.errors import Conflict, Forbidden, Gone, NotFound, TooManyRequests, Unauthorized
 from whatsease.metrics import (
     SUPPORT_ASSIGNMENTS,
@@ -42,8 +45,8 @@ from whatsease.metrics import (
     SUPPORT_SESSIONS,
     SUPPORT_TRANSFERS,
 )
-from whatsease.realtime.frames import WS_1012_SERVICE_RESTART, WS_4003_FORBIDDEN_ORIGIN, encode
-from whatsease.realtime.hub import Connection, Hub
+from whatsease.realtime.frames import WS_4003_FORBIDDEN_ORIGIN, encode
+from whatsease.realtime.hub import Connection
 from whatsease.services import Services
 from whatsease.storage.models import User, new_id
 from whatsease.storage.support import SUPPORT_INDEXES, SupportStore
@@ -53,6 +56,7 @@ from whatsease.support.models import AGENT_ROLES, Org, SupportConversation, Supp
 from whatsease.support.orgs import OrgService, is_member, is_org_admin
 from whatsease.support.presence import AgentPresence
 from whatsease.timeutil import utcnow
+from whatsease.writelane import URGENT
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +106,11 @@ def customer_key(conversation_id: str) -> str:
     return f"support-conversation:{conversation_id}"
 
 
+def console_key(email: str) -> str:
+    """The hub key of an agent's console sockets (apart from their messenger sockets)."""
+    return f"support-console:{email}"
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -118,8 +127,13 @@ class SupportService:
         self.orgs = OrgService(services.store, self.store, clock=lambda: self.clock())
         self.chatbot = chatbot or SupportChatbot(timeout=services.config.llm_timeout)
         self.rng = rng or random.Random()
-        self.customers = Hub()
-        self.consoles = Hub()
+        # The process's one hub: widget and console frames pass the same
+        # ``send`` seam as chat frames (customer_key / console_key tell them apart).
+        self.hub = services.hub
+        # Support messages are group-committed like chat messages: one
+        # insert_many per flush, in the write lane's urgent turn.
+        self._inserts: Batcher[SupportMessage, SupportMessage] = Batcher(
+            self._insert_batch, name="support-messages")
         self.presence = AgentPresence(offline_grace)
         self.sweep_interval = SWEEP_INTERVAL_SECS
         self._org_locks: dict[str, asyncio.Lock] = {}
@@ -148,6 +162,10 @@ class SupportService:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
 
+    async def _insert_batch(self, messages: list[SupportMessage]) -> list[SupportMessage]:
+        async with self.services.messaging.lane.hold(URGENT):
+            return await self.store.messages.insert_many(messages)
+
     async def stop(self) -> None:
         await self.stop_sweeper()
         timers = list(self._offline_timers.values())
@@ -156,6 +174,7 @@ class SupportService:
         await asyncio.gather(*timers, return_exceptions=True)
         self._offline_timers.clear()
         await self.wait_idle()
+        await self._inserts.drain()
 
     async def wait_idle(self, limit_secs: float = 10.0) -> None:
         """Wait for pending bot replies and pushes (tests; shutdown), at most ``limit_secs``."""
@@ -311,7 +330,7 @@ class SupportService:
             sender_name=conversation.customer_name, recipient=f"org:{org.org_id}",
             content=content, timestamp=self.clock(), client_id=client_id)
         updated = await self._count_message(conversation, message, org, unread=1)
-        stored = await self.store.messages.insert(message)
+        stored = await self._inserts.submit(message)
         if stored is not message:
             return stored
         self._deliver(updated, stored, origin=origin)
@@ -321,7 +340,7 @@ class SupportService:
     async def customer_typing(self, conversation: SupportConversation, state: bool) -> None:
         frame = encode("typing", conversation_id=conversation.conversation_id,
                        who="customer", name=conversation.customer_name, state=state)
-        self.consoles.send_many(self._message_audience(conversation), frame)
+        self._to_consoles(self._message_audience(conversation), frame)
 
     async def customer_end(self, conversation: SupportConversation) -> SupportConversation:
         """The customer closes the conversation from the widget."""
@@ -333,10 +352,10 @@ class SupportService:
         return ended
 
     def customer_connected(self, conn: Connection) -> None:
-        self.customers.add(conn)
+        self.hub.add(conn)
 
     def customer_disconnected(self, conn: Connection) -> None:
-        self.customers.remove(conn)
+        self.hub.remove(conn)
 
     # ------------------------------------------------------------------ routing
 
@@ -465,7 +484,7 @@ class SupportService:
         org = await self.orgs.get(conversation.org)
         bot_name = self.chatbot.bot_name(org)
         key = customer_key(conversation_id)
-        self.customers.send(key, encode("typing", who="bot", name=bot_name, state=True))
+        self.hub.send(key, encode("typing", who="bot", name=bot_name, state=True))
         try:
             history = list(reversed(await self.store.messages.history(
                 conversation_id, before=None, limit=BOT_CONTEXT_MESSAGES)))
@@ -483,7 +502,7 @@ class SupportService:
             await self._post(saved, "bot", f"bot:{org.org_id}", bot_name, answer.text,
                              keep_alive=True)
         finally:
-            self.customers.send(key, encode("typing", who="bot", name=bot_name, state=False))
+            self.hub.send(key, encode("typing", who="bot", name=bot_name, state=False))
         if answer.handoff:
             pinned = await self.store.conversations.update(
                 conversation_id, {"mode": "agent", "agent_requested_at": self.clock()})
@@ -564,7 +583,7 @@ class SupportService:
                            "first_responder": user.email})
         updated = await self._count_message(conversation, message, org, unread=0,
                                             fields=fields)
-        stored = await self.store.messages.insert(message)
+        stored = await self._inserts.submit(message)
         if stored is not message:
             return stored
         if "first_response_secs" in fields:
@@ -579,7 +598,7 @@ class SupportService:
         if (conversation is None or not is_member(user, conversation.org)
                 or conversation.agent != user.email or not conversation.active):
             return
-        self.customers.send(customer_key(conversation_id),
+        self.hub.send(customer_key(conversation_id),
                             encode("typing", who="agent", name=user.name, state=state))
 
     async def mark_read(self, user: User, conversation_id: str) -> SupportConversation:
@@ -711,7 +730,7 @@ class SupportService:
     async def console_connected(self, conn: Connection, user: User) -> None:
         """An agent opened the console: they are online; queued customers get assigned."""
         org_id = await self.member_org(user)
-        self.consoles.add(conn)
+        self.hub.add(conn)
         timer = self._offline_timers.pop((org_id, user.email), None)
         if timer is not None:
             timer.cancel()
@@ -720,7 +739,7 @@ class SupportService:
             await self.assign_queued(org_id)
 
     async def console_disconnected(self, conn: Connection, user: User) -> None:
-        self.consoles.remove(conn)
+        self.hub.remove(conn)
         org_id = user.org
         if org_id is None or not self.presence.disconnect(org_id, user.email):
             return
@@ -755,7 +774,7 @@ class SupportService:
 
     async def member_removed(self, org_id: str, email: str) -> None:
         """An agent left the org: close their consoles and pass their conversations on."""
-        self.consoles.close_user(email, WS_4003_FORBIDDEN_ORIGIN, "removed from the org")
+        self.hub.close_user(console_key(email), WS_4003_FORBIDDEN_ORIGIN, "removed from the org")
         self.presence.forget(org_id, email)
         self.services.auth.forget_user(email)
         self._admins.pop(org_id, None)
@@ -856,7 +875,7 @@ class SupportService:
             summary=message.summary(), unread=0)
         if updated is None:
             return None
-        await self.store.messages.insert(message)
+        await self._inserts.submit(message)
         self._deliver(updated, message)
         return message
 
@@ -867,12 +886,12 @@ class SupportService:
     def _deliver(self, conversation: SupportConversation, message: SupportMessage,
                  origin: Connection | None = None) -> None:
         """A new message: to the customer's sockets and to the agents who follow it."""
-        self.customers.send(customer_key(conversation.conversation_id),
+        self.hub.send(customer_key(conversation.conversation_id),
                             encode("message", message=message.to_json(for_customer=True)),
                             exclude=origin)
         frame = encode("message", conversation_id=conversation.conversation_id,
                        message=message.to_json())
-        self.consoles.send_many(self._message_audience(conversation), frame, exclude=origin)
+        self._to_consoles(self._message_audience(conversation), frame, exclude=origin)
         if message.kind == "customer":
             self._emit_conversation(conversation)
 
@@ -887,11 +906,16 @@ class SupportService:
             audience.add(conversation.agent)
         return audience
 
+    def _to_consoles(self, emails: Iterable[str], frame: bytes,
+                     exclude: Connection | None = None) -> None:
+        """Send ``frame`` to the console sockets of these agents."""
+        self.hub.send_many([console_key(e) for e in emails], frame, exclude)
+
     def _emit_conversation(self, conversation: SupportConversation,
                            also: Iterable[str] = ()) -> None:
         """A conversation changed: every online agent of the org updates its lists."""
         online = set(self.presence.online(conversation.org)) | set(also)
-        self.consoles.send_many(online, encode("conversation",
+        self._to_consoles(online, encode("conversation",
                                                conversation=conversation.to_agent_json()))
 
     async def _after_end(self, conversation: SupportConversation,
@@ -906,7 +930,7 @@ class SupportService:
         await self._record(conversation.org, kind, actor or _customer(conversation), text,
                            conversation.conversation_id,
                            also=[conversation.agent] if conversation.agent else [])
-        self.customers.send(customer_key(conversation.conversation_id),
+        self.hub.send(customer_key(conversation.conversation_id),
                             encode("session", session=conversation.to_customer_json(),
                                    detail=_ended_detail(conversation)))
         self._emit_conversation(conversation)
@@ -957,7 +981,7 @@ class SupportService:
         except Exception:
             logger.exception("computing agent loads failed")
             return
-        self.consoles.send_many(set(online), encode("agents", agents=agents))
+        self._to_consoles(set(online), encode("agents", agents=agents))
 
 
 def _customer(conversation: SupportConversation) -> str:
@@ -987,17 +1011,14 @@ async def setup(services: Services) -> None:
     await services.store.ensure_indexes(extra=SUPPORT_INDEXES)
     support = SupportService(services)
     services.extras[SERVICE_KEY] = support
-    # Consoles authenticate with an agent's session: revoking it closes them.
-    services.auth.session_hubs.append(support.consoles)
     support.start()
 
 
 async def shutdown(services: Services) -> None:
     support = services.extras.get(SERVICE_KEY)
     if isinstance(support, SupportService):
-        # Widgets and consoles reconnect (with backoff) to the next instance.
-        support.customers.close_all(WS_1012_SERVICE_RESTART, "server restarting")
-        support.consoles.close_all(WS_1012_SERVICE_RESTART, "server restarting")
+        # Widgets and consoles were closed with the hub (1012) and reconnect
+        # (with backoff) to the next instance.
         await support.stop()
 
 
