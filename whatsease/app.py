@@ -30,6 +30,7 @@ from whatsease.realtime.hub import Hub
 from whatsease.services import Services
 from whatsease.storage.store import Store
 from whatsease.timeutil import utcnow
+from whatsease.writelane import WriteLane
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +51,13 @@ async def build_services(config: Config, mongodb_uri: str,
     store = Store(mongodb_uri, config.db_name)
     await store.ensure_indexes()
     hub = Hub()
-    activity = ActivityLog(store, hub, clock)
+    lane = WriteLane()
+    activity = ActivityLog(store, hub, clock, lane=lane)
     auth = AuthService(config, store, activity, hub, clock)
     services = Services(
         config=config, store=store, hub=hub, activity=activity, auth=auth,
         accounts=Accounts(store, hub, auth, activity),
-        messaging=Messaging(store, hub, activity, clock))
+        messaging=Messaging(store, hub, activity, lane, clock), lane=lane)
     for module in service_modules():
         await module.setup(services)
     return services

@@ -393,7 +393,8 @@ def test_typing_stops_when_the_typer_disconnects(pair: tuple[User, User, WS, WS]
 
 def test_typing_expires_by_itself(make_server: Callable[..., ServerThread]) -> None:
     srv = make_server()
-    srv.services.extras["realtime"].typing.expiry = 0.4
+    assert srv.services.realtime is not None
+    srv.services.realtime.typing.expiry = 0.4
     alice, bob = register(srv.port, "alice"), register(srv.port, "bob")
     _chat(alice, bob)
     a, b = connect(srv, alice), connect(srv, bob)
@@ -606,7 +607,8 @@ async def test_presence_reaches_the_peer_of_a_conversation_started_a_moment_ago(
         services: Services) -> None:
     """The chat's summary (which makes them peers) is written after the send returns."""
     await _store_users(services, "v@example.com", "w@example.com")
-    realtime = services.extras["realtime"]
+    realtime = services.realtime
+    assert realtime is not None
     watcher = Socket("w@example.com")
     realtime.attach(watcher)
     await services.messaging.send("v@example.com", "w@example.com", "hello")

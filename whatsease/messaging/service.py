@@ -33,7 +33,7 @@ from whatsease.storage.models import (
 )
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
-from whatsease.writelane import ACK, RECEIPTS, URGENT
+from whatsease.writelane import ACK, RECEIPTS, URGENT, WriteLane
 
 HISTORY_MAX_LIMIT = 100
 SYNC_PAGE_LIMIT = 200
@@ -137,13 +137,14 @@ class _Revisions:
 class Messaging:
     """The message service. One per process, built in ``make_app``."""
 
-    def __init__(self, store: Store, hub: Hub, activity: ActivityLog,
+    def __init__(self, store: Store, hub: Hub, activity: ActivityLog, lane: WriteLane,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.hub = hub
         self.activity = activity
         self.clock = clock
-        self.lane = activity.lane
+        # Shared with the activity log and support: one writer at a time, urgent first.
+        self.lane = lane
         self.bots: dict[str, BotHook] = {}
         self._inserts: Batcher[Message, Message] = Batcher(
             self._insert_batch, max_batch=INSERT_MAX_BATCH, name="messages")

@@ -19,7 +19,8 @@ class SocketHandler(Socket):
 
     def initialize(self, services: Services) -> None:
         super().initialize(services)
-        self.realtime: Realtime = services.extras["realtime"]
+        assert services.realtime is not None, "realtime.service is set up before routes"
+        self.realtime: Realtime = services.realtime
         self.session: ClientSession | None = None
 
     async def authenticate(self, message: str | bytes) -> None:

@@ -520,11 +520,11 @@ class ClientSession:
 
 
 async def setup(services: Services) -> None:
-    services.extras["realtime"] = Realtime(services.config, services.hub, services.auth,
+    services.realtime = Realtime(services.config, services.hub, services.auth,
                                            services.messaging, services.store)
 
 
 async def shutdown(services: Services) -> None:
-    realtime: Realtime | None = services.extras.get("realtime")
+    realtime = services.realtime
     if realtime is not None:
         await realtime.drain()

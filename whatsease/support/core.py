@@ -33,7 +33,6 @@ from whatsease.writelane import URGENT
 
 logger = logging.getLogger(__name__)
 
-SERVICE_KEY = "support"
 # How often the sweeper looks for conversations past their timeout, in seconds:
 # a session ends at most this long after its timeout if nobody touches it.
 SWEEP_INTERVAL_SECS = 1.0

@@ -40,7 +40,6 @@ from whatsease.support.core import (
     LIST_MAX_LIMIT,
     QUEUED_TEXT,
     RESUME_MESSAGES,
-    SERVICE_KEY,
     SessionEnded,
     console_key,
     customer_key,
@@ -68,21 +67,21 @@ class SupportService(SupportConsole):
 async def setup(services: Services) -> None:
     await services.store.ensure_indexes(extra=SUPPORT_INDEXES)
     support = SupportService(services)
-    services.extras[SERVICE_KEY] = support
+    services.support = support
     support.start()
 
 
 async def shutdown(services: Services) -> None:
-    support = services.extras.get(SERVICE_KEY)
-    if isinstance(support, SupportService):
+    support = services.support
+    if support is not None:
         # Widgets and consoles were closed with the hub (1012) and reconnect
         # (with backoff) to the next instance.
         await support.stop()
 
 
 def get_support(services: Services) -> SupportService:
-    support = services.extras.get(SERVICE_KEY)
-    if not isinstance(support, SupportService):
+    """The process's support service; `RuntimeError` if its module was not set up."""
+    if services.support is None:
         raise RuntimeError("the support service is not set up (whatsease.support.service is "
                            "missing from SERVICE_MODULES)")
-    return support
+    return services.support
