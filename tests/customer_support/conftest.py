@@ -14,7 +14,7 @@ import pytest
 
 from whatsease.services import Services
 from whatsease.storage.models import User
-from whatsease.support.models import Org, SupportConversation
+from whatsease.storage.support_models import Org, SupportConversation
 from whatsease.support.service import SupportService, console_key, customer_key, get_support
 from whatsease.timeutil import utcnow
 

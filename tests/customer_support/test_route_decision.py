@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from whatsease.support.models import SupportConversation
+from whatsease.storage.support_models import SupportConversation
 from whatsease.support.routing import decide_route
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

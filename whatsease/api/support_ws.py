@@ -33,7 +33,7 @@ from whatsease.realtime.protocol import auth_token, parse_fields
 from whatsease.realtime.transport import Socket, is_unavailable
 from whatsease.services import Services
 from whatsease.storage.models import User
-from whatsease.support.models import SupportConversation
+from whatsease.storage.support_models import SupportConversation
 from whatsease.support.service import (
     RESUME_MESSAGES,
     SupportService,

@@ -20,7 +20,7 @@ from whatsease.api.base import BaseHandler, route
 from whatsease.errors import Forbidden, NotFound, Unauthorized
 from whatsease.realtime.transport import origin_allowed
 from whatsease.services import Services
-from whatsease.support.models import Org, SupportConversation
+from whatsease.storage.support_models import Org, SupportConversation
 from whatsease.support.service import RESUME_MESSAGES, SupportService, get_support
 
 WIDGET_SCRIPT = Path(__file__).resolve().parent.parent.parent / "static" / "widget.js"

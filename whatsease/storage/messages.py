@@ -142,16 +142,6 @@ class MessageRepo:
         if ops:
             await self.collection.bulk_write(ops, ordered=False)
 
-    async def count_unread(self, conversation: str, recipient: str) -> int:
-        return await self.collection.count_documents(
-            {"conversation_id": conversation, "recipient": recipient,
-             "status": {"$in": ["Sent", "Delivered"]}, "deleted": False})
-
-    async def undelivered_for(self, recipient: str, *, limit: int) -> list[Message]:
-        docs = await self.collection.find(
-            {"recipient": recipient, "status": "Sent"}).sort("_id", 1).limit(limit).to_list()
-        return [Message.from_doc(doc) for doc in docs]
-
     async def delete_all_of(self, user: str) -> int:
         result = await self.collection.delete_many({"members": user})
         return result.deleted_count

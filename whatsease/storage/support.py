@@ -14,7 +14,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from whatsease.storage.errors import Duplicate
 from whatsease.storage.messages import DUPLICATE_KEY
 from whatsease.storage.models import is_object_id
-from whatsease.support.models import Org, SupportConversation, SupportMessage
+from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 
 ORGS = "support_orgs"
 CONVERSATIONS = "support_conversations"

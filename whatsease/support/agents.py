@@ -15,13 +15,13 @@ from whatsease.metrics import (
 from whatsease.realtime.frames import encode
 from whatsease.realtime.hub import Connection
 from whatsease.storage.models import User, new_id
+from whatsease.storage.support_models import AGENT_ROLES, SupportConversation, SupportMessage
 from whatsease.support.core import (
     HANDBACK_TEXT,
     LIST_MAX_LIMIT,
     SessionEnded,
     customer_key,
 )
-from whatsease.support.models import AGENT_ROLES, SupportConversation, SupportMessage
 from whatsease.support.orgs import is_member, is_org_admin
 from whatsease.support.sessions import SupportSessions
 

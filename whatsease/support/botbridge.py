@@ -10,13 +10,13 @@ from whatsease.metrics import (
     SUPPORT_HANDOFFS,
 )
 from whatsease.realtime.frames import encode
+from whatsease.storage.support_models import SupportMessage
 from whatsease.support.core import (
     BOT_CONTEXT_MESSAGES,
     MAX_BOT_PENDING,
     customer_actor,
     customer_key,
 )
-from whatsease.support.models import SupportMessage
 from whatsease.support.routing import SupportRouting
 
 logger = logging.getLogger(__name__)

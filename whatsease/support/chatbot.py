@@ -20,7 +20,7 @@ from typing import Any
 from whatsease.bot.catalogue import Catalogue, load_catalogue, loads_catalogue
 from whatsease.bot.engine import BotState, IntentEngine
 from whatsease.bot.llm import ChatEndpoint, LLMError, complete
-from whatsease.support.models import Org, SupportMessage
+from whatsease.storage.support_models import Org, SupportMessage
 
 logger = logging.getLogger(__name__)
 

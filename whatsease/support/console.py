@@ -11,13 +11,13 @@ from whatsease.errors import Forbidden
 from whatsease.realtime.frames import WS_4003_FORBIDDEN_ORIGIN
 from whatsease.realtime.hub import Connection
 from whatsease.storage.models import User
+from whatsease.storage.support_models import SupportConversation
 from whatsease.support.agents import SupportAgents
 from whatsease.support.core import (
     FIRST_RESPONSE_WINDOW_DAYS,
     LIST_MAX_LIMIT,
     console_key,
 )
-from whatsease.support.models import SupportConversation
 from whatsease.support.orgs import is_org_admin
 
 logger = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from whatsease.realtime.hub import Connection
 from whatsease.services import Services
 from whatsease.storage.models import new_id
 from whatsease.storage.support import SupportStore
+from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 from whatsease.support.chatbot import SupportChatbot
-from whatsease.support.models import Org, SupportConversation, SupportMessage
 from whatsease.support.orgs import OrgService
 from whatsease.support.presence import AgentPresence
 from whatsease.timeutil import utcnow

@@ -11,6 +11,7 @@ from whatsease.metrics import (
 )
 from whatsease.realtime.frames import encode
 from whatsease.realtime.hub import Connection
+from whatsease.storage.support_models import SupportConversation, SupportMessage
 from whatsease.support.core import (
     AGENTS_PUSH_DELAY_SECS,
     SupportCore,
@@ -20,7 +21,6 @@ from whatsease.support.core import (
     ended_detail,
     minutes_text,
 )
-from whatsease.support.models import SupportConversation, SupportMessage
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from whatsease.metrics import (
     SUPPORT_ASSIGNMENTS,
     SUPPORT_QUEUED,
 )
+from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 from whatsease.support.assignment import choose_agent
 from whatsease.support.core import (
     LIST_MAX_LIMIT,
@@ -18,7 +19,6 @@ from whatsease.support.core import (
     customer_actor,
 )
 from whatsease.support.fanout import SupportFanout
-from whatsease.support.models import Org, SupportConversation, SupportMessage
 
 logger = logging.getLogger(__name__)
 

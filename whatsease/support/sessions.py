@@ -14,6 +14,7 @@ from whatsease.metrics import (
 from whatsease.realtime.frames import encode
 from whatsease.realtime.hub import Connection
 from whatsease.storage.models import new_id
+from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 from whatsease.support.botbridge import SupportBotBridge
 from whatsease.support.core import (
     HISTORY_MAX_LIMIT,
@@ -21,7 +22,6 @@ from whatsease.support.core import (
     customer_actor,
     hash_token,
 )
-from whatsease.support.models import Org, SupportConversation, SupportMessage
 
 logger = logging.getLogger(__name__)
 
