@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 
 from tornado.routing import URLSpec
@@ -28,7 +29,7 @@ from whatsease import validation
 from whatsease.api.widget import org_origin_allowed
 from whatsease.auth.ratelimit import TokenBucket
 from whatsease.errors import AppError, Forbidden
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.realtime.protocol import auth_token, parse_fields
 from whatsease.realtime.transport import Socket, is_unavailable
 from whatsease.services import Services
@@ -59,18 +60,18 @@ class SupportSocket(Socket):
     async def authenticate(self, message: str | bytes) -> None:
         await self.sign_in(auth_token(message))
 
-    def receive(self, message: str | bytes) -> Any:
+    def receive(self, message: str | bytes) -> Awaitable[None]:
         return self._receive(message)
 
     async def _receive(self, message: str | bytes) -> None:
-        ref: Any = None
-        client_id: Any = None
+        ref: object = None
+        client_id: object = None
         try:
             frame = parse_fields(message, self.FIELDS)
             ref = frame.get("ref")
             client_id = frame.get("client_id")
             if frame["type"] == "ping":
-                self.send_frame(encode("pong", ref=ref))
+                self.send_frame(frames.pong(ref))
                 return
             if not self.bucket.take():
                 raise AppError("Too many frames; slow down.", code="rate_limited")
@@ -135,9 +136,9 @@ class WidgetSocket(SupportSocket):
             return
         self.support.customer_connected(self)
         conversation, messages = await self.support.customer_view(conversation)
-        self.send_frame(encode(
-            "ready", session=conversation.to_customer_json(),
-            messages=[m.to_json(for_customer=True) for m in messages],
+        self.send_frame(frames.widget_ready(
+            conversation.to_customer_json(),
+            [m.to_json(for_customer=True) for m in messages],
             more=len(messages) == RESUME_MESSAGES, config=org.widget_config(),
             server_time=isoformat(self.support.clock())))
 
@@ -147,8 +148,7 @@ class WidgetSocket(SupportSocket):
             message = await self.support.customer_send(
                 self.conversation_id, validation.content(frame.get("content")),
                 client_id=client_id, origin=self)
-            self.send_frame(encode("ack", client_id=client_id,
-                                   message=message.to_json(for_customer=True)))
+            self.send_frame(frames.ack(client_id, message.to_json(for_customer=True)))
         elif frame["type"] == "typing":
             conversation = await self._conversation()
             if conversation is not None and conversation.active:
@@ -183,8 +183,8 @@ class ConsoleSocket(SupportSocket):
             return
         await self.support.console_connected(self, user)
         snapshot = await self.support.console_snapshot(user)
-        self.send_frame(encode("ready", me={"email": user.email, "name": user.name,
-                                            "role": user.role}, **snapshot))
+        self.send_frame(frames.console_ready(
+            {"email": user.email, "name": user.name, "role": user.role}, snapshot))
 
     async def handle(self, frame: dict[str, Any]) -> None:
         assert self.agent is not None
@@ -197,8 +197,8 @@ class ConsoleSocket(SupportSocket):
             message = await self.support.agent_send(
                 self.agent, conversation_id, validation.content(frame.get("content")),
                 client_id=client_id, origin=self)
-            self.send_frame(encode("ack", client_id=client_id, conversation_id=conversation_id,
-                                   message=message.to_json()))
+            self.send_frame(frames.ack(client_id, message.to_json(),
+                                       conversation_id=conversation_id))
         elif frame["type"] == "typing":
             await self.support.agent_typing(self.agent, conversation_id,
                                             frame.get("state") is True)

@@ -20,7 +20,7 @@ from whatsease.batching import Batcher
 from whatsease.errors import Conflict, NotFound, invalid
 from whatsease.messaging.revisions import Revisions
 from whatsease.metrics import BATCH_SIZE, MESSAGES, SEND_DELIVERED_LATENCY
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.realtime.hub import Connection, Hub
 from whatsease.storage.models import (
     STATUS_RANK,
@@ -194,7 +194,7 @@ class Messaging:
 
     def _deliver(self, message: Message) -> None:
         MESSAGES_SENT.inc()
-        frame = encode("message", message=message.to_json())
+        frame = frames.message(message.to_json())
         self.hub.send(message.recipient, frame)
         self.hub.send(message.sender, frame, exclude=self._origins.get(message.message_id))
         self.activity.record("bot.replied" if message.is_bot_response else "message.sent",
@@ -294,7 +294,7 @@ class Messaging:
                              message_id=message_id)
 
     def _broadcast_change(self, message: Message) -> None:
-        frame = encode("message", message=message.to_json())
+        frame = frames.message(message.to_json())
         self.hub.send_many((message.sender, message.recipient), frame)
 
     async def set_status(self, user: str, message_id: str, status: str) -> Message:
@@ -374,8 +374,7 @@ class Messaging:
 
     def _announce_status(self, m: Message, previous: str, now: datetime,
                          origin: Connection | None) -> None:
-        frame = encode("status", message_id=m.message_id, status=m.status,
-                       conversation_id=m.conversation_id)
+        frame = frames.status(m.message_id, m.status, m.conversation_id)
         self.hub.send(m.sender, frame)
         # The reader's other tabs keep the same ticks and unread badge; the
         # socket that sent the receipt knows already.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
 
 from whatsease.batching import Batcher
 from whatsease.messaging.service import Messaging
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.realtime.hub import Connection, Hub
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
@@ -54,7 +54,7 @@ class Typing:
         else:
             self._per_user[conn.user] = self._per_user.get(conn.user, 0) + 1
             self._to_peer.setdefault(peer, set()).add(conn.user)
-            self.hub.send(peer, encode("typing", sender=conn.user, state=True))
+            self.hub.send(peer, frames.chat_typing(conn.user, True))
         self._active[key] = (loop.call_later(self.expiry, self._stop, key), conn)
 
     def _stop(self, key: tuple[str, str]) -> None:
@@ -72,7 +72,7 @@ class Typing:
             typers.discard(key[0])
             if not typers:
                 del self._to_peer[key[1]]
-        self.hub.send(key[1], encode("typing", sender=key[0], state=False))
+        self.hub.send(key[1], frames.chat_typing(key[0], False))
 
     def drop(self, conn: Connection) -> None:
         """The socket closed: whatever it was typing stops now."""
@@ -93,14 +93,14 @@ class Presence:
     """
 
     def __init__(self, store: Store, hub: Hub, messaging: Messaging,
-                 clock: Callable[[], Any] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.hub = hub
         self.messaging = messaging
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
         self._peers: Batcher[str, set[str]] = Batcher(self._lookup_peers, name="presence-peers")
-        self._last_seen: Batcher[str, Any] = Batcher(self._store_last_seen,
+        self._last_seen: Batcher[str, datetime] = Batcher(self._store_last_seen,
                                                      name="presence-last-seen")
 
     async def _lookup_peers(self, users: list[str]) -> list[set[str]]:
@@ -108,7 +108,7 @@ class Presence:
         found = await self.store.conversations.peers_of_many(users)
         return [found.get(u, set()) for u in users]
 
-    async def _store_last_seen(self, users: list[str]) -> list[Any]:
+    async def _store_last_seen(self, users: list[str]) -> list[datetime]:
         when = self.clock()
         async with self.messaging.lane.hold(BACKGROUND):
             await self.store.users.touch_last_seen(users, when)
@@ -133,7 +133,7 @@ class Presence:
             return
         listeners = self.hub.online(peers)
         if listeners:
-            frame = encode("presence", user=user, online=online, last_seen=isoformat(when))
+            frame = frames.presence(user, online, isoformat(when))
             self.hub.send_many(listeners, frame)
 
     async def drain(self) -> None:

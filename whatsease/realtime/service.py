@@ -17,7 +17,10 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter
 
 from whatsease.auth.ratelimit import TokenBucket
 from whatsease.auth.service import AuthService, Principal
@@ -34,12 +37,11 @@ from whatsease.metrics import (
     SOCKETS_OPEN,
     USERS_ONLINE,
 )
+from whatsease.realtime import frames
 from whatsease.realtime.frames import (
     WS_1013_TRY_AGAIN_LATER,
     WS_4009_TOO_MANY_SOCKETS,
     WS_4029_RATE_LIMITED,
-    encode,
-    error_frame,
 )
 from whatsease.realtime.hub import Connection, Hub
 from whatsease.realtime.presence import MAX_TYPING_TARGETS, Presence, Typing
@@ -80,8 +82,8 @@ FREEZE_SETTLE_SECS = 2.0
 # read until one finishes, so a fast client cannot queue unbounded work.
 MAX_INFLIGHT_FRAMES = 64
 
-_FRAMES_IN: dict[str, Any] = {}
-_FRAMES_OUT: dict[str, Any] = {}
+_FRAMES_IN: dict[str, Counter] = {}
+_FRAMES_OUT: dict[str, Counter] = {}
 
 
 def count_in(kind: str) -> None:
@@ -114,7 +116,7 @@ class Realtime:
     """Shared by every socket of the process: the hub, presence, typing and send buckets."""
 
     def __init__(self, config: Config, hub: Hub, auth: AuthService, messaging: Messaging,
-                 store: Store, clock: Callable[[], Any] = utcnow) -> None:
+                 store: Store, clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.hub = hub
         self.auth = auth
@@ -243,11 +245,11 @@ class ClientSession:
         self.session_open = True
 
     def ready_frame(self) -> bytes:
-        return encode("ready", user=self.user, server_time=isoformat(self.realtime.clock()))
+        return frames.chat_ready(self.user, isoformat(self.realtime.clock()))
 
     def typing_frames(self) -> list[bytes]:
         """What a socket that just connected has missed: who is typing to its user now."""
-        return [encode("typing", sender=typer, state=True)
+        return [frames.chat_typing(typer, True)
                 for typer in self.realtime.typing.typing_to(self.user)]
 
     def receive(self, frame: Frame) -> asyncio.Future[None] | None:
@@ -260,7 +262,7 @@ class ClientSession:
         if not self._admit(frame):
             return None
         if frame.type == "ping":
-            self.conn.send_frame(encode("pong", ref=frame.ref))
+            self.conn.send_frame(frames.pong(frame.ref))
             return None
         if frame.type == "typing":
             self._typing(frame)
@@ -373,18 +375,17 @@ class ClientSession:
         message = await self.realtime.messaging.send(
             self.user, frame.recipient, frame.content, client_id=frame.client_id,
             origin=self.conn)
-        self.conn.send_frame(encode("ack", client_id=frame.client_id,
-                                    message=message.to_json()))
+        self.conn.send_frame(frames.ack(frame.client_id, message.to_json()))
         SEND_ACK_LATENCY.observe(time.perf_counter() - started)
 
     async def _sync(self, frame: Frame) -> None:
         page, more, cursor = await self.realtime.messaging.changes_since(self.user, frame.after)
-        self.conn.send_frame(encode("synced", messages=[m.to_json() for m in page], more=more,
-                                    cursor=cursor, ref=frame.ref))
+        self.conn.send_frame(frames.synced([m.to_json() for m in page], more=more,
+                                           cursor=cursor, ref=frame.ref))
 
     def error(self, code: str, detail: str, ref: str | None,
               errors: list[dict[str, str]] | None = None) -> None:
-        self.conn.send_frame(error_frame(code, detail, ref=ref, errors=errors))
+        self.conn.send_frame(frames.error_frame(code, detail, ref=ref, errors=errors))
 
     def overflowed(self) -> None:
         SEND_QUEUE_OVERFLOWS.inc()

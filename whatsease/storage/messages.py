@@ -14,11 +14,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo import UpdateMany
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
+from whatsease.storage.bulk import insert_all
 from whatsease.storage.models import STATUS_RANK, STATUSES, Message, is_object_id
-
-DUPLICATE_KEY = 11000
 
 
 class MessageRepo:
@@ -33,14 +31,7 @@ class MessageRepo:
         """
         if not messages:
             return []
-        duplicates: set[int] = set()
-        try:
-            await self.collection.insert_many([m.to_doc() for m in messages], ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                if error.get("code") != DUPLICATE_KEY:
-                    raise
-                duplicates.add(int(error["index"]))
+        duplicates = await insert_all(self.collection, [m.to_doc() for m in messages])
         if not duplicates:
             return list(messages)
         keys = [{"sender": messages[i].sender, "client_id": messages[i].client_id}

@@ -9,10 +9,10 @@ from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from whatsease.storage.bulk import insert_all
 from whatsease.storage.errors import Duplicate
-from whatsease.storage.messages import DUPLICATE_KEY
 from whatsease.storage.models import is_object_id
 from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 
@@ -211,14 +211,7 @@ class SupportMessageRepo:
         first. The result is in the order given."""
         if not messages:
             return []
-        duplicates: set[int] = set()
-        try:
-            await self.collection.insert_many([m.to_doc() for m in messages], ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                if error.get("code") != DUPLICATE_KEY:
-                    raise
-                duplicates.add(int(error["index"]))
+        duplicates = await insert_all(self.collection, [m.to_doc() for m in messages])
         result = list(messages)
         for i in duplicates:
             earlier = await self.by_client_id(messages[i].conversation_id,

@@ -12,7 +12,7 @@ from whatsease.metrics import (
     SUPPORT_HANDOFFS,
     SUPPORT_TRANSFERS,
 )
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.realtime.hub import Connection
 from whatsease.storage.models import User, new_id
 from whatsease.storage.support_models import AGENT_ROLES, SupportConversation, SupportMessage
@@ -116,7 +116,7 @@ class SupportAgents(SupportSessions):
                 or conversation.agent != user.email or not conversation.active):
             return
         self.hub.send(customer_key(conversation_id),
-                            encode("typing", who="agent", name=user.name, state=state))
+                            frames.widget_typing("agent", user.name, state))
 
     async def mark_read(self, user: User, conversation_id: str) -> SupportConversation:
         conversation = await self.conversation_for(user, conversation_id)

@@ -9,7 +9,7 @@ from whatsease.metrics import (
     SUPPORT_BOT_REPLIES,
     SUPPORT_HANDOFFS,
 )
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.storage.support_models import SupportMessage
 from whatsease.support.core import (
     BOT_CONTEXT_MESSAGES,
@@ -61,7 +61,7 @@ class SupportBotBridge(SupportRouting):
         org = await self.orgs.get(conversation.org)
         bot_name = self.chatbot.bot_name(org)
         key = customer_key(conversation_id)
-        self.hub.send(key, encode("typing", who="bot", name=bot_name, state=True))
+        self.hub.send(key, frames.widget_typing("bot", bot_name, True))
         try:
             history = list(reversed(await self.store.messages.history(
                 conversation_id, before=None, limit=BOT_CONTEXT_MESSAGES)))
@@ -79,7 +79,7 @@ class SupportBotBridge(SupportRouting):
             await self._post(saved, "bot", f"bot:{org.org_id}", bot_name, answer.text,
                              keep_alive=True)
         finally:
-            self.hub.send(key, encode("typing", who="bot", name=bot_name, state=False))
+            self.hub.send(key, frames.widget_typing("bot", bot_name, False))
         if answer.handoff:
             pinned = await self.store.conversations.update(
                 conversation_id, {"mode": "agent", "agent_requested_at": self.clock()})

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -157,7 +157,7 @@ class SupportCore(abc.ABC):
                 return
             await asyncio.wait(set(self._tasks), timeout=left)
 
-    def spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Coroutine[object, object, None], name: str) -> None:
         """Run ``coro`` in the background; `wait_idle` and `stop` wait for it."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from whatsease.metrics import (
     SUPPORT_SESSIONS,
 )
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.realtime.hub import Connection
 from whatsease.storage.support_models import SupportConversation, SupportMessage
 from whatsease.support.core import (
@@ -32,10 +32,9 @@ class SupportFanout(SupportCore):
                  origin: Connection | None = None) -> None:
         """A new message: to the customer's sockets and to the agents who follow it."""
         self.hub.send(customer_key(conversation.conversation_id),
-                            encode("message", message=message.to_json(for_customer=True)),
+                            frames.message(message.to_json(for_customer=True)),
                             exclude=origin)
-        frame = encode("message", conversation_id=conversation.conversation_id,
-                       message=message.to_json())
+        frame = frames.message(message.to_json(), conversation_id=conversation.conversation_id)
         self._to_consoles(self._message_audience(conversation), frame, exclude=origin)
         if message.kind == "customer":
             self._emit_conversation(conversation)
@@ -60,8 +59,7 @@ class SupportFanout(SupportCore):
                            also: Iterable[str] = ()) -> None:
         """A conversation changed: every online agent of the org updates its lists."""
         online = set(self.presence.online(conversation.org)) | set(also)
-        self._to_consoles(online, encode("conversation",
-                                               conversation=conversation.to_agent_json()))
+        self._to_consoles(online, frames.conversation(conversation.to_agent_json()))
 
     async def _after_end(self, conversation: SupportConversation,
                          actor: str | None = None) -> None:
@@ -76,8 +74,8 @@ class SupportFanout(SupportCore):
                            conversation.conversation_id,
                            also=[conversation.agent] if conversation.agent else [])
         self.hub.send(customer_key(conversation.conversation_id),
-                            encode("session", session=conversation.to_customer_json(),
-                                   detail=ended_detail(conversation)))
+                            frames.session(conversation.to_customer_json(),
+                                           ended_detail(conversation)))
         self._emit_conversation(conversation)
         self._schedule_agents_push(conversation.org)
 
@@ -100,7 +98,7 @@ class SupportFanout(SupportCore):
         except Exception:
             logger.exception("computing agent loads failed")
             return
-        self._to_consoles(set(online), encode("agents", agents=agents))
+        self._to_consoles(set(online), frames.agents(agents))
 
 
     def customer_connected(self, conn: Connection) -> None:

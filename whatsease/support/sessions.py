@@ -11,7 +11,7 @@ from whatsease.errors import NotFound, TooManyRequests, Unauthorized
 from whatsease.metrics import (
     SUPPORT_SESSIONS,
 )
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.realtime.hub import Connection
 from whatsease.storage.models import new_id
 from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
@@ -137,8 +137,8 @@ class SupportSessions(SupportBotBridge):
         return stored
 
     async def customer_typing(self, conversation: SupportConversation, state: bool) -> None:
-        frame = encode("typing", conversation_id=conversation.conversation_id,
-                       who="customer", name=conversation.customer_name, state=state)
+        frame = frames.console_typing(conversation.conversation_id, "customer",
+                                      conversation.customer_name, state)
         self._to_consoles(self._message_audience(conversation), frame)
 
     async def customer_end(self, conversation: SupportConversation) -> SupportConversation:
