@@ -35,7 +35,7 @@ from whatsease.config import Config
 from whatsease.storage.analytics import Plan, Window, plans
 from whatsease.storage.launcher import EmbeddedDatabase
 from whatsease.storage.support import CONVERSATIONS, MESSAGES, ORGS
-from whatsease.support.models import Org
+from whatsease.storage.support_models import Org
 
 TARGET_PAGE_MS_30D = 500.0
 BATCH = 10_000

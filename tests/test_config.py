@@ -37,6 +37,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_WS_SEND_RATE": ["0", "nan", "fast", "10001"],
     "WHATSEASE_WS_SEND_BURST": ["0", "1.5"],
     "WHATSEASE_WS_QUEUE_FRAMES": ["7", "lots"],
+    "WHATSEASE_WS_MAX_SOCKETS_PER_USER": ["0", "many"],
     "WHATSEASE_BOT_CATALOGUE": ["/no/such/catalogue.toml"],
     "WHATSEASE_BOT_SEMANTIC_MODEL": ["/no/such/model/folder"],
     "WHATSEASE_BOT_HISTORY_MAX_MESSAGES": ["-1", "10001", "all"],

@@ -133,12 +133,11 @@ def test_the_agent_console_has_its_icon(server: ServerThread) -> None:
 
 
 def test_readyz_waits_while_the_server_is_starting(server: ServerThread) -> None:
-    from whatsease.api import ops
 
-    server.services.extras[ops.STARTING] = True
+    server.services.starting = True
     try:
         res = Client(server.port).get("/readyz")
         assert res.status == 503 and res.json["type"].endswith("/starting")
     finally:
-        server.services.extras.pop(ops.STARTING)
+        server.services.starting = False
     assert Client(server.port).get("/readyz").status == 200

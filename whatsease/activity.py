@@ -8,7 +8,7 @@ from typing import Any
 
 from whatsease.batching import Batcher
 from whatsease.metrics import BATCH_SIZE
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.realtime.hub import Hub
 from whatsease.storage.models import ActivityEntry
 from whatsease.storage.store import Store
@@ -79,7 +79,7 @@ class ActivityLog:
         async with self.lane.hold(BACKGROUND):
             await self.store.activity.insert_many(entries)
         for entry in entries:
-            frame = encode("activity", entry=entry.to_json())
+            frame = frames.activity(entry.to_json())
             self.hub.send_many(entry.audience, frame)
         return [None] * len(entries)
 

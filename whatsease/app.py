@@ -32,6 +32,7 @@ from whatsease.realtime.hub import Hub
 from whatsease.services import Services
 from whatsease.storage.store import Store
 from whatsease.timeutil import utcnow
+from whatsease.writelane import WriteLane
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,13 @@ async def build_services(config: Config, mongodb_uri: str,
     await store.ensure_indexes()
     await backfill_skeletons(store.users)
     hub = Hub()
-    activity = ActivityLog(store, hub, clock)
+    lane = WriteLane()
+    activity = ActivityLog(store, hub, clock, lane=lane)
     auth = AuthService(config, store, activity, hub, clock)
     services = Services(
         config=config, store=store, hub=hub, activity=activity, auth=auth,
         accounts=Accounts(store, hub, auth, activity),
-        messaging=Messaging(store, hub, activity, clock))
+        messaging=Messaging(store, hub, activity, lane, clock), lane=lane)
     for module in service_modules():
         await module.setup(services)
     return services
@@ -226,11 +228,11 @@ async def serve(config: Config, mongodb_uri: str,
     await server.start()
     assert server.services is not None
     if health is not None:
-        server.services.extras[ops.HEALTH_CHECK] = health
+        server.services.health_check = health
     if config.demo_users:
-        server.services.extras[ops.STARTING] = True  # /readyz waits for the demo accounts
+        server.services.starting = True  # /readyz waits for the demo accounts
         created = await create_demo_users(server.services)
-        server.services.extras.pop(ops.STARTING)
+        server.services.starting = False
         for email, password in created:
             print(f"demo user: {email} / password: {password}", flush=True)
     print(f"WhatsEase is serving on http://{_display_host(config.host)}:{server.port}",

@@ -248,6 +248,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Messages one user may send in a burst."),
     Setting("WHATSEASE_WS_QUEUE_FRAMES", "ws_queue_frames", _parse_int(8, 1000000), 1000,
             "Frames a socket may have unsent before it is closed with 4008."),
+    Setting("WHATSEASE_WS_MAX_SOCKETS_PER_USER", "ws_max_sockets_per_user", _parse_int(1, 10000),
+            20, "Sockets one user may have open; a new one closes the oldest with 4009."),
     Setting("WHATSEASE_BOT_CATALOGUE", "bot_catalogue", _parse_file, "",
             "TOML intent catalogue for bot:whatsease. Empty: the built-in one."),
     Setting("WHATSEASE_BOT_HISTORY_MAX_MESSAGES", "bot_history_max_messages",
@@ -354,6 +356,7 @@ class Config:
     ws_send_rate: float = 20.0
     ws_send_burst: int = 40
     ws_queue_frames: int = 1000
+    ws_max_sockets_per_user: int = 20
     bot_catalogue: str = ""
     bot_history_max_messages: int = 50
     bot_history_max_chars: int = 20000

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from whatsease.activity import ActivityLog
 from whatsease.auth.accounts import Accounts
@@ -13,6 +14,15 @@ from whatsease.config import Config
 from whatsease.messaging.service import Messaging
 from whatsease.realtime.hub import Hub
 from whatsease.storage.store import Store
+from whatsease.writelane import WriteLane
+
+if TYPE_CHECKING:
+    from whatsease.analytics.service import Analytics
+
+    # Built by their service modules' setup() once these core services exist.
+    from whatsease.bot.service import Assistant
+    from whatsease.realtime.service import Realtime
+    from whatsease.support.service import SupportService
 
 
 class RequestTracker:
@@ -44,6 +54,8 @@ class RequestTracker:
 
 @dataclass
 class Services:
+    """Every service of the process, each built once (``app.build_services``)."""
+
     config: Config
     store: Store
     hub: Hub
@@ -51,8 +63,18 @@ class Services:
     auth: AuthService
     accounts: Accounts
     messaging: Messaging
-    # Filled by later subsystems (bot, support, channels) when they are built.
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The write lane the activity log, messaging and support share (urgent first).
+    lane: WriteLane = field(default_factory=WriteLane)
+    # Set by the service modules' setup() (api/registry.py), in that order.
+    assistant: Assistant | None = None
+    realtime: Realtime | None = None
+    support: SupportService | None = None
+    analytics: Analytics | None = None
+    # True while start-up work (the demo accounts) is under way: /readyz answers 503.
+    starting: bool = False
+    # Says why the process is beyond repair (its embedded database could not be
+    # restarted), or None: /healthz answers 503 then, so the platform restarts it.
+    health_check: Callable[[], str | None] | None = None
     draining: bool = False
     # REST requests being handled now; a graceful shutdown waits for them.
     requests: RequestTracker = field(default_factory=lambda: RequestTracker())

@@ -16,8 +16,8 @@ from whatsease.bot.catalogue import load_catalogue
 from whatsease.services import Services
 from whatsease.storage.models import Message
 from whatsease.storage.support import CONVERSATIONS, MESSAGES, ORGS
+from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 from whatsease.support.chatbot import DEFAULT_SUPPORT_CATALOGUE
-from whatsease.support.models import Org, SupportConversation, SupportMessage
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 END = datetime(2026, 3, 5, tzinfo=UTC)

@@ -13,7 +13,7 @@ from whatsease.errors import Unprocessable
 from whatsease.services import Services
 from whatsease.storage.analytics import Window
 from whatsease.storage.support import MESSAGES
-from whatsease.support.models import SupportMessage
+from whatsease.storage.support_models import SupportMessage
 
 ACME = Scope("acme")
 ALL = Scope(None)

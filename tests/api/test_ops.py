@@ -101,14 +101,13 @@ def test_metrics_time_garbage_collector_pauses(server: ServerThread) -> None:
 
 
 def test_healthz_is_503_when_the_process_cannot_recover(server: ServerThread) -> None:
-    from whatsease.api import ops
 
-    server.services.extras[ops.HEALTH_CHECK] = lambda: "the embedded database is gone"
+    server.services.health_check = lambda: "the embedded database is gone"
     try:
         res = Client(server.port).get("/healthz")
         body = assert_problem(res, 503)
         assert body["type"].endswith("/unhealthy")
         assert body["detail"] == "the embedded database is gone"
     finally:
-        server.services.extras.pop(ops.HEALTH_CHECK)
+        server.services.health_check = None
     assert Client(server.port).get("/healthz").status == 200

@@ -153,7 +153,9 @@ def test_llm_timeout_or_error_falls_back_to_the_catalogue(
     fake_llm.mode = mode
     srv = make_server(llm_url=fake_llm.url, llm_timeout=0.5)
     gina = register(srv.port, "gina")
-    catalogue = srv.services.extras["assistant"].catalogue
+    assistant = srv.services.assistant
+    assert assistant is not None
+    catalogue = assistant.catalogue
     reply = bot_reply_to(gina, say(gina, OUT_OF_SCOPE), timeout=5)
     assert reply["content"] in catalogue.bot.fallback
     turns = interactions(gina)
@@ -164,5 +166,7 @@ def test_llm_timeout_or_error_falls_back_to_the_catalogue(
 def test_no_llm_configured_uses_the_fallback(server: ServerThread) -> None:
     hank = register(server.port, "hank")
     reply = bot_reply_to(hank, say(hank, OUT_OF_SCOPE))
-    catalogue = server.services.extras["assistant"].catalogue
+    assistant = server.services.assistant
+    assert assistant is not None
+    catalogue = assistant.catalogue
     assert reply["content"] in catalogue.bot.fallback

@@ -14,8 +14,8 @@ import pytest
 
 from whatsease.services import Services
 from whatsease.storage.models import User
-from whatsease.support.models import Org, SupportConversation
-from whatsease.support.service import SupportService, customer_key, get_support
+from whatsease.storage.support_models import Org, SupportConversation
+from whatsease.support.service import SupportService, console_key, customer_key, get_support
 from whatsease.timeutil import utcnow
 
 WAIT_SECS = 5.0
@@ -102,7 +102,7 @@ async def make_agent(services: Services, support: SupportService, org: Org, name
 
 async def go_online(support: SupportService, user: User) -> FakeSocket:
     """Open a (fake) console for ``user``; queued customers may get assigned."""
-    console = FakeSocket(user.email)
+    console = FakeSocket(console_key(user.email))
     await support.console_connected(console, user)
     return console
 

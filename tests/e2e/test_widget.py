@@ -145,7 +145,8 @@ def test_widget_ends_the_session_after_the_timeout(make_server: Callable[..., Se
                                                    new_page: Callable[..., Page]) -> None:
     server = make_server()
     clock = OffsetClock()
-    support = server.services.extras["support"]
+    support = server.services.support
+    assert support is not None
     support.clock = clock
     support.sweep_interval = 0.2
     site = HostSite(server.url).start()

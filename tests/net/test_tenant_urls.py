@@ -10,7 +10,7 @@ from tests.customer_support.http import make_team, platform_admin, start_session
 from tests.fake_completions import FakeCompletions
 from tests.support import ServerThread
 from whatsease.support.chatbot import EXTERNAL_UNAVAILABLE
-from whatsease.support.service import SERVICE_KEY, SupportService
+from whatsease.support.service import SupportService, get_support
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_a_public_https_url_is_accepted(strict: ServerThread) -> None:
 
 async def _store_url(server: ServerThread, org_id: str, url: str) -> None:
     # As if saved under an earlier, looser setting: the call must still be refused.
-    support: SupportService = server.services.extras[SERVICE_KEY]
+    support: SupportService = get_support(server.services)
     org = await support.orgs.get(org_id)
     org.settings.chatbot.kind, org.settings.chatbot.url = "external", url
     await support.store.orgs.update(org_id, {"settings": org.settings.to_doc()})

@@ -338,10 +338,18 @@ async def test_sync_pages_when_more_than_a_page(services: Services) -> None:
 # --- typing and presence ----------------------------------------------------------------------
 
 
+def _chat(sender: User, recipient: User) -> None:
+    """Start a conversation between the two (typing is forwarded only within one)."""
+    sent = sender.client.post("/api/v1/messages", {"recipient": recipient.email,
+                                                   "content": "hello"})
+    assert sent.status == 201, sent.body
+
+
 def test_typing_goes_only_to_the_peer(server: ServerThread,
                                       pair: tuple[User, User, WS, WS]) -> None:
     alice, bob, a, b = pair
     carol = register(server.port, "carol")
+    _chat(alice, bob)
     c = connect(server, carol)
     a2 = connect(server, alice)
     a.send({"type": "typing", "recipient": bob.email, "state": True})
@@ -357,6 +365,7 @@ def test_typing_goes_only_to_the_peer(server: ServerThread,
 def test_a_socket_that_connects_mid_typing_is_told_at_once(
         server: ServerThread, pair: tuple[User, User, WS, WS]) -> None:
     alice, bob, a, b = pair
+    _chat(alice, bob)
     a.send({"type": "typing", "recipient": bob.email, "state": True})
     b.expect("typing")
     late = connect(server, bob)  # another device of bob's, opened while alice types
@@ -374,6 +383,7 @@ def test_a_socket_that_connects_mid_typing_is_told_at_once(
 
 def test_typing_stops_when_the_typer_disconnects(pair: tuple[User, User, WS, WS]) -> None:
     alice, bob, a, b = pair
+    _chat(alice, bob)
     a.send({"type": "typing", "recipient": bob.email, "state": True})
     assert b.expect("typing")["state"] is True
     a.close()
@@ -383,8 +393,10 @@ def test_typing_stops_when_the_typer_disconnects(pair: tuple[User, User, WS, WS]
 
 def test_typing_expires_by_itself(make_server: Callable[..., ServerThread]) -> None:
     srv = make_server()
-    srv.services.extras["realtime"].typing.expiry = 0.4
+    assert srv.services.realtime is not None
+    srv.services.realtime.typing.expiry = 0.4
     alice, bob = register(srv.port, "alice"), register(srv.port, "bob")
+    _chat(alice, bob)
     a, b = connect(srv, alice), connect(srv, bob)
     a.send({"type": "typing", "recipient": bob.email, "state": True})
     assert b.expect("typing")["state"] is True
@@ -396,10 +408,24 @@ def test_typing_expires_by_itself(make_server: Callable[..., ServerThread]) -> N
 
 
 def test_sending_a_message_ends_typing(pair: tuple[User, User, WS, WS]) -> None:
-    _alice, bob, a, b = pair
+    alice, bob, a, b = pair
+    _chat(alice, bob)
     a.send({"type": "typing", "recipient": bob.email, "state": True})
     b.expect("typing")
     a.send({"type": "send", "client_id": "t", "recipient": bob.email, "content": "done"})
+    assert b.expect("typing")["state"] is False
+
+
+def test_typing_reaches_only_people_who_share_a_conversation(
+        server: ServerThread, pair: tuple[User, User, WS, WS]) -> None:
+    alice, bob, a, b = pair
+    a.send({"type": "typing", "recipient": bob.email, "state": True})
+    b.expect_none("typing", timeout=0.8)  # strangers: nothing, not even to a known address
+    a.send({"type": "typing", "recipient": bob.email, "state": False})
+    _chat(alice, bob)
+    a.send({"type": "typing", "recipient": bob.email, "state": True})
+    assert b.expect("typing") == {"type": "typing", "sender": alice.email, "state": True}
+    a.send({"type": "typing", "recipient": bob.email, "state": False})
     assert b.expect("typing")["state"] is False
 
 
@@ -581,7 +607,8 @@ async def test_presence_reaches_the_peer_of_a_conversation_started_a_moment_ago(
         services: Services) -> None:
     """The chat's summary (which makes them peers) is written after the send returns."""
     await _store_users(services, "v@example.com", "w@example.com")
-    realtime = services.extras["realtime"]
+    realtime = services.realtime
+    assert realtime is not None
     watcher = Socket("w@example.com")
     realtime.attach(watcher)
     await services.messaging.send("v@example.com", "w@example.com", "hello")

@@ -24,11 +24,8 @@ from whatsease.services import Services
 from whatsease.storage.analytics import AnalyticsRepo, Plan, Window, plans
 from whatsease.storage.models import User
 from whatsease.support.orgs import is_member, is_platform_admin
-from whatsease.support.service import SERVICE_KEY as SUPPORT_KEY
-from whatsease.support.service import SupportService
 from whatsease.timeutil import isoformat, utcnow
 
-SERVICE_KEY = "analytics"
 # Closed ranges kept; a report is a few kilobytes to a few hundred.
 CACHE_ENTRIES = 64
 # Customer messages whose sentiment is scored per range: the newest ones of
@@ -108,8 +105,8 @@ class Analytics:
 
     async def _fallback_texts(self, scope: Scope) -> list[str]:
         """The fallback replies of the support bots in scope (how a fallback is recognised)."""
-        support = self.services.extras.get(SUPPORT_KEY)
-        if not isinstance(support, SupportService):
+        support = self.services.support
+        if support is None:
             return []
         chatbot = support.chatbot
         texts = set(chatbot.default_catalogue.bot.fallback)
@@ -317,12 +314,12 @@ def plans_for(window: Window) -> list[Plan]:
 
 
 def get_analytics(services: Services) -> Analytics:
-    analytics = services.extras.get(SERVICE_KEY)
-    if not isinstance(analytics, Analytics):
+    analytics = services.analytics
+    if analytics is None:
         raise NotFound("Analytics are not enabled on this server.")
     return analytics
 
 
 async def setup(services: Services) -> None:
     """Build the analytics service (its indexes are created with the store's)."""
-    services.extras[SERVICE_KEY] = Analytics(services, AnalyticsRepo(services.store.db))
+    services.analytics = Analytics(services, AnalyticsRepo(services.store.db))

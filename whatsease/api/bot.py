@@ -15,8 +15,8 @@ from whatsease.services import Services
 
 
 def _assistant(services: Services) -> Assistant:
-    assistant = services.extras.get("assistant")
-    if not isinstance(assistant, Assistant):
+    assistant = services.assistant
+    if assistant is None:
         raise NotFound("The assistant is not enabled on this server.")
     return assistant
 

@@ -15,19 +15,13 @@ from whatsease.errors import NotFound, ServiceUnavailable, Unauthorized
 from whatsease.services import Services
 
 READY_TIMEOUT_SECS = 2.0
-# Keys in `Services.extras`: True while start-up work (the demo accounts) is
-# under way, so /readyz does not send traffic to a half-started server; and a
-# callable saying why the process is beyond repair (/healthz), or None.
-STARTING = "ops.starting"
-HEALTH_CHECK = "ops.health_check"
-
 
 class HealthHandler(BaseHandler):
     """Liveness: 200 unless the process cannot recover by itself (its embedded
     database could not be restarted); then 503, so the platform restarts it."""
 
     def get(self) -> None:
-        check = self.services.extras.get(HEALTH_CHECK)
+        check = self.services.health_check
         failure = check() if check is not None else None
         if failure:
             raise ServiceUnavailable(failure, code="unhealthy")
@@ -38,7 +32,7 @@ class ReadyHandler(BaseHandler):
     async def get(self) -> None:
         if self.services.draining:
             raise ServiceUnavailable("The server is shutting down.")
-        if self.services.extras.get(STARTING):
+        if self.services.starting:
             raise ServiceUnavailable("The server is still starting.", code="starting",
                                      retry_after=1)
         try:

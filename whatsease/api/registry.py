@@ -1,5 +1,6 @@
 """The modules the server is assembled from.
 
+Both lists are plain imports, so a missing module fails at import time.
 Route modules each have ``routes(services)`` and ``OPENAPI`` paths: ``make_app``
 mounts them in this order and ``openapi.py`` documents them, so a route cannot
 be served without being documented (tests/api/test_openapi.py).
@@ -11,36 +12,42 @@ shutdown(services)``.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-ROUTE_MODULES = (
-    "whatsease.api.ops",
-    "whatsease.api.sessions",
-    "whatsease.api.auth",
-    "whatsease.api.users",
-    "whatsease.api.messages",
-    "whatsease.api.activity",
-    "whatsease.realtime.handler",
-    "whatsease.api.bot",
-    "whatsease.api.support",
-    "whatsease.api.widget",
-    "whatsease.api.support_ws",
-    "whatsease.api.analytics",
-    "whatsease.api.openapi",
+from whatsease.analytics import service as analytics_service
+from whatsease.api import (
+    activity,
+    analytics,
+    auth,
+    bot,
+    messages,
+    openapi,
+    ops,
+    sessions,
+    support,
+    support_ws,
+    users,
+    widget,
+)
+from whatsease.bot import service as bot_service
+from whatsease.realtime import handler
+from whatsease.realtime import service as realtime_service
+from whatsease.support import service as support_service
+
+# In mounting order.
+ROUTE_MODULES: tuple[ModuleType, ...] = (
+    ops, sessions, auth, users, messages, activity, handler, bot, support, widget, support_ws,
+    analytics, openapi,
 )
 
-SERVICE_MODULES: tuple[str, ...] = (
-    "whatsease.bot.service",
-    "whatsease.realtime.service",
-    "whatsease.support.service",
-    "whatsease.analytics.service",
-)
+# In set-up order (shut down in reverse).
+SERVICE_MODULES: tuple[ModuleType, ...] = (
+    bot_service, realtime_service, support_service, analytics_service)
 
 
 def route_modules() -> list[ModuleType]:
-    return [importlib.import_module(name) for name in ROUTE_MODULES]
+    return list(ROUTE_MODULES)
 
 
 def service_modules() -> list[ModuleType]:
-    return [importlib.import_module(name) for name in SERVICE_MODULES]
+    return list(SERVICE_MODULES)

@@ -34,8 +34,8 @@ from whatsease.api.shell import connect_sources
 from whatsease.errors import Forbidden, NotFound, invalid
 from whatsease.services import Services
 from whatsease.storage.models import is_object_id
+from whatsease.storage.support_models import AGENT_ROLES, CHATBOT_KINDS, ROUTINGS
 from whatsease.support.assignment import STRATEGIES
-from whatsease.support.models import AGENT_ROLES, CHATBOT_KINDS, ROUTINGS
 from whatsease.support.orgs import (
     MAX_CATALOGUE_CHARS,
     MAX_GREETING_CHARS,

@@ -19,34 +19,27 @@ lists and loads), pong, and error {code, detail, client_id?}: a refused frame
 from __future__ import annotations
 
 import abc
-import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any, ClassVar
 
-import orjson
-import tornado.websocket
 from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.openapi import WEBSOCKET_HEADERS, WEBSOCKET_RESPONSES
-from whatsease.api.widget import origin_allowed as widget_origin_allowed
+from whatsease.api.widget import org_origin_allowed
 from whatsease.auth.ratelimit import TokenBucket
 from whatsease.errors import AppError, Forbidden
-from whatsease.realtime.frames import (
-    WS_1012_SERVICE_RESTART,
-    WS_4001_UNAUTHENTICATED,
-    WS_4003_FORBIDDEN_ORIGIN,
-    WS_4008_TOO_SLOW,
-    encode,
-)
-from whatsease.realtime.handler import OwnSiteSocket, write_http_error
-from whatsease.realtime.service import SendQueue
+from whatsease.realtime import frames
+from whatsease.realtime.protocol import auth_token, parse_fields
+from whatsease.realtime.transport import Socket, is_unavailable
 from whatsease.services import Services
 from whatsease.storage.models import User
-from whatsease.support.models import SupportConversation
+from whatsease.storage.support_models import SupportConversation
 from whatsease.support.service import (
     RESUME_MESSAGES,
     SupportService,
+    console_key,
     customer_key,
     get_support,
 )
@@ -54,164 +47,64 @@ from whatsease.timeutil import isoformat
 
 logger = logging.getLogger(__name__)
 
-AUTH_TIMEOUT_SECS = 5.0
-MAX_FRAME_BYTES = 64 * 1024
-REASON_AUTH_TIMEOUT = "authenticate within 5 s: send {type: auth, token}"
 
-
-class BadFrame(AppError):
-    status, code, title = 400, "bad_frame", "Bad frame"
-
-
-def parse_frame(raw: str | bytes, fields: dict[str, tuple[str, ...]]) -> dict[str, Any]:
-    """A JSON object with a known ``type`` and only that type's fields (plus ``ref``)."""
-    if len(raw) > MAX_FRAME_BYTES:
-        raise BadFrame(f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
-    try:
-        frame = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadFrame("A frame must be a JSON object.") from None
-    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-        raise BadFrame("A frame must be a JSON object with a type.")
-    allowed = fields.get(frame["type"])
-    if allowed is None:
-        raise BadFrame(f"Unknown frame type {frame['type'][:20]!r}; expected one of "
-                       f"{', '.join(fields)}.")
-    unknown = [k for k in frame if k not in allowed and k not in ("type", "ref")]
-    if unknown:
-        raise BadFrame(f"{frame['type']}: unknown field {unknown[0][:40]!r}.")
-    return frame
-
-
-class SupportSocket(tornado.websocket.WebSocketHandler, abc.ABC):
-    """Shared transport: first-frame auth with a deadline, a bounded send queue, a rate limit.
-
-    Implements the hub's ``Connection`` (``user``, ``session_id``, ``send_frame``, ``close``).
-    """
+class SupportSocket(Socket):
+    """A support socket: frames checked against ``FIELDS``, a rate limit, errors answered."""
 
     FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {}
-    user: str
-    session_id: str
 
     def initialize(self, services: Services) -> None:
-        self.services = services
+        super().initialize(services)
         self.support: SupportService = get_support(services)
-        self.user = ""
-        self.session_id = ""
-        self.authenticated = False
-        self.queue = SendQueue(services.config.ws_queue_frames)
         self.bucket = TokenBucket(services.config.ws_send_rate, services.config.ws_send_burst)
-        self._closing = False
-        self._auth_timer: asyncio.TimerHandle | None = None
 
-    @property
-    def max_message_size(self) -> int:
-        return MAX_FRAME_BYTES + 1024
+    async def authenticate(self, message: str | bytes) -> None:
+        await self.sign_in(auth_token(message))
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        write_http_error(self, status_code)
-
-    def get_compression_options(self) -> dict[str, Any] | None:
-        return None
-
-    def open(self, *args: str, **kwargs: str) -> None:
-        if self.services.draining:
-            self.close(WS_1012_SERVICE_RESTART, "server restarting")
-            return
-        self._auth_timer = asyncio.get_running_loop().call_later(
-            AUTH_TIMEOUT_SECS, self.close, WS_4001_UNAUTHENTICATED, REASON_AUTH_TIMEOUT)
-
-    def on_message(self, message: str | bytes) -> Any:
-        if self._closing:
-            return None
-        if not self.authenticated:
-            return self._authenticate(message)
+    def receive(self, message: str | bytes) -> Awaitable[None]:
         return self._receive(message)
 
-    async def _authenticate(self, message: str | bytes) -> None:
-        try:
-            frame = parse_frame(message, {"auth": ("token",)})
-            token = frame.get("token")
-            if not isinstance(token, str) or not token or len(token) > 4096:
-                raise BadFrame("auth: token must be a non-empty string.")
-            await self.authenticate(token)
-        except Forbidden as exc:
-            self.close(WS_4003_FORBIDDEN_ORIGIN, exc.detail[:120])
-            return
-        except AppError as exc:
-            self.close(WS_4001_UNAUTHENTICATED, exc.detail[:120])
-            return
-        if self._auth_timer is not None:
-            self._auth_timer.cancel()
-            self._auth_timer = None
-
     async def _receive(self, message: str | bytes) -> None:
-        ref: Any = None
-        client_id: Any = None
+        ref: object = None
+        client_id: object = None
         try:
-            frame = parse_frame(message, self.FIELDS)
+            frame = parse_fields(message, self.FIELDS)
             ref = frame.get("ref")
             client_id = frame.get("client_id")
             if frame["type"] == "ping":
-                self.send_frame(encode("pong", ref=ref))
+                self.send_frame(frames.pong(ref))
                 return
             if not self.bucket.take():
                 raise AppError("Too many frames; slow down.", code="rate_limited")
             await self.handle(frame)
         except AppError as exc:
-            error: dict[str, Any] = {"code": exc.code, "detail": exc.detail}
-            if isinstance(ref, str):
-                error["ref"] = ref[:64]
-            if isinstance(client_id, str):
-                error["client_id"] = client_id[:64]
-            if exc.errors:
-                error["errors"] = exc.errors
-            self.send_frame(encode("error", **error))
-        except Exception:
+            if is_unavailable(exc):
+                self.try_again_later(exc)
+                return
+            self.send_error_frame(exc.code, exc.detail,
+                            ref=ref[:64] if isinstance(ref, str) else None,
+                            client_id=client_id[:64] if isinstance(client_id, str) else None,
+                            errors=exc.errors)
+        except Exception as exc:
+            if is_unavailable(exc):
+                self.try_again_later(exc)
+                return
             logger.exception("support socket frame failed")
-            self.send_frame(encode("error", code="internal",
-                                   detail="Something went wrong on our side."))
+            self.send_error_frame("internal", "Something went wrong on our side.")
 
     @abc.abstractmethod
-    async def authenticate(self, token: str) -> None:
-        """Check the first frame's token and set ``user``, or raise an `AppError`."""
+    async def sign_in(self, token: str) -> None:
+        """Check the first frame's token, then call `joined` and join the hub; or raise."""
 
     @abc.abstractmethod
     async def handle(self, frame: dict[str, Any]) -> None:
         """Answer one valid frame after authentication."""
 
-    async def leave(self) -> None:
-        """Leave the hub (called once when the socket closes)."""
+    async def left(self) -> None:
+        """Leave the support service's state (called once when the socket closes)."""
 
-    def send_frame(self, data: bytes) -> None:
-        """Queue an encoded frame; a socket over its queue bound is closed with 4008."""
-        if self._closing or self.ws_connection is None or self.ws_connection.is_closing():
-            return
-        try:
-            future = self.write_message(data)
-        except tornado.websocket.WebSocketClosedError:
-            return
-        if not self.queue.track(future):
-            self.close(WS_4008_TOO_SLOW, "too slow: send queue full")
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        if not self._closing:
-            self._closing = True
-            self._finish()
-        super().close(code, reason)
-
-    def on_close(self) -> None:
-        if not self._closing:
-            self._closing = True
-            self._finish()
-
-    def _finish(self) -> None:
-        if self._auth_timer is not None:
-            self._auth_timer.cancel()
-            self._auth_timer = None
-        if self.authenticated:
-            self.authenticated = False
-            self.support.spawn(self.leave(), "support-socket-detach")
+    def leave(self) -> None:
+        self.support.spawn(self.left(), "support-socket-detach")
 
 
 class WidgetSocket(SupportSocket):
@@ -224,31 +117,29 @@ class WidgetSocket(SupportSocket):
         super().initialize(services)
         self.conversation_id = ""
 
-    def check_origin(self, origin: str) -> bool:
+    def origin_ok(self, origin: str) -> bool:
         # The org, and with it the allowed origins, is known only from the token:
         # the check happens at authentication (close 4003).
         return True
 
-    async def authenticate(self, token: str) -> None:
+    async def sign_in(self, token: str) -> None:
         conversation = await self.support.authenticate_customer(token)
         org = await self.support.orgs.get(conversation.org)
         origin = self.request.headers.get("Origin")
-        own = f"{self.request.protocol}://{self.request.host}"
-        if origin is not None and not widget_origin_allowed(org, origin, own):
+        if origin is not None and not org_origin_allowed(org, origin, self.request.host):
             raise Forbidden("origin not allowed for this organisation's widget")
-        if self._closing:
-            return
         # Join the hub before reading the state: whatever happens meanwhile is
         # in ``ready`` or arrives after it (clients ignore frames before ready).
         self.conversation_id = conversation.conversation_id
         self.user = customer_key(self.conversation_id)
         self.session_id = self.conversation_id
+        if not self.joined():
+            return
         self.support.customer_connected(self)
-        self.authenticated = True
         conversation, messages = await self.support.customer_view(conversation)
-        self.send_frame(encode(
-            "ready", session=conversation.to_customer_json(),
-            messages=[m.to_json(for_customer=True) for m in messages],
+        self.send_frame(frames.widget_ready(
+            conversation.to_customer_json(),
+            [m.to_json(for_customer=True) for m in messages],
             more=len(messages) == RESUME_MESSAGES, config=org.widget_config(),
             server_time=isoformat(self.support.clock())))
 
@@ -258,8 +149,7 @@ class WidgetSocket(SupportSocket):
             message = await self.support.customer_send(
                 self.conversation_id, validation.content(frame.get("content")),
                 client_id=client_id, origin=self)
-            self.send_frame(encode("ack", client_id=client_id,
-                                   message=message.to_json(for_customer=True)))
+            self.send_frame(frames.ack(client_id, message.to_json(for_customer=True)))
         elif frame["type"] == "typing":
             conversation = await self._conversation()
             if conversation is not None and conversation.active:
@@ -268,11 +158,11 @@ class WidgetSocket(SupportSocket):
     async def _conversation(self) -> SupportConversation | None:
         return await self.support.store.conversations.get(self.conversation_id)
 
-    async def leave(self) -> None:
+    async def left(self) -> None:
         self.support.customer_disconnected(self)
 
 
-class ConsoleSocket(OwnSiteSocket, SupportSocket):
+class ConsoleSocket(SupportSocket):
     """An agent's console: live conversations of their org, loads, typing."""
 
     FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -283,25 +173,19 @@ class ConsoleSocket(OwnSiteSocket, SupportSocket):
         super().initialize(services)
         self.agent: User | None = None
 
-    def open(self, *args: str, **kwargs: str) -> None:
-        if self.refused_origin():
-            return
-        super().open(*args, **kwargs)
-
-    async def authenticate(self, token: str) -> None:
+    async def sign_in(self, token: str) -> None:
         principal = await self.services.auth.authenticate(token)
         user = principal.user
         await self.support.member_org(user)
-        if self._closing:
-            return
         self.agent = user
-        self.user = user.email
+        self.user = console_key(user.email)
         self.session_id = principal.session_id
-        self.authenticated = True
+        if not self.joined():
+            return
         await self.support.console_connected(self, user)
         snapshot = await self.support.console_snapshot(user)
-        self.send_frame(encode("ready", me={"email": user.email, "name": user.name,
-                                            "role": user.role}, **snapshot))
+        self.send_frame(frames.console_ready(
+            {"email": user.email, "name": user.name, "role": user.role}, snapshot))
 
     async def handle(self, frame: dict[str, Any]) -> None:
         assert self.agent is not None
@@ -314,15 +198,15 @@ class ConsoleSocket(OwnSiteSocket, SupportSocket):
             message = await self.support.agent_send(
                 self.agent, conversation_id, validation.content(frame.get("content")),
                 client_id=client_id, origin=self)
-            self.send_frame(encode("ack", client_id=client_id, conversation_id=conversation_id,
-                                   message=message.to_json()))
+            self.send_frame(frames.ack(client_id, message.to_json(),
+                                       conversation_id=conversation_id))
         elif frame["type"] == "typing":
             await self.support.agent_typing(self.agent, conversation_id,
                                             frame.get("state") is True)
         elif frame["type"] == "read":
             await self.support.mark_read(self.agent, conversation_id)
 
-    async def leave(self) -> None:
+    async def left(self) -> None:
         if self.agent is not None:
             await self.support.console_disconnected(self, self.agent)
 

@@ -32,8 +32,9 @@ from whatsease.api.openapi import (
     shape,
 )
 from whatsease.errors import Forbidden, NotFound, Unauthorized
+from whatsease.realtime.transport import origin_allowed
 from whatsease.services import Services
-from whatsease.support.models import Org, SupportConversation
+from whatsease.storage.support_models import Org, SupportConversation
 from whatsease.support.service import RESUME_MESSAGES, SupportService, get_support
 
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
@@ -45,13 +46,9 @@ WIDGET_SCRIPT_MAX_AGE_SECS = 300
 MAX_KEY_CHARS = 100
 
 
-def origin_allowed(org: Org, origin: str, own_origin: str) -> bool:
+def org_origin_allowed(org: Org, origin: str, host: str) -> bool:
     """Whether a page at ``origin`` may use the org's widget (its sites, or this server)."""
-    origin = origin.rstrip("/").lower()
-    if origin == own_origin.lower():
-        return True
-    allowed = org.settings.allowed_origins
-    return "*" in allowed or origin in allowed
+    return origin_allowed(origin, host, org.settings.allowed_origins)
 
 
 class WidgetHandler(BaseHandler):
@@ -62,9 +59,6 @@ class WidgetHandler(BaseHandler):
     @property
     def support(self) -> SupportService:
         return get_support(self.services)
-
-    def own_origin(self) -> str:
-        return f"{self.request.protocol}://{self.request.host}"
 
     async def open_org(self, key: str) -> Org:
         """The org of ``key``; 404 if unknown, 403 if the calling site is not allowed.
@@ -77,7 +71,7 @@ class WidgetHandler(BaseHandler):
         org = await self.support.orgs.by_key(key)
         origin = self.request.headers.get("Origin")
         if origin is not None:
-            if not origin_allowed(org, origin, self.own_origin()):
+            if not org_origin_allowed(org, origin, self.request.host):
                 raise Forbidden("This site is not allowed to use this organisation's chat "
                                 "widget; an admin can add its origin to the allowed origins.",
                                 code="origin_not_allowed")

@@ -70,10 +70,9 @@ class AuthService:
         self.config = config
         self.store = store
         self.activity = activity
+        # The one hub of every socket (messenger, agent console): a revoked
+        # session's sockets close in it.
         self.hub = hub
-        # Every hub whose sockets were opened with a session: a revoked
-        # session's sockets close in all of them (the agent console's too).
-        self.session_hubs: list[Hub] = [hub]
         self.clock = clock
         self.account_failures = FailureLimiter(config.login_max_failures, config.login_window)
         self.ip_failures = FailureLimiter(config.login_max_failures * IP_LIMIT_FACTOR,
@@ -324,8 +323,7 @@ class AuthService:
 
     def _evict(self, session_id: str) -> None:
         self._session_cache.pop(session_id, None)
-        for hub in self.session_hubs:
-            hub.close_session(session_id, WS_4001_UNAUTHENTICATED, "session revoked")
+        self.hub.close_session(session_id, WS_4001_UNAUTHENTICATED, "session revoked")
 
 
 def parse_credentials(body: dict[str, Any], *, register: bool) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 import time
 from dataclasses import dataclass
@@ -70,7 +69,3 @@ def split_refresh_token(token: str) -> str | None:
     if not dot or not rest or len(token) > 200:
         return None
     return session_id
-
-
-def same_hash(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)

@@ -201,7 +201,7 @@ async def setup(services: Services) -> None:
     llm = ChatEndpoint(config.llm_url, config.llm_token, config.llm_model, config.llm_timeout)
     semantic = await load_reader(config, catalogue)
     assistant = Assistant(services, IntentEngine(catalogue, semantic=semantic), llm=llm)
-    services.extras["assistant"] = assistant
+    services.assistant = assistant
     services.messaging.register_bot(BOT_ADDRESS, assistant.on_message)
 
 
@@ -228,7 +228,7 @@ async def load_reader(config: Config, catalogue: Catalogue) -> SemanticIndex | N
 
 
 async def shutdown(services: Services) -> None:
-    assistant = services.extras.get("assistant")
-    if isinstance(assistant, Assistant):
+    assistant = services.assistant
+    if assistant is not None:
         await assistant.wait_idle()
         assistant.close()

@@ -8,11 +8,9 @@ insert, and receipts from many sockets share one bulk write.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,8 +18,9 @@ from typing import Any
 from whatsease.activity import ActivityLog
 from whatsease.batching import Batcher
 from whatsease.errors import Conflict, NotFound, invalid
+from whatsease.messaging.revisions import Revisions
 from whatsease.metrics import BATCH_SIZE, MESSAGES, SEND_DELIVERED_LATENCY
-from whatsease.realtime.frames import encode
+from whatsease.realtime import frames
 from whatsease.realtime.hub import Connection, Hub
 from whatsease.storage.models import (
     STATUS_RANK,
@@ -33,7 +32,7 @@ from whatsease.storage.models import (
 )
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
-from whatsease.writelane import ACK, RECEIPTS, URGENT
+from whatsease.writelane import ACK, RECEIPTS, URGENT, WriteLane
 
 HISTORY_MAX_LIMIT = 100
 SYNC_PAGE_LIMIT = 200
@@ -66,89 +65,22 @@ class _StatusRequest:
     origin: Connection | None = None
 
 
-class _Revisions:
-    """Keeps `sync` from skipping a change: the floors of revisions in flight, and a gate.
-
-    Every change to a message gives it a fresh ``rev`` (an ObjectId, rising in
-    this process) and sync pages by ``rev``. Two hazards:
-
-    - Writes overlap (inserts, receipts, edits run in separate batches), so a
-      sync could see a later change while an earlier one is still in flight
-      and hand out a cursor past it. A write registers a floor below every
-      rev it will use before it makes them; sync's cursor stays below the
-      lowest floor in flight.
-    - A document whose ``rev`` changes while a query walks the index can be
-      missed at both its old and its new position (MongoDB gives no snapshot
-      across a find). So a sync's read runs while no message write does
-      (`reading` waits for writes in progress and holds new ones back; reads
-      share). Writes are batched, so the wait is one batch at most.
-    """
-
-    def __init__(self) -> None:
-        self._floors: dict[int, str] = {}
-        self._next = 0
-        self._writers = 0
-        self._readers = 0
-        self._readers_waiting = 0
-        self._changed = asyncio.Condition()
-
-    @contextlib.asynccontextmanager
-    async def writing(self) -> AsyncIterator[None]:
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: not self._readers and not self._readers_waiting)
-            self._writers += 1
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._writers -= 1
-                self._changed.notify_all()
-
-    @contextlib.asynccontextmanager
-    async def reading(self) -> AsyncIterator[None]:
-        async with self._changed:
-            self._readers_waiting += 1
-            try:
-                await self._changed.wait_for(lambda: not self._writers)
-            finally:
-                self._readers_waiting -= 1
-            self._readers += 1
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self._readers -= 1
-                self._changed.notify_all()
-
-    def begin(self) -> int:
-        self._next += 1
-        self._floors[self._next] = new_id()
-        return self._next
-
-    def end(self, token: int) -> None:
-        self._floors.pop(token, None)
-
-    def settled_below(self) -> str:
-        """Every change with a lower rev is stored; call before reading."""
-        return min(self._floors.values(), default=None) or new_id()
-
-
 class Messaging:
     """The message service. One per process, built in ``make_app``."""
 
-    def __init__(self, store: Store, hub: Hub, activity: ActivityLog,
+    def __init__(self, store: Store, hub: Hub, activity: ActivityLog, lane: WriteLane,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.store = store
         self.hub = hub
         self.activity = activity
         self.clock = clock
-        self.lane = activity.lane
+        # Shared with the activity log and support: one writer at a time, urgent first.
+        self.lane = lane
         self.bots: dict[str, BotHook] = {}
         self._inserts: Batcher[Message, Message] = Batcher(
             self._insert_batch, max_batch=INSERT_MAX_BATCH, name="messages")
         self._lookups: Batcher[str, bool] = Batcher(self._lookup_batch, name="recipients")
-        self._revisions = _Revisions()
+        self._revisions = Revisions()
         # The socket each message in the insert queue came from (not echoed to it).
         self._origins: dict[str, Connection | None] = {}
         # Chat-list summaries of stored messages, written after delivery in
@@ -262,7 +194,7 @@ class Messaging:
 
     def _deliver(self, message: Message) -> None:
         MESSAGES_SENT.inc()
-        frame = encode("message", message=message.to_json())
+        frame = frames.message(message.to_json())
         self.hub.send(message.recipient, frame)
         self.hub.send(message.sender, frame, exclude=self._origins.get(message.message_id))
         self.activity.record("bot.replied" if message.is_bot_response else "message.sent",
@@ -362,7 +294,7 @@ class Messaging:
                              message_id=message_id)
 
     def _broadcast_change(self, message: Message) -> None:
-        frame = encode("message", message=message.to_json())
+        frame = frames.message(message.to_json())
         self.hub.send_many((message.sender, message.recipient), frame)
 
     async def set_status(self, user: str, message_id: str, status: str) -> Message:
@@ -442,8 +374,7 @@ class Messaging:
 
     def _announce_status(self, m: Message, previous: str, now: datetime,
                          origin: Connection | None) -> None:
-        frame = encode("status", message_id=m.message_id, status=m.status,
-                       conversation_id=m.conversation_id)
+        frame = frames.status(m.message_id, m.status, m.conversation_id)
         self.hub.send(m.sender, frame)
         # The reader's other tabs keep the same ticks and unread badge; the
         # socket that sent the receipt knows already.

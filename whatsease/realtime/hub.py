@@ -26,14 +26,16 @@ class Hub:
     """User → live connections. Frames are encoded once and the same bytes go to every socket."""
 
     def __init__(self) -> None:
-        self._by_user: dict[str, set[Connection]] = {}
+        # Each user's sockets in the order they joined (a dict keeps it): the
+        # oldest is the first to go when a user opens too many.
+        self._by_user: dict[str, dict[Connection, None]] = {}
         self._sockets = 0  # kept as we go: counting would be O(users) per call
 
     def add(self, conn: Connection) -> bool:
         """Register ``conn``; True if it is the user's first live socket (they came online)."""
-        conns = self._by_user.setdefault(conn.user, set())
+        conns = self._by_user.setdefault(conn.user, {})
         if conn not in conns:
-            conns.add(conn)
+            conns[conn] = None
             self._sockets += 1
         return len(conns) == 1
 
@@ -42,7 +44,7 @@ class Hub:
         conns = self._by_user.get(conn.user)
         if conns is None or conn not in conns:
             return False
-        conns.discard(conn)
+        del conns[conn]
         self._sockets -= 1
         if conns:
             return False
@@ -56,6 +58,7 @@ class Hub:
         return [u for u in users if u in self._by_user]
 
     def connections(self, user: str) -> list[Connection]:
+        """The user's live sockets, oldest first."""
         return list(self._by_user.get(user, ()))
 
     def send(self, user: str, data: bytes, exclude: Connection | None = None) -> int:

@@ -134,6 +134,37 @@ def parse(raw: str | bytes) -> Frame:
     return Frame(kind, ref)
 
 
+def parse_fields(raw: str | bytes, fields: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """A support frame: a JSON object with a known ``type`` and only that type's ``fields``
+    (plus ``ref``); raise `ProtocolError` naming the fault. The values are checked by the caller.
+    """
+    if len(raw) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"Frames are limited to {MAX_FRAME_BYTES} bytes.",
+                            code="frame_too_large")
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ProtocolError("A frame must be a JSON object.") from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise ProtocolError("A frame must be a JSON object with a type.")
+    allowed = fields.get(frame["type"])
+    if allowed is None:
+        raise ProtocolError(f"Unknown frame type {frame['type'][:20]!r}; expected one of "
+                            f"{', '.join(fields)}.")
+    unknown = [k for k in frame if k not in allowed and k not in ("type", "ref")]
+    if unknown:
+        raise ProtocolError(f"{frame['type']}: unknown field {unknown[0][:40]!r}.")
+    return frame
+
+
+def auth_token(raw: str | bytes) -> str:
+    """The token of an ``auth`` frame (the first frame of every socket); `ProtocolError` if not."""
+    token = parse_fields(raw, {"auth": ("token",)}).get("token")
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
+        raise ProtocolError("auth: token must be a non-empty string.")
+    return token
+
+
 def _sync_position(value: Any) -> str | None:
     """``after``: null, a message id, or a cursor from ``synced`` (``REV.ID``, two ids)."""
     if value is None:

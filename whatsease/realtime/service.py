@@ -1,4 +1,6 @@
-"""The real-time service: per-socket protocol logic, presence, typing, rate and queue bounds.
+"""The real-time service: per-socket protocol logic, rate limits and the cap on sockets per user.
+
+Presence and typing live in `presence.py`.
 
 Nothing here imports Tornado: `handler.py` owns the transport and hands each
 parsed frame to a `ClientSession`, which answers through the connection's
@@ -15,7 +17,10 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter
 
 from whatsease.auth.ratelimit import TokenBucket
 from whatsease.auth.service import AuthService, Principal
@@ -32,25 +37,25 @@ from whatsease.metrics import (
     SOCKETS_OPEN,
     USERS_ONLINE,
 )
-from whatsease.realtime.frames import WS_4029_RATE_LIMITED, encode
+from whatsease.realtime import frames
+from whatsease.realtime.frames import (
+    WS_1013_TRY_AGAIN_LATER,
+    WS_4009_TOO_MANY_SOCKETS,
+    WS_4029_RATE_LIMITED,
+)
 from whatsease.realtime.hub import Connection, Hub
+from whatsease.realtime.presence import MAX_TYPING_TARGETS, Presence, Typing
 from whatsease.realtime.protocol import Frame
+from whatsease.storage.faults import database_unreachable
+from whatsease.storage.models import conversation_id
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
-from whatsease.writelane import BACKGROUND
 
 if TYPE_CHECKING:
     from whatsease.services import Services
 
 logger = logging.getLogger(__name__)
 
-# A socket must authenticate within this many seconds of connecting.
-AUTH_TIMEOUT_SECS = 5.0
-# The peer sees "typing" stop this long after the last typing frame, so a
-# client that vanishes mid-word never leaves the indicator stuck.
-TYPING_EXPIRY_SECS = 6.0
-# Conversations one user may show "typing" in at once.
-MAX_TYPING_TARGETS = 32
 # Frames other than sends one socket may send per second (and in a burst):
 # receipts, typing, sync and ping. Generous for any real client.
 OTHER_FRAMES_PER_SEC = 100.0
@@ -61,6 +66,10 @@ RATE_LIMIT_STRIKES = 10
 RATE_LIMIT_WINDOW_SECS = 10.0
 # Per-user send buckets remembered at most (least recently used dropped).
 MAX_BUCKETS = 100_000
+# Conversations remembered as existing (typing is forwarded only within one);
+# least recently used dropped. A conversation is never un-made except when an
+# account is deleted, and then its sockets are closed.
+MAX_KNOWN_CONVERSATIONS = 100_000
 # After this many new sockets, once they stop arriving for FREEZE_SETTLE_SECS,
 # the objects they hold are frozen out of the collector's sight: with 10,000
 # sockets open a full collection otherwise stalls the loop for a second
@@ -73,8 +82,8 @@ FREEZE_SETTLE_SECS = 2.0
 # read until one finishes, so a fast client cannot queue unbounded work.
 MAX_INFLIGHT_FRAMES = 64
 
-_FRAMES_IN: dict[str, Any] = {}
-_FRAMES_OUT: dict[str, Any] = {}
+_FRAMES_IN: dict[str, Counter] = {}
+_FRAMES_OUT: dict[str, Counter] = {}
 
 
 def count_in(kind: str) -> None:
@@ -103,172 +112,22 @@ def frame_type(data: bytes) -> str:
     return "other"
 
 
-class SendQueue:
-    """Counts frames handed to the transport whose write has not finished.
-
-    `track` takes the future a write returned and says whether the socket is
-    still within ``limit``; when it is not, the caller closes it (4008).
-    """
-
-    __slots__ = ("limit", "peak", "pending")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.pending = 0
-        self.peak = 0
-
-    def track(self, future: asyncio.Future[None]) -> bool:
-        if future.done():
-            _consume(future)
-            return True
-        self.pending += 1
-        if self.pending > self.peak:
-            self.peak = self.pending
-        future.add_done_callback(self._written)
-        return self.pending <= self.limit
-
-    def _written(self, future: asyncio.Future[None]) -> None:
-        self.pending -= 1
-        _consume(future)
-
-
-def _consume(future: asyncio.Future[None]) -> None:
-    # A write to a socket that closed meanwhile fails; that is expected and
-    # must not be logged as "exception never retrieved".
-    if not future.cancelled():
-        future.exception()
-
-
-class Typing:
-    """Who is typing to whom; each indicator stops by itself after `TYPING_EXPIRY_SECS`."""
-
-    def __init__(self, hub: Hub, expiry: float = TYPING_EXPIRY_SECS) -> None:
-        self.hub = hub
-        self.expiry = expiry
-        # (typer, peer) -> (expiry timer, the socket it came from)
-        self._active: dict[tuple[str, str], tuple[asyncio.TimerHandle, Connection]] = {}
-        self._per_user: dict[str, int] = {}
-        self._to_peer: dict[str, set[str]] = {}  # peer -> who is typing to them
-
-    def typing_to(self, peer: str) -> list[str]:
-        """Who is typing to ``peer`` now (for a socket of theirs that just connected)."""
-        return sorted(self._to_peer.get(peer, ()))
-
-    def update(self, conn: Connection, peer: str, state: bool) -> None:
-        key = (conn.user, peer)
-        current = self._active.get(key)
-        if not state:
-            if current is not None:
-                self._stop(key)
-            return
-        loop = asyncio.get_running_loop()
-        if current is not None:
-            current[0].cancel()
-        elif self._per_user.get(conn.user, 0) >= MAX_TYPING_TARGETS:
-            return
-        else:
-            self._per_user[conn.user] = self._per_user.get(conn.user, 0) + 1
-            self._to_peer.setdefault(peer, set()).add(conn.user)
-            self.hub.send(peer, encode("typing", sender=conn.user, state=True))
-        self._active[key] = (loop.call_later(self.expiry, self._stop, key), conn)
-
-    def _stop(self, key: tuple[str, str]) -> None:
-        entry = self._active.pop(key, None)
-        if entry is None:
-            return
-        entry[0].cancel()
-        left = self._per_user.get(key[0], 1) - 1
-        if left > 0:
-            self._per_user[key[0]] = left
-        else:
-            self._per_user.pop(key[0], None)
-        typers = self._to_peer.get(key[1])
-        if typers is not None:
-            typers.discard(key[0])
-            if not typers:
-                del self._to_peer[key[1]]
-        self.hub.send(key[1], encode("typing", sender=key[0], state=False))
-
-    def drop(self, conn: Connection) -> None:
-        """The socket closed: whatever it was typing stops now."""
-        for key in [k for k, (_, c) in self._active.items() if c is conn]:
-            self._stop(key)
-
-    def stop_sender(self, user: str, peer: str) -> None:
-        """A message was sent: its sender is no longer typing to that peer."""
-        if (user, peer) in self._active:
-            self._stop((user, peer))
-
-
-class Presence:
-    """Online with a user's first socket, offline (last_seen stored) with the last.
-
-    Announced only to users who share a conversation; the lookups of who those
-    are, and the last_seen writes, are batched across users.
-    """
-
-    def __init__(self, store: Store, hub: Hub, messaging: Messaging,
-                 clock: Callable[[], Any] = utcnow) -> None:
-        self.store = store
-        self.hub = hub
-        self.messaging = messaging
-        self.clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._peers: Batcher[str, set[str]] = Batcher(self._lookup_peers, name="presence-peers")
-        self._last_seen: Batcher[str, Any] = Batcher(self._store_last_seen,
-                                                     name="presence-last-seen")
-
-    async def _lookup_peers(self, users: list[str]) -> list[set[str]]:
-        await self.messaging.summaries_written()  # a chat started a moment ago counts
-        found = await self.store.conversations.peers_of_many(users)
-        return [found.get(u, set()) for u in users]
-
-    async def _store_last_seen(self, users: list[str]) -> list[Any]:
-        when = self.clock()
-        async with self.messaging.lane.hold(BACKGROUND):
-            await self.store.users.touch_last_seen(users, when)
-        return [when] * len(users)
-
-    def changed(self, user: str, online: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._announce(user, online))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _announce(self, user: str, online: bool) -> None:
-        try:
-            # Offline is announced once last_seen is stored, with the stored time.
-            when = await self._last_seen.submit(user) if not online else self.clock()
-            peers = await self._peers.submit(user)
-        except Exception:
-            logger.exception("presence update for %s failed", user)
-            return
-        # The state may have flipped while we looked: announce what is true now.
-        now_online = self.hub.is_online(user)
-        if now_online != online:
-            return
-        listeners = self.hub.online(peers)
-        if listeners:
-            frame = encode("presence", user=user, online=online, last_seen=isoformat(when))
-            self.hub.send_many(listeners, frame)
-
-    async def drain(self) -> None:
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await self._last_seen.drain()
-
-
 class Realtime:
     """Shared by every socket of the process: the hub, presence, typing and send buckets."""
 
     def __init__(self, config: Config, hub: Hub, auth: AuthService, messaging: Messaging,
-                 store: Store, clock: Callable[[], Any] = utcnow) -> None:
+                 store: Store, clock: Callable[[], datetime] = utcnow) -> None:
         self.config = config
         self.hub = hub
         self.auth = auth
         self.messaging = messaging
+        self.store = store
         self.clock = clock
         self.typing = Typing(hub)
         self.presence = Presence(store, hub, messaging, clock)
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._lookups: Batcher[str, bool] = Batcher(self._existing, name="typing-conversations")
         self._new_since_freeze = 0
         self._frozen_at = 0
         self._last_attach = 0.0
@@ -282,7 +141,13 @@ class Realtime:
         return await self.auth.authenticate(frame.token)
 
     def attach(self, conn: Connection) -> ClientSession:
-        """An authenticated socket joins the hub; returns the session that handles its frames."""
+        """An authenticated socket joins the hub; returns the session that handles its frames.
+
+        A user at ``ws_max_sockets_per_user`` loses their oldest socket (close 4009).
+        """
+        older = self.hub.connections(conn.user)
+        for old in older[:max(0, len(older) + 1 - self.config.ws_max_sockets_per_user)]:
+            old.close(WS_4009_TOO_MANY_SOCKETS, "too many sockets: this was the oldest")
         if self.hub.add(conn):
             self.presence.changed(conn.user, True)
         self._gauge()
@@ -326,6 +191,29 @@ class Realtime:
         SOCKETS_OPEN.set(self.hub.socket_count)
         USERS_ONLINE.set(self.hub.user_count)
 
+    def known_conversation(self, user: str, peer: str) -> bool:
+        """Whether ``user`` and ``peer`` are known to share a conversation (no database)."""
+        key = conversation_id(user, peer)
+        if key in self._known:
+            self._known.move_to_end(key)
+            return True
+        return False
+
+    async def shares_conversation(self, user: str, peer: str) -> bool:
+        """Whether ``user`` and ``peer`` share a conversation (batched lookups, remembered)."""
+        if self.known_conversation(user, peer):
+            return True
+        await self.messaging.summaries_written()  # a chat started a moment ago counts
+        return await self._lookups.submit(conversation_id(user, peer))
+
+    async def _existing(self, keys: list[str]) -> list[bool]:
+        found = await self.store.conversations.existing(list(set(keys)))
+        for key in found:
+            self._known[key] = None
+        while len(self._known) > MAX_KNOWN_CONVERSATIONS:
+            self._known.popitem(last=False)
+        return [key in found for key in keys]
+
     def send_bucket(self, user: str) -> TokenBucket:
         bucket = self._buckets.get(user)
         if bucket is None:
@@ -352,13 +240,16 @@ class ClientSession:
         self._refusals: deque[float] = deque(maxlen=RATE_LIMIT_STRIKES)
         self._tasks: set[asyncio.Task[None]] = set()
         self._room: asyncio.Event | None = None
+        self._typing_seq = 0
+        self._typing_wanted: dict[str, int] = {}  # peer -> typing frame awaiting its check
+        self.session_open = True
 
     def ready_frame(self) -> bytes:
-        return encode("ready", user=self.user, server_time=isoformat(self.realtime.clock()))
+        return frames.chat_ready(self.user, isoformat(self.realtime.clock()))
 
     def typing_frames(self) -> list[bytes]:
         """What a socket that just connected has missed: who is typing to its user now."""
-        return [encode("typing", sender=typer, state=True)
+        return [frames.chat_typing(typer, True)
                 for typer in self.realtime.typing.typing_to(self.user)]
 
     def receive(self, frame: Frame) -> asyncio.Future[None] | None:
@@ -371,10 +262,10 @@ class ClientSession:
         if not self._admit(frame):
             return None
         if frame.type == "ping":
-            self.conn.send_frame(encode("pong", ref=frame.ref))
+            self.conn.send_frame(frames.pong(frame.ref))
             return None
         if frame.type == "typing":
-            self.realtime.typing.update(self.conn, frame.recipient, frame.state)
+            self._typing(frame)
             return None
         if frame.type == "auth":
             self.error("already_authenticated", "This socket is already authenticated.",
@@ -387,6 +278,40 @@ class ClientSession:
             self._room = asyncio.Event()
             return asyncio.ensure_future(self._wait_for_room(self._room))
         return None
+
+    def _typing(self, frame: Frame) -> None:
+        """Forward typing only to a peer the user shares a conversation with.
+
+        Known pairs (and "stopped") apply at once; an unknown pair is looked
+        up first, and applied only if no later typing frame to that peer came
+        meanwhile, so a quick "stop" is never overtaken by its "start".
+        """
+        self._typing_seq += 1
+        if not frame.state or self.realtime.known_conversation(self.user, frame.recipient):
+            self._typing_wanted.pop(frame.recipient, None)
+            self.realtime.typing.update(self.conn, frame.recipient, frame.state)
+            return
+        if len(self._typing_wanted) >= MAX_TYPING_TARGETS:
+            return
+        self._typing_wanted[frame.recipient] = self._typing_seq
+        task = asyncio.get_running_loop().create_task(
+            self._typing_checked(frame.recipient, self._typing_seq))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def _typing_checked(self, peer: str, seq: int) -> None:
+        try:
+            shared = await self.realtime.shares_conversation(self.user, peer)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("typing check for %s failed", self.user)
+            shared = False
+        if self._typing_wanted.get(peer) != seq:
+            return
+        del self._typing_wanted[peer]
+        if shared and self.session_open:
+            self.realtime.typing.update(self.conn, peer, True)
 
     @staticmethod
     async def _wait_for_room(room: asyncio.Event) -> None:
@@ -428,11 +353,18 @@ class ClientSession:
                                                    origin=self.conn)
             elif frame.type == "sync":
                 await self._sync(frame)
-        except AppError as exc:
-            self.error(exc.code, exc.detail, frame.ref, exc.errors)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            if database_unreachable(exc):
+                # Every later frame would fail the same way: reconnect and sync instead.
+                logger.warning("closing a socket of %s with 1013: %s", self.user, exc)
+                self.conn.close(WS_1013_TRY_AGAIN_LATER, "the database is unreachable; "
+                                "reconnect in a few seconds")
+                return
+            if isinstance(exc, AppError):
+                self.error(exc.code, exc.detail, frame.ref, exc.errors)
+                return
             ref = secrets.token_hex(6)
             logger.exception("%s frame from %s failed (ref %s)", frame.type, self.user, ref)
             self.error("internal", f"The server failed to handle this frame (ref {ref}); "
@@ -443,21 +375,17 @@ class ClientSession:
         message = await self.realtime.messaging.send(
             self.user, frame.recipient, frame.content, client_id=frame.client_id,
             origin=self.conn)
-        self.conn.send_frame(encode("ack", client_id=frame.client_id,
-                                    message=message.to_json()))
+        self.conn.send_frame(frames.ack(frame.client_id, message.to_json()))
         SEND_ACK_LATENCY.observe(time.perf_counter() - started)
 
     async def _sync(self, frame: Frame) -> None:
         page, more, cursor = await self.realtime.messaging.changes_since(self.user, frame.after)
-        self.conn.send_frame(encode("synced", messages=[m.to_json() for m in page], more=more,
-                                    cursor=cursor, ref=frame.ref))
+        self.conn.send_frame(frames.synced([m.to_json() for m in page], more=more,
+                                           cursor=cursor, ref=frame.ref))
 
     def error(self, code: str, detail: str, ref: str | None,
               errors: list[dict[str, str]] | None = None) -> None:
-        fields: dict[str, Any] = {"code": code, "detail": detail, "ref": ref}
-        if errors:
-            fields["errors"] = errors
-        self.conn.send_frame(encode("error", **fields))
+        self.conn.send_frame(frames.error_frame(code, detail, ref=ref, errors=errors))
 
     def overflowed(self) -> None:
         SEND_QUEUE_OVERFLOWS.inc()
@@ -466,17 +394,18 @@ class ClientSession:
         """The socket is gone. Frames in progress finish (a send already queued for
         insert is stored regardless: the client finds it by sync, and its retry is
         idempotent); their replies go nowhere."""
+        self.session_open = False
         if self._room is not None:
             self._room.set()
             self._room = None
 
 
 async def setup(services: Services) -> None:
-    services.extras["realtime"] = Realtime(services.config, services.hub, services.auth,
+    services.realtime = Realtime(services.config, services.hub, services.auth,
                                            services.messaging, services.store)
 
 
 async def shutdown(services: Services) -> None:
-    realtime: Realtime | None = services.extras.get("realtime")
+    realtime = services.realtime
     if realtime is not None:
         await realtime.drain()

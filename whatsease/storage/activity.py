@@ -30,14 +30,6 @@ class ActivityRepo:
         docs = await self.collection.find(filters).sort("_id", -1).limit(limit).to_list()
         return [ActivityEntry.from_doc(doc) for doc in docs]
 
-    async def list_where(self, filters: dict[str, Any], *, before: str | None,
-                         limit: int) -> list[ActivityEntry]:
-        query = dict(filters)
-        if before:
-            query["_id"] = {"$lt": ObjectId(before)}
-        docs = await self.collection.find(query).sort("_id", -1).limit(limit).to_list()
-        return [ActivityEntry.from_doc(doc) for doc in docs]
-
     async def forget(self, user: str) -> None:
         """Take ``user`` out of every entry's audience (the account is being erased).
 

@@ -76,11 +76,6 @@ class ConversationRepo:
             "updated_at", -1).limit(limit).to_list()
         return [Conversation.from_doc(doc) for doc in docs]
 
-    async def peers_of(self, user: str, *, limit: int = 5000) -> set[str]:
-        docs = await self.collection.find({"members": user}, {"members": 1}).limit(
-            limit).to_list()
-        return {m for doc in docs for m in doc["members"] if m != user}
-
     async def peers_of_many(self, users: Iterable[str], *,
                             limit: int = 50_000) -> dict[str, set[str]]:
         """Each user's conversation peers, for many users in one query."""
@@ -96,6 +91,11 @@ class ConversationRepo:
                 if member in peers:
                     peers[member].update(m for m in members if m != member)
         return peers
+
+    async def existing(self, conversations: list[str]) -> set[str]:
+        """Which of these conversation ids exist, in one query."""
+        docs = await self.collection.find({"_id": {"$in": conversations}}, {"_id": 1}).to_list()
+        return {doc["_id"] for doc in docs}
 
     async def delete_all_of(self, user: str) -> None:
         await self.collection.delete_many({"members": user})

@@ -14,11 +14,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo import UpdateMany
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError
 
+from whatsease.storage.bulk import insert_all
 from whatsease.storage.models import STATUS_RANK, STATUSES, Message, is_object_id
-
-DUPLICATE_KEY = 11000
 
 
 class MessageRepo:
@@ -33,14 +31,7 @@ class MessageRepo:
         """
         if not messages:
             return []
-        duplicates: set[int] = set()
-        try:
-            await self.collection.insert_many([m.to_doc() for m in messages], ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                if error.get("code") != DUPLICATE_KEY:
-                    raise
-                duplicates.add(int(error["index"]))
+        duplicates = await insert_all(self.collection, [m.to_doc() for m in messages])
         if not duplicates:
             return list(messages)
         keys = [{"sender": messages[i].sender, "client_id": messages[i].client_id}
@@ -141,16 +132,6 @@ class MessageRepo:
                for status, ids in by_status.items()]
         if ops:
             await self.collection.bulk_write(ops, ordered=False)
-
-    async def count_unread(self, conversation: str, recipient: str) -> int:
-        return await self.collection.count_documents(
-            {"conversation_id": conversation, "recipient": recipient,
-             "status": {"$in": ["Sent", "Delivered"]}, "deleted": False})
-
-    async def undelivered_for(self, recipient: str, *, limit: int) -> list[Message]:
-        docs = await self.collection.find(
-            {"recipient": recipient, "status": "Sent"}).sort("_id", 1).limit(limit).to_list()
-        return [Message.from_doc(doc) for doc in docs]
 
     async def delete_all_of(self, user: str) -> int:
         result = await self.collection.delete_many({"members": user})

@@ -80,11 +80,3 @@ class SessionRepo:
         """Remove every session of ``user`` (the account is being erased)."""
         result = await self.collection.delete_many({"user": user})
         return result.deleted_count
-
-    async def is_active(self, session_id: str, now: datetime) -> bool:
-        if not is_object_id(session_id):
-            return False
-        doc = await self.collection.find_one(
-            {"_id": ObjectId(session_id), "revoked": False, "expires_at": {"$gt": now}},
-            {"_id": 1})
-        return doc is not None

@@ -11,9 +11,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from whatsease.storage.bulk import insert_all
 from whatsease.storage.errors import Duplicate
 from whatsease.storage.models import is_object_id
-from whatsease.support.models import Org, SupportConversation, SupportMessage
+from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 
 ORGS = "support_orgs"
 CONVERSATIONS = "support_conversations"
@@ -204,6 +205,21 @@ class SupportMessageRepo:
                 raise
             return earlier
         return message
+
+    async def insert_many(self, messages: list[SupportMessage]) -> list[SupportMessage]:
+        """Store a batch in one round trip; each retried ``client_id`` returns the one stored
+        first. The result is in the order given."""
+        if not messages:
+            return []
+        duplicates = await insert_all(self.collection, [m.to_doc() for m in messages])
+        result = list(messages)
+        for i in duplicates:
+            earlier = await self.by_client_id(messages[i].conversation_id,
+                                              messages[i].client_id or "")
+            if earlier is None:
+                raise DuplicateKeyError(f"support message {messages[i].message_id}")
+            result[i] = earlier
+        return result
 
     async def by_client_id(self, conversation_id: str, client_id: str) -> SupportMessage | None:
         doc = await self.collection.find_one({"conversation_id": conversation_id,

@@ -71,8 +71,10 @@ class UserRepo:
         result = await self.collection.delete_one({"_id": email})
         return result.deleted_count == 1
 
-    async def find(self, filters: dict[str, Any], *, limit: int = 1000) -> list[User]:
-        docs = await self.collection.find(filters).limit(limit).to_list()
+    async def in_org(self, org_id: str, roles: Iterable[str], *, limit: int) -> list[User]:
+        """The org's users who have one of ``roles`` (at most ``limit``)."""
+        docs = await self.collection.find({"org": org_id, "role": {"$in": list(roles)}}).limit(
+            limit).to_list()
         return [User.from_doc(doc) for doc in docs]
 
     async def without_skeleton(self, after: tuple[datetime | None, str] | None,

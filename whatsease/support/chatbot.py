@@ -22,7 +22,7 @@ import orjson
 from whatsease.bot.catalogue import Catalogue, load_catalogue, loads_catalogue
 from whatsease.bot.engine import BotState, IntentEngine
 from whatsease.net.outbound import OutboundError, OutboundPolicy, OutboundRefused, post_json
-from whatsease.support.models import Org, SupportMessage
+from whatsease.storage.support_models import Org, SupportMessage
 
 logger = logging.getLogger(__name__)
 

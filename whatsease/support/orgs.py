@@ -22,8 +22,7 @@ from whatsease.storage.errors import Duplicate
 from whatsease.storage.models import User
 from whatsease.storage.store import Store
 from whatsease.storage.support import SupportStore
-from whatsease.support import assignment
-from whatsease.support.models import (
+from whatsease.storage.support_models import (
     AGENT_ROLES,
     CHATBOT_KINDS,
     ROUTINGS,
@@ -31,6 +30,7 @@ from whatsease.support.models import (
     Org,
     OrgSettings,
 )
+from whatsease.support import assignment
 from whatsease.timeutil import utcnow
 
 MAX_ORG_NAME_CHARS = 80
@@ -324,8 +324,7 @@ class OrgService:
 
     async def members(self, org_id: str) -> list[User]:
         """The org's agents and admins, by name."""
-        users = await self.store.users.find({"org": org_id, "role": {"$in": list(AGENT_ROLES)}},
-                                            limit=MAX_AGENTS_LISTED)
+        users = await self.store.users.in_org(org_id, AGENT_ROLES, limit=MAX_AGENTS_LISTED)
         return sorted(users, key=lambda u: (u.name.lower(), u.email))
 
     async def add_member(self, org_id: str, email: Any, role: Any = "agent") -> User:

@@ -70,10 +70,6 @@ class AgentPresence:
         return (state.offline_since is not None
                 and self.clock() - state.offline_since < self.grace_secs)
 
-    def name_of(self, org: str, email: str) -> str | None:
-        state = self._orgs.get(org, {}).get(email)
-        return state.name if state else None
-
     def prune(self, org: str, email: str) -> None:
         """Forget an agent who has been offline past the grace period."""
         state = self._orgs.get(org, {}).get(email)

@@ -1,0 +1,52 @@
+"""The shared socket transport: close codes for a lost database and for too many sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests import support
+from tests.realtime.wsclient import connect, open_socket
+from whatsease.realtime.frames import WS_1013_TRY_AGAIN_LATER, WS_4009_TOO_MANY_SOCKETS
+from whatsease.storage.launcher import EmbeddedDatabase
+
+
+def test_the_oldest_socket_goes_when_a_user_opens_too_many(
+        make_server: Callable[..., support.ServerThread]) -> None:
+    srv = make_server(ws_max_sockets_per_user=2)
+    user = support.register(srv.port, "many")
+    first, second = connect(srv, user), connect(srv, user)
+    third = connect(srv, user)
+    assert first.expect_close() == WS_4009_TOO_MANY_SOCKETS
+    assert "too many sockets" in first.close_reason
+    for ws in (second, third):
+        assert ws.call({"type": "ping", "ref": "p"}, "pong")["ref"] == "p"
+    assert srv.call(_socket_count(srv, user.email)) == 2
+    second.close()
+    third.close()
+
+
+async def _socket_count(srv: support.ServerThread, email: str) -> int:
+    return len(srv.services.hub.connections(email))
+
+
+def test_a_lost_database_closes_with_try_again_later_not_bad_token(tmp_path: Path) -> None:
+    database = EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "secantusd.log")
+    database.start()
+    srv = support.ServerThread(support.test_config(), database.uri).start()
+    try:
+        user = support.register(srv.port, "dbdown")
+        other = support.register(srv.port, "dbdown")  # a session not yet seen by a socket
+        live = connect(srv, user)
+        database.stop()
+        # A new socket's auth needs the session from the database.
+        fresh = open_socket(srv)
+        fresh.send({"type": "auth", "token": other.access_token})
+        assert fresh.expect_close(timeout=20) == WS_1013_TRY_AGAIN_LATER
+        assert "try" in fresh.close_reason or "reconnect" in fresh.close_reason
+        # An open socket whose frame needs the database is told the same.
+        live.send({"type": "sync", "after": None})
+        assert live.expect_close(timeout=20) == WS_1013_TRY_AGAIN_LATER
+    finally:
+        srv.stop()
+        database.stop()

@@ -1,0 +1,276 @@
+"""The one WebSocket transport every socket (``/ws``, ``/widget/ws``, ``/support/ws``) is built on.
+
+`Socket` owns everything that is not the conversation itself: the origin
+check, first-frame authentication with a deadline, the frame-size limit, the
+bounded send queue, error frames, close codes and a graceful close. Pings are
+Tornado's (``websocket_ping_interval`` in ``app.py``). A subclass implements
+three hooks: `authenticate` (the first frame), `receive` (every later frame)
+and `leave` (the socket closed); everything it sends goes through
+`send_frame`, which is what the hub calls too.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import tornado.websocket
+
+from whatsease.errors import AppError, Forbidden, ServiceUnavailable
+from whatsease.realtime.frames import (
+    WS_1011_INTERNAL_ERROR,
+    WS_1012_SERVICE_RESTART,
+    WS_1013_TRY_AGAIN_LATER,
+    WS_4001_UNAUTHENTICATED,
+    WS_4003_FORBIDDEN_ORIGIN,
+    WS_4008_TOO_SLOW,
+    error_frame,
+)
+from whatsease.realtime.protocol import TRANSPORT_MAX_FRAME_BYTES
+from whatsease.realtime.sendqueue import SendQueue
+from whatsease.services import Services
+from whatsease.storage.faults import database_unreachable
+
+logger = logging.getLogger(__name__)
+
+# A socket must send its auth frame within this many seconds of connecting.
+AUTH_TIMEOUT_SECS = 5.0
+# Authentication itself (a token check, a session lookup) must finish within
+# this: past it the server, not the client, is at fault, and the client is
+# told to come back later (1013) rather than that its token is bad (4001).
+AUTH_WORK_SECS = 10.0
+# The kernel's send buffer per socket, in bytes (Linux doubles it for its
+# bookkeeping). Chat frames are small; a sync page of 200 long messages is
+# under 1 MiB and drains at this size in a few round trips.
+KERNEL_SEND_BUFFER_BYTES = 128 * 1024
+# Close reasons are sent to the client; keep them short (at most 123 bytes).
+REASON_AUTH_TIMEOUT = "authenticate within 5 s: send {type: auth, token}"
+REASON_TRY_AGAIN = "the database is unreachable; reconnect in a few seconds"
+
+
+def origin_allowed(origin: str, host: str, allowed: Sequence[str]) -> bool:
+    """Whether a browser page at ``origin`` may open a socket to this server at ``host``.
+
+    The server's own origin (same host and port as the request's Host header)
+    is always allowed, and so is any listed in ``allowed`` (``*`` allows every
+    origin).
+    """
+    origin = origin.strip().rstrip("/").lower()
+    if "*" in allowed or origin in (o.lower() for o in allowed):
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and bool(host) and parts.netloc == host.lower()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the server cannot do this now" rather than "the client is wrong"."""
+    return isinstance(exc, ServiceUnavailable | TimeoutError) or database_unreachable(exc)
+
+
+class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
+    """A socket that authenticates with its first frame. Implements the hub's ``Connection``.
+
+    The handshake is accepted from any origin so that a refused origin can be
+    told why with close code 4003 (returning False from `check_origin` would
+    answer a bare HTTP 403 that browsers do not expose to scripts): nothing is
+    read or sent on such a socket besides the close.
+
+    .. warning:: The origin check is what stops another website from using a
+       visitor's browser to open a socket; tokens travel in the first frame,
+       never in the URL, so they are not in access logs either.
+    """
+
+    services: Services
+    user: str
+    session_id: str
+    # No Origin header: not a browser (browsers always send one), so nothing
+    # a website could make a visitor's browser do.
+    _origin_ok = True
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+        self.user = ""
+        self.session_id = ""
+        self.authenticated = False
+        self.queue = SendQueue(services.config.ws_queue_frames)
+        self._closing = False
+        self._auth_timer: asyncio.TimerHandle | None = None
+
+    # --- hooks for subclasses -------------------------------------------------------------------
+
+    def origin_ok(self, origin: str) -> bool:
+        """Whether a page at ``origin`` may open this socket; by default this site's own pages
+        and ``WHATSEASE_ALLOWED_ORIGINS``."""
+        return origin_allowed(origin, self.request.host, self.services.config.allowed_origins)
+
+    @abc.abstractmethod
+    async def authenticate(self, message: str | bytes) -> None:
+        """Handle the first frame: set ``user`` and ``session_id`` and join the hub.
+
+        Raises `AppError` to refuse (close 4001), `Forbidden` for an origin the
+        token's owner does not allow (close 4003), `ServiceUnavailable` when the
+        database is unreachable (close 1013).
+        """
+
+    @abc.abstractmethod
+    def receive(self, message: str | bytes) -> Awaitable[None] | None:
+        """Handle one frame after authentication; an awaitable pauses reading until it is done."""
+
+    def leave(self) -> None:
+        """The socket is closing: leave the hub. Called at most once, only if authenticated."""
+
+    def overflowed(self) -> None:
+        """The send queue overflowed; the socket is about to close with 4008."""
+
+    # --- Tornado's side ---------------------------------------------------------------------------
+
+    def check_origin(self, origin: str) -> bool:
+        self._origin_ok = self.origin_ok(origin)
+        return True
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Answer a plain HTTP request to a socket path (``POST /ws``, say) with problem+json,
+        like the REST API; a 405 names the one method a socket answers."""
+        error = AppError(self._reason)
+        error.status, error.code, error.title = status_code, "http_error", self._reason
+        if status_code == 405:
+            self.set_header("Allow", "GET")
+        self.set_header("Content-Type", "application/problem+json; charset=utf-8")
+        self.finish(orjson.dumps(error.to_problem(instance=self.request.path)))
+
+    # Frames up to TRANSPORT_MAX_FRAME_BYTES reach on_message so that those
+    # over the protocol's 64 KiB get an error frame; larger ones are cut off
+    # by Tornado with close 1009.
+    @property
+    def max_message_size(self) -> int:
+        return TRANSPORT_MAX_FRAME_BYTES
+
+    def get_compression_options(self) -> dict[str, Any] | None:
+        # Frames are small; deflate would cost CPU and memory per socket.
+        return None
+
+    def open(self, *args: str, **kwargs: str) -> None:
+        if not self._origin_ok:
+            self.close(WS_4003_FORBIDDEN_ORIGIN, "origin not allowed")
+            return
+        if self.services.draining:
+            self.close(WS_1012_SERVICE_RESTART, "server restarting")
+            return
+        self._auth_timer = asyncio.get_running_loop().call_later(
+            AUTH_TIMEOUT_SECS, self.close, WS_4001_UNAUTHENTICATED, REASON_AUTH_TIMEOUT)
+        self._bound_kernel_buffer()
+        # Frames are small and often follow each other (ack, status,
+        # activity): without this, Nagle's algorithm holds the second one
+        # back until the client's delayed ACK, up to 40 ms.
+        self.set_nodelay(True)
+
+    def _bound_kernel_buffer(self) -> None:
+        # Linux grows a socket's send buffer up to tcp_wmem's maximum (4 MiB
+        # by default) while the peer is not reading: that memory is outside
+        # our frame queue's count. A fixed size bounds it and, by disabling
+        # that growth, lets a stalled reader reach the 4008 bound sooner.
+        stream = self.ws_connection.stream if self.ws_connection is not None else None
+        sock = getattr(stream, "socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
+
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        if self._closing:
+            return None
+        if not self.authenticated:
+            # Tornado reads nothing more until this returns: frames pipelined
+            # behind auth wait for it.
+            return self._authenticate(message)
+        return self.receive(message)
+
+    async def _authenticate(self, message: str | bytes) -> None:
+        # The frame came in time: from here on a slow answer is the server's fault.
+        self._cancel_auth_timer()
+        try:
+            await asyncio.wait_for(self.authenticate(message), AUTH_WORK_SECS)
+        except Forbidden as exc:
+            self.close(WS_4003_FORBIDDEN_ORIGIN, exc.detail[:120])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - close_for logs what is not the client's fault
+            self.close_for(exc, WS_4001_UNAUTHENTICATED)
+
+    def close_for(self, exc: Exception, client_fault: int) -> None:
+        """Close because ``exc`` was raised: 1013 if the server cannot serve now, ``client_fault``
+        for any other `AppError`, 1011 (logged) for a bug."""
+        if is_unavailable(exc):
+            self.try_again_later(exc)
+        elif isinstance(exc, AppError):
+            self.close(client_fault, exc.detail[:120])
+        else:
+            logger.error("socket of %s failed", self.user or "-", exc_info=exc)
+            self.close(WS_1011_INTERNAL_ERROR, "internal error")
+
+    def try_again_later(self, exc: BaseException) -> None:
+        """Close with 1013: the server cannot serve now (``exc`` says why); clients reconnect."""
+        logger.warning("closing a socket of %s with 1013: %s", self.user or "-", exc)
+        self.close(WS_1013_TRY_AGAIN_LATER, REASON_TRY_AGAIN)
+
+    def joined(self) -> bool:
+        """Mark the socket authenticated; False if it closed meanwhile (then it must not join)."""
+        if self._closing:
+            return False
+        self.authenticated = True
+        return True
+
+    def send_error_frame(self, code: str, detail: str, *, ref: str | None = None,
+                   client_id: str | None = None,
+                   errors: list[dict[str, str]] | None = None) -> None:
+        """Answer a refused frame with an ``error`` frame naming the fault."""
+        self.send_frame(error_frame(code, detail, ref=ref, client_id=client_id, errors=errors))
+
+    def send_frame(self, data: bytes) -> None:
+        """Queue an encoded frame; a socket over its queue bound is closed with 4008."""
+        if self._closing or self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        try:
+            future = self.write_message(data)
+        except tornado.websocket.WebSocketClosedError:
+            return
+        self.sent(data)
+        if not self.queue.track(future):
+            logger.warning("closing a socket of %s: %d frames unsent", self.user,
+                           self.queue.pending)
+            self.overflowed()
+            self.close(WS_4008_TOO_SLOW, "too slow: send queue full")
+
+    def sent(self, data: bytes) -> None:
+        """A frame was queued (for metrics)."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close with ``code``; the socket leaves the hub at once, before the close handshake."""
+        self._finish()
+        super().close(code, reason)
+
+    def on_close(self) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._cancel_auth_timer()
+        if self.authenticated:
+            self.authenticated = False
+            self.leave()
+
+    def _cancel_auth_timer(self) -> None:
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+            self._auth_timer = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} user={self.user or '-'}>"
