@@ -94,17 +94,21 @@ def test_register_quotes_the_address_in_location(server: ServerThread) -> None:
     res = Client(server.port).post("/api/v1/auth/register", {
         "email": email, "name": "Doc", "password": "correct horse battery"})
     assert res.status == 201, res.body
+    stored = res.json["user"]["email"]  # canonical: the domain in its IDNA form
+    assert stored.endswith("@xn--fsqu00a.xn--55qx5d")
     location = res.header("Location")
-    assert location == "/api/v1/users/" + urllib.parse.quote(email, safe="@")
+    assert location == "/api/v1/users/" + urllib.parse.quote(stored, safe="@")
+    assert location.isascii()
     token = res.json["access_token"]
-    assert Client(server.port).get(location, token=token).json["user"]["email"] == email
+    assert Client(server.port).get(location, token=token).json["user"]["email"] == stored
 
 
 def test_an_address_with_control_characters_is_refused(server: ServerThread) -> None:
     res = Client(server.port).post("/api/v1/auth/register", {
         "email": "a\x03b@example.com", "name": "Doc", "password": "correct horse battery"})
     assert res.status == 422, res.body
-    assert res.json["errors"] == [{"field": "email", "message": "must be a valid email address"}]
+    assert [e["field"] for e in res.json["errors"]] == ["email"]
+    assert "control" in res.json["errors"][0]["message"]
 
 
 def test_a_query_parameter_given_twice_or_an_empty_limit_is_refused(
@@ -146,7 +150,8 @@ def test_every_secured_operation_documents_401_and_every_body_413_415_400_422() 
                 response = operation["responses"][status]
                 name = response["$ref"].rsplit("/", 1)[-1]
                 headers = document["components"]["responses"][name].get("headers", {})
-                assert "Retry-After" in headers or path == "/readyz", (path, method, status)
+                probe = path in ("/healthz", "/readyz")  # the platform decides when to ask again
+                assert "Retry-After" in headers or probe, (path, method, status)
 
 
 def test_org_settings_that_are_not_an_object_are_refused(server: ServerThread) -> None:

@@ -20,6 +20,7 @@ from tornado.routing import URLSpec
 from whatsease.analytics import buckets
 from whatsease.analytics.service import get_analytics, scope_for
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import problem, problems
 from whatsease.errors import NotFound, invalid
 from whatsease.services import Services
 
@@ -173,7 +174,6 @@ def routes(services: Services) -> list[URLSpec]:
     ]
 
 
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
 _PARAMETERS = [
     {"name": "from", "in": "query", "schema": {"type": "string"},
      "description": "Start (inclusive): ISO-8601 with an offset, or a date (midnight in tz). "
@@ -188,7 +188,7 @@ _PARAMETERS = [
      "description": "An organisation; omitted: the caller's own, or the whole messenger "
                     "for an operator (platform admin)."},
 ]
-_ERRORS = {"401": _PROBLEM, "403": _PROBLEM, "404": _PROBLEM, "422": _PROBLEM}
+_ERRORS = problems("401", "403", "404", "422")
 
 OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/analytics": {"get": {
@@ -208,5 +208,5 @@ OPENAPI: dict[str, dict[str, Any]] = {
         "summary": "The analytics page (HTML; it calls the API above with the login's token)",
         "tags": ["analytics"],
         "responses": {"200": {"description": "The page", "content": {"text/html": {}}},
-                      "404": _PROBLEM}}},
+                      "404": problem("NotFound")}}},
 }

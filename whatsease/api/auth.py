@@ -9,7 +9,7 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, quote_segment, route
-from whatsease.api.openapi import problem
+from whatsease.api.openapi import problem, problems
 from whatsease.api.shell import content_security_policy
 from whatsease.auth.reset import RESET_PATH
 from whatsease.auth.service import parse_credentials
@@ -158,7 +158,6 @@ def routes(services: Services) -> list[URLSpec]:
 
 
 _TOKENS = {"$ref": "#/components/schemas/TokenPair"}
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
 _PASSWORD = {"type": "string", "minLength": validation.MIN_PASSWORD_CHARS,
              "maxLength": validation.MAX_PASSWORD_CHARS,
              "description": "Common and guessable passwords are refused (422) by a strength "
@@ -204,7 +203,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
         "parameters": [{"name": "session_id", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
         "responses": {"204": {"description": "Revoked"},
-                      "404": {"$ref": "#/components/responses/Problem"}}}},
+                      "404": problem("NotFound")}}},
     "/api/v1/auth/password": {"post": {
         "summary": "Change my password; my other sessions end", "tags": ["auth"],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -213,11 +212,11 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "properties": {"current_password": {"type": "string", "maxLength": 256},
                            "new_password": _PASSWORD}}}}},
         "responses": {"204": {"description": "Changed; this session goes on"},
-                      "400": _PROBLEM, "401": _PROBLEM, "415": _PROBLEM,
+                      **problems("400", "401", "415"),
                       "422": {"description": "current_password is wrong, or new_password is "
                                              "weak", "content": {
                           "application/problem+json": {"schema": {"type": "object"}}}},
-                      "429": _PROBLEM}}},
+                      "429": problem("TooManyRequests")}}},
     "/api/v1/auth/password-reset": {"post": {
         "summary": "Mail me a one-time password-reset link (when the server sends mail)",
         "description": "Answers 202 whether or not an account has the email. 404 when the "
@@ -230,8 +229,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
                                      "maxLength": 254}}}}}},
         "responses": {"202": {"description": "Accepted", "content": {"application/json": {
             "schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}},
-            "400": _PROBLEM, "404": _PROBLEM, "415": _PROBLEM, "422": _PROBLEM,
-            "429": _PROBLEM}}},
+            **problems("400", "404", "415", "422", "429")}}},
     "/api/v1/auth/password-reset/confirm": {"post": {
         "summary": "Choose a new password with a reset link's token; every session ends",
         "tags": ["auth"], "security": [],
@@ -239,8 +237,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "type": "object", "required": ["token", "password"], "additionalProperties": False,
             "properties": {"token": {"type": "string", "maxLength": 100},
                            "password": _PASSWORD}}}}},
-        "responses": {"204": {"description": "Password set"}, "400": _PROBLEM,
-                      "415": _PROBLEM, "422": _PROBLEM}}},
+        "responses": {"204": {"description": "Password set"}, "400": problem("BadRequest"),
+                      "415": problem("UnsupportedMediaType"), "422": problem("Unprocessable")}}},
     RESET_PATH: {"get": {
         "summary": "The page a password-reset link opens (HTML; the token is in the "
                    "fragment)", "tags": ["auth"], "security": [],

@@ -115,6 +115,11 @@ def problem(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/responses/{name}"}
 
 
+def problems(*statuses: str) -> dict[str, dict[str, str]]:
+    """The problem responses for ``statuses`` ("404", "409", ...), by status."""
+    return {status: problem(PROBLEMS[status]) for status in statuses}
+
+
 def _problem_response(description: str, **headers: dict[str, Any]) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description, "content": {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}

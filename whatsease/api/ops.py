@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado.routing import URLSpec
 
 from whatsease.api.base import BaseHandler, NotFoundHandler, route
+from whatsease.api.openapi import problem
 from whatsease.errors import NotFound, ServiceUnavailable, Unauthorized
 from whatsease.services import Services
 
@@ -94,7 +95,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
                              "application/json": {"schema": {
                                  "type": "object", "required": ["status"],
                                  "properties": {"status": {"const": "ok"}}}}}},
-                                       "503": {"$ref": "#/components/responses/Problem"}}}},
+                                       "503": problem("Unavailable")}}},
     "/readyz": {"get": {"summary": "Readiness: started, and the database answers",
                         "tags": ["operations"],
                         "security": [],
@@ -103,7 +104,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
                                 "type": "object", "required": ["status", "sockets"],
                                 "properties": {"status": {"const": "ready"},
                                                "sockets": {"type": "integer"}}}}}},
-                                      "503": {"$ref": "#/components/responses/Problem"}}}},
+                                      "503": problem("Unavailable")}}},
     "/metrics": {"get": {
         "summary": "Prometheus metrics (text format)", "tags": ["operations"],
         "description": "With WHATSEASE_METRICS_TOKEN set, send it as a bearer token; with "
@@ -112,6 +113,6 @@ OPENAPI: dict[str, dict[str, Any]] = {
         "security": [],
         "responses": {"200": {"description": "Metrics", "content": {
             "text/plain": {"schema": {"type": "string"}}}},
-            "401": {"$ref": "#/components/responses/Problem"},
-            "404": {"$ref": "#/components/responses/Problem"}}}},
+            "401": problem("Unauthorized"),
+            "404": problem("NotFound")}}},
 }

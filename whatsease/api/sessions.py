@@ -7,6 +7,7 @@ from typing import Any
 from tornado.routing import URLSpec
 
 from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import problem
 from whatsease.auth.sessionlist import revoke_other_sessions
 from whatsease.services import Services
 
@@ -32,5 +33,5 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "200": {"description": "Revoked", "content": {"application/json": {"schema": {
                 "type": "object", "required": ["revoked"],
                 "properties": {"revoked": {"type": "integer", "minimum": 0}}}}}},
-            "401": {"$ref": "#/components/responses/Problem"}}}},
+            "401": problem("Unauthorized")}}},
 }
