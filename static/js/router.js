@@ -63,7 +63,8 @@ export class Router extends EventTarget {
     if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey ||
         event.shiftKey || event.altKey) return;
     const link = event.target instanceof Element ? event.target.closest('a[href]') : null;
-    if (!link || link.target || link.hasAttribute('download')) return;
+    // data-reload: a page of this site outside the app (the password reset).
+    if (!link || link.target || link.hasAttribute('download') || link.hasAttribute('data-reload')) return;
     const url = new URL(link.href, window.location.href);
     if (url.origin !== window.location.origin || url.pathname.startsWith('/api/') ||
         url.pathname.startsWith('/static/')) return;

@@ -40,3 +40,14 @@ def test_without_a_link_the_page_says_whom_to_ask(server: ServerThread,
     page.goto(f"{server.url}/reset-password")
     expect(page.get_by_role("heading", name="Forgot your password?")).to_be_visible()
     expect(page.locator("#reset-lead")).to_contain_text("Ask the person who runs")
+
+
+def test_the_login_page_links_to_the_reset_page(server: ServerThread,
+                                               new_page: Callable[..., Page]) -> None:
+    page = new_page()
+    page.goto(f"{server.url}/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    expect(page).to_have_url(f"{server.url}/reset-password")
+    expect(page.get_by_role("heading", name="Forgot your password?")).to_be_visible()
+    page.goto(f"{server.url}/register")  # registering needs no reset link
+    expect(page.get_by_role("link", name="Forgot your password?")).to_be_hidden()

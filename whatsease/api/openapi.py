@@ -234,7 +234,7 @@ COMPONENTS: dict[str, Any] = {
 WITHOUT_DATABASE = frozenset({
     ("/healthz", "get"), ("/readyz", "get"), ("/metrics", "get"), ("/api/openapi.json", "get"),
     ("/widget.js", "get"), ("/agent", "get"), ("/ws", "get"), ("/widget/ws", "get"),
-    ("/support/ws", "get")})
+    ("/support/ws", "get"), ("/analytics", "get"), ("/reset-password", "get")})
 _BODY_METHODS = frozenset({"post", "put", "patch"})
 
 

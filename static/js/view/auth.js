@@ -24,6 +24,7 @@ export class AuthView {
     this.switchBox = root.getElementById('auth-switch');
     this.nameField = this.form.querySelector('[data-field="name"]');
     this.passwordHint = root.getElementById('auth-password-hint');
+    this.forgot = root.getElementById('auth-forgot');
     this.inputs = {
       name: root.getElementById('auth-name'),
       email: root.getElementById('auth-email'),
@@ -57,6 +58,7 @@ export class AuthView {
     this.submit.textContent = spec.submit;
     this.nameField.hidden = mode !== 'register';
     this.passwordHint.hidden = mode !== 'register';
+    this.forgot.hidden = mode !== 'login';
     this.inputs.password.autocomplete = spec.password;
     const link = document.createElement('a');
     link.href = next && next !== '/' ? `${spec.switchHref}?next=${encodeURIComponent(next)}` : spec.switchHref;
