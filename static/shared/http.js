@@ -63,7 +63,8 @@ export async function fetchJson(url, { method = 'GET', body, token, init = {}, o
   } catch (error) {
     data = null;
   }
-  if (response.ok) return data;
+  // A body that is not JSON (the analytics CSV export) comes back as its text.
+  if (response.ok) return data === null && text && !/json/.test(response.headers.get('Content-Type') || '') ? text : data;
   const problem = data && typeof data === 'object' ? data : { detail: `The server answered ${response.status}.` };
   const retryAfter = response.headers.get('Retry-After');
   if ((response.status === 429 || response.status === 503) && retryAfter) {

@@ -10,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-import secrets
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from tornado.routing import URLSpec
@@ -21,14 +19,11 @@ from whatsease.analytics import buckets
 from whatsease.analytics.service import get_analytics, scope_for
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import problems
+from whatsease.api.pages import ModulePage
 from whatsease.errors import NotFound, invalid
 from whatsease.services import Services
 
-STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
-PAGE = Path("analytics") / "index.html"
 DEFAULT_RANGE = timedelta(days=30)
-# Bytes of randomness per CSP nonce (CSP asks for at least 128 bits).
-NONCE_BYTES = 18
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ORG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_PARAM_CHARS = 64
@@ -138,31 +133,12 @@ def to_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def page_csp(nonce: str) -> str:
-    """The page's CSP: its own modules and styles only."""
-    return ("default-src 'self'; connect-src 'self'; img-src 'self' data:; "
-            f"style-src 'self'; script-src 'self' 'nonce-{nonce}'; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'self'; object-src 'none'")
-
-
-class AnalyticsPageHandler(BaseHandler):
+class AnalyticsPageHandler(ModulePage):
     """``/analytics``: the operators' page (it logs in like the console; the API does the rest)."""
 
-    def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Frame-Options", "DENY")
-
-    def get(self) -> None:
-        if not (STATIC_DIR / PAGE).exists():
-            raise NotFound("The analytics page is not installed.")
-        nonce = secrets.token_urlsafe(NONCE_BYTES)
-        self.set_header("Content-Security-Policy", page_csp(nonce))
-        self.render(PAGE.as_posix(), nonce=nonce)
-
-    def get_template_path(self) -> str:
-        return str(STATIC_DIR)
+    PAGE = "analytics/index.html"
+    MODULE_DIRS = ("analytics", "agent", "shared")
+    TITLE = "analytics page"
 
 
 def routes(services: Services) -> list[URLSpec]:

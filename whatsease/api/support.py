@@ -6,7 +6,6 @@ conversations; anything else answers 404 as if it did not exist.
 
 from __future__ import annotations
 
-import secrets
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from typing import Any
 from tornado.routing import URLSpec
 
 from whatsease import validation
-from whatsease.api import shell
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import (
     CLIENT_ID_SCHEMA,
@@ -30,7 +28,7 @@ from whatsease.api.openapi import (
     problem,
     shape,
 )
-from whatsease.api.shell import connect_sources
+from whatsease.api.pages import ModulePage
 from whatsease.errors import Forbidden, NotFound, invalid
 from whatsease.services import Services
 from whatsease.storage.models import is_object_id
@@ -55,16 +53,6 @@ from whatsease.support.service import RESUME_MESSAGES, SupportService, get_suppo
 STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 CONSOLE_DIR = "agent"
 SCOPES = ("mine", "queued", "bot", "active", "ended")
-# Bytes of randomness per CSP nonce (CSP asks for at least 128 bits).
-NONCE_BYTES = 18
-
-
-def console_csp(nonce: str, socket_origin: str | None = None) -> str:
-    """The console page's CSP: its own scripts, plus the one inline import map (nonce)."""
-    return (f"default-src 'self'; connect-src {connect_sources(socket_origin)}; "
-            "img-src 'self' data:; "
-            f"style-src 'self'; script-src 'self' 'nonce-{nonce}'; frame-ancestors 'none'; "
-            "base-uri 'none'; form-action 'self'; object-src 'none'")
 
 
 class SupportHandler(BaseHandler):
@@ -287,35 +275,12 @@ class SupportAgentsHandler(SupportHandler):
         self.write_json({"agents": await self.support.agents_view(org_id)})
 
 
-def console_import_map(static_url: Any) -> str:
-    """Every console module URL → its content-hashed URL.
-
-    ``static_url`` versions the entry script; modules it imports resolve to bare
-    URLs, which the import map sends to their versioned twins so a deploy never
-    mixes stale and fresh modules.
-    """
-    return shell.import_map(STATIC_DIR, static_url, dirs=(CONSOLE_DIR, "shared"))
-
-
-class AgentConsoleHandler(BaseHandler):
+class AgentConsoleHandler(ModulePage):
     """``/agent``: the agent console's page (its own login; the API does the rest)."""
 
-    def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Frame-Options", "DENY")
-
-    def get(self) -> None:
-        page = STATIC_DIR / CONSOLE_DIR / "index.html"
-        if not page.exists():
-            raise NotFound("The agent console is not installed.")
-        nonce = secrets.token_urlsafe(NONCE_BYTES)
-        self.set_header("Content-Security-Policy", console_csp(nonce, self.socket_origin()))
-        self.render(str(page), nonce=nonce, import_map=console_import_map(self.static_url))
-
-    def get_template_path(self) -> str:
-        return str(STATIC_DIR)
+    PAGE = f"{CONSOLE_DIR}/index.html"
+    MODULE_DIRS = (CONSOLE_DIR, "shared")
+    TITLE = "agent console"
 
 
 def routes(services: Services) -> list[URLSpec]:
