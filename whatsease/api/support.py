@@ -7,7 +7,6 @@ conversations; anything else answers 404 as if it did not exist.
 from __future__ import annotations
 
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 from tornado.routing import URLSpec
@@ -50,7 +49,6 @@ from whatsease.support.orgs import (
 )
 from whatsease.support.service import RESUME_MESSAGES, SupportService, get_support
 
-STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 CONSOLE_DIR = "agent"
 SCOPES = ("mine", "queued", "bot", "active", "ended")
 
