@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from whatsease.batching import Batcher
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Hub
 from whatsease.metrics import BATCH_SIZE
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Hub
 from whatsease.storage.models import ActivityEntry
 from whatsease.storage.store import Store
 from whatsease.timeutil import utcnow

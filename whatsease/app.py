@@ -25,10 +25,10 @@ from whatsease.auth.accounts import Accounts
 from whatsease.auth.backfill import backfill_skeletons
 from whatsease.auth.service import AuthService
 from whatsease.config import Config
+from whatsease.delivery.frames import WS_1012_SERVICE_RESTART
+from whatsease.delivery.hub import Hub
 from whatsease.messaging.service import Messaging
 from whatsease.metrics import probe_loop_lag, watch_gc
-from whatsease.realtime.frames import WS_1012_SERVICE_RESTART
-from whatsease.realtime.hub import Hub
 from whatsease.services import Services
 from whatsease.storage.store import Store
 from whatsease.timeutil import utcnow

@@ -17,11 +17,11 @@ from typing import Any
 
 from whatsease.activity import ActivityLog
 from whatsease.batching import Batcher
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Connection, Hub
 from whatsease.errors import Conflict, NotFound, invalid
 from whatsease.messaging.revisions import Revisions
 from whatsease.metrics import BATCH_SIZE, MESSAGES, SEND_DELIVERED_LATENCY
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection, Hub
 from whatsease.storage.models import (
     STATUS_RANK,
     Conversation,

@@ -6,14 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Connection
 from whatsease.errors import Conflict, Forbidden, NotFound
 from whatsease.metrics import (
     SUPPORT_FIRST_RESPONSE,
     SUPPORT_HANDOFFS,
     SUPPORT_TRANSFERS,
 )
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection
 from whatsease.storage.models import User, new_id
 from whatsease.storage.support_models import AGENT_ROLES, SupportConversation, SupportMessage
 from whatsease.support.core import (

@@ -7,9 +7,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from whatsease.delivery.frames import WS_4003_FORBIDDEN_ORIGIN
+from whatsease.delivery.hub import Connection
 from whatsease.errors import Forbidden
-from whatsease.realtime.frames import WS_4003_FORBIDDEN_ORIGIN
-from whatsease.realtime.hub import Connection
 from whatsease.storage.models import User
 from whatsease.storage.support_models import SupportConversation
 from whatsease.support.agents import SupportAgents

@@ -19,9 +19,9 @@ from typing import Any
 
 from whatsease.auth.ratelimit import FailureLimiter, TokenBucket
 from whatsease.batching import Batcher
+from whatsease.delivery.hub import Connection
 from whatsease.errors import Gone, NotFound
 from whatsease.net.outbound import OutboundPolicy
-from whatsease.realtime.hub import Connection
 from whatsease.services import Services
 from whatsease.storage.models import new_id
 from whatsease.storage.support import SupportStore

@@ -6,11 +6,11 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Connection
 from whatsease.metrics import (
     SUPPORT_SESSIONS,
 )
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection
 from whatsease.storage.support_models import SupportConversation, SupportMessage
 from whatsease.support.core import (
     AGENTS_PUSH_DELAY_SECS,

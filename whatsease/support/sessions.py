@@ -7,12 +7,12 @@ import logging
 import secrets
 from datetime import timedelta
 
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Connection
 from whatsease.errors import NotFound, TooManyRequests, Unauthorized
 from whatsease.metrics import (
     SUPPORT_SESSIONS,
 )
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection
 from whatsease.storage.models import new_id
 from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 from whatsease.support.botbridge import SupportBotBridge
