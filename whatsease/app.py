@@ -48,9 +48,14 @@ CLIENT_ROUTES = r"/(?:login|register|chat/[^/]+|bot|activity|settings)?"
 
 
 async def build_services(config: Config, mongodb_uri: str,
-                         clock: Callable[[], datetime] = utcnow) -> Services:
-    """Connect to the database, create indexes and build every service."""
-    store = Store(mongodb_uri, config.db_name, timeout=config.db_timeout)
+                         clock: Callable[[], datetime] = utcnow,
+                         **client_options: object) -> Services:
+    """Connect to the database, create indexes and build every service.
+
+    ``client_options`` go to the database client (tests pass ``event_listeners``
+    to count round trips).
+    """
+    store = Store(mongodb_uri, config.db_name, timeout=config.db_timeout, **client_options)
     await store.ensure_indexes()
     await backfill_skeletons(store.users)
     hub = Hub()

@@ -221,6 +221,11 @@ class SupportMessageRepo:
             result[i] = earlier
         return result
 
+    async def delete(self, message_id: str) -> None:
+        """Remove one message (one that was stored for a conversation that had just ended)."""
+        if is_object_id(message_id):
+            await self.collection.delete_one({"_id": ObjectId(message_id)})
+
     async def by_client_id(self, conversation_id: str, client_id: str) -> SupportMessage | None:
         doc = await self.collection.find_one({"conversation_id": conversation_id,
                                               "client_id": client_id})

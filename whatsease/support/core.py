@@ -199,9 +199,15 @@ class SupportCore(abc.ABC):
     # ------------------------------------------------------------------ internals
 
     async def _active(self, conversation_id: str) -> SupportConversation:
+        """The conversation if it is active and within its timeout, in one read.
+
+        Raises `NotFound`, or `SessionEnded` (ending it first if its timeout has passed).
+        """
         conversation = await self.store.conversations.get(conversation_id)
         if conversation is None:
             raise NotFound("No such conversation.")
+        if conversation.active and conversation.expires_at > self.clock():
+            return conversation  # just read: `refresh` would only read it again
         conversation = await self.refresh(conversation)
         if not conversation.active:
             raise SessionEnded(ended_detail(conversation))
