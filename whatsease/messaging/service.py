@@ -26,6 +26,7 @@ from whatsease.storage.models import (
     STATUS_RANK,
     Conversation,
     Message,
+    User,
     conversation_id,
     is_bot,
     new_id,
@@ -112,7 +113,7 @@ class Messaging:
     async def send(self, sender: str, recipient: str, content: str, *,
                    client_id: str | None = None, is_bot_response: bool = False,
                    origin: Connection | None = None,
-                   extra: dict[str, Any] | None = None) -> Message:
+                   extra: dict[str, object] | None = None) -> Message:
         """Store a message and deliver it live; return it (status Sent).
 
         The recipient's sockets and the sender's other sockets (all but
@@ -140,7 +141,7 @@ class Messaging:
     async def _store_and_deliver(self, sender: str, recipient: str, content: str, *,
                                  client_id: str | None, is_bot_response: bool,
                                  origin: Connection | None,
-                                 extra: dict[str, Any] | None) -> Message:
+                                 extra: dict[str, object] | None) -> Message:
         token = self._revisions.begin()
         try:
             message = Message(message_id=new_id(), sender=sender, recipient=recipient,
@@ -411,7 +412,7 @@ class Messaging:
             rows.append(row)
         return rows
 
-    def _chat_row(self, user: str, c: Conversation, peers: dict[str, Any]) -> dict[str, Any]:
+    def _chat_row(self, user: str, c: Conversation, peers: dict[str, User]) -> dict[str, Any]:
         peer = c.peer_of(user)
         profile = peers.get(peer)
         last = dict(c.last_message or {})

@@ -15,7 +15,6 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from whatsease.auth.ratelimit import FailureLimiter, TokenBucket
 from whatsease.batching import Batcher
@@ -215,7 +214,7 @@ class SupportCore(abc.ABC):
 
     async def _count_message(self, conversation: SupportConversation, message: SupportMessage,
                              org: Org, *, unread: int,
-                             fields: dict[str, Any] | None = None) -> SupportConversation:
+                             fields: dict[str, object] | None = None) -> SupportConversation:
         """Record the message on its conversation (keeping it alive), or refuse if it ended."""
         now = message.timestamp
         updated = await self.store.conversations.record_message(
@@ -294,7 +293,7 @@ class SupportCore(abc.ABC):
         return await self.store.conversations.get(conversation.conversation_id) or conversation
 
     @abc.abstractmethod
-    async def agents_view(self, org_id: str) -> list[dict[str, Any]]:
+    async def agents_view(self, org_id: str) -> list[dict[str, object]]:
         """Every agent of the org with their load (console.py)."""
 
     @abc.abstractmethod
