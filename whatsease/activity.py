@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from whatsease.batching import Batcher
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Hub
 from whatsease.metrics import BATCH_SIZE
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Hub
 from whatsease.storage.models import ActivityEntry
 from whatsease.storage.store import Store
 from whatsease.timeutil import utcnow
@@ -63,7 +62,7 @@ class ActivityLog:
 
     def record(self, kind: str, actor: str, *, target: str | None = None,
                message_id: str | None = None, audience: Iterable[str] = (),
-               text: str | None = None, data: dict[str, Any] | None = None) -> ActivityEntry:
+               text: str | None = None, data: dict[str, object] | None = None) -> ActivityEntry:
         people = {actor, *audience}
         if target and not target.startswith("bot:"):
             people.add(target)

@@ -25,10 +25,10 @@ from whatsease.auth.accounts import Accounts
 from whatsease.auth.backfill import backfill_skeletons
 from whatsease.auth.service import AuthService
 from whatsease.config import Config
+from whatsease.delivery.frames import WS_1012_SERVICE_RESTART
+from whatsease.delivery.hub import Hub
 from whatsease.messaging.service import Messaging
 from whatsease.metrics import probe_loop_lag, watch_gc
-from whatsease.realtime.frames import WS_1012_SERVICE_RESTART
-from whatsease.realtime.hub import Hub
 from whatsease.services import Services
 from whatsease.storage.store import Store
 from whatsease.timeutil import utcnow
@@ -48,9 +48,14 @@ CLIENT_ROUTES = r"/(?:login|register|chat/[^/]+|bot|activity|settings)?"
 
 
 async def build_services(config: Config, mongodb_uri: str,
-                         clock: Callable[[], datetime] = utcnow) -> Services:
-    """Connect to the database, create indexes and build every service."""
-    store = Store(mongodb_uri, config.db_name, timeout=config.db_timeout)
+                         clock: Callable[[], datetime] = utcnow,
+                         **client_options: object) -> Services:
+    """Connect to the database, create indexes and build every service.
+
+    ``client_options`` go to the database client (tests pass ``event_listeners``
+    to count round trips).
+    """
+    store = Store(mongodb_uri, config.db_name, timeout=config.db_timeout, **client_options)
     await store.ensure_indexes()
     await backfill_skeletons(store.users)
     hub = Hub()

@@ -11,8 +11,8 @@ from whatsease.activity import ActivityLog
 from whatsease.auth.accounts import Accounts
 from whatsease.auth.service import AuthService
 from whatsease.config import Config
+from whatsease.delivery.hub import Hub
 from whatsease.messaging.service import Messaging
-from whatsease.realtime.hub import Hub
 from whatsease.storage.store import Store
 from whatsease.writelane import WriteLane
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from tests.realtime.wsclient import connect
 from tests.support import Client, ServerThread, register
-from whatsease.realtime.hub import Connection
+from whatsease.delivery.hub import Connection
 
 QUEUE_FRAMES = 50
 CONTENT_CHARS = 4000

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import websocket
 
-from tests.realtime.test_hub import Socket
+from tests.delivery.test_hub import Socket
 from tests.realtime.wsclient import WS, connect, open_socket
 from tests.support import TEST_ORIGIN, Client, ServerThread, User, register
 from whatsease.messaging.service import SYNC_PAGE_LIMIT

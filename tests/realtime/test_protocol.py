@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from whatsease.delivery.frames import encode
 from whatsease.errors import AppError
-from whatsease.realtime.frames import encode
 from whatsease.realtime.protocol import MAX_FRAME_BYTES, MAX_RECEIPT_IDS, parse, peek_ref
 from whatsease.realtime.service import frame_type
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests import support
 from tests.realtime.wsclient import connect, open_socket
-from whatsease.realtime.frames import WS_1013_TRY_AGAIN_LATER, WS_4009_TOO_MANY_SOCKETS
+from whatsease.delivery.frames import WS_1013_TRY_AGAIN_LATER, WS_4009_TOO_MANY_SOCKETS
 from whatsease.storage.launcher import EmbeddedDatabase
 
 

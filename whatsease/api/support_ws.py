@@ -29,8 +29,8 @@ from whatsease import validation
 from whatsease.api.openapi import WEBSOCKET_HEADERS, WEBSOCKET_RESPONSES
 from whatsease.api.widget import org_origin_allowed
 from whatsease.auth.ratelimit import TokenBucket
+from whatsease.delivery import frames
 from whatsease.errors import AppError, Forbidden
-from whatsease.realtime import frames
 from whatsease.realtime.protocol import auth_token, parse_fields
 from whatsease.realtime.transport import Socket, is_unavailable
 from whatsease.services import Services

@@ -7,9 +7,9 @@ import contextlib
 
 from whatsease.activity import ActivityLog
 from whatsease.auth.service import AuthService
+from whatsease.delivery.frames import WS_4001_UNAUTHENTICATED, encode
+from whatsease.delivery.hub import Hub
 from whatsease.errors import NotFound
-from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED, encode
-from whatsease.realtime.hub import Hub
 from whatsease.storage.models import User
 from whatsease.storage.store import Store
 

@@ -17,8 +17,8 @@ from whatsease import validation
 from whatsease.activity import ActivityLog
 from whatsease.auth.service import AuthService
 from whatsease.config import Config
+from whatsease.delivery.hub import Hub
 from whatsease.errors import AppError, ConfigError
-from whatsease.realtime.hub import Hub
 from whatsease.storage.store import Store
 
 

@@ -19,9 +19,9 @@ from whatsease.auth.ratelimit import FailureLimiter
 from whatsease.auth.reset import PasswordResets
 from whatsease.batching import Batcher
 from whatsease.config import Config
+from whatsease.delivery.frames import WS_4001_UNAUTHENTICATED
+from whatsease.delivery.hub import Hub
 from whatsease.errors import Conflict, NotFound, TooManyRequests, Unauthorized, invalid
-from whatsease.realtime.frames import WS_4001_UNAUTHENTICATED
-from whatsease.realtime.hub import Hub
 from whatsease.storage.errors import Duplicate
 from whatsease.storage.models import Session, User, new_id
 from whatsease.storage.store import Store

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from whatsease.bot.catalogue import Catalogue, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history, open_reader
 from whatsease.bot.llm import ChatEndpoint, LLMError, complete
+from whatsease.delivery.frames import encode
 from whatsease.errors import ConfigError
 from whatsease.metrics import BOT_REPLIES
-from whatsease.realtime.frames import encode
 from whatsease.services import Services
 from whatsease.storage.bot import BotNote, BotTurn
 from whatsease.storage.models import Message

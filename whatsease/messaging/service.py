@@ -17,15 +17,16 @@ from typing import Any
 
 from whatsease.activity import ActivityLog
 from whatsease.batching import Batcher
+from whatsease.delivery.events import MessageEvent, StatusEvent
+from whatsease.delivery.hub import Connection, Hub
 from whatsease.errors import Conflict, NotFound, invalid
 from whatsease.messaging.revisions import Revisions
 from whatsease.metrics import BATCH_SIZE, MESSAGES, SEND_DELIVERED_LATENCY
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection, Hub
 from whatsease.storage.models import (
     STATUS_RANK,
     Conversation,
     Message,
+    User,
     conversation_id,
     is_bot,
     new_id,
@@ -112,7 +113,7 @@ class Messaging:
     async def send(self, sender: str, recipient: str, content: str, *,
                    client_id: str | None = None, is_bot_response: bool = False,
                    origin: Connection | None = None,
-                   extra: dict[str, Any] | None = None) -> Message:
+                   extra: dict[str, object] | None = None) -> Message:
         """Store a message and deliver it live; return it (status Sent).
 
         The recipient's sockets and the sender's other sockets (all but
@@ -140,7 +141,7 @@ class Messaging:
     async def _store_and_deliver(self, sender: str, recipient: str, content: str, *,
                                  client_id: str | None, is_bot_response: bool,
                                  origin: Connection | None,
-                                 extra: dict[str, Any] | None) -> Message:
+                                 extra: dict[str, object] | None) -> Message:
         token = self._revisions.begin()
         try:
             message = Message(message_id=new_id(), sender=sender, recipient=recipient,
@@ -194,9 +195,8 @@ class Messaging:
 
     def _deliver(self, message: Message) -> None:
         MESSAGES_SENT.inc()
-        frame = frames.message(message.to_json())
-        self.hub.send(message.recipient, frame)
-        self.hub.send(message.sender, frame, exclude=self._origins.get(message.message_id))
+        self.hub.publish(MessageEvent(message.to_json()), (message.recipient, None),
+                         (message.sender, self._origins.get(message.message_id)))
         self.activity.record("bot.replied" if message.is_bot_response else "message.sent",
                              message.sender, target=message.recipient,
                              message_id=message.message_id)
@@ -294,8 +294,8 @@ class Messaging:
                              message_id=message_id)
 
     def _broadcast_change(self, message: Message) -> None:
-        frame = frames.message(message.to_json())
-        self.hub.send_many((message.sender, message.recipient), frame)
+        users = dict.fromkeys((message.sender, message.recipient))  # once each, in order
+        self.hub.publish(MessageEvent(message.to_json()), *((u, None) for u in users))
 
     async def set_status(self, user: str, message_id: str, status: str) -> Message:
         """REST: the recipient moves one message forward. 409 if it would move back."""
@@ -374,11 +374,10 @@ class Messaging:
 
     def _announce_status(self, m: Message, previous: str, now: datetime,
                          origin: Connection | None) -> None:
-        frame = frames.status(m.message_id, m.status, m.conversation_id)
-        self.hub.send(m.sender, frame)
         # The reader's other tabs keep the same ticks and unread badge; the
         # socket that sent the receipt knows already.
-        self.hub.send(m.recipient, frame, exclude=origin)
+        self.hub.publish(StatusEvent(m.message_id, m.status, m.conversation_id),
+                         (m.sender, None), (m.recipient, origin))
         for status in ("Delivered", "Read")[STATUS_RANK[previous]:STATUS_RANK[m.status]]:
             MESSAGES_BY_STATUS[status].inc()
             self.activity.record(f"message.{status.lower()}", m.recipient, target=m.sender,
@@ -413,7 +412,7 @@ class Messaging:
             rows.append(row)
         return rows
 
-    def _chat_row(self, user: str, c: Conversation, peers: dict[str, Any]) -> dict[str, Any]:
+    def _chat_row(self, user: str, c: Conversation, peers: dict[str, User]) -> dict[str, Any]:
         peer = c.peer_of(user)
         profile = peers.get(peer)
         last = dict(c.last_message or {})

@@ -1,1 +1,2 @@
-"""Real-time delivery: the WebSocket protocol, the hub of live sockets."""
+"""Real-time: the one WebSocket transport, the messenger's socket, the client-frame protocol,
+presence and typing."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
 
 from tornado.routing import URLSpec
 
@@ -64,7 +63,7 @@ def routes(services: Services) -> list[URLSpec]:
     return [URLSpec(r"/ws$", SocketHandler, {"services": services}, name="/ws")]
 
 
-OPENAPI: dict[str, dict[str, Any]] = {
+OPENAPI: dict[str, dict[str, object]] = {
     "/ws": {"get": {
         "summary": "Open the real-time WebSocket",
         "description": (

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from whatsease.batching import Batcher
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Connection, Hub
 from whatsease.messaging.service import Messaging
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection, Hub
 from whatsease.storage.store import Store
 from whatsease.timeutil import isoformat, utcnow
 from whatsease.writelane import BACKGROUND

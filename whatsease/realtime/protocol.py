@@ -69,7 +69,7 @@ def peek_ref(raw: str | bytes) -> str | None:
     return _ref(body)
 
 
-def _ref(body: dict[str, Any]) -> str | None:
+def _ref(body: dict[str, object]) -> str | None:
     for key in ("ref", "client_id"):
         value = body.get(key)
         if isinstance(value, str) and 0 < len(value) <= MAX_REF_CHARS:

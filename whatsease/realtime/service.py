@@ -26,6 +26,13 @@ from whatsease.auth.ratelimit import TokenBucket
 from whatsease.auth.service import AuthService, Principal
 from whatsease.batching import Batcher
 from whatsease.config import Config
+from whatsease.delivery import frames
+from whatsease.delivery.frames import (
+    WS_1013_TRY_AGAIN_LATER,
+    WS_4009_TOO_MANY_SOCKETS,
+    WS_4029_RATE_LIMITED,
+)
+from whatsease.delivery.hub import Connection, Hub
 from whatsease.errors import AppError, Unauthorized
 from whatsease.messaging.service import Messaging
 from whatsease.metrics import (
@@ -37,13 +44,6 @@ from whatsease.metrics import (
     SOCKETS_OPEN,
     USERS_ONLINE,
 )
-from whatsease.realtime import frames
-from whatsease.realtime.frames import (
-    WS_1013_TRY_AGAIN_LATER,
-    WS_4009_TOO_MANY_SOCKETS,
-    WS_4029_RATE_LIMITED,
-)
-from whatsease.realtime.hub import Connection, Hub
 from whatsease.realtime.presence import MAX_TYPING_TARGETS, Presence, Typing
 from whatsease.realtime.protocol import Frame
 from whatsease.storage.faults import database_unreachable

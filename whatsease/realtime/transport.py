@@ -23,8 +23,7 @@ from urllib.parse import urlsplit
 import orjson
 import tornado.websocket
 
-from whatsease.errors import AppError, Forbidden, ServiceUnavailable
-from whatsease.realtime.frames import (
+from whatsease.delivery.frames import (
     WS_1011_INTERNAL_ERROR,
     WS_1012_SERVICE_RESTART,
     WS_1013_TRY_AGAIN_LATER,
@@ -33,6 +32,7 @@ from whatsease.realtime.frames import (
     WS_4008_TOO_SLOW,
     error_frame,
 )
+from whatsease.errors import AppError, Forbidden, ServiceUnavailable
 from whatsease.realtime.protocol import TRANSPORT_MAX_FRAME_BYTES
 from whatsease.realtime.sendqueue import SendQueue
 from whatsease.services import Services

@@ -60,7 +60,7 @@ class OrgRepo:
         docs = await self.collection.find({}).sort("_id", ASCENDING).limit(limit).to_list()
         return [Org.from_doc(doc) for doc in docs]
 
-    async def update(self, org_id: str, fields: dict[str, Any]) -> Org | None:
+    async def update(self, org_id: str, fields: dict[str, object]) -> Org | None:
         doc = await self.collection.find_one_and_update(
             {"_id": org_id}, {"$set": fields}, return_document=ReturnDocument.AFTER)
         return Org.from_doc(doc) if doc else None
@@ -83,19 +83,19 @@ class SupportConversationRepo:
         doc = await self.collection.find_one({"_id": ObjectId(conversation_id)})
         return SupportConversation.from_doc(doc) if doc else None
 
-    async def update(self, conversation_id: str, fields: dict[str, Any], *,
+    async def update(self, conversation_id: str, fields: dict[str, object], *,
                      active_only: bool = True, push_agent: str | None = None,
-                     expect: dict[str, Any] | None = None) -> SupportConversation | None:
+                     expect: dict[str, object] | None = None) -> SupportConversation | None:
         """Set ``fields``; with ``active_only`` only while the conversation is active.
 
         ``expect`` adds conditions (field → value) the stored document must meet.
         Returns the updated conversation, or None if it did not match.
         """
-        filters: dict[str, Any] = {"_id": ObjectId(conversation_id)}
+        filters: dict[str, object] = {"_id": ObjectId(conversation_id)}
         if active_only:
             filters["status"] = "active"
         filters.update(expect or {})
-        update: dict[str, Any] = {"$set": fields}
+        update: dict[str, object] = {"$set": fields}
         if push_agent is not None:
             update["$addToSet"] = {"agents": push_agent}
         doc = await self.collection.find_one_and_update(
@@ -103,15 +103,15 @@ class SupportConversationRepo:
         return SupportConversation.from_doc(doc) if doc else None
 
     async def record_message(self, conversation_id: str, *, now: datetime,
-                             expires_at: datetime | None, summary: dict[str, Any],
-                             unread: int, fields: dict[str, Any] | None = None,
+                             expires_at: datetime | None, summary: dict[str, object],
+                             unread: int, fields: dict[str, object] | None = None,
                              ) -> SupportConversation | None:
         """Count a new message in, if the conversation is active and not yet expired at ``now``.
 
         ``expires_at`` None leaves the expiry as it is (system notes do not keep a
         session alive). Returns None when the conversation has ended (or is due to).
         """
-        changes: dict[str, Any] = {"last_message": summary, **(fields or {})}
+        changes: dict[str, object] = {"last_message": summary, **(fields or {})}
         increments = {"message_count": 1}
         if unread:
             increments["unread"] = unread
@@ -127,7 +127,7 @@ class SupportConversationRepo:
     async def end(self, conversation_id: str, *, now: datetime, reason: str,
                   due_by: datetime | None = None) -> SupportConversation | None:
         """End an active conversation; with ``due_by``, only if it expired by then."""
-        filters: dict[str, Any] = {"_id": ObjectId(conversation_id), "status": "active"}
+        filters: dict[str, object] = {"_id": ObjectId(conversation_id), "status": "active"}
         if due_by is not None:
             filters["expires_at"] = {"$lte": due_by}
         doc = await self.collection.find_one_and_update(
@@ -146,7 +146,7 @@ class SupportConversationRepo:
                    agent: str | None = None, customer: str | None = None,
                    handled_by: str | None = None, before: str | None = None, limit: int,
                    oldest_first: bool = False) -> list[SupportConversation]:
-        filters: dict[str, Any] = {"org": org}
+        filters: dict[str, object] = {"org": org}
         if status is not None:
             filters["status"] = status
         if handler is not None:
@@ -221,6 +221,11 @@ class SupportMessageRepo:
             result[i] = earlier
         return result
 
+    async def delete(self, message_id: str) -> None:
+        """Remove one message (one that was stored for a conversation that had just ended)."""
+        if is_object_id(message_id):
+            await self.collection.delete_one({"_id": ObjectId(message_id)})
+
     async def by_client_id(self, conversation_id: str, client_id: str) -> SupportMessage | None:
         doc = await self.collection.find_one({"conversation_id": conversation_id,
                                               "client_id": client_id})
@@ -229,7 +234,7 @@ class SupportMessageRepo:
     async def history(self, conversation_id: str, *, before: str | None,
                       limit: int) -> list[SupportMessage]:
         """Newest first, older than ``before``."""
-        filters: dict[str, Any] = {"conversation_id": conversation_id}
+        filters: dict[str, object] = {"conversation_id": conversation_id}
         if before is not None:
             filters["_id"] = {"$lt": ObjectId(before)}
         docs = await self.collection.find(filters).sort("_id", DESCENDING).limit(

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Connection
 from whatsease.errors import Conflict, Forbidden, NotFound
 from whatsease.metrics import (
     SUPPORT_FIRST_RESPONSE,
     SUPPORT_HANDOFFS,
     SUPPORT_TRANSFERS,
 )
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection
 from whatsease.storage.models import User, new_id
 from whatsease.storage.support_models import AGENT_ROLES, SupportConversation, SupportMessage
 from whatsease.support.core import (
@@ -92,19 +91,20 @@ class SupportAgents(SupportSessions):
             kind="agent", sender=user.email, sender_name=user.name,
             recipient=conversation.customer_email, content=content, timestamp=now,
             client_id=client_id)
-        fields: dict[str, Any] = {"unread": 0}
+        fields: dict[str, object] = {"unread": 0}
+        first_secs: float | None = None
         first = conversation.first_response_at is None and conversation.agent_requested_at
         if first and conversation.agent_requested_at is not None:
-            seconds = max(0.0, (now - conversation.agent_requested_at).total_seconds())
-            fields.update({"first_response_at": now, "first_response_secs": seconds,
+            first_secs = max(0.0, (now - conversation.agent_requested_at).total_seconds())
+            fields.update({"first_response_at": now, "first_response_secs": first_secs,
                            "first_responder": user.email})
         updated = await self._count_message(conversation, message, org, unread=0,
                                             fields=fields)
         stored = await self._inserts.submit(message)
         if stored is not message:
             return stored
-        if "first_response_secs" in fields:
-            SUPPORT_FIRST_RESPONSE.observe(fields["first_response_secs"])
+        if first_secs is not None:
+            SUPPORT_FIRST_RESPONSE.observe(first_secs)
             self._schedule_agents_push(org.org_id)
         self._deliver(updated, stored, origin=origin)
         self._emit_conversation(updated)

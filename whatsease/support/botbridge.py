@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from whatsease.delivery import frames
 from whatsease.metrics import (
     SUPPORT_BOT_REPLIES,
     SUPPORT_HANDOFFS,
 )
-from whatsease.realtime import frames
 from whatsease.storage.support_models import SupportMessage
 from whatsease.support.core import (
     BOT_CONTEXT_MESSAGES,

@@ -21,7 +21,6 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from whatsease import validation
 from whatsease.auth.passwords import hash_password
@@ -93,9 +92,9 @@ def _settings_arguments(parser: argparse.ArgumentParser) -> None:
                         help="switch back to the built-in intent engine")
 
 
-def settings_patch(args: argparse.Namespace) -> dict[str, Any]:
+def settings_patch(args: argparse.Namespace) -> dict[str, object]:
     """The settings the arguments ask to change, in the API's shape."""
-    patch: dict[str, Any] = {}
+    patch: dict[str, object] = {}
     for arg, field in (("routing", "routing"), ("assignment", "assignment"),
                        ("timeout", "session_timeout"), ("greeting", "greeting"),
                        ("brand_color", "brand_color")):
@@ -103,7 +102,7 @@ def settings_patch(args: argparse.Namespace) -> dict[str, Any]:
             patch[field] = getattr(args, arg)
     if args.origins:
         patch["allowed_origins"] = args.origins
-    chatbot: dict[str, Any] = {}
+    chatbot: dict[str, object] = {}
     if args.catalogue is not None:
         chatbot["catalogue"] = args.catalogue.read_text(encoding="utf-8")
     if args.chatbot_url:

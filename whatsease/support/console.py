@@ -7,9 +7,9 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from whatsease.delivery.frames import WS_4003_FORBIDDEN_ORIGIN
+from whatsease.delivery.hub import Connection
 from whatsease.errors import Forbidden
-from whatsease.realtime.frames import WS_4003_FORBIDDEN_ORIGIN
-from whatsease.realtime.hub import Connection
 from whatsease.storage.models import User
 from whatsease.storage.support_models import SupportConversation
 from whatsease.support.agents import SupportAgents
@@ -85,7 +85,7 @@ class SupportConsole(SupportAgents):
         self.services.auth.forget_user(email)
         self._admins.pop(org_id, None)
 
-    async def console_snapshot(self, user: User) -> dict[str, Any]:
+    async def console_snapshot(self, user: User) -> dict[str, object]:
         """What the console shows on connect: the lists and the org's agents."""
         org_id = await self.member_org(user)
         org = await self.orgs.get(org_id)
@@ -99,7 +99,7 @@ class SupportConsole(SupportAgents):
                 "conversations": [c.to_agent_json() for c in seen.values()],
                 "agents": await self.agents_view(org_id)}
 
-    async def agents_view(self, org_id: str) -> list[dict[str, Any]]:
+    async def agents_view(self, org_id: str) -> list[dict[str, object]]:
         """Every agent of the org: online, active conversations, first-response times."""
         members = await self.orgs.members(org_id)
         emails = [m.email for m in members]

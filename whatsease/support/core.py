@@ -15,13 +15,12 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from whatsease.auth.ratelimit import FailureLimiter, TokenBucket
 from whatsease.batching import Batcher
+from whatsease.delivery.hub import Connection
 from whatsease.errors import Gone, NotFound
 from whatsease.net.outbound import OutboundPolicy
-from whatsease.realtime.hub import Connection
 from whatsease.services import Services
 from whatsease.storage.models import new_id
 from whatsease.storage.support import SupportStore
@@ -199,9 +198,15 @@ class SupportCore(abc.ABC):
     # ------------------------------------------------------------------ internals
 
     async def _active(self, conversation_id: str) -> SupportConversation:
+        """The conversation if it is active and within its timeout, in one read.
+
+        Raises `NotFound`, or `SessionEnded` (ending it first if its timeout has passed).
+        """
         conversation = await self.store.conversations.get(conversation_id)
         if conversation is None:
             raise NotFound("No such conversation.")
+        if conversation.active and conversation.expires_at > self.clock():
+            return conversation  # just read: `refresh` would only read it again
         conversation = await self.refresh(conversation)
         if not conversation.active:
             raise SessionEnded(ended_detail(conversation))
@@ -209,7 +214,7 @@ class SupportCore(abc.ABC):
 
     async def _count_message(self, conversation: SupportConversation, message: SupportMessage,
                              org: Org, *, unread: int,
-                             fields: dict[str, Any] | None = None) -> SupportConversation:
+                             fields: dict[str, object] | None = None) -> SupportConversation:
         """Record the message on its conversation (keeping it alive), or refuse if it ended."""
         now = message.timestamp
         updated = await self.store.conversations.record_message(
@@ -288,7 +293,7 @@ class SupportCore(abc.ABC):
         return await self.store.conversations.get(conversation.conversation_id) or conversation
 
     @abc.abstractmethod
-    async def agents_view(self, org_id: str) -> list[dict[str, Any]]:
+    async def agents_view(self, org_id: str) -> list[dict[str, object]]:
         """Every agent of the org with their load (console.py)."""
 
     @abc.abstractmethod

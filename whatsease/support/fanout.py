@@ -6,11 +6,12 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+from whatsease.delivery import frames
+from whatsease.delivery.events import MessageEvent
+from whatsease.delivery.hub import Connection
 from whatsease.metrics import (
     SUPPORT_SESSIONS,
 )
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection
 from whatsease.storage.support_models import SupportConversation, SupportMessage
 from whatsease.support.core import (
     AGENTS_PUSH_DELAY_SECS,
@@ -31,11 +32,12 @@ class SupportFanout(SupportCore):
     def _deliver(self, conversation: SupportConversation, message: SupportMessage,
                  origin: Connection | None = None) -> None:
         """A new message: to the customer's sockets and to the agents who follow it."""
-        self.hub.send(customer_key(conversation.conversation_id),
-                            frames.message(message.to_json(for_customer=True)),
-                            exclude=origin)
-        frame = frames.message(message.to_json(), conversation_id=conversation.conversation_id)
-        self._to_consoles(self._message_audience(conversation), frame, exclude=origin)
+        self.hub.publish(MessageEvent(message.to_json(for_customer=True)),
+                         (customer_key(conversation.conversation_id), origin))
+        # Agents' copy names the conversation and keeps the fields customers do not see.
+        event = MessageEvent(message.to_json(), conversation_id=conversation.conversation_id)
+        self.hub.publish(event, *((console_key(email), origin)
+                                  for email in self._message_audience(conversation)))
         if message.kind == "customer":
             self._emit_conversation(conversation)
 

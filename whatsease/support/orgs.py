@@ -107,7 +107,7 @@ async def check_tenant_url(url: str, field: str, policy: outbound.OutboundPolicy
         pass
 
 
-def parse_settings(body: Mapping[str, Any], current: OrgSettings) -> OrgSettings:
+def parse_settings(body: Mapping[str, object], current: OrgSettings) -> OrgSettings:
     """Apply a settings patch to ``current``; raise a 422 naming the first bad field.
 
     ``chatbot.token`` keeps its value unless given: a string replaces it, and
@@ -256,7 +256,7 @@ class OrgService:
         return []
 
     async def create(self, name: Any, *, org_id: Any = None,
-                     settings: Mapping[str, Any] | None = None) -> Org:
+                     settings: Mapping[str, object] | None = None) -> Org:
         """Create an org; its id is derived from the name unless given. 409 if the id is taken."""
         clean = validation.name(name, "name") if isinstance(name, str) else None
         if clean is None or len(clean) > MAX_ORG_NAME_CHARS:
@@ -282,7 +282,7 @@ class OrgService:
         raise Conflict("Could not find a free id for this organisation; give one.",
                        errors=[{"field": "id", "message": "is taken"}], code="org_exists")
 
-    async def update_settings(self, org_id: str, patch: Mapping[str, Any]) -> Org:
+    async def update_settings(self, org_id: str, patch: Mapping[str, object]) -> Org:
         org = await self.get(org_id)
         settings = parse_settings(patch, org.settings)
         if settings.chatbot.url and settings.chatbot.url != org.settings.chatbot.url:

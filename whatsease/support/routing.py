@@ -70,6 +70,14 @@ class SupportRouting(SupportFanout):
                 self._schedule_agents_push(org.org_id)
             self._schedule_bot(conversation.conversation_id, message)
             return
+        # ``conversation`` was just written (the message's count), so its agent is
+        # current: an available agent keeps it without the locked re-read below.
+        keep = decide_route(conversation, org.settings.routing, agent_needed=True,
+                            anyone_online=True,
+                            agent_available=bool(conversation.agent) and self.presence.available(
+                                conversation.org, conversation.agent or ""))
+        if keep == "keep":
+            return
         await self._ensure_agent(conversation.conversation_id,
                                  requested_at=message.timestamp)
 

@@ -7,18 +7,19 @@ import logging
 import secrets
 from datetime import timedelta
 
+from whatsease.delivery import frames
+from whatsease.delivery.hub import Connection
 from whatsease.errors import NotFound, TooManyRequests, Unauthorized
 from whatsease.metrics import (
     SUPPORT_SESSIONS,
 )
-from whatsease.realtime import frames
-from whatsease.realtime.hub import Connection
 from whatsease.storage.models import new_id
 from whatsease.storage.support_models import Org, SupportConversation, SupportMessage
 from whatsease.support.botbridge import SupportBotBridge
 from whatsease.support.core import (
     HISTORY_MAX_LIMIT,
     RESUME_MESSAGES,
+    SessionEnded,
     customer_actor,
     hash_token,
 )
@@ -115,23 +116,31 @@ class SupportSessions(SupportBotBridge):
         has passed, and `TooManyRequests` if the customer sends too fast.
         """
         conversation = await self._active(conversation_id)
-        if client_id is not None:
-            earlier = await self.store.messages.by_client_id(conversation_id, client_id)
+        if not self._bucket(conversation_id).take():
+            # A retry of a message already stored is answered even when out of tokens.
+            earlier = (await self.store.messages.by_client_id(conversation_id, client_id)
+                       if client_id is not None else None)
             if earlier is not None:
                 return earlier
-        if not self._bucket(conversation_id).take():
             raise TooManyRequests("You're sending messages too fast; wait a moment.",
                                   retry_after=1)
-        org = await self.orgs.get(conversation.org)
         message = SupportMessage(
-            message_id=new_id(), conversation_id=conversation_id, org=org.org_id,
+            message_id=new_id(), conversation_id=conversation_id, org=conversation.org,
             kind="customer", sender=conversation.customer_email,
-            sender_name=conversation.customer_name, recipient=f"org:{org.org_id}",
+            sender_name=conversation.customer_name, recipient=f"org:{conversation.org}",
             content=content, timestamp=self.clock(), client_id=client_id)
-        updated = await self._count_message(conversation, message, org, unread=1)
+        # The insert comes first: its unique (conversation, client_id) index is the
+        # idempotency check, so a retry costs no extra read and is counted only once.
         stored = await self._inserts.submit(message)
         if stored is not message:
             return stored
+        org = await self.orgs.get(conversation.org)
+        try:
+            updated = await self._count_message(conversation, message, org, unread=1)
+        except SessionEnded:
+            # It ended between the read above and now: the message was not accepted.
+            await self.store.messages.delete(message.message_id)
+            raise
         self._deliver(updated, stored, origin=origin)
         await self._route(updated, org, stored)
         return stored

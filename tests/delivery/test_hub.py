@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from whatsease.realtime.hub import Hub
+from whatsease.delivery.hub import Hub
 
 
 @dataclass(eq=False)

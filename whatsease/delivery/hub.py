@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from whatsease.delivery.events import Event, encode
+
 
 class Connection(Protocol):
     user: str
@@ -73,6 +75,12 @@ class Hub:
     def send_many(self, users: Iterable[str], data: bytes,
                   exclude: Connection | None = None) -> int:
         return sum(self.send(user, data, exclude) for user in set(users))
+
+    def publish(self, event: Event, *targets: tuple[str, Connection | None]) -> int:
+        """Encode ``event`` once and send it to each ``(user, exclude)`` target in turn
+        (through `send`, the cluster seam); returns how many sockets it was queued on."""
+        data = encode(event)
+        return sum(self.send(user, data, exclude) for user, exclude in targets)
 
     def close_session(self, session_id: str, code: int, reason: str) -> None:
         """Close every socket opened with a (now revoked) session."""
