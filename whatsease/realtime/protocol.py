@@ -165,7 +165,7 @@ def auth_token(raw: str | bytes) -> str:
     return token
 
 
-def _sync_position(value: Any) -> str | None:
+def _sync_position(value: object) -> str | None:
     """``after``: null, a message id, or a cursor from ``synced`` (``REV.ID``, two ids)."""
     if value is None:
         return None
@@ -178,7 +178,7 @@ def _sync_position(value: Any) -> str | None:
     raise validation.invalid("after", "must be null, a message id or a cursor from synced")
 
 
-def _json_kind(value: Any) -> str:
+def _json_kind(value: object) -> str:
     if isinstance(value, list):
         return "an array"
     if isinstance(value, str):

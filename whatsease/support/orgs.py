@@ -81,7 +81,7 @@ def slugify(name: str) -> str:
     return slug or "org"
 
 
-def normalise_origin(value: Any, field: str = "allowed_origins") -> str:
+def normalise_origin(value: object, field: str = "allowed_origins") -> str:
     if not isinstance(value, str):
         raise invalid(field, "must hold strings such as https://shop.example")
     origin = value.strip().rstrip("/").lower()
@@ -156,7 +156,7 @@ def parse_settings(body: Mapping[str, object], current: OrgSettings) -> OrgSetti
     return new
 
 
-def _apply_chatbot(raw: Any, chatbot: ChatbotSettings) -> None:
+def _apply_chatbot(raw: object, chatbot: ChatbotSettings) -> None:
     if not isinstance(raw, Mapping):
         raise invalid("chatbot", "must be an object")
     unknown = [k for k in raw if k not in CHATBOT_FIELDS]
@@ -198,13 +198,13 @@ def _apply_chatbot(raw: Any, chatbot: ChatbotSettings) -> None:
         chatbot.model = model.strip()
 
 
-def _choice(value: Any, field: str, allowed: tuple[str, ...]) -> str:
+def _choice(value: object, field: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise invalid(field, f"must be one of {', '.join(allowed)}")
     return str(value)
 
 
-def parse_org_id(value: Any, field: str = "id") -> str:
+def parse_org_id(value: object, field: str = "id") -> str:
     if not isinstance(value, str) or not _ORG_ID.fullmatch(value):
         raise invalid(field, f"must be 1-{MAX_ORG_ID_CHARS} lower-case letters, digits or "
                              "hyphens")
