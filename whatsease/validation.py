@@ -104,9 +104,13 @@ def email(value: Any, field: str = "email") -> str:
     return address
 
 
+# Format characters and combining marks show nothing on their own.
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Me"})
+
+
 def is_invisible(ch: str) -> bool:
     """True for a character that shows nothing on its own (and is not a space)."""
-    return unicodedata.category(ch) in ("Cf", "Mn", "Me") or ch in BLANK_LETTERS
+    return unicodedata.category(ch) in INVISIBLE_CATEGORIES or ch in BLANK_LETTERS
 
 
 def name(value: Any, field: str = "name") -> str:

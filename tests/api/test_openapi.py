@@ -16,7 +16,7 @@ from tests.customer_support.http import platform_admin
 from tests.support import Client, ServerThread
 from whatsease import validation
 from whatsease.api.base import NotFoundHandler
-from whatsease.api.openapi import content_schema, email_schema
+from whatsease.api.openapi import content_schema, email_schema, name_schema
 from whatsease.app import AppShellHandler, make_app
 from whatsease.errors import Unprocessable
 from whatsease.services import Services
@@ -250,3 +250,17 @@ def test_the_content_pattern_refuses_what_validation_content_refuses(text: str,
                                                                     accepted: bool) -> None:
     assert jsonschema_rs.validator_for(content_schema()).is_valid(text) is accepted
     assert _refused(validation.content, text) is not accepted
+
+
+@pytest.mark.parametrize(("name", "accepted"), [
+    ("Anna", True), ("😀", True), ("\u200dAnna", True),  # joiners stay inside a name
+    ("\u200b\u200c", False),  # only zero-width characters
+    ("\u0301 \u20dd", False),  # only combining marks
+    ("\u3164", False),  # a Hangul filler: a blank letter
+    ("Ann\u202ea", False),  # a bidi override
+    ("   ", False), ("bell\x07", False),
+])
+def test_the_name_pattern_refuses_what_validation_name_refuses(name: str,
+                                                              accepted: bool) -> None:
+    assert jsonschema_rs.validator_for(name_schema()).is_valid(name) is accepted
+    assert _refused(validation.name, name) is not accepted

@@ -47,26 +47,43 @@ def _class_members(code_points: list[int]) -> str:
     return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in spans)
 
 
-def _refused_in_email() -> str:
-    """What validation.email refuses anywhere in an address, as far as a pattern can say.
+def _scan() -> tuple[str, str]:
+    """What validation.email refuses anywhere in an address, and what
+    validation.is_invisible calls invisible, each as the inside of a pattern's
+    [...], from one pass over the code points.
 
-    Controls, format characters (zero-width, bidi), separators and private-use
-    code points (their categories are fixed by Unicode's stability policy), the
+    The email's: controls, format characters (zero-width, bidi), separators and
+    private-use code points (categories fixed by Unicode's stability policy), the
     blank letters, and the full-width @ (width folding makes it a second @).
     Unassigned code points are refused too, but which those are depends on the
     server's Unicode version: the email schema's description says so instead.
-    Surrogates are left out: no JSON text or URL can carry one alone.
+    Surrogates are left out of both: no JSON text or URL carries one alone.
     """
-    categories = validation.EMAIL_REFUSED_CATEGORIES - {"Cn", "Cs"}
-    refused = [cp for cp in range(sys.maxunicode + 1)
-               if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) in categories]
-    refused += [ord(ch) for ch in validation.BLANK_LETTERS + "\uff20"]
-    return _class_members(refused)
+    email_categories = validation.EMAIL_REFUSED_CATEGORIES - {"Cn", "Cs"}
+    refused: list[int] = []
+    invisible: list[int] = []
+    invisible_categories = validation.INVISIBLE_CATEGORIES
+    category = unicodedata.category
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        # One lookup per code point: this runs once, at import, over all 1.1 million.
+        of = category(chr(cp))
+        if of in email_categories:
+            refused.append(cp)
+        if of in invisible_categories:
+            invisible.append(cp)
+    blank = [ord(ch) for ch in validation.BLANK_LETTERS]
+    refused += [*blank, 0xFF20]
+    invisible += blank
+    return _class_members(refused), _class_members(invisible)
 
+
+_REFUSED_IN_EMAIL, _INVISIBLE = _scan()
 
 # validation.email, as a pattern: one @, none of the refused characters, a dot in the
 # domain.
-_NOT_IN_EMAIL = "@" + _refused_in_email()
+_NOT_IN_EMAIL = "@" + _REFUSED_IN_EMAIL
 EMAIL_PATTERN = f"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+\\.[^{_NOT_IN_EMAIL}.]{{2,}}$"
 BOT_PATTERN = "^bot:[a-z0-9_-]{1,40}$"
 OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
@@ -94,9 +111,11 @@ def recipient_schema(**extra: Any) -> dict[str, Any]:
 
 
 def name_schema(max_chars: int = 80) -> dict[str, Any]:
-    """validation.name: some non-space text, no control characters, at most max_chars."""
+    """validation.name: some visible text (not only spaces, format characters, combining
+    marks or blank letters), no control or bidi override characters, at most max_chars."""
+    refused = f"{_CONTROL}{_BIDI}"
     return {"type": "string", "minLength": 1, "maxLength": max_chars,
-            "pattern": f"^[^{_CONTROL}]*[^{WHITESPACE}{_CONTROL}][^{_CONTROL}]*$"}
+            "pattern": f"^[^{refused}]*[^{WHITESPACE}{refused}{_INVISIBLE}][^{refused}]*$"}
 
 
 def content_schema() -> dict[str, Any]:
