@@ -36,7 +36,7 @@ _BIDI = re.compile(f"[{BIDI_CONTROLS}]")
 # Characters that show nothing: format characters (zero-width space, joiners,
 # word joiner, BOM, soft hyphen, bidi marks) and blank letters (Hangul fillers,
 # the braille blank).
-_BLANK_LETTERS = "\u115f\u1160\u3164\uffa0\u2800"
+BLANK_LETTERS = "\u115f\u1160\u3164\uffa0\u2800"
 
 
 def check_fields(body: Mapping[str, Any], *, required: Iterable[str] = (),
@@ -59,7 +59,7 @@ def _string(field: str, value: Any) -> str:
 
 # Categories no address may hold anywhere: controls, format characters (zero-width,
 # bidi), separators, private-use, surrogates and unassigned code points.
-_EMAIL_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cs", "Cn"})
+EMAIL_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cs", "Cn"})
 
 
 def _fold_width(text: str) -> str:
@@ -81,7 +81,7 @@ def email(value: Any, field: str = "email") -> str:
     if len(text) > MAX_EMAIL_CHARS * 2:
         raise invalid(field, "must be a valid email address")
     for ch in text:
-        if unicodedata.category(ch) in _EMAIL_REFUSED_CATEGORIES or ch in _BLANK_LETTERS:
+        if unicodedata.category(ch) in EMAIL_REFUSED_CATEGORIES or ch in BLANK_LETTERS:
             raise invalid(field, f"must not contain invisible, control or space characters "
                                  f"(found U+{ord(ch):04X})")
     local, at, domain = text.rpartition("@")
@@ -104,9 +104,13 @@ def email(value: Any, field: str = "email") -> str:
     return address
 
 
+# Format characters and combining marks show nothing on their own.
+INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Me"})
+
+
 def is_invisible(ch: str) -> bool:
     """True for a character that shows nothing on its own (and is not a space)."""
-    return unicodedata.category(ch) in ("Cf", "Mn", "Me") or ch in _BLANK_LETTERS
+    return unicodedata.category(ch) in INVISIBLE_CATEGORIES or ch in BLANK_LETTERS
 
 
 def name(value: Any, field: str = "name") -> str:

@@ -7,13 +7,18 @@ import secrets
 import urllib.parse
 from typing import Any
 
+import jsonschema_rs
+import pytest
 import tornado.web
 from tornado.routing import URLSpec
 
 from tests.customer_support.http import platform_admin
 from tests.support import Client, ServerThread
+from whatsease import validation
 from whatsease.api.base import NotFoundHandler
+from whatsease.api.openapi import content_schema, email_schema, name_schema
 from whatsease.app import AppShellHandler, make_app
+from whatsease.errors import Unprocessable
 from whatsease.services import Services
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
@@ -202,3 +207,60 @@ def test_a_name_counts_what_was_sent(server: ServerThread) -> None:
     res = client.patch("/api/v1/users/me", {"name": "  Ann   Lee "}, token=token)
     assert res.status == 200, res.body
     assert res.json["user"]["name"] == "Ann Lee"
+
+
+def _refused(check: Any, value: str) -> bool:
+    try:
+        check(value)
+    except Unprocessable:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("char", [
+    "\u200b",  # zero-width space (Cf)
+    "\u00ad",  # soft hyphen (Cf)
+    "\u202e",  # right-to-left override (Cf)
+    "\U000e0001",  # language tag (Cf, astral)
+    "\ue000",  # private use (Co)
+    "\U000f0001",  # supplementary private use (Co, astral)
+    "\u3000",  # ideographic space (Zs)
+    "\u2028",  # line separator (Zl)
+    "\x85",  # next line (Cc)
+    "\u2800",  # braille blank
+    "\uff20",  # full-width @: folds to a second @
+])
+def test_the_email_pattern_refuses_what_validation_email_refuses(char: str) -> None:
+    schema = jsonschema_rs.validator_for(email_schema())
+    address = f"an{char}na@example.com"
+    assert not schema.is_valid(address)
+    assert _refused(validation.email, address)
+    assert schema.is_valid("anna.zoë@example.com")
+    assert not _refused(validation.email, "anna.zoë@example.com")
+
+
+@pytest.mark.parametrize(("text", "accepted"), [
+    ("tab\there", True), ("two\nlines", True), ("old\r\nstyle", True),
+    ("nul\x00", False), ("bell\x07", False), ("vt\x0b", False), ("ff\x0c", False),
+    ("esc\x1b", False), ("del\x7f", False), ("c1\x85", False), ("c1\x9f", False),
+    ("\u202e\u2066 \n", False),  # only bidi controls (removed) and whitespace
+    ("\u202eevil", True),  # the override is removed, the text stays
+])
+def test_the_content_pattern_refuses_what_validation_content_refuses(text: str,
+                                                                    accepted: bool) -> None:
+    assert jsonschema_rs.validator_for(content_schema()).is_valid(text) is accepted
+    assert _refused(validation.content, text) is not accepted
+
+
+@pytest.mark.parametrize(("name", "accepted"), [
+    ("Anna", True), ("😀", True), ("\u200dAnna", True),  # joiners stay inside a name
+    ("\u200b\u200c", False),  # only zero-width characters
+    ("\u0301 \u20dd", False),  # only combining marks
+    ("\u3164", False),  # a Hangul filler: a blank letter
+    ("Ann\u202ea", False),  # a bidi override
+    ("   ", False), ("bell\x07", False),
+])
+def test_the_name_pattern_refuses_what_validation_name_refuses(name: str,
+                                                              accepted: bool) -> None:
+    assert jsonschema_rs.validator_for(name_schema()).is_valid(name) is accepted
+    assert _refused(validation.name, name) is not accepted

@@ -52,6 +52,23 @@ def test_a_password_made_of_the_account_name_is_refused(server: ServerThread) ->
     assert_problem(res, 422, "password")
 
 
+@pytest.mark.parametrize("length", [73, 100, 256])
+def test_a_long_password_is_estimated_not_a_500(server: ServerThread, length: int) -> None:
+    # zxcvbn raises on input over 72 characters; a password of up to 256 is ours to accept.
+    strong = ("purple otter vending machine " * 10)[:length]
+    client = Client(server.port)
+    res = client.post("/api/v1/auth/register", {
+        "email": unique_email("long"), "name": "Long", "password": strong})
+    assert res.status == 201, res.body
+    weak = client.post("/api/v1/auth/register", {
+        "email": unique_email("long"), "name": "Long", "password": "a" * length})
+    assert_problem(weak, 422, "password")
+    me = Client(server.port, token=res.json["access_token"])
+    changed = me.post("/api/v1/auth/password", {"current_password": strong,
+                                                "new_password": strong[::-1]})
+    assert changed.status == 204, changed.body
+
+
 def _login(server: ServerThread, user: User, password: str) -> Any:
     return Client(server.port).post("/api/v1/auth/login",
                                     {"email": user.email, "password": password})

@@ -9,7 +9,7 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, quote_segment, route
-from whatsease.api.openapi import problem, problems
+from whatsease.api.openapi import EMAIL_422, email_schema, problem, problems, unprocessable
 from whatsease.api.shell import content_security_policy
 from whatsease.auth.reset import RESET_PATH
 from whatsease.auth.service import parse_credentials
@@ -163,6 +163,8 @@ _PASSWORD = {"type": "string", "minLength": validation.MIN_PASSWORD_CHARS,
              "description": "Common and guessable passwords are refused (422) by a strength "
                             "estimator (zxcvbn score 3 of 4), as are ones built from the "
                             "account's email or name."}
+_WEAK = ("A password the strength estimator (zxcvbn) scores below 3 of 4, or one built from "
+         "the account's email or name, is refused: the message says why.")
 _LOCATION = {"Location": {"description": "The new account's profile", "required": True,
                           "schema": {"type": "string"}}}
 OPENAPI: dict[str, dict[str, Any]] = {
@@ -172,7 +174,10 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "$ref": "#/components/schemas/Registration"}}}},
         "responses": {"201": {"description": "Registered", "headers": _LOCATION, "content": {
             "application/json": {"schema": _TOKENS}}},
-            "409": problem("Conflict")}}},
+            "409": problem("Conflict"),
+            "422": unprocessable(EMAIL_422, "An email whose local part mixes letters of "
+                                            "different scripts (e.g. Latin with Cyrillic) is "
+                                            "refused.", _WEAK)}}},
     "/api/v1/auth/login": {"post": {
         "summary": "Log in with email and password", "tags": ["auth"], "security": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -180,6 +185,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
         "responses": {"200": {"description": "Logged in", "content": {
             "application/json": {"schema": _TOKENS}}},
             "401": problem("Unauthorized"),
+            "422": unprocessable(EMAIL_422),
             "429": problem("TooManyRequests")}}},
     "/api/v1/auth/refresh": {"post": {
         "summary": "Exchange a refresh token for a new pair (the old one stops working)",
@@ -213,9 +219,9 @@ OPENAPI: dict[str, dict[str, Any]] = {
                            "new_password": _PASSWORD}}}}},
         "responses": {"204": {"description": "Changed; this session goes on"},
                       **problems("400", "401", "415"),
-                      "422": {"description": "current_password is wrong, or new_password is "
-                                             "weak", "content": {
-                          "application/problem+json": {"schema": {"type": "object"}}}},
+                      "422": unprocessable("current_password is refused when it is not the "
+                                           "account's password (counted as a failed login); "
+                                           "new_password when it equals it.", _WEAK),
                       "429": problem("TooManyRequests")}}},
     "/api/v1/auth/password-reset": {"post": {
         "summary": "Mail me a one-time password-reset link (when the server sends mail)",
@@ -225,11 +231,10 @@ OPENAPI: dict[str, dict[str, Any]] = {
         "tags": ["auth"], "security": [],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["email"], "additionalProperties": False,
-            "properties": {"email": {"type": "string", "format": "email",
-                                     "maxLength": 254}}}}}},
+            "properties": {"email": email_schema()}}}}},
         "responses": {"202": {"description": "Accepted", "content": {"application/json": {
             "schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}},
-            **problems("400", "404", "415", "422", "429")}}},
+            **problems("400", "404", "415", "429"), "422": unprocessable(EMAIL_422)}}},
     "/api/v1/auth/password-reset/confirm": {"post": {
         "summary": "Choose a new password with a reset link's token; every session ends",
         "tags": ["auth"], "security": [],
@@ -238,7 +243,10 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "properties": {"token": {"type": "string", "maxLength": 100},
                            "password": _PASSWORD}}}}},
         "responses": {"204": {"description": "Password set"}, "400": problem("BadRequest"),
-                      "415": problem("UnsupportedMediaType"), "422": problem("Unprocessable")}}},
+                      "415": problem("UnsupportedMediaType"),
+                      "422": unprocessable("token is refused unless it is the newest link "
+                                           "issued for the account, unused and unexpired.",
+                                           _WEAK)}}},
     RESET_PATH: {"get": {
         "summary": "The page a password-reset link opens (HTML; the token is in the "
                    "fragment)", "tags": ["auth"], "security": [],

@@ -8,7 +8,15 @@ from tornado.routing import URLSpec
 
 from whatsease import validation
 from whatsease.api.base import BaseHandler, route
-from whatsease.api.openapi import content_schema, cursor, limit, problem, recipient_schema
+from whatsease.api.openapi import (
+    EMAIL_422,
+    content_schema,
+    cursor,
+    limit,
+    problem,
+    recipient_schema,
+    unprocessable,
+)
 from whatsease.errors import NotFound, invalid
 from whatsease.services import Services
 from whatsease.storage.models import STATUSES, is_object_id
@@ -112,7 +120,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
                  "responses": {"201": {"description": "Stored (status Sent)", "headers": {
                      "Location": {"required": True, "schema": {"type": "string"}}},
                      "content": {"application/json": {"schema": _MESSAGE}}},
-                     "404": problem("NotFound")}},
+                     "404": problem("NotFound"), "422": unprocessable(EMAIL_422)}},
         "get": {"summary": "One conversation's history, newest first", "tags": ["messages"],
                 "parameters": [
                     {"name": "with", "in": "query", "required": True,
@@ -121,7 +129,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
                     cursor(), limit(100, 50)],
                 "responses": {"200": {"description": "A page of messages", "content": {
                     "application/json": {"schema": _PAGE}}},
-                    "404": problem("NotFound")}}},
+                    "404": problem("NotFound"), "422": unprocessable(EMAIL_422)}}},
     "/api/v1/messages/{message_id}": {
         "get": {"summary": "One of my messages", "tags": ["messages"], "parameters": _ID,
                 "responses": {"200": {"description": "The message", "content": {

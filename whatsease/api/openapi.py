@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+import unicodedata
 from typing import Any
 
 from tornado.routing import URLSpec
 
-from whatsease import __version__
+from whatsease import __version__, validation
 from whatsease.api.base import BaseHandler, route
 from whatsease.services import Services
 
@@ -19,36 +21,113 @@ WHITESPACE = ("\\t\\n\\x0b\\x0c\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u
           "\\u202f\\u205f\\u3000")
 # validation.name's control characters, less those its whitespace collapsing removes first.
 _CONTROL = "\\x00-\\x08\\x0e-\\x1b\\x7f"
-# validation.email, as a pattern: one @, no whitespace or control characters, a dot in
-# the domain.
-_NOT_IN_EMAIL = f"@{WHITESPACE}\\x00-\\x1f\\x7f-\\x9f"
+# validation.content's control characters: C0 and C1 and DEL, except tab, newline and
+# carriage return (which becomes a newline).
+_CONTENT_CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+# validation.BIDI_CONTROLS: removed from content, so they do not count as its text.
+_BIDI = "\\u202a-\\u202e\\u2066-\\u2069"
+
+
+def _class_members(code_points: list[int]) -> str:
+    """Code points as the inside of a pattern's [...]: ranges, BMP ones as \\uXXXX escapes.
+
+    Astral code points are written as themselves: ECMAScript (with the u flag),
+    Python and Rust read a literal the same way, while their escapes for it differ.
+    """
+    spans: list[tuple[int, int]] = []
+    for cp in sorted(code_points):
+        if spans and cp == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], cp)
+        else:
+            spans.append((cp, cp))
+
+    def one(cp: int) -> str:
+        return f"\\u{cp:04x}" if cp <= 0xFFFF else chr(cp)
+
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in spans)
+
+
+def _scan() -> tuple[str, str]:
+    """What validation.email refuses anywhere in an address, and what
+    validation.is_invisible calls invisible, each as the inside of a pattern's
+    [...], from one pass over the code points.
+
+    The email's: controls, format characters (zero-width, bidi), separators and
+    private-use code points (categories fixed by Unicode's stability policy), the
+    blank letters, and the full-width @ (width folding makes it a second @).
+    Unassigned code points are refused too, but which those are depends on the
+    server's Unicode version: the email schema's description says so instead.
+    Surrogates are left out of both: no JSON text or URL carries one alone.
+    """
+    email_categories = validation.EMAIL_REFUSED_CATEGORIES - {"Cn", "Cs"}
+    refused: list[int] = []
+    invisible: list[int] = []
+    invisible_categories = validation.INVISIBLE_CATEGORIES
+    category = unicodedata.category
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        # One lookup per code point: this runs once, at import, over all 1.1 million.
+        of = category(chr(cp))
+        if of in email_categories:
+            refused.append(cp)
+        if of in invisible_categories:
+            invisible.append(cp)
+    blank = [ord(ch) for ch in validation.BLANK_LETTERS]
+    refused += [*blank, 0xFF20]
+    invisible += blank
+    return _class_members(refused), _class_members(invisible)
+
+
+_REFUSED_IN_EMAIL, _INVISIBLE = _scan()
+
+# validation.email, as a pattern: one @, none of the refused characters, a dot in the
+# domain.
+_NOT_IN_EMAIL = "@" + _REFUSED_IN_EMAIL
 EMAIL_PATTERN = f"^[^{_NOT_IN_EMAIL}]+@[^{_NOT_IN_EMAIL}]+\\.[^{_NOT_IN_EMAIL}.]{{2,}}$"
 BOT_PATTERN = "^bot:[a-z0-9_-]{1,40}$"
 OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
+# The rules of validation.email no pattern states; a 422 naming the field follows.
+EMAIL_RULES = ("The address is stored in one canonical form: the local part width-folded, "
+               "NFC-normalised and case-folded, the domain in its ASCII (IDNA, UTS #46) form. "
+               "Refused with 422 besides what the pattern says: code points unassigned in "
+               "the server's Unicode version, a non-ASCII domain that is not a valid "
+               "internationalised domain name, and an address whose canonical form is not "
+               "one (over 254 characters, or no dot left in the domain).")
 
 
 def email_schema(**extra: Any) -> dict[str, Any]:
-    """A string that validation.email accepts."""
+    """A string that validation.email accepts, as far as a pattern can say (EMAIL_RULES)."""
     return {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN,
-            **extra}
+            "description": EMAIL_RULES, **extra}
 
 
 def recipient_schema(**extra: Any) -> dict[str, Any]:
     """An email or a bot id (validation.recipient)."""
     return {"type": "string", "maxLength": 254,
+            "description": f"A bot id such as bot:whatsease, or an email. {EMAIL_RULES}",
             "anyOf": [{"pattern": BOT_PATTERN},
                       {"pattern": EMAIL_PATTERN, "not": {"pattern": "^bot:"}}], **extra}
 
 
 def name_schema(max_chars: int = 80) -> dict[str, Any]:
-    """validation.name: some non-space text, no control characters, at most max_chars."""
+    """validation.name: some visible text (not only spaces, format characters, combining
+    marks or blank letters), no control or bidi override characters, at most max_chars."""
+    refused = f"{_CONTROL}{_BIDI}"
     return {"type": "string", "minLength": 1, "maxLength": max_chars,
-            "pattern": f"^[^{_CONTROL}]*[^{WHITESPACE}{_CONTROL}][^{_CONTROL}]*$"}
+            "pattern": f"^[^{refused}]*[^{WHITESPACE}{refused}{_INVISIBLE}][^{refused}]*$"}
 
 
 def content_schema() -> dict[str, Any]:
-    """validation.content: text with something besides whitespace, at most 4096 characters."""
-    return {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": f"[^{WHITESPACE}]"}
+    """validation.content: no control characters but tab and newline (a carriage return
+    becomes a newline), something besides whitespace and bidi controls, at most 4096
+    characters."""
+    return {"type": "string", "minLength": 1, "maxLength": 4096,
+            "pattern": f"^[^{_CONTENT_CONTROL}]*[^{WHITESPACE}{_BIDI}{_CONTENT_CONTROL}]"
+                       f"[^{_CONTENT_CONTROL}]*$",
+            "description": "Bidirectional embedding, override and isolate controls "
+                           "(U+202A-U+202E, U+2066-U+2069) are removed, then the text is "
+                           "trimmed."}
 
 
 CLIENT_ID_SCHEMA = {"type": ["string", "null"], "minLength": 1, "maxLength": 64,
@@ -126,6 +205,16 @@ def _problem_response(description: str, **headers: dict[str, Any]) -> dict[str, 
     if headers:
         response["headers"] = headers
     return response
+
+
+def unprocessable(*rules: str) -> dict[str, Any]:
+    """A 422 problem response that also states the rules no schema can (``rules``)."""
+    return _problem_response(" ".join(("A field is missing, unknown or invalid; errors[] "
+                                       "names each.", *rules)))
+
+
+EMAIL_422 = ("Schema-valid addresses are refused too when their rules in the email's "
+             "description say so.")
 
 
 _RETRY_AFTER = {"description": "Seconds to wait before trying again", "required": True,

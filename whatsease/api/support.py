@@ -16,6 +16,7 @@ from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import (
     CLIENT_ID_SCHEMA,
     CURSOR,
+    EMAIL_422,
     LIST,
     OBJECT,
     WHITESPACE,
@@ -26,6 +27,7 @@ from whatsease.api.openapi import (
     name_schema,
     problem,
     shape,
+    unprocessable,
 )
 from whatsease.api.pages import ModulePage
 from whatsease.errors import Forbidden, NotFound, invalid
@@ -315,6 +317,13 @@ _CID = [{"name": "conversation_id", "in": "path", "required": True,
          "schema": {"type": "string"},
          "description": "24 hexadecimal characters; anything else is simply not found"}]
 _ERRORS = {"403": problem("Forbidden"), "404": problem("NotFound")}
+# The settings' rules no schema can state (the 422 of creating and changing an org).
+_SETTINGS_RULES = ("settings.chatbot.catalogue must be a valid TOML intent catalogue (the "
+                   "message says what is wrong). settings.chatbot.url must pass the outbound "
+                   "guard: https (unless the operator allows http and local addresses for "
+                   "development), a valid host name, and no loopback, private, link-local, "
+                   "shared, multicast, reserved or metadata address, as written or as the "
+                   "name resolves now (checked again on every call).")
 _ORIGIN = {"type": "string", "maxLength": MAX_ORIGIN_CHARS,
            "pattern": "^(\\*|[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/*)$"}
 _SETTINGS = {"type": "object", "additionalProperties": False, "properties": {
@@ -347,7 +356,8 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def _action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _action(summary: str, body: dict[str, Any] | None = None,
+            *rules: str) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary, "tags": ["support"], "parameters": _CID,
         "responses": {"200": {"description": "The conversation",
@@ -355,6 +365,7 @@ def _action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
                       "409": problem("Conflict"), "410": problem("Gone"), **_ERRORS}}
     if body is not None:
         operation["requestBody"] = _body(body)
+        operation["responses"]["422"] = unprocessable(*rules)
     return {"post": operation}
 
 
@@ -372,7 +383,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
                          "admin": {"anyOf": [email_schema(), {"type": "null"}]},
                          "settings": {**_SETTINGS, "type": ["object", "null"]}}}),
                  "responses": {"201": {"description": "Created", "content": shape(org=OBJECT)},
-                               "409": problem("Conflict"), **_ERRORS}}},
+                               "409": problem("Conflict"),
+                               "422": unprocessable(EMAIL_422, _SETTINGS_RULES), **_ERRORS}}},
     "/api/v1/orgs/{org_id}": {
         "get": {"summary": "One organisation (settings for its admins)", "tags": ["support"],
                 "parameters": _ORG,
@@ -384,7 +396,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
                                         "properties": {"name": name_schema(),
                                                        "settings": _SETTINGS}}),
                   "responses": {"200": {"description": "Org", "content": shape(org=OBJECT)},
-                                **_ERRORS}},
+                                "422": unprocessable(_SETTINGS_RULES), **_ERRORS}},
         "delete": {"summary": "Delete an organisation and its conversations (platform admins)",
                    "tags": ["support"], "parameters": _ORG,
                    "responses": {"204": {"description": "Deleted"}, **_ERRORS}}},
@@ -404,12 +416,13 @@ OPENAPI: dict[str, dict[str, Any]] = {
                                            "email": email_schema(),
                                            "role": {"enum": list(AGENT_ROLES)}}}),
                  "responses": {"201": {"description": "Added", "content": shape(agent=OBJECT)},
-                               "409": problem("Conflict"), **_ERRORS}}},
+                               "409": problem("Conflict"),
+                               "422": unprocessable(EMAIL_422), **_ERRORS}}},
     "/api/v1/orgs/{org_id}/agents/{email}": {"delete": {
         "summary": "Remove an agent from the org", "tags": ["support"],
         "parameters": [*_ORG, {"name": "email", "in": "path", "required": True,
                               "schema": email_schema()}],
-        "responses": {"204": {"description": "Removed"}, "422": problem("Unprocessable"),
+        "responses": {"204": {"description": "Removed"}, "422": unprocessable(EMAIL_422),
                       **_ERRORS}}},
     "/api/v1/support/conversations": {"get": {
         "summary": "Console lists: mine, queued, bot, active (admins), ended; or ?customer=",
@@ -419,7 +432,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
              "schema": {"anyOf": [email_schema(), {"const": ""}]}},
             cursor(), limit(200, 50)],
         "responses": {"200": {"description": "Conversations", "content": shape(
-            conversations=LIST, next_before=CURSOR)}, **_ERRORS}}},
+            conversations=LIST, next_before=CURSOR)},
+            "422": unprocessable(EMAIL_422), **_ERRORS}}},
     "/api/v1/support/conversations/{conversation_id}": {"get": {
         "summary": "A conversation of my org and its latest messages", "tags": ["support"],
         "parameters": _CID,
@@ -446,7 +460,8 @@ OPENAPI: dict[str, dict[str, Any]] = {
     "/api/v1/support/conversations/{conversation_id}/transfer": _action(
         "Transfer to another online agent", {"type": "object", "required": ["agent"],
                                              "additionalProperties": False,
-                                             "properties": {"agent": email_schema()}}),
+                                             "properties": {"agent": email_schema()}},
+        EMAIL_422),
     "/api/v1/support/conversations/{conversation_id}/close": _action(
         "Close (end) the conversation"),
     "/api/v1/support/conversations/{conversation_id}/read": _action(

@@ -21,6 +21,7 @@ from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import (
     CLIENT_ID_SCHEMA,
     CURSOR,
+    EMAIL_422,
     LIST,
     OBJECT,
     content_schema,
@@ -30,6 +31,7 @@ from whatsease.api.openapi import (
     name_schema,
     problem,
     shape,
+    unprocessable,
 )
 from whatsease.errors import Forbidden, NotFound, Unauthorized
 from whatsease.realtime.transport import origin_allowed
@@ -226,6 +228,7 @@ OPENAPI: dict[str, dict[str, Any]] = {
                                                "email": email_schema()}}}}},
                  "responses": {"201": {"description": "Started", "content": shape(
                      session=OBJECT, token={"type": "string"}, messages=LIST, config=OBJECT)},
+                               "422": unprocessable(EMAIL_422),
                                "429": problem("TooManyRequests"), **_ORIGIN}},
         "options": _PREFLIGHT},
     "/widget/v1/{key}/session": {

@@ -18,9 +18,11 @@ _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bcrypt")
 # zxcvbn's score runs 0-4; 3 is "safely unguessable" against an online attack
 # and a slowed-down offline one (bcrypt), the level its authors recommend.
 MIN_STRENGTH_SCORE = 3
-# zxcvbn's time grows with length; past this many characters a password is
-# long enough and the rest is not estimated.
-STRENGTH_CHECK_CHARS = 100
+# zxcvbn's time grows with length, and from version 4.5 it raises ValueError
+# for anything longer than 72 characters (its own bound against that cost):
+# only this many leading characters are estimated, the rest still counts in
+# the hash. A password whose first 72 characters are strong is strong.
+STRENGTH_CHECK_CHARS = 72
 
 
 def _weakness(password: str, user_inputs: list[str]) -> str | None:
