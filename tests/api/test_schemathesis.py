@@ -157,8 +157,7 @@ INEXPRESSIBLE: dict[tuple[str, str], dict[str, Where]] = {
         "password": ("body", "password", (WEAK_PASSWORD,))},
     ("POST", "/api/v1/messages"): {"recipient": ("body", "recipient", EMAIL)},
     ("GET", "/api/v1/messages"): {"with": ("query", "with", EMAIL)},
-    # The org's admin is checked as the new member's "email".
-    ("POST", "/api/v1/orgs"): {"email": ("body", "admin", EMAIL), **SETTINGS},
+    ("POST", "/api/v1/orgs"): {"admin": ("body", "admin", EMAIL), **SETTINGS},
     ("PATCH", "/api/v1/orgs/{org_id}"): SETTINGS,
     ("POST", "/api/v1/orgs/{org_id}/agents"): {"email": ("body", "email", EMAIL)},
     ("DELETE", "/api/v1/orgs/{org_id}/agents/{email}"): {"email": ("path", "email", EMAIL)},

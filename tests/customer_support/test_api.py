@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any
 
@@ -336,3 +337,20 @@ def test_activity_and_metrics_record_support_events(server: ServerThread) -> Non
                  'whatsease_support_handoffs_total{kind="handback"}',
                  'whatsease_support_sessions_total{event="closed"}'):
         assert line in metrics, line
+
+
+def test_an_org_whose_admin_cannot_join_is_not_created(server: ServerThread) -> None:
+    root = platform_admin(server)
+    wanted = f"ghost-{secrets.token_hex(3)}"
+    res = root.client.post("/api/v1/orgs", {"name": "Ghost", "id": wanted,
+                                            "admin": "nobody-here@example.com"})
+    assert_problem(res, 404, "admin")
+    assert wanted not in [o["id"] for o in root.client.get("/api/v1/orgs").json["orgs"]]
+    res = root.client.post("/api/v1/orgs", {"name": "Ghost", "id": wanted,
+                                            "admin": root.email})
+    assert_problem(res, 409, "admin")  # a platform admin joins no org
+    assert wanted not in [o["id"] for o in root.client.get("/api/v1/orgs").json["orgs"]]
+    # The same request with a free account works, so the id was never taken.
+    boss = register(server.port, "boss")
+    res = root.client.post("/api/v1/orgs", {"name": "Ghost", "id": wanted, "admin": boss.email})
+    assert res.status == 201, res.body

@@ -86,11 +86,10 @@ class OrgsHandler(SupportHandler):
             settings = {}
         if not isinstance(settings, dict):
             raise invalid("settings", "must be an object")
-        org = await self.support.orgs.create(body["name"], org_id=body.get("id"),
-                                             settings=settings)
-        if body.get("admin") is not None:
-            user = await self.support.orgs.add_member(org.org_id, body["admin"], "admin")
-            self.support.member_changed(org.org_id, user.email)
+        org, admin = await self.support.orgs.create_with_admin(
+            body["name"], org_id=body.get("id"), settings=settings, admin=body.get("admin"))
+        if admin is not None:
+            self.support.member_changed(org.org_id, admin.email)
         self.created({"org": org.to_json()}, f"/api/v1/orgs/{org.org_id}")
 
 

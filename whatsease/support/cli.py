@@ -153,13 +153,14 @@ class OrgAdmin:
         return user
 
     async def create(self, args: argparse.Namespace) -> None:
-        org = await self.orgs.create(args.name, org_id=args.id, settings=settings_patch(args))
-        self.out(f"created organisation {org.org_id} ({org.name})")
-        self.out(f"widget key: {org.widget_key}")
         if args.admin:
             await self.ensure_account(args.admin, args.admin_name)
-            user = await self.orgs.add_member(org.org_id, args.admin, "admin")
-            self.out(f"{user.email} is an admin of {org.org_id}")
+        org, admin = await self.orgs.create_with_admin(
+            args.name, org_id=args.id, settings=settings_patch(args), admin=args.admin or None)
+        self.out(f"created organisation {org.org_id} ({org.name})")
+        self.out(f"widget key: {org.widget_key}")
+        if admin is not None:
+            self.out(f"{admin.email} is an admin of {org.org_id}")
         base = self.config.base_url
         self.out(f'embed: <script src="{base}/widget.js" data-org="{org.widget_key}" '
                  "async></script>")

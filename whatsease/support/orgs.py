@@ -292,6 +292,22 @@ class OrgService:
             raise NotFound("No such organisation.")
         return updated
 
+    async def create_with_admin(self, name: Any, *, org_id: Any = None,
+                                settings: Mapping[str, object] | None = None,
+                                admin: Any = None) -> tuple[Org, User | None]:
+        """`create`, and make ``admin`` its admin; nothing is left behind when either fails."""
+        if admin is not None:
+            await self.joinable(admin, None, "admin")  # refuse before anything is written
+        org = await self.create(name, org_id=org_id, settings=settings)
+        if admin is None:
+            return org, None
+        try:
+            return org, await self.add_member(org.org_id, admin, "admin")
+        except BaseException:
+            # The account changed between the check and now: undo the org.
+            await self.support.orgs.delete(org.org_id)
+            raise
+
     async def rename(self, org_id: str, name: Any) -> Org:
         clean = validation.name(name, "name")
         updated = await self.support.orgs.update(org_id, {"name": clean})
@@ -327,23 +343,35 @@ class OrgService:
         users = await self.store.users.in_org(org_id, AGENT_ROLES, limit=MAX_AGENTS_LISTED)
         return sorted(users, key=lambda u: (u.name.lower(), u.email))
 
+    async def joinable(self, email: Any, org_id: str | None, field: str = "email") -> User:
+        """The account ``email`` names, if it may join ``org_id`` (None: an org not made yet).
+
+        Errors name ``field``, so that a new org's ``admin`` is reported as such.
+        """
+        address = validation.email(email, field)
+        user = await self.store.users.get(address)
+        # The detail names the field when it is not plainly "email".
+        prefix = "" if field == "email" else f"{field}: "
+        if user is None:
+            raise NotFound(f"{prefix}No account with this email; the person must register first.",
+                           errors=[{"field": field, "message": "is not registered"}])
+        if is_platform_admin(user):
+            raise Conflict(f"{prefix}This account is a platform admin and cannot join an "
+                           "organisation.",
+                           errors=[{"field": field, "message": "is a platform admin"}],
+                           code="platform_admin")
+        if user.org not in (None, org_id) and user.role in AGENT_ROLES:
+            raise Conflict(f"{field}: this account already belongs to another organisation.",
+                           errors=[{"field": field, "message": "belongs to another org"}],
+                           code="other_org")
+        return user
+
     async def add_member(self, org_id: str, email: Any, role: Any = "agent") -> User:
         """Make an existing account an agent (or admin) of the org."""
-        address = validation.email(email)
         if role not in AGENT_ROLES:
             raise invalid("role", f"must be one of {', '.join(AGENT_ROLES)}")
         await self.get(org_id)
-        user = await self.store.users.get(address)
-        if user is None:
-            raise NotFound("No account with this email; the person must register first.",
-                           errors=[{"field": "email", "message": "is not registered"}])
-        if is_platform_admin(user):
-            raise Conflict("This account is a platform admin and cannot join an organisation.",
-                           code="platform_admin")
-        if user.org not in (None, org_id) and user.role in AGENT_ROLES:
-            raise Conflict("email: this account already belongs to another organisation.",
-                           errors=[{"field": "email", "message": "belongs to another org"}],
-                           code="other_org")
+        address = (await self.joinable(email, org_id)).email
         updated = await self.store.users.update(address, {"role": role, "org": org_id})
         if updated is None:
             raise NotFound("No such user.")
