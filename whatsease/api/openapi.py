@@ -29,7 +29,7 @@ _BIDI = "\\u202a-\\u202e\\u2066-\\u2069"
 
 
 def _class_members(code_points: list[int]) -> str:
-    """Code points as the inside of a pattern's [...]: ranges, BMP ones as \\uXXXX escapes.
+    """Code points as the inside of a pattern's [...]: ranges, BMP ones as four-digit \\u escapes.
 
     Astral code points are written as themselves: ECMAScript (with the u flag),
     Python and Rust read a literal the same way, while their escapes for it differ.
