@@ -9,16 +9,14 @@ database in the data dir).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from collections.abc import Callable
 
 from whatsease import validation
 from whatsease.activity import ActivityLog
 from whatsease.auth.service import AuthService
+from whatsease.commands import run_command
 from whatsease.config import Config
 from whatsease.delivery.hub import Hub
-from whatsease.errors import AppError, ConfigError
 from whatsease.storage.store import Store
 
 
@@ -51,30 +49,8 @@ async def reset_link(config: Config, uri: str, email: str,
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        config = Config.from_env()
-    except ConfigError as exc:
-        print(f"whatsease user: configuration error: {exc}", file=sys.stderr)
-        return 2
-    from whatsease.storage.launcher import EmbeddedDatabase, EmbeddedDatabaseError
 
-    embedded = None
-    try:
-        uri = config.mongodb_uri
-        if not uri:
-            embedded = EmbeddedDatabase(config.data_path / "db",
-                                        log_path=config.data_path / "secantusd.log")
-            uri = embedded.start()
-        asyncio.run(reset_link(config, uri, args.email))
-    except EmbeddedDatabaseError as exc:
-        print(f"whatsease user: {exc}\n(is the server running on the embedded database? "
-              "stop it first, or set WHATSEASE_MONGODB_URI)", file=sys.stderr)
-        return 2
-    except (AppError, OSError) as exc:
-        detail = exc.detail if isinstance(exc, AppError) else str(exc)
-        print(f"whatsease user: {detail}", file=sys.stderr)
-        return 1
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    return 0
+    async def work(config: Config, uri: str) -> None:
+        await reset_link(config, uri, args.email)
+
+    return run_command("user", work)

@@ -15,17 +15,16 @@ variable named with ``--chatbot-token-env``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from whatsease import validation
 from whatsease.auth.passwords import hash_password
+from whatsease.commands import run_command
 from whatsease.config import Config
-from whatsease.errors import AppError, ConfigError
+from whatsease.errors import ConfigError
 from whatsease.storage.errors import Duplicate
 from whatsease.storage.models import User
 from whatsease.storage.store import Store
@@ -222,34 +221,8 @@ async def run(args: argparse.Namespace, config: Config, uri: str,
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        config = Config.from_env()
-    except ConfigError as exc:
-        print(f"whatsease org: configuration error: {exc}", file=sys.stderr)
-        return 2
-    from whatsease.storage.launcher import (
-        EmbeddedDatabase,
-        EmbeddedDatabaseError,
-        running_database_uri,
-    )
 
-    embedded = None
-    try:
-        uri = config.mongodb_uri or running_database_uri(config.data_path / "db")
-        if not uri:
-            embedded = EmbeddedDatabase(config.data_path / "db",
-                                        log_path=config.data_path / "secantusd.log")
-            uri = embedded.start()
-        asyncio.run(run(args, config, uri))
-    except EmbeddedDatabaseError as exc:
-        print(f"whatsease org: {exc}\n(set WHATSEASE_MONGODB_URI, or use the REST API)",
-              file=sys.stderr)
-        return 2
-    except (AppError, ConfigError, OSError) as exc:
-        detail = exc.detail if isinstance(exc, AppError) else str(exc)
-        print(f"whatsease org: {detail}", file=sys.stderr)
-        return 1
-    finally:
-        if embedded is not None:
-            embedded.stop()
-    return 0
+    async def work(config: Config, uri: str) -> None:
+        await run(args, config, uri)
+
+    return run_command("org", work)
