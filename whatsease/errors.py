@@ -68,10 +68,6 @@ class NotFound(AppError):
     status, code, title = 404, "not_found", "Not found"
 
 
-class MethodNotAllowed(AppError):
-    status, code, title = 405, "method_not_allowed", "Method not allowed"
-
-
 class Conflict(AppError):
     status, code, title = 409, "conflict", "Conflict"
 

@@ -7,7 +7,8 @@ import contextlib
 
 from whatsease.activity import ActivityLog
 from whatsease.auth.service import AuthService
-from whatsease.delivery.frames import WS_4001_UNAUTHENTICATED, encode
+from whatsease.delivery import frames
+from whatsease.delivery.frames import WS_4001_UNAUTHENTICATED
 from whatsease.delivery.hub import Hub
 from whatsease.errors import NotFound
 from whatsease.storage.models import User
@@ -55,7 +56,7 @@ class Accounts:
                                                                                 set())
         listeners = self.hub.online(peers | {user.email})
         if listeners:
-            self.hub.send_many(listeners, encode("profile", user=user.email, name=user.name))
+            self.hub.send_many(listeners, frames.profile(user.email, user.name))
 
     async def delete(self, email: str) -> None:
         """Erase the account: sessions end and are removed, sockets close, its conversations

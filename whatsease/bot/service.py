@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from whatsease.bot.catalogue import Catalogue, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history, open_reader
 from whatsease.bot.llm import ChatEndpoint, LLMError, complete
-from whatsease.delivery.frames import encode
+from whatsease.delivery import frames
 from whatsease.errors import ConfigError
 from whatsease.metrics import BOT_REPLIES
 from whatsease.services import Services
@@ -104,7 +104,7 @@ class Assistant:
         user = message.sender
         hub = self.services.hub
         await self.services.messaging.mark(self.address, [message.message_id], "Read")
-        hub.send(user, encode("typing", sender=self.address, state=True))
+        hub.send(user, frames.chat_typing(self.address, True))
         try:
             state = await self.load_state(user)
             profile = await self.services.store.users.get(user)
@@ -131,7 +131,7 @@ class Assistant:
             BOT_REPLIES.labels(outcome).inc()
             return reply
         finally:
-            hub.send(user, encode("typing", sender=self.address, state=False))
+            hub.send(user, frames.chat_typing(self.address, False))
 
     async def _send(self, user: str, text: str) -> Message:
         return await self.services.messaging.send(self.address, user, text,

@@ -95,6 +95,11 @@ def activity(entry: Json) -> bytes:
     return encode("activity", entry=entry)
 
 
+def profile(user: str, name: str) -> bytes:
+    """``user`` changed their display name to ``name``."""
+    return encode("profile", user=user, name=name)
+
+
 # --- support: the widget (/widget/ws) and the agent console (/support/ws) ---------------------
 
 
