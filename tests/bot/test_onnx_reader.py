@@ -27,7 +27,8 @@ from tests.support import ServerThread, register
 from whatsease.bot.catalogue import Catalogue, loads_catalogue
 from whatsease.bot.engine import IntentEngine
 from whatsease.bot.semantic import OnnxEncoder, SemanticIndex, SemanticModelError
-from whatsease.config import Config, ConfigError
+from whatsease.config import Config
+from whatsease.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 WIDTH = 16

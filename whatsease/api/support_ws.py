@@ -30,7 +30,7 @@ from whatsease.api.openapi import WEBSOCKET_HEADERS, WEBSOCKET_RESPONSES
 from whatsease.api.widget import org_origin_allowed
 from whatsease.auth.ratelimit import TokenBucket
 from whatsease.delivery import frames
-from whatsease.errors import AppError, Forbidden
+from whatsease.errors import AppError, Forbidden, invalid
 from whatsease.realtime.protocol import auth_token, parse_fields
 from whatsease.realtime.transport import Socket, is_unavailable
 from whatsease.services import Services
@@ -191,7 +191,7 @@ class ConsoleSocket(SupportSocket):
         assert self.agent is not None
         conversation_id = frame.get("conversation_id")
         if not isinstance(conversation_id, str):
-            raise validation.invalid("conversation_id", "must be a conversation id")
+            raise invalid("conversation_id", "must be a conversation id")
         conversation_id = validation.object_id(conversation_id, "conversation_id")
         if frame["type"] == "send":
             client_id = validation.client_id(frame.get("client_id"))

@@ -336,5 +336,5 @@ def parse_credentials(body: dict[str, Any], *, register: bool) -> dict[str, str]
     # Login accepts any string as password so a short one fails like a wrong one.
     password = body["password"]
     if not isinstance(password, str) or len(password) > validation.MAX_PASSWORD_CHARS:
-        raise validation.invalid("password", "must be a string")
+        raise invalid("password", "must be a string")
     return {"email": validation.email(body["email"]), "password": password}

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from whatsease import validation
-from whatsease.errors import AppError
+from whatsease.errors import AppError, invalid
 from whatsease.storage.models import is_object_id
 
 # The protocol's own limit on one client frame. The transport accepts a little
@@ -104,7 +104,7 @@ def parse(raw: str | bytes) -> Frame:
                             f"{', '.join(FRAME_TYPES)}.", code="unknown_type")
     ref = body.get("ref")
     if ref is not None and (not isinstance(ref, str) or not 0 < len(ref) <= MAX_REF_CHARS):
-        raise validation.invalid("ref", f"must be a string of 1-{MAX_REF_CHARS} characters")
+        raise invalid("ref", f"must be a string of 1-{MAX_REF_CHARS} characters")
     required, optional = _FIELDS[kind]
     fields = {k: v for k, v in body.items() if k not in ("type", "ref")}
     validation.check_fields(fields, required=required, optional=optional)
@@ -112,12 +112,12 @@ def parse(raw: str | bytes) -> Frame:
     if kind == "auth":
         token = body["token"]
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS:
-            raise validation.invalid("token", "must be an access token string")
+            raise invalid("token", "must be an access token string")
         return Frame(kind, ref, token=token)
     if kind == "send":
         client_id = validation.client_id(body["client_id"])
         if client_id is None:
-            raise validation.invalid("client_id", "is required so that retries are idempotent")
+            raise invalid("client_id", "is required so that retries are idempotent")
         return Frame(kind, ref, client_id=client_id,
                      recipient=validation.recipient(body["recipient"]),
                      content=validation.content(body["content"]))
@@ -127,7 +127,7 @@ def parse(raw: str | bytes) -> Frame:
     if kind == "typing":
         state = body["state"]
         if not isinstance(state, bool):
-            raise validation.invalid("state", "must be true or false")
+            raise invalid("state", "must be true or false")
         return Frame(kind, ref, recipient=validation.recipient(body["recipient"]), state=state)
     if kind == "sync":
         return Frame(kind, ref, after=_sync_position(body.get("after")))
@@ -175,7 +175,7 @@ def _sync_position(value: object) -> str | None:
             return value.lower()
     if isinstance(value, str) and is_object_id(value):
         return value.lower()
-    raise validation.invalid("after", "must be null, a message id or a cursor from synced")
+    raise invalid("after", "must be null, a message id or a cursor from synced")
 
 
 def _json_kind(value: object) -> str:
