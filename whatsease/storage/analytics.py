@@ -2,11 +2,20 @@
 
 Nothing here is a second store: every figure is computed from ``messages``,
 ``bot_turns``, ``support_conversations`` and ``support_messages`` as the
-messenger and support write them. Each pipeline starts with a range on an
-indexed time field, so its cost follows the size of the range asked for, not
-of the collection. (The time-ordered ``_id`` would do on MongoDB, but the
-embedded database scans the whole collection for an ``_id`` range: measured
-in bench/README.md, 9 s against 25 ms on 50,000 documents.)
+messenger and support write them.
+
+The hot collections (``messages``, ``support_messages``, ``activity``) carry
+no index for analytics: every message would pay for it when it is stored
+(bench/README.md: one ``messages.timestamp`` index took the 1,000-socket
+delivery p99 from 58 to 288 ms on the embedded database). Their pipelines
+start with an ``_id`` range instead: a message's ``_id`` is an ObjectId made
+when it is stored, so it embeds that second, and the ``_id`` index every
+collection has walks a time range for free on MongoDB. (The embedded
+database scans the collection for an ``_id`` range; closed buckets are
+therefore computed once and kept, see `whatsease.analytics.service`.) The
+colder collections (``bot_turns``, one document per assistant exchange, and
+``support_conversations``, one per conversation) keep an index on each time
+field they are read by.
 
 Buckets are computed by the database with ``$dateTrunc`` in the caller's
 time zone; the service maps each bucket start back to its position.
@@ -15,9 +24,10 @@ time zone; the service maps each bucket start back to its position.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -28,21 +38,29 @@ BOT_TURNS = "bot_turns"
 # times are stored as null and sit together at one end of each index.
 _TIMES = ("created_at", "ended_at", "agent_requested_at")
 
-# One entry per message in each: a timestamp never changes, so a message pays
-# for these once, when it is stored.
+# Collections written for every message: analytics adds no index to them.
+HOT_COLLECTIONS = ("messages", MESSAGES, "activity")
+# A message's `timestamp` is the clock's reading when it was stored, its `_id`
+# is made in the same call; a channel may store the time the provider gave
+# (a webhook retried later). Messages are looked up by an `_id` range this much
+# wider than the range asked, then counted by `timestamp`: one stored more than
+# this after (or before) its timestamp is not counted.
+ID_SLACK = timedelta(hours=1)
+
+# One entry per turn or conversation: a time never changes once set, so each
+# pays for these once.
 ANALYTICS_INDEXES: dict[str, list[IndexModel]] = {
-    "messages": [IndexModel([("timestamp", ASCENDING)], name="analytics_timestamp")],
     BOT_TURNS: [IndexModel([("at", ASCENDING)], name="analytics_at")],
     CONVERSATIONS: [
         *(IndexModel([(name, ASCENDING)], name=f"analytics_{name}") for name in _TIMES),
         *(IndexModel([("org", ASCENDING), (name, ASCENDING)], name=f"analytics_org_{name}")
           for name in _TIMES),
     ],
-    MESSAGES: [
-        IndexModel([("timestamp", ASCENDING)], name="analytics_timestamp"),
-        IndexModel([("org", ASCENDING), ("timestamp", ASCENDING)],
-                   name="analytics_org_timestamp"),
-    ],
+}
+# Indexes earlier versions created on the hot collections: dropped at start-up.
+RETIRED_ANALYTICS_INDEXES: dict[str, tuple[str, ...]] = {
+    "messages": ("analytics_timestamp",),
+    MESSAGES: ("analytics_timestamp", "analytics_org_timestamp"),
 }
 
 # The channel of a message or conversation: what the channel integration stored,
@@ -87,6 +105,20 @@ class Window:
     def time_range(self) -> dict[str, Any]:
         return {"$gte": self.start, "$lt": self.end}
 
+    def id_range(self) -> dict[str, Any]:
+        """The `_id` range holding every message stored within `ID_SLACK` of the range."""
+        return {"$gte": ObjectId.from_datetime(self.start - ID_SLACK),
+                "$lt": ObjectId.from_datetime(self.end + ID_SLACK)}
+
+    def stored_in_range(self) -> list[dict[str, Any]]:
+        """The first stages of a hot collection's pipeline: `_id` range, then the exact times.
+
+        Two stages: the first is what an index walks (the `_id` one), the
+        second drops the slack.
+        """
+        return [{"$match": {"_id": self.id_range()}},
+                {"$match": {**self.org_filter(), "timestamp": self.time_range()}}]
+
     def org_filter(self) -> dict[str, Any]:
         return {} if self.org is None else {"org": self.org}
 
@@ -116,11 +148,11 @@ def plans(window: Window, *, fallback_texts: list[str], sample: int,
 
 
 def _messenger_plans(window: Window, *, sample: int, top: int) -> list[Plan]:
-    match = {"$match": {"timestamp": window.time_range()}}
+    match = window.stored_in_range()
     direction = {"$cond": ["$is_bot_response", "out", "in"]}
     # Each message's bucket, channel and direction are worked out once, before
     # the facets share them: on the embedded database that is most of the cost.
-    messages = Plan("messenger_messages", "messages", [match, {"$project": {
+    messages = Plan("messenger_messages", "messages", [*match, {"$project": {
         "_id": 0, "t": window.truncate("$timestamp"),
         "c": _channel("$sender", "$recipient", default="web"), "d": direction,
         "p": {"$cond": ["$is_bot_response", None, "$sender"]}}}, {"$facet": {
@@ -134,7 +166,7 @@ def _messenger_plans(window: Window, *, sample: int, top: int) -> list[Plan]:
     # What people say to a bot is what the service is asked; person-to-person
     # chats are private and are never read for their words.
     to_bots = Plan("messenger_to_bots", "messages", [
-        match, {"$match": {"recipient": {"$regex": "^bot:"}, "deleted": False}},
+        *match, {"$match": {"recipient": {"$regex": "^bot:"}, "deleted": False}},
         {"$facet": {
             "languages": [{"$group": {"_id": {"$ifNull": ["$language", "en"]},
                                       "n": {"$sum": 1}}}],
@@ -162,9 +194,7 @@ def _support_plans(window: Window, *, fallback_texts: list[str], sample: int) ->
     org = window.org_filter()
     customer = {"$eq": ["$kind", "customer"]}
     messages = Plan("support_messages", MESSAGES, [
-        # Two stages: the embedded database's planner drops the index when the
-        # range shares its $match with an $in (MongoDB merges the two anyway).
-        {"$match": {**org, "timestamp": window.time_range()}},
+        *window.stored_in_range(),
         {"$match": {"kind": {"$in": ["customer", "bot", "agent"]}}},
         {"$facet": {
             "counts": [{"$group": {"_id": {
@@ -230,6 +260,11 @@ class AnalyticsRepo:
 
 
 async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    """Create analytics' indexes (idempotent; called at start-up by the store)."""
+    """Create analytics' indexes and drop retired ones (idempotent; called at start-up)."""
     for name, models in ANALYTICS_INDEXES.items():
         await db[name].create_indexes(models)
+    for name, retired in RETIRED_ANALYTICS_INDEXES.items():
+        present = {index["name"] async for index in await db[name].list_indexes()}
+        for index in retired:
+            if index in present:
+                await db[name].drop_index(index)
