@@ -85,7 +85,23 @@ async def test_the_whole_messenger_adds_people_the_assistant_and_every_org(
     assert report["top_intents"] == [{"intent": "greeting", "count": 1}]
     assert [(f["message"], f["count"]) for f in report["top_fallbacks"]] == [
         ("where is my parcel?", 2), ("i hate waiting, this is terrible", 1)]
-    assert report["languages"] == [{"language": "en", "count": 8}]
+    # Five support customers' messages, and the assistant's four turns in the
+    # range (their language: seeded turns have none, which reads as English).
+    assert report["languages"] == [{"language": "en", "count": 9}]
+
+
+async def test_languages_read_the_language_each_turn_was_answered_in(
+        services: Services) -> None:
+    await seed(services)
+    turns = services.store.db["bot_turns"]
+    for when, lang in ((at(3, 9), "es"), (at(3, 9, 5), "es"), (at(4, 9), "hi")):
+        await turns.insert_one({"_id": str(oid(when)), "user": "eva@x.test",
+                                "bot": "bot:whatsease", "message": "hola", "intent": "greeting",
+                                "source": "intent", "at": when, "lang": lang})
+    report = await get_analytics(services).report(ALL, START, END, "day", "UTC")
+    assert report["languages"] == [{"language": "en", "count": 9},
+                                   {"language": "es", "count": 2},
+                                   {"language": "hi", "count": 1}]
 
 
 async def test_buckets_follow_the_time_zone(services: Services) -> None:
