@@ -47,7 +47,7 @@ BATCH = 10_000
 PEOPLE = 5_000
 ORG_COUNT = 20
 AGENTS_PER_ORG = 5
-RANGES = ((1, "hour"), (30, "day"), (365, "week"))
+RANGES = ((30, "day"), (1, "hour"), (365, "week"))
 WORDS = ("order", "late", "thanks", "great", "refund", "where", "is", "my", "parcel", "help",
          "terrible", "love", "cancel", "please", "account", "password", "today", "why")
 
@@ -170,20 +170,25 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(services: Any, now: datetime, repeat: int, org: str | None) -> None:
+async def measure(services: Any, now: datetime, repeat: int, org: str | None,
+                  ranges: tuple[tuple[int, str], ...]) -> None:
     analytics = get_analytics(services)
     label = org or "whole messenger"
-    print(f"\n### {label}\n")
+    print(f"\n### {label}, {os.getloadavg()[0]:.1f} load average\n")
     print("| range | query | index | p50 ms | p99 ms |")
     print("|---|---|---|---:|---:|")
-    for days, unit in RANGES:
+    for days, unit in ranges:
         # A year's queries take long on the embedded database: once is enough.
         rounds = 1 if days == 365 else repeat
         window = Window(start=now - timedelta(days=days), end=now, unit=unit, tz="UTC", org=org)
         todo: list[Plan] = plans_for(window)
         for plan in todo:
             # The hot collections' pipelines scan on the embedded database:
-            # once each (a report runs them only for what is not kept).
+            # once each (a report runs them only for what is not kept), and a
+            # year's not at all: the cold page below computes exactly that.
+            if plan.name in HOT and days == 365:
+                print(f"| {days} d | {plan.name} (live) | see the cold page | | |")
+                continue
             times = []
             for _ in range(1 if plan.name in HOT else rounds):
                 began = time.perf_counter()
@@ -249,8 +254,12 @@ async def run(args: argparse.Namespace) -> None:
             patient: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
                 uri, tz_aware=True, socketTimeoutMS=0)
             services.analytics = Analytics(services, AnalyticsRepo(patient["bench"]))
-            await measure(services, now, args.repeat, None)
-            await measure(services, now, args.repeat, "org0")
+            # The 30-day page first (the target), a year of the whole messenger last.
+            await measure(services, now, args.repeat, None, RANGES[:2])
+            await measure(services, now, args.repeat, "org0", RANGES)
+            await measure(services, now, args.repeat, None, RANGES[2:])
+            print(f"\nwall time {time.perf_counter() - began:.0f} s, load average "
+                  f"{os.getloadavg()[0]:.1f} at the end", flush=True)
             await patient.close()
             await services.store.close()
         finally:

@@ -167,8 +167,9 @@ class Analytics:
             day, slot_name = slots.day_and_name(slot)
             figures = kept_days.get(prefix + day, {}).get(slot_name)
             if figures is not None:
-                pieces[(slot, slot >= split)] = Piece.from_doc(figures)
                 kept.add(slot)
+                if figures:  # an empty quarter hour is kept as {}
+                    pieces[(slot, slot >= split)] = Piece.from_doc(figures)
         ranges = slots.uncovered(start, end, kept)
         if not ranges:
             return pieces

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from whatsease.storage.analytics import SLOT
 
 SLOT_SECS = int(SLOT.total_seconds())
+DAY_SECS = 86400
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Uncovered ranges read in one pipeline; past this (a year with every other
 # quarter hour kept) one covering range is read instead and kept ones skipped.
 MAX_RANGES = 48
@@ -40,7 +43,14 @@ def ceil(moment: datetime) -> datetime:
 
 def day_and_name(slot: datetime) -> tuple[str, str]:
     """The UTC day a quarter hour is kept under, and its name in that day's document."""
-    return slot.strftime("%Y-%m-%d"), f"q{(slot.hour * 60 + slot.minute) // 15:02d}"
+    secs = int(slot.timestamp())
+    return _day(secs // DAY_SECS), f"q{secs % DAY_SECS // SLOT_SECS:02d}"
+
+
+@lru_cache(maxsize=2048)
+def _day(number: int) -> str:
+    # A report names up to 733 days, each for up to 96 quarter hours.
+    return (EPOCH + timedelta(days=number)).date().isoformat()
 
 
 def whole_slots(start: datetime, split: datetime, end: datetime,
