@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from tests.analytics.seed import END, START, at, oid, seed
+from tests.analytics.seed import END, START, _message, at, oid, seed
 from whatsease.analytics.service import Scope, get_analytics, plans_for
 from whatsease.errors import Unprocessable
 from whatsease.services import Services
@@ -200,3 +200,22 @@ async def test_every_pipeline_walks_an_index_or_an_id_range(services: Services,
             continue
         used = _scans(await analytics.repo.explain(plan))
         assert used and "COLLSCAN" not in used, (plan.name, used)
+
+
+async def test_telegram_and_whatsapp_contacts_count_by_their_channel(services: Services) -> None:
+    # The channels' contacts are addresses wa:<phone> and tg:<chat id>; a
+    # message that stored its channel is counted by that instead.
+    day = datetime(2026, 4, 6, tzinfo=UTC)
+    await services.store.db["messages"].insert_many([
+        _message("tg:123456789", "bot:whatsease", "hola", day),
+        _message("bot:whatsease", "tg:123456789", "¡Hola!", day + timedelta(seconds=1), bot=True),
+        _message("wa:+34600000000", "bot:whatsease", "hi", day + timedelta(minutes=1)),
+        {**_message("ann@x.test", "bot:whatsease", "hi", day + timedelta(minutes=2)),
+         "channel": "telegram"},
+    ])
+    report = await get_analytics(services).report(ALL, day, day + timedelta(days=1), "day",
+                                                  "UTC")
+    s = report["series"]
+    assert (s["messages.telegram.in"], s["messages.telegram.out"]) == ([2], [1])
+    assert s["messages.whatsapp.in"] == [1]
+    assert s["messages.web.in"] == [0]
