@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from tests.analytics.seed import END, START, at, oid, seed
+from tests.analytics.seed import END, START, _message, at, oid, seed
 from whatsease.analytics.service import Scope, get_analytics, plans_for
 from whatsease.errors import Unprocessable
 from whatsease.services import Services
@@ -85,7 +85,23 @@ async def test_the_whole_messenger_adds_people_the_assistant_and_every_org(
     assert report["top_intents"] == [{"intent": "greeting", "count": 1}]
     assert [(f["message"], f["count"]) for f in report["top_fallbacks"]] == [
         ("where is my parcel?", 2), ("i hate waiting, this is terrible", 1)]
-    assert report["languages"] == [{"language": "en", "count": 8}]
+    # Five support customers' messages, and the assistant's four turns in the
+    # range (their language: seeded turns have none, which reads as English).
+    assert report["languages"] == [{"language": "en", "count": 9}]
+
+
+async def test_languages_read_the_language_each_turn_was_answered_in(
+        services: Services) -> None:
+    await seed(services)
+    turns = services.store.db["bot_turns"]
+    for when, lang in ((at(3, 9), "es"), (at(3, 9, 5), "es"), (at(4, 9), "hi")):
+        await turns.insert_one({"_id": str(oid(when)), "user": "eva@x.test",
+                                "bot": "bot:whatsease", "message": "hola", "intent": "greeting",
+                                "source": "intent", "at": when, "lang": lang})
+    report = await get_analytics(services).report(ALL, START, END, "day", "UTC")
+    assert report["languages"] == [{"language": "en", "count": 9},
+                                   {"language": "es", "count": 2},
+                                   {"language": "hi", "count": 1}]
 
 
 async def test_buckets_follow_the_time_zone(services: Services) -> None:
@@ -184,3 +200,22 @@ async def test_every_pipeline_walks_an_index_or_an_id_range(services: Services,
             continue
         used = _scans(await analytics.repo.explain(plan))
         assert used and "COLLSCAN" not in used, (plan.name, used)
+
+
+async def test_telegram_and_whatsapp_contacts_count_by_their_channel(services: Services) -> None:
+    # The channels' contacts are addresses wa:<phone> and tg:<chat id>; a
+    # message that stored its channel is counted by that instead.
+    day = datetime(2026, 4, 6, tzinfo=UTC)
+    await services.store.db["messages"].insert_many([
+        _message("tg:123456789", "bot:whatsease", "hola", day),
+        _message("bot:whatsease", "tg:123456789", "¡Hola!", day + timedelta(seconds=1), bot=True),
+        _message("wa:+34600000000", "bot:whatsease", "hi", day + timedelta(minutes=1)),
+        {**_message("ann@x.test", "bot:whatsease", "hi", day + timedelta(minutes=2)),
+         "channel": "telegram"},
+    ])
+    report = await get_analytics(services).report(ALL, day, day + timedelta(days=1), "day",
+                                                  "UTC")
+    s = report["series"]
+    assert (s["messages.telegram.in"], s["messages.telegram.out"]) == ([2], [1])
+    assert s["messages.whatsapp.in"] == [1]
+    assert s["messages.web.in"] == [0]

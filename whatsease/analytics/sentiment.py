@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -22,29 +22,48 @@ def _analyser() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
-def score(texts: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Score ``(text, language)`` pairs; only English ones are scored.
+TALLY_KEYS = ("positive", "neutral", "negative", "unscored", "compound_sum")
 
-    Returns counts of positive/neutral/negative, the mean compound score
-    (-1..1, None if nothing was scored) and how many were not scored because
-    no lexicon covers their language. CPU-bound: call it off the event loop.
+
+def tally(texts: Sequence[tuple[str, str]]) -> dict[str, float]:
+    """Score ``(text, language)`` pairs (only English ones); the sums `finish` adds up.
+
+    CPU-bound: call it off the event loop.
     """
     analyser = _analyser()
-    positive = neutral = negative = unscored = 0
-    total = 0.0
+    result = dict.fromkeys(TALLY_KEYS, 0.0)
     for text, language in texts:
         if language not in SCORED_LANGUAGES:
-            unscored += 1
+            result["unscored"] += 1
             continue
         compound = float(analyser.polarity_scores(text)["compound"])
-        total += compound
+        result["compound_sum"] += compound
         if compound >= POSITIVE:
-            positive += 1
+            result["positive"] += 1
         elif compound <= NEGATIVE:
-            negative += 1
+            result["negative"] += 1
         else:
-            neutral += 1
+            result["neutral"] += 1
+    return result
+
+
+def finish(tallies: Iterable[Mapping[str, float]]) -> dict[str, Any]:
+    """Counts of positive/neutral/negative, how many were not scored (no lexicon for
+    their language) and the mean compound score (-1..1, None if nothing was scored)."""
+    total = dict.fromkeys(TALLY_KEYS, 0.0)
+    for one in tallies:
+        for key in TALLY_KEYS:
+            total[key] += float(one.get(key, 0))
+    positive, neutral, negative = (int(total[k]) for k in ("positive", "neutral", "negative"))
     scored = positive + neutral + negative
     return {"scored": scored, "positive": positive, "neutral": neutral, "negative": negative,
-            "unscored": unscored,
-            "mean_compound": round(total / scored, 4) if scored else None}
+            "unscored": int(total["unscored"]),
+            "mean_compound": round(total["compound_sum"] / scored, 4) if scored else None}
+
+
+def score(texts: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Score ``(text, language)`` pairs; only English ones are scored (see `finish`).
+
+    CPU-bound: call it off the event loop.
+    """
+    return finish([tally(texts)])

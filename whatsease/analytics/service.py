@@ -1,42 +1,59 @@
 """The analytics report: who may see which scope, the figures for a range, and their cache.
 
-`Analytics.report` runs the storage pipelines for a range and its previous
-period of the same length, and shapes one JSON-ready report: bucket starts,
-series (one list per metric, aligned with the buckets), totals, the previous
-period's totals, response times, top intents and fallbacks, agents,
-languages and sentiment. A range that has ended cannot change any more, so
-its report is kept (bounded LRU); an open one is computed on every call.
+`Analytics.report` shapes one JSON-ready report for a range and the previous
+period of the same length: bucket starts, series (one list per metric,
+aligned with the buckets), totals, the previous period's totals, response
+times, top intents and fallbacks, agents, languages and sentiment.
+
+The indexed collections (the assistant's turns, support conversations) are
+read live. The messages' figures come per quarter hour (`slots`): those that
+can no longer change are computed once and kept in ``analytics_slots``; a
+report computes the rest (the open end of the range, and the parts of quarter
+hours its edges cut) in one pipeline per collection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+import bisect
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from whatsease.analytics import buckets, sentiment
+from whatsease.analytics import buckets, sentiment, slots
+from whatsease.analytics.slots import Piece
 from whatsease.analytics.stats import rate, summary
 from whatsease.errors import Forbidden, NotFound
 from whatsease.services import Services
-from whatsease.storage.analytics import AnalyticsRepo, Plan, Window, plans
+from whatsease.storage.analytics import (
+    ID_SLACK,
+    AnalyticsRepo,
+    Plan,
+    Spans,
+    Window,
+    hot_plans,
+    plans,
+)
 from whatsease.storage.models import User
 from whatsease.support.orgs import is_member, is_platform_admin
 from whatsease.timeutil import isoformat, utcnow
 
-# Closed ranges kept; a report is a few kilobytes to a few hundred.
-CACHE_ENTRIES = 64
-# Customer messages whose sentiment is scored per range: the newest ones of
-# each source. VADER reads about 10,000 short messages a second, so this
-# keeps one report's scoring around a tenth of a second.
-SENTIMENT_SAMPLE = 500
+# Customer messages whose sentiment is scored: the newest ones of each source
+# in each quarter hour. VADER reads about 10,000 short messages a second.
+SENTIMENT_PER_SLOT = 50
 # How many intents, fallback messages and agents the lists show.
 TOP = 10
 # The orgs whose fallback replies are recognised for the whole messenger.
 MAX_ORGS = 500
 CHANNELS_ALWAYS = ("web", "widget")
+# A quarter hour is kept once it ended this long ago: a message is found by its
+# `_id` within `ID_SLACK` of its timestamp, so none can arrive for it later.
+CLOSE_AFTER = ID_SLACK
+# Part of every kept quarter hour's key: raise it when what a pipeline computes
+# changes, and every report computes its quarter hours afresh.
+CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -70,38 +87,112 @@ class Analytics:
         self.services = services
         self.repo = repo
         self.clock = clock
-        self._cache: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
 
     async def report(self, scope: Scope, start: datetime, end: datetime, unit: str,
                      tz_name: str) -> dict[str, Any]:
         """The report for ``[start, end)``; raises a 422 for a bad zone, unit or range."""
         tz = buckets.zone(tz_name)
         edges = buckets.edges(start, end, unit, tz)
-        current = await self._period(scope, start, end, unit, tz_name, edges)
         previous_start = start - (end - start)
-        previous_edges = [previous_start, start]
-        previous = await self._period(scope, previous_start, start, unit, tz_name,
-                                      previous_edges, whole=True)
-        body = dict(current)
+        fallback_texts = await self._fallback_texts(scope)
+        current = Window(start=start, end=end, unit=unit, tz=tz_name, org=scope.org)
+        previous = Window(start=previous_start, end=start, unit=unit, tz=tz_name, org=scope.org)
+        todo = plans(current, top=TOP)
+        before = plans(previous, top=TOP)
+        results = await asyncio.gather(
+            self._hot(scope, previous_start, start, end, fallback_texts),
+            *(self.repo.run(plan) for plan in [*todo, *before]))
+        hot: dict[str, dict[slots.Key, Piece]] = results[0]
+        rows = results[1:]
+        slot_of = {edge: i for i, edge in enumerate(edges[:-1])}
+        report = _Builder(len(edges) - 1, lambda t: slot_of.get(slots.utc(t)))
+        report.add({plan.name: r for plan, r in zip(todo, rows, strict=False)})
+        # One bucket for the whole previous period: its bucket key is whatever
+        # the database truncated to, so every row goes to slot 0.
+        earlier = _Builder(1, lambda _t: 0)
+        earlier.add({plan.name: r for plan, r in zip(before, rows[len(todo):], strict=True)})
+        tallies: list[dict[str, float]] = []
+        for name, pieces in hot.items():
+            for (slot, now), piece in pieces.items():
+                if now:
+                    at = max(slot, slots.utc(start))
+                    report.add_piece(name, bisect.bisect_right(edges, at) - 1, piece)
+                    tallies.append(piece.sentiment)
+                else:
+                    earlier.add_piece(name, 0, piece)
+        body: dict[str, Any] = {
+            "scope": {"org": scope.org}, "from": isoformat(start), "to": isoformat(end),
+            "bucket": unit, "tz": tz_name,
+            "buckets": [isoformat(edge) for edge in edges[:-1]],
+            "series": report.finish(), "totals": report.totals(),
+        }
+        earlier.finish()
         body["previous"] = {"from": isoformat(previous_start), "to": isoformat(start),
-                            "totals": previous["totals"]}
+                            "totals": earlier.totals()}
+        body.update(report.details())
+        body["sentiment"] = sentiment.finish(tallies)
+        body["sentiment"]["languages_scored"] = list(sentiment.SCORED_LANGUAGES)
+        body["generated_at"] = isoformat(self.clock())
         return body
 
-    async def _period(self, scope: Scope, start: datetime, end: datetime, unit: str,
-                      tz_name: str, edges: list[datetime], *,
-                      whole: bool = False) -> dict[str, Any]:
-        key = (scope.org, start, end, unit, tz_name, whole)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
-        closed = end <= self.clock()
-        body = await self._compute(scope, start, end, unit, tz_name, edges, whole=whole)
-        if closed:
-            self._cache[key] = body
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-        return body
+    async def _hot(self, scope: Scope, start: datetime, split: datetime, end: datetime,
+                   fallback_texts: list[str]) -> dict[str, dict[slots.Key, Piece]]:
+        """The messages' figures for ``[start, end)`` by quarter hour and side of ``split``.
+
+        Kept quarter hours are read by key; the rest is computed in one
+        pipeline per collection, and the whole quarter hours among it that
+        ended `CLOSE_AFTER` ago are kept for the next report.
+        """
+        now = self.clock()
+        whole = slots.whole_slots(start, split, end, now - CLOSE_AFTER)
+        spans = Spans(((start, end),), split=split, org=scope.org)
+        names = [plan.name for plan in hot_plans(spans, fallback_texts=[], sample=0)]
+        results = await asyncio.gather(*(
+            self._hot_one(name, scope, start, split, end, whole, fallback_texts, now)
+            for name in names))
+        return dict(zip(names, results, strict=True))
+
+    async def _hot_one(self, name: str, scope: Scope, start: datetime, split: datetime,
+                       end: datetime, whole: list[datetime], fallback_texts: list[str],
+                       now: datetime) -> dict[slots.Key, Piece]:
+        # What a support bot's fallback is can change with a catalogue: it is
+        # part of the key, so a changed catalogue computes its quarter hours anew.
+        digest = hashlib.sha256("\n".join(fallback_texts).encode()).hexdigest()[:12]
+        prefix = f"v{CACHE_VERSION}|{name}|{scope.org or '*'}|{digest}|"
+        days = sorted({slots.day_and_name(slot)[0] for slot in whole})
+        kept_days = await self.repo.kept([prefix + day for day in days])
+        pieces: dict[slots.Key, Piece] = {}
+        kept: set[datetime] = set()
+        for slot in whole:
+            day, slot_name = slots.day_and_name(slot)
+            figures = kept_days.get(prefix + day, {}).get(slot_name)
+            if figures is not None:
+                kept.add(slot)
+                if figures:  # an empty quarter hour is kept as {}
+                    pieces[(slot, slot >= split)] = Piece.from_doc(figures)
+        ranges = slots.uncovered(start, end, kept)
+        if not ranges:
+            return pieces
+        spans = Spans(tuple(ranges), split=split, org=scope.org)
+        plan = next(p for p in hot_plans(spans, fallback_texts=fallback_texts,
+                                         sample=SENTIMENT_PER_SLOT) if p.name == name)
+        fresh, texts = slots.read_rows(await self.repo.run(plan))
+        loop = asyncio.get_running_loop()
+        scored = await loop.run_in_executor(
+            None, lambda: {key: sentiment.tally(values) for key, values in texts.items()})
+        for key, tally in scored.items():
+            fresh[key].sentiment = tally
+        new: dict[str, dict[str, Any]] = {}
+        for slot in whole:
+            if slot not in kept:
+                day, slot_name = slots.day_and_name(slot)
+                piece = fresh.get((slot, slot >= split), Piece())
+                new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
+        for key, piece in fresh.items():
+            if key[0] not in kept:
+                pieces[key] = piece
+        await self.repo.keep(new, set(kept_days), now)
+        return pieces
 
     async def _fallback_texts(self, scope: Scope) -> list[str]:
         """The fallback replies of the support bots in scope (how a fallback is recognised)."""
@@ -122,43 +213,6 @@ class Analytics:
                 texts.update(chatbot.engine_for(org).catalogue.bot.fallback)
         return sorted(texts)
 
-    async def _compute(self, scope: Scope, start: datetime, end: datetime, unit: str,
-                       tz_name: str, edges: list[datetime], *, whole: bool) -> dict[str, Any]:
-        window = Window(start=start, end=end, unit=unit, tz=tz_name, org=scope.org)
-        todo = plans(window, fallback_texts=await self._fallback_texts(scope),
-                     sample=0 if whole else SENTIMENT_SAMPLE, top=TOP)
-        results = await asyncio.gather(*(self.repo.run(plan) for plan in todo))
-        raw = {plan.name: rows for plan, rows in zip(todo, results, strict=True)}
-        if whole:
-            # One bucket for the whole previous period: its bucket key is
-            # whatever the database truncated to, so every row goes to slot 0.
-            position: Callable[[Any], int | None] = lambda _t: 0  # noqa: E731
-            count = 1
-        else:
-            slots = {edge: i for i, edge in enumerate(edges[:-1])}
-            position = lambda t: slots.get(_utc(t))  # noqa: E731
-            count = len(edges) - 1
-        report = _Builder(count, position)
-        samples = report.add(raw)
-        body: dict[str, Any] = {
-            "scope": {"org": scope.org}, "from": isoformat(start), "to": isoformat(end),
-            "bucket": unit, "tz": tz_name,
-            "buckets": [isoformat(edge) for edge in edges[:-1]] if not whole else [],
-            "series": report.series, "totals": report.totals(),
-        }
-        if whole:
-            return body
-        body.update(report.details())
-        loop = asyncio.get_running_loop()
-        body["sentiment"] = await loop.run_in_executor(None, sentiment.score, samples)
-        body["sentiment"]["languages_scored"] = list(sentiment.SCORED_LANGUAGES)
-        body["generated_at"] = isoformat(self.clock())
-        return body
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
 
 def _facet(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return rows[0] if rows else {}
@@ -172,6 +226,7 @@ class _Builder:
         self.position = position
         self.series: dict[str, list[float | int | None]] = {}
         self.people_total = 0
+        self.people: dict[str, list[set[str]]] = {}
         self.intents: list[dict[str, Any]] = []
         self.fallbacks: list[dict[str, Any]] = []
         self.languages: dict[str, int] = {}
@@ -197,23 +252,8 @@ class _Builder:
             line = self._line(name)
             line[slot] = int(line[slot] or 0) + int(n)
 
-    def add(self, raw: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str]]:
-        """Fold every pipeline's rows in; returns the texts to score for sentiment."""
-        samples: list[tuple[str, str]] = []
-        for name in ("messenger_messages", "support_messages"):
-            facet = _facet(raw.get(name, []))
-            for row in facet.get("counts", []):
-                key = row["_id"]
-                self._bump(f"messages.{key['c']}.{key['d']}", key["t"], row["n"])
-            for row in facet.get("people", []):
-                self._bump("people.active", row["_id"], row["n"])
-            self.people_total += sum(int(r["n"]) for r in facet.get("people_total", []))
-            for row in facet.get("bot", []):
-                key = row["_id"]
-                self._bump("bot.fallbacks" if key["fallback"] else "bot.replies", key["t"],
-                           row["n"])
-            self._languages(facet.get("languages", []))
-            samples += [(s["text"], s["language"]) for s in facet.get("sample", [])]
+    def add(self, raw: dict[str, list[dict[str, Any]]]) -> None:
+        """Fold the indexed collections' rows in (bucketed by the database)."""
         turns = _facet(raw.get("bot_turns", []))
         for row in turns.get("counts", []):
             key = row["_id"]
@@ -221,11 +261,9 @@ class _Builder:
         self.intents = [{"intent": r["_id"], "count": int(r["n"])}
                         for r in turns.get("intents", [])]
         self.fallbacks = [{"message": r["_id"], "count": int(r["n"]),
-                           "last": isoformat(_utc(r["last"]))}
+                           "last": isoformat(slots.utc(r["last"]))}
                           for r in turns.get("fallbacks", [])]
-        to_bots = _facet(raw.get("messenger_to_bots", []))
-        self._languages(to_bots.get("languages", []))
-        samples += [(s["text"], s["language"]) for s in to_bots.get("sample", [])]
+        self._languages(turns.get("languages", []))
         for row in raw.get("support_started", []):
             self._bump("conversations.started", row["_id"]["t"], row["n"])
         for row in raw.get("support_closed", []):
@@ -242,8 +280,34 @@ class _Builder:
                 self.first.append((slot, row.get("responder"), float(row["first"])))
             if row.get("wait") is not None:
                 self.waits.append((slot, float(row["wait"])))
+
+    def add_piece(self, name: str, slot: int, piece: Piece) -> None:
+        """Fold one quarter hour of a hot collection (``name``'s pipeline) into bucket ``slot``."""
+        if not 0 <= slot < self.count:
+            return
+        for (channel, direction), n in piece.counts.items():
+            line = self._line(f"messages.{channel}.{direction}")
+            line[slot] = int(line[slot] or 0) + n
+        for fallback, n in piece.bot.items():
+            line = self._line("bot.fallbacks" if fallback else "bot.replies")
+            line[slot] = int(line[slot] or 0) + n
+        for language, n in piece.languages.items():
+            self.languages[language] = self.languages.get(language, 0) + n
+        # Messenger people and support conversations are counted apart (an
+        # address and a conversation id never collide, but keep them honest).
+        people = self.people.setdefault(name, [set() for _ in range(self.count)])
+        people[slot].update(piece.people)
+
+    def finish(self) -> dict[str, list[float | int | None]]:
+        """Complete the series (people, response times) once everything is folded in."""
+        active = self._line("people.active")
+        for per_bucket in self.people.values():
+            for slot, people in enumerate(per_bucket):
+                active[slot] = int(active[slot] or 0) + len(people)
+        self.people_total = sum(len(set().union(*per_bucket))
+                                for per_bucket in self.people.values())
         self._time_series()
-        return samples
+        return self.series
 
     def _languages(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -309,8 +373,11 @@ class _Builder:
 
 
 def plans_for(window: Window) -> list[Plan]:
-    """The pipelines of one report without fallback texts (for the bench's explain)."""
-    return plans(window, fallback_texts=[], sample=SENTIMENT_SAMPLE, top=TOP)
+    """Every pipeline of one report computed live, nothing kept, no fallback texts (for the
+    bench's explain and the tests)."""
+    spans = Spans(((window.start, window.end),), split=window.start, org=window.org)
+    return [*hot_plans(spans, fallback_texts=[], sample=SENTIMENT_PER_SLOT),
+            *plans(window, top=TOP)]
 
 
 def get_analytics(services: Services) -> Analytics:

@@ -28,8 +28,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from whatsease.storage.support import CONVERSATIONS, MESSAGES
 
@@ -47,6 +48,21 @@ HOT_COLLECTIONS = ("messages", MESSAGES, "activity")
 # this after (or before) its timestamp is not counted.
 ID_SLACK = timedelta(hours=1)
 
+# The hot collections' figures are computed and kept per quarter hour: every
+# time zone's offset is a whole number of quarter hours, so any zone's hours,
+# days and weeks are made of them.
+SLOT = timedelta(minutes=15)
+SLOT_MS = int(SLOT.total_seconds() * 1000)
+# One document per UTC day, scope and pipeline, holding the quarter hours computed.
+SLOTS = "analytics_slots"
+# A kept quarter hour is recomputed after this long (nothing else expires it):
+# longer than the oldest one a report reads, a 366-day range's previous period.
+SLOT_TTL = timedelta(days=800)
+# Days per lookup or write of kept quarter hours (a report reads at most 733).
+KEYS_PER_QUERY = 1000
+DUPLICATE_KEY = 11000
+
+
 # One entry per turn or conversation: a time never changes once set, so each
 # pays for these once.
 ANALYTICS_INDEXES: dict[str, list[IndexModel]] = {
@@ -56,6 +72,8 @@ ANALYTICS_INDEXES: dict[str, list[IndexModel]] = {
         *(IndexModel([("org", ASCENDING), (name, ASCENDING)], name=f"analytics_org_{name}")
           for name in _TIMES),
     ],
+    SLOTS: [IndexModel([("made_at", ASCENDING)], name="analytics_made_at",
+                       expireAfterSeconds=int(SLOT_TTL.total_seconds()))],
 }
 # Indexes earlier versions created on the hot collections: dropped at start-up.
 RETIRED_ANALYTICS_INDEXES: dict[str, tuple[str, ...]] = {
@@ -73,17 +91,6 @@ def _channel(*addresses: str, default: str) -> dict[str, Any]:
                                   prefix]}, "then": name}
                 for prefix, name in _PREFIXES for address in addresses]
     return {"$ifNull": ["$channel", {"$switch": {"branches": branches, "default": default}}]}
-
-
-def _sample(size: int, match: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A facet of the newest ``size`` texts to score for sentiment (none if ``size`` is 0)."""
-    if size <= 0:
-        return {}
-    stages: list[dict[str, Any]] = [{"$match": match}] if match else []
-    stages += [{"$sort": {"_id": -1}}, {"$limit": size},
-               {"$project": {"_id": 0, "text": "$content", "at": "$timestamp",
-                             "language": {"$ifNull": ["$language", "en"]}}}]
-    return {"sample": stages}
 
 
 @dataclass(frozen=True)
@@ -105,22 +112,48 @@ class Window:
     def time_range(self) -> dict[str, Any]:
         return {"$gte": self.start, "$lt": self.end}
 
-    def id_range(self) -> dict[str, Any]:
-        """The `_id` range holding every message stored within `ID_SLACK` of the range."""
-        return {"$gte": ObjectId.from_datetime(self.start - ID_SLACK),
-                "$lt": ObjectId.from_datetime(self.end + ID_SLACK)}
-
-    def stored_in_range(self) -> list[dict[str, Any]]:
-        """The first stages of a hot collection's pipeline: `_id` range, then the exact times.
-
-        Two stages: the first is what an index walks (the `_id` one), the
-        second drops the slack.
-        """
-        return [{"$match": {"_id": self.id_range()}},
-                {"$match": {**self.org_filter(), "timestamp": self.time_range()}}]
-
     def org_filter(self) -> dict[str, Any]:
         return {} if self.org is None else {"org": self.org}
+
+
+@dataclass(frozen=True)
+class Spans:
+    """Time ranges of the hot collections read in one pipeline, grouped by quarter hour.
+
+    ``ranges`` are disjoint ``[start, end)`` pairs in order; ``split`` is where
+    the current period starts: a quarter hour that holds it is read as two
+    pieces, told apart by the ``n`` ("now") key of each row.
+    """
+
+    ranges: tuple[tuple[datetime, datetime], ...]
+    split: datetime
+    org: str | None = None
+
+    def match(self) -> list[dict[str, Any]]:
+        """The first stages: an `_id` range (what an index walks), then the exact times."""
+        ids: list[list[datetime]] = []
+        for start, end in self.ranges:
+            low, high = start - ID_SLACK, end + ID_SLACK
+            if ids and low <= ids[-1][1]:
+                ids[-1][1] = max(ids[-1][1], high)
+            else:
+                ids.append([low, high])
+        by_id = [{"_id": {"$gte": ObjectId.from_datetime(low),
+                          "$lt": ObjectId.from_datetime(high)}} for low, high in ids]
+        by_time = [{"timestamp": {"$gte": start, "$lt": end}} for start, end in self.ranges]
+        org = {} if self.org is None else {"org": self.org}
+        return [{"$match": by_id[0] if len(by_id) == 1 else {"$or": by_id}},
+                {"$match": {**org, **(by_time[0] if len(by_time) == 1
+                                      else {"$or": by_time})}}]
+
+    def key(self, **fields: Any) -> dict[str, Any]:
+        """A row's group key: its quarter hour, its side of ``split``, and ``fields``."""
+        return {"s": "$s", "n": "$n", **fields}
+
+    def slot_fields(self) -> dict[str, Any]:
+        return {"s": {"$subtract": ["$timestamp",
+                                    {"$mod": [{"$toLong": "$timestamp"}, SLOT_MS]}]},
+                "n": {"$gte": ["$timestamp", self.split]}}
 
 
 @dataclass(frozen=True)
@@ -132,48 +165,94 @@ class Plan:
     pipeline: list[dict[str, Any]]
 
 
-def plans(window: Window, *, fallback_texts: list[str], sample: int,
-          top: int) -> list[Plan]:
-    """Every pipeline the analytics page needs for ``window``.
+def plans(window: Window, *, top: int) -> list[Plan]:
+    """The pipelines on indexed collections for ``window``, run live for every report.
 
-    The messenger's own collections count only for the whole messenger
-    (``window.org`` None): person-to-person chats and the assistant belong to
-    no organisation.
+    The assistant's turns count only for the whole messenger (``window.org``
+    None): it belongs to no organisation.
     """
     result: list[Plan] = []
     if window.org is None:
-        result += _messenger_plans(window, sample=sample, top=top)
-    result += _support_plans(window, fallback_texts=fallback_texts, sample=sample)
+        result.append(_turns_plan(window, top=top))
+    result += _conversation_plans(window)
     return result
 
 
-def _messenger_plans(window: Window, *, sample: int, top: int) -> list[Plan]:
-    match = window.stored_in_range()
-    direction = {"$cond": ["$is_bot_response", "out", "in"]}
-    # Each message's bucket, channel and direction are worked out once, before
-    # the facets share them: on the embedded database that is most of the cost.
-    messages = Plan("messenger_messages", "messages", [*match, {"$project": {
-        "_id": 0, "t": window.truncate("$timestamp"),
-        "c": _channel("$sender", "$recipient", default="web"), "d": direction,
-        "p": {"$cond": ["$is_bot_response", None, "$sender"]}}}, {"$facet": {
-        "counts": [{"$group": {"_id": {"t": "$t", "c": "$c", "d": "$d"}, "n": {"$sum": 1}}}],
+def hot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[Plan]:
+    """The pipelines on the hot collections for ``spans``, one per collection.
+
+    Rows are per quarter hour (``s``) and side of the split (``n``): counts
+    by channel and direction, the distinct people, support bots' replies and
+    fallbacks, customers' languages, and the newest ``sample`` texts to score
+    for sentiment. Person-to-person chats count only for the whole messenger.
+    """
+    result: list[Plan] = []
+    if spans.org is None:
+        result.append(_messenger_plan(spans, sample=sample))
+    result.append(_support_plan(spans, fallback_texts=fallback_texts, sample=sample))
+    return result
+
+
+def _sample(spans: Spans, size: int, match: dict[str, Any]) -> dict[str, Any]:
+    """A facet of the newest ``size`` texts per row key to score for sentiment."""
+    if size <= 0:
+        return {}
+    return {"sample": [{"$match": match}, {"$sort": {"at": -1}},
+                       {"$group": {"_id": spans.key(), "texts": {"$push": {
+                           "text": "$text", "language": "$language"}}}},
+                       {"$project": {"texts": {"$slice": ["$texts", size]}}}]}
+
+
+def _messenger_plan(spans: Spans, *, sample: int) -> Plan:
+    to_bot = {"$and": [{"$eq": [{"$substrCP": [{"$ifNull": ["$recipient", ""]}, 0, 4]},
+                                "bot:"]},
+                       {"$eq": ["$deleted", False]}]}
+    # Each message's quarter hour, channel and direction are worked out once,
+    # before the facets share them: on the embedded database that is most of
+    # the cost. What people say to a bot is what the service is asked;
+    # person-to-person chats are private and are never read for their words.
+    return Plan("messenger_messages", "messages", [*spans.match(), {"$project": {
+        "_id": 0, **spans.slot_fields(),
+        "c": _channel("$sender", "$recipient", default="web"),
+        "d": {"$cond": ["$is_bot_response", "out", "in"]},
+        "p": {"$cond": ["$is_bot_response", None, "$sender"]},
+        "b": to_bot, "at": "$timestamp",
+        "text": {"$cond": [to_bot, "$content", None]},
+        "language": {"$ifNull": ["$language", "en"]}}}, {"$facet": {
+        "counts": [{"$group": {"_id": spans.key(c="$c", d="$d"), "n": {"$sum": 1}}}],
         "people": [{"$match": {"p": {"$type": "string"}}},
-                   {"$group": {"_id": {"t": "$t", "p": "$p"}}},
-                   {"$group": {"_id": "$_id.t", "n": {"$sum": 1}}}],
-        "people_total": [{"$match": {"p": {"$type": "string"}}},
-                         {"$group": {"_id": "$p"}}, {"$count": "n"}],
+                   {"$group": {"_id": spans.key(), "people": {"$addToSet": "$p"}}}],
+        **_sample(spans, sample, {"b": True}),
     }}])
-    # What people say to a bot is what the service is asked; person-to-person
-    # chats are private and are never read for their words.
-    to_bots = Plan("messenger_to_bots", "messages", [
-        *match, {"$match": {"recipient": {"$regex": "^bot:"}, "deleted": False}},
+
+
+def _support_plan(spans: Spans, *, fallback_texts: list[str], sample: int) -> Plan:
+    customer = {"$eq": ["$kind", "customer"]}
+    return Plan("support_messages", MESSAGES, [
+        *spans.match(),
+        {"$match": {"kind": {"$in": ["customer", "bot", "agent"]}}},
+        {"$project": {
+            "_id": 0, **spans.slot_fields(), "kind": 1,
+            "c": _channel("$sender", "$recipient", default="widget"),
+            "d": {"$cond": [customer, "in", "out"]},
+            "f": {"$in": ["$content", fallback_texts]}, "p": "$conversation_id",
+            "at": "$timestamp", "text": {"$cond": [customer, "$content", None]},
+            "language": {"$ifNull": ["$language", "en"]}}},
         {"$facet": {
-            "languages": [{"$group": {"_id": {"$ifNull": ["$language", "en"]},
-                                      "n": {"$sum": 1}}}],
-            **_sample(sample),
+            "counts": [{"$group": {"_id": spans.key(c="$c", d="$d"), "n": {"$sum": 1}}}],
+            "bot": [{"$match": {"kind": "bot"}},
+                    {"$group": {"_id": spans.key(f="$f"), "n": {"$sum": 1}}}],
+            "people": [{"$match": {"kind": "customer"}},
+                       {"$group": {"_id": spans.key(), "people": {"$addToSet": "$p"}}}],
+            "languages": [{"$match": {"kind": "customer"}},
+                          {"$group": {"_id": spans.key(l="$language"), "n": {"$sum": 1}}}],
+            **_sample(spans, sample, {"kind": "customer"}),
         }}])
+
+
+def _turns_plan(window: Window, *, top: int) -> Plan:
     fallback = ["fallback", "llm", "llm_error"]
-    turns = Plan("bot_turns", BOT_TURNS, [
+    return Plan("bot_turns", BOT_TURNS, [
         {"$match": {"at": window.time_range()}},
         {"$facet": {
             "counts": [{"$group": {"_id": {"t": window.truncate("$at"),
@@ -186,36 +265,15 @@ def _messenger_plans(window: Window, *, sample: int, top: int) -> list[Plan]:
                           {"$group": {"_id": {"$toLower": {"$trim": {"input": "$message"}}},
                                       "n": {"$sum": 1}, "last": {"$max": "$at"}}},
                           {"$sort": {"n": -1, "last": -1, "_id": 1}}, {"$limit": top}],
-        }}])
-    return [messages, to_bots, turns]
-
-
-def _support_plans(window: Window, *, fallback_texts: list[str], sample: int) -> list[Plan]:
-    org = window.org_filter()
-    customer = {"$eq": ["$kind", "customer"]}
-    messages = Plan("support_messages", MESSAGES, [
-        *window.stored_in_range(),
-        {"$match": {"kind": {"$in": ["customer", "bot", "agent"]}}},
-        {"$facet": {
-            "counts": [{"$group": {"_id": {
-                "t": window.truncate("$timestamp"),
-                "c": _channel("$sender", "$recipient", default="widget"),
-                "d": {"$cond": [customer, "in", "out"]}}, "n": {"$sum": 1}}}],
-            "bot": [{"$match": {"kind": "bot"}},
-                    {"$group": {"_id": {"t": window.truncate("$timestamp"),
-                                        "fallback": {"$in": ["$content", fallback_texts]}},
-                                "n": {"$sum": 1}}}],
-            "people": [{"$match": {"kind": "customer"}},
-                       {"$group": {"_id": {"t": window.truncate("$timestamp"),
-                                           "p": "$conversation_id"}}},
-                       {"$group": {"_id": "$_id.t", "n": {"$sum": 1}}}],
-            "people_total": [{"$match": {"kind": "customer"}},
-                             {"$group": {"_id": "$conversation_id"}}, {"$count": "n"}],
-            "languages": [{"$match": {"kind": "customer"}},
-                          {"$group": {"_id": {"$ifNull": ["$language", "en"]},
+            # The language each turn was answered in; turns from before the
+            # assistant spoke several languages have none, and were English.
+            "languages": [{"$group": {"_id": {"$ifNull": ["$lang", "en"]},
                                       "n": {"$sum": 1}}}],
-            **_sample(sample, {"kind": "customer"}),
         }}])
+
+
+def _conversation_plans(window: Window) -> list[Plan]:
+    org = window.org_filter()
     channel = _channel("$customer_email", default="widget")
     started = Plan("support_started", CONVERSATIONS, [
         {"$match": {**org, "created_at": window.time_range()}},
@@ -240,11 +298,11 @@ def _support_plans(window: Window, *, fallback_texts: list[str], sample: int) ->
                           {"$divide": [{"$subtract": ["$assigned_at", "$agent_requested_at"]},
                                        1000]},
                           None]}}}])
-    return [messages, started, closed, handoffs]
+    return [started, closed, handoffs]
 
 
 class AnalyticsRepo:
-    """Runs the page's pipelines; one round trip each."""
+    """Runs the page's pipelines (one round trip each) and keeps closed quarter hours."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self.db = db
@@ -252,6 +310,42 @@ class AnalyticsRepo:
     async def run(self, plan: Plan) -> list[dict[str, Any]]:
         cursor = await self.db[plan.collection].aggregate(plan.pipeline, allowDiskUse=True)
         return await cursor.to_list()
+
+    async def kept(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only)."""
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(keys), KEYS_PER_QUERY):
+            cursor = self.db[SLOTS].find({"_id": {"$in": keys[i:i + KEYS_PER_QUERY]}})
+            async for doc in cursor:
+                found[doc["_id"]] = doc.get("slots", {})
+        return found
+
+    async def keep(self, days: dict[str, dict[str, Any]], present: set[str],
+                   now: datetime) -> None:
+        """Add computed quarter hours (``{key: {slot name: figures}}``) to their days.
+
+        Days not ``present`` when read are inserted whole (the embedded
+        database inserts a document far faster than it applies a ``$set`` of
+        ninety-six fields); a day another report inserted meanwhile, and days
+        that were present, get the quarter hours added. Idempotent: a quarter
+        hour computed twice gets the same figures again.
+        """
+        fresh = [{"_id": key, "made_at": now, "slots": slots}
+                 for key, slots in days.items() if slots and key not in present]
+        update = [key for key, slots in days.items() if slots and key in present]
+        for i in range(0, len(fresh), KEYS_PER_QUERY):
+            try:
+                await self.db[SLOTS].insert_many(fresh[i:i + KEYS_PER_QUERY], ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise
+                update += [str(e["op"]["_id"]) for e in errors]
+        writes = [UpdateOne({"_id": key}, {"$set": {"made_at": now, **{
+            f"slots.{name}": figures for name, figures in days[key].items()}}}, upsert=True)
+            for key in update]
+        for i in range(0, len(writes), KEYS_PER_QUERY):
+            await self.db[SLOTS].bulk_write(writes[i:i + KEYS_PER_QUERY], ordered=False)
 
     async def explain(self, plan: Plan) -> dict[str, Any]:
         """The database's plan for ``plan`` (which index it walks), for the bench."""

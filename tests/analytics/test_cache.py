@@ -1,0 +1,92 @@
+"""Kept quarter hours: the same figures as computing them, cut exactly at the range's edges,
+and only those that can no longer change."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.analytics.seed import END, START, at, oid, seed
+from whatsease.analytics.service import Analytics, Scope, get_analytics
+from whatsease.services import Services
+from whatsease.storage.analytics import SLOTS
+from whatsease.storage.support import MESSAGES
+from whatsease.storage.support_models import SupportMessage
+
+ACME = Scope("acme")
+ALL = Scope(None)
+
+
+def _customer(when: datetime, content: str) -> dict[str, Any]:
+    return SupportMessage(message_id=str(oid(when)), conversation_id="c", org="acme",
+                          kind="customer", sender="zed@c.test", sender_name="Zed",
+                          recipient="org:acme", content=content, timestamp=when).to_doc()
+
+
+@pytest.mark.parametrize(("scope", "start", "end", "unit", "tz"), [
+    (ALL, START, END, "day", "UTC"),
+    (ALL, at(2, 9, 0, 3), at(4, 20, 0, 1), "hour", "Asia/Kolkata"),
+    (ACME, START - timedelta(days=1), END, "week", "Europe/Paris"),
+])
+async def test_kept_quarter_hours_give_what_computing_them_gives(
+        services: Services, scope: Scope, start: datetime, end: datetime, unit: str,
+        tz: str) -> None:
+    await seed(services)
+    analytics = get_analytics(services)
+    slots = services.store.db[SLOTS]
+    assert await slots.count_documents({}) == 0
+    cold = await analytics.report(scope, start, end, unit, tz)
+    assert await slots.count_documents({}) > 0
+    warm = await analytics.report(scope, start, end, unit, tz)
+    cold.pop("generated_at")
+    warm.pop("generated_at")
+    assert warm == cold
+
+
+async def test_a_range_cut_inside_quarter_hours_counts_exactly(services: Services) -> None:
+    await seed(services)
+    analytics = get_analytics(services)
+    # A's first customer message (09:00:00) is before the range and in the
+    # previous period; its bot reply (09:00:05) and the rest are in it; B's
+    # customer message (08:02 on the 3rd) is after the end.
+    start, end = at(2, 9, 0, 3), at(3, 8, 1, 30)
+    for _ in range(2):
+        report = await analytics.report(ACME, start, end, "day", "UTC")
+        assert report["series"]["messages.widget.in"] == [1, 0]
+        assert report["series"]["messages.widget.out"] == [2, 0]
+        assert report["series"]["bot.fallbacks"] == [1, 0]
+        assert report["previous"]["totals"]["messages_in"] == 1
+
+
+async def test_only_quarter_hours_that_ended_an_hour_ago_are_kept(services: Services) -> None:
+    await seed(services)
+    now = at(4, 12, 30)
+    analytics = Analytics(services, get_analytics(services).repo, clock=lambda: now)
+    first = await analytics.report(ACME, START, now, "day", "UTC")
+    db = services.store.db
+    # Late writes: into a kept quarter hour (not counted: it cannot change any
+    # more), and into one that ended less than an hour before now (counted).
+    await db[MESSAGES].insert_many([_customer(at(3, 15), "kept"),
+                                    _customer(at(4, 11, 50), "still open")])
+    second = await analytics.report(ACME, START, now, "day", "UTC")
+    assert second["series"]["messages.widget.in"] == [
+        first["series"]["messages.widget.in"][0], first["series"]["messages.widget.in"][1],
+        first["series"]["messages.widget.in"][2] + 1]
+    kept = await db[SLOTS].find_one({"_id": {"$regex": r"\|acme\|.*\|2026-03-04$"}})
+    assert kept is not None and kept["made_at"] is not None
+    # 11:15 to 11:30 (the day's 46th quarter hour, q45) ended exactly an hour
+    # before now; from 11:30 on nothing was kept.
+    assert "q45" in kept["slots"] and "q46" not in kept["slots"]
+
+
+async def test_a_day_another_report_inserted_meanwhile_gets_the_quarter_hours_added(
+        services: Services) -> None:
+    repo = get_analytics(services).repo
+    now = at(5)
+    await repo.keep({"k|2026-03-02": {"q01": {"people": ["a"]}}}, set(), now)
+    # Read before that insert: the day was not present, and is inserted again.
+    await repo.keep({"k|2026-03-02": {"q02": {}}}, set(), now)
+    assert await repo.kept(["k|2026-03-02", "k|2026-03-03"]) == {
+        "k|2026-03-02": {"q01": {"people": ["a"]}, "q02": {}}}

@@ -1,0 +1,160 @@
+"""Quarter hours of the hot collections: which a report reads, which it keeps, and their figures.
+
+Messages are the bulk of the history, and their collections carry no time
+index (storage/analytics.py), so their figures are computed per quarter hour
+and a quarter hour that can no longer change is kept (`Piece.to_doc`): a
+report reads kept ones by key and computes only the rest, in one pipeline per
+collection. The other collections are indexed and small, and read live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from whatsease.storage.analytics import SLOT
+
+SLOT_SECS = int(SLOT.total_seconds())
+DAY_SECS = 86400
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Uncovered ranges read in one pipeline; past this (a year with every other
+# quarter hour kept) one covering range is read instead and kept ones skipped.
+MAX_RANGES = 48
+
+
+def utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def floor(moment: datetime) -> datetime:
+    """The start of the quarter hour (UTC) holding ``moment``."""
+    moment = utc(moment)
+    epoch = int(moment.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % SLOT_SECS, UTC)
+
+
+def ceil(moment: datetime) -> datetime:
+    start = floor(moment)
+    return start if start == utc(moment) else start + SLOT
+
+
+def day_and_name(slot: datetime) -> tuple[str, str]:
+    """The UTC day a quarter hour is kept under, and its name in that day's document."""
+    secs = int(slot.timestamp())
+    return _day(secs // DAY_SECS), f"q{secs % DAY_SECS // SLOT_SECS:02d}"
+
+
+@lru_cache(maxsize=2048)
+def _day(number: int) -> str:
+    # A report names up to 733 days, each for up to 96 quarter hours.
+    return (EPOCH + timedelta(days=number)).date().isoformat()
+
+
+def whole_slots(start: datetime, split: datetime, end: datetime,
+                closed_before: datetime) -> list[datetime]:
+    """Quarter hours wholly inside ``[start, end)``, not cut by ``split``, ended before
+    ``closed_before``: the ones that can be kept."""
+    result = []
+    slot = ceil(start)
+    while slot + SLOT <= end and slot + SLOT <= closed_before:
+        if not slot < split < slot + SLOT:
+            result.append(slot)
+        slot += SLOT
+    return result
+
+
+def uncovered(start: datetime, end: datetime,
+              kept: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` minus the kept quarter hours, as ordered ranges (at most `MAX_RANGES`)."""
+    result: list[tuple[datetime, datetime]] = []
+    cursor = start
+    for slot in sorted(kept):
+        if slot > cursor:
+            result.append((cursor, slot))
+        cursor = max(cursor, slot + SLOT)
+    if cursor < end:
+        result.append((cursor, end))
+    if len(result) > MAX_RANGES:
+        return [(result[0][0], result[-1][1])]
+    return result
+
+
+def pseudonym(person: str) -> str:
+    """What a quarter hour keeps of a person or conversation: enough to count them
+    apart, not their address (64 bits: a collision among a million is ~1 in 10^7)."""
+    return hashlib.blake2b(person.encode(), digest_size=8).hexdigest()
+
+
+@dataclass
+class Piece:
+    """The figures of one quarter hour of one hot collection (or its part on one side
+    of the current period's start)."""
+
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    people: set[str] = field(default_factory=set)
+    bot: dict[bool, int] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
+    sentiment: dict[str, float] = field(default_factory=dict)
+
+    def to_doc(self) -> dict[str, Any]:
+        """What is kept: only the fields that hold something (an empty quarter hour is {})."""
+        doc: dict[str, Any] = {}
+        if self.counts:
+            doc["counts"] = [[c, d, n] for (c, d), n in sorted(self.counts.items())]
+        if self.people:
+            doc["people"] = sorted(self.people)
+        if self.bot:
+            doc["bot"] = [[f, n] for f, n in sorted(self.bot.items())]
+        if self.languages:
+            doc["languages"] = [[lang, n] for lang, n in sorted(self.languages.items())]
+        if any(self.sentiment.values()):
+            doc["sentiment"] = dict(self.sentiment)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Piece:
+        return cls(counts={(c, d): int(n) for c, d, n in doc.get("counts", [])},
+                   people=set(doc.get("people", [])),
+                   bot={bool(f): int(n) for f, n in doc.get("bot", [])},
+                   languages={lang: int(n) for lang, n in doc.get("languages", [])},
+                   sentiment={k: float(v) for k, v in doc.get("sentiment", {}).items()})
+
+
+Key = tuple[datetime, bool]
+Texts = dict[Key, list[tuple[str, str]]]
+
+
+def read_rows(rows: list[dict[str, Any]]) -> tuple[dict[Key, Piece], Texts]:
+    """A hot pipeline's rows as pieces by (quarter hour, current period?), and the
+    texts to score for sentiment by the same key."""
+    facet = rows[0] if rows else {}
+    pieces: dict[Key, Piece] = {}
+    texts: Texts = {}
+
+    def piece(key: dict[str, Any]) -> Piece:
+        return pieces.setdefault((utc(key["s"]), bool(key["n"])), Piece())
+
+    for row in facet.get("counts", []):
+        key = row["_id"]
+        counts = piece(key).counts
+        counts[(key["c"], key["d"])] = counts.get((key["c"], key["d"]), 0) + int(row["n"])
+    for row in facet.get("people", []):
+        piece(row["_id"]).people.update(pseudonym(p) for p in row["people"]
+                                        if isinstance(p, str))
+    for row in facet.get("bot", []):
+        bot = piece(row["_id"]).bot
+        fallback = bool(row["_id"]["f"])
+        bot[fallback] = bot.get(fallback, 0) + int(row["n"])
+    for row in facet.get("languages", []):
+        languages = piece(row["_id"]).languages
+        languages[row["_id"]["l"]] = languages.get(row["_id"]["l"], 0) + int(row["n"])
+    for row in facet.get("sample", []):
+        piece(row["_id"])
+        texts[(utc(row["_id"]["s"]), bool(row["_id"]["n"]))] = [
+            (str(t.get("text") or ""), str(t.get("language") or "en")) for t in row["texts"]]
+    return pieces, texts
+
