@@ -53,6 +53,10 @@ class Reply:
     state: BotState
     store: tuple[str, str] | None = None
     action: str | None = None
+    # The language of the reply (ISO 639-1), and the one the user just chose
+    # ("speak Spanish"; None when the message chose none) for the caller to keep.
+    language: str = ""
+    chosen_language: str | None = None
 
     @property
     def is_fallback(self) -> bool:

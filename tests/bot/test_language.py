@@ -1,0 +1,313 @@
+"""Tests for the bot's languages: multilingual catalogues, detection, language memory
+and non-Latin scripts (whatsease.bot.language, catalogue.py and engine.py)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from whatsease.bot.catalogue import CatalogueError, loads_catalogue
+from whatsease.bot.engine import SET_LANGUAGE_INTENT, BotState, IntentEngine
+from whatsease.bot.language import guess_language, language_command, script_of
+from whatsease.bot.normalize import is_word, strip_accents, tokenize
+
+TRILINGUAL = """
+[bot]
+name = "Test"
+languages = ["en", "es", "hi"]
+default_language = "en"
+fallback = ["Sorry, I did not get that."]
+
+[bot.i18n.es]
+fallback = ["Perdona, no te he entendido."]
+
+[bot.i18n.hi]
+fallback = ["माफ़ कीजिए, मैं समझ नहीं पाया।"]
+
+[[intents]]
+name = "greet"
+examples = ["hello", "hi there", "good morning"]
+responses = ["Hello!"]
+
+[intents.i18n.es]
+examples = ["hola", "buenos días", "buenas tardes"]
+responses = ["¡Hola!"]
+
+[intents.i18n.hi]
+examples = ["नमस्ते", "नमस्कार", "सुप्रभात"]
+responses = ["नमस्ते!"]
+
+[[intents]]
+name = "send_message"
+examples = ["how do i send a message", "how to write a message to someone"]
+responses = ["Type in the box and press Enter."]
+
+[intents.i18n.es]
+examples = ["cómo envío un mensaje", "cómo le escribo un mensaje a alguien"]
+responses = ["Escribe en el cuadro y pulsa Intro."]
+
+[intents.i18n.hi]
+examples = ["मैं संदेश कैसे भेजूं", "किसी को मैसेज कैसे लिखें"]
+responses = ["बॉक्स में लिखें और Enter दबाएँ।"]
+
+[[intents]]
+name = "thanks"
+examples = ["thanks", "thank you very much"]
+responses = ["You're welcome!"]
+
+[intents.i18n.es]
+examples = ["gracias", "muchas gracias"]
+responses = ["¡De nada!"]
+
+[intents.i18n.hi]
+examples = ["धन्यवाद", "शुक्रिया"]
+responses = ["आपका स्वागत है!"]
+
+[[intents]]
+name = "remember_name"
+examples = ["my name is Sam", "call me Alex"]
+slots = { name = '''(?:\\bmy\\s+name\\s+is|\\bcall\\s+me|\\bme\\s+llamo|मेरा\\s+नाम)\
+\\s+(?P<name>[^\\s\\d.,!?।]{1,40})''' }
+remember = ["name"]
+responses = ["Nice to meet you, {name}!"]
+
+[intents.i18n.es]
+examples = ["me llamo Ana", "me llamo Luis"]
+responses = ["¡Encantado, {name}!"]
+
+[intents.i18n.hi]
+examples = ["मेरा नाम प्रिया है", "मेरा नाम राहुल है"]
+responses = ["आपसे मिलकर खुशी हुई, {name}!"]
+"""
+
+
+@pytest.fixture(scope="module")
+def engine() -> IntentEngine:
+    return IntentEngine(loads_catalogue(TRILINGUAL), rng=random.Random(0))
+
+
+# --------------------------------------------------------------------- catalogue
+
+
+def test_one_language_catalogue_is_unchanged() -> None:
+    catalogue = loads_catalogue(
+        '[bot]\nname = "T"\nfallback = ["?"]\n[[intents]]\nname = "a"\n'
+        'examples = ["hello"]\nresponses = ["hi"]\n'
+    )
+    assert catalogue.languages == ("en",)
+    assert catalogue.translations == {}
+    assert catalogue.in_language("en") is catalogue
+
+
+def test_translations_carry_each_language_texts() -> None:
+    catalogue = loads_catalogue(TRILINGUAL)
+    assert catalogue.languages == ("en", "es", "hi")
+    spanish = catalogue.in_language("es")
+    assert spanish.language == "es"
+    assert spanish.intent("greet").examples == ("hola", "buenos días", "buenas tardes")
+    assert spanish.bot.fallback == ("Perdona, no te he entendido.",)
+    # The rest of an intent (slots, memory) is shared by every language.
+    assert spanish.intent("remember_name").remember == ("name",)
+    with pytest.raises(KeyError):
+        catalogue.in_language("fr")
+
+
+def test_default_language_comes_first() -> None:
+    text = TRILINGUAL.replace('default_language = "en"', 'default_language = "es"')
+    # The top-level texts are then Spanish, and [bot.i18n.es] has no place.
+    with pytest.raises(CatalogueError, match=r"\[bot\] 'i18n.es': 'es' is not one of"):
+        loads_catalogue(text)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('languages = ["en", "es", "hi"]', 'languages = ["en", "spanish"]',
+         r"\[bot\] 'languages' must be a non-empty list of two-letter"),
+        ('default_language = "en"', 'default_language = "fr"',
+         r"\[bot\] 'default_language' 'fr' is not one of 'languages'"),
+        ('[bot.i18n.es]\nfallback = ["Perdona, no te he entendido."]\n', '',
+         r"\[bot\] 'i18n.es.fallback' is missing"),
+        ('examples = ["gracias", "muchas gracias"]\n', '',
+         r"intent 'thanks': 'i18n.es.examples' is missing"),
+        ('responses = ["आपका स्वागत है!"]', '',
+         r"intent 'thanks': 'i18n.hi.responses' is missing"),
+        ('responses = ["¡Encantado, {name}!"]', 'responses = ["¡Encantado, {nombre}!"]',
+         r"intent 'remember_name': 'i18n.es.responses' uses unknown placeholder \{nombre\}"),
+        ('[intents.i18n.hi]\nexamples = ["धन्यवाद"', '[intents.i18n.fr]\nexamples = ["merci"]\n'
+         '[intents.i18n.hi]\nexamples = ["धन्यवाद"',
+         r"intent 'thanks': 'i18n.fr': 'fr' is not one of \[bot\] 'languages'"),
+        ('examples = ["hola", "buenos días", "buenas tardes"]',
+         'examples = ["hola"]\nslots = {}',
+         r"intent 'greet': 'i18n.es.slots' is not a key a language may give"),
+        ('examples = ["hola", "buenos días", "buenas tardes"]', 'examples = []',
+         r"intent 'greet': 'i18n.es.examples' must be a non-empty list of strings"),
+    ],
+)
+def test_validation_names_intent_key_and_language(old: str, new: str, message: str) -> None:
+    assert old in TRILINGUAL
+    with pytest.raises(CatalogueError, match=message):
+        loads_catalogue(TRILINGUAL.replace(old, new, 1))
+
+
+def test_i18n_needs_languages() -> None:
+    text = (
+        '[bot]\nname = "T"\nfallback = ["?"]\n[[intents]]\nname = "a"\n'
+        'examples = ["hello"]\nresponses = ["hi"]\n[intents.i18n.es]\n'
+        'examples = ["hola"]\nresponses = ["hola"]\n'
+    )
+    with pytest.raises(CatalogueError, match=r"intent 'a': 'i18n.es'.*\(others: none\)"):
+        loads_catalogue(text)
+
+
+# --------------------------------------------------------------------- scripts
+
+
+def test_devanagari_and_tamil_words_stay_whole() -> None:
+    assert tokenize("मेरा नाम प्रिया है।") == ["मेरा", "नाम", "प्रिया", "है"]
+    assert tokenize("என் பெயர் பிரியா!") == ["என்", "பெயர்", "பிரியா"]
+    assert all(is_word(word) for word in tokenize("मेरा नाम प्रिया है"))
+    assert not is_word("b4")
+    # Latin accents go; Indic vowel signs and viramas stay; nukta and candrabindu fold.
+    assert strip_accents("inglés señor") == "ingles senor"
+    assert strip_accents("ज़रूर हाँ") == "जरूर हां"
+    assert strip_accents("प्रिया") == "प्रिया"
+
+
+def test_script_of_text() -> None:
+    assert script_of("नमस्ते दोस्त") == "DEVANAGARI"
+    assert script_of("வணக்கம்") == "TAMIL"
+    assert script_of("hola, ¿qué tal?") == "LATIN"
+    assert script_of("123 !!") is None
+
+
+# --------------------------------------------------------------------- detection
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("how do I send a photo", "en"),
+        ("what time is it now", "en"),
+        ("¿cómo cambio mi nombre?", "es"),
+        ("necesito ayuda con mi cuenta", "es"),
+        ("hola como estas", "es"),
+        ("मेरा नाम प्रिया है", "hi"),
+        ("हाँ", "hi"),
+        ("sí", "es"),
+    ],
+)
+def test_detects_short_messages(text: str, language: str) -> None:
+    guess = guess_language(text, ["en", "es", "hi"])
+    assert guess.language == language
+
+
+def test_detection_is_restricted_to_the_catalogue_languages() -> None:
+    # Tamil is no language of this catalogue: its script tells nothing.
+    assert guess_language("என் பெயர் பிரியா", ["en", "es", "hi"]).language is None
+    assert guess_language("என் பெயர் பிரியா", ["en", "ta"]).language == "ta"
+    assert guess_language("हाँ", ["en", "hi"]).by_script
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("speak Spanish", "es"),
+        ("can you talk to me in english please", "en"),
+        ("habla inglés", "en"),
+        ("háblame en español por favor", "es"),
+        ("हिंदी में बात करो", "hi"),
+        ("hindi mein baat karo", "hi"),
+        ("தமிழில் பேசு", "ta"),
+        ("speak French", "?"),
+        ("how do I change my name", None),
+        ("I speak Spanish at home, how do I send a message", None),
+    ],
+)
+def test_language_commands(text: str, language: str | None) -> None:
+    assert language_command(text) == language
+
+
+# --------------------------------------------------------------------- engine
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "reply"),
+    [
+        ("hola", "greet", "¡Hola!"),
+        ("como envio un mensje", "send_message", "Escribe en el cuadro y pulsa Intro."),
+        ("muchas grasias", "thanks", "¡De nada!"),
+        ("नमस्ते", "greet", "नमस्ते!"),
+        ("मैं संदेश कैसे भेजू", "send_message", "बॉक्स में लिखें और Enter दबाएँ।"),  # typo: ू
+        ("धन्यावाद", "thanks", "आपका स्वागत है!"),  # typo: an extra vowel sign
+        ("how do i sned a mesage", "send_message", "Type in the box and press Enter."),
+    ],
+)
+def test_matches_each_language_with_typos(engine: IntentEngine, text: str, intent: str,
+                                          reply: str) -> None:
+    answer = engine.respond(text, BotState())
+    assert (answer.intent, answer.text) == (intent, reply)
+
+
+def test_slots_in_devanagari(engine: IntentEngine) -> None:
+    reply = engine.respond("मेरा नाम प्रिया है", BotState())
+    assert reply.intent == "remember_name"
+    assert reply.slots == {"name": "प्रिया"}
+    assert reply.text == "आपसे मिलकर खुशी हुई, प्रिया!"
+    assert reply.state.memory == {"name": "प्रिया"}
+
+
+def test_remembers_the_language_across_turns(engine: IntentEngine) -> None:
+    state = BotState()
+    reply = engine.respond("hola, ¿cómo envío un mensaje?", state)
+    assert reply.language == "es" and reply.state.language == "es"
+    # One word said in every language does not switch: the reply stays Spanish.
+    reply = engine.respond("ok", reply.state)
+    assert reply.language == "es"
+    assert reply.text == "Perdona, no te he entendido."
+    reply = engine.respond("thanks", reply.state)
+    assert (reply.intent, reply.text) == ("thanks", "¡De nada!")
+    # A sentence in another language does.
+    reply = engine.respond("how do I send a message", reply.state)
+    assert (reply.language, reply.text) == ("en", "Type in the box and press Enter.")
+    reply = engine.respond("धन्यवाद", reply.state)
+    assert (reply.language, reply.text) == ("en", "You're welcome!")
+
+
+def test_unknown_language_falls_back_to_last_then_default(engine: IntentEngine) -> None:
+    reply = engine.respond("12345", BotState())
+    assert reply.language == "en"
+    reply = engine.respond("12345", BotState(language="hi"))
+    assert (reply.language, reply.text) == ("hi", "माफ़ कीजिए, मैं समझ नहीं पाया।")
+
+
+def test_speak_spanish_sets_the_language(engine: IntentEngine) -> None:
+    reply = engine.respond("speak Spanish", BotState())
+    assert reply.intent == SET_LANGUAGE_INTENT
+    assert reply.chosen_language == "es"
+    assert reply.text == "¡Claro! A partir de ahora te hablo en español."
+    # A chosen language holds even for English sentences...
+    reply = engine.respond("how do I send a message", reply.state)
+    assert (reply.language, reply.text) == ("es", "Escribe en el cuadro y pulsa Intro.")
+    # ...until another is chosen.
+    reply = engine.respond("हिंदी में बात करो", reply.state)
+    assert (reply.language, reply.chosen_language) == ("hi", "hi")
+    reply = engine.respond("habla inglés", reply.state)
+    assert reply.state.chosen_language == "en"
+    assert reply.text == "Sure, I'll speak English from now on."
+
+
+def test_asking_for_a_language_the_catalogue_lacks(engine: IntentEngine) -> None:
+    reply = engine.respond("háblame en francés", BotState(language="es"))
+    assert reply.intent == SET_LANGUAGE_INTENT
+    assert reply.chosen_language is None
+    assert reply.text == "Lo siento, todavía no hablo ese idioma. Hablo: English, español, हिंदी."
+    assert reply.state.language == "es"
+
+
+def test_state_keeps_the_language() -> None:
+    state = BotState(language="es", chosen_language="hi")
+    again = BotState.from_dict(state.to_dict())
+    assert (again.language, again.chosen_language) == ("es", "hi")
+    assert BotState.from_dict({}).language is None
