@@ -118,6 +118,8 @@ class BotSettings:
     languages: tuple[str, ...] = (DEFAULT_LANGUAGE,)
     # Said when a person sets this language ("speak Spanish"); empty: the built-in line.
     switched: tuple[str, ...] = ()
+    # The language of these settings' texts (fallback, switched), for {date}.
+    language: str = DEFAULT_LANGUAGE
 
     @property
     def default_language(self) -> str:
@@ -297,6 +299,7 @@ def _parse_bot(table: Mapping[str, Any], source: str) -> BotSettings:
     switched = _bot_text(table, "switched", fail) if "switched" in table else ()
     return BotSettings(
         languages=languages,
+        language=languages[0],
         switched=switched,
         name=name.strip(),
         fallback=fallback,
@@ -529,7 +532,7 @@ def _translate_bot(bot: BotSettings, table: Mapping[str, Any], language: str,
 
     fallback = _bot_text(texts, "fallback", scoped)
     switched = _bot_text(texts, "switched", scoped) if "switched" in texts else ()
-    return replace(bot, fallback=fallback, switched=switched)
+    return replace(bot, fallback=fallback, switched=switched, language=language)
 
 
 def _translate_intent(intent: Intent, raw: Mapping[str, Any], language: str, source: str,
