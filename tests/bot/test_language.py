@@ -3,12 +3,15 @@ and non-Latin scripts (whatsease.bot.language, catalogue.py and engine.py)."""
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
 from whatsease.bot.catalogue import CatalogueError, loads_catalogue
 from whatsease.bot.engine import SET_LANGUAGE_INTENT, BotState, IntentEngine
+from whatsease.bot.evaluate import main
 from whatsease.bot.language import guess_language, language_command, script_of
 from whatsease.bot.normalize import is_word, strip_accents, tokenize
 
@@ -311,3 +314,78 @@ def test_state_keeps_the_language() -> None:
     again = BotState.from_dict(state.to_dict())
     assert (again.language, again.chosen_language) == ("es", "hi")
     assert BotState.from_dict({}).language is None
+
+
+# --------------------------------------------------------------------- bot-eval
+
+
+@pytest.fixture
+def trilingual_files(tmp_path: Path) -> tuple[str, str, str]:
+    catalogue = tmp_path / "tri.toml"
+    catalogue.write_text(TRILINGUAL, encoding="utf-8")
+    english = tmp_path / "cases.jsonl"
+    english.write_text(
+        '{"text": "how do i send a message to my friend", "intent": "send_message"}\n'
+        '{"text": "thanks", "intent": "thanks"}\n'
+        '{"text": "book me a flight to paris", "intent": null}\n', encoding="utf-8")
+    spanish = tmp_path / "cases_es.jsonl"
+    spanish.write_text(
+        '{"text": "cómo le envío un mensaje a mi amiga", "intent": "send_message"}\n'
+        '{"text": "muchas gracias", "intent": "thanks"}\n'
+        '{"text": "resérvame un vuelo a parís", "intent": null}\n'
+        '{"text": "नमस्ते", "intent": "greet", "lang": "hi"}\n', encoding="utf-8")
+    return str(catalogue), str(english), str(spanish)
+
+
+def test_bot_eval_reports_each_language(trilingual_files: tuple[str, str, str],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    catalogue, english, spanish = trilingual_files
+    argv = ["--catalogue", catalogue, "--words-only", "--cases", english, "--cases", spanish]
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    languages = report["languages"]
+    assert list(languages) == ["en", "es", "hi"]
+    rows = report["cases"]
+    # The file name's _es says the language; a case's own "lang" wins.
+    assert [r["lang"] for r in rows] == ["en", "en", "en", "es", "es", "es", "hi"]
+    for code, row in languages.items():
+        mine = [r for r in rows if r["lang"] == code]
+        assert row["total"] == len(mine)
+        assert row["correct"] == sum(r["predicted"] == r["expected"] for r in mine)
+        out_of_scope = [r for r in mine if r["expected"] is None]
+        assert row["out_of_scope"]["total"] == len(out_of_scope)
+        long = [r for r in mine if len(r["text"].split()) >= 3]
+        assert row["detection"] == {
+            "min_words": 3, "total": len(long),
+            "correct": sum(r["detected"] == code for r in long),
+            "accuracy": pytest.approx(sum(r["detected"] == code for r in long) / len(long))
+            if long else None}
+        assert row["reply_language"]["correct"] == sum(r["reply_language"] == code for r in mine)
+    assert languages["es"]["correct"] == 3
+    assert languages["es"]["detection"]["correct"] == 2
+
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Per language (engine):" in out
+    table = out.split("Per language (engine):\n")[1].split("\n\n")[0].splitlines()
+    assert table[0].split()[:2] == ["lang", "accuracy"]
+    assert table[2].startswith("es") and "100.0% (3/3)" in table[2]
+    assert "0/1 (0.0%)" in table[2]  # no out-of-scope message answered
+    assert "100.0% (2/2)" in table[2]  # detection on messages of three words or more
+
+
+def test_bot_eval_one_language_report_has_no_language_table(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    catalogue = tmp_path / "one.toml"
+    catalogue.write_text('[bot]\nname = "T"\nfallback = ["?"]\n[[intents]]\nname = "a"\n'
+                         'examples = ["hello"]\nresponses = ["hi"]\n', encoding="utf-8")
+    cases = tmp_path / "cases_es.jsonl"  # "es" is no language of this catalogue
+    cases.write_text('{"text": "hello", "intent": "a"}\n', encoding="utf-8")
+    assert main(["--catalogue", str(catalogue), "--words-only", "--cases", str(cases),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "languages" not in report
+    assert set(report["cases"][0]) == {"text", "expected", "predicted", "confidence"}
+    assert main(["--catalogue", str(catalogue), "--words-only", "--cases", str(cases),
+                 "--lang", "fr"]) == 2
+    assert "language 'fr' is not one of the catalogue's (en)" in capsys.readouterr().err

@@ -139,9 +139,16 @@ class IntentEngine:
         # One engine per language the catalogue speaks, this one for its default; each
         # reads its own language's examples (the sentence reader is this one's only).
         self.language = catalogue.language
+        self._own_words = frozenset(
+            word for intent in catalogue.intents for example in intent.examples
+            for word in tokenize(example))
         self.engines: dict[str, IntentEngine] = {self.language: self}
         for code, translated in catalogue.translations.items():
             self.engines[code] = IntentEngine(translated, rng=self._rng)
+
+    def known_share(self, words: list[str]) -> float:
+        """The share of `words` (normalised) this language's examples use."""
+        return sum(word in self._own_words for word in words) / len(words) if words else 0.0
 
     def match(self, text: str, context: str | None = None, *,
               language: str | None = None) -> Match:
@@ -454,25 +461,30 @@ class IntentEngine:
 
         The reply's language is the one the user chose, else the message's when the
         message has at least SWITCH_MIN_WORDS words ("ok", "sí", "हाँ" never change it)
-        and its language is sure (or the user's is not known yet), else the user's
-        last one, else the catalogue's default. A message is read in its likeliest
-        language; one whose language is not sure, or that is short and not told by its
-        script, and that falls back, is read in the other languages too, and the
-        first that answers wins.
+        and its language is sure, else the user's last one, else (a new user) the
+        language that understood the message, else its sure language, else the
+        catalogue's default. A message whose language is sure (by
+        script, or detected surely in SURE_LANGUAGE_WORDS words or more) is read in
+        it; any other is read first in the language whose examples know most of its
+        words, and, if it falls back there, in the others until one answers.
         """
         guess = guess_language(text, self.catalogue.languages)
         chosen = state.chosen_language if state.chosen_language in self.engines else None
         last = state.language if state.language in self.engines else None
         detected = guess.language
         speak = chosen
-        if (speak is None and detected is not None and guess.words >= SWITCH_MIN_WORDS
-                and (guess.sure or last is None)):
+        if speak is None and guess.sure and guess.words >= SWITCH_MIN_WORDS:
             speak = detected
         order = list(dict.fromkeys(
             code for code in (detected, speak, last, *self.catalogue.languages) if code))
+        sure = guess.by_script or (guess.sure and guess.words >= SURE_LANGUAGE_WORDS)
+        if not sure:
+            # Short or unclear: the language whose examples use most of its words
+            # first ("cancelar", "chao" and "hiii" are each one language's word).
+            words = tokenize(text[:MAX_MATCH_CHARS], self.speller.vocabulary)
+            order.sort(key=lambda code: -self.engines[code].known_share(words))
         found = self.match(text, context, language=order[0])
         reader = order[0]
-        sure = guess.by_script or (guess.sure and guess.words >= SURE_LANGUAGE_WORDS)
         if found.intent is None and not sure:
             for code in order[1:]:
                 other = self.match(text, context, language=code)
@@ -480,8 +492,11 @@ class IntentEngine:
                     found, reader = other, code
                     break
         if speak is None:
-            # A new user's one-word message ("hola") speaks the language that understood it.
-            speak = last or (reader if found.intent is not None else detected) or self.language
+            # A new user's short or unclear message ("hola") speaks the language that
+            # understood it; one that nobody understood, the default.
+            speak = last or (reader if found.intent is not None
+                             else detected if detected is not None and guess.sure
+                             else self.language)
         return found, self.engines[speak]
 
     def _set_language(self, text: str, state: BotState, now: datetime) -> Reply | None:
