@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,14 @@ import pytest
 from whatsease.bot.catalogue import CatalogueError, loads_catalogue
 from whatsease.bot.engine import SET_LANGUAGE_INTENT, BotState, IntentEngine
 from whatsease.bot.evaluate import main
-from whatsease.bot.language import guess_language, language_command, script_of
+from whatsease.bot.language import (
+    detector_ready,
+    guess_language,
+    language_command,
+    needs_detector,
+    prepare_detector,
+    script_of,
+)
 from whatsease.bot.normalize import is_word, strip_accents, tokenize
 
 TRILINGUAL = """
@@ -389,3 +398,38 @@ def test_bot_eval_one_language_report_has_no_language_table(
     assert main(["--catalogue", str(catalogue), "--words-only", "--cases", str(cases),
                  "--lang", "fr"]) == 2
     assert "language 'fr' is not one of the catalogue's (en)" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- the detector's cost
+
+
+def test_the_detector_is_not_loaded_at_import() -> None:
+    code = ("import sys\nimport whatsease.bot.engine, whatsease.bot.service\n"
+            "from whatsease.bot.catalogue import load_catalogue\n"
+            "from whatsease.bot.engine import IntentEngine\n"
+            "IntentEngine(load_catalogue())\n"
+            "print('lingua' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_prepare_builds_only_what_the_languages_need() -> None:
+    assert not needs_detector(["en", "hi"])  # told apart by script alone
+    assert detector_ready(["en", "hi"])
+    assert needs_detector(["en", "es", "hi"])
+    prepare_detector(["en", "es"], light=True)
+    assert detector_ready(["en", "es", "hi"], light=True)
+    assert guess_language("necesito ayuda con mi cuenta", ["en", "es"], light=True).language == "es"
+
+
+def test_light_detection_is_a_catalogue_choice() -> None:
+    light = loads_catalogue(TRILINGUAL.replace('default_language = "en"',
+                                               'default_language = "en"\n'
+                                               'language_detection = "light"'))
+    assert light.bot.light_detection
+    assert light.in_language("es").bot.light_detection
+    assert not loads_catalogue(TRILINGUAL).bot.light_detection
+    with pytest.raises(CatalogueError, match=r"\[bot\] 'language_detection' must be"):
+        loads_catalogue(TRILINGUAL.replace('default_language = "en"',
+                                           'language_detection = "fast"'))

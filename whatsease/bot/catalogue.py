@@ -34,7 +34,7 @@ _BOT_KEYS = frozenset(
     {
         "name", "fallback", "threshold", "margin", "context_turns", "context_minutes",
         "history_max_messages", "history_max_chars", "history_max_minutes", "synonyms",
-        "languages", "default_language", "i18n",
+        "languages", "default_language", "i18n", "language_detection",
     }
 )  # fmt: skip
 _INTENT_KEYS = frozenset(
@@ -120,6 +120,9 @@ class BotSettings:
     switched: tuple[str, ...] = ()
     # The language of these settings' texts (fallback, switched), for {date}.
     language: str = DEFAULT_LANGUAGE
+    # Language detection in lingua's low-accuracy mode: 6 MiB instead of about 95, a
+    # little less sure on short messages (docs/bot.md, "Languages").
+    light_detection: bool = False
 
     @property
     def default_language(self) -> str:
@@ -296,10 +299,14 @@ def _parse_bot(table: Mapping[str, Any], source: str) -> BotSettings:
         synonyms[canonical] = words
 
     languages = _parse_languages(table, fail)
+    detection = table.get("language_detection", "accurate")
+    if detection not in ("accurate", "light"):
+        raise fail("language_detection", "must be \"accurate\" or \"light\"")
     switched = _bot_text(table, "switched", fail) if "switched" in table else ()
     return BotSettings(
         languages=languages,
         language=languages[0],
+        light_detection=detection == "light",
         switched=switched,
         name=name.strip(),
         fallback=fallback,

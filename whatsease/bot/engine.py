@@ -468,7 +468,8 @@ class IntentEngine:
         it; any other is read first in the language whose examples know most of its
         words, and, if it falls back there, in the others until one answers.
         """
-        guess = guess_language(text, self.catalogue.languages)
+        guess = guess_language(text, self.catalogue.languages,
+                               light=self.catalogue.bot.light_detection)
         chosen = state.chosen_language if state.chosen_language in self.engines else None
         last = state.language if state.language in self.engines else None
         detected = guess.language

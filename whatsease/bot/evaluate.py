@@ -125,7 +125,8 @@ def run_engine(engine: IntentEngine, cases: Sequence[Case]) -> list[Outcome]:
                 context_turns_left=engine.catalogue.bot.context_turns,
             )
         reply = engine.respond(case.text, state, now=EVAL_NOW, rng=Random(0))
-        detected = guess_language(case.text, engine.catalogue.languages).language
+        detected = guess_language(case.text, engine.catalogue.languages,
+                                  light=engine.catalogue.bot.light_detection).language
         outcomes.append(Outcome(case, reply.intent, reply.confidence, reply.language, detected))
     return outcomes
 

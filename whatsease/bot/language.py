@@ -2,8 +2,9 @@
 
 Script decides first (Devanagari is Hindi when the catalogue speaks Hindi); among
 the catalogue's languages that share a script, `lingua-language-detector` decides,
-restricted to them. Its models take tens of megabytes, so the detector is built on
-the first message that needs it, never at import, and once per set of languages.
+restricted to them. Its models take about 95 MiB for English and Spanish (6 MiB in
+its low-accuracy mode, [bot] language_detection = "light"), so the detector is built
+on the first message that needs it, never at import, and once per set of languages.
 """
 
 from __future__ import annotations
@@ -121,11 +122,12 @@ def script_of(text: str) -> str | None:
     return script if count / letters >= SCRIPT_SHARE else None
 
 
-def guess_language(text: str, languages: Sequence[str]) -> Guess:
+def guess_language(text: str, languages: Sequence[str], *, light: bool = False) -> Guess:
     """The language of `text` among `languages` (ISO 639-1 codes).
 
     A script only one of `languages` writes in decides alone; otherwise the detector
-    decides among the languages of that script, and says how sure it is.
+    decides among the languages of that script, and says how sure it is (`light`: its
+    low-accuracy mode, which reads trigrams only).
     """
     words = sum(1 for part in text.split() if any(ch.isalnum() for ch in part))
     if len(languages) < 2:
@@ -138,7 +140,7 @@ def guess_language(text: str, languages: Sequence[str]) -> Guess:
         return Guess(None, words)
     if len(same) == 1:
         return Guess(same[0], words, by_script=True, confidence=1.0)
-    detector = _detector(tuple(sorted(same)))
+    detector = _detector(tuple(sorted(same)), light)
     if detector is None:
         return Guess(None, words)
     values = detector.compute_language_confidence_values(text)
@@ -199,24 +201,55 @@ def _by_name() -> dict[str, str]:
             for code, names in LANGUAGE_NAMES.items() for name in names}
 
 
-_detectors: dict[tuple[str, ...], LanguageDetector | None] = {}
+def needs_detector(languages: Sequence[str]) -> bool:
+    """Whether telling `languages` apart takes the detector: two of them share a script."""
+    scripts = [SCRIPTS.get(code, "LATIN") for code in languages]
+    return len(set(scripts)) < len(scripts)
+
+
+def prepare_detector(languages: Sequence[str], *, light: bool = False) -> None:
+    """Build the detectors `guess_language` will need for `languages` now (it takes a
+    second and loads the models: call it off the event loop)."""
+    by_script: dict[str, list[str]] = {}
+    for code in languages:
+        by_script.setdefault(SCRIPTS.get(code, "LATIN"), []).append(code)
+    for same in by_script.values():
+        if len(same) > 1:
+            detector = _detector(tuple(sorted(same)), light)
+            if detector is not None:
+                detector.detect_language_of("hello")  # loads the models
+
+
+def detector_ready(languages: Sequence[str], *, light: bool = False) -> bool:
+    """Whether every detector `languages` need is built (see `prepare_detector`)."""
+    by_script: dict[str, list[str]] = {}
+    for code in languages:
+        by_script.setdefault(SCRIPTS.get(code, "LATIN"), []).append(code)
+    return all((tuple(sorted(same)), light) in _detectors
+               for same in by_script.values() if len(same) > 1)
+
+
+_detectors: dict[tuple[tuple[str, ...], bool], LanguageDetector | None] = {}
 _detectors_lock = threading.Lock()
 
 
-def _detector(languages: tuple[str, ...]) -> LanguageDetector | None:
+def _detector(languages: tuple[str, ...], light: bool) -> LanguageDetector | None:
     """The detector for `languages`, built on first use (None: lingua knows one of them
     not, or is not installed). The bot may answer on a worker thread, hence the lock."""
+    key = (languages, light)
     with _detectors_lock:
-        if languages in _detectors:
-            return _detectors[languages]
+        if key in _detectors:
+            return _detectors[key]
         try:
             from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
             chosen = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper()))
                       for code in languages]
-            detector: LanguageDetector | None = (
-                LanguageDetectorBuilder.from_languages(*chosen).build())
+            builder = LanguageDetectorBuilder.from_languages(*chosen)
+            if light:
+                builder = builder.with_low_accuracy_mode()
+            detector: LanguageDetector | None = builder.build()
         except (ImportError, AttributeError, ValueError):
             detector = None
-        _detectors[languages] = detector
+        _detectors[key] = detector
         return detector

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from whatsease.bot.catalogue import Catalogue, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history, open_reader
+from whatsease.bot.language import detector_ready, needs_detector, prepare_detector
 from whatsease.bot.llm import ChatEndpoint, LLMError, complete
 from whatsease.delivery.frames import encode
 from whatsease.errors import ConfigError, Unprocessable
@@ -108,6 +109,7 @@ class Assistant:
         try:
             state = await self.load_state(user)
             profile = await self.services.store.users.get(user)
+            await self._prepare_languages()
             now = self.clock()
             name = profile.name if profile else ""
             if self._thinker is None:
@@ -133,6 +135,16 @@ class Assistant:
             return reply
         finally:
             hub.send(user, encode("typing", sender=self.address, state=False))
+
+    async def _prepare_languages(self) -> None:
+        """Build the language detector on the first message, off the event loop: it
+        loads its models (tens of MiB, about a second), which an idle server or a
+        one-language catalogue never needs."""
+        languages = self.catalogue.languages
+        light = self.catalogue.bot.light_detection
+        if needs_detector(languages) and not detector_ready(languages, light=light):
+            await asyncio.get_running_loop().run_in_executor(
+                self._thinker, lambda: prepare_detector(languages, light=light))
 
     async def _send(self, user: str, text: str) -> Message:
         return await self.services.messaging.send(self.address, user, text,
