@@ -7,13 +7,15 @@ import json
 import random
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from whatsease.bot.catalogue import CatalogueError, loads_catalogue
+from whatsease.bot.catalogue import CatalogueError, load_catalogue, loads_catalogue
 from whatsease.bot.engine import SET_LANGUAGE_INTENT, BotState, IntentEngine
 from whatsease.bot.evaluate import main
+from whatsease.bot.folding import stem
 from whatsease.bot.language import (
     detector_ready,
     guess_language,
@@ -433,3 +435,33 @@ def test_light_detection_is_a_catalogue_choice() -> None:
     with pytest.raises(CatalogueError, match=r"\[bot\] 'language_detection' must be"):
         loads_catalogue(TRILINGUAL.replace('default_language = "en"',
                                            'language_detection = "fast"'))
+
+
+# --------------------------------------------------------------------- the default assistant
+
+
+def test_hindi_inflections_meet_at_one_stem() -> None:
+    assert {stem(w) for w in ("भेजूं", "भेजें", "भेजो", "भेजना")} == {"भेज"}
+    assert stem("नाम") == "नाम"  # nothing to strip
+    assert stem("ना") == "ना"  # too short to be a stem
+    assert stem("sending") == "send"  # English as before
+
+
+def test_the_default_assistant_speaks_spanish_and_hindi() -> None:
+    catalogue = load_catalogue()
+    assert catalogue.languages == ("en", "es", "hi")
+    for code in ("es", "hi"):
+        translated = catalogue.in_language(code)
+        for english, intent in zip(catalogue.intents, translated.intents, strict=True):
+            assert intent.responses and set(intent.responses).isdisjoint(english.responses)
+            # Loanwords ("facetime") may be shared; the examples are the language's own.
+            assert not set(intent.examples) <= set(english.examples) or intent.catch_all
+    # Hindi's own synonyms: "तुम्हारा" reads as "आपका".
+    engine = IntentEngine(catalogue, rng=random.Random(0))
+    reply = engine.respond("तुम्हारा नाम क्या है", BotState())
+    assert (reply.intent, reply.language) == ("identity", "hi")
+    reply = engine.respond("Mi nombre es Lucía", BotState())
+    assert (reply.intent, reply.slots, reply.language) == ("remember_name", {"name": "Lucía"}, "es")
+    reply = engine.respond("¿qué día es hoy?", BotState(), now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert reply.text in ("Hoy es jueves 1 de enero de 2026.",
+                          "Estamos a jueves 1 de enero de 2026.")

@@ -48,7 +48,7 @@ _INTENT_KEYS = frozenset(
 DEFAULT_LANGUAGE = "en"
 # What an intent's [intents.i18n.<language>] table may give: its texts in that language.
 _INTENT_TEXT_KEYS = ("examples", "responses", "responses_missing", "reminder")
-_BOT_TEXT_KEYS = frozenset({"fallback", "switched"})
+_BOT_TEXT_KEYS = frozenset({"fallback", "switched", "synonyms"})
 # ISO 639-1 codes: two lower-case letters.
 _LANGUAGE_CODE = re.compile(r"[a-z]{2}\Z")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -288,15 +288,7 @@ def _parse_bot(table: Mapping[str, Any], source: str) -> BotSettings:
             raise fail(key, "must be a whole number of at least 1")
         counts[key] = count
 
-    synonyms: dict[str, tuple[str, ...]] = {}
-    raw_synonyms = table.get("synonyms", {})
-    if not isinstance(raw_synonyms, Mapping):
-        raise fail("synonyms", "must be a table of word = [other words]")
-    for canonical, variants in raw_synonyms.items():
-        words = _string_list(variants)
-        if words is None:
-            raise fail("synonyms", f"'{canonical}' must map to a non-empty list of strings")
-        synonyms[canonical] = words
+    synonyms = _synonyms(table.get("synonyms", {}), fail)
 
     languages = _parse_languages(table, fail)
     detection = table.get("language_detection", "accurate")
@@ -539,7 +531,22 @@ def _translate_bot(bot: BotSettings, table: Mapping[str, Any], language: str,
 
     fallback = _bot_text(texts, "fallback", scoped)
     switched = _bot_text(texts, "switched", scoped) if "switched" in texts else ()
-    return replace(bot, fallback=fallback, switched=switched, language=language)
+    # Each language has its own synonyms: the default language's are its words.
+    synonyms = _synonyms(texts.get("synonyms", {}), scoped)
+    return replace(bot, fallback=fallback, switched=switched, language=language,
+                   synonyms=synonyms)
+
+
+def _synonyms(raw: object, fail: _Fail) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, Mapping):
+        raise fail("synonyms", "must be a table of word = [other words]")
+    synonyms: dict[str, tuple[str, ...]] = {}
+    for canonical, variants in raw.items():
+        words = _string_list(variants)
+        if words is None:
+            raise fail("synonyms", f"'{canonical}' must map to a non-empty list of strings")
+        synonyms[canonical] = words
+    return synonyms
 
 
 def _translate_intent(intent: Intent, raw: Mapping[str, Any], language: str, source: str,
