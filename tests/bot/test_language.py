@@ -465,3 +465,33 @@ def test_the_default_assistant_speaks_spanish_and_hindi() -> None:
     reply = engine.respond("¿qué día es hoy?", BotState(), now=datetime(2026, 1, 1, tzinfo=UTC))
     assert reply.text in ("Hoy es jueves 1 de enero de 2026.",
                           "Estamos a jueves 1 de enero de 2026.")
+
+
+def test_tamil_is_normalised_and_matched() -> None:
+    catalogue = loads_catalogue(
+        '[bot]\nname = "T"\nlanguages = ["en", "ta"]\nfallback = ["Sorry?"]\n'
+        '[bot.i18n.ta]\nfallback = ["மன்னிக்கவும்?"]\n'
+        '[[intents]]\nname = "greet"\nexamples = ["hello", "good morning"]\n'
+        'responses = ["Hello!"]\n'
+        '[intents.i18n.ta]\nexamples = ["வணக்கம்", "காலை வணக்கம்"]\nresponses = ["வணக்கம்!"]\n'
+        '[[intents]]\nname = "thanks"\nexamples = ["thank you"]\nresponses = ["Welcome!"]\n'
+        '[intents.i18n.ta]\nexamples = ["நன்றி", "மிக்க நன்றி"]\nresponses = ["பரவாயில்லை!"]\n')
+    engine = IntentEngine(catalogue, rng=random.Random(0))
+    assert engine.respond("வணக்கம்!", BotState()).text == "வணக்கம்!"
+    assert engine.respond("மிக்க நன்றீ", BotState()).text == "பரவாயில்லை!"  # typo: ீ for ி
+    reply = engine.respond("thank you", BotState(language="ta"))
+    assert reply.text == "Welcome!"  # two English words switch
+    # A catalogue without Tamil falls back on it, in the person's language.
+    default = IntentEngine(load_catalogue(), rng=random.Random(0))
+    reply = default.respond("என் பெயர் பிரியா", BotState(language="es"))
+    assert reply.intent is None and reply.language == "es"
+
+
+def test_hindi_name_requests_fill_the_slot() -> None:
+    engine = IntentEngine(load_catalogue(), rng=random.Random(0))
+    for text in ("मुझे अमित बुलाओ", "याद रखो मेरा नाम नीना है"):
+        reply = engine.respond(text, BotState())
+        assert reply.intent == "remember_name", text
+    assert engine.respond("मुझे अमित बुलाओ", BotState()).slots == {"name": "अमित"}
+    # "my name is what?" is no name.
+    assert engine.respond("मेरा नाम क्या है", BotState()).intent == "recall_name"
