@@ -54,6 +54,14 @@ export class Api {
     return this.request('DELETE', '/api/v1/users/me');
   }
 
+  botLanguage() {
+    return this.request('GET', '/api/v1/bot/language');
+  }
+
+  setBotLanguage(language) {
+    return this.request('PUT', '/api/v1/bot/language', { language });
+  }
+
   searchUsers(q, limit = 20) {
     return this.request('GET', `/api/v1/users?${new URLSearchParams({ q, limit })}`);
   }

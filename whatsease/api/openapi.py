@@ -311,7 +311,8 @@ COMPONENTS: dict[str, Any] = {
             "id": _STR, "message_id": _STR, "message": _STR,
             "intent": {"type": ["string", "null"]}, "confidence": {"type": "number"},
             "reply": _STR, "reply_message_id": _STR,
-            "source": {"enum": ["intent", "fallback", "llm", "llm_error"]}, "at": _TIME}},
+            "source": {"enum": ["intent", "fallback", "llm", "llm_error"]}, "at": _TIME,
+            "lang": {"type": ["string", "null"]}}},
         "ActivityEntry": {"type": "object", "properties": {
             "id": _STR, "kind": _STR, "actor": _STR, "target": {"type": ["string", "null"]},
             "message_id": {"type": ["string", "null"]}, "text": _STR, "time": _TIME}},

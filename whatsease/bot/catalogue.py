@@ -6,7 +6,7 @@ import re
 import string
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,23 @@ _BOT_KEYS = frozenset(
     {
         "name", "fallback", "threshold", "margin", "context_turns", "context_minutes",
         "history_max_messages", "history_max_chars", "history_max_minutes", "synonyms",
+        "languages", "default_language", "i18n", "language_detection",
     }
 )  # fmt: skip
 _INTENT_KEYS = frozenset(
     {
         "name", "examples", "responses", "responses_missing", "context_in", "context_out",
         "slots", "remember", "forget", "store", "action", "catch_all", "threshold",
-        "reminder",
+        "reminder", "i18n",
     }
 )  # fmt: skip
+# The language a catalogue without `languages` speaks.
+DEFAULT_LANGUAGE = "en"
+# What an intent's [intents.i18n.<language>] table may give: its texts in that language.
+_INTENT_TEXT_KEYS = ("examples", "responses", "responses_missing", "reminder")
+_BOT_TEXT_KEYS = frozenset({"fallback", "switched", "synonyms"})
+# ISO 639-1 codes: two lower-case letters.
+_LANGUAGE_CODE = re.compile(r"[a-z]{2}\Z")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Builds the error for one key of the table being checked.
@@ -106,6 +114,20 @@ class BotSettings:
     history_max_minutes: float = DEFAULT_HISTORY_MAX_MINUTES
     # canonical word or phrase -> the words and phrases that mean the same here
     synonyms: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The languages the catalogue speaks (ISO 639-1), the default one first.
+    languages: tuple[str, ...] = (DEFAULT_LANGUAGE,)
+    # Said when a person sets this language ("speak Spanish"); empty: the built-in line.
+    switched: tuple[str, ...] = ()
+    # The language of these settings' texts (fallback, switched), for {date}.
+    language: str = DEFAULT_LANGUAGE
+    # Language detection in lingua's low-accuracy mode: 6 MiB instead of about 95, a
+    # little less sure on short messages (docs/bot.md, "Languages").
+    light_detection: bool = False
+
+    @property
+    def default_language(self) -> str:
+        """The language of the catalogue's top-level texts, spoken when nothing else is known."""
+        return self.languages[0]
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,22 @@ class Catalogue:
     source: str
     bot: BotSettings
     intents: tuple[Intent, ...]
+    # Every other language's catalogue: the same intents with that language's texts.
+    translations: Mapping[str, Catalogue] = field(default_factory=dict, repr=False)
+    # The language this catalogue's texts are in.
+    language: str = DEFAULT_LANGUAGE
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language the catalogue speaks, the default first."""
+        return self.bot.languages
+
+    def in_language(self, language: str) -> Catalogue:
+        """This catalogue with `language`'s examples and replies; raises `KeyError` for
+        a language the catalogue does not speak."""
+        if language == self.language:
+            return self
+        return self.translations[language]
 
     def intent(self, name: str) -> Intent:
         """Return the intent called `name`; raises `KeyError` if there is none."""
@@ -190,7 +228,18 @@ def parse_catalogue(data: Mapping[str, Any], source: str = "<catalogue>") -> Cat
         seen.add(intent.name)
         intents.append(intent)
     _check_contexts(intents, source)
-    return Catalogue(source=source, bot=bot, intents=tuple(intents))
+    _check_translations(bot, bot_table, raw_intents, source)
+    translations: dict[str, Catalogue] = {}
+    for language in bot.languages[1:]:
+        translated_bot = _translate_bot(bot, bot_table, language, source)
+        translated = tuple(
+            _translate_intent(intent, raw, language, source, frozenset(memory_keys))
+            for intent, raw in zip(intents, raw_intents, strict=True)
+        )
+        translations[language] = Catalogue(source=source, bot=translated_bot,
+                                           intents=translated, language=language)
+    return Catalogue(source=source, bot=bot, intents=tuple(intents), translations=translations,
+                     language=bot.default_language)
 
 
 def _parse_bot(table: Mapping[str, Any], source: str) -> BotSettings:
@@ -239,17 +288,18 @@ def _parse_bot(table: Mapping[str, Any], source: str) -> BotSettings:
             raise fail(key, "must be a whole number of at least 1")
         counts[key] = count
 
-    synonyms: dict[str, tuple[str, ...]] = {}
-    raw_synonyms = table.get("synonyms", {})
-    if not isinstance(raw_synonyms, Mapping):
-        raise fail("synonyms", "must be a table of word = [other words]")
-    for canonical, variants in raw_synonyms.items():
-        words = _string_list(variants)
-        if words is None:
-            raise fail("synonyms", f"'{canonical}' must map to a non-empty list of strings")
-        synonyms[canonical] = words
+    synonyms = _synonyms(table.get("synonyms", {}), fail)
 
+    languages = _parse_languages(table, fail)
+    detection = table.get("language_detection", "accurate")
+    if detection not in ("accurate", "light"):
+        raise fail("language_detection", "must be \"accurate\" or \"light\"")
+    switched = _bot_text(table, "switched", fail) if "switched" in table else ()
     return BotSettings(
+        languages=languages,
+        language=languages[0],
+        light_detection=detection == "light",
+        switched=switched,
         name=name.strip(),
         fallback=fallback,
         threshold=threshold,
@@ -389,6 +439,166 @@ def _parse_intent(raw: object, position: int, source: str, memory_keys: frozense
         threshold=threshold,
         reminder=reminder,
         needs_memory=frozenset(needs_memory),
+    )
+
+
+def _parse_languages(table: Mapping[str, Any], fail: _Fail) -> tuple[str, ...]:
+    """[bot] `languages` and `default_language`, the default first."""
+    raw = table.get("languages")
+    default = table.get("default_language")
+    if default is not None and (not isinstance(default, str) or not _LANGUAGE_CODE.match(default)):
+        raise fail("default_language", "must be a two-letter ISO 639-1 code such as 'en'")
+    if raw is None:
+        return (default or DEFAULT_LANGUAGE,)
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(code, str) and _LANGUAGE_CODE.match(code) for code in raw)
+    ):
+        raise fail("languages", "must be a non-empty list of two-letter ISO 639-1 codes "
+                   "such as ['en', 'es']")
+    if len(set(raw)) != len(raw):
+        raise fail("languages", "names a language more than once")
+    default = default or raw[0]
+    if default not in raw:
+        raise fail("default_language", f"'{default}' is not one of 'languages'")
+    return (default, *(code for code in raw if code != default))
+
+
+def _bot_text(table: Mapping[str, Any], key: str, fail: _Fail) -> tuple[str, ...]:
+    lines = _string_list(table.get(key))
+    if lines is None:
+        raise fail(key, "must be a non-empty list of strings")
+    for line in lines:
+        bad = _bad_placeholder(line, BUILTIN_PLACEHOLDERS)
+        if bad:
+            raise fail(key, bad)
+    return lines
+
+
+def _i18n_table(raw: Mapping[str, Any], language: str,
+                fail: Callable[[str, str], CatalogueError]) -> Mapping[str, Any]:
+    """The `i18n.<language>` table of an intent or of [bot] (empty if there is none)."""
+    tables = raw.get("i18n", {})
+    if not isinstance(tables, Mapping):
+        raise fail("i18n", "must be a table of language = {texts}")
+    table = tables.get(language, {})
+    if not isinstance(table, Mapping):
+        raise fail(f"i18n.{language}", "must be a table")
+    return table
+
+
+def _check_translations(bot: BotSettings, bot_table: Mapping[str, Any], raw_intents: list[Any],
+                        source: str) -> None:
+    """Every `i18n` table names a language of [bot] `languages` other than the default."""
+    others = bot.languages[1:]
+    known = ", ".join(others) or "none"
+    for raw in [bot_table, *raw_intents]:
+        tables = raw.get("i18n", {})
+        intent = raw["name"] if raw is not bot_table else None
+        where = "" if intent is not None else "[bot] "
+        if not isinstance(tables, Mapping):
+            raise CatalogueError(source, f"{where}'i18n' must be a table of language = {{texts}}",
+                                 intent=intent, key="i18n")
+        for language in tables:
+            if language not in others:
+                raise CatalogueError(
+                    source,
+                    f"{where}'i18n.{language}': '{language}' is not one of [bot] 'languages' "
+                    f"other than the default (others: {known})",
+                    intent=intent, key=f"i18n.{language}",
+                )
+
+
+def _translate_bot(bot: BotSettings, table: Mapping[str, Any], language: str,
+                   source: str) -> BotSettings:
+    def fail(key: str, detail: str) -> CatalogueError:
+        return CatalogueError(source, f"[bot] '{key}' {detail}", key=key)
+
+    texts = _i18n_table(table, language, fail)
+    for key in texts:
+        if key not in _BOT_TEXT_KEYS:
+            known = ", ".join(sorted(_BOT_TEXT_KEYS))
+            raise fail(f"i18n.{language}.{key}",
+                       f"is not a key a language may give (known: {known})")
+    if "fallback" not in texts:
+        raise fail(f"i18n.{language}.fallback",
+                   "is missing: every language in 'languages' needs its fallback replies "
+                   f"([bot.i18n.{language}] fallback = [...])")
+
+    def scoped(key: str, detail: str) -> CatalogueError:
+        return fail(f"i18n.{language}.{key}", detail)
+
+    fallback = _bot_text(texts, "fallback", scoped)
+    switched = _bot_text(texts, "switched", scoped) if "switched" in texts else ()
+    # Each language has its own synonyms: the default language's are its words.
+    synonyms = _synonyms(texts.get("synonyms", {}), scoped)
+    return replace(bot, fallback=fallback, switched=switched, language=language,
+                   synonyms=synonyms)
+
+
+def _synonyms(raw: object, fail: _Fail) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, Mapping):
+        raise fail("synonyms", "must be a table of word = [other words]")
+    synonyms: dict[str, tuple[str, ...]] = {}
+    for canonical, variants in raw.items():
+        words = _string_list(variants)
+        if words is None:
+            raise fail("synonyms", f"'{canonical}' must map to a non-empty list of strings")
+        synonyms[canonical] = words
+    return synonyms
+
+
+def _translate_intent(intent: Intent, raw: Mapping[str, Any], language: str, source: str,
+                      memory_keys: frozenset[str]) -> Intent:
+    """`intent` with its texts in `language`, from its [intents.i18n.<language>] table.
+
+    Every text the intent has must be given: a person writing in that language must
+    be answered in it. Raises `CatalogueError` naming the intent, key and language.
+    """
+    def fail(key: str, detail: str) -> CatalogueError:
+        return CatalogueError(source, f"'{key}' {detail}", intent=intent.name, key=key)
+
+    texts = _i18n_table(raw, language, fail)
+    for key in texts:
+        if key not in _INTENT_TEXT_KEYS:
+            known = ", ".join(_INTENT_TEXT_KEYS)
+            raise fail(f"i18n.{language}.{key}",
+                       f"is not a key a language may give (known: {known})")
+    given: dict[str, tuple[str, ...]] = {}
+    for key in _INTENT_TEXT_KEYS:
+        own: tuple[str, ...] = getattr(intent, key)
+        where = f"i18n.{language}.{key}"
+        if key not in texts:
+            if own:
+                raise fail(where, f"is missing: the intent has '{key}', so language "
+                           f"'{language}' needs them too ([intents.i18n.{language}] {key} = [...])")
+            continue
+        if not own:
+            raise fail(where, f"is given, but the intent has no '{key}' in its default language")
+        lines = _string_list(texts[key])
+        if lines is None:
+            raise fail(where, "must be a non-empty list of strings")
+        if key != "examples":
+            allowed = BUILTIN_PLACEHOLDERS | set(intent.slots)
+            if key == "responses":
+                allowed |= memory_keys
+            for line in lines:
+                bad = _bad_placeholder(line, allowed)
+                if bad:
+                    raise fail(where, bad)
+            if key == "responses":
+                uses = set().union(*(_placeholders(line) for line in lines))
+                if uses & (memory_keys - set(intent.slots)) - intent.needs_memory:
+                    raise fail(where, "uses a memory key the default language's responses do "
+                               "not, so 'responses_missing' would not cover it")
+        given[key] = lines
+    return replace(
+        intent,
+        examples=given.get("examples", intent.examples),
+        responses=given.get("responses", intent.responses),
+        responses_missing=given.get("responses_missing", intent.responses_missing),
+        reminder=given.get("reminder", intent.reminder),
     )
 
 

@@ -26,6 +26,13 @@ from whatsease.bot.folding import (
     synonym_table,
 )
 from whatsease.bot.index import CatalogueIndex
+from whatsease.bot.language import (
+    SWITCH_MIN_WORDS,
+    guess_language,
+    language_command,
+    switched_line,
+    unavailable_line,
+)
 from whatsease.bot.lexicon import (
     LEXICON_PATH,
     Lexicon,
@@ -98,7 +105,13 @@ LONG_MESSAGE_MIN_WORDS = 3
 # Only this many intents (ranked by cheap word coverage) get the full per-example scoring.
 CANDIDATE_INTENTS = 12
 
-_SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+")
+# A message of this many words whose language was detected is read in that language
+# only; a shorter or undetected one that falls back is tried in the others too.
+SURE_LANGUAGE_WORDS = 3
+# The intent name a reply carries when the message set the bot's language.
+SET_LANGUAGE_INTENT = "set_language"
+
+_SENTENCE_END = re.compile(r"(?<=[.!?\n।])\s+")
 
 
 class IntentEngine:
@@ -123,8 +136,33 @@ class IntentEngine:
         self.expander = Expander(lexicon, self.folder, self.index.weights, surface,
                                  self.speller.common_stems)
         self.scorer = Scorer(self.index, self.expander, self.speller)
+        # One engine per language the catalogue speaks, this one for its default; each
+        # reads its own language's examples (the sentence reader is this one's only).
+        self.language = catalogue.language
+        self._own_words = frozenset(
+            word for intent in catalogue.intents for example in intent.examples
+            for word in tokenize(example))
+        self.engines: dict[str, IntentEngine] = {self.language: self}
+        for code, translated in catalogue.translations.items():
+            self.engines[code] = IntentEngine(translated, rng=self._rng)
 
-    def match(self, text: str, context: str | None = None) -> Match:
+    def known_share(self, words: list[str]) -> float:
+        """The share of `words` (normalised) this language's examples use."""
+        return sum(word in self._own_words for word in words) / len(words) if words else 0.0
+
+    def match(self, text: str, context: str | None = None, *,
+              language: str | None = None) -> Match:
+        """Classify `text` with `context` active (None: no context), reading it against
+        the examples of `language` (None: the catalogue's default language).
+
+        See `_match_default` for how; raises `KeyError` for a language the catalogue
+        does not speak.
+        """
+        if language is not None and language != self.language:
+            return self.engines[language].match(text, context)
+        return self._match_default(text, context)
+
+    def _match_default(self, text: str, context: str | None = None) -> Match:
         """Classify `text` with `context` active (None: no context).
 
         Intents with `context_in` are only candidates while their context is active,
@@ -348,7 +386,19 @@ class IntentEngine:
         new = state.copy() if state is not None else BotState()
         context = new.active_context(now)
 
-        found = self.match(text, context)
+        speaker = self
+        if len(self.engines) > 1:
+            switched = self._set_language(text, new, now)
+            if switched is not None:
+                return switched
+            found, speaker = self._read(text, context, new)
+            new.language = speaker.language
+            if found.intent is not None:
+                # The intent as the reply's language words it.
+                found = Match(speaker.catalogue.intent(found.intent.name), found.confidence,
+                              found.slots, found.ranking)
+        else:
+            found = self.match(text, context)
         intent = found.intent
 
         # A context lasts a few user messages; one that a context_in intent answered
@@ -371,8 +421,9 @@ class IntentEngine:
             for key in intent.forget:
                 new.memory.pop(key, None)
 
-        reply_text = render(bot, intent, found.slots, new.memory, now, user_name, rng or self._rng)
-        waiting = self.index.catch_all.get(context) if context is not None else None
+        reply_text = render(speaker.catalogue.bot, intent, found.slots, new.memory, now, user_name,
+                            rng or self._rng)
+        waiting = speaker.index.catch_all.get(context) if context is not None else None
         if (
             waiting is not None
             and waiting.reminder
@@ -401,7 +452,82 @@ class IntentEngine:
             state=new,
             store=(intent.store, text) if intent is not None and intent.store else None,
             action=intent.action if intent is not None else None,
+            language=speaker.language,
         )
+
+    def _read(self, text: str, context: str | None,
+              state: BotState) -> tuple[Match, IntentEngine]:
+        """Match `text` in the language it is written in, and pick the reply's language.
+
+        The reply's language is the one the user chose, else the message's when the
+        message has at least SWITCH_MIN_WORDS words ("ok", "sí", "हाँ" never change it)
+        and its language is sure, else the user's last one, else (a new user) the
+        language that understood the message, else its sure language, else the
+        catalogue's default. A message whose language is sure (by
+        script, or detected surely in SURE_LANGUAGE_WORDS words or more) is read in
+        it; any other is read first in the language whose examples know most of its
+        words, and, if it falls back there, in the others until one answers.
+        """
+        guess = guess_language(text, self.catalogue.languages,
+                               light=self.catalogue.bot.light_detection)
+        chosen = state.chosen_language if state.chosen_language in self.engines else None
+        last = state.language if state.language in self.engines else None
+        detected = guess.language
+        speak = chosen
+        if speak is None and guess.sure and guess.words >= SWITCH_MIN_WORDS:
+            speak = detected
+        order = list(dict.fromkeys(
+            code for code in (detected, speak, last, *self.catalogue.languages) if code))
+        sure = guess.by_script or (guess.sure and guess.words >= SURE_LANGUAGE_WORDS)
+        if not sure:
+            # Short or unclear: the language whose examples use most of its words
+            # first ("cancelar", "chao" and "hiii" are each one language's word).
+            words = tokenize(text[:MAX_MATCH_CHARS], self.speller.vocabulary)
+            order.sort(key=lambda code: -self.engines[code].known_share(words))
+        found = self.match(text, context, language=order[0])
+        reader = order[0]
+        if found.intent is None and not sure:
+            for code in order[1:]:
+                other = self.match(text, context, language=code)
+                if other.intent is not None:
+                    found, reader = other, code
+                    break
+        if speak is None:
+            # A new user's short or unclear message ("hola") speaks the language that
+            # understood it; one that nobody understood, the default.
+            speak = last or (reader if found.intent is not None
+                             else detected if detected is not None and guess.sure
+                             else self.language)
+        return found, self.engines[speak]
+
+    def _set_language(self, text: str, state: BotState, now: datetime) -> Reply | None:
+        """The reply to a message that asks the bot to speak a language ("speak
+        Spanish", "habla inglés", "हिंदी में बात करो"), or None if it asks nothing of
+        the kind. `state` becomes the new state."""
+        wanted = language_command(text)
+        if wanted is None:
+            return None
+        current = state.chosen_language or state.language or self.language
+        if current not in self.engines:
+            current = self.language
+        if wanted in self.engines:
+            state.language = state.chosen_language = wanted
+            speaker = self.engines[wanted]
+            reply_text = switched_line(wanted, speaker.catalogue.bot.switched)
+            intent: str | None = SET_LANGUAGE_INTENT
+        else:
+            wanted, speaker = "", self.engines[current]
+            reply_text = unavailable_line(current, self.catalogue.languages)
+            intent = SET_LANGUAGE_INTENT
+        bot = self.catalogue.bot
+        state.history.append(HistoryEntry(USER_ROLE, text, now, None))
+        state.history.append(HistoryEntry(BOT_ROLE, reply_text, now, intent))
+        state.history = bound_history(
+            state.history, max_messages=bot.history_max_messages,
+            max_chars=bot.history_max_chars,
+            max_age=timedelta(minutes=bot.history_max_minutes), now=now)
+        return Reply(text=reply_text, intent=intent, confidence=1.0, slots={}, state=state,
+                     language=speaker.language, chosen_language=wanted or None)
 
 
 def open_reader(catalogue: Catalogue, *, required: bool,

@@ -18,6 +18,7 @@ from rapidfuzz.utils import default_process
 
 from whatsease.bot.catalogue import Catalogue, CatalogueError, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, open_reader
+from whatsease.bot.language import guess_language
 
 # The baseline answers with the nearest example's intent when token_set_ratio (0..100)
 # reaches this; below it falls back. 60 is the usual "looks related" cut for that scorer.
@@ -25,6 +26,9 @@ BASELINE_THRESHOLD = 60.0
 # Every case is evaluated at this instant, so runs are repeatable.
 EVAL_NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 FALLBACK_LABEL = "(fallback)"
+# Language detection is scored on messages of at least this many words (the target is
+# set for them; shorter ones fall back to the person's language by design).
+DETECTION_MIN_WORDS = 3
 
 
 class CasesError(ValueError):
@@ -39,6 +43,10 @@ class Case:
     intent: str | None
     context: str | None = None
     line: int = 0  # in the cases file; 0 when not read from one
+    # The language the message is written in (ISO 639-1): the case's "lang", else the
+    # file's (see `file_language`).
+    lang: str = ""
+    source: str = ""  # the cases file's name, when several are measured together
 
 
 @dataclass(frozen=True)
@@ -46,10 +54,29 @@ class Outcome:
     case: Case
     predicted: str | None
     confidence: float
+    language: str = ""  # the reply's language
+    detected: str | None = None  # the message's language as detection tells it
 
 
-def load_cases(path: str | Path, catalogue: Catalogue) -> list[Case]:
-    """Read a JSON-lines cases file; raises `CasesError` naming the line at fault."""
+def file_language(path: str | Path, catalogue: Catalogue) -> str:
+    """The language of a cases file's messages: the `_xx` ending of its name when xx is
+    one of the catalogue's languages ("cases_es.jsonl" → "es"), else the catalogue's
+    default language."""
+    stem = Path(path).stem
+    code = stem.rsplit("_", 1)[-1] if "_" in stem else ""
+    return code if code in catalogue.languages else catalogue.languages[0]
+
+
+def load_cases(path: str | Path, catalogue: Catalogue, *, lang: str = "",
+               source: str = "") -> list[Case]:
+    """Read a JSON-lines cases file; raises `CasesError` naming the line at fault.
+
+    A case's language is its "lang" field, else `lang`, else `file_language`.
+    """
+    default_lang = lang or file_language(path, catalogue)
+    if default_lang not in catalogue.languages:
+        raise CasesError(f"{path}: language '{default_lang}' is not one of the catalogue's "
+                         f"({', '.join(catalogue.languages)})")
     names = {intent.name for intent in catalogue.intents}
     contexts = catalogue.contexts
     try:
@@ -76,7 +103,11 @@ def load_cases(path: str | Path, catalogue: Catalogue) -> list[Case]:
             raise CasesError(f"{where}: intent '{intent}' is not in the catalogue")
         if context is not None and (not isinstance(context, str) or context not in contexts):
             raise CasesError(f"{where}: 'context' must be a context some intent sets")
-        cases.append(Case(text, intent, context, number))
+        case_lang = data.get("lang", default_lang)
+        if case_lang not in catalogue.languages:
+            raise CasesError(f"{where}: 'lang' must be one of the catalogue's languages "
+                             f"({', '.join(catalogue.languages)})")
+        cases.append(Case(text, intent, context, number, case_lang, source))
     if not cases:
         raise CasesError(f"{path}: no cases in the file")
     return cases
@@ -94,7 +125,9 @@ def run_engine(engine: IntentEngine, cases: Sequence[Case]) -> list[Outcome]:
                 context_turns_left=engine.catalogue.bot.context_turns,
             )
         reply = engine.respond(case.text, state, now=EVAL_NOW, rng=Random(0))
-        outcomes.append(Outcome(case, reply.intent, reply.confidence))
+        detected = guess_language(case.text, engine.catalogue.languages,
+                                  light=engine.catalogue.bot.light_detection).language
+        outcomes.append(Outcome(case, reply.intent, reply.confidence, reply.language, detected))
     return outcomes
 
 
@@ -145,8 +178,12 @@ class BaselineMatcher:
 
 
 def run_baseline(catalogue: Catalogue, cases: Sequence[Case]) -> list[Outcome]:
-    matcher = BaselineMatcher(catalogue)
-    return [Outcome(case, *matcher.predict(case.text, case.context)) for case in cases]
+    """The baseline on each case, against the examples of the case's language."""
+    matchers = {code: BaselineMatcher(catalogue.in_language(code))
+                for code in catalogue.languages}
+    default = catalogue.languages[0]
+    return [Outcome(case, *matchers[case.lang or default].predict(case.text, case.context))
+            for case in cases]
 
 
 def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -191,16 +228,50 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     }
 
 
-def _case_rows(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
-    return [
-        {
+def summarise_languages(outcomes: Sequence[Outcome]) -> dict[str, dict[str, Any]]:
+    """Per language of the cases: accuracy and out-of-scope answers, language detection
+    on messages of DETECTION_MIN_WORDS words or more, and how many replies spoke the
+    message's language (from a new conversation, as bot-eval measures every case)."""
+    languages: dict[str, dict[str, Any]] = {}
+    for code in dict.fromkeys(o.case.lang for o in outcomes):
+        subset = [o for o in outcomes if o.case.lang == code]
+        overall = summarise(subset)
+        long = [o for o in subset if _words(o.case.text) >= DETECTION_MIN_WORDS]
+        detected = sum(o.detected == code for o in long)
+        replied = sum(o.language == code for o in subset)
+        languages[code] = {
+            "total": overall["total"],
+            "correct": overall["correct"],
+            "accuracy": overall["accuracy"],
+            "out_of_scope": overall["out_of_scope"],
+            "detection": {"min_words": DETECTION_MIN_WORDS, "total": len(long),
+                          "correct": detected,
+                          "accuracy": detected / len(long) if long else None},
+            "reply_language": {"total": len(subset), "correct": replied,
+                               "accuracy": replied / len(subset) if subset else None},
+        }
+    return languages
+
+
+def _words(text: str) -> int:
+    return sum(1 for part in text.split() if any(ch.isalnum() for ch in part))
+
+
+def _case_rows(outcomes: Sequence[Outcome], *, languages: bool = False) -> list[dict[str, Any]]:
+    """One row per case; with `languages`, the case's, the reply's and the detected
+    language too."""
+    rows: list[dict[str, Any]] = []
+    for o in outcomes:
+        row: dict[str, Any] = {
             "text": o.case.text,
             "expected": o.case.intent,
             "predicted": o.predicted,
             "confidence": round(o.confidence, 4),
         }
-        for o in outcomes
-    ]
+        if languages:
+            row.update(lang=o.case.lang, reply_language=o.language, detected=o.detected)
+        rows.append(row)
+    return rows
 
 
 def _percent(value: float | None) -> str:
@@ -214,9 +285,11 @@ MAX_LISTED_MISSES = 100
 def format_report(
     summary: dict[str, Any], baseline: dict[str, Any] | None, catalogue: str, cases: str,
     *, semantic: bool = False, outcomes: Sequence[Outcome] = (), reader: str = "",
+    languages: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The human-readable report bot-eval prints; with `outcomes`, the misses too;
-    with `reader`, a line saying what read the messages."""
+    with `reader`, a line saying what read the messages; with `languages` (from
+    `summarise_languages`), a table per language."""
     lines = [f"bot-eval: {catalogue} on {cases} ({summary['total']} cases)"]
     if reader:
         lines.append(f"reader: {reader}")
@@ -230,6 +303,19 @@ def format_report(
         accuracy = f"{_percent(result['accuracy'])} ({result['correct']}/{result['total']})"
         answered = f"{oos['answered']}/{oos['total']} ({_percent(oos['rate'])})"
         lines.append(f"{name:<10} {accuracy:>18}   {answered}")
+    if languages:
+        lines += ["", "Per language (engine):",
+                  f"{'lang':<5} {'accuracy':>18}   {'out-of-scope answered':<21}   "
+                  f"{'detected (≥' + str(DETECTION_MIN_WORDS) + ' words)':>22}   reply language"]
+        for code, row in languages.items():
+            oos = row["out_of_scope"]
+            detection, replied = row["detection"], row["reply_language"]
+            accuracy = f"{_percent(row['accuracy'])} ({row['correct']}/{row['total']})"
+            answered = f"{oos['answered']}/{oos['total']} ({_percent(oos['rate'])})"
+            detected = (f"{_percent(detection['accuracy'])} "
+                        f"({detection['correct']}/{detection['total']})")
+            spoke = f"{_percent(replied['accuracy'])} ({replied['correct']}/{replied['total']})"
+            lines.append(f"{code:<5} {accuracy:>18}   {answered:<21}   {detected:>22}   {spoke}")
     width = max(len(name) for name in summary["per_intent"]) + 2
     header = f"{'intent':<{width}} {'precision':>9} {'recall':>7} {'n':>4}"
     lines += ["", "Per intent (engine):", header]
@@ -262,7 +348,8 @@ def _miss_line(outcome: Outcome) -> str:
     context = f" [context {case.context}]" if case.context else ""
     expected = case.intent or FALLBACK_LABEL
     predicted = outcome.predicted or FALLBACK_LABEL
-    return f"  {case.line}: {text}{context}  {expected} → {predicted}, {outcome.confidence:.2f}"
+    where = f"{case.source}:{case.line}" if case.source else str(case.line)
+    return f"  {where}: {text}{context}  {expected} → {predicted}, {outcome.confidence:.2f}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,7 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
         '{"text": ..., "intent": NAME or null, "context": optional}).',
     )
     parser.add_argument("--catalogue", required=True, metavar="FILE", help="TOML catalogue")
-    parser.add_argument("--cases", required=True, metavar="FILE", help="JSON-lines cases")
+    parser.add_argument("--cases", required=True, metavar="FILE", action="append",
+                        help="JSON-lines cases; give it several times to measure several "
+                        "files (e.g. one per language) together")
+    parser.add_argument(
+        "--lang", default="", metavar="CODE",
+        help="the language of the cases' messages when a case has no \"lang\" (default: "
+        "the file name's _xx ending if xx is a catalogue language, as in cases_es.jsonl, "
+        "else the catalogue's default language)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--baseline",
@@ -314,7 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         catalogue = load_catalogue(args.catalogue)
-        cases = load_cases(args.cases, catalogue)
+        several = len(args.cases) > 1
+        cases = [case for path in args.cases for case in load_cases(
+            path, catalogue, lang=args.lang, source=Path(path).name if several else "")]
     except (CatalogueError, CasesError) as e:
         print(f"whatsease bot-eval: {e}", file=sys.stderr)
         return 2
@@ -330,25 +426,29 @@ def main(argv: list[str] | None = None) -> int:
     args.semantic = semantic is not None
     outcomes = run_engine(IntentEngine(catalogue, semantic=semantic), cases)
     summary = summarise(outcomes)
+    multilingual = len(catalogue.languages) > 1 or len({c.lang for c in cases}) > 1
+    languages = summarise_languages(outcomes) if multilingual else None
     baseline_outcomes = run_baseline(catalogue, cases) if args.baseline else None
     baseline = summarise(baseline_outcomes) if baseline_outcomes is not None else None
 
     if args.json:
         document: dict[str, Any] = {
             "catalogue": args.catalogue,
-            "cases_file": args.cases,
+            "cases_file": args.cases[0] if not several else args.cases,
             "semantic": args.semantic,
             "semantic_model": args.semantic_model or None,
             "reader": reader,
             **summary,
-            "cases": _case_rows(outcomes),
+            **({"languages": languages} if languages is not None else {}),
+            "cases": _case_rows(outcomes, languages=languages is not None),
         }
         if baseline is not None and baseline_outcomes is not None:
             document["baseline"] = {**baseline, "cases": _case_rows(baseline_outcomes)}
         print(json.dumps(document, ensure_ascii=False, indent=2))
     else:
-        print(format_report(summary, baseline, args.catalogue, args.cases,
-                            semantic=args.semantic, outcomes=outcomes, reader=reader))
+        print(format_report(summary, baseline, args.catalogue, ", ".join(args.cases),
+                            semantic=args.semantic, outcomes=outcomes, reader=reader,
+                            languages=languages))
     return 0
 
 

@@ -61,12 +61,31 @@ ASKING_SUBJECTS: frozenset[str] = frozenset({"i", "we", "there", "it", "my", "me
 SynonymTable = dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]]
 
 
+# Hindi inflections, longest first (after Ramanathan and Rao's light stemmer, 2003):
+# "भेजूं", "भेजें", "भेजो" and "भेजना" all meet at "भेज". The candrabindu is already
+# folded into the anusvara by normalisation.
+HINDI_SUFFIXES: tuple[str, ...] = tuple(sorted(
+    """ाएंगी ाएंगे ाऊंगी ाऊंगा ाइयां ाइयों ाएगी ाएगा ाओगी ाओगे एंगी ेंगी एंगे ेंगे ूंगी ूंगा
+    ातीं नाओं नाएं ताओं ताएं ियां ियों ाकर ाइए ाईं ाया ेगी ेगा ोगी ोगे ाने ाना ाते ाती ाता
+    तीं ाओं ाएं ुओं ुएं कर ाओ िए ाई ाए ने नी ना ते ीं ती ता ां ों ें ूं ो े ू ु ी ि ा""".split(),  # noqa: SIM905 - a word list reads better as text
+    key=len, reverse=True))  # fmt: skip
+# A Hindi stem keeps at least this many characters (code points): "ना" is no stem.
+HINDI_MIN_STEM = 2
+_DEVANAGARI = re.compile(r"[\u0900-\u097f]")
+
+
 def stem(word: str) -> str:
     """Fold inflections so "sending", "sends" and "send" meet ("messages" → "messag").
 
     A crude suffix stripper, applied identically to examples and messages, which is
-    all matching needs: the stems are never shown to anyone.
+    all matching needs: the stems are never shown to anyone. Devanagari words lose
+    a Hindi inflection instead (`HINDI_SUFFIXES`).
     """
+    if _DEVANAGARI.match(word):
+        for suffix in HINDI_SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= HINDI_MIN_STEM:
+                return word[: -len(suffix)]
+        return word
     if len(word) <= 3 or not word.isalpha():
         return word
     for suffix, replacement in (("ies", "y"), ("ied", "y"), ("sses", "ss")):

@@ -323,16 +323,43 @@ GUARD_WORDS: frozenset[str] = frozenset(
 )
 
 _APOSTROPHES = re.compile(r"['’‘`´]")
-# Split on anything that is not a letter or digit in any script.
-_NON_WORD = re.compile(r"[\W_]+")
+# Vowel signs, viramas and other combining marks belong to their word: Python's \w
+# knows letters and digits but not marks, and would cut "नाम" into "न" and "म".
+# The blocks of the scripts that write words with marks (Latin diacritics, Cyrillic,
+# Hebrew, Arabic, the Indic scripts from Devanagari to Sinhala, Thai to Tibetan,
+# Myanmar, and the generic combining blocks).
+WORD_MARKS = (
+    "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670"
+    "\u06d6-\u06ed\u0900-\u0963\u0966-\u0dff\u0e00-\u0fff\u1000-\u109f"
+    "\u1ab0-\u1aff\u1dc0-\u1dff\u200c\u200d\u20d0-\u20ff\ufe20-\ufe2f"
+)
+# Split on anything that is not a letter, digit or mark in any script (the Devanagari
+# danda "।" ends a sentence).
+_NON_WORD = re.compile(rf"[^\w{WORD_MARKS}]+|[_\u0964\u0965]+")
+# Diacritics dropped by `strip_accents`: Latin-script accents ("café", "inglés"), and
+# the Devanagari nukta ("ज़" and "ज" are typed interchangeably). Not the Indic vowel
+# signs or viramas: they spell the word.
+_DROPPED_MARKS = re.compile("[\u0300-\u036f\u093c]")
+# Candrabindu and anusvara both nasalise and are often typed for one another.
+_NASALS = str.maketrans({"\u0901": "\u0902"})
+_WORD = re.compile(rf"[\w{WORD_MARKS}]")
 _RUN = re.compile(r"([^\W\d_])\1{2,}")  # three or more of the same letter
 _LETTERS_RUN = re.compile(r"([^\W\d_])\1+")
 
 
 def strip_accents(text: str) -> str:
-    """Return `text` with diacritics removed ("café" → "cafe")."""
+    """Return `text` with Latin diacritics removed ("café" → "cafe"); the vowel signs
+    of Indic scripts stay (they spell the word), only the Devanagari nukta goes."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", _DROPPED_MARKS.sub("", decomposed)).translate(_NASALS)
+
+
+def is_word(token: str) -> bool:
+    """Whether `token` is made of letters (with their marks) in any script, no digits:
+    "hello", "नाम" and "பெயர்" are; "b4" and "" are not. (`str.isalpha` is False for
+    words with Indic vowel signs.)"""
+    return bool(token) and all(_WORD.match(ch) for ch in token) and not any(
+        ch.isdigit() or ch == "_" for ch in token)
 
 
 def squeeze_repeats(word: str, vocabulary: Collection[str] = COMMON_WORDS) -> str:

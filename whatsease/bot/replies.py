@@ -53,6 +53,10 @@ class Reply:
     state: BotState
     store: tuple[str, str] | None = None
     action: str | None = None
+    # The language of the reply (ISO 639-1), and the one the user just chose
+    # ("speak Spanish"; None when the message chose none) for the caller to keep.
+    language: str = ""
+    chosen_language: str | None = None
 
     @property
     def is_fallback(self) -> bool:
@@ -140,8 +144,36 @@ def _builtins(bot: BotSettings, now: datetime, user_name: str) -> dict[str, str]
         "user_name": user_name.strip() or DEFAULT_USER_NAME,
         "bot_name": bot.name,
         "time": format_time(now),
-        "date": f"{now:%A} {now.day} {now:%B %Y}",
+        "date": format_date(now, bot.language),
     }
+
+
+# Day and month names of the languages {date} speaks besides English (Monday first).
+_DATE_NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+    "es": (
+        ("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
+        ("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
+         "septiembre", "octubre", "noviembre", "diciembre"),
+        "{weekday} {day} de {month} de {year}",
+    ),
+    "hi": (
+        ("सोमवार", "मंगलवार", "बुधवार", "गुरुवार", "शुक्रवार", "शनिवार", "रविवार"),
+        ("जनवरी", "फ़रवरी", "मार्च", "अप्रैल", "मई", "जून", "जुलाई", "अगस्त", "सितंबर",
+         "अक्टूबर", "नवंबर", "दिसंबर"),
+        "{weekday}, {day} {month} {year}",
+    ),
+}  # fmt: skip
+
+
+def format_date(now: datetime, language: str = "en") -> str:
+    """`now` as {date} shows it in `language`: "Thursday 1 January 2026", "jueves 1 de
+    enero de 2026", "गुरुवार, 1 जनवरी 2026" (English for languages it does not know)."""
+    names = _DATE_NAMES.get(language)
+    if names is None:
+        return f"{now:%A} {now.day} {now:%B %Y}"
+    weekdays, months, pattern = names
+    return pattern.format(weekday=weekdays[now.weekday()], day=now.day,
+                          month=months[now.month - 1], year=now.year)
 
 
 def format_time(now: datetime) -> str:

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from whatsease.bot.catalogue import Catalogue, load_catalogue
 from whatsease.bot.engine import BotState, IntentEngine, Reply, bound_history, open_reader
+from whatsease.bot.language import detector_ready, needs_detector, prepare_detector
 from whatsease.bot.llm import ChatEndpoint, LLMError, complete
 from whatsease.delivery import frames
-from whatsease.errors import ConfigError
+from whatsease.errors import ConfigError, Unprocessable
 from whatsease.metrics import BOT_REPLIES
 from whatsease.services import Services
 from whatsease.storage.bot import BotNote, BotTurn
@@ -108,6 +109,7 @@ class Assistant:
         try:
             state = await self.load_state(user)
             profile = await self.services.store.users.get(user)
+            await self._prepare_languages()
             now = self.clock()
             name = profile.name if profile else ""
             if self._thinker is None:
@@ -127,11 +129,22 @@ class Assistant:
                 user=user, bot=self.address, message_id=message.message_id,
                 message=message.content, intent=reply.intent,
                 confidence=round(reply.confidence, 4), reply=text,
-                reply_message_id=sent.message_id, source=outcome, at=now))
+                reply_message_id=sent.message_id, source=outcome, at=now,
+                lang=reply.language or None))
             BOT_REPLIES.labels(outcome).inc()
             return reply
         finally:
             hub.send(user, frames.chat_typing(self.address, False))
+
+    async def _prepare_languages(self) -> None:
+        """Build the language detector on the first message, off the event loop: it
+        loads its models (tens of MiB, about a second), which an idle server or a
+        one-language catalogue never needs."""
+        languages = self.catalogue.languages
+        light = self.catalogue.bot.light_detection
+        if needs_detector(languages) and not detector_ready(languages, light=light):
+            await asyncio.get_running_loop().run_in_executor(
+                self._thinker, lambda: prepare_detector(languages, light=light))
 
     async def _send(self, user: str, text: str) -> Message:
         return await self.services.messaging.send(self.address, user, text,
@@ -183,7 +196,29 @@ class Assistant:
         return [{"id": t.id, "message_id": t.message_id, "message": t.message,
                  "intent": t.intent, "confidence": t.confidence, "reply": t.reply,
                  "reply_message_id": t.reply_message_id, "source": t.source,
-                 "at": isoformat(t.at)} for t in turns]
+                 "at": isoformat(t.at), "lang": t.lang} for t in turns]
+
+    async def language(self, user: str) -> dict[str, object]:
+        """The language `user` chose for this bot (None: detected from each message), the
+        one it last spoke with them, and every language its catalogue speaks."""
+        state = await self.load_state(user)
+        return {"language": state.chosen_language, "current": state.language,
+                "languages": list(self.catalogue.languages)}
+
+    async def set_language(self, user: str, language: str | None) -> dict[str, object]:
+        """Make this bot speak `language` with `user` (None: detect it from each message);
+        raises `Unprocessable` for a language the catalogue does not speak."""
+        if language is not None and language not in self.catalogue.languages:
+            raise Unprocessable(
+                "The assistant does not speak that language.",
+                errors=[{"field": "language", "message": "must be one of "
+                         f"{', '.join(self.catalogue.languages)} or null"}])
+        state = await self.load_state(user)
+        state.chosen_language = language
+        if language is not None:
+            state.language = language
+        await self.save_state(user, state)
+        return await self.language(user)
 
     async def wait_idle(self) -> None:
         """Let replies in progress finish, for at most `SHUTDOWN_GRACE_SECS`."""

@@ -11,7 +11,7 @@ from rapidfuzz.distance import OSA
 from whatsease.bot.catalogue import Catalogue
 from whatsease.bot.folding import VOWEL, fold
 from whatsease.bot.lexicon import Lexicon, stop_words
-from whatsease.bot.normalize import COMMON_WORDS, GUARD_WORDS, tokenize
+from whatsease.bot.normalize import COMMON_WORDS, GUARD_WORDS, is_word, tokenize
 
 # A word typed without vowels ("hlp") read as a catalogue word counts this much.
 SKELETON_SIMILARITY = 0.8
@@ -48,10 +48,10 @@ class Speller:
         self._stem_surface: dict[str, str] = {}
         self._skeletons: dict[str, list[str]] = {}
         for word in self._correction_choices:
-            if word.isalpha():
+            if is_word(word):
                 self._stem_surface.setdefault(fold(word), word)
                 skeleton = VOWEL.sub("", word)
-                if len(skeleton) >= 3 and skeleton != word:
+                if word.isascii() and len(skeleton) >= 3 and skeleton != word:
                     self._skeletons.setdefault(skeleton, []).append(word)
         self._stem_choices = [s for s in self._stem_surface if len(s) >= 4]
         self._known_stems = frozenset(fold(w) for w in surface)
@@ -69,9 +69,9 @@ class Speller:
             return word, 1.0
         if word in self.guard_words or fold(word) in self.guard_stems:
             return word, 1.0
-        if not word.isalpha() or len(word) < 3:
+        if not is_word(word) or len(word) < 3:
             return word, 1.0
-        if not VOWEL.search(word):
+        if word.isascii() and not VOWEL.search(word):
             # Chat drops vowels ("hlp", "crds", "whn"): read the word as the most
             # frequent catalogue word with these consonants.
             spelled = self._skeletons.get(word)

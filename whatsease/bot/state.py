@@ -47,6 +47,10 @@ class BotState:
     context_turns_left: int = 0
     memory: dict[str, str] = field(default_factory=dict)
     history: list[HistoryEntry] = field(default_factory=list)
+    # The language the bot last spoke with the user (None: not known yet), and the one
+    # the user chose ("speak Spanish", or in settings), which detection never changes.
+    language: str | None = None
+    chosen_language: str | None = None
 
     def active_context(self, now: datetime) -> str | None:
         """The context still in force at `now`, or None if there is none or it expired."""
@@ -63,6 +67,8 @@ class BotState:
             "context_turns_left": self.context_turns_left,
             "memory": dict(self.memory),
             "history": [entry.to_dict() for entry in self.history],
+            "language": self.language,
+            "chosen_language": self.chosen_language,
         }
 
     @classmethod
@@ -87,6 +93,8 @@ class BotState:
             context_turns_left=turns,
             memory={str(k): str(v) for k, v in memory.items()},
             history=[HistoryEntry.from_dict(e) for e in history],
+            language=_optional_text(data.get("language")),
+            chosen_language=_optional_text(data.get("chosen_language")),
         )
 
     def copy(self) -> BotState:
@@ -96,6 +104,8 @@ class BotState:
             context_turns_left=self.context_turns_left,
             memory=dict(self.memory),
             history=list(self.history),
+            language=self.language,
+            chosen_language=self.chosen_language,
         )
 
 

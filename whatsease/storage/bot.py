@@ -37,13 +37,16 @@ class BotTurn:
     source: str | None  # "intent", "fallback", "llm", "llm_error"
     at: datetime
     id: str = ""  # given on insert
+    # The language the turn was answered in (ISO 639-1; None for turns logged before
+    # the bot spoke several languages).
+    lang: str | None = None
 
     def to_doc(self) -> dict[str, object]:
         return {"_id": self.id, "user": self.user, "bot": self.bot,
                 "message_id": self.message_id, "message": self.message,
                 "intent": self.intent, "confidence": self.confidence, "reply": self.reply,
                 "reply_message_id": self.reply_message_id, "source": self.source,
-                "at": self.at}
+                "at": self.at, "lang": self.lang}
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> BotTurn:
@@ -51,7 +54,7 @@ class BotTurn:
                    message=doc["message"], intent=doc["intent"],
                    confidence=doc["confidence"], reply=doc["reply"],
                    reply_message_id=doc["reply_message_id"], source=doc.get("source"),
-                   at=doc["at"], id=doc["_id"])
+                   at=doc["at"], id=doc["_id"], lang=doc.get("lang"))
 
 
 @dataclass(frozen=True)

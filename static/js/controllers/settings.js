@@ -1,4 +1,4 @@
-// The settings page: rename, sessions, log out, delete the account.
+// The settings page: rename, the assistant's language, sessions, log out, delete the account.
 import { SettingsView } from '../view/settings.js';
 
 export class SettingsController {
@@ -16,8 +16,31 @@ export class SettingsController {
     this.view.bind('revokeOthers', () => this.revokeOthers());
     this.view.bind('logout', () => this.logout());
     this.view.bind('deleteAccount', () => this.deleteAccount());
+    this.view.bind('language', (code) => this.setLanguage(code));
     this.view.renderProfile(store.me);
     this.loadSessions();
+    this.loadLanguage();
+  }
+
+  // The card stays hidden when the server runs without the assistant (404).
+  async loadLanguage() {
+    try {
+      this.view.renderLanguage(await this.api.botLanguage());
+    } catch (error) {
+      if (error.status !== 404 && error.name !== 'SessionEnded') {
+        this.layout.showToast(`Couldn't load the assistant's language: ${error.message}`);
+      }
+    }
+  }
+
+  async setLanguage(code) {
+    this.view.renderLanguageState({});
+    try {
+      this.view.renderLanguage(await this.api.setBotLanguage(code));
+      this.view.renderLanguageState({ saved: true });
+    } catch (error) {
+      this.view.renderLanguageState({ error: `Couldn't save the language: ${error.message}` });
+    }
   }
 
   destroy() {}

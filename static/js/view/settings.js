@@ -23,6 +23,10 @@ export class SettingsView {
       if (button) this.fire('revoke', button.dataset.session, button.dataset.current === 'true');
     });
     this.revokeOthers.addEventListener('click', () => this.fire('revokeOthers'));
+    this.assistant = root.querySelector('.assistant-card');
+    this.language = root.querySelector('#assistant-language');
+    this.languageStatus = root.querySelector('.assistant-status');
+    this.language.addEventListener('change', () => this.fire('language', this.language.value || null));
     root.querySelector('.logout-btn').addEventListener('click', () => this.fire('logout'));
     root.querySelector('.delete-btn').addEventListener('click', () => this.fire('deleteAccount'));
   }
@@ -48,6 +52,19 @@ export class SettingsView {
     this.nameInput.setAttribute('aria-invalid', String(Boolean(error)));
     this.status.textContent = saved ? 'Saved.' : '';
     if (error) this.nameInput.focus();
+  }
+
+  // The assistant's language: "Automatic" and each language it speaks, by its own name.
+  renderLanguage({ language, languages }) {
+    this.language.replaceChildren(
+      h('option', { value: '', text: 'Automatic' }),
+      ...languages.map((code) => h('option', { value: code, text: LANGUAGE_NAMES[code] || code, lang: code })));
+    this.language.value = language || '';
+    this.assistant.hidden = false;
+  }
+
+  renderLanguageState({ saved = false, error = '' }) {
+    this.languageStatus.textContent = error || (saved ? 'Saved.' : '');
   }
 
   renderSessions(sessions, { error } = {}) {
@@ -76,6 +93,9 @@ export class SettingsView {
     }));
   }
 }
+
+// Each language's name in itself, as the language select shows it.
+const LANGUAGE_NAMES = { en: 'English', es: 'Español', hi: 'हिंदी', ta: 'தமிழ்' };
 
 // "Chrome 120 on a Linux computer", from the server's reading of the user agent.
 export function describeSession(s) {
