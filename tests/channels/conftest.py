@@ -11,7 +11,8 @@ import pytest
 
 from tests.channels import payloads
 from tests.fakes.platforms import FakeGraphAPI, FakeLoopbackPeer, FakePlatform, FakeTelegramAPI
-from tests.support import Client, ServerThread, test_config
+from tests.support import Client, ServerThread
+from tests.support import test_config as config_for_tests
 from whatsease.channels.service import ChannelService
 from whatsease.storage.models import Message, conversation_id
 
@@ -59,7 +60,7 @@ def channel_config(platforms: Platforms, **overrides: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def channel_server(mongo_uri: str, platforms: Platforms) -> Iterator[ServerThread]:
     """One server per test module with WhatsApp, Telegram and loopback bound to bot:whatsease."""
-    thread = ServerThread(test_config(**channel_config(platforms)), mongo_uri).start()
+    thread = ServerThread(config_for_tests(**channel_config(platforms)), mongo_uri).start()
     channels(thread).retry_backoff = 0.01
     yield thread
     thread.stop()
