@@ -25,6 +25,7 @@ class Recorded:
     path: str
     headers: dict[str, str]      # names in lower case
     body: Any                    # the JSON body, or None
+    at: float = 0.0              # time.monotonic() when it arrived
 
 
 class FakePlatform:
@@ -39,6 +40,10 @@ class FakePlatform:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # One write per answer, sent at once: headers and body in separate small
+            # writes would wait on delayed ACKs (40 ms each) like no real API does.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -48,7 +53,8 @@ class FakePlatform:
                 except ValueError:
                     body = None
                 record = Recorded(self.command, self.path,
-                                  {k.lower(): v for k, v in self.headers.items()}, body)
+                                  {k.lower(): v for k, v in self.headers.items()}, body,
+                                  time.monotonic())
                 if fake.delay:
                     time.sleep(fake.delay)
                 status, answer = fake._next_answer(record)

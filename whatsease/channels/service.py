@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from whatsease.batching import Batcher
 from whatsease.channels import metrics
 from whatsease.channels.base import (
     ChannelProvider,
@@ -77,10 +78,17 @@ MAX_OUTBOUND_PER_CONTACT = 100
 SUPPORT_RATE_RETRIES = 5
 OUTSIDE_WINDOW = "outside the customer-service window (no message from the contact for 24 h)"
 
+# Events processed at once (over all contacts): enough for the database writes
+# to batch, few enough that the event loop stays free to answer webhooks fast.
+MAX_CONCURRENT_EVENTS = 32
+# A contact's last-message time is written at most this often, in seconds (it
+# is kept in memory meanwhile): the 24-hour window does not need it finer.
+CONTACT_WRITE_SECS = 60.0
+
 # Which channel states a status may move forward from.
 _FORWARD_FROM: dict[MessageStatus, tuple[str, ...]] = {
     "Sent": (), "Delivered": ("Sent",), "Read": ("Sent", "Delivered"),
-    "Failed": ("Sending", "Sent", "Delivered")}
+    "Failed": ("Sent", "Delivered")}
 
 
 class Overloaded(AppError):
@@ -181,8 +189,21 @@ class ChannelService:
         self._lanes: dict[str, list[tuple[Channel, Event]]] = {}
         self._outbound: dict[str, list[tuple[Channel, str, str]]] = {}
         self._attached: OrderedDict[str, tuple[ChannelConnection, float]] = OrderedDict()
-        self._last_inbound: dict[str, datetime] = {}
+        # Per contact: the last inbound message's time, when it was last written,
+        # and its open support conversation (bounded like the connections).
+        self._last_inbound: OrderedDict[str, datetime] = OrderedDict()
+        self._contact_written: dict[str, float] = {}
+        self._conversations: dict[str, str] = {}
+        # De-duplication keys of many webhooks share one insert.
+        self._dedup: Batcher[tuple[str, str], bool] = Batcher(self._dedup_batch,
+                                                              name="channel-dedup")
+        # Contacts' last-message times and replies' outcomes are written in batches too.
+        self._contact_writes: Batcher[tuple[str, str, str, datetime], None] = Batcher(
+            self._write_contacts, name="channel-contacts")
+        self._out_writes: Batcher[dict[str, Any], None] = Batcher(self._write_outs,
+                                                                  name="channel-outbox")
         self._tasks: set[asyncio.Task[None]] = set()
+        self._working = asyncio.Semaphore(MAX_CONCURRENT_EVENTS)
         self._janitor: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ intake
@@ -224,7 +245,8 @@ class ChannelService:
             while lane:
                 channel, event = lane[0]
                 try:
-                    await self._process(channel, event)
+                    async with self._working:
+                        await self._process(channel, event)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -245,16 +267,51 @@ class ChannelService:
 
     # ------------------------------------------------------------------ inbound
 
+    async def _dedup_batch(self, keys: list[tuple[str, str]]) -> list[bool]:
+        return await self.store.first_times(keys, self.clock())
+
+    async def _write_contacts(self, touches: list[tuple[str, str, str, datetime]]) -> list[None]:
+        await self.store.touch_contacts(touches)
+        return [None] * len(touches)
+
+    async def _write_outs(self, records: list[dict[str, Any]]) -> list[None]:
+        await self.store.record_outs(records)
+        return [None] * len(records)
+
+    async def _record_out(self, message_id: str, *, channel: str, contact: str, status: str,
+                          at: datetime, platform_id: str | None = None,
+                          error_code: int | None = None, error: str = "") -> None:
+        await self._out_writes.submit({
+            "message_id": message_id, "channel": channel, "contact": contact, "status": status,
+            "at": at, "platform_id": platform_id, "error_code": error_code, "error": error})
+
+    async def _touch(self, channel: Channel, contact: str, m: InboundMessage) -> None:
+        """Remember the contact's last message (memory now, the database now and then)."""
+        last = self._last_inbound.get(contact)
+        self._last_inbound[contact] = m.timestamp if last is None else max(last, m.timestamp)
+        self._last_inbound.move_to_end(contact)
+        while len(self._last_inbound) > MAX_ATTACHED:
+            gone, _ = self._last_inbound.popitem(last=False)
+            self._contact_written.pop(gone, None)
+            self._conversations.pop(gone, None)
+        loop_time = asyncio.get_running_loop().time()
+        written = self._contact_written.get(contact)
+        if written is None or loop_time - written > CONTACT_WRITE_SECS:
+            self._contact_written[contact] = loop_time
+            await self._contact_writes.submit((contact, channel.name, m.sender_name,
+                                               self._last_inbound[contact]))
+
     async def _inbound(self, channel: Channel, m: InboundMessage) -> None:
-        now = self.clock()
-        if not await self.store.first_time(channel.name, m.message_id, now):
+        if not await self._dedup.submit((channel.name, m.message_id)):
             metrics.WEBHOOK_DUPLICATES.labels(channel.name).inc()
             return
         metrics.count_in(channel.name, m.kind)
         contact = m.reply_address
-        await self.store.touch_contact(contact, channel.name, m.sender_name, m.timestamp)
-        self._last_inbound[contact] = max(m.timestamp, self._last_inbound.get(contact, m.timestamp))
-        self._spawn(self._mark_read(channel, m), f"channel-read:{contact}")
+        await self._touch(channel, contact, m)
+        if len(self._lanes.get(contact, ())) <= 1:
+            # Marking a message read marks the earlier ones read too: with more of
+            # the contact's messages queued behind this one, the last one does it.
+            self._spawn(self._mark_read(channel, m), f"channel-read:{contact}")
         try:
             if channel.bound_to_org:
                 await self._to_support(channel, contact, m)
@@ -298,8 +355,10 @@ class ChannelService:
         if support is None:
             raise RuntimeError("the channel is bound to an organisation but support is not set up")
         client_id = f"{channel.name}:{m.message_id}"[:128]
-        doc = await self.store.contact(contact)
-        conversation_id = (doc or {}).get("conversation_id")
+        conversation_id = self._conversations.get(contact)
+        if conversation_id is None:
+            doc = await self.store.contact(contact)
+            conversation_id = (doc or {}).get("conversation_id")
         if conversation_id:
             self.attach(channel, customer_key(conversation_id), contact,
                         conversation_id=conversation_id)
@@ -313,6 +372,7 @@ class ChannelService:
             org, m.sender_name or contact, contact)
         conversation_id = conversation.conversation_id
         await self.store.set_conversation(contact, conversation_id)
+        self._conversations[contact] = conversation_id
         connection = self.attach(channel, customer_key(conversation_id), contact,
                                  conversation_id=conversation_id)
         for note in opening:     # the greeting was posted before the connection existed
@@ -418,7 +478,7 @@ class ChannelService:
         if not within(await self._last_inbound_at(contact), provider.service_window, now):
             # Meta refuses free-form messages outside the window (error 131047):
             # record why instead of calling it.
-            await self.store.record_out(message_id, channel=channel.name, contact=contact,
+            await self._record_out(message_id, channel=channel.name, contact=contact,
                                         status="Failed", at=now, error=OUTSIDE_WINDOW)
             metrics.count_out(channel.name, "outside_window")
             logger.warning("%s: reply not sent: %s", channel.name, OUTSIDE_WINDOW,
@@ -427,16 +487,14 @@ class ChannelService:
                 "channel.not_sent", channel.binding, target=contact, message_id=message_id,
                 text=f"A reply to {contact} was not sent on {channel.name}: {OUTSIDE_WINDOW}")
             return SendResult(ok=False, error=OUTSIDE_WINDOW)
-        await self.store.record_out(message_id, channel=channel.name, contact=contact,
-                                    status="Sending", at=now)
         result = await deliver(provider, OutboundMessage(to=contact, text=text[:4096]),
                                backoff=self.retry_backoff)
         if result.ok:
-            await self.store.record_out(message_id, channel=channel.name, contact=contact,
+            await self._record_out(message_id, channel=channel.name, contact=contact,
                                         status="Sent", at=self.clock(),
                                         platform_id=result.message_id or None)
             return result
-        await self.store.record_out(message_id, channel=channel.name, contact=contact,
+        await self._record_out(message_id, channel=channel.name, contact=contact,
                                     status="Failed", at=self.clock(),
                                     error_code=result.error_code, error=result.error)
         logger.warning("%s: reply to %s failed%s: %s", channel.name, contact,
@@ -516,6 +574,9 @@ class ChannelService:
             janitor.cancel()
             await asyncio.gather(janitor, return_exceptions=True)
         await self.wait_idle()
+        await self._dedup.drain()
+        await self._contact_writes.drain()
+        await self._out_writes.drain()
         for connection, _at in list(self._attached.values()):
             self.detach(connection)
         for channel in self.channels.values():

@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+from whatsease.storage.bulk import insert_all
 
 EVENTS = "channel_events"
 CONTACTS = "channel_contacts"
@@ -49,21 +51,29 @@ class ChannelStore:
             return False
         return True
 
+    async def first_times(self, keys: list[tuple[str, str]], at: datetime) -> list[bool]:
+        """`first_time` for many ``(channel, platform id)`` events in one round trip."""
+        duplicates = await insert_all(self.events, [{"_id": f"{channel}:{platform_id}",
+                                                     "at": at} for channel, platform_id in keys])
+        return [i not in duplicates for i in range(len(keys))]
+
     async def forget_event(self, channel: str, platform_id: str) -> None:
         """Undo `first_time` for an event that could not be processed (so a retry is)."""
         await self.events.delete_one({"_id": f"{channel}:{platform_id}"})
 
     # -- contacts
-    async def touch_contact(self, contact: str, channel: str, name: str,
-                            at: datetime) -> dict[str, Any]:
-        """Record an inbound message from ``contact``; returns the contact as stored before."""
-        fields: dict[str, Any] = {"channel": channel, "last_inbound_at": at}
-        if name:
-            fields["name"] = name
-        doc = await self.contacts.find_one_and_update(
-            {"_id": contact}, {"$set": fields, "$setOnInsert": {"first_seen": at}},
-            upsert=True, return_document=ReturnDocument.BEFORE)
-        return doc or {}
+    async def touch_contacts(self, touches: list[tuple[str, str, str, datetime]]) -> None:
+        """`touch_contact` for many ``(contact, channel, name, at)`` in one round trip."""
+        ops = []
+        for contact, channel, name, at in touches:
+            fields: dict[str, Any] = {"channel": channel, "last_inbound_at": at}
+            if name:
+                fields["name"] = name
+            ops.append(UpdateOne({"_id": contact},
+                                 {"$set": fields, "$setOnInsert": {"first_seen": at}},
+                                 upsert=True))
+        if ops:
+            await self.contacts.bulk_write(ops, ordered=True)
 
     async def contact(self, contact: str) -> dict[str, Any] | None:
         return await self.contacts.find_one({"_id": contact})
@@ -73,17 +83,20 @@ class ChannelStore:
                                        {"$set": {"conversation_id": conversation_id}})
 
     # -- outbound messages
-    async def record_out(self, message_id: str, *, channel: str, contact: str, status: str,
-                         at: datetime, platform_id: str | None = None,
-                         error_code: int | None = None, error: str = "") -> None:
-        """Store the outcome of sending our message ``message_id`` to ``contact``."""
-        doc: dict[str, Any] = {"channel": channel, "contact": contact, "status": status,
-                               "updated_at": at, "error_code": error_code, "error": error}
-        if platform_id:
-            doc["platform_id"] = platform_id
-        await self.outbox.update_one({"_id": message_id},
-                                     {"$set": doc, "$setOnInsert": {"created_at": at}},
-                                     upsert=True)
+    async def record_outs(self, records: list[dict[str, Any]]) -> None:
+        """`record_out` for many records (its keyword arguments as dicts) in one round trip."""
+        ops = []
+        for r in records:
+            doc: dict[str, Any] = {"channel": r["channel"], "contact": r["contact"],
+                                   "status": r["status"], "updated_at": r["at"],
+                                   "error_code": r.get("error_code"), "error": r.get("error", "")}
+            if r.get("platform_id"):
+                doc["platform_id"] = r["platform_id"]
+            ops.append(UpdateOne({"_id": r["message_id"]},
+                                 {"$set": doc, "$setOnInsert": {"created_at": r["at"]}},
+                                 upsert=True))
+        if ops:
+            await self.outbox.bulk_write(ops, ordered=True)
 
     async def out_by_platform_id(self, channel: str, platform_id: str) -> dict[str, Any] | None:
         return await self.outbox.find_one({"channel": channel, "platform_id": platform_id})
