@@ -485,6 +485,7 @@ class ChannelService:
                            extra={"message_id": message_id})
             self.services.activity.record(
                 "channel.not_sent", channel.binding, target=contact, message_id=message_id,
+                audience=await self._admins(channel),
                 text=f"A reply to {contact} was not sent on {channel.name}: {OUTSIDE_WINDOW}")
             return SendResult(ok=False, error=OUTSIDE_WINDOW)
         result = await deliver(provider, OutboundMessage(to=contact, text=text[:4096]),
@@ -525,11 +526,23 @@ class ChannelService:
                            extra={"message_id": message_id})
             self.services.activity.record(
                 "channel.failed", channel.binding, target=doc["contact"], message_id=message_id,
+                audience=await self._admins(channel),
                 text=f"{channel.name} could not deliver a reply to {doc['contact']}: "
                      f"{s.error_title or 'no reason given'}")
         elif not channel.bound_to_org:
             # The messenger's own status (ticks, activity) follows the platform's receipts.
             await self.services.messaging.mark(doc["contact"], [message_id], status)
+
+    async def _admins(self, channel: Channel) -> list[str]:
+        """Who hears of a reply that could not be delivered: the bound org's admins."""
+        support = self.services.support
+        if not channel.bound_to_org or support is None:
+            return []
+        try:
+            members = await support.orgs.members(channel.org_id)
+        except NotFound:
+            return []
+        return [u.email for u in members if u.role == "admin"]
 
     def _platform_error(self, channel: Channel, error: PlatformError) -> None:
         metrics.API_ERRORS.labels(channel.name, "webhook", str(error.code or "unknown")).inc()
