@@ -1,0 +1,127 @@
+"""External channels' collections: de-duplication of webhook events, the external
+contacts, and the outbound messages' platform ids and delivery states."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from whatsease.storage.bulk import insert_all
+
+EVENTS = "channel_events"
+CONTACTS = "channel_contacts"
+OUTBOX = "channel_outbox"
+
+# Platforms redeliver a webhook for up to a day (Meta: "up to 7 days" for some
+# failures); keep de-duplication keys a little longer than the longest.
+DEDUP_KEEP_SECS = 8 * 86400
+
+CHANNEL_INDEXES: dict[str, list[IndexModel]] = {
+    # The _id ("<channel>:<platform id>") is the unique de-duplication key.
+    EVENTS: [IndexModel([("at", ASCENDING)], expireAfterSeconds=DEDUP_KEEP_SECS)],
+    CONTACTS: [IndexModel([("channel", ASCENDING), ("last_inbound_at", ASCENDING)])],
+    OUTBOX: [IndexModel([("channel", ASCENDING), ("platform_id", ASCENDING)], unique=True,
+                        partialFilterExpression={"platform_id": {"$type": "string"}}),
+             IndexModel([("contact", ASCENDING), ("_id", ASCENDING)])],
+}
+
+
+class ChannelStore:
+    """Plain async access to the channel collections (only storage/ imports pymongo)."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.events = db[EVENTS]
+        self.contacts = db[CONTACTS]
+        self.outbox = db[OUTBOX]
+
+    # -- de-duplication
+    async def first_time(self, channel: str, platform_id: str, at: datetime) -> bool:
+        """Record that an event was seen; False if it was seen before (a redelivery).
+
+        The unique ``_id`` decides, so two concurrent deliveries of one event
+        cannot both be first.
+        """
+        try:
+            await self.events.insert_one({"_id": f"{channel}:{platform_id}", "at": at})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def first_times(self, keys: list[tuple[str, str]], at: datetime) -> list[bool]:
+        """`first_time` for many ``(channel, platform id)`` events in one round trip."""
+        duplicates = await insert_all(self.events, [{"_id": f"{channel}:{platform_id}",
+                                                     "at": at} for channel, platform_id in keys])
+        return [i not in duplicates for i in range(len(keys))]
+
+    async def forget_event(self, channel: str, platform_id: str) -> None:
+        """Undo `first_time` for an event that could not be processed (so a retry is)."""
+        await self.events.delete_one({"_id": f"{channel}:{platform_id}"})
+
+    # -- contacts
+    async def touch_contacts(self, touches: list[tuple[str, str, str, datetime]]) -> None:
+        """`touch_contact` for many ``(contact, channel, name, at)`` in one round trip."""
+        ops = []
+        for contact, channel, name, at in touches:
+            fields: dict[str, Any] = {"channel": channel, "last_inbound_at": at}
+            if name:
+                fields["name"] = name
+            ops.append(UpdateOne({"_id": contact},
+                                 {"$set": fields, "$setOnInsert": {"first_seen": at}},
+                                 upsert=True))
+        if ops:
+            await self.contacts.bulk_write(ops, ordered=True)
+
+    async def contact(self, contact: str) -> dict[str, Any] | None:
+        return await self.contacts.find_one({"_id": contact})
+
+    async def set_conversation(self, contact: str, conversation_id: str | None) -> None:
+        await self.contacts.update_one({"_id": contact},
+                                       {"$set": {"conversation_id": conversation_id}})
+
+    # -- outbound messages
+    async def record_outs(self, records: list[dict[str, Any]]) -> None:
+        """`record_out` for many records (its keyword arguments as dicts) in one round trip."""
+        ops = []
+        for r in records:
+            doc: dict[str, Any] = {"channel": r["channel"], "contact": r["contact"],
+                                   "status": r["status"], "updated_at": r["at"],
+                                   "error_code": r.get("error_code"), "error": r.get("error", "")}
+            if r.get("platform_id"):
+                doc["platform_id"] = r["platform_id"]
+            ops.append(UpdateOne({"_id": r["message_id"]},
+                                 {"$set": doc, "$setOnInsert": {"created_at": r["at"]}},
+                                 upsert=True))
+        if ops:
+            await self.outbox.bulk_write(ops, ordered=True)
+
+    async def out_by_platform_id(self, channel: str, platform_id: str) -> dict[str, Any] | None:
+        return await self.outbox.find_one({"channel": channel, "platform_id": platform_id})
+
+    async def out(self, message_id: str) -> dict[str, Any] | None:
+        return await self.outbox.find_one({"_id": message_id})
+
+    async def set_out_status(self, message_id: str, status: str, at: datetime, *,
+                             allowed_from: tuple[str, ...], error_code: int | None = None,
+                             error: str = "") -> bool:
+        """Move a sent message's channel status forward; False if it was already past."""
+        fields: dict[str, Any] = {"status": status, "updated_at": at}
+        if error_code is not None or error:
+            fields.update({"error_code": error_code, "error": error})
+        result = await self.outbox.update_one(
+            {"_id": message_id, "status": {"$in": list(allowed_from)}}, {"$set": fields})
+        return result.modified_count == 1
+
+    async def outbox_for(self, contact: str, limit: int = 100) -> list[dict[str, Any]]:
+        return await self.outbox.find({"contact": contact}).sort("_id", ASCENDING) \
+            .limit(limit).to_list()
+
+
+def within(last: datetime | None, window: timedelta | None, now: datetime) -> bool:
+    """Whether ``now`` is inside the ``window`` after ``last`` (no window: always)."""
+    if window is None:
+        return True
+    return last is not None and now - last < window
