@@ -1,0 +1,641 @@
+"""Chatbot instances at run time: configs in, messages queued per sender, answers out.
+
+An operator owns instances (``PUT /api/v1/chatbots``). Each running
+`Instance` holds its chat provider (where messages come from and answers go),
+its LLM provider (who answers) and one bounded `SenderQueue` per sender.
+
+Delivery guarantees:
+
+- a message is stored in its sender's queue (MongoDB) before the webhook is
+  answered, so a restart resumes every unanswered message (`start`);
+- one sender's messages are answered one at a time, in order, by that
+  sender's own task; different senders' tasks run side by side, at most
+  `MAX_CONCURRENT_ANSWERS` per instance, so a slow model delays only the
+  senders waiting on it and never the event loop (providers await their I/O);
+- the answer is stored (and its question marked answered) before it is sent,
+  so a restart never answers twice; a send that fails is recorded as the
+  instance's last error;
+- a provider failure or a full queue gives the sender a polite answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from whatsease.channels.base import (
+    ChannelProvider,
+    InboundMessage,
+    OutboundMessage,
+    deliver,
+)
+from whatsease.channels.base import ProviderContext as ChannelContext
+from whatsease.chatbots import metrics
+from whatsease.chatbots.chat import GROUP_SETTING, build_chat_provider
+from whatsease.chatbots.configs import InstanceSpec, parse_instances
+from whatsease.chatbots.llm import (
+    ASSISTANT_ROLE,
+    USER_ROLE,
+    LLMProvider,
+    LLMProviderError,
+    ProviderContext,
+    llm_provider,
+)
+from whatsease.chatbots.queues import QueueLimits, SenderQueue
+from whatsease.chatbots.sealing import SealBroken, Sealer
+from whatsease.errors import NotFound, Unprocessable
+from whatsease.net.outbound import OutboundPolicy
+from whatsease.services import Services
+from whatsease.storage.chatbots import (
+    CHATBOT_INDEXES,
+    COUNT_NAMES,
+    ChatbotRepo,
+    QueueEntry,
+    StoredInstance,
+    new_entry_id,
+)
+from whatsease.timeutil import isoformat, utcnow
+
+logger = logging.getLogger(__name__)
+
+POLITE_ERROR = ("Sorry, I can't answer right now. Please try again in a little while.")
+POLITE_DROPPED = ("You sent more messages than I can keep up with, so I skipped {count} of "
+                  "your earlier ones. I'll answer your latest.")
+MAX_INSTANCES_PER_OWNER = 100
+# Instances a process runs; start-up loads at most this many.
+MAX_INSTANCES = 10_000
+# Senders whose queue an instance keeps in memory; idle ones beyond this are
+# forgotten (their queue stays in MongoDB and is read back when they write).
+MAX_SENDERS_IN_MEMORY = 5_000
+# Answers an instance works on at once; more senders wait their turn.
+MAX_CONCURRENT_ANSWERS = 16
+# Unanswered (instance, sender) pairs a restart resumes.
+MAX_RESUMED_SENDERS = 50_000
+# Senders and conversations a status lists (the busiest / most recent).
+STATUS_SENDERS = 100
+MAX_ERROR_CHARS = 300
+MAX_INBOUND_CHARS = 4096
+
+@dataclass
+class Instance:
+    """One running instance: its stored config, providers, queues and the tasks answering."""
+
+    stored: StoredInstance
+    limits: QueueLimits
+    llm: LLMProvider | None
+    chat: ChannelProvider | None
+    problem: str = ""
+    queues: OrderedDict[str, SenderQueue] = field(default_factory=OrderedDict)
+    workers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(MAX_CONCURRENT_ANSWERS))
+    llm_health: str = "unknown"
+    chat_health: str = "unknown"
+    # Loads of a sender's queue under way, so two messages do not read it twice.
+    loading: dict[str, asyncio.Future[SenderQueue]] = field(default_factory=dict)
+
+    @property
+    def instance_id(self) -> str:
+        return self.stored.instance_id
+
+    @property
+    def state(self) -> str:
+        return "error" if self.problem else "running"
+
+    def count(self, name: str, by: int = 1) -> None:
+        self.stored.counts[name] = self.stored.counts.get(name, 0) + by
+
+
+def _bounded_error(text: str) -> str:
+    return text.replace("\n", " ")[:MAX_ERROR_CHARS]
+
+
+def whitelisted(whitelist: list[str], sender: str) -> bool:
+    """True when ``sender`` (a contact such as ``wa:+4915…``) is on the list, or the list is empty.
+
+    An entry matches the whole contact or its platform id, with or without a
+    leading ``+`` (the seed's lists hold bare phone numbers).
+    """
+    if not whitelist:
+        return True
+    bare = sender.partition(":")[2] or sender
+    candidates = {sender, bare, bare.lstrip("+")}
+    return any(entry in candidates or entry.lstrip("+") in candidates for entry in whitelist)
+
+
+class ChatbotService:
+    """Every chatbot instance of the process; one per process (``services.chatbots``)."""
+
+    def __init__(self, services: Services, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.services = services
+        self.repo = ChatbotRepo(services.store.db)
+        self.sealer = Sealer(services.config.jwt_secret)
+        self.clock = clock
+        outbound = OutboundPolicy(allow_private=services.config.outbound_allow_private)
+        self.llm_context = ProviderContext(outbound)
+        self.chat_context = ChannelContext(policy=outbound)
+        self.instances: dict[str, Instance] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Run every stored instance and resume every sender with unanswered messages."""
+        for stored in await self.repo.all(limit=MAX_INSTANCES):
+            self.instances[stored.instance_id] = self._build(stored)
+        for instance_id, sender in await self.repo.senders_waiting(limit=MAX_RESUMED_SENDERS):
+            instance = self.instances.get(instance_id)
+            if instance is not None:
+                await self._queue(instance, sender)
+                self._wake(instance, sender)
+        self._update_depth()
+
+    async def stop(self) -> None:
+        """Stop answering (unanswered messages stay queued in MongoDB) and close providers."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for instance in self.instances.values():
+            await self._close(instance)
+        self.instances.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def wait_idle(self) -> None:
+        """Until no instance is answering; callers bound the wait (``asyncio.timeout``)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # ------------------------------------------------------------- building
+
+    def _open_secrets(self, stored: StoredInstance) -> dict[str, Any]:
+        if not stored.sealed:
+            return {"chat": {}, "llm": {}}
+        return self.sealer.open(stored.sealed, stored.instance_id)
+
+    def _build(self, stored: StoredInstance) -> Instance:
+        """The running form of ``stored``; a provider that cannot be built leaves it in error."""
+        limits = QueueLimits.from_dict(stored.queue)
+        llm: LLMProvider | None = None
+        chat: ChannelProvider | None = None
+        problem = ""
+        try:
+            secrets = self._open_secrets(stored)
+            llm = llm_provider(stored.llm_provider)(
+                {**stored.llm_config, **secrets.get("llm", {})}, self.llm_context)
+            chat = build_chat_provider(stored.chat_provider,
+                                       {**stored.chat_config, **secrets.get("chat", {})},
+                                       self.chat_context)
+        except SealBroken as exc:
+            problem = f"{exc}; send the provider keys again"
+        except Exception as exc:  # noqa: BLE001  # a broken provider package must not stop the server
+            problem = _bounded_error(f"a provider cannot be built: {type(exc).__name__}")
+            logger.warning("chatbot instance %s cannot start: %s", stored.instance_id,
+                           type(exc).__name__)
+        return Instance(stored, limits, llm, chat, problem)
+
+    async def _close(self, instance: Instance) -> None:
+        for sender, task in list(instance.workers.items()):
+            task.cancel()
+            instance.workers.pop(sender, None)
+        for provider in (instance.llm, instance.chat):
+            if provider is not None:
+                try:
+                    await provider.close()
+                except Exception:
+                    logger.exception("closing a provider of chatbot instance %s failed",
+                                     instance.instance_id)
+
+    # ---------------------------------------------------------------- configs
+
+    async def put(self, owner: str, body: Any) -> list[dict[str, str]]:
+        """Create or replace the owner's instances from ``body`` (validated as a whole).
+
+        Raises `Unprocessable` naming the entry and field; nothing is created then.
+        An entry whose ``user_id`` the owner already has replaces that instance
+        (same ``instance_id``, so webhook URLs stay valid; queues and totals kept).
+        """
+        existing = {s.user_id: s for s in await self.repo.owned(
+            owner, limit=MAX_INSTANCES_PER_OWNER + 1)}
+        if isinstance(body, list):
+            body = [self._keep_secrets(entry, existing) for entry in body]
+        specs = parse_instances(body, self.llm_context)
+        total = len(existing) + sum(1 for s in specs if s.user_id not in existing)
+        if total > MAX_INSTANCES_PER_OWNER:
+            raise Unprocessable(
+                f"An operator has at most {MAX_INSTANCES_PER_OWNER} instances; this would "
+                f"make {total}.", errors=[{"field": "body", "message": "too many instances"}])
+        now = self.clock()
+        stored = [self._stored(owner, spec, existing.get(spec.user_id), now) for spec in specs]
+        await self.repo.save_all(stored)
+        for item in stored:
+            await self._activate(item)
+        self._update_depth()
+        return [{"user_id": s.user_id, "instance_id": s.instance_id} for s in stored]
+
+    def _keep_secrets(self, entry: Any, existing: Mapping[str, StoredInstance]) -> Any:
+        """``entry`` with the old secrets filled in where it asks to keep them and omits them."""
+        if not isinstance(entry, dict) or entry.get("keep_secrets") is not True:
+            return entry
+        old = existing.get(entry.get("user_id"))  # type: ignore[arg-type]
+        if old is None:
+            return entry
+        try:
+            secrets = self._open_secrets(old)
+        except SealBroken:
+            return entry
+        entry = dict(entry)
+        for block, provider_name, kind in (("chat_provider_config", old.chat_provider, "chat"),
+                                           ("llm_provider_config", old.llm_provider, "llm")):
+            raw = entry.get(block)
+            if (not isinstance(raw, dict) or raw.get("provider_name") != provider_name
+                    or not isinstance(raw.get("provider_config", {}), dict)):
+                continue
+            config = dict(raw.get("provider_config", {}))
+            for key, value in secrets.get(kind, {}).items():
+                if config.get(key) in (None, ""):
+                    config[key] = value
+            entry[block] = {**raw, "provider_config": config}
+        return entry
+
+    def _stored(self, owner: str, spec: InstanceSpec, old: StoredInstance | None,
+                now: datetime) -> StoredInstance:
+        instance_id = old.instance_id if old is not None else str(uuid.uuid4())
+        chat_secrets = {k: v for k, v in spec.chat_secrets.items() if v not in (None, "")}
+        llm_secrets = {k: v for k, v in spec.llm_secrets.items() if v not in (None, "")}
+        sealed = self.sealer.seal({"chat": chat_secrets, "llm": llm_secrets}, instance_id)
+        return StoredInstance(
+            instance_id=instance_id, owner=owner, user_id=spec.user_id,
+            whitelist=spec.whitelist, chat_provider=spec.chat_provider,
+            chat_config=spec.chat_config, allow_groups=spec.allow_groups,
+            queue=spec.queue.to_dict(), llm_provider=spec.llm_provider,
+            llm_config=spec.llm_config, sealed=sealed,
+            created_at=old.created_at if old is not None else now, updated_at=now,
+            counts=dict(old.counts) if old is not None else {},
+            tokens=dict(old.tokens) if old is not None else {},
+            latency=dict(old.latency) if old is not None else {},
+            last_error=old.last_error if old is not None else None)
+
+    async def _activate(self, stored: StoredInstance) -> None:
+        """Run ``stored``, replacing the running instance of the same id (its queues kept)."""
+        fresh = self._build(stored)
+        old = self.instances.get(stored.instance_id)
+        if old is not None:
+            fresh.stored.counts = dict(old.stored.counts)
+            fresh.stored.tokens = dict(old.stored.tokens)
+            fresh.stored.latency = dict(old.stored.latency)
+            fresh.stored.last_error = old.stored.last_error
+            await self._close(old)
+            for sender, queue in old.queues.items():
+                queue.limits = fresh.limits
+                fresh.queues[sender] = queue
+        self.instances[stored.instance_id] = fresh
+        for sender, queue in fresh.queues.items():
+            if queue.next_pending() is not None:
+                self._wake(fresh, sender)
+
+    def owned(self, owner: str, instance_id: str) -> Instance:
+        """The owner's running instance; `NotFound` when there is none or it is someone else's."""
+        instance = self.instances.get(instance_id)
+        if instance is None or instance.stored.owner != owner:
+            raise NotFound("No such chatbot instance.")
+        return instance
+
+    async def list(self, owner: str) -> list[dict[str, Any]]:
+        stored = await self.repo.owned(owner, limit=MAX_INSTANCES_PER_OWNER)
+        return [self.describe(s) for s in stored]
+
+    def describe(self, stored: StoredInstance) -> dict[str, Any]:
+        """An instance's config as the API shows it: secrets only named, never shown."""
+        instance = self.instances.get(stored.instance_id)
+        try:
+            secrets = self._open_secrets(stored)
+        except SealBroken:
+            secrets = {"chat": {}, "llm": {}}
+        return {
+            "instance_id": stored.instance_id, "user_id": stored.user_id,
+            "respond_to_whitelist": list(stored.whitelist),
+            "chat_provider_config": {
+                "provider_name": stored.chat_provider,
+                "provider_config": {**stored.chat_config, GROUP_SETTING: stored.allow_groups}},
+            "queue_config": dict(stored.queue),
+            "llm_provider_config": {"provider_name": stored.llm_provider,
+                                    "provider_config": dict(stored.llm_config)},
+            "secrets_set": sorted([f"chat_provider_config.provider_config.{k}"
+                                   for k in secrets.get("chat", {})]
+                                  + [f"llm_provider_config.provider_config.{k}"
+                                     for k in secrets.get("llm", {})]),
+            "state": instance.state if instance is not None else "stopped",
+            "webhook_path": webhook_path(stored.chat_provider, stored.instance_id),
+            "created_at": isoformat(stored.created_at),
+            "updated_at": isoformat(stored.updated_at),
+        }
+
+    async def delete(self, owner: str, instance_id: str) -> None:
+        """Stop and forget the owner's instance, its queues and its totals."""
+        instance = self.owned(owner, instance_id)
+        self.instances.pop(instance_id, None)
+        await self._close(instance)
+        await self.repo.delete(instance_id)
+        self._update_depth()
+
+    async def status(self, owner: str, instance_id: str) -> dict[str, Any]:
+        instance = self.owned(owner, instance_id)
+        stored = instance.stored
+        queues = sorted(instance.queues.items(), key=lambda kv: (-kv[1].pending,
+                                                                 -len(kv[1].entries)))
+        conversations = await self.repo.conversations_of(instance_id, limit=STATUS_SENDERS)
+        calls = int(stored.latency.get("calls", 0))
+        total = float(stored.latency.get("total_seconds", 0.0))
+        return {
+            "instance_id": instance_id, "user_id": stored.user_id, "state": instance.state,
+            "problem": instance.problem or None,
+            "chat_provider": {"provider_name": stored.chat_provider,
+                              "health": instance.chat_health,
+                              "link": self._link(instance)},
+            "llm_provider": {"provider_name": stored.llm_provider,
+                             "health": instance.llm_health},
+            "queue_depth": sum(q.pending for q in instance.queues.values()),
+            "queues": [{"sender": sender, "pending": q.pending, "entries": len(q.entries),
+                        "characters": q.characters} for sender, q in queues[:STATUS_SENDERS]],
+            "counts": {name: int(stored.counts.get(name, 0)) for name in COUNT_NAMES},
+            "tokens": {"prompt": int(stored.tokens.get("prompt", 0)),
+                       "completion": int(stored.tokens.get("completion", 0))},
+            "latency": {"calls": calls, "total_seconds": round(total, 4),
+                        "average_seconds": round(total / calls, 4) if calls else None,
+                        "last_seconds": stored.latency.get("last_seconds")},
+            "conversations": [{
+                "sender": c["sender"], "calls": int(c.get("calls", 0)),
+                "prompt_tokens": int(c.get("prompt_tokens", 0)),
+                "completion_tokens": int(c.get("completion_tokens", 0)),
+                "latency_seconds": round(float(c.get("latency_secs", 0.0)), 4),
+                "last_at": isoformat(c["last_at"])} for c in conversations],
+            "last_error": stored.last_error,
+            "webhook_path": webhook_path(stored.chat_provider, instance_id),
+        }
+
+    def _link(self, instance: Instance) -> dict[str, Any] | None:
+        """How a person reaches the bot, for providers that have a link (wa.me, t.me)."""
+        link = getattr(instance.chat, "link_info", None)
+        if not callable(link):
+            return None
+        try:
+            value = link()
+        except Exception:  # noqa: BLE001  # a status must not fail for a provider's helper
+            return None
+        return value if isinstance(value, dict) else None
+
+    # --------------------------------------------------------------- messages
+
+    async def receive(self, instance_id: str, message: InboundMessage) -> str:
+        """Queue an incoming message for an answer; the outcome (for metrics and tests).
+
+        Outcomes: ``queued``, ``duplicate``, ``ignored_whitelist``,
+        ``ignored_group``, ``ignored_empty``. `NotFound` for an unknown instance.
+        """
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            raise NotFound("No such chatbot instance.")
+        outcome = await self._enqueue(instance, message)
+        metrics.MESSAGES.labels(outcome).inc()
+        return outcome
+
+    async def _enqueue(self, instance: Instance, message: InboundMessage) -> str:
+        stored = instance.stored
+        if message.is_group and not stored.allow_groups:
+            instance.count("ignored")
+            await self.repo.add_totals(instance.instance_id, counts={"ignored": 1})
+            return "ignored_group"
+        if not whitelisted(stored.whitelist, message.sender):
+            instance.count("ignored")
+            await self.repo.add_totals(instance.instance_id, counts={"ignored": 1})
+            return "ignored_whitelist"
+        text = message.text.strip()[:MAX_INBOUND_CHARS]
+        if not text:
+            return "ignored_empty"
+        now = self.clock()
+        queue = await self._queue(instance, message.sender)
+        entry = QueueEntry(new_entry_id(), USER_ROLE, text, now,
+                           target=message.chat_id if message.is_group else "",
+                           platform_id=message.message_id[:128])
+        if not await self.repo.push(instance.instance_id, message.sender, entry):
+            return "duplicate"
+        removed = queue.add(entry, now)
+        dropped = [e for e in removed if queue.is_drop(e)]
+        await self.repo.remove([e.entry_id for e in removed])
+        instance.count("received")
+        counts = {"received": 1}
+        if dropped:
+            instance.count("dropped", len(dropped))
+            counts["dropped"] = len(dropped)
+            metrics.QUEUE_DROPS.inc(len(dropped))
+            metrics.MESSAGES.labels("dropped").inc(len(dropped))
+            self._spawn(self._deliver(instance, entry.target or message.sender,
+                                      POLITE_DROPPED.format(count=len(dropped))),
+                        f"chatbot-notice:{instance.instance_id}")
+        await self.repo.add_totals(instance.instance_id, counts=counts)
+        self._wake(instance, message.sender)
+        self._update_depth()
+        return "queued"
+
+    async def _queue(self, instance: Instance, sender: str) -> SenderQueue:
+        """The sender's queue, read from MongoDB the first time (or after it was forgotten)."""
+        queue = instance.queues.get(sender)
+        if queue is not None:
+            instance.queues.move_to_end(sender)
+            return queue
+        loading = instance.loading.get(sender)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[SenderQueue] = asyncio.get_running_loop().create_future()
+        instance.loading[sender] = future
+        try:
+            entries = await self.repo.queue_of(instance.instance_id, sender,
+                                               limit=instance.limits.max_messages)
+            queue = SenderQueue(instance.limits, entries)
+            removed = queue.trim(self.clock())
+            await self.repo.remove([e.entry_id for e in removed])
+            instance.queues[sender] = queue
+            self._forget_idle(instance)
+            future.set_result(queue)
+            return queue
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited future logs nothing
+            raise
+        finally:
+            instance.loading.pop(sender, None)
+
+    def _forget_idle(self, instance: Instance) -> None:
+        """Keep at most `MAX_SENDERS_IN_MEMORY` queues, forgetting idle senders first."""
+        if len(instance.queues) <= MAX_SENDERS_IN_MEMORY:
+            return
+        for sender in list(instance.queues):
+            if len(instance.queues) <= MAX_SENDERS_IN_MEMORY:
+                break
+            if sender not in instance.workers:
+                del instance.queues[sender]
+
+    def _wake(self, instance: Instance, sender: str) -> None:
+        if sender not in instance.workers and not instance.problem:
+            instance.workers[sender] = self._spawn(
+                self._drain(instance, sender), f"chatbot:{instance.instance_id}")
+
+    async def _drain(self, instance: Instance, sender: str) -> None:
+        """Answer the sender's messages one by one, oldest first, until none is left."""
+        try:
+            while True:
+                queue = instance.queues.get(sender)
+                entry = queue.next_pending() if queue is not None else None
+                if queue is None or entry is None:
+                    return
+                async with instance.slots:
+                    try:
+                        await self._answer(instance, sender, queue, entry)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        # Skipped for now (it stays unanswered in MongoDB for a restart);
+                        # never retried in a tight loop.
+                        entry.answered = True
+                        logger.exception("chatbot instance %s failed to answer",
+                                         instance.instance_id)
+                        await self._record_error(instance, f"answering failed: "
+                                                 f"{type(exc).__name__}")
+        finally:
+            if instance.workers.get(sender) is asyncio.current_task():
+                instance.workers.pop(sender, None)
+            self._update_depth()
+
+    async def _answer(self, instance: Instance, sender: str, queue: SenderQueue,
+                      entry: QueueEntry) -> None:
+        stored = instance.stored
+        provider = stored.llm_provider
+        queue.in_flight = entry.entry_id
+        failure = ""
+        completion = None
+        try:
+            if instance.llm is None:
+                raise LLMProviderError(instance.problem or "no LLM provider")
+            completion = await instance.llm.complete(
+                queue.context_for(entry), conversation_id=f"{instance.instance_id}:{sender}")
+            text = completion.text
+            instance.llm_health = "ok"
+        except LLMProviderError as exc:
+            failure = str(exc)
+            text = POLITE_ERROR
+            instance.llm_health = "error"
+            metrics.LLM_ERRORS.labels(provider).inc()
+        finally:
+            queue.in_flight = None
+        now = self.clock()
+        answer = QueueEntry(new_entry_id(), ASSISTANT_ROLE, text, now, answered=True)
+        removed = queue.add_answer(entry, answer, now)
+        dropped = [e for e in removed if queue.is_drop(e)]
+        await self.repo.mark_answered(entry.entry_id)
+        await self.repo.push(instance.instance_id, sender, answer)
+        await self.repo.remove([e.entry_id for e in removed])
+        counts = {"answered": 1} if not failure else {"errors": 1}
+        if dropped:
+            counts["dropped"] = len(dropped)
+            metrics.QUEUE_DROPS.inc(len(dropped))
+        for name, value in counts.items():
+            instance.count(name, value)
+        if completion is not None:
+            tokens = {"prompt": completion.prompt_tokens,
+                      "completion": completion.completion_tokens}
+            for key, value in tokens.items():
+                stored.tokens[key] = stored.tokens.get(key, 0) + value
+                metrics.LLM_TOKENS.labels(provider, key).inc(value)
+            stored.latency["calls"] = stored.latency.get("calls", 0) + 1
+            stored.latency["total_seconds"] = (stored.latency.get("total_seconds", 0.0)
+                                               + completion.latency)
+            stored.latency["last_seconds"] = round(completion.latency, 4)
+            metrics.LLM_LATENCY.labels(provider).observe(completion.latency)
+            await self.repo.add_totals(instance.instance_id, counts=counts, tokens=tokens,
+                                       latency={"calls": 1,
+                                                "total_seconds": completion.latency})
+            await self.repo.record_call(instance.instance_id, sender,
+                                        prompt_tokens=completion.prompt_tokens,
+                                        completion_tokens=completion.completion_tokens,
+                                        latency=completion.latency, at=now)
+            metrics.MESSAGES.labels("answered").inc()
+        else:
+            await self.repo.add_totals(instance.instance_id, counts=counts)
+            metrics.MESSAGES.labels("error").inc()
+            # The reason names what failed (status, timeout), never a key.
+            logger.warning("chatbot instance %s: the LLM provider failed: %s",
+                           instance.instance_id, _bounded_error(failure))
+            await self._record_error(instance, f"LLM provider: {failure}")
+        await self._deliver(instance, entry.target or sender, text)
+
+    async def _record_error(self, instance: Instance, message: str) -> None:
+        error = {"at": isoformat(self.clock()), "message": _bounded_error(message)}
+        instance.stored.last_error = error
+        try:
+            await self.repo.add_totals(instance.instance_id, last_error=error)
+        except Exception:
+            logger.exception("recording chatbot instance %s's last error failed",
+                             instance.instance_id)
+
+    async def _deliver(self, instance: Instance, recipient: str, text: str) -> None:
+        try:
+            await self._send_through_provider(instance, recipient, text)
+        except Exception as exc:  # noqa: BLE001  # a provider's bug must not stop the queue
+            logger.warning("chatbot instance %s could not send: %s", instance.instance_id,
+                           type(exc).__name__)
+            instance.chat_health = "error"
+            await self._record_error(instance, f"sending failed: {type(exc).__name__}")
+
+    async def _send_through_provider(self, instance: Instance, recipient: str,
+                                     text: str) -> None:
+        """Send ``text`` through the instance's chat provider, with the seam's retries."""
+        if instance.chat is None:
+            raise RuntimeError(instance.problem or "no chat provider")
+        result = await deliver(instance.chat, OutboundMessage(to=recipient, text=text[:4096]))
+        if result.ok:
+            instance.chat_health = "ok"
+            return
+        instance.chat_health = "error"
+        await self._record_error(instance, f"chat provider: {result.error or 'send failed'}")
+
+    def _update_depth(self) -> None:
+        metrics.QUEUE_DEPTH.set(sum(q.pending for i in self.instances.values()
+                                    for q in i.queues.values()))
+
+
+def webhook_path(provider: str, instance_id: str) -> str:
+    """Where an instance's platform posts its webhooks."""
+    return f"/channels/{provider}/webhook/{instance_id}"
+
+
+async def setup(services: Services) -> None:
+    await services.store.ensure_indexes(extra=CHATBOT_INDEXES)
+    service = ChatbotService(services)
+    services.chatbots = service
+    await service.start()
+
+
+async def shutdown(services: Services) -> None:
+    service = services.chatbots
+    if service is not None:
+        await service.stop()
+
+
+def get_chatbots(services: Services) -> ChatbotService:
+    """The process's chatbot service; `RuntimeError` if its module was not set up."""
+    if services.chatbots is None:
+        raise RuntimeError("the chatbot service is not set up (whatsease.chatbots.service is "
+                           "missing from SERVICE_MODULES)")
+    return services.chatbots
