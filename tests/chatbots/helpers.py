@@ -22,12 +22,14 @@ def put_chatbots(user: User, entries: Any) -> Response:
 def entry(peer: FakeLoopbackPeer, user_id: str, *, llm: str = "fake",
           llm_config: dict[str, Any] | None = None, whitelist: list[str] | None = None,
           max_messages: int = 20, max_characters: int = 10_000, max_days: float = 1,
-          **extra: Any) -> dict[str, Any]:
+          allow_groups: bool | None = None, **extra: Any) -> dict[str, Any]:
     """A config whose chat provider is the loopback peer ``peer``."""
+    chat: dict[str, Any] = {"peer_url": peer.peer_url, "secret": PEER_SECRET}
+    if allow_groups is not None:
+        chat["allow_group_messages"] = allow_groups
     config: dict[str, Any] = {
         "user_id": user_id,
-        "chat_provider_config": {"provider_name": "loopback", "provider_config": {
-            "peer_url": peer.peer_url, "secret": PEER_SECRET}},
+        "chat_provider_config": {"provider_name": "loopback", "provider_config": chat},
         "queue_config": {"max_messages": max_messages, "max_characters": max_characters,
                          "max_days": max_days},
         "llm_provider_config": {"provider_name": llm, "provider_config": llm_config or {}}}
@@ -49,6 +51,11 @@ def webhook(server: ServerThread, instance_id: str, messages: list[tuple[str, st
     """Post (sender, text) messages to the instance's loopback webhook, signed with ``secret``."""
     body = orjson.dumps({"messages": [{"id": f"m{next(_ids)}", "from": sender, "text": text}
                                       for sender, text in messages]})
+    return post_signed(server, instance_id, body, secret=secret)
+
+
+def post_signed(server: ServerThread, instance_id: str, body: bytes, *,
+                secret: str = PEER_SECRET) -> Response:
     return Client(server.port).request(
         "POST", f"/channels/loopback/webhook/{instance_id}", body=body,
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, body)})
@@ -68,7 +75,8 @@ def _to(record: Recorded, who: str) -> bool:
     return isinstance(record.body, dict) and record.body.get("to") == who
 
 
-def status(user: User, instance_id: str) -> dict[str, Any]:
-    res = user.client.get(f"/api/v1/chatbots/{instance_id}/status")
+def status(user: User | Client, instance_id: str) -> dict[str, Any]:
+    client = user.client if isinstance(user, User) else user
+    res = client.get(f"/api/v1/chatbots/{instance_id}/status")
     assert res.status == 200, res.body
     return dict(res.json)

@@ -95,10 +95,14 @@ def test_the_entry_being_answered_is_not_a_drop_and_context_is_in_order() -> Non
     removed = queue.add(_entry("fourth"), T0)
     assert removed == [question] and not queue.is_drop(question)
     queue.in_flight = None
+    # Its answer is not kept without it, so it pushes out no waiting message.
+    assert queue.add_answer(question, _entry("hi!", role=ASSISTANT_ROLE), T0) == (False, [])
+    assert [e.content for e in queue.entries] == ["are you there", "third", "fourth"]
     answered = SenderQueue(QueueLimits(10, 1000, 1))
     one = _entry("one")
     answered.add(one, T0)
-    answered.add_answer(one, _entry("first answer", role=ASSISTANT_ROLE), T0)
+    assert answered.add_answer(one, _entry("first answer", role=ASSISTANT_ROLE), T0) == (
+        True, [])
     two = _entry("two")
     answered.add(two, T0)
     assert answered.next_pending() is two

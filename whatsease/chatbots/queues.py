@@ -50,6 +50,9 @@ class SenderQueue:
         self.entries: deque[QueueEntry] = deque(entries or [])
         self.characters = sum(len(e.content) for e in self.entries)
         self.in_flight: str | None = None
+        # Whether the sender was told of drops since the queue was last empty: one
+        # notice per overflow, not one per message of a flood.
+        self.told_of_drops = False
 
     @property
     def pending(self) -> int:
@@ -99,12 +102,19 @@ class SenderQueue:
         return turns
 
     def add_answer(self, answered: QueueEntry, answer: QueueEntry,
-                   now: datetime) -> list[QueueEntry]:
-        """Mark ``answered`` and append ``answer`` just after it; the entries trimmed."""
+                   now: datetime) -> tuple[bool, list[QueueEntry]]:
+        """Mark ``answered`` and put ``answer`` just after it; (kept, entries trimmed).
+
+        When the question itself was trimmed while it was being answered, the
+        answer is not kept either (it would be context without its question, and
+        would push out messages still waiting).
+        """
         answered.answered = True
-        # After its question, so later unanswered messages keep their place.
         position = next((i for i, e in enumerate(self.entries)
-                         if e.entry_id == answered.entry_id), len(self.entries) - 1)
+                         if e.entry_id == answered.entry_id), None)
+        if position is None:
+            return False, []
+        # Just after its question, so later unanswered messages keep their place.
         self.entries.insert(position + 1, answer)
         self.characters += len(answer.content)
-        return self.trim(now)
+        return True, self.trim(now)

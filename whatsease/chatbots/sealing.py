@@ -34,20 +34,29 @@ class Sealer:
     """Seals and opens small dicts of secrets for one server secret."""
 
     def __init__(self, server_secret: str) -> None:
-        if not server_secret:
-            raise ValueError("a server secret is required to seal provider secrets")
-        key = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=_SALT,
-                   info=_INFO).derive(server_secret.encode())
-        self._aead = AESGCM(key)
+        # Without a server secret (a tool that builds the services without one)
+        # nothing can be sealed or opened: `SealBroken` says so when it matters.
+        self._aead: AESGCM | None = None
+        if server_secret:
+            key = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=_SALT,
+                       info=_INFO).derive(server_secret.encode())
+            self._aead = AESGCM(key)
 
     def seal(self, secrets: dict[str, Any], bound_to: str) -> str:
-        """``secrets`` as an opaque string that only `open` with the same ``bound_to`` reads."""
+        """``secrets`` as an opaque string that only `open` with the same ``bound_to`` reads.
+
+        Raises `SealBroken` when the server has no secret to seal with.
+        """
+        if self._aead is None:
+            raise SealBroken("the server has no secret to seal provider keys with")
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, orjson.dumps(secrets), bound_to.encode())
         return base64.b64encode(nonce + sealed).decode("ascii")
 
     def open(self, blob: str, bound_to: str) -> dict[str, Any]:
         """The secrets sealed in ``blob``; raises `SealBroken` if it does not open."""
+        if self._aead is None:
+            raise SealBroken("the server has no secret to open provider keys with")
         try:
             raw = base64.b64decode(blob.encode("ascii"), validate=True)
             data = self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], bound_to.encode())

@@ -65,7 +65,7 @@ from whatsease.timeutil import isoformat, utcnow
 logger = logging.getLogger(__name__)
 
 POLITE_ERROR = ("Sorry, I can't answer right now. Please try again in a little while.")
-POLITE_DROPPED = ("You sent more messages than I can keep up with, so I skipped {count} of "
+POLITE_DROPPED = ("You sent more messages than I can keep up with, so I skipped some of "
                   "your earlier ones. I'll answer your latest.")
 MAX_INSTANCES_PER_OWNER = 100
 # Instances a process runs; start-up loads at most this many.
@@ -441,9 +441,11 @@ class ChatbotService:
             counts["dropped"] = len(dropped)
             metrics.QUEUE_DROPS.inc(len(dropped))
             metrics.MESSAGES.labels("dropped").inc(len(dropped))
-            self._spawn(self._deliver(instance, entry.target or message.sender,
-                                      POLITE_DROPPED.format(count=len(dropped))),
-                        f"chatbot-notice:{instance.instance_id}")
+            if not queue.told_of_drops:
+                queue.told_of_drops = True
+                self._spawn(self._deliver(instance, entry.target or message.sender,
+                                          POLITE_DROPPED),
+                            f"chatbot-notice:{instance.instance_id}")
         await self.repo.add_totals(instance.instance_id, counts=counts)
         self._wake(instance, message.sender)
         self._update_depth()
@@ -499,6 +501,8 @@ class ChatbotService:
                 queue = instance.queues.get(sender)
                 entry = queue.next_pending() if queue is not None else None
                 if queue is None or entry is None:
+                    if queue is not None:
+                        queue.told_of_drops = False
                     return
                 async with instance.slots:
                     try:
@@ -541,10 +545,11 @@ class ChatbotService:
             queue.in_flight = None
         now = self.clock()
         answer = QueueEntry(new_entry_id(), ASSISTANT_ROLE, text, now, answered=True)
-        removed = queue.add_answer(entry, answer, now)
+        kept, removed = queue.add_answer(entry, answer, now)
         dropped = [e for e in removed if queue.is_drop(e)]
         await self.repo.mark_answered(entry.entry_id)
-        await self.repo.push(instance.instance_id, sender, answer)
+        if kept:
+            await self.repo.push(instance.instance_id, sender, answer)
         await self.repo.remove([e.entry_id for e in removed])
         counts = {"answered": 1} if not failure else {"errors": 1}
         if dropped:
