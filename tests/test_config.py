@@ -60,10 +60,22 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_SMTP_SECURITY": ["ssl3", "yes"],
     "WHATSEASE_METRICS_PORT": ["-1", "65536", "nine"],
     "WHATSEASE_METRICS_TOKEN": ["short", "has a space in it somewhere"],
+    "WHATSEASE_WHATSAPP_PHONE_NUMBER_ID": ["+4915112345678", "abc"],
+    "WHATSEASE_WHATSAPP_NUMBER": ["12", "+0123456", "phone"],
+    "WHATSEASE_WHATSAPP_GRAPH_URL": ["graph.facebook.com", "ftp://graph.facebook.com"],
+    "WHATSEASE_WHATSAPP_BINDING": ["whatsease", "user:x", "bot:", "org:a b"],
+    "WHATSEASE_TELEGRAM_API_URL": ["api.telegram.org"],
+    "WHATSEASE_TELEGRAM_BINDING": ["bot", "bot:a/b"],
+    "WHATSEASE_LOOPBACK_PEER_URL": ["localhost:9000"],
+    "WHATSEASE_LOOPBACK_BINDING": ["org:"],
+    "WHATSEASE_CHANNEL_MAX_PENDING": ["0", "many"],
 }
 # Free-form strings: anything is acceptable, so there is no bad value to give.
 FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL", "WHATSEASE_SMTP_HOST",
-             "WHATSEASE_SMTP_USER", "WHATSEASE_SMTP_PASSWORD", "WHATSEASE_SMTP_FROM"}
+             "WHATSEASE_SMTP_USER", "WHATSEASE_SMTP_PASSWORD", "WHATSEASE_SMTP_FROM",
+             "WHATSEASE_WHATSAPP_APP_SECRET", "WHATSEASE_WHATSAPP_VERIFY_TOKEN",
+             "WHATSEASE_WHATSAPP_TOKEN", "WHATSEASE_TELEGRAM_TOKEN",
+             "WHATSEASE_TELEGRAM_SECRET_TOKEN", "WHATSEASE_LOOPBACK_SECRET"}
 
 
 def test_every_setting_has_bad_values_listed() -> None:

@@ -119,6 +119,28 @@ def _parse_file(raw: str) -> str:
     return path
 
 
+def _parse_binding(raw: str) -> str:
+    binding = raw.strip()
+    if not re.fullmatch(r"(bot|org):[A-Za-z0-9._-]{1,64}", binding):
+        raise ValueError("must be bot:<name> (a bot answers) or org:<id> (an organisation's "
+                         "support routing answers)")
+    return binding
+
+
+def _parse_phone(raw: str) -> str:
+    number = raw.strip().replace(" ", "")
+    if number and not re.fullmatch(r"\+?[1-9][0-9]{5,14}", number):
+        raise ValueError("must be a phone number in E.164, such as +4915112345678")
+    return number
+
+
+def _parse_digits(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.fullmatch(r"[0-9]{1,32}", value):
+        raise ValueError("must be digits only (the id Meta shows, not the phone number)")
+    return value
+
+
 def _redact(raw: str) -> str:
     # A connection string may carry a password: never echo user:password@.
     return re.sub(r"//[^/@\s]*@", "//***@", raw)
@@ -330,6 +352,44 @@ SETTINGS: tuple[Setting, ...] = (
             "Let URLs that organisations set (external chatbots, webhooks) use http:// and "
             "loopback or private addresses. For development against local fakes only: "
             "in production it opens the server's network to its tenants (SSRF)."),
+    Setting("WHATSEASE_WHATSAPP_APP_SECRET", "whatsapp_app_secret", _parse_str, "",
+            "The Meta app's secret: every WhatsApp webhook must be signed with it "
+            "(X-Hub-Signature-256). The WhatsApp channel is on when this, the verify token, "
+            "the token and the phone number id are set (docs/channels.md)."),
+    Setting("WHATSEASE_WHATSAPP_VERIFY_TOKEN", "whatsapp_verify_token", _parse_str, "",
+            "A string of your choice that Meta sends back when it verifies the webhook URL."),
+    Setting("WHATSEASE_WHATSAPP_TOKEN", "whatsapp_token", _parse_str, "",
+            "The Graph API access token (a system user's, with whatsapp_business_messaging)."),
+    Setting("WHATSEASE_WHATSAPP_PHONE_NUMBER_ID", "whatsapp_phone_number_id", _parse_digits, "",
+            "The id Meta gives the business phone number (not the number itself)."),
+    Setting("WHATSEASE_WHATSAPP_NUMBER", "whatsapp_number", _parse_phone, "",
+            "The business number in E.164, for wa.me links and their QR codes."),
+    Setting("WHATSEASE_WHATSAPP_GRAPH_URL", "whatsapp_graph_url", _parse_url,
+            "https://graph.facebook.com/v23.0",
+            "The versioned Graph API base URL replies are sent to."),
+    Setting("WHATSEASE_WHATSAPP_BINDING", "whatsapp_binding", _parse_binding, "bot:whatsease",
+            "Who answers WhatsApp: bot:<name> (a bot) or org:<id> (that organisation's "
+            "support routing: bot, agents, handoff)."),
+    Setting("WHATSEASE_TELEGRAM_TOKEN", "telegram_token", _parse_str, "",
+            "The bot token from @BotFather. With the secret token, turns the Telegram "
+            "channel on."),
+    Setting("WHATSEASE_TELEGRAM_SECRET_TOKEN", "telegram_secret_token", _parse_str, "",
+            "The secret_token given to setWebhook (1-256 of A-Z a-z 0-9 _ -); Telegram sends "
+            "it in X-Telegram-Bot-Api-Secret-Token."),
+    Setting("WHATSEASE_TELEGRAM_API_URL", "telegram_api_url", _parse_url,
+            "https://api.telegram.org", "The Bot API base URL."),
+    Setting("WHATSEASE_TELEGRAM_BINDING", "telegram_binding", _parse_binding, "bot:whatsease",
+            "Who answers Telegram: bot:<name> or org:<id>, as for WhatsApp."),
+    Setting("WHATSEASE_LOOPBACK_PEER_URL", "loopback_peer_url", _parse_url, "",
+            "A local test peer's URL that gets the loopback channel's replies; with the "
+            "loopback secret, turns that channel on (for trying channels out)."),
+    Setting("WHATSEASE_LOOPBACK_SECRET", "loopback_secret", _parse_str, "",
+            "The HMAC key that signs the loopback channel both ways."),
+    Setting("WHATSEASE_LOOPBACK_BINDING", "loopback_binding", _parse_binding, "bot:whatsease",
+            "Who answers the loopback channel: bot:<name> or org:<id>."),
+    Setting("WHATSEASE_CHANNEL_MAX_PENDING", "channel_max_pending", _parse_int(10, 1_000_000),
+            10000, "Webhook events accepted but not yet processed, over all channels; beyond "
+            "it a webhook is answered 503 so that the platform delivers it again later."),
 )
 
 
@@ -386,6 +446,21 @@ class Config:
     smtp_password: str = ""
     smtp_from: str = ""
     outbound_allow_private: bool = False
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+    whatsapp_token: str = ""
+    whatsapp_phone_number_id: str = ""
+    whatsapp_number: str = ""
+    whatsapp_graph_url: str = "https://graph.facebook.com/v23.0"
+    whatsapp_binding: str = "bot:whatsease"
+    telegram_token: str = ""
+    telegram_secret_token: str = ""
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_binding: str = "bot:whatsease"
+    loopback_peer_url: str = ""
+    loopback_secret: str = ""
+    loopback_binding: str = "bot:whatsease"
+    channel_max_pending: int = 10000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

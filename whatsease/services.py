@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     # Built by their service modules' setup() once these core services exist.
     from whatsease.bot.service import Assistant
+    from whatsease.channels.service import ChannelService
     from whatsease.chatbots.service import ChatbotService
     from whatsease.realtime.service import Realtime
     from whatsease.support.service import SupportService
@@ -71,6 +72,7 @@ class Services:
     realtime: Realtime | None = None
     support: SupportService | None = None
     analytics: Analytics | None = None
+    channels: ChannelService | None = None
     chatbots: ChatbotService | None = None
     # True while start-up work (the demo accounts) is under way: /readyz answers 503.
     starting: bool = False

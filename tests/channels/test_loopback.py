@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
+from tests.channels.conftest import LB_SECRET, Platforms, history, settle
 from tests.fakes.platforms import FakeLoopbackPeer
+from tests.support import Client, ServerThread
 from whatsease.channels.base import (
     Button,
     InboundMessage,
@@ -84,3 +86,22 @@ async def test_send_refuses_a_private_peer_without_permission(peer: FakeLoopback
     result = await provider.send(OutboundMessage(to="lb:alice", text="x"))
     assert not result.ok and not result.retryable and "refused" in result.error
     assert peer.requests == []
+
+
+def test_loopback_channel_round_trip(channel_server: ServerThread, platforms: Platforms) -> None:
+    """A local test peer talks to bot:whatsease through the server."""
+    body = orjson.dumps({"messages": [{"id": "peer-msg-1", "from": "tester", "text": "hello",
+                                       "name": "Tess"}]})
+    client = Client(channel_server.port)
+    refused = client.request("POST", "/channels/loopback/webhook", body=body,
+                             headers={SIGNATURE_HEADER: sign("wrong", body)})
+    assert refused.status == 401
+    res = client.request("POST", "/channels/loopback/webhook", body=body,
+                         headers={SIGNATURE_HEADER: sign(LB_SECRET, body)})
+    assert res.status == 200 and res.json == {"accepted": 1}
+    (reply,) = platforms.peer.wait_for(lambda r: r.body.get("to") == "tester")
+    assert reply.headers[SIGNATURE_HEADER.lower()] == sign(LB_SECRET, orjson.dumps(reply.body))
+    settle(channel_server)
+    stored = history(channel_server, "lb:tester")
+    assert [m.sender for m in stored] == ["lb:tester", "bot:whatsease"]
+    assert stored[1].content == reply.body["text"]

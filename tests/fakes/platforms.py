@@ -32,7 +32,7 @@ class FakePlatform:
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self.failures: list[tuple[int, dict[str, Any]]] = []
+        self.failures: list[tuple[int, dict[str, Any], Callable[[Recorded], bool] | None]] = []
         self.delay = 0.0
         self._lock = threading.Condition()
         fake = self
@@ -84,18 +84,22 @@ class FakePlatform:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def fail_next(self, *statuses: int, body: dict[str, Any] | None = None) -> None:
-        """Answer the next requests with these statuses (and ``body``), in order."""
+    def fail_next(self, *statuses: int, body: dict[str, Any] | None = None,
+                  when: Callable[[Recorded], bool] | None = None) -> None:
+        """Answer the next requests (those ``when`` accepts, if given) with these statuses
+        (and ``body``), in order."""
         with self._lock:
-            self.failures.extend((s, body or self.error_body(s)) for s in statuses)
+            self.failures.extend((s, body or self.error_body(s), when) for s in statuses)
 
     def error_body(self, status: int) -> dict[str, Any]:
         return {"error": {"message": f"fake error {status}", "code": status}}
 
     def _next_answer(self, record: Recorded) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            if self.failures:
-                return self.failures.pop(0)
+            for i, (status, body, when) in enumerate(self.failures):
+                if when is None or when(record):
+                    del self.failures[i]
+                    return status, body
         return self.answer(record)
 
     def answer(self, record: Recorded) -> tuple[int, dict[str, Any]]:

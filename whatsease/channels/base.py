@@ -149,8 +149,16 @@ class InboundMessage:
     emoji: str = ""              # reaction emoji ("" removes a reaction)
     location: Location | None = None
     media: Media | None = None
-    chat_id: str = ""            # where to answer, when it differs from the sender (groups)
+    chat_id: str = ""            # where to answer (a contact address) when not the sender
     is_group: bool = False
+    # The platform's own reference when it differs from ``message_id`` (Telegram:
+    # the message's id in its chat, or a callback query's id to acknowledge).
+    platform_ref: str = ""
+
+    @property
+    def reply_address(self) -> str:
+        """The contact address the conversation is with (the group for group messages)."""
+        return self.chat_id or self.sender
 
 
 @dataclass(frozen=True)
@@ -449,6 +457,8 @@ async def deliver(provider: ChannelProvider, message: OutboundMessage, *,
 # ------------------------------------------------------------------ registry
 
 _BUILTIN = {
+    "whatsapp_cloud": "whatsease.channels.whatsapp:WhatsAppCloudProvider",
+    "telegram": "whatsease.channels.telegram:TelegramProvider",
     "loopback": "whatsease.channels.loopback:LoopbackProvider",
 }
 

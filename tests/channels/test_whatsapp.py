@@ -1,0 +1,278 @@
+"""WhatsApp Cloud API channel against a running server and a fake Graph API (real HTTP)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.channels import payloads
+from tests.channels.conftest import (
+    APP_SECRET,
+    GRAPH_TOKEN,
+    VERIFY_TOKEN,
+    Platforms,
+    channels,
+    history,
+    outbox,
+    post_whatsapp,
+    run,
+    settle,
+)
+from tests.fakes.platforms import Recorded
+from tests.support import Client, ServerThread, register
+from whatsease.channels import metrics
+
+MESSAGES_PATH = f"/{payloads.PHONE_NUMBER_ID}/messages"
+
+
+def _to(number: str) -> Any:
+    def match(r: Recorded) -> bool:
+        return (r.path.endswith(MESSAGES_PATH) and isinstance(r.body, dict)
+                and r.body.get("to") == number and r.body.get("status") != "read")
+    return match
+
+
+def _replies(platforms: Platforms, number: str) -> list[Recorded]:
+    return platforms.graph.matching(_to(number))
+
+
+def test_verification_handshake_both_ways(channel_server: ServerThread) -> None:
+    client = Client(channel_server.port)
+    ok = client.get("/channels/whatsapp/webhook?hub.mode=subscribe&hub.challenge=1158201444"
+                    f"&hub.verify_token={VERIFY_TOKEN}")
+    assert ok.status == 200 and ok.body == b"1158201444"
+    assert (ok.header("content-type") or "").startswith("text/plain")
+    wrong = client.get("/channels/whatsapp/webhook?hub.mode=subscribe&hub.challenge=4242"
+                       "&hub.verify_token=not-it")
+    assert wrong.status == 403 and b"4242" not in wrong.body
+    not_subscribe = client.get("/channels/whatsapp/webhook?hub.mode=unsubscribe"
+                               f"&hub.challenge=1&hub.verify_token={VERIFY_TOKEN}")
+    assert not_subscribe.status == 403
+    assert client.get("/channels/nosuch/webhook").status == 404
+
+
+@pytest.mark.parametrize("how", ["missing", "wrong_secret", "tampered", "malformed"])
+def test_bad_signature_is_401_and_nothing_is_stored(channel_server: ServerThread,
+                                                    platforms: Platforms, how: str) -> None:
+    number = payloads.new_number()
+    payload = payloads.envelope(payloads.inbound(number, payloads.text(number, "hi")))
+    refused = metrics.WEBHOOK_REFUSED.labels("whatsapp_cloud")._value.get()
+    if how == "missing":
+        res = post_whatsapp(channel_server, payload, secret=None)
+    elif how == "wrong_secret":
+        res = post_whatsapp(channel_server, payload, secret="not-the-app-secret")
+    elif how == "tampered":
+        good = payloads.sign(APP_SECRET, payloads.body_of(payload))
+        payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "evil"
+        res = post_whatsapp(channel_server, payload, signature=good)
+    else:
+        res = post_whatsapp(channel_server, payload, signature="sha1=abc")
+    assert res.status == 401, res.body
+    assert res.json["type"].endswith("bad_signature")
+    settle(channel_server)
+    assert metrics.WEBHOOK_REFUSED.labels("whatsapp_cloud")._value.get() == refused + 1
+    assert history(channel_server, f"wa:+{number}") == []
+    assert run(channel_server, channels(channel_server).store.contact(f"wa:+{number}")) is None
+    assert _replies(platforms, number) == []
+
+
+def test_text_is_stored_answered_by_the_bot_and_marked_read(channel_server: ServerThread,
+                                                           platforms: Platforms) -> None:
+    number = payloads.new_number()
+    message = payloads.text(number, "hello there")
+    res = post_whatsapp(channel_server, payloads.envelope(payloads.inbound(number, message)))
+    assert res.status == 200 and res.json == {"accepted": 1}
+    (reply,) = platforms.graph.wait_for(_to(number))
+    assert reply.method == "POST" and reply.path == f"/v21.0{MESSAGES_PATH}"
+    assert reply.headers["authorization"] == f"Bearer {GRAPH_TOKEN}"
+    assert reply.body["messaging_product"] == "whatsapp" and reply.body["type"] == "text"
+    assert reply.body["text"]["body"]
+    (receipt,) = platforms.graph.wait_for(
+        lambda r: isinstance(r.body, dict) and r.body.get("message_id") == message["id"])
+    assert receipt.body == {"messaging_product": "whatsapp", "status": "read",
+                            "message_id": message["id"]}
+    settle(channel_server)
+    stored = history(channel_server, f"wa:+{number}")
+    assert [m.sender for m in stored] == [f"wa:+{number}", "bot:whatsease"]
+    first, answer = stored
+    assert first.content == "hello there" and first.recipient == "bot:whatsease"
+    assert first.extra["channel"] == "whatsapp_cloud" and first.extra["channel_kind"] == "text"
+    assert first.extra["platform_id"] == message["id"]
+    assert first.extra["sender_name"] == "Sheena Nelson"
+    assert answer.is_bot_response and answer.content == reply.body["text"]["body"]
+    (sent,) = outbox(channel_server, f"wa:+{number}")
+    assert sent["_id"] == answer.message_id and sent["status"] == "Sent"
+    assert sent["platform_id"].startswith("wamid.FAKE")
+
+
+def test_redelivery_is_stored_and_answered_once(channel_server: ServerThread,
+                                                platforms: Platforms) -> None:
+    number = payloads.new_number()
+    payload = payloads.envelope(payloads.inbound(number, payloads.text(number, "what time is it")))
+    duplicates = metrics.WEBHOOK_DUPLICATES.labels("whatsapp_cloud")._value.get()
+    for _ in range(3):
+        assert post_whatsapp(channel_server, payload).status == 200
+    platforms.graph.wait_for(_to(number))
+    settle(channel_server)
+    assert len(_replies(platforms, number)) == 1
+    stored = history(channel_server, f"wa:+{number}")
+    assert [m.sender for m in stored] == [f"wa:+{number}", "bot:whatsease"]
+    assert metrics.WEBHOOK_DUPLICATES.labels("whatsapp_cloud")._value.get() == duplicates + 2
+
+
+def test_every_message_type_of_a_batch(channel_server: ServerThread,
+                                       platforms: Platforms) -> None:
+    number, other = payloads.new_number(), payloads.new_number()
+    earlier = payloads.wamid()
+    messages = [
+        payloads.text(number, "and this one?", context=earlier),
+        payloads.button_reply(number, "yes-please", "Yes please", earlier),
+        payloads.list_reply(number, "sku-42", "Blue, size M", earlier),
+        payloads.reaction(number, earlier, "\U0001f44d"),
+        payloads.location(number),
+        payloads.image(number),
+        payloads.document(number),
+        payloads.unsupported(number),
+    ]
+    # Two entries (two senders) in one delivery: every entry and change is read.
+    payload = payloads.envelope(payloads.inbound(number, *messages),
+                                payloads.inbound(other, payloads.text(other, "hi"), name="Bo"))
+    res = post_whatsapp(channel_server, payload)
+    assert res.status == 200 and res.json == {"accepted": len(messages) + 1}
+    settle(channel_server)
+    stored = [m for m in history(channel_server, f"wa:+{number}")
+              if m.sender == f"wa:+{number}"]
+    by_id = {m.extra["platform_id"]: m for m in stored}
+    assert list(by_id) == [m["id"] for m in messages]   # in the order sent
+    text, button, row, react, place, image, doc, odd = (by_id[m["id"]] for m in messages)
+    assert text.extra["reply_to"] == earlier and text.content == "and this one?"
+    assert button.extra["channel_kind"] == "button_reply"
+    assert button.extra["choice_id"] == "yes-please" and button.content == "Yes please"
+    assert row.extra["channel_kind"] == "list_reply" and row.extra["choice_id"] == "sku-42"
+    assert react.extra["channel_kind"] == "reaction" and react.extra["emoji"] == "\U0001f44d"
+    assert react.extra["reaction_to"] == earlier
+    assert place.extra["location"]["name"] == "Alexanderplatz"
+    assert place.extra["location"]["latitude"] == pytest.approx(52.520008)
+    assert image.extra["media"] == {"media_id": "1003383421387256", "type": "image",
+                                    "mime_type": "image/jpeg", "filename": ""}
+    assert image.content == "The broken part"
+    assert doc.extra["media"]["filename"] == "invoice-0042.pdf"
+    assert odd.extra["channel_kind"] == "unsupported" and "Message type unknown" in odd.content
+    assert history(channel_server, f"wa:+{other}")[0].sender == f"wa:+{other}"
+
+
+def test_statuses_move_the_reply_forward_and_failures_keep_their_code(
+        channel_server: ServerThread, platforms: Platforms) -> None:
+    number = payloads.new_number()
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    platforms.graph.wait_for(_to(number))
+    settle(channel_server)
+    (sent,) = outbox(channel_server, f"wa:+{number}")
+    wamid = sent["platform_id"]
+    for state in ("sent", "delivered", "read"):
+        assert post_whatsapp(channel_server, payloads.envelope(
+            payloads.status(wamid, number, state))).status == 200
+        settle(channel_server)
+        if state != "sent":
+            (record,) = outbox(channel_server, f"wa:+{number}")
+            assert record["status"] == state.title()
+            answer = history(channel_server, f"wa:+{number}")[-1]
+            assert answer.message_id == sent["_id"] and answer.status == state.title()
+    # A late "delivered" never moves it back.
+    post_whatsapp(channel_server, payloads.envelope(payloads.status(wamid, number, "delivered")))
+    settle(channel_server)
+    assert outbox(channel_server, f"wa:+{number}")[0]["status"] == "Read"
+
+    # A second reply fails on the phone's side: Failed with the platform's code.
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "thanks"))))
+    platforms.graph.wait_for(_to(number), count=2)
+    settle(channel_server)
+    second = outbox(channel_server, f"wa:+{number}")[-1]
+    post_whatsapp(channel_server, payloads.envelope(payloads.status(
+        second["platform_id"], number, "failed", error_code=131026)))
+    settle(channel_server)
+    failed = outbox(channel_server, f"wa:+{number}")[-1]
+    assert failed["status"] == "Failed" and failed["error_code"] == 131026
+    assert failed["error"] == "Message undeliverable"
+
+
+def test_platform_errors_are_counted(channel_server: ServerThread) -> None:
+    before = metrics.API_ERRORS.labels("whatsapp_cloud", "webhook", "130429")._value.get()
+    assert post_whatsapp(channel_server, payloads.envelope(payloads.platform_errors())).status \
+        == 200
+    settle(channel_server)
+    assert metrics.API_ERRORS.labels("whatsapp_cloud", "webhook", "130429")._value.get() \
+        == before + 1
+
+
+def test_429_and_5xx_are_retried_until_sent(channel_server: ServerThread,
+                                            platforms: Platforms) -> None:
+    number = payloads.new_number()
+    platforms.graph.fail_next(429, 503, when=_to(number))
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    settle(channel_server)
+    assert len(_replies(platforms, number)) == 3
+    (record,) = outbox(channel_server, f"wa:+{number}")
+    assert record["status"] == "Sent" and record["platform_id"].startswith("wamid.FAKE")
+
+
+def test_4xx_is_final_with_a_failed_status(channel_server: ServerThread,
+                                           platforms: Platforms) -> None:
+    number = payloads.new_number()
+    platforms.graph.fail_next(400, body={"error": {
+        "message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100,
+        "fbtrace_id": "AbCdEf"}}, when=_to(number))
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    settle(channel_server)
+    (failed,) = outbox(channel_server, f"wa:+{number}")
+    assert failed["status"] == "Failed" and failed["error_code"] == 100
+    assert "400" in failed["error"] and "Invalid parameter" in failed["error"]
+    assert len(_replies(platforms, number)) == 1   # not retried
+
+
+def test_outside_the_24_hour_window_nothing_is_sent(channel_server: ServerThread,
+                                                    platforms: Platforms) -> None:
+    number = payloads.new_number()
+    old = int(time.time()) - 25 * 3600
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello", at=old))))
+    settle(channel_server)
+    stored = history(channel_server, f"wa:+{number}")
+    assert [m.sender for m in stored] == [f"wa:+{number}", "bot:whatsease"]
+    assert _replies(platforms, number) == []
+    (record,) = outbox(channel_server, f"wa:+{number}")
+    assert record["status"] == "Failed" and "24 h" in record["error"]
+    # Inside the window (a message just now), replies go out again.
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello again"))))
+    platforms.graph.wait_for(_to(number))
+
+
+def test_wa_link_and_qr_code(channel_server: ServerThread) -> None:
+    user = register(channel_server.port, "linker")
+    res = user.client.post("/api/v1/channels/whatsapp/link", {"text": "Hi, I need help"})
+    assert res.status == 200, res.body
+    assert res.json["link"] == "https://wa.me/15550783881?text=Hi%2C%20I%20need%20help"
+    assert res.json["number"] == "+15550783881" and res.json["binding"] == "bot:whatsease"
+    assert res.json["qr_svg"].startswith("<svg") and "<path" in res.json["qr_svg"]
+    assert Client(channel_server.port).post("/api/v1/channels/whatsapp/link", {}).status == 401
+    assert user.client.post("/api/v1/channels/whatsapp/link", {"txt": "x"}).status == 422
+
+
+def test_a_user_cannot_message_a_whatsapp_contact_through_the_messenger(
+        channel_server: ServerThread, platforms: Platforms) -> None:
+    number = payloads.new_number()
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    platforms.graph.wait_for(_to(number))
+    settle(channel_server)
+    user = register(channel_server.port, "spammer")
+    user.client.post("/api/v1/messages", {"recipient": f"wa:+{number}", "content": "buy now"})
+    settle(channel_server)
+    assert all("buy now" not in str(r.body) for r in _replies(platforms, number))

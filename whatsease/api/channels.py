@@ -1,0 +1,159 @@
+"""External channels' HTTP side: the platforms' webhooks and the WhatsApp link with its QR code.
+
+``/channels/{channel}/webhook`` (``whatsapp``, ``telegram``, ``loopback``):
+``GET`` answers a platform's subscription check; ``POST`` verifies the
+signature or secret on the raw body *before* anything is parsed (401, nothing
+stored, one log line), parses it into events, queues them and answers 200 at
+once: the bot runs after (whatsease/channels/service.py).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import segno
+from tornado.routing import URLSpec
+
+from whatsease.api.base import BaseHandler, route
+from whatsease.api.openapi import OBJECT, problem, shape
+from whatsease.channels import metrics
+from whatsease.channels.base import MAX_WEBHOOK_BYTES, ParseError, WebhookRequest
+from whatsease.channels.service import ChannelService
+from whatsease.channels.whatsapp import WhatsAppCloudProvider
+from whatsease.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, invalid
+from whatsease.services import Services
+
+logger = logging.getLogger(__name__)
+
+MAX_LINK_TEXT_CHARS = 500
+QR_SCALE = 4
+
+
+def _channels(services: Services) -> ChannelService:
+    if services.channels is None:
+        raise NotFound("No channel is configured on this server.")
+    return services.channels
+
+
+class WebhookHandler(BaseHandler):
+    """One platform's webhook: its verification handshake and its event deliveries."""
+
+    def prepare(self) -> None:
+        # Platforms batch events: allow more than the API's 64 KiB, still bounded.
+        size = len(self.request.body or b"")
+        if size > MAX_WEBHOOK_BYTES:
+            raise PayloadTooLarge(f"The body is {size} bytes; the limit is {MAX_WEBHOOK_BYTES}.")
+
+    def get(self, channel: str) -> None:
+        found = _channels(self.services).channel(channel)
+        query = {name: self.get_query_argument(name, "") or ""
+                 for name in ("hub.mode", "hub.verify_token", "hub.challenge")}
+        challenge = found.provider.handshake(query)
+        if challenge is None:
+            logger.warning("%s webhook verification refused", found.name)
+            raise Forbidden("The verification token does not match.", code="verification_failed")
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(challenge)
+
+    def post(self, channel: str) -> None:
+        service = _channels(self.services)
+        found = service.channel(channel)
+        request = WebhookRequest(
+            "POST", {k.lower(): v for k, v in self.request.headers.get_all()}, {},
+            self.request.body or b"")
+        verdict = found.provider.verify(request)
+        if not verdict.ok:
+            metrics.WEBHOOK_REFUSED.labels(found.name).inc()
+            # The reason only: never the body, a header's value or a secret.
+            logger.warning("%s webhook refused: %s", found.name, verdict.reason,
+                           extra={"ip": self.client_ip()})
+            raise Unauthorized(f"Webhook refused: {verdict.reason}.", code="bad_signature")
+        try:
+            events = found.provider.parse(request.body)
+        except ParseError as exc:
+            raise BadRequest(f"The body is not a {found.name} webhook: {exc}",
+                             code="malformed_webhook") from None
+        service.accept(found, events)
+        self.write_json({"accepted": len(events)})
+
+
+class WhatsAppLinkHandler(BaseHandler):
+    """A wa.me link to the business number, and its QR code, for people to start a chat."""
+
+    async def post(self) -> None:
+        await self.authenticate()
+        body = self.json_body() if self.request.body else {}
+        unknown = set(body) - {"text"}
+        if unknown:
+            raise invalid(sorted(unknown)[0], "is not a field of this request")
+        text = body.get("text", "")
+        if not isinstance(text, str) or len(text) > MAX_LINK_TEXT_CHARS:
+            raise invalid("text", f"must be a string of at most {MAX_LINK_TEXT_CHARS} characters")
+        service = _channels(self.services)
+        channel = service.channels.get("whatsapp")
+        provider = channel.provider if channel is not None else None
+        if not isinstance(provider, WhatsAppCloudProvider):
+            raise NotFound("The WhatsApp channel is not configured on this server.")
+        try:
+            link = provider.wa_link(text.strip())
+        except ValueError:
+            raise NotFound("The WhatsApp number is not configured "
+                           "(WHATSEASE_WHATSAPP_NUMBER).") from None
+        svg = io.BytesIO()
+        segno.make(link, error="m").save(svg, kind="svg", scale=QR_SCALE, xmldecl=False,
+                                         svgns=True, title="WhatsApp chat link")
+        self.write_json({"link": link, "number": "+" + link.split("/")[3].split("?")[0],
+                         "binding": channel.binding if channel else "",
+                         "qr_svg": svg.getvalue().decode()})
+
+
+def routes(services: Services) -> list[URLSpec]:
+    return [
+        route("/channels/{channel}/webhook", WebhookHandler, services),
+        route("/api/v1/channels/whatsapp/link", WhatsAppLinkHandler, services),
+    ]
+
+
+_CHANNEL = {"name": "channel", "in": "path", "required": True,
+            "description": "The channel: whatsapp, telegram or loopback",
+            "schema": {"type": "string"}}
+_WEBHOOK_QUERY = [{"name": name, "in": "query", "description": text, "schema": {"type": "string"}}
+                  for name, text in (("hub.mode", "subscribe"),
+                                     ("hub.verify_token", "The verify token you chose"),
+                                     ("hub.challenge", "Echoed back when the token matches"))]
+
+OPENAPI: dict[str, dict[str, Any]] = {
+    "/channels/{channel}/webhook": {
+        "get": {"summary": "A platform verifies the webhook (WhatsApp: hub.mode=subscribe, "
+                           "hub.verify_token; the challenge is echoed)",
+                "tags": ["channels"], "security": [], "parameters": [_CHANNEL, *_WEBHOOK_QUERY],
+                "responses": {"200": {"description": "The challenge, as plain text",
+                                      "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              "403": problem("Forbidden"), "404": problem("NotFound")}},
+        "post": {"summary": "A platform delivers events: verified on the raw body "
+                            "(X-Hub-Signature-256, X-Telegram-Bot-Api-Secret-Token), "
+                            "queued, answered at once",
+                 "tags": ["channels"], "security": [], "parameters": [_CHANNEL],
+                 "requestBody": {"required": True, "content": {
+                     "application/json": {"schema": OBJECT}}},
+                 "responses": {"200": {"description": "Accepted",
+                                       "content": shape(accepted={"type": "integer"})},
+                               "400": problem("BadRequest"), "401": problem("Unauthorized"),
+                               "404": problem("NotFound"), "413": problem("PayloadTooLarge"),
+                               "503": problem("Unavailable")}}},
+    "/api/v1/channels/whatsapp/link": {"post": {
+        "summary": "A wa.me link that opens a WhatsApp chat with the business, and its QR "
+                   "code (SVG)", "tags": ["channels"],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False, "properties": {
+                "text": {"type": "string", "maxLength": MAX_LINK_TEXT_CHARS,
+                         "description": "The message the chat opens with"}}}}}},
+        "responses": {"200": {"description": "The link and its QR code", "content": shape(
+            link={"type": "string"}, number={"type": "string"}, binding={"type": "string"},
+            qr_svg={"type": "string"})},
+            "400": problem("BadRequest"), "401": problem("Unauthorized"),
+            "404": problem("NotFound"), "415": problem("UnsupportedMediaType"),
+            "422": problem("Unprocessable")}}},
+}
