@@ -26,6 +26,7 @@ from whatsease.errors import (
     UnsupportedMediaType,
 )
 from whatsease.services import Services
+from whatsease.storage.models import User
 
 # Operators' configs carry catalogues and prompts: a larger body than elsewhere.
 MAX_CHATBOTS_BODY_BYTES = 512 * 1024
@@ -41,11 +42,11 @@ class ChatbotHandler(BaseHandler):
             raise PayloadTooLarge(f"The body is {size} bytes; the limit is "
                                   f"{MAX_CHATBOTS_BODY_BYTES}.")
 
-    async def operator(self) -> str:
+    async def operator(self) -> User:
         principal = await self.authenticate()
         if principal.user.role != OPERATOR_ROLE:
             raise Forbidden("Only operators (admins) manage chatbot instances.")
-        return principal.email
+        return principal.user
 
     def chatbots(self) -> ChatbotService:
         return get_chatbots(self.services)
@@ -54,7 +55,7 @@ class ChatbotHandler(BaseHandler):
 class ChatbotsHandler(ChatbotHandler):
     async def get(self) -> None:
         owner = await self.operator()
-        self.write_json({"chatbots": await self.chatbots().list(owner)})
+        self.write_json({"chatbots": await self.chatbots().list(owner.email)})
 
     async def put(self) -> None:
         owner = await self.operator()
@@ -72,14 +73,14 @@ class ChatbotsHandler(ChatbotHandler):
 class ChatbotHandlerOne(ChatbotHandler):
     async def delete(self, instance_id: str) -> None:
         owner = await self.operator()
-        await self.chatbots().delete(owner, instance_id)
+        await self.chatbots().delete(owner.email, instance_id)
         self.no_content()
 
 
 class ChatbotStatusHandler(ChatbotHandler):
     async def get(self, instance_id: str) -> None:
         owner = await self.operator()
-        self.write_json(await self.chatbots().status(owner, instance_id))
+        self.write_json(await self.chatbots().status(owner.email, instance_id))
 
 
 class InstanceWebhookHandler(BaseHandler):
@@ -175,6 +176,17 @@ _INSTANCE_CONFIG = {
         "llm_provider_config": {**_PROVIDER_CONFIG, "description": (
             "An LLM provider (catalogue, openai_compatible, fake, or an installed one) and "
             "its settings; api_key is write-only")},
+        "handoff_config": {"type": ["object", "null"], "additionalProperties": False,
+                           "required": ["org_id", "auto_handoff_threshold"], "properties": {
+                               "org_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                               "auto_handoff_threshold": {"type": "number",
+                                                          "exclusiveMinimum": 0, "maximum": 1},
+                               "low_confidence_turns": {"type": "integer", "minimum": 1,
+                                                        "maximum": 20}},
+                           "description": (
+                               "Hand a sender to this organisation's agents (you must be its "
+                               "admin) once this many answers in a row (default 2) scored "
+                               "below the threshold")},
         "keep_secrets": {"type": "boolean", "description": (
             "On replace: keep the stored keys and tokens that this config leaves out "
             "(same provider only). Default false: what is left out is removed")}}}

@@ -26,7 +26,9 @@ MAX_WHITELIST_ENTRIES = 1000
 MAX_WHITELIST_ENTRY_CHARS = 64
 USER_ID = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
 ENTRY_KEYS = ("user_id", "respond_to_whitelist", "chat_provider_config", "queue_config",
-              "llm_provider_config", "keep_secrets")
+              "llm_provider_config", "handoff_config", "keep_secrets")
+HANDOFF_KEYS = ("org_id", "auto_handoff_threshold", "low_confidence_turns")
+MAX_LOW_CONFIDENCE_TURNS = 20
 PROVIDER_KEYS = ("provider_name", "provider_config")
 QUEUE_KEYS = ("max_messages", "max_characters", "max_days")
 # A sender id in a whitelist: a phone number, a platform id or a contact such as wa:+49….
@@ -49,6 +51,7 @@ class InstanceSpec:
     llm_config: dict[str, Any]
     llm_secrets: dict[str, Any]
     keep_secrets: bool = False
+    handoff: HandoffConfig | None = None
 
 
 class _Bad(Exception):
@@ -109,6 +112,44 @@ def _queue(value: Any) -> QueueLimits:
         float(days))
 
 
+@dataclass(frozen=True)
+class HandoffConfig:
+    """Hand a sender to ``org_id``'s agents once ``turns`` answers in a row scored below
+    ``threshold`` (the org's ``auto_handoff_threshold``)."""
+
+    org_id: str
+    threshold: float
+    turns: int
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> HandoffConfig:
+        return cls(str(doc["org_id"]), float(doc["auto_handoff_threshold"]),
+                   int(doc["low_confidence_turns"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"org_id": self.org_id, "auto_handoff_threshold": self.threshold,
+                "low_confidence_turns": self.turns}
+
+
+def _handoff(value: Any) -> HandoffConfig | None:
+    if value is None:
+        return None
+    block = _object(value, "handoff_config")
+    _known(block, HANDOFF_KEYS, "handoff_config.")
+    org_id = block.get("org_id")
+    if not isinstance(org_id, str) or not 0 < len(org_id) <= 64:
+        raise _Bad("handoff_config.org_id", "is required (an organisation id)")
+    threshold = block.get("auto_handoff_threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise _Bad("handoff_config.auto_handoff_threshold", "must be a number")
+    if not 0 < threshold <= 1:
+        raise _Bad("handoff_config.auto_handoff_threshold",
+                   "must be more than 0 and at most 1")
+    turns = _integer(block.get("low_confidence_turns", 2), "handoff_config.low_confidence_turns",
+                     1, MAX_LOW_CONFIDENCE_TURNS)
+    return HandoffConfig(org_id, float(threshold), turns)
+
+
 def _whitelist(value: Any) -> list[str]:
     if value is None:
         return []
@@ -164,8 +205,9 @@ def _entry(index: int, raw: Any, context: ProviderContext) -> InstanceSpec:
         raise _Bad(f"llm_provider_config.provider_config.{exc.field}", exc.message) from None
     chat_public, chat_secrets = _split(chat_config, tuple(chat_class.secret_fields()))
     llm_public, llm_secrets = _split(llm_config, tuple(llm_class.SECRET_FIELDS))
+    handoff = _handoff(body.get("handoff_config"))
     return InstanceSpec(index, user_id, whitelist, chat_name, chat_public, chat_secrets,
-                        allow_groups, queue, llm_name, llm_public, llm_secrets, keep)
+                        allow_groups, queue, llm_name, llm_public, llm_secrets, keep, handoff)
 
 
 def parse_instances(body: Any, context: ProviderContext) -> list[InstanceSpec]:

@@ -53,6 +53,10 @@ class SenderQueue:
         # Whether the sender was told of drops since the queue was last empty: one
         # notice per overflow, not one per message of a flood.
         self.told_of_drops = False
+        # Answers in a row below the handoff threshold, and the support conversation
+        # the sender was handed to (None: the bot answers).
+        self.unsure_turns = 0
+        self.handoff: str | None = None
 
     @property
     def pending(self) -> int:

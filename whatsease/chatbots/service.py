@@ -38,7 +38,8 @@ from whatsease.channels.base import (
 from whatsease.channels.base import ProviderContext as ChannelContext
 from whatsease.chatbots import metrics
 from whatsease.chatbots.chat import GROUP_SETTING, build_chat_provider
-from whatsease.chatbots.configs import InstanceSpec, parse_instances
+from whatsease.chatbots.configs import HandoffConfig, InstanceSpec, parse_instances
+from whatsease.chatbots.handoff import HANDOFF_TEXT, Handoffs
 from whatsease.chatbots.llm import (
     ASSISTANT_ROLE,
     USER_ROLE,
@@ -60,6 +61,8 @@ from whatsease.storage.chatbots import (
     StoredInstance,
     new_entry_id,
 )
+from whatsease.storage.models import User
+from whatsease.support.orgs import is_org_admin
 from whatsease.timeutil import isoformat, utcnow
 
 logger = logging.getLogger(__name__)
@@ -91,6 +94,7 @@ class Instance:
     llm: LLMProvider | None
     chat: ChannelProvider | None
     problem: str = ""
+    handoff: HandoffConfig | None = None
     queues: OrderedDict[str, SenderQueue] = field(default_factory=OrderedDict)
     workers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     slots: asyncio.Semaphore = field(
@@ -141,6 +145,7 @@ class ChatbotService:
         self.llm_context = ProviderContext(outbound)
         self.chat_context = ChannelContext(policy=outbound)
         self.instances: dict[str, Instance] = {}
+        self.handoffs = Handoffs(services)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ lifecycle
@@ -203,7 +208,8 @@ class ChatbotService:
             problem = _bounded_error(f"a provider cannot be built: {type(exc).__name__}")
             logger.warning("chatbot instance %s cannot start: %s", stored.instance_id,
                            type(exc).__name__)
-        return Instance(stored, limits, llm, chat, problem)
+        handoff = HandoffConfig.from_dict(stored.handoff) if stored.handoff else None
+        return Instance(stored, limits, llm, chat, problem, handoff)
 
     async def _close(self, instance: Instance) -> None:
         for sender, task in list(instance.workers.items()):
@@ -219,18 +225,20 @@ class ChatbotService:
 
     # ---------------------------------------------------------------- configs
 
-    async def put(self, owner: str, body: Any) -> list[dict[str, str]]:
+    async def put(self, user: User, body: Any) -> list[dict[str, str]]:
         """Create or replace the owner's instances from ``body`` (validated as a whole).
 
         Raises `Unprocessable` naming the entry and field; nothing is created then.
         An entry whose ``user_id`` the owner already has replaces that instance
         (same ``instance_id``, so webhook URLs stay valid; queues and totals kept).
         """
+        owner = user.email
         existing = {s.user_id: s for s in await self.repo.owned(
             owner, limit=MAX_INSTANCES_PER_OWNER + 1)}
         if isinstance(body, list):
             body = [self._keep_secrets(entry, existing) for entry in body]
         specs = parse_instances(body, self.llm_context)
+        await self._check_handoff_orgs(user, specs)
         total = len(existing) + sum(1 for s in specs if s.user_id not in existing)
         if total > MAX_INSTANCES_PER_OWNER:
             raise Unprocessable(
@@ -243,6 +251,25 @@ class ChatbotService:
             await self._activate(item)
         self._update_depth()
         return [{"user_id": s.user_id, "instance_id": s.instance_id} for s in stored]
+
+    async def _check_handoff_orgs(self, user: User, specs: list[InstanceSpec]) -> None:
+        """Only an org's admins may hand senders to its agents; 422 naming the entry if not."""
+        support = self.services.support
+        errors = []
+        for spec in specs:
+            if spec.handoff is None:
+                continue
+            try:
+                org = (await support.orgs.get(spec.handoff.org_id) if support is not None
+                       else None)
+            except NotFound:
+                org = None
+            if org is None or not is_org_admin(user, org.org_id):
+                errors.append({"field": f"[{spec.index}].handoff_config.org_id",
+                               "message": "is not an organisation you administer"})
+        if errors:
+            raise Unprocessable("Nothing was created. " + "; ".join(
+                f"entry {e['field']}: {e['message']}" for e in errors), errors=errors)
 
     def _keep_secrets(self, entry: Any, existing: Mapping[str, StoredInstance]) -> Any:
         """``entry`` with the old secrets filled in where it asks to keep them and omits them."""
@@ -285,7 +312,8 @@ class ChatbotService:
             counts=dict(old.counts) if old is not None else {},
             tokens=dict(old.tokens) if old is not None else {},
             latency=dict(old.latency) if old is not None else {},
-            last_error=old.last_error if old is not None else None)
+            last_error=old.last_error if old is not None else None,
+            handoff=spec.handoff.to_dict() if spec.handoff is not None else None)
 
     async def _activate(self, stored: StoredInstance) -> None:
         """Run ``stored``, replacing the running instance of the same id (its queues kept)."""
@@ -336,6 +364,7 @@ class ChatbotService:
                                    for k in secrets.get("chat", {})]
                                   + [f"llm_provider_config.provider_config.{k}"
                                      for k in secrets.get("llm", {})]),
+            "handoff_config": stored.handoff,
             "state": instance.state if instance is not None else "stopped",
             "webhook_path": webhook_path(stored.chat_provider, stored.instance_id),
             "created_at": isoformat(stored.created_at),
@@ -426,6 +455,8 @@ class ChatbotService:
             return "ignored_empty"
         now = self.clock()
         queue = await self._queue(instance, message.sender)
+        if queue.handoff is not None and await self._forward(instance, queue, message):
+            return "handed_off"
         entry = QueueEntry(new_entry_id(), USER_ROLE, text, now,
                            target=message.chat_id if message.is_group else "",
                            platform_id=message.message_id[:128])
@@ -451,6 +482,23 @@ class ChatbotService:
         self._update_depth()
         return "queued"
 
+    async def _forward(self, instance: Instance, queue: SenderQueue,
+                       message: InboundMessage) -> bool:
+        """Post a handed-off sender's message to their support conversation.
+
+        False (and the bot answers again) when that conversation has ended or
+        handoffs are no longer configured.
+        """
+        conversation_id = queue.handoff
+        if (conversation_id is not None and instance.handoff is not None and instance.chat
+                and await self.handoffs.forward(instance.instance_id, instance.chat,
+                                                instance.handoff, conversation_id, message)):
+            return True
+        queue.handoff = None
+        queue.unsure_turns = 0
+        await self.repo.set_handoff(instance.instance_id, message.sender, None)
+        return False
+
     async def _queue(self, instance: Instance, sender: str) -> SenderQueue:
         """The sender's queue, read from MongoDB the first time (or after it was forgotten)."""
         queue = instance.queues.get(sender)
@@ -466,6 +514,7 @@ class ChatbotService:
             entries = await self.repo.queue_of(instance.instance_id, sender,
                                                limit=instance.limits.max_messages)
             queue = SenderQueue(instance.limits, entries)
+            queue.handoff = await self.repo.handoff_of(instance.instance_id, sender)
             removed = queue.trim(self.clock())
             await self.repo.remove([e.entry_id for e in removed])
             instance.queues[sender] = queue
@@ -543,6 +592,10 @@ class ChatbotService:
             metrics.LLM_ERRORS.labels(provider).inc()
         finally:
             queue.in_flight = None
+        hand_off = completion is not None and self._unsure(instance, queue,
+                                                           completion.confidence)
+        if hand_off:
+            text = HANDOFF_TEXT
         now = self.clock()
         answer = QueueEntry(new_entry_id(), ASSISTANT_ROLE, text, now, answered=True)
         kept, removed = queue.add_answer(entry, answer, now)
@@ -584,6 +637,42 @@ class ChatbotService:
                            instance.instance_id, _bounded_error(failure))
             await self._record_error(instance, f"LLM provider: {failure}")
         await self._deliver(instance, entry.target or sender, text)
+        if hand_off:
+            # After the sender was told, so what support says next follows it.
+            await self._hand_off(instance, sender, queue, entry)
+
+    def _unsure(self, instance: Instance, queue: SenderQueue, confidence: float) -> bool:
+        """Count an answer below the handoff threshold; True when it is time to hand off."""
+        config = instance.handoff
+        if config is None or instance.chat is None:
+            return False
+        if confidence >= config.threshold:
+            queue.unsure_turns = 0
+            return False
+        queue.unsure_turns += 1
+        return queue.unsure_turns >= config.turns
+
+    async def _hand_off(self, instance: Instance, sender: str, queue: SenderQueue,
+                        entry: QueueEntry) -> None:
+        """Make the sender a support customer of the handoff org, with an agent asked for."""
+        config = instance.handoff
+        queue.unsure_turns = 0
+        if config is None or instance.chat is None:
+            return
+        try:
+            conversation_id = await self.handoffs.start(
+                instance.instance_id, instance.chat, config, sender, entry.target or sender,
+                [entry.content])
+        except Exception as exc:  # noqa: BLE001  # the bot keeps answering instead
+            logger.warning("chatbot instance %s could not hand a sender to an agent: %s",
+                           instance.instance_id, type(exc).__name__)
+            await self._record_error(instance, f"handoff failed: {type(exc).__name__}")
+            return
+        queue.handoff = conversation_id
+        await self.repo.set_handoff(instance.instance_id, sender, conversation_id)
+        instance.count("handoffs")
+        await self.repo.add_totals(instance.instance_id, counts={"handoffs": 1})
+        metrics.HANDOFFS.inc()
 
     async def _record_error(self, instance: Instance, message: str) -> None:
         error = {"at": isoformat(self.clock()), "message": _bounded_error(message)}

@@ -56,6 +56,8 @@ class StoredInstance:
     tokens: dict[str, int] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     last_error: dict[str, Any] | None = None
+    # {"org_id", "auto_handoff_threshold", "low_confidence_turns"}, or None: never.
+    handoff: dict[str, Any] | None = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> StoredInstance:
@@ -71,7 +73,7 @@ class StoredInstance:
                    counts={k: int(v) for k, v in doc.get("counts", {}).items()},
                    tokens={k: int(v) for k, v in doc.get("tokens", {}).items()},
                    latency={k: float(v) for k, v in doc.get("latency", {}).items()},
-                   last_error=doc.get("last_error"))
+                   last_error=doc.get("last_error"), handoff=doc.get("handoff"))
 
     def to_doc(self) -> dict[str, Any]:
         return {"_id": self.instance_id, "owner": self.owner, "user_id": self.user_id,
@@ -85,7 +87,7 @@ class StoredInstance:
                 "sealed": self.sealed, "created_at": self.created_at,
                 "updated_at": self.updated_at, "counts": dict(self.counts),
                 "tokens": dict(self.tokens), "latency": dict(self.latency),
-                "last_error": self.last_error}
+                "last_error": self.last_error, "handoff": self.handoff}
 
 
 @dataclass
@@ -223,6 +225,20 @@ class ChatbotRepo:
                       "completion_tokens": completion_tokens, "latency_secs": latency},
              "$set": {"instance": instance_id, "sender": sender, "last_at": at}},
             upsert=True)
+
+    async def set_handoff(self, instance_id: str, sender: str,
+                          conversation_id: str | None) -> None:
+        """Record that the sender talks to an agent in ``conversation_id`` (None: the bot again)."""
+        await self.conversations.update_one(
+            {"_id": f"{instance_id}|{sender}"},
+            {"$set": {"instance": instance_id, "sender": sender,
+                      "handoff": conversation_id}}, upsert=True)
+
+    async def handoff_of(self, instance_id: str, sender: str) -> str | None:
+        doc = await self.conversations.find_one({"_id": f"{instance_id}|{sender}"},
+                                                {"handoff": 1})
+        value = (doc or {}).get("handoff")
+        return value if isinstance(value, str) else None
 
     async def conversations_of(self, instance_id: str, *, limit: int) -> list[dict[str, Any]]:
         docs = await self.conversations.find({"instance": instance_id}).sort(
