@@ -21,6 +21,7 @@ Delivery guarantees:
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import uuid
 from collections import OrderedDict
@@ -28,6 +29,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import segno
 
 from whatsease.channels.base import (
     ChannelProvider,
@@ -84,6 +87,8 @@ MAX_RESUMED_SENDERS = 50_000
 STATUS_SENDERS = 100
 MAX_ERROR_CHARS = 300
 MAX_INBOUND_CHARS = 4096
+# Pixels per QR module in a status's link QR code (about 200 px for a short link).
+QR_SCALE = 6
 
 @dataclass
 class Instance:
@@ -415,15 +420,18 @@ class ChatbotService:
         }
 
     def _link(self, instance: Instance) -> dict[str, Any] | None:
-        """How a person reaches the bot, for providers that have a link (wa.me, t.me)."""
-        link = getattr(instance.chat, "link_info", None)
-        if not callable(link):
+        """How a person starts a chat with the bot, for providers that have a link (wa.me)."""
+        make = getattr(instance.chat, "wa_link", None)
+        if not callable(make):
             return None
         try:
-            value = link()
-        except Exception:  # noqa: BLE001  # a status must not fail for a provider's helper
-            return None
-        return value if isinstance(value, dict) else None
+            url = str(make())
+        except ValueError:
+            return None      # the provider has no number to link to
+        svg = io.BytesIO()
+        segno.make(url, error="m").save(svg, kind="svg", scale=QR_SCALE, xmldecl=False,
+                                        svgns=True, title="Chat link")
+        return {"url": url, "qr_svg": svg.getvalue().decode()}
 
     # --------------------------------------------------------------- messages
 
