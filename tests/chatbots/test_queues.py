@@ -13,6 +13,7 @@ import pytest
 
 from tests.chatbots.helpers import (
     create,
+    entry,
     post_signed,
     replies_to,
     status,
@@ -201,3 +202,26 @@ def test_queues_survive_a_restart(make_server: Callable[..., ServerThread],
     assert wait_replies(peer, "lee", 2) == ["Model: slow one", "Model: slow two"]
     state = status(Client(second.port, root.access_token), instance)
     assert state["counts"]["answered"] == 2 and state["queue_depth"] == 0
+
+
+def test_a_new_server_secret_asks_for_the_keys_again(make_server: Callable[..., ServerThread],
+                                                     peer: FakeLoopbackPeer) -> None:
+    db_name = f"t{secrets.token_hex(6)}"
+    first = make_server(db_name=db_name, jwt_secret=secrets.token_urlsafe(48))
+    root = platform_admin(first)
+    instance = create(root, peer, "rotated")
+    first.stop()
+
+    second = make_server(db_name=db_name, jwt_secret=secrets.token_urlsafe(48))
+    login = Client(second.port).post("/api/v1/auth/login",
+                                     {"email": root.email, "password": root.password})
+    assert login.status == 200, login.body
+    client = Client(second.port, login.json["access_token"])
+    state = status(client, instance)
+    assert state["state"] == "error" and "send the provider keys again" in state["problem"]
+    assert webhook(second, instance, [("pat", "hello?")]).status == 404
+    again = client.request("PUT", "/api/v1/chatbots", [entry(peer, "rotated")])
+    assert again.status == 200 and again.json[0]["instance_id"] == instance
+    assert status(client, instance)["state"] == "running"
+    assert webhook(second, instance, [("pat", "hello?")]).status == 200
+    assert wait_replies(peer, "pat", 1) == ["You said: hello?"]
