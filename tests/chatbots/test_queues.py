@@ -25,7 +25,8 @@ from tests.fake_completions import FakeCompletions
 from tests.fakes.platforms import FakeLoopbackPeer
 from tests.support import Client, ServerThread, wait_for
 from whatsease.channels.base import InboundMessage
-from whatsease.chatbots.service import POLITE_DROPPED, POLITE_ERROR, get_chatbots
+from whatsease.chatbots.runtime import POLITE_DROPPED, POLITE_ERROR
+from whatsease.chatbots.service import get_chatbots
 from whatsease.storage.chatbots import QUEUE
 
 GATE_SECS = 10.0

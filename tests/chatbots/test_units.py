@@ -21,8 +21,8 @@ from whatsease.chatbots.llm import (
     llm_providers,
 )
 from whatsease.chatbots.queues import QueueLimits, SenderQueue
+from whatsease.chatbots.runtime import whitelisted
 from whatsease.chatbots.sealing import SealBroken, Sealer
-from whatsease.chatbots.service import whitelisted
 from whatsease.errors import Unprocessable
 from whatsease.net.outbound import OutboundPolicy
 from whatsease.storage.chatbots import QueueEntry, new_entry_id
