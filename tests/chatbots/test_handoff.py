@@ -65,3 +65,21 @@ def test_low_confidence_hands_the_sender_to_an_agent(server: ServerThread,
         assert wait_replies(peer, "noa", 3) == [f"You said: question {n}" for n in range(3)]
     finally:
         console.close()
+
+
+def test_asking_for_a_person_hands_over_at_once(server: ServerThread,
+                                                peer: FakeLoopbackPeer) -> None:
+    root = platform_admin(server)
+    team = make_team(server, root, agents=1, routing="bot")
+    console = console_socket(server, team.agents[0])
+    try:
+        # The default support catalogue knows "talk to a person" (action = "handoff").
+        instance = create(team.admin, peer, "catalogue", llm="catalogue", handoff_config={
+            "org_id": team.org_id, "auto_handoff_threshold": 0.01,
+            "low_confidence_turns": 20})
+        assert webhook(server, instance, [("quinn", "talk to a person")]).status == 200
+        assert wait_replies(peer, "quinn", 1) == [HANDOFF_TEXT]
+        console.expect("message", lambda f: f["message"]["sender"] == "lb:quinn"
+                       and f["message"]["content"] == "talk to a person")
+    finally:
+        console.close()

@@ -26,7 +26,7 @@ from whatsease.chatbots.llm import (
     bounded_str,
     check_keys,
 )
-from whatsease.support.chatbot import DEFAULT_SUPPORT_CATALOGUE
+from whatsease.support.chatbot import DEFAULT_SUPPORT_CATALOGUE, HANDOFF_ACTION
 
 MAX_CATALOGUE_CHARS = 48 * 1024
 # Engines kept built across instances, one per distinct catalogue text.
@@ -82,7 +82,8 @@ class CatalogueLLM:
             self._states.popitem(last=False)
         confidence = 0.0 if reply.intent is None else float(reply.confidence)
         # The engine is no language model: it spends no tokens.
-        return Completion(reply.text, confidence, 0, 0, time.perf_counter() - started)
+        return Completion(reply.text, confidence, 0, 0, time.perf_counter() - started,
+                          wants_person=reply.action == HANDOFF_ACTION)
 
     async def close(self) -> None:
         self._states.clear()

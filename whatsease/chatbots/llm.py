@@ -46,13 +46,19 @@ class Turn:
 
 @dataclass(frozen=True)
 class Completion:
-    """A provider's reply: its text, how sure it is (0..1), tokens used and seconds taken."""
+    """A provider's reply: its text, how sure it is (0..1), tokens used and seconds taken.
+
+    ``wants_person`` is True when the sender asked for a person (a catalogue's
+    ``action = "handoff"`` intent): an instance with a handoff org hands them
+    over at once.
+    """
 
     text: str
     confidence: float
     prompt_tokens: int
     completion_tokens: int
     latency: float
+    wants_person: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from whatsease.chatbots.handoff import HANDOFF_TEXT, Handoffs
 from whatsease.chatbots.llm import (
     ASSISTANT_ROLE,
     USER_ROLE,
+    Completion,
     LLMProvider,
     LLMProviderError,
     ProviderContext,
@@ -386,8 +387,7 @@ class ChatbotRuntime:
             metrics.LLM_ERRORS.labels(provider).inc()
         finally:
             queue.in_flight = None
-        hand_off = completion is not None and self._unsure(instance, queue,
-                                                           completion.confidence)
+        hand_off = completion is not None and self._unsure(instance, queue, completion)
         if hand_off:
             text = HANDOFF_TEXT
         now = self.clock()
@@ -435,12 +435,15 @@ class ChatbotRuntime:
             # After the sender was told, so what support says next follows it.
             await self._hand_off(instance, sender, queue, entry)
 
-    def _unsure(self, instance: Instance, queue: SenderQueue, confidence: float) -> bool:
-        """Count an answer below the handoff threshold; True when it is time to hand off."""
+    def _unsure(self, instance: Instance, queue: SenderQueue, completion: Completion) -> bool:
+        """Count an answer below the handoff threshold; True when it is time to hand off
+        (or the sender asked for a person)."""
         config = instance.handoff
         if config is None or instance.chat is None:
             return False
-        if confidence >= config.threshold:
+        if completion.wants_person:
+            return True
+        if completion.confidence >= config.threshold:
             queue.unsure_turns = 0
             return False
         queue.unsure_turns += 1
