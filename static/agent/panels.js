@@ -19,6 +19,22 @@ function h(tag, attrs = {}, ...children) {
   return node;
 }
 
+// External contacts are named by their channel ("wa:+4915112345678", "tg:123456789");
+// everyone else came through the web widget.
+const CHANNELS = { wa: "WhatsApp", tg: "Telegram", lb: "Loopback" };
+
+export function channelOf(address) {
+  const prefix = String(address || "").split(":", 1)[0];
+  return Object.hasOwn(CHANNELS, prefix) && address.includes(":")
+    ? { key: prefix, label: CHANNELS[prefix] } : { key: "web", label: "Web" };
+}
+
+function channelBadge(conv) {
+  const channel = channelOf(conv.customer.email);
+  return h("span", { class: `channel channel-${channel.key}`, title: `Came through ${channel.label}` },
+    h("span", { class: "sr-only", text: "via " }), channel.label);
+}
+
 function timeOf(iso) {
   const at = new Date(iso);
   return at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -131,7 +147,7 @@ export class ConversationsView {
     const ended = conv.status !== "active" ? `, ended ${dateOf(conv.ended_at || conv.last_message_at)}` : "";
     return h("li", {},
       h("button", { type: "button", class: `conv${this.byId.has(conv.id) ? " is-open" : ""}`, "data-id": conv.id },
-        h("span", { class: "name", text: conv.customer.name }),
+        h("span", { class: "name" }, conv.customer.name, " ", channelBadge(conv)),
         unread ? h("span", { class: "badge" }, String(conv.unread), h("span", { class: "sr-only", text: " unread" })) : null,
         h("span", { class: "preview" }, h("span", { class: "sr-only", text: `${ended}: ` }), preview)));
   }
@@ -153,7 +169,7 @@ export class ConversationsView {
     const panel = h("section", { class: "panel", id: `panel-${id}`, role: "tabpanel", "aria-labelledby": titleId, "data-id": id },
       h("header", { class: "panel-head" },
         h("h2", { id: titleId, text: conv.customer.name }),
-        h("p", { class: "email", text: conv.customer.email }),
+        h("p", { class: "email" }, channelBadge(conv), " ", conv.customer.email),
         h("p", { class: "state" }),
         h("button", { type: "button", class: "btn hide", "data-action": "hide", "aria-label": `Close the panel of ${conv.customer.name}`, text: "×" })),
       h("div", { class: "actions" },
