@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     # Built by their service modules' setup() once these core services exist.
     from whatsease.bot.service import Assistant
     from whatsease.channels.service import ChannelService
+    from whatsease.chatbots.service import ChatbotService
     from whatsease.realtime.service import Realtime
     from whatsease.support.service import SupportService
 
@@ -72,6 +73,7 @@ class Services:
     support: SupportService | None = None
     analytics: Analytics | None = None
     channels: ChannelService | None = None
+    chatbots: ChatbotService | None = None
     # True while start-up work (the demo accounts) is under way: /readyz answers 503.
     starting: bool = False
     # Says why the process is beyond repair (its embedded database could not be

@@ -217,7 +217,7 @@ def test_expired_forged_and_wrong_algorithm_tokens_are_refused(server: ServerThr
         "wrong secret": jwt.encode(good, "another secret that is long enough 1234",
                                    algorithm="HS256"),
         "HS512": jwt.encode(good, secret, algorithm="HS512"),
-        "none": jwt.encode(good, None, algorithm="none"),
+        "none": jwt.encode(good, "", algorithm="none"),
         "RS256 header": hmac_signed({"alg": "RS256", "typ": "JWT"}, good, secret),
         "other user": jwt.encode(claims_for(user.access_token, sub="someone@example.com"),
                                  secret, algorithm="HS256"),

@@ -21,6 +21,7 @@ from whatsease.api import (
     auth,
     bot,
     channels,
+    chatbots,
     messages,
     openapi,
     ops,
@@ -32,6 +33,7 @@ from whatsease.api import (
 )
 from whatsease.bot import service as bot_service
 from whatsease.channels import service as channels_service
+from whatsease.chatbots import service as chatbots_service
 from whatsease.realtime import handler
 from whatsease.realtime import service as realtime_service
 from whatsease.support import service as support_service
@@ -39,12 +41,13 @@ from whatsease.support import service as support_service
 # In mounting order.
 ROUTE_MODULES: tuple[ModuleType, ...] = (
     ops, sessions, auth, users, messages, activity, handler, bot, support, widget, support_ws,
-    analytics, channels, openapi,
+    analytics, channels, chatbots, openapi,
 )
 
 # In set-up order (shut down in reverse).
 SERVICE_MODULES: tuple[ModuleType, ...] = (
-    bot_service, realtime_service, support_service, analytics_service, channels_service)
+    bot_service, realtime_service, support_service, analytics_service, channels_service,
+    chatbots_service)
 
 
 def route_modules() -> list[ModuleType]:

@@ -42,6 +42,29 @@ class ChatEndpoint:
         return bool(self.url)
 
 
+def request_body(messages: list[dict[str, str]], model: str = "") -> bytes:
+    """The JSON body of a chat-completions request (the model only when one is named)."""
+    body: dict[str, object] = {"messages": messages}
+    if model:
+        body["model"] = model
+    return json.dumps(body).encode()
+
+
+def read_completion(raw: bytes) -> str:
+    """The reply text of a chat-completions answer, trimmed and bounded.
+
+    Raises `LLMError` when ``raw`` is not a completion or its text is empty.
+    """
+    try:
+        data = json.loads(raw)
+        text = data["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise LLMError("the answer is not a chat completion") from None
+    if not isinstance(text, str) or not text.strip():
+        raise LLMError("the completion is empty")
+    return text.strip()[:MAX_REPLY_CHARS]
+
+
 def _post(endpoint: ChatEndpoint, payload: bytes) -> bytes:
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if endpoint.token:
@@ -60,10 +83,7 @@ async def complete(endpoint: ChatEndpoint, messages: list[dict[str, str]]) -> st
     """
     if not endpoint.url.startswith(("http://", "https://")):
         raise LLMError("the endpoint URL must start with http:// or https://")
-    body: dict[str, object] = {"messages": messages}
-    if endpoint.model:
-        body["model"] = endpoint.model
-    payload = json.dumps(body).encode()
+    payload = request_body(messages, endpoint.model)
     loop = asyncio.get_running_loop()
     try:
         raw = await asyncio.wait_for(loop.run_in_executor(_EXECUTOR, _post, endpoint, payload),
@@ -76,11 +96,4 @@ async def complete(endpoint: ChatEndpoint, messages: list[dict[str, str]]) -> st
         raise LLMError(f"cannot reach the endpoint: {exc}") from None
     if len(raw) > MAX_RESPONSE_BYTES:
         raise LLMError("the answer is too large")
-    try:
-        data = json.loads(raw)
-        text = data["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise LLMError("the answer is not a chat completion") from None
-    if not isinstance(text, str) or not text.strip():
-        raise LLMError("the completion is empty")
-    return text.strip()[:MAX_REPLY_CHARS]
+    return read_completion(raw)

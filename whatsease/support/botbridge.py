@@ -90,3 +90,18 @@ class SupportBotBridge(SupportRouting):
                                f"{pinned.customer_name} asked the bot for a person",
                                conversation_id)
             await self._ensure_agent(conversation_id)
+
+    async def hand_to_agent(self, conversation_id: str, reason: str) -> None:
+        """Pin a conversation to an agent as when the customer asks for a person.
+
+        For bots outside support (chatbot instances) that stayed unsure;
+        ``reason`` is the activity entry's sentence.
+        """
+        pinned = await self.store.conversations.update(
+            conversation_id, {"mode": "agent", "agent_requested_at": self.clock()})
+        if pinned is None:
+            return
+        SUPPORT_HANDOFFS.labels("bot_unsure").inc()
+        await self._record(pinned.org, "support.handoff", customer_actor(pinned), reason,
+                           conversation_id)
+        await self._ensure_agent(conversation_id)

@@ -1,0 +1,105 @@
+"""Instances on a real platform provider (WhatsApp, against a fake Graph API); metrics."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from tests.channels import payloads
+from tests.chatbots.helpers import create, put_chatbots, status, wait_replies, webhook
+from tests.customer_support.http import platform_admin
+from tests.fakes.platforms import FakeGraphAPI, FakeLoopbackPeer
+from tests.support import Client, ServerThread
+
+APP_SECRET = "app-secret-" + secrets.token_hex(6)
+TOKEN = "EAAG-" + secrets.token_hex(10)
+VERIFY = "verify-" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def graph() -> Iterator[FakeGraphAPI]:
+    fake = FakeGraphAPI().start()
+    yield fake
+    fake.stop()
+
+
+def test_a_whatsapp_instance_verifies_answers_and_links(server: ServerThread,
+                                                        graph: FakeGraphAPI) -> None:
+    root = platform_admin(server)
+    res = put_chatbots(root, [{
+        "user_id": "wa_shop", "respond_to_whitelist": [],
+        "chat_provider_config": {"provider_name": "whatsapp_cloud", "provider_config": {
+            "app_secret": APP_SECRET, "verify_token": VERIFY, "token": TOKEN,
+            "phone_number_id": payloads.PHONE_NUMBER_ID, "graph_url": graph.graph_url,
+            "display_number": "+" + payloads.DISPLAY_NUMBER}},
+        "queue_config": {"max_messages": 10, "max_characters": 2000, "max_days": 1},
+        "llm_provider_config": {"provider_name": "fake",
+                                "provider_config": {"reply": "Shop bot: {text}"}}}])
+    assert res.status == 200, res.body
+    assert TOKEN not in res.body.decode()
+    instance = res.json[0]["instance_id"]
+    path = f"/channels/whatsapp_cloud/webhook/{instance}"
+    client = Client(server.port)
+
+    # Meta's subscription check, both ways.
+    ok = client.get(f"{path}?hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=42")
+    assert ok.status == 200 and ok.body == b"42"
+    wrong = client.get(f"{path}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=42")
+    assert wrong.status == 403
+
+    number = payloads.new_number()
+    body = payloads.body_of(payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "do you ship to Lyon?"))))
+    unsigned = client.request("POST", path, body=body,
+                              headers={"Content-Type": "application/json"})
+    assert unsigned.status == 401
+    signed = client.request("POST", path, body=body, headers={
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": payloads.sign(APP_SECRET, body)})
+    assert signed.status == 200, signed.body
+    (sent,) = graph.wait_for(lambda r: r.path.endswith(f"/{payloads.PHONE_NUMBER_ID}/messages")
+                             and isinstance(r.body, dict) and r.body.get("to") == number)
+    assert sent.headers["authorization"] == f"Bearer {TOKEN}"
+    assert sent.body["messaging_product"] == "whatsapp"
+    assert sent.body["text"]["body"] == "Shop bot: do you ship to Lyon?"
+
+    state = status(root, instance)
+    assert state["chat_provider"]["health"] == "ok"
+    assert state["chat_provider"]["link"]["url"] == f"https://wa.me/{payloads.DISPLAY_NUMBER}"
+    assert state["chat_provider"]["link"]["qr_svg"].startswith("<svg")
+    assert state["queues"][0]["sender"] == f"wa:+{number}"
+
+
+def _sample(text: str, name: str) -> float:
+    """The sum of a metric's samples (all label sets) in Prometheus text."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_show_queues_tokens_and_latency(server: ServerThread) -> None:
+    peer = FakeLoopbackPeer().start()
+    try:
+        root = platform_admin(server)
+        before = Client(server.port).get("/metrics").body.decode()
+        instance = create(root, peer, "metered", max_messages=1,
+                          llm_config={"delay_ms": 500})
+        # "one" is being answered (its answer takes half a second) when the others
+        # arrive: "three" pushes "two" out of a one-message queue.
+        assert webhook(server, instance, [("olga", "one")]).status == 200
+        assert webhook(server, instance, [("olga", "two"), ("olga", "three")]).status == 200
+        wait_replies(peer, "olga", 3)
+        after = Client(server.port).get("/metrics").body.decode()
+    finally:
+        peer.stop()
+    assert "whatsease_chatbot_queue_depth" in after
+    assert (_sample(after, "whatsease_chatbot_queue_drops_total")
+            - _sample(before, "whatsease_chatbot_queue_drops_total")) == 1
+    assert (_sample(after, "whatsease_chatbot_llm_tokens_total")
+            > _sample(before, "whatsease_chatbot_llm_tokens_total"))
+    assert (_sample(after, "whatsease_chatbot_llm_seconds_count")
+            - _sample(before, "whatsease_chatbot_llm_seconds_count")) == 2

@@ -1,0 +1,1 @@
+"""Chatbot instances: operators' bots, each with a chat provider, an LLM provider and queues."""
