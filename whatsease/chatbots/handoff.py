@@ -84,4 +84,4 @@ class Handoffs:
         # platform's customer-service window against the contact's last message.
         channels = self.services.channels
         if channels is not None:
-            await channels.store.touch_contact(contact, chat.name, "", utcnow())
+            await channels.store.touch_contacts([(contact, chat.name, "", utcnow())])
