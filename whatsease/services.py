@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     # Built by their service modules' setup() once these core services exist.
     from whatsease.bot.service import Assistant
+    from whatsease.cluster.service import Cluster
     from whatsease.realtime.service import Realtime
     from whatsease.support.service import SupportService
 
@@ -70,6 +71,8 @@ class Services:
     realtime: Realtime | None = None
     support: SupportService | None = None
     analytics: Analytics | None = None
+    # Set when WHATSEASE_CLUSTER is not off (cluster/service.py).
+    cluster: Cluster | None = None
     # True while start-up work (the demo accounts) is under way: /readyz answers 503.
     starting: bool = False
     # Says why the process is beyond repair (its embedded database could not be

@@ -49,7 +49,7 @@ export function backoffDelay(attempt, reason = 'network') {
 }
 
 export class ReconnectingSocket extends EventTarget {
-  // url: the socket's URL; token: async () => the token for the auth frame;
+  // url: the socket's URL, or a function giving it at each (re)connection; token: async () => the token for the auth frame;
   // refresh: optional async () => a new token can be had (throws when it cannot);
   // authFrame: optional (token) => the first frame, {type: 'auth', token} by default.
   constructor({ url, token, refresh = null, authFrame = null }) {
@@ -132,7 +132,7 @@ export class ReconnectingSocket extends EventTarget {
     if (this.stopped) return;
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(typeof this.url === 'function' ? this.url() : this.url);
     } catch (error) {
       this.retry('network');
       return;
@@ -246,7 +246,10 @@ export class ReconnectingSocket extends EventTarget {
   }
 }
 
-// ws(s)://host/path for a page served over http(s) from origin (this page by default).
-export function socketUrl(path = '/ws', origin = window.location.origin) {
-  return `${origin.replace(/^http/, 'ws')}${path}`;
+// ws(s)://host/path for a page served over http(s) from origin (this page by default),
+// with the routing key the API gave (login's route/org_route, the widget's route) so
+// that a cluster opens it on the instance that owns it (see docs/architecture.md).
+export function socketUrl(path = '/ws', origin = window.location.origin, route = '') {
+  const query = route ? `?route=${encodeURIComponent(route)}` : '';
+  return `${origin.replace(/^http/, 'ws')}${path}${query}`;
 }

@@ -30,6 +30,7 @@ from whatsease.api import (
     widget,
 )
 from whatsease.bot import service as bot_service
+from whatsease.cluster import service as cluster_service
 from whatsease.realtime import handler
 from whatsease.realtime import service as realtime_service
 from whatsease.support import service as support_service
@@ -42,7 +43,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
 
 # In set-up order (shut down in reverse).
 SERVICE_MODULES: tuple[ModuleType, ...] = (
-    bot_service, realtime_service, support_service, analytics_service)
+    cluster_service, bot_service, realtime_service, support_service, analytics_service)
 
 
 def route_modules() -> list[ModuleType]:

@@ -10,8 +10,7 @@ changed and why, whenever the set of live members changes.
 
 `Membership` has no clock and no I/O: callers pass the time (`update`,
 `seen`, `check`), so it is tested without waiting. `watch_members` is the
-polling loop around it. Nothing here serves traffic; the server does not use
-it yet beyond validating the settings.
+polling loop around it; `whatsease.cluster.service` runs it.
 """
 
 from __future__ import annotations
@@ -297,6 +296,7 @@ def membership_from_config(
     *,
     now: float,
     resolver: TxtResolver | None = None,
+    on_change: Callable[[Ring, str], None] | None = None,
 ) -> tuple[Membership, Discovery, str] | None:
     """The membership, its discovery and that one's name for ``WHATSEASE_CLUSTER``; None if off.
 
@@ -317,7 +317,8 @@ def membership_from_config(
         me = fly_member(machine_id, environ.get("FLY_REGION", ""), app, port)
         fly = FlyDiscovery(app, port, resolver)
         return (
-            Membership(me, heartbeat_timeout=config.cluster_heartbeat_timeout, now=now),
+            Membership(me, heartbeat_timeout=config.cluster_heartbeat_timeout, now=now,
+                       on_change=on_change),
             fly,
             f"fly dns {fly.name}",
         )
@@ -329,7 +330,8 @@ def membership_from_config(
             "is not one of WHATSEASE_CLUSTER_MEMBERS"
         )
     return (
-        Membership(mine[0], heartbeat_timeout=config.cluster_heartbeat_timeout, now=now),
+        Membership(mine[0], heartbeat_timeout=config.cluster_heartbeat_timeout, now=now,
+                   on_change=on_change),
         StaticDiscovery(members),
         "static list",
     )
