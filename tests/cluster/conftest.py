@@ -51,3 +51,21 @@ def open_ws(port: int, path: str = "/ws", route: str = "", **headers: str) -> WS
     return WS(websocket.create_connection(
         f"ws://127.0.0.1:{port}{path}{query}", timeout=WAIT_SECS,
         origin=f"http://127.0.0.1:{port}", header=[f"{k}: {v}" for k, v in headers.items()]))
+
+
+def homed_user(cluster: LocalCluster, member: str, prefix: str = "user") -> tuple[User, str]:
+    """A fresh account homed on ``member``; returns it and its routing key."""
+    ring = ring_of(cluster)
+    for _ in range(200):
+        user, pair = register_on(cluster.ports[member], prefix)
+        if ring.owner(pair["route"]) == member:
+            return user, pair["route"]
+    raise AssertionError(f"no account homed on {member} in 200 tries")
+
+
+def connect_home(cluster: LocalCluster, user: User, route: str) -> WS:
+    """``user``'s socket on its owner, following fly-replay as Fly's proxy would."""
+    ws = open_ws(cluster.ports[ring_of(cluster).owner(route)], route=route)
+    ready = ws.call({"type": "auth", "token": user.access_token}, "ready")
+    assert ready["user"] == user.email
+    return ws

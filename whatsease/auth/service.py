@@ -328,6 +328,10 @@ class AuthService:
         await self.store.sessions.revoke(session_id)
         self._evict(session_id)
 
+    def forget_session(self, session_id: str) -> None:
+        """Drop a session from the cache: another instance revoked it."""
+        self._session_cache.pop(session_id, None)
+
     def _evict(self, session_id: str) -> None:
         self._session_cache.pop(session_id, None)
         self.hub.close_session(session_id, WS_4001_UNAUTHENTICATED, "session revoked")

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import dns.asyncresolver
@@ -35,6 +37,8 @@ logger = logging.getLogger("whatsease.cluster")
 
 # Bounds on what DNS may hand us: more members than this is a bad answer, not a cluster.
 MAX_MEMBERS = 256
+# The internal link's port on Fly when WHATSEASE_CLUSTER_PORT is 0.
+DEFAULT_LINK_PORT = 7946
 # Fly's DNS answers from the machine itself (fdaa::3): a slow answer is a failed poll.
 DNS_TIMEOUT_SECS = 2.0
 
@@ -68,6 +72,37 @@ class StaticDiscovery:
 
     async def members(self) -> list[Member]:
         return list(self._members)
+
+
+class FileDiscovery:
+    """A member list in a file (``WHATSEASE_CLUSTER_MEMBERS_FILE``), read at every poll.
+
+    The file holds ``id=url`` entries, one a line or separated by commas; a
+    local cluster rewrites it (atomically) as members join and leave.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    async def members(self) -> list[Member]:
+        try:
+            text = await asyncio.to_thread(self.path.read_text, encoding="utf-8")
+        except OSError as exc:
+            raise DiscoveryError(f"{self.path}: {exc.strerror or exc}") from None
+        members: dict[str, Member] = {}
+        for entry in text.replace("\n", ",").split(","):
+            member, sep, url = (part.strip() for part in entry.partition("="))
+            if not entry.strip():
+                continue
+            if not sep or not _plain_id(member) or not _URL.fullmatch(url):
+                raise DiscoveryError(f"{self.path}: bad entry {entry.strip()[:80]!r}")
+            members[member] = Member(member, url.rstrip("/"))
+            if len(members) > MAX_MEMBERS:
+                raise DiscoveryError(f"{self.path} lists more than {MAX_MEMBERS} members")
+        return list(members.values())
+
+
+_URL = re.compile(r"https?://[^/\s]+/?")
 
 
 TxtResolver = Callable[[str], Awaitable[list[str]]]
@@ -197,6 +232,11 @@ class Membership:
         return {mid: m for mid, m in self._listed.items() if mid not in self._down}
 
     @property
+    def listed(self) -> dict[str, Member]:
+        """Every member a discovery lists (live or down), by id."""
+        return dict(self._listed)
+
+    @property
     def down(self) -> frozenset[str]:
         """Listed members taken out for want of a heartbeat."""
         return frozenset(self._down)
@@ -313,7 +353,7 @@ def membership_from_config(
             raise ConfigError(
                 "WHATSEASE_CLUSTER=fly needs FLY_MACHINE_ID and FLY_APP_NAME (set by Fly.io)"
             )
-        port = config.cluster_port or config.port
+        port = config.cluster_port or DEFAULT_LINK_PORT
         me = fly_member(machine_id, environ.get("FLY_REGION", ""), app, port)
         fly = FlyDiscovery(app, port, resolver)
         return (
@@ -329,9 +369,13 @@ def membership_from_config(
             f"WHATSEASE_CLUSTER_SELF={config.cluster_self!r} "
             "is not one of WHATSEASE_CLUSTER_MEMBERS"
         )
+    discovery: Discovery = StaticDiscovery(members)
+    reason = "static list"
+    if config.cluster_members_file:
+        discovery, reason = FileDiscovery(config.cluster_members_file), "members file"
     return (
         Membership(mine[0], heartbeat_timeout=config.cluster_heartbeat_timeout, now=now,
                    on_change=on_change),
-        StaticDiscovery(members),
-        "static list",
+        discovery,
+        reason,
     )

@@ -7,21 +7,26 @@ is a `Cluster`; otherwise it stays None and nothing here runs or costs.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from whatsease.cluster.membership import (
     Discovery,
+    DiscoveryError,
     Member,
     Membership,
     membership_from_config,
     watch_members,
 )
 from whatsease.cluster.ring import Ring
+from whatsease.cluster.router import ClusterRouter
 from whatsease.cluster.routing import valid_route
+from whatsease.errors import ConfigError
 from whatsease.metrics import CLUSTER_MEMBERS, CLUSTER_REPLAYS
 
 if TYPE_CHECKING:
@@ -31,7 +36,12 @@ logger = logging.getLogger("whatsease.cluster")
 
 
 class Cluster:
-    """This instance's view of the cluster: who is in it and who owns which routing key."""
+    """This instance's view of the cluster: who is in it and who owns which routing key.
+
+    ``router`` (set by `setup`) is the hub's router and holds the internal links.
+    """
+
+    router: ClusterRouter | None = None
 
     def __init__(self, membership: Membership, discovery: Discovery, reason: str,
                  poll_interval: float) -> None:
@@ -87,8 +97,14 @@ class Cluster:
             except Exception:
                 logger.exception("cluster: a ring-change listener failed")
 
-    def start(self) -> None:
-        """Read the member list now and keep polling it (and checking heartbeats)."""
+    async def start(self) -> None:
+        """Read the member list now (before the first socket arrives) and keep polling it
+        (and checking heartbeats)."""
+        try:
+            listed = await asyncio.wait_for(self.discovery.members(), self.poll_interval + 1)
+            self.membership.update(listed, time.monotonic(), self.reason)
+        except (DiscoveryError, TimeoutError) as exc:
+            logger.warning("cluster: %s: no member list yet: %s", self.reason, exc)
         self._task = asyncio.get_running_loop().create_task(
             watch_members(self.membership, self.discovery, reason=self.reason,
                           interval=self.poll_interval, stop=self._stop),
@@ -118,15 +134,59 @@ def build_cluster(services: Services) -> Cluster | None:
     return made[0]
 
 
+def link_address(cluster: Cluster, public_port: int) -> tuple[str, int]:
+    """Where this instance listens for its peers' links: its member URL's host and port.
+
+    A host name (Fly's ``<id>.vm.<app>.internal``) listens on every address.
+    Raises `ConfigError` when that port is the public one.
+    """
+    parts = urlsplit(cluster.me.url)
+    port = parts.port or 80
+    if port == public_port:
+        raise ConfigError(f"the cluster link's port ({port}) must not be WHATSEASE_PORT: "
+                          "set WHATSEASE_CLUSTER_PORT (fly) or another port in the member URL")
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = ""
+    return host, port
+
+
+def wire(services: Services, router: ClusterRouter) -> None:
+    """Put ``router`` behind the hub and let revocation and login limits reach every peer."""
+    auth = services.auth
+    services.hub.router = router
+    router.on_session_closed = auth.forget_session
+    router.on_user_closed = auth.forget_user
+    for name, limiter in (("account", auth.account_failures), ("ip", auth.ip_failures)):
+        router.limiters[name] = limiter
+        limiter.on_change = (lambda key, failed, name=name:
+                             router.limiter_changed(name, key, failed))
+
+
 async def setup(services: Services) -> None:
     cluster = build_cluster(services)
     if cluster is None:
         return
+    if not services.config.cluster_secret:
+        raise ConfigError(f"WHATSEASE_CLUSTER={services.config.cluster} needs "
+                          "WHATSEASE_CLUSTER_SECRET (the same on every instance)")
+    host, port = link_address(cluster, services.config.port)
+    router = ClusterRouter(cluster, services.hub, services.config.cluster_secret)
+    await router.start(host, port)
+    cluster.router = router
+    wire(services, router)
     services.cluster = cluster
-    cluster.start()
-    logger.info("cluster: %s is member %s (%s)", cluster.reason, cluster.me.id, cluster.me.url)
+    await cluster.start()
+    logger.info("cluster: %s; this is member %s, link on port %d", cluster.reason,
+                cluster.me.id, port)
 
 
 async def shutdown(services: Services) -> None:
-    if services.cluster is not None:
-        await services.cluster.stop()
+    cluster = services.cluster
+    if cluster is not None:
+        await cluster.stop()
+        if cluster.router is not None:
+            services.hub.router = None
+            await cluster.router.stop()
