@@ -11,7 +11,7 @@ import pytest
 import websocket
 
 from tests.realtime.wsclient import WAIT_SECS, WS
-from tests.support import Client, User, unique_email
+from tests.support import Client, Response, User, unique_email
 from whatsease.cluster.local import LocalCluster
 from whatsease.cluster.ring import Ring
 
@@ -69,3 +69,17 @@ def connect_home(cluster: LocalCluster, user: User, route: str) -> WS:
     ready = ws.call({"type": "auth", "token": user.access_token}, "ready")
     assert ready["user"] == user.email
     return ws
+
+
+def follow(cluster: LocalCluster, member: str, method: str, path: str, json: Any = None, *,
+           token: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    """A REST call on ``member`` that follows ``fly-replay`` once, as Fly's proxy does."""
+    res = Client(cluster.ports[member], token=token).request(method, path, json,
+                                                             headers=headers)
+    replay = res.header("fly-replay")
+    if res.status == 307 and replay:
+        target = replay.removeprefix("instance=")
+        res = Client(cluster.ports[target], token=token).request(
+            method, path, json, headers={**(headers or {}),
+                                         "fly-replay-src": f"instance={member}"})
+    return res

@@ -53,6 +53,7 @@ class SupportSocket(Socket):
     """A support socket: frames checked against ``FIELDS``, a rate limit, errors answered."""
 
     FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    serve_keyless_anywhere = False
 
     def initialize(self, services: Services) -> None:
         super().initialize(services)

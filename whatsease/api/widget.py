@@ -72,6 +72,9 @@ class WidgetHandler(BaseHandler):
         if len(key) > MAX_KEY_CHARS:
             raise NotFound("No organisation has this widget key.")
         org = await self.support.orgs.by_key(key)
+        if self.services.cluster is not None and self.request.method != "OPTIONS":
+            # The org's live state (sessions, agents online, routing) is on its owner.
+            self.replay_to_owner(org_route(org.org_id))
         origin = self.request.headers.get("Origin")
         if origin is not None:
             if not org_origin_allowed(org, origin, self.request.host):

@@ -27,6 +27,7 @@ from whatsease.cluster.routing import (
     REASON_WRONG_ROUTE,
     ROUTE_PARAM,
     WS_4011_WRONG_ROUTE,
+    WS_4012_MOVED,
     valid_route,
 )
 from whatsease.delivery.frames import (
@@ -100,6 +101,10 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
     # the one the authenticated account is homed by (set before `joined`).
     route = ""
     home_route = ""
+    # Whether a socket without a routing key may be served on an instance that does not
+    # own it (its frames reach it through the owner). Support sockets may not: their
+    # org's live state is on the owner, so they are told where to go (4012) instead.
+    serve_keyless_anywhere = True
     # No Origin header: not a browser (browsers always send one), so nothing
     # a website could make a visitor's browser do.
     _origin_ok = True
@@ -257,6 +262,11 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
             return False
         if self.route and self.home_route and self.route != self.home_route:
             self.close(WS_4011_WRONG_ROUTE, REASON_WRONG_ROUTE)
+            return False
+        cluster = self.services.cluster
+        if (cluster is not None and not self.route and self.home_route
+                and not self.serve_keyless_anywhere and not cluster.is_mine(self.home_route)):
+            self.close(WS_4012_MOVED, f"reconnect with ?route={self.home_route}")
             return False
         self.authenticated = True
         return True
