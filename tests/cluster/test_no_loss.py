@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,10 @@ def _connect_and_sync(cluster: LocalCluster, chatter: Chatter) -> tuple[WS, set[
             time.sleep(random.uniform(0, 0.3))
 
 
+def _client_id_is(client_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda frame: frame.get("client_id") == client_id
+
+
 def _chat(cluster: LocalCluster, chatter: Chatter, stop: threading.Event) -> None:
     ws, seen_here = _connect_and_sync(cluster, chatter)
     pending: str | None = None
@@ -125,7 +130,7 @@ def _chat(cluster: LocalCluster, chatter: Chatter, stop: threading.Event) -> Non
         try:
             ws.send({"type": "send", "client_id": pending, "recipient": chatter.peer,
                      "content": f"message {count}"})
-            ack = ws.expect("ack", lambda f, cid=pending: f.get("client_id") == cid, timeout=3)
+            ack = ws.expect("ack", _client_id_is(pending), timeout=3)
             chatter.acked.add(ack["message"]["message_id"])
             pending = None
             _absorb(chatter, ws, seen_here)
