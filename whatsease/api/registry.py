@@ -20,6 +20,7 @@ from whatsease.api import (
     analytics,
     auth,
     bot,
+    cluster,
     messages,
     openapi,
     ops,
@@ -38,7 +39,7 @@ from whatsease.support import service as support_service
 # In mounting order.
 ROUTE_MODULES: tuple[ModuleType, ...] = (
     ops, sessions, auth, users, messages, activity, handler, bot, support, widget, support_ws,
-    analytics, openapi,
+    analytics, cluster, openapi,
 )
 
 # In set-up order (shut down in reverse).

@@ -22,6 +22,7 @@ K     session / reason / code      closes that session's sockets, forgets its ca
 k     user / reason / code         closes the user's sockets, forgets its cached profile
 S     user or * / reason           closes those sockets with 4012: reconnect and sync
 L, l  key / limiter                counts a failed login / resets (cluster-wide limits)
+C     - / - / socket count         notes how many sockets the sender holds (operations)
 ====  ===========================  =====================================================
 
 ``exclude`` names one socket (``member:id``) that must not get the frame: the
@@ -30,6 +31,7 @@ sender's own socket (multi-tab echo excludes it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -89,6 +91,9 @@ class ClusterRouter:
         self.on_session_closed: Callable[[str], None] | None = None
         self.on_user_closed: Callable[[str], None] | None = None
         self._out: dict[str, Counter] = {}
+        # Per peer: how many sockets it said it holds (GET /api/v1/cluster).
+        self.remote_sockets: dict[str, int] = {}
+        self._status_task: asyncio.Task[None] | None = None
         self.server = LinkServer(self.me, secret, self.receive, self._seen)
         cluster.on_change(self.ring_changed)
 
@@ -229,6 +234,8 @@ class ClusterRouter:
                 self.hub.close_user(key, code, record.aux, everywhere=False)
         elif kind == "S":
             self.close_for_sync([key] if key != "*" else self.hub.users(), record.aux)
+        elif kind == "C":
+            self.remote_sockets[peer] = int(record.data or b"0")
         elif kind in ("L", "l"):
             limiter = self.limiters.get(record.aux)
             if limiter is not None:
@@ -293,6 +300,7 @@ class ClusterRouter:
         self.sync_links()
         for peer in [p for p in self.remote_online if p not in ring.members]:
             del self.remote_online[peer]
+            self.remote_sockets.pop(peer, None)
         for peer, link in self.links.items():
             if peer not in ring.members:
                 self._rehome(link)
@@ -347,8 +355,25 @@ class ClusterRouter:
     async def start(self, host: str, port: int) -> None:
         await self.server.start(host, port)
         self.sync_links()
+        self._status_task = asyncio.get_running_loop().create_task(
+            self._tell_status(), name="cluster-status")
+
+    async def _tell_status(self) -> None:
+        while True:
+            self._broadcast(Record("C", "", "", str(self.hub.socket_count).encode()))
+            await asyncio.sleep(self.cluster.membership.heartbeat_timeout / 4)
+
+    def status(self) -> dict[str, dict[str, object]]:
+        """Per peer: its link, the sockets and users it last said it holds."""
+        return {peer: {"link": "up" if link.up else "down", "queued": len(link.queue),
+                       "sockets": self.remote_sockets.get(peer, 0),
+                       "users": len(self.remote_online.get(peer, ()))}
+                for peer, link in self.links.items()}
 
     async def stop(self) -> None:
+        if self._status_task is not None:
+            self._status_task.cancel()
+            await asyncio.gather(self._status_task, return_exceptions=True)
         for link in list(self.links.values()):
             await link.stop()
         self.links.clear()
