@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import websocket
 
-from tests.cluster.conftest import FAST, register_on
+from tests.cluster.conftest import FAST, connect_home, homed_user, register_on
 from tests.realtime.wsclient import WS, ClosedError
 from tests.support import User
 from whatsease.cluster.local import LocalCluster
@@ -88,8 +88,12 @@ def _absorb(chatter: Chatter, ws: WS, seen_here: set[str]) -> None:
     ws.backlog[:] = [f for f in ws.backlog if f.get("type") in ("ack", "synced")]
 
 
-def _connect_and_sync(cluster: LocalCluster, chatter: Chatter) -> tuple[WS, set[str]]:
+def _connect_and_sync(cluster: LocalCluster, chatter: Chatter,
+                      give_up_after: float = 60.0) -> tuple[WS, set[str]]:
+    deadline = time.monotonic() + give_up_after
     while True:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{chatter.user.email} could not reconnect: {chatter.errors[-3:]}")
         ws = _owner_by_replay(cluster, chatter.route)
         if ws is None:
             time.sleep(0.2)
@@ -199,3 +203,24 @@ def test_kill_and_join_mid_traffic_lose_nothing_and_show_nothing_twice(
           f"moved {sum(c.moved for c in chatters)}; errors {sum(len(c.errors) for c in chatters)}")
     reconnects = Counter(c.connections > 1 for c in chatters)
     assert reconnects[True] > 0  # the kill and the join did move someone
+
+
+def test_a_member_that_shuts_down_leaves_the_ring_at_once(mongo_uri: str, tmp_path: Path) -> None:
+    # A long heartbeat timeout: only the goodbye can take i3 out within the test's bound.
+    env = {**FAST, "WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT": "20"}
+    with LocalCluster(tmp_path / "leave", 3, mongodb_uri=mongo_uri,
+                      db_name=f"l{secrets.token_hex(5)}", bcrypt_rounds=4,
+                      env=env) as cluster:
+        user, route = homed_user(cluster, "i3", "leaver")
+        ws = connect_home(cluster, user, route)
+        stopping = threading.Thread(target=cluster.terminate, args=("i3",), daemon=True)
+        stopping.start()
+        with pytest.raises(ClosedError) as closed:
+            ws.expect("message", timeout=10)
+        assert closed.value.code == 1012
+        started = time.monotonic()
+        chatter = Chatter(user, route)
+        again, _ = _connect_and_sync(cluster, chatter, give_up_after=5.0)
+        assert time.monotonic() - started < 3.0
+        again.close()
+        stopping.join(timeout=30)

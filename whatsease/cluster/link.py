@@ -159,15 +159,18 @@ class LinkServer:
     """Accepts peers' links on the cluster port and hands their records to ``handler``.
 
     ``seen(peer_id)`` is called on every payload (a heartbeat or a batch):
-    it is what keeps the peer in the ring.
+    it is what keeps the peer in the ring; ``hello(peer_id)`` once per new
+    authenticated connection.
     """
 
     def __init__(self, me: str, secret: str, handler: Handler,
-                 seen: Callable[[str], None]) -> None:
+                 seen: Callable[[str], None],
+                 hello: Callable[[str], None] | None = None) -> None:
         self.me = me
         self._secret = secret
         self._handler = handler
         self._seen = seen
+        self._hello = hello
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self._latency = CLUSTER_FORWARD_LATENCY
@@ -205,6 +208,8 @@ class LinkServer:
         peer = "?"
         try:
             peer = await asyncio.wait_for(self._handshake(reader, writer), HANDSHAKE_SECS)
+            if self._hello is not None:
+                self._hello(peer)
             self._seen(peer)
             while True:
                 payload = await read_payload(reader)
@@ -252,6 +257,7 @@ class PeerLink:
         self.queue: deque[Record] = deque()
         self.up = False
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._seq = 0
         self._unacked: deque[tuple[int, set[str]]] = deque()
@@ -262,6 +268,11 @@ class PeerLink:
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(),
                                                             name=f"cluster-link-{self.peer}")
+
+    async def flush(self) -> None:
+        """Wait until the queue is sent, if the link is up (callers bound the wait)."""
+        if self.up and self.queue:
+            await self._drained.wait()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -288,6 +299,7 @@ class PeerLink:
                 self._miss({record.key})
             return
         self.queue.append(record)
+        self._drained.clear()
         if not self._wake.is_set():
             self._wake.set()
 
@@ -399,4 +411,6 @@ class PeerLink:
                     self._miss(self._unacked.popleft()[1])
             write_payload(writer, encode_batch(self._seq, time.time(), batch))
             await writer.drain()
+            if not self.queue:
+                self._drained.set()
         acks.result()  # raises what ended the reader (a lost connection)

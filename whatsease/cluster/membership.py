@@ -224,6 +224,9 @@ class Membership:
         self._listed: dict[str, Member] = {me.id: me}
         self._last_seen: dict[str, float] = {me.id: now}
         self._down: set[str] = set()
+        # Members that said goodbye (draining): their last heartbeats do not count until
+        # they connect anew (a restarted process).
+        self._left: set[str] = set()
         self.ring = Ring([me.id])
 
     @property
@@ -265,7 +268,7 @@ class Membership:
         A heartbeat from an instance no discovery lists is ignored: heartbeats
         prove a listed member alive, they do not make one.
         """
-        if member_id not in self._listed:
+        if member_id not in self._listed or member_id in self._left:
             return None
         silent = when - self._last_seen.get(member_id, when)
         self._last_seen[member_id] = max(when, self._last_seen.get(member_id, when))
@@ -273,6 +276,18 @@ class Membership:
             return None
         self._down.discard(member_id)
         return self._next([f"+{member_id} (heartbeat again after {silent:.1f} s)"])
+
+    def leaving(self, member_id: str) -> Ring | None:
+        """``member_id`` is shutting down: take it out now; return the new ring if it changed."""
+        if member_id == self.me.id or member_id not in self._listed:
+            return None
+        self._left.add(member_id)
+        self._down.add(member_id)
+        return self._next([f"-{member_id} (leaving)"])
+
+    def reconnected(self, member_id: str) -> None:
+        """``member_id`` opened a new link (a new process): its heartbeats count again."""
+        self._left.discard(member_id)
 
     def check(self, now: float) -> Ring | None:
         """Take out members silent for over ``heartbeat_timeout``; return the new ring if any."""

@@ -23,6 +23,7 @@ k     user / reason / code         closes the user's sockets, forgets its cached
 S     user or * / reason           closes those sockets with 4012: reconnect and sync
 L, l  key / limiter                counts a failed login / resets (cluster-wide limits)
 C     - / - / socket count         notes how many sockets the sender holds (operations)
+G     -                            the sender is shutting down: out of the ring at once
 ====  ===========================  =====================================================
 
 ``exclude`` names one socket (``member:id``) that must not get the frame: the
@@ -32,6 +33,7 @@ sender's own socket (multi-tab echo excludes it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -58,6 +60,8 @@ logger = logging.getLogger("whatsease.cluster")
 SUPPORT_PREFIX = "support-"
 # Support keys whose org route we remember (least recently used dropped).
 MAX_LEARNED_ROUTES = 100_000
+# How long a leaving instance waits for its goodbye to reach its peers.
+LEAVE_SECS = 1.0
 REASON_SYNC = "frames may have been missed: reconnect now"
 
 
@@ -94,7 +98,7 @@ class ClusterRouter:
         # Per peer: how many sockets it said it holds (GET /api/v1/cluster).
         self.remote_sockets: dict[str, int] = {}
         self._status_task: asyncio.Task[None] | None = None
-        self.server = LinkServer(self.me, secret, self.receive, self._seen)
+        self.server = LinkServer(self.me, secret, self.receive, self._seen, self._hello)
         cluster.on_change(self.ring_changed)
 
     # ---- routes -------------------------------------------------------------------------------
@@ -188,6 +192,9 @@ class ClusterRouter:
     def _seen(self, peer: str) -> None:
         self.cluster.membership.seen(peer, time.monotonic())
 
+    def _hello(self, peer: str) -> None:
+        self.cluster.membership.reconnected(peer)
+
     def receive(self, peer: str, records: list[Record]) -> None:
         counter = CLUSTER_FORWARDS_IN.labels(peer)
         for record in records:
@@ -234,6 +241,8 @@ class ClusterRouter:
                 self.hub.close_user(key, code, record.aux, everywhere=False)
         elif kind == "S":
             self.close_for_sync([key] if key != "*" else self.hub.users(), record.aux)
+        elif kind == "G":
+            self.cluster.membership.leaving(peer)
         elif kind == "C":
             self.remote_sockets[peer] = int(record.data or b"0")
         elif kind in ("L", "l"):
@@ -362,6 +371,14 @@ class ClusterRouter:
         while True:
             self._broadcast(Record("C", "", "", str(self.hub.socket_count).encode()))
             await asyncio.sleep(self.cluster.membership.heartbeat_timeout / 4)
+
+    async def leave(self) -> None:
+        """Tell every peer this instance is going (so they re-home its users now) and wait,
+        a moment at most, for that to be sent."""
+        self._broadcast(Record("G", ""))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LEAVE_SECS):
+                await asyncio.gather(*(link.flush() for link in self.links.values()))
 
     def status(self) -> dict[str, dict[str, object]]:
         """Per peer: its link, the sockets and users it last said it holds."""

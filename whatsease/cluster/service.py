@@ -110,6 +110,13 @@ class Cluster:
                           interval=self.poll_interval, stop=self._stop),
             name="cluster-membership")
 
+    async def leave(self) -> None:
+        """Shutting down: the peers take this instance out of their rings at once, so the
+        sockets it is about to close reconnect to their new owners."""
+        if self.router is not None:
+            await self.router.leave()
+            logger.info("cluster: %s told its peers it is leaving", self.me.id)
+
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:
