@@ -217,8 +217,16 @@ class Membership:
         heartbeat_timeout: float,
         now: float,
         on_change: Callable[[Ring, str], None] | None = None,
+        join_on_heartbeat: bool = False,
     ) -> None:
         self.me = me
+        # With join_on_heartbeat, a member listed after the first list enters the ring on
+        # its first heartbeat, not when listed: a machine that is still starting is not
+        # handed users it cannot serve yet. The first list is trusted as it is, so a
+        # cluster forms at once.
+        self.join_on_heartbeat = join_on_heartbeat
+        self._updates = 0
+        self._pending: set[str] = set()
         self.heartbeat_timeout = heartbeat_timeout
         self._on_change = on_change
         self._listed: dict[str, Member] = {me.id: me}
@@ -254,9 +262,16 @@ class Membership:
         removed = sorted(set(self._listed) - set(members))
         for mid in added:
             self._last_seen[mid] = now
+            if self.join_on_heartbeat and self._updates and mid != self.me.id:
+                self._down.add(mid)
+                self._pending.add(mid)
+                logger.info("cluster: %s listed by %s; it joins on its first heartbeat",
+                            mid, reason)
+        self._updates += 1
         for mid in removed:
             self._last_seen.pop(mid, None)
             self._down.discard(mid)
+            self._pending.discard(mid)
         self._listed = members
         changes = [f"+{mid} (listed by {reason})" for mid in added]
         changes += [f"-{mid} (no longer listed by {reason})" for mid in removed]
@@ -275,6 +290,9 @@ class Membership:
         if member_id not in self._down:
             return None
         self._down.discard(member_id)
+        if member_id in self._pending:
+            self._pending.discard(member_id)
+            return self._next([f"+{member_id} (first heartbeat)"])
         return self._next([f"+{member_id} (heartbeat again after {silent:.1f} s)"])
 
     def leaving(self, member_id: str) -> Ring | None:
@@ -352,6 +370,7 @@ def membership_from_config(
     now: float,
     resolver: TxtResolver | None = None,
     on_change: Callable[[Ring, str], None] | None = None,
+    join_on_heartbeat: bool = False,
 ) -> tuple[Membership, Discovery, str] | None:
     """The membership, its discovery and that one's name for ``WHATSEASE_CLUSTER``; None if off.
 
@@ -373,7 +392,7 @@ def membership_from_config(
         fly = FlyDiscovery(app, port, resolver)
         return (
             Membership(me, heartbeat_timeout=config.cluster_heartbeat_timeout, now=now,
-                       on_change=on_change),
+                       on_change=on_change, join_on_heartbeat=join_on_heartbeat),
             fly,
             f"fly dns {fly.name}",
         )
@@ -390,7 +409,7 @@ def membership_from_config(
         discovery, reason = FileDiscovery(config.cluster_members_file), "members file"
     return (
         Membership(mine[0], heartbeat_timeout=config.cluster_heartbeat_timeout, now=now,
-                   on_change=on_change),
+                   on_change=on_change, join_on_heartbeat=join_on_heartbeat),
         discovery,
         reason,
     )

@@ -133,7 +133,8 @@ def build_cluster(services: Services) -> Cluster | None:
     made: list[Cluster] = []
     built = membership_from_config(
         config, os.environ, now=time.monotonic(),
-        on_change=lambda ring, why: made[0].changed(ring, why) if made else None)
+        on_change=lambda ring, why: made[0].changed(ring, why) if made else None,
+        join_on_heartbeat=True)
     if built is None:
         return None
     membership, discovery, reason = built

@@ -12,16 +12,15 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Page, WebSocket, expect
 
-from tests.cluster.conftest import homed_user, ring_of
-from tests.e2e.conftest import browser, new_page, playwright  # noqa: F401 - fixtures
+from tests.cluster.conftest import cluster, homed_user, ring_of  # noqa: F401 - a fixture
 from tests.e2e.ui import LIVE_MS, bubbles, login_ui, open_chat, send, tick_state
 from whatsease.cluster.local import LocalCluster
 
 pytestmark = pytest.mark.e2e
 
 
-def test_two_browsers_chat_across_instances(cluster: LocalCluster,
-                                            new_page: Callable[..., Page]) -> None:  # noqa: F811
+def test_two_browsers_chat_across_instances(cluster: LocalCluster,  # noqa: F811
+                                            new_page: Callable[..., Page]) -> None:
     alice, a_route = homed_user(cluster, "i1", "alice")
     bob, b_route = homed_user(cluster, "i2", "bob")
     assert alice.client.post("/api/v1/messages", {"recipient": bob.email,
