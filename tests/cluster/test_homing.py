@@ -57,6 +57,19 @@ def test_upgrade_on_a_non_owner_is_replayed_not_upgraded(cluster: LocalCluster) 
                    **{"fly-replay-src": "instance=x;region=local"}).status == 101
 
 
+def test_support_socket_upgrades_are_replayed_to_the_orgs_owner(cluster: LocalCluster) -> None:
+    route = org_route("some-org")
+    owner = ring_of(cluster).owner(route)
+    for path in ("/widget/ws", "/support/ws"):
+        for member in cluster.ids:
+            response = upgrade(cluster.ports[member], f"{path}?route={route}")
+            if member == owner:
+                assert response.status == 101
+            else:
+                assert response.status == 307
+                assert response.getheader("fly-replay") == f"instance={owner}"
+
+
 def test_owner_serves_the_socket_and_first_frame_must_match(cluster: LocalCluster) -> None:
     user, pair = register_on(cluster.ports["i1"])
     other, _ = register_on(cluster.ports["i1"])

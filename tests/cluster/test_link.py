@@ -117,3 +117,18 @@ async def test_a_full_queue_drops_and_remembers_what_to_sync(
     finally:
         await peer.stop()
         await server.stop()
+
+
+async def test_an_oversized_handshake_is_refused_before_authentication() -> None:
+    got: list[tuple[str, list[Record]]] = []
+    port = _free_port()
+    server = LinkServer("b", SECRET, lambda p, rs: got.append((p, rs)), lambda _p: None)
+    await server.start("127.0.0.1", port)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write((64 * 1024).to_bytes(4, "big") + b"J" + b" " * 1024)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing answered
+        writer.close()
+    finally:
+        await server.stop()

@@ -53,6 +53,7 @@ UNACKED_BATCHES = 2_048
 # Keys remembered for a later sync per peer; beyond it the peer syncs everyone.
 SYNC_KEYS = 10_000
 HANDSHAKE_SECS = 5.0
+HANDSHAKE_BYTES = 1024
 RECONNECT_MIN_SECS = 0.1
 RECONNECT_MAX_SECS = 2.0
 
@@ -117,9 +118,10 @@ def proof(secret: str, role: str, nonce: str, first: str, second: str) -> str:
                     hashlib.sha256).hexdigest()
 
 
-async def read_payload(reader: asyncio.StreamReader) -> bytes:
+async def read_payload(reader: asyncio.StreamReader, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """One length-prefixed payload; raises `LinkError` when it is over ``limit`` bytes."""
     (size,) = _LEN.unpack(await reader.readexactly(_LEN.size))
-    if size > MAX_PAYLOAD_BYTES:
+    if size > limit:
         raise LinkError(f"payload of {size} bytes is over the limit")
     return await reader.readexactly(size)
 
@@ -129,7 +131,8 @@ def write_payload(writer: asyncio.StreamWriter, payload: bytes) -> None:
 
 
 async def _read_json(reader: asyncio.StreamReader) -> dict[str, object]:
-    payload = await read_payload(reader)
+    # Before authentication nothing large is accepted.
+    payload = await read_payload(reader, HANDSHAKE_BYTES)
     if not payload.startswith(b"J"):
         raise LinkError("expected a handshake payload")
     try:
