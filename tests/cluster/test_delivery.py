@@ -135,3 +135,18 @@ def test_login_failures_count_across_instances(cluster: LocalCluster) -> None:
         res = type(user.client)(cluster.ports[member]).post(
             "/api/v1/auth/login", {"email": user.email, "password": user.password})
         assert res.status == 429
+
+
+def test_deleting_an_account_closes_its_sockets_on_every_instance(
+        cluster: LocalCluster) -> None:
+    user, route = homed_user(cluster, "i3", "leaving")
+    ws = connect_home(cluster, user, route)
+    old = open_ws(cluster.ports["i1"])  # a keyless tab that landed elsewhere
+    assert old.call({"type": "auth", "token": user.access_token}, "ready")["user"] == user.email
+    res = type(user.client)(cluster.ports["i2"], token=user.access_token).delete(
+        "/api/v1/users/me")
+    assert res.status == 204, res.body
+    for socket in (ws, old):
+        with pytest.raises(ClosedError) as closed:
+            socket.expect("message", timeout=3)
+        assert closed.value.code == 4001
