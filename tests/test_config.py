@@ -54,6 +54,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_CLUSTER_PORT": ["-1", "65536", "http"],
     "WHATSEASE_CLUSTER_POLL_INTERVAL": ["0", "301", "often"],
     "WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT": ["0.5", "601", "soon"],
+    "WHATSEASE_CLUSTER_SECRET": ["short", "has a space in it, sadly"],
+    "WHATSEASE_CLUSTER_MEMBERS_FILE": ["members.txt"],
     "WHATSEASE_OUTBOUND_ALLOW_PRIVATE": ["maybe"],
     "WHATSEASE_RESET_LINK_TTL": ["0", "299", "1h"],
     "WHATSEASE_SMTP_PORT": ["0", "smtp"],

@@ -198,6 +198,8 @@ class WhatsEaseServer:
             self.metrics_http.stop()
         if services is not None:
             services.draining = True
+            if services.cluster is not None:
+                await services.cluster.leave()
             services.hub.close_all(WS_1012_SERVICE_RESTART, "server restarting")
             # Tornado's close_all_connections closes sockets at once, answered
             # or not: let the REST requests under way finish first.

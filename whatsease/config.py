@@ -7,7 +7,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,13 @@ def _parse_cluster_mode(raw: str) -> str:
     return mode
 
 
+def _parse_absolute_path(raw: str) -> str:
+    path = raw.strip()
+    if path and not path.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return path
+
+
 def _parse_member_id(raw: str) -> str:
     member = raw.strip()
     if member and not _MEMBER_ID.fullmatch(member):
@@ -313,15 +320,21 @@ SETTINGS: tuple[Setting, ...] = (
             "X-Forwarded-For entry. Never set it when clients connect directly."),
     Setting("WHATSEASE_CLUSTER", "cluster", _parse_cluster_mode, "off",
             "Scale-out membership: off (one instance), fly (members from Fly.io's private "
-            "DNS, self is FLY_MACHINE_ID) or static (WHATSEASE_CLUSTER_MEMBERS). Groundwork: "
-            "deploy one instance until cross-instance delivery lands (docs/deploy.md)."),
+            "DNS, self is FLY_MACHINE_ID) or static (WHATSEASE_CLUSTER_MEMBERS). Needs "
+            "WHATSEASE_CLUSTER_SECRET (docs/architecture.md, \"Cluster\")."),
     Setting("WHATSEASE_CLUSTER_MEMBERS", "cluster_members", _parse_cluster_members, (),
             "static: comma-separated id=url pairs, every instance's id and internal URL."),
     Setting("WHATSEASE_CLUSTER_SELF", "cluster_self", _parse_member_id, "",
             "static: this instance's id in WHATSEASE_CLUSTER_MEMBERS."),
     Setting("WHATSEASE_CLUSTER_PORT", "cluster_port", _parse_int(0, 65535), 0,
-            "fly: the port peers reach each other on over the private network "
-            "(0: WHATSEASE_PORT)."),
+            "The internal link's port, never the public one. static: each member's URL "
+            "names it; fly: peers reach each other on it over the private network (0: 7946)."),
+    Setting("WHATSEASE_CLUSTER_SECRET", "cluster_secret", _parse_token, "",
+            "The shared secret instances prove to each other (HMAC challenge) on the "
+            "internal link; the same on every instance, at least 16 characters."),
+    Setting("WHATSEASE_CLUSTER_MEMBERS_FILE", "cluster_members_file", _parse_absolute_path, "",
+            "static: a file of id=url lines (or commas) read at every poll instead of "
+            "WHATSEASE_CLUSTER_MEMBERS, so members join and leave without a restart."),
     Setting("WHATSEASE_CLUSTER_POLL_INTERVAL", "cluster_poll_interval",
             _parse_float(0.5, 300), 5.0, "fly: seconds between reads of the member list."),
     Setting("WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT", "cluster_heartbeat_timeout",
@@ -434,6 +447,8 @@ class Config:
     cluster_members: tuple[tuple[str, str], ...] = ()
     cluster_self: str = ""
     cluster_port: int = 0
+    cluster_secret: str = field(default="", repr=False)
+    cluster_members_file: str = ""
     cluster_poll_interval: float = 5.0
     cluster_heartbeat_timeout: float = 10.0
     metrics_port: int = 0

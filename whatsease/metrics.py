@@ -53,6 +53,25 @@ SUPPORT_FIRST_RESPONSE = Histogram(
     "From a customer needing a person to an agent's first reply.",
     buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600))
 
+CLUSTER_MEMBERS = Gauge("whatsease_cluster_members", "Members in this instance's ring.")
+CLUSTER_FORWARDS_OUT = Counter("whatsease_cluster_forwards_out_total",
+                               "Frames forwarded to another instance, by peer.", ["peer"])
+CLUSTER_FORWARDS_IN = Counter("whatsease_cluster_forwards_in_total",
+                              "Frames received from another instance, by peer.", ["peer"])
+CLUSTER_FORWARD_LATENCY = Histogram(
+    "whatsease_cluster_forward_seconds",
+    "From a frame's forward to its arrival on the peer (one-way, the peers' clocks).",
+    buckets=LATENCY_BUCKETS_SECS)
+CLUSTER_REPLAYS = Counter("whatsease_cluster_replays_total",
+                          "Socket upgrades answered with fly-replay to their owner.")
+CLUSTER_MOVED = Counter("whatsease_cluster_moved_sockets_total",
+                        "Sockets closed with 4012 (moved) after a ring change.")
+CLUSTER_LINK_RECONNECTS = Counter("whatsease_cluster_link_reconnects_total",
+                                  "Internal links (re)established, by peer.", ["peer"])
+CLUSTER_DROPPED = Counter("whatsease_cluster_dropped_total",
+                          "Frames not forwarded (peer queue full or link down), by peer.",
+                          ["peer"])
+
 GC_PAUSE = Histogram("whatsease_gc_pause_seconds",
                      "Garbage-collector pauses (the event loop stands still) by generation.",
                      ["generation"], buckets=LATENCY_BUCKETS_SECS)

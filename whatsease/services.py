@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from whatsease.bot.service import Assistant
     from whatsease.channels.service import ChannelService
     from whatsease.chatbots.service import ChatbotService
+    from whatsease.cluster.service import Cluster
     from whatsease.realtime.service import Realtime
     from whatsease.support.service import SupportService
 
@@ -74,6 +75,8 @@ class Services:
     analytics: Analytics | None = None
     channels: ChannelService | None = None
     chatbots: ChatbotService | None = None
+    # Set when WHATSEASE_CLUSTER is not off (cluster/service.py).
+    cluster: Cluster | None = None
     # True while start-up work (the demo accounts) is under way: /readyz answers 503.
     starting: bool = False
     # Says why the process is beyond repair (its embedded database could not be

@@ -29,7 +29,7 @@ export async function refresh() {
   if (!refreshing) {
     refreshing = fetchJson("/api/v1/auth/refresh", { method: "POST", body: { refresh_token: current.refresh_token } })
       .then((pair) => {
-        auth.set({ access_token: pair.access_token, refresh_token: pair.refresh_token });
+        auth.set({ access_token: pair.access_token, refresh_token: pair.refresh_token, org_route: pair.org_route || "" });
         return pair;
       })
       .catch((error) => {
@@ -53,7 +53,7 @@ export function api(method, path, body) {
 
 export async function login(email, password) {
   const pair = await client.request("POST", "/api/v1/auth/login", { email, password }, { auth: false });
-  auth.set({ access_token: pair.access_token, refresh_token: pair.refresh_token });
+  auth.set({ access_token: pair.access_token, refresh_token: pair.refresh_token, org_route: pair.org_route || "" });
   return pair.user;
 }
 

@@ -21,7 +21,7 @@ const state = {
 };
 
 const socket = new ReconnectingSocket({
-  url: socketUrl("/support/ws"),
+  url: () => socketUrl("/support/ws", window.location.origin, (auth.get() || {}).org_route || ""),
   token: async () => {
     const current = auth.get();
     if (!current) throw Object.assign(new Error("Please log in."), { name: "SessionEnded" });

@@ -23,7 +23,7 @@ const session = new Session();
 const api = new Api(session);
 const store = new Store();
 const socket = new ReconnectingSocket({
-  url: socketUrl(), token: () => session.accessToken(),
+  url: () => socketUrl('/ws', window.location.origin, session.route), token: () => session.accessToken(),
   // A revoked session fails the refresh and ends with 'unauthenticated' {fatal}.
   refresh: () => session.refresh({ force: true }),
 });

@@ -36,6 +36,11 @@ export class Session extends EventTarget {
     return this.data ? this.data.user : null;
   }
 
+  // The messenger socket's routing key (?route=), from the last token pair.
+  get route() {
+    return (this.data && this.data.route) || '';
+  }
+
   load() {
     this.data = readStored(this.storage);
     if (this.data) this.schedule();
@@ -49,6 +54,7 @@ export class Session extends EventTarget {
       user: pair.user || (this.data && this.data.user),
       access_token: pair.access_token,
       refresh_token: pair.refresh_token,
+      route: pair.route || (this.data && this.data.route) || '',
       expires_at: Date.now() + lifetimeMs,
       lifetime_ms: lifetimeMs,
     };

@@ -16,6 +16,8 @@ export const CLOSE = Object.freeze({
   UNAUTHENTICATED: 4001,
   FORBIDDEN_ORIGIN: 4003,
   TOO_SLOW: 4008,
+  WRONG_ROUTE: 4011,
+  MOVED: 4012,
   RATE_LIMITED: 4029,
 });
 
@@ -23,6 +25,9 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 30_000;
 // A rate-limited client waits at least this long before coming back.
 const RATE_LIMITED_MIN_MS = 10_000;
+// 4012 (moved: the cluster re-homed this user, or frames may have been missed): come
+// back at once, spread over this window so a moved crowd does not arrive together.
+const MOVED_JITTER_MS = 1_000;
 const PING_EVERY_MS = 25_000;
 // No frame at all for this long after a ping means the connection is dead.
 const PONG_TIMEOUT_MS = 10_000;
@@ -49,7 +54,7 @@ export function backoffDelay(attempt, reason = 'network') {
 }
 
 export class ReconnectingSocket extends EventTarget {
-  // url: the socket's URL; token: async () => the token for the auth frame;
+  // url: the socket's URL, or a function giving it at each (re)connection; token: async () => the token for the auth frame;
   // refresh: optional async () => a new token can be had (throws when it cannot);
   // authFrame: optional (token) => the first frame, {type: 'auth', token} by default.
   constructor({ url, token, refresh = null, authFrame = null }) {
@@ -132,7 +137,7 @@ export class ReconnectingSocket extends EventTarget {
     if (this.stopped) return;
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      ws = new WebSocket(typeof this.url === 'function' ? this.url() : this.url);
     } catch (error) {
       this.retry('network');
       return;
@@ -188,6 +193,12 @@ export class ReconnectingSocket extends EventTarget {
     }
     if (code === CLOSE.FORBIDDEN_ORIGIN) {
       this.setState(STATE.FAILED, { reason: reason || 'origin' });
+      return;
+    }
+    if (code === CLOSE.MOVED) {
+      // The next upgrade lands on the new owner; "ready" then syncs what was missed.
+      this.attempt = 0;
+      this.retry('moved', Math.random() * MOVED_JITTER_MS);
       return;
     }
     // 1012 (restarting) and 1013 (a dependency such as the database is down) say
@@ -246,7 +257,10 @@ export class ReconnectingSocket extends EventTarget {
   }
 }
 
-// ws(s)://host/path for a page served over http(s) from origin (this page by default).
-export function socketUrl(path = '/ws', origin = window.location.origin) {
-  return `${origin.replace(/^http/, 'ws')}${path}`;
+// ws(s)://host/path for a page served over http(s) from origin (this page by default),
+// with the routing key the API gave (login's route/org_route, the widget's route) so
+// that a cluster opens it on the instance that owns it (see docs/architecture.md).
+export function socketUrl(path = '/ws', origin = window.location.origin, route = '') {
+  const query = route ? `?route=${encodeURIComponent(route)}` : '';
+  return `${origin.replace(/^http/, 'ws')}${path}${query}`;
 }

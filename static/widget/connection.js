@@ -16,6 +16,7 @@ export class WidgetConnection extends EventTarget {
     this.base = base;
     this.storageKey = `whatsease-widget:${key}`;
     this.token = null;
+    this.route = '';
     this.socket = null;
     // Set once the conversation has ended: the open socket may still bring a refusal,
     // but a dropped one is not reopened.
@@ -50,19 +51,25 @@ export class WidgetConnection extends EventTarget {
 
   // ---------------------------------------------------------------- REST
 
-  config() {
-    return this.http.request('GET', '/config', undefined, { auth: false });
+  async config() {
+    return this.routed(await this.http.request('GET', '/config', undefined, { auth: false }));
+  }
+
+  // Keep the routing key an answer carries: the socket URL names it (?route=).
+  routed(data) {
+    if (data && typeof data.route === 'string') this.route = data.route;
+    return data;
   }
 
   // The stored session, active or ended, with its latest messages.
-  resume(token) {
+  async resume(token) {
     this.token = token;
-    return this.http.request('GET', '/session');
+    return this.routed(await this.http.request('GET', '/session'));
   }
 
   // A new conversation: {session, token, messages, config}; keeps the token.
   async begin(values) {
-    const data = await this.http.request('POST', '/sessions', values, { auth: false });
+    const data = this.routed(await this.http.request('POST', '/sessions', values, { auth: false }));
     this.token = data.token;
     this.save({ token: data.token, name: values.name, email: values.email });
     return data;
@@ -85,7 +92,7 @@ export class WidgetConnection extends EventTarget {
   open() {
     if (!this.token || this.socket) return;
     const socket = new ReconnectingSocket({
-      url: socketUrl('/widget/ws', this.base),
+      url: () => socketUrl('/widget/ws', this.base, this.route),
       token: async () => {
         if (!this.token) throw new SessionEnded();
         return this.token;

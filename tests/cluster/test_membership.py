@@ -251,3 +251,33 @@ def test_the_server_refuses_to_start_with_an_incomplete_cluster_mode() -> None:
                           text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "WHATSEASE_CLUSTER=fly needs FLY_MACHINE_ID and FLY_APP_NAME" in done.stderr
+
+
+def test_with_join_on_heartbeat_a_newly_listed_member_waits_for_its_first_heartbeat(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "whatsease.cluster")
+    ms = Membership(ME, heartbeat_timeout=10, now=0, join_on_heartbeat=True)
+    # The first list is trusted: the cluster forms at once.
+    ring = ms.update([Member("b", "http://b:1")], now=0, reason="static list")
+    assert ring is not None and ring.members == {ME.id, "b"}
+    # A member listed later is not handed users before it answers.
+    assert ms.update([Member("b", "http://b:1"), Member("c", "http://c:1")], now=1,
+                     reason="static list") is None
+    assert ms.ring.members == {ME.id, "b"} and "c" in ms.down
+    assert ms.check(30) is not None  # b is silent: out; c stays waiting, not "taken out"
+    ring = ms.seen("c", 31)
+    assert ring is not None and "c" in ring.members
+    assert "+c (first heartbeat)" in caplog.text
+
+
+def test_a_leaving_member_is_out_at_once_and_back_only_after_a_new_link() -> None:
+    ms = Membership(ME, heartbeat_timeout=10, now=0)
+    ms.update([Member("b", "http://b:1")], now=0, reason="static list")
+    ring = ms.leaving("b")
+    assert ring is not None and ring.members == {ME.id}
+    assert ms.seen("b", 1) is None  # the draining process's last heartbeats
+    ms.reconnected("b")  # a new process dialled in
+    ring = ms.seen("b", 2)
+    assert ring is not None and ring.members == {ME.id, "b"}
+    assert ms.leaving(ME.id) is None and ms.leaving("nobody") is None

@@ -203,6 +203,24 @@ class BaseHandler(tornado.web.RequestHandler):
         self.principal = await self.services.auth.authenticate(token.strip())
         return self.principal
 
+    def replay_to_owner(self, route: str) -> None:
+        """Clustering: when another instance owns ``route`` (an org's state lives on its
+        owner), answer 307 with ``fly-replay`` so the proxy replays the request there, and
+        stop handling it (`tornado.web.Finish`). Does nothing when clustering is off."""
+        cluster = self.services.cluster
+        if cluster is None:
+            return
+        owner = cluster.replay_target(route, replayed="fly-replay-src" in self.request.headers)
+        if owner is None:
+            return
+        self.set_status(307)
+        self.set_header("fly-replay", f"instance={owner}")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps({"replay": owner, "detail": "this organisation is served by "
+                                  "another instance; the proxy replays the request there"}))
+        raise tornado.web.Finish
+
     def client_ip(self) -> str:
         """The caller's address; behind a trusted proxy, the one the proxy saw.
 

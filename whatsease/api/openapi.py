@@ -168,9 +168,19 @@ WEBSOCKET_HEADERS: list[dict[str, Any]] = [
      "schema": {"type": "string", "pattern": "[^ \\t]"}},
     {"name": "Sec-WebSocket-Version", "in": "header", "required": True,
      "schema": {"enum": ["13"]}},
+    {"name": "route", "in": "query", "required": False,
+     "schema": {"type": "string", "pattern": "^[uo][0-9a-f]{20}$"},
+     "description": "The routing key from the login (route, org_route) or widget answer. "
+                    "In a cluster an instance that does not own it answers 307 with "
+                    "fly-replay: instance=OWNER instead of upgrading; the first frame's "
+                    "token must match it (close 4011)."},
 ]
 WEBSOCKET_RESPONSES: dict[str, Any] = {
     "101": {"description": "Switching protocols: the WebSocket is open"},
+    "307": {"description": "Clustered: another instance owns the route; Fly's proxy replays "
+                           "the upgrade there (fly-replay header)", "headers": {
+        "fly-replay": {"required": True, "schema": {"type": "string"},
+                       "description": "instance=MEMBER_ID"}}},
     "400": {"description": "Not a WebSocket upgrade request (a missing or wrong header)"},
     "426": {"description": "Unsupported WebSocket version", "headers": {
         "Sec-WebSocket-Version": {"required": True, "schema": {"type": "string"},
@@ -278,7 +288,11 @@ COMPONENTS: dict[str, Any] = {
             "user", "access_token", "refresh_token", "expires_in", "token_type"], "properties": {
             "user": {"$ref": "#/components/schemas/User"}, "access_token": _STR,
             "refresh_token": _STR, "expires_in": {"type": "integer"},
-            "token_type": {"const": "Bearer"}}},
+            "token_type": {"const": "Bearer"},
+            "route": {"type": "string", "pattern": "^u[0-9a-f]{20}$", "description":
+                      "The messenger socket's routing key: open /ws?route=ROUTE"},
+            "org_route": {"type": "string", "pattern": "^o[0-9a-f]{20}$", "description":
+                          "An agent's console socket routing key: /support/ws?route=..."}}},
         "User": {"type": "object", "required": ["email", "name", "role"], "properties": {
             "email": _STR, "name": _STR, "role": {"enum": ["user", "agent", "admin", "bot"]},
             "last_seen": {"type": ["string", "null"], "format": "date-time"},

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado.routing import URLSpec
 
 from whatsease.api.base import BaseHandler, NotFoundHandler, route
+from whatsease.api.cluster import ClusterHandler
 from whatsease.api.openapi import problem
 from whatsease.errors import NotFound, ServiceUnavailable, Unauthorized
 from whatsease.services import Services
@@ -74,9 +75,10 @@ class MetricsHandler(BaseHandler):
 
 
 def metrics_application(services: Services) -> tornado.web.Application:
-    """The application of the dedicated metrics port: ``/metrics`` and nothing else."""
+    """The application of the dedicated metrics port: ``/metrics`` and ``/api/v1/cluster``."""
     return tornado.web.Application(
-        [route("/metrics", MetricsHandler, services, dedicated=True)],
+        [route("/metrics", MetricsHandler, services, dedicated=True),
+         route("/api/v1/cluster", ClusterHandler, services, dedicated=True)],
         default_handler_class=NotFoundHandler,
         default_handler_args={"services": services, "route": "(metrics port)"})
 

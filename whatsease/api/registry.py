@@ -22,6 +22,7 @@ from whatsease.api import (
     bot,
     channels,
     chatbots,
+    cluster,
     messages,
     openapi,
     ops,
@@ -34,6 +35,7 @@ from whatsease.api import (
 from whatsease.bot import service as bot_service
 from whatsease.channels import service as channels_service
 from whatsease.chatbots import service as chatbots_service
+from whatsease.cluster import service as cluster_service
 from whatsease.realtime import handler
 from whatsease.realtime import service as realtime_service
 from whatsease.support import service as support_service
@@ -41,13 +43,13 @@ from whatsease.support import service as support_service
 # In mounting order.
 ROUTE_MODULES: tuple[ModuleType, ...] = (
     ops, sessions, auth, users, messages, activity, handler, bot, support, widget, support_ws,
-    analytics, channels, chatbots, openapi,
+    analytics, channels, chatbots, cluster, openapi,
 )
 
 # In set-up order (shut down in reverse).
 SERVICE_MODULES: tuple[ModuleType, ...] = (
-    bot_service, realtime_service, support_service, analytics_service, channels_service,
-    chatbots_service)
+    cluster_service, bot_service, realtime_service, support_service, analytics_service,
+    channels_service, chatbots_service)
 
 
 def route_modules() -> list[ModuleType]:

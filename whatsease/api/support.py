@@ -30,6 +30,8 @@ from whatsease.api.openapi import (
     unprocessable,
 )
 from whatsease.api.pages import ModulePage
+from whatsease.auth.service import Principal
+from whatsease.cluster.routing import org_route
 from whatsease.errors import Forbidden, NotFound, invalid
 from whatsease.services import Services
 from whatsease.storage.models import is_object_id
@@ -59,6 +61,13 @@ class SupportHandler(BaseHandler):
     @property
     def support(self) -> SupportService:
         return get_support(self.services)
+
+    async def authenticate(self) -> Principal:
+        principal = await super().authenticate()
+        if principal.user.org and self.services.cluster is not None:
+            # The org's live state (agents online, assignment) is on its owner.
+            self.replay_to_owner(org_route(principal.user.org))
+        return principal
 
 
 def _conversation_id(value: str) -> str:

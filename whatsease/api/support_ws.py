@@ -29,6 +29,7 @@ from whatsease import validation
 from whatsease.api.openapi import WEBSOCKET_HEADERS, WEBSOCKET_RESPONSES
 from whatsease.api.widget import org_origin_allowed
 from whatsease.auth.ratelimit import TokenBucket
+from whatsease.cluster.routing import org_route
 from whatsease.delivery import frames
 from whatsease.errors import AppError, Forbidden, invalid
 from whatsease.realtime.protocol import auth_token, parse_fields
@@ -52,6 +53,7 @@ class SupportSocket(Socket):
     """A support socket: frames checked against ``FIELDS``, a rate limit, errors answered."""
 
     FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {}
+    serve_keyless_anywhere = False
 
     def initialize(self, services: Services) -> None:
         super().initialize(services)
@@ -133,6 +135,8 @@ class WidgetSocket(SupportSocket):
         self.conversation_id = conversation.conversation_id
         self.user = customer_key(self.conversation_id)
         self.session_id = self.conversation_id
+        if self.services.cluster is not None:
+            self.home_route = org_route(conversation.org)
         if not self.joined():
             return
         self.support.customer_connected(self)
@@ -176,10 +180,12 @@ class ConsoleSocket(SupportSocket):
     async def sign_in(self, token: str) -> None:
         principal = await self.services.auth.authenticate(token)
         user = principal.user
-        await self.support.member_org(user)
+        org = await self.support.member_org(user)
         self.agent = user
         self.user = console_key(user.email)
         self.session_id = principal.session_id
+        if self.services.cluster is not None:
+            self.home_route = org_route(org)
         if not self.joined():
             return
         await self.support.console_connected(self, user)

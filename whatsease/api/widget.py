@@ -33,6 +33,7 @@ from whatsease.api.openapi import (
     shape,
     unprocessable,
 )
+from whatsease.cluster.routing import org_route
 from whatsease.errors import Forbidden, NotFound, Unauthorized
 from whatsease.realtime.transport import origin_allowed
 from whatsease.services import Services
@@ -71,6 +72,9 @@ class WidgetHandler(BaseHandler):
         if len(key) > MAX_KEY_CHARS:
             raise NotFound("No organisation has this widget key.")
         org = await self.support.orgs.by_key(key)
+        if self.services.cluster is not None and self.request.method != "OPTIONS":
+            # The org's live state (sessions, agents online, routing) is on its owner.
+            self.replay_to_owner(org_route(org.org_id))
         origin = self.request.headers.get("Origin")
         if origin is not None:
             if not org_origin_allowed(org, origin, self.request.host):
@@ -112,7 +116,7 @@ class WidgetHandler(BaseHandler):
 class WidgetConfigHandler(WidgetHandler):
     async def get(self, key: str) -> None:
         org = await self.open_org(key)
-        self.write_json({"config": org.widget_config()})
+        self.write_json({"config": org.widget_config(), "route": org_route(org.org_id)})
 
 
 class WidgetSessionsHandler(WidgetHandler):
@@ -126,7 +130,7 @@ class WidgetSessionsHandler(WidgetHandler):
             org, name, email, ip=self.client_ip())
         self.created({"session": conversation.to_customer_json(), "token": token,
                       "messages": [m.to_json(for_customer=True) for m in messages],
-                      "config": org.widget_config()},
+                      "config": org.widget_config(), "route": org_route(org.org_id)},
                      f"/widget/v1/{key}/session")
 
 
@@ -137,7 +141,7 @@ class WidgetSessionHandler(WidgetHandler):
         self.write_json({"session": conversation.to_customer_json(),
                          "messages": [m.to_json(for_customer=True) for m in messages],
                          "more": len(messages) == RESUME_MESSAGES,
-                         "config": org.widget_config()})
+                         "config": org.widget_config(), "route": org_route(org.org_id)})
 
     async def delete(self, key: str) -> None:
         org = await self.open_org(key)

@@ -20,6 +20,9 @@ class FailureLimiter:
         self.window = window_secs
         self.clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        # Clustering: told of every failure and reset counted here, so that every
+        # instance counts it too (``echo=False`` when it came from another instance).
+        self.on_change: Callable[[str, bool], None] | None = None
 
     def retry_after(self, key: str) -> int:
         """Seconds until ``key`` may try again; 0 if it may now."""
@@ -28,7 +31,9 @@ class FailureLimiter:
             return 0
         return max(1, int(times[0] + self.window - self.clock()) + 1)
 
-    def fail(self, key: str) -> None:
+    def fail(self, key: str, *, echo: bool = True) -> None:
+        if echo and self.on_change is not None:
+            self.on_change(key, True)
         times = self._prune(key)
         if times is None:
             times = self._failures[key] = deque()
@@ -37,7 +42,9 @@ class FailureLimiter:
         while len(self._failures) > MAX_KEYS:
             self._failures.popitem(last=False)
 
-    def reset(self, key: str) -> None:
+    def reset(self, key: str, *, echo: bool = True) -> None:
+        if echo and self.on_change is not None and key in self._failures:
+            self.on_change(key, False)
         self._failures.pop(key, None)
 
     def _prune(self, key: str) -> deque[float] | None:

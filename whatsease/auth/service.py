@@ -18,6 +18,7 @@ from whatsease.auth.passwords import check_strength, hash_password, verify_passw
 from whatsease.auth.ratelimit import FailureLimiter
 from whatsease.auth.reset import PasswordResets
 from whatsease.batching import Batcher
+from whatsease.cluster.routing import org_route, user_route
 from whatsease.config import Config
 from whatsease.delivery.frames import WS_4001_UNAUTHENTICATED
 from whatsease.delivery.hub import Hub
@@ -59,9 +60,15 @@ class TokenPair:
     session_id: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"user": self.user.to_private(), "access_token": self.access_token,
-                "refresh_token": self.refresh_token, "expires_in": self.expires_in,
-                "token_type": "Bearer"}
+        answer = {"user": self.user.to_private(), "access_token": self.access_token,
+                  "refresh_token": self.refresh_token, "expires_in": self.expires_in,
+                  "token_type": "Bearer",
+                  # Routing keys for the socket URLs (?route=): which instance a
+                  # cluster homes the messenger socket, and the org console's, on.
+                  "route": user_route(self.user.email)}
+        if self.user.org:
+            answer["org_route"] = org_route(self.user.org)
+        return answer
 
 
 class AuthService:
@@ -320,6 +327,10 @@ class AuthService:
     async def _revoke(self, session_id: str) -> None:
         await self.store.sessions.revoke(session_id)
         self._evict(session_id)
+
+    def forget_session(self, session_id: str) -> None:
+        """Drop a session from the cache: another instance revoked it."""
+        self._session_cache.pop(session_id, None)
 
     def _evict(self, session_id: str) -> None:
         self._session_cache.pop(session_id, None)

@@ -10,8 +10,7 @@ changed and why, whenever the set of live members changes.
 
 `Membership` has no clock and no I/O: callers pass the time (`update`,
 `seen`, `check`), so it is tested without waiting. `watch_members` is the
-polling loop around it. Nothing here serves traffic; the server does not use
-it yet beyond validating the settings.
+polling loop around it; `whatsease.cluster.service` runs it.
 """
 
 from __future__ import annotations
@@ -19,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import dns.asyncresolver
@@ -36,6 +37,8 @@ logger = logging.getLogger("whatsease.cluster")
 
 # Bounds on what DNS may hand us: more members than this is a bad answer, not a cluster.
 MAX_MEMBERS = 256
+# The internal link's port on Fly when WHATSEASE_CLUSTER_PORT is 0.
+DEFAULT_LINK_PORT = 7946
 # Fly's DNS answers from the machine itself (fdaa::3): a slow answer is a failed poll.
 DNS_TIMEOUT_SECS = 2.0
 
@@ -69,6 +72,37 @@ class StaticDiscovery:
 
     async def members(self) -> list[Member]:
         return list(self._members)
+
+
+class FileDiscovery:
+    """A member list in a file (``WHATSEASE_CLUSTER_MEMBERS_FILE``), read at every poll.
+
+    The file holds ``id=url`` entries, one a line or separated by commas; a
+    local cluster rewrites it (atomically) as members join and leave.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    async def members(self) -> list[Member]:
+        try:
+            text = await asyncio.to_thread(self.path.read_text, encoding="utf-8")
+        except OSError as exc:
+            raise DiscoveryError(f"{self.path}: {exc.strerror or exc}") from None
+        members: dict[str, Member] = {}
+        for entry in text.replace("\n", ",").split(","):
+            member, sep, url = (part.strip() for part in entry.partition("="))
+            if not entry.strip():
+                continue
+            if not sep or not _plain_id(member) or not _URL.fullmatch(url):
+                raise DiscoveryError(f"{self.path}: bad entry {entry.strip()[:80]!r}")
+            members[member] = Member(member, url.rstrip("/"))
+            if len(members) > MAX_MEMBERS:
+                raise DiscoveryError(f"{self.path} lists more than {MAX_MEMBERS} members")
+        return list(members.values())
+
+
+_URL = re.compile(r"https?://[^/\s]+/?")
 
 
 TxtResolver = Callable[[str], Awaitable[list[str]]]
@@ -183,19 +217,35 @@ class Membership:
         heartbeat_timeout: float,
         now: float,
         on_change: Callable[[Ring, str], None] | None = None,
+        join_on_heartbeat: bool = False,
     ) -> None:
         self.me = me
+        # With join_on_heartbeat, a member listed after the first list enters the ring on
+        # its first heartbeat, not when listed: a machine that is still starting is not
+        # handed users it cannot serve yet. The first list is trusted as it is, so a
+        # cluster forms at once.
+        self.join_on_heartbeat = join_on_heartbeat
+        self._updates = 0
+        self._pending: set[str] = set()
         self.heartbeat_timeout = heartbeat_timeout
         self._on_change = on_change
         self._listed: dict[str, Member] = {me.id: me}
         self._last_seen: dict[str, float] = {me.id: now}
         self._down: set[str] = set()
+        # Members that said goodbye (draining): their last heartbeats do not count until
+        # they connect anew (a restarted process).
+        self._left: set[str] = set()
         self.ring = Ring([me.id])
 
     @property
     def members(self) -> dict[str, Member]:
         """The members in the ring now (live ones), by id."""
         return {mid: m for mid, m in self._listed.items() if mid not in self._down}
+
+    @property
+    def listed(self) -> dict[str, Member]:
+        """Every member a discovery lists (live or down), by id."""
+        return dict(self._listed)
 
     @property
     def down(self) -> frozenset[str]:
@@ -212,9 +262,16 @@ class Membership:
         removed = sorted(set(self._listed) - set(members))
         for mid in added:
             self._last_seen[mid] = now
+            if self.join_on_heartbeat and self._updates and mid != self.me.id:
+                self._down.add(mid)
+                self._pending.add(mid)
+                logger.info("cluster: %s listed by %s; it joins on its first heartbeat",
+                            mid, reason)
+        self._updates += 1
         for mid in removed:
             self._last_seen.pop(mid, None)
             self._down.discard(mid)
+            self._pending.discard(mid)
         self._listed = members
         changes = [f"+{mid} (listed by {reason})" for mid in added]
         changes += [f"-{mid} (no longer listed by {reason})" for mid in removed]
@@ -226,14 +283,29 @@ class Membership:
         A heartbeat from an instance no discovery lists is ignored: heartbeats
         prove a listed member alive, they do not make one.
         """
-        if member_id not in self._listed:
+        if member_id not in self._listed or member_id in self._left:
             return None
         silent = when - self._last_seen.get(member_id, when)
         self._last_seen[member_id] = max(when, self._last_seen.get(member_id, when))
         if member_id not in self._down:
             return None
         self._down.discard(member_id)
+        if member_id in self._pending:
+            self._pending.discard(member_id)
+            return self._next([f"+{member_id} (first heartbeat)"])
         return self._next([f"+{member_id} (heartbeat again after {silent:.1f} s)"])
+
+    def leaving(self, member_id: str) -> Ring | None:
+        """``member_id`` is shutting down: take it out now; return the new ring if it changed."""
+        if member_id == self.me.id or member_id not in self._listed:
+            return None
+        self._left.add(member_id)
+        self._down.add(member_id)
+        return self._next([f"-{member_id} (leaving)"])
+
+    def reconnected(self, member_id: str) -> None:
+        """``member_id`` opened a new link (a new process): its heartbeats count again."""
+        self._left.discard(member_id)
 
     def check(self, now: float) -> Ring | None:
         """Take out members silent for over ``heartbeat_timeout``; return the new ring if any."""
@@ -297,6 +369,8 @@ def membership_from_config(
     *,
     now: float,
     resolver: TxtResolver | None = None,
+    on_change: Callable[[Ring, str], None] | None = None,
+    join_on_heartbeat: bool = False,
 ) -> tuple[Membership, Discovery, str] | None:
     """The membership, its discovery and that one's name for ``WHATSEASE_CLUSTER``; None if off.
 
@@ -313,11 +387,12 @@ def membership_from_config(
             raise ConfigError(
                 "WHATSEASE_CLUSTER=fly needs FLY_MACHINE_ID and FLY_APP_NAME (set by Fly.io)"
             )
-        port = config.cluster_port or config.port
+        port = config.cluster_port or DEFAULT_LINK_PORT
         me = fly_member(machine_id, environ.get("FLY_REGION", ""), app, port)
         fly = FlyDiscovery(app, port, resolver)
         return (
-            Membership(me, heartbeat_timeout=config.cluster_heartbeat_timeout, now=now),
+            Membership(me, heartbeat_timeout=config.cluster_heartbeat_timeout, now=now,
+                       on_change=on_change, join_on_heartbeat=join_on_heartbeat),
             fly,
             f"fly dns {fly.name}",
         )
@@ -328,8 +403,13 @@ def membership_from_config(
             f"WHATSEASE_CLUSTER_SELF={config.cluster_self!r} "
             "is not one of WHATSEASE_CLUSTER_MEMBERS"
         )
+    discovery: Discovery = StaticDiscovery(members)
+    reason = "static list"
+    if config.cluster_members_file:
+        discovery, reason = FileDiscovery(config.cluster_members_file), "members file"
     return (
-        Membership(mine[0], heartbeat_timeout=config.cluster_heartbeat_timeout, now=now),
-        StaticDiscovery(members),
-        "static list",
+        Membership(mine[0], heartbeat_timeout=config.cluster_heartbeat_timeout, now=now,
+                   on_change=on_change, join_on_heartbeat=join_on_heartbeat),
+        discovery,
+        reason,
     )

@@ -2,7 +2,8 @@
 
 It knows nothing of Tornado: a connection is anything with ``user``,
 ``session_id``, ``send_frame(bytes)`` and ``close(code, reason)``. Delivery to
-users owned by another process (see cluster/) plugs in behind `send`.
+users owned by another process plugs in behind `send` as a `Router`
+(``whatsease.cluster.router``), set only when clustering is on.
 """
 
 from __future__ import annotations
@@ -24,6 +25,25 @@ class Connection(Protocol):
         """Close the socket with a WebSocket close code."""
 
 
+class Router(Protocol):
+    """Where frames for users homed on other instances go (clustering only)."""
+
+    def forward(self, user: str, data: bytes, exclude: Connection | None) -> bool:
+        """Send ``data`` towards ``user``'s home; True if it is not delivered here."""
+
+    def joined(self, conn: Connection, first: bool) -> None:
+        """``conn`` joined (``first``: the user's first socket here)."""
+
+    def left(self, conn: Connection, last: bool) -> None:
+        """``conn`` left (``last``: the user's last socket here)."""
+
+    def online_elsewhere(self, user: str) -> bool:
+        """Whether ``user`` has a socket on another instance."""
+
+    def closing(self, kind: str, key: str, code: int, reason: str) -> None:
+        """A session (``kind`` "session") or user ("user") is being closed here: everywhere too."""
+
+
 class Hub:
     """User → live connections. Frames are encoded once and the same bytes go to every socket."""
 
@@ -32,6 +52,7 @@ class Hub:
         # oldest is the first to go when a user opens too many.
         self._by_user: dict[str, dict[Connection, None]] = {}
         self._sockets = 0  # kept as we go: counting would be O(users) per call
+        self.router: Router | None = None
 
     def add(self, conn: Connection) -> bool:
         """Register ``conn``; True if it is the user's first live socket (they came online)."""
@@ -39,6 +60,8 @@ class Hub:
         if conn not in conns:
             conns[conn] = None
             self._sockets += 1
+            if self.router is not None:
+                self.router.joined(conn, len(conns) == 1)
         return len(conns) == 1
 
     def remove(self, conn: Connection) -> bool:
@@ -48,23 +71,36 @@ class Hub:
             return False
         del conns[conn]
         self._sockets -= 1
+        if self.router is not None:
+            self.router.left(conn, not conns)
         if conns:
             return False
         del self._by_user[conn.user]
         return True
 
     def is_online(self, user: str) -> bool:
-        return user in self._by_user
+        if user in self._by_user:
+            return True
+        return self.router is not None and self.router.online_elsewhere(user)
 
     def online(self, users: Iterable[str]) -> list[str]:
+        if self.router is not None:
+            return [u for u in users if self.is_online(u)]
         return [u for u in users if u in self._by_user]
+
+    def users(self) -> list[str]:
+        """Every user (hub key) with a live socket here."""
+        return list(self._by_user)
 
     def connections(self, user: str) -> list[Connection]:
         """The user's live sockets, oldest first."""
         return list(self._by_user.get(user, ()))
 
     def send(self, user: str, data: bytes, exclude: Connection | None = None) -> int:
-        """Queue ``data`` on every socket of ``user`` except ``exclude``; returns how many."""
+        """Queue ``data`` on every socket of ``user`` except ``exclude``; returns how many
+        (none when the frame went to the user's home instance instead)."""
+        if self.router is not None and self.router.forward(user, data, exclude):
+            return 0
         sent = 0
         for conn in list(self._by_user.get(user, ())):
             if conn is not exclude:
@@ -82,14 +118,20 @@ class Hub:
         data = encode(event)
         return sum(self.send(user, data, exclude) for user, exclude in targets)
 
-    def close_session(self, session_id: str, code: int, reason: str) -> None:
-        """Close every socket opened with a (now revoked) session."""
+    def close_session(self, session_id: str, code: int, reason: str, *,
+                      everywhere: bool = True) -> None:
+        """Close every socket opened with a (now revoked) session, on every instance unless
+        ``everywhere`` is False."""
+        if everywhere and self.router is not None:
+            self.router.closing("session", session_id, code, reason)
         for conns in list(self._by_user.values()):
             for conn in list(conns):
                 if conn.session_id == session_id:
                     conn.close(code, reason)
 
-    def close_user(self, user: str, code: int, reason: str) -> None:
+    def close_user(self, user: str, code: int, reason: str, *, everywhere: bool = True) -> None:
+        if everywhere and self.router is not None:
+            self.router.closing("user", user, code, reason)
         for conn in list(self._by_user.get(user, ())):
             conn.close(code, reason)
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from tornado.routing import URLSpec
 
 from whatsease.api.openapi import WEBSOCKET_HEADERS, WEBSOCKET_RESPONSES
+from whatsease.cluster.routing import user_route
 from whatsease.errors import AppError
 from whatsease.realtime.protocol import parse, peek_ref
 from whatsease.realtime.service import ClientSession, Realtime, count_in, count_out
@@ -26,6 +27,8 @@ class SocketHandler(Socket):
     async def authenticate(self, message: str | bytes) -> None:
         count_in("auth")
         principal = await self.realtime.authenticate(parse(message))
+        if self.services.cluster is not None:
+            self.home_route = user_route(principal.email)
         if not self.joined():
             return
         self.user = principal.email

@@ -16,13 +16,20 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 import tornado.websocket
 
+from whatsease.cluster.routing import (
+    REASON_WRONG_ROUTE,
+    ROUTE_PARAM,
+    WS_4011_WRONG_ROUTE,
+    WS_4012_MOVED,
+    valid_route,
+)
 from whatsease.delivery.frames import (
     WS_1011_INTERNAL_ERROR,
     WS_1012_SERVICE_RESTART,
@@ -90,6 +97,14 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
     services: Services
     user: str
     session_id: str
+    # Clustering only (else both stay ""): the routing key on the socket URL, and
+    # the one the authenticated account is homed by (set before `joined`).
+    route = ""
+    home_route = ""
+    # Whether a socket without a routing key may be served on an instance that does not
+    # own it (its frames reach it through the owner). Support sockets may not: their
+    # org's live state is on the owner, so they are told where to go (4012) instead.
+    serve_keyless_anywhere = True
     # No Origin header: not a browser (browsers always send one), so nothing
     # a website could make a visitor's browser do.
     _origin_ok = True
@@ -130,6 +145,28 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         """The send queue overflowed; the socket is about to close with 4008."""
 
     # --- Tornado's side ---------------------------------------------------------------------------
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        cluster = self.services.cluster
+        if cluster is not None and self._replay(cluster.replay_target):
+            return
+        await super().get(*args, **kwargs)
+
+    def _replay(self, target: Callable[..., str | None]) -> bool:
+        """Answer, before upgrading, with ``fly-replay`` when another instance owns the URL's
+        routing key (Fly's proxy then replays the upgrade there); True if answered."""
+        route = self.get_query_argument(ROUTE_PARAM, "") or ""
+        self.route = route if valid_route(route) else ""
+        owner = target(self.route, replayed="fly-replay-src" in self.request.headers)
+        if owner is None:
+            return False
+        self.set_status(307)
+        self.set_header("fly-replay", f"instance={owner}")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps({"replay": owner, "detail": "this socket lives on another "
+                                  "instance; the proxy replays the request there"}))
+        return True
 
     def check_origin(self, origin: str) -> bool:
         self._origin_ok = self.origin_ok(origin)
@@ -222,6 +259,14 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
     def joined(self) -> bool:
         """Mark the socket authenticated; False if it closed meanwhile (then it must not join)."""
         if self._closing:
+            return False
+        if self.route and self.home_route and self.route != self.home_route:
+            self.close(WS_4011_WRONG_ROUTE, REASON_WRONG_ROUTE)
+            return False
+        cluster = self.services.cluster
+        if (cluster is not None and not self.route and self.home_route
+                and not self.serve_keyless_anywhere and not cluster.is_mine(self.home_route)):
+            self.close(WS_4012_MOVED, f"reconnect with ?route={self.home_route}")
             return False
         self.authenticated = True
         return True

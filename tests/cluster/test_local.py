@@ -1,0 +1,92 @@
+"""The local cluster: real instances on one database, killed, added and stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from whatsease.cluster.local import LocalCluster, LocalClusterError
+from whatsease.storage.launcher import _pid_alive
+
+FAST = {"WHATSEASE_BOT_SEMANTIC": "false", "WHATSEASE_LOG_LEVEL": "WARNING"}
+
+
+def post_json(url: str, body: dict[str, str]) -> dict[str, object]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, object] = json.loads(response.read())
+        return result
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_instances_share_a_database_die_join_and_stop(mongo_uri: str, tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path / "cluster", 2, mongodb_uri=mongo_uri,
+                           db_name=f"t{secrets.token_hex(6)}", bcrypt_rounds=4, env=FAST)
+    with cluster:
+        assert cluster.ids == ["i1", "i2"]
+        assert len(set(cluster.ports.values())) == 2
+        assert all(ready(url) for url in cluster.urls.values())
+        first, second = (cluster.instance(i) for i in cluster.ids)
+        assert first.cluster_port not in (first.port, second.port, second.cluster_port)
+        assert cluster.members_file.read_text().splitlines() == [
+            f"i1={first.internal_url}", f"i2={second.internal_url}"]
+        # One database and one JWT secret: an account made on one works on the other.
+        email = f"u{secrets.token_hex(4)}@example.com"
+        post_json(f"{first.url}/api/v1/auth/register",
+                  {"email": email, "name": "Ann", "password": "a long password 1"})
+        pair = post_json(f"{second.url}/api/v1/auth/login",
+                         {"email": email, "password": "a long password 1"})
+        assert pair["access_token"]
+
+        killed = cluster.kill("i1")
+        assert not _pid_alive(killed)
+        assert cluster.ids == ["i2"] and ready(second.url)
+        # A killed member stays listed, as a crashed machine stays in Fly's DNS.
+        assert "i1=" in cluster.members_file.read_text()
+
+        third = cluster.add()
+        assert third.id == "i3" and ready(third.url)
+        assert cluster.ids == ["i2", "i3"]
+        assert cluster.members_file.read_text().splitlines()[-1] == f"i3={third.internal_url}"
+        cluster.forget("i1")
+        assert "i1=" not in cluster.members_file.read_text()
+        pids = list(cluster.pids.values())
+    assert pids and not any(_pid_alive(pid) for pid in pids)
+
+
+def test_an_instance_that_cannot_start_is_reported_with_its_log(tmp_path: Path) -> None:
+    cluster = LocalCluster(tmp_path / "cluster", 1, mongodb_uri="mongodb://127.0.0.1:1/",
+                           env={**FAST, "WHATSEASE_LOG_LEVEL": "shouting"}, ready_timeout=20)
+    with pytest.raises(LocalClusterError, match="WHATSEASE_LOG_LEVEL"):
+        cluster.start()
+    assert not any(i.running for i in cluster.instances.values())
+
+
+def test_size_is_bounded(tmp_path: Path) -> None:
+    with pytest.raises(LocalClusterError):
+        LocalCluster(tmp_path, 0)
+    with pytest.raises(LocalClusterError):
+        LocalCluster(tmp_path, 1000)
+
+
+def test_starts_its_own_database_and_stops_it(tmp_path: Path) -> None:
+    with LocalCluster(tmp_path / "cluster", 1, bcrypt_rounds=4, env=FAST) as cluster:
+        assert cluster.database is not None and cluster.database.process is not None
+        db_pid = cluster.database.process.pid
+        pid = cluster.pids["i1"]
+        assert ready(cluster.urls["i1"])
+    assert not _pid_alive(pid) and not _pid_alive(db_pid)
+    assert os.path.exists(tmp_path / "cluster" / "i1.log")

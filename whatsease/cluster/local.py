@@ -1,0 +1,363 @@
+"""A local cluster for development and tests: one database and N real WhatsEase processes.
+
+`LocalCluster` starts one SecantusDB (the embedded database's launcher) and N
+instances (``python -m whatsease`` subprocesses) with static membership, each
+on its own public port and cluster port, all sharing the database, the JWT
+secret and the cluster secret. It waits until every instance answers
+``/readyz``, exposes their ids, URLs, ports and PIDs, can ``kill -9`` one,
+start another, and stops everything by PID.
+
+Membership changes while running. Every instance gets the whole list in
+``WHATSEASE_CLUSTER_MEMBERS`` at start, and the path of a *members file* in
+``WHATSEASE_CLUSTER_MEMBERS_FILE``. The file holds the same ``id=url,...``
+text, one member a line, and is rewritten atomically (write, then rename)
+whenever `add` or `forget` changes the list; an instance that reads it at
+each membership poll sees members join and leave. A member killed with
+`kill` stays listed (as a crashed Fly machine stays in Fly's DNS until it is
+replaced): the others take it out of the ring when its heartbeats stop.
+
+Every process started here gets SIGTERM from the kernel if the process that
+started it dies, so a test or script killed mid-run leaves nothing behind.
+Used by ``scripts/cluster``, the cluster tests and ``bench/cluster_load.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from whatsease.storage.launcher import EmbeddedDatabase, _die_with_parent, free_port
+
+logger = logging.getLogger("whatsease.cluster")
+
+READY_TIMEOUT_SECS = 60.0
+# An instance drains on SIGTERM (up to 10 s for requests, 10 s more for sockets).
+STOP_TIMEOUT_SECS = 25.0
+# Bounded: a local cluster is for a laptop or a test, not for production.
+MAX_INSTANCES = 32
+MEMBERS_FILE_ENV = "WHATSEASE_CLUSTER_MEMBERS_FILE"
+CLUSTER_SECRET_ENV = "WHATSEASE_CLUSTER_SECRET"  # noqa: S105 (a variable's name)
+# The parent's settings that must not leak into an instance: each gets its own.
+_PER_INSTANCE = ("WHATSEASE_PORT", "WHATSEASE_HOST", "WHATSEASE_DATA_DIR",
+                 "WHATSEASE_CLUSTER", "WHATSEASE_CLUSTER_MEMBERS", "WHATSEASE_CLUSTER_SELF",
+                 "WHATSEASE_CLUSTER_PORT", "WHATSEASE_METRICS_PORT", MEMBERS_FILE_ENV)
+
+
+class LocalClusterError(RuntimeError):
+    """An instance or the database could not be started, or the request made no sense."""
+
+
+@dataclass
+class Instance:
+    """One running WhatsEase process of a `LocalCluster`."""
+
+    id: str
+    port: int
+    cluster_port: int
+    host: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    data_dir: Path
+    started_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def url(self) -> str:
+        """Where clients reach it (its public port)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def internal_url(self) -> str:
+        """Where its peers reach it (its cluster port): the URL in the member list."""
+        return f"http://{self.host}:{self.cluster_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+class LocalCluster:
+    """One database and ``size`` instances on 127.0.0.1; a context manager.
+
+    ``root`` holds the database, each instance's data dir and log
+    (``<id>.log``) and the members file. ``mongodb_uri`` uses that database
+    instead of starting one. ``bcrypt_rounds`` lowers the hashing cost (tests).
+    ``env`` adds or overrides settings for every instance (e.g.
+    ``{"WHATSEASE_BOT_SEMANTIC": "false"}``). Instance ids are ``i1``, ``i2``...
+    in start order, so the one started after three is ``i4``.
+
+    Raises `LocalClusterError` (with the tail of the instance's log) when an
+    instance exits or does not answer ``/readyz`` within ``ready_timeout``.
+    """
+
+    def __init__(self, root: Path | str, size: int = 3, *, host: str = "127.0.0.1",
+                 mongodb_uri: str | None = None, db_name: str = "whatsease",
+                 bcrypt_rounds: int | None = None, env: Mapping[str, str] | None = None,
+                 ready_timeout: float = READY_TIMEOUT_SECS,
+                 jwt_secret: str | None = None, cluster_secret: str | None = None) -> None:
+        if not 1 <= size <= MAX_INSTANCES:
+            raise LocalClusterError(f"a local cluster has 1-{MAX_INSTANCES} instances, got {size}")
+        self.root = Path(root).resolve()
+        self.size = size
+        self.host = host
+        self.db_name = db_name
+        self.bcrypt_rounds = bcrypt_rounds
+        self.extra_env = dict(env or {})
+        self.ready_timeout = ready_timeout
+        # Every instance must verify every other's tokens and links.
+        self.jwt_secret = jwt_secret or secrets.token_urlsafe(48)
+        self.cluster_secret = cluster_secret or secrets.token_urlsafe(32)
+        self.members_file = self.root / "members"
+        self.database: EmbeddedDatabase | None = None
+        self.mongodb_uri = mongodb_uri or ""
+        self._external_db = mongodb_uri is not None
+        self._instances: dict[str, Instance] = {}
+        # Listed members (id -> internal URL): what the members file says.
+        self._listed: dict[str, str] = {}
+        self._next_number = 1
+
+    # -- what callers look at --------------------------------------------------------
+
+    @property
+    def instances(self) -> dict[str, Instance]:
+        """Every instance started and not stopped, killed ones included, by id."""
+        return dict(self._instances)
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids of the instances that are running, in start order."""
+        return [i.id for i in self._instances.values() if i.running]
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {i.id: i.url for i in self._instances.values() if i.running}
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {i.id: i.port for i in self._instances.values() if i.running}
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {i.id: i.pid for i in self._instances.values() if i.running}
+
+    @property
+    def members(self) -> dict[str, str]:
+        """The member list as the instances read it: id -> internal URL."""
+        return dict(self._listed)
+
+    def instance(self, instance_id: str) -> Instance:
+        """The instance ``instance_id``; raises `LocalClusterError` if there is none."""
+        try:
+            return self._instances[instance_id]
+        except KeyError:
+            raise LocalClusterError(f"no instance {instance_id!r}") from None
+
+    # -- starting and stopping -------------------------------------------------------
+
+    def start(self) -> LocalCluster:
+        """Start the database (unless given one) and the instances; wait until all are ready.
+
+        On failure everything started so far is stopped before the error is raised.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            if not self._external_db:
+                self.database = EmbeddedDatabase(self.root / "db",
+                                                 log_path=self.root / "secantusd.log")
+                self.mongodb_uri = self.database.start()
+            planned = [self._plan() for _ in range(self.size)]
+            for instance_id, _port, cluster_port in planned:
+                self._listed[instance_id] = f"http://{self.host}:{cluster_port}"
+            self._write_members()
+            started = [self._spawn(*plan) for plan in planned]
+            for instance in started:
+                self._wait_ready(instance)
+        except BaseException:
+            self.stop()
+            raise
+        logger.info("local cluster started: %s", ", ".join(
+            f"{i.id} port {i.port} pid {i.pid}" for i in self._instances.values()))
+        return self
+
+    def add(self) -> Instance:
+        """Start one more instance, list it in the members file and wait until it is ready.
+
+        The new instance's member list names itself and every listed member;
+        the others learn of it from the members file.
+        """
+        instance_id, port, cluster_port = self._plan()
+        self._listed[instance_id] = f"http://{self.host}:{cluster_port}"
+        self._write_members()
+        instance = self._spawn(instance_id, port, cluster_port)
+        try:
+            self._wait_ready(instance)
+        except BaseException:
+            self._terminate(instance)
+            self._listed.pop(instance_id, None)
+            self._write_members()
+            raise
+        return instance
+
+    def kill(self, instance_id: str) -> int:
+        """``kill -9`` the instance and reap it; it stays listed. Returns its pid."""
+        instance = self.instance(instance_id)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(instance.pid, signal.SIGKILL)
+        instance.process.wait()
+        logger.info("local cluster: killed %s (pid %d) with SIGKILL", instance_id, instance.pid)
+        return instance.pid
+
+    def terminate(self, instance_id: str, timeout: float = STOP_TIMEOUT_SECS) -> None:
+        """SIGTERM the instance (it drains), SIGKILL it after ``timeout``; it stays listed."""
+        self._terminate(self.instance(instance_id), timeout)
+
+    def forget(self, instance_id: str) -> None:
+        """Take the instance out of the members file (as a destroyed machine leaves Fly's DNS)."""
+        if self._listed.pop(instance_id, None) is not None:
+            self._write_members()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECS) -> None:
+        """Stop every instance (SIGTERM all, SIGKILL after ``timeout``), then the database."""
+        running = [i for i in self._instances.values() if i.running]
+        for instance in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(instance.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for instance in running:
+            try:
+                instance.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("local cluster: %s (pid %d) ignored SIGTERM; killing it",
+                               instance.id, instance.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(instance.pid, signal.SIGKILL)
+                instance.process.wait()
+        for instance in self._instances.values():
+            instance.process.poll()  # reap the ones killed earlier
+        if self.database is not None:
+            self.database.stop()
+            self.database = None
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # -- inside ----------------------------------------------------------------------
+
+    def _plan(self) -> tuple[str, int, int]:
+        if len(self._instances) + 1 > MAX_INSTANCES * 2:
+            raise LocalClusterError("too many instances started in this local cluster")
+        instance_id = f"i{self._next_number}"
+        self._next_number += 1
+        port = free_port(self.host)
+        cluster_port = free_port(self.host)
+        while cluster_port == port:
+            cluster_port = free_port(self.host)
+        return instance_id, port, cluster_port
+
+    def _members_text(self) -> str:
+        return ",".join(f"{mid}={url}" for mid, url in self._listed.items())
+
+    def _write_members(self) -> None:
+        temporary = self.members_file.with_suffix(".tmp")
+        temporary.write_text("".join(f"{mid}={url}\n" for mid, url in self._listed.items()))
+        temporary.replace(self.members_file)
+
+    def _environment(self, instance_id: str, port: int, cluster_port: int,
+                     data_dir: Path) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _PER_INSTANCE}
+        env.update({
+            "WHATSEASE_HOST": self.host,
+            "WHATSEASE_PORT": str(port),
+            "WHATSEASE_DATA_DIR": str(data_dir),
+            "WHATSEASE_MONGODB_URI": self.mongodb_uri,
+            "WHATSEASE_DB_NAME": self.db_name,
+            "WHATSEASE_JWT_SECRET": self.jwt_secret,
+            "WHATSEASE_CLUSTER": "static",
+            "WHATSEASE_CLUSTER_SELF": instance_id,
+            "WHATSEASE_CLUSTER_MEMBERS": self._members_text(),
+            "WHATSEASE_CLUSTER_PORT": str(cluster_port),
+            MEMBERS_FILE_ENV: str(self.members_file),
+            CLUSTER_SECRET_ENV: self.cluster_secret,
+            "PYTHONUNBUFFERED": "1",
+        })
+        if self.bcrypt_rounds is not None:
+            env["WHATSEASE_BCRYPT_ROUNDS"] = str(self.bcrypt_rounds)
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, instance_id: str, port: int, cluster_port: int) -> Instance:
+        data_dir = self.root / instance_id
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.root / f"{instance_id}.log"
+        env = self._environment(instance_id, port, cluster_port, data_dir)
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "whatsease"], env=env, cwd=str(data_dir),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                # Its own session: a Ctrl-C in the terminal reaches the script,
+                # which stops the instances in order, not every process at once.
+                start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+        instance = Instance(instance_id, port, cluster_port, self.host, process, log_path,
+                            data_dir)
+        self._instances[instance_id] = instance
+        return instance
+
+    def _wait_ready(self, instance: Instance) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            if not instance.running:
+                raise LocalClusterError(
+                    f"instance {instance.id} exited with code {instance.process.returncode}:\n"
+                    + instance.log_tail())
+            if _answers_ready(f"{instance.url}/readyz"):
+                return
+            if time.monotonic() > deadline:
+                raise LocalClusterError(
+                    f"instance {instance.id} did not answer /readyz within "
+                    f"{self.ready_timeout:.0f} s:\n" + instance.log_tail())
+            time.sleep(0.1)
+
+    def _terminate(self, instance: Instance, timeout: float = STOP_TIMEOUT_SECS) -> None:
+        if not instance.running:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(instance.pid, signal.SIGTERM)
+        try:
+            instance.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(instance.pid, signal.SIGKILL)
+            instance.process.wait()
+
+
+def _answers_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 (http, ours)
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
