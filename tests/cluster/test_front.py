@@ -210,6 +210,7 @@ async def test_forwards_headers_and_relays_the_answer(setup: Setup) -> None:
     assert seen_there["xff"] == "127.0.0.1"
     assert seen_there["host"] == f"127.0.0.1:{setup.front.port}"
     assert response.headers.get_list("Set-Cookie") == ["a=1", "b=2"]
+    assert response.headers["X-Front-Instance"] == seen_there["id"]
 
 
 async def test_http_replay_goes_to_the_named_instance_with_fly_replay_src(setup: Setup) -> None:
@@ -251,7 +252,8 @@ async def test_websocket_upgrade_is_replayed_and_not_upgraded_elsewhere(setup: S
     for _ in range(3):
         socket = await websocket_connect(f"ws://127.0.0.1:{setup.front.port}/ws/c")
         hello = orjson.loads(await socket.read_message() or b"{}")
-        assert hello["id"] == "c"
+        assert hello["id"] == "c" and socket.headers is not None
+        assert socket.headers["X-Front-Instance"] == "c"
         big = b"\x01" * (300 * 1024)  # several of the pipe's chunks, both ways
         await socket.write_message(big, binary=True)
         assert await socket.read_message() == big

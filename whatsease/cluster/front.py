@@ -30,6 +30,9 @@ supported and answer 502. A request is replayed at most `MAX_REPLAYS` times
 
 Instances come from a `Backends` source: a fixed mapping or a file of
 ``id=url`` lines re-read when it changes (``LocalCluster`` keeps one).
+Every answer it relays carries ``X-Front-Instance: <id>``, the instance that
+gave it (a development aid that Fly's proxy does not add: the cluster bench
+reads it to tell where a socket ended up).
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-a
                         "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"})
 # Only the proxy writes these on a request.
 PROXY_ONLY = frozenset({"fly-replay-src", "fly-replay-failed"})
+# Names the instance that gave an answer (the front's own addition).
+INSTANCE_HEADER = "X-Front-Instance"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s)")
 
 
@@ -292,8 +297,10 @@ class Front:
 class _Attempt(httputil.HTTPMessageDelegate):
     """Reads one instance's answer: relays it, or notes a replay, or takes an upgrade."""
 
-    def __init__(self, handler: ProxyHandler, connection: HTTP1Connection, upgrade: bool) -> None:
+    def __init__(self, handler: ProxyHandler, connection: HTTP1Connection, upgrade: bool,
+                 instance: str) -> None:
         self.handler = handler
+        self.instance = instance
         self.connection = connection
         self.upgrade = upgrade
         self.replay: str | None = None
@@ -317,6 +324,7 @@ class _Attempt(httputil.HTTPMessageDelegate):
             return
         self.relaying = True
         self.handler.relay_head(start_line, headers)
+        self.handler.set_header(INSTANCE_HEADER, self.instance)
 
     def data_received(self, chunk: bytes) -> asyncio.Future[None]:
         self.handler.write(chunk)
@@ -474,7 +482,7 @@ class ProxyHandler(tornado.web.RequestHandler):
                 no_keep_alive=True, max_header_size=MAX_HEADER_BYTES,
                 max_body_size=64 * 1024 * 1024, header_timeout=HEADER_TIMEOUT_SECS,
                 decompress=False, chunk_size=PIPE_CHUNK_BYTES))
-            attempt = _Attempt(self, connection, upgrade)
+            attempt = _Attempt(self, connection, upgrade, target)
             uri = self.request.uri or "/"
             try:
                 await connection.write_headers(
@@ -518,6 +526,7 @@ class ProxyHandler(tornado.web.RequestHandler):
         client = self.detach()
         lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
         lines += [f"{name}: {value}" for name, value in headers.get_all()]
+        lines.append(f"{INSTANCE_HEADER}: {target}")
         front.balancer.acquire(target)
         front.stats.open_pipes += 1
         front.pipes.update((client, upstream))
