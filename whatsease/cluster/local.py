@@ -198,7 +198,7 @@ class LocalCluster:
             for instance_id, _port, cluster_port in planned:
                 self._listed[instance_id] = f"http://{self.host}:{cluster_port}"
             self._write_members()
-            started = [self._spawn(*plan) for plan in planned]
+            started = [self._spawn(*plan, self._listed) for plan in planned]
             for instance in started:
                 self._wait_ready(instance)
             self._write_backends()
@@ -210,22 +210,22 @@ class LocalCluster:
         return self
 
     def add(self) -> Instance:
-        """Start one more instance, list it in the members file and wait until it is ready.
+        """Start one more instance, wait until it is ready, then list it in the members file.
 
-        The new instance's member list names itself and every listed member;
-        the others learn of it from the members file.
+        The new instance's member list names every listed member and itself;
+        the others learn of it from the members file once it answers, so that
+        none of them sends a user to an instance that is not listening yet.
         """
         instance_id, port, cluster_port = self._plan()
-        self._listed[instance_id] = f"http://{self.host}:{cluster_port}"
-        self._write_members()
-        instance = self._spawn(instance_id, port, cluster_port)
+        members = {**self._listed, instance_id: f"http://{self.host}:{cluster_port}"}
+        instance = self._spawn(instance_id, port, cluster_port, members)
         try:
             self._wait_ready(instance)
         except BaseException:
             self._terminate(instance)
-            self._listed.pop(instance_id, None)
-            self._write_members()
             raise
+        self._listed = members
+        self._write_members()
         self._write_backends()
         return instance
 
@@ -330,9 +330,6 @@ class LocalCluster:
             cluster_port = free_port(self.host)
         return instance_id, port, cluster_port
 
-    def _members_text(self) -> str:
-        return ",".join(f"{mid}={url}" for mid, url in self._listed.items())
-
     def _write_members(self) -> None:
         temporary = self.members_file.with_suffix(".tmp")
         temporary.write_text("".join(f"{mid}={url}\n" for mid, url in self._listed.items()))
@@ -358,7 +355,7 @@ class LocalCluster:
             front.wait()
 
     def _environment(self, instance_id: str, port: int, cluster_port: int,
-                     data_dir: Path) -> dict[str, str]:
+                     data_dir: Path, members: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _PER_INSTANCE}
         env.update({
             "WHATSEASE_HOST": self.host,
@@ -369,7 +366,7 @@ class LocalCluster:
             "WHATSEASE_JWT_SECRET": self.jwt_secret,
             "WHATSEASE_CLUSTER": "static",
             "WHATSEASE_CLUSTER_SELF": instance_id,
-            "WHATSEASE_CLUSTER_MEMBERS": self._members_text(),
+            "WHATSEASE_CLUSTER_MEMBERS": ",".join(f"{k}={v}" for k, v in members.items()),
             "WHATSEASE_CLUSTER_PORT": str(cluster_port),
             MEMBERS_FILE_ENV: str(self.members_file),
             CLUSTER_SECRET_ENV: self.cluster_secret,
@@ -382,11 +379,12 @@ class LocalCluster:
         env.update(self.extra_env)
         return env
 
-    def _spawn(self, instance_id: str, port: int, cluster_port: int) -> Instance:
+    def _spawn(self, instance_id: str, port: int, cluster_port: int,
+               members: dict[str, str]) -> Instance:
         data_dir = self.root / instance_id
         data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.root / f"{instance_id}.log"
-        env = self._environment(instance_id, port, cluster_port, data_dir)
+        env = self._environment(instance_id, port, cluster_port, data_dir, members)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "whatsease"], env=env, cwd=str(data_dir),
