@@ -176,10 +176,9 @@ class User:
         self.failures = 0
         self.reader: asyncio.Task[None] | None = None
         self.reconnecting: asyncio.Task[None] | None = None
-        # Chaos: the event that closed this user's socket, and when it delivered again.
-        self.affected_by: int | None = None
+        # Chaos: the events that closed this user's socket -> when it delivered again.
+        self.affected: dict[int, float | None] = {}
         self.back_at = 0.0
-        self.recovered_at: float | None = None
 
     async def connect(self) -> bool:
         tally = self.tally
@@ -268,10 +267,8 @@ class User:
         # A socket that never got ready is retried by whoever opened it.
         if self.running and was_ready:
             tally.count(tally.close_codes, str(code))
-            if tally.events and self.affected_by is None \
-                    and time.perf_counter() - tally.events[-1][1] < 30:
-                self.affected_by = len(tally.events) - 1
-                self.recovered_at = None
+            if tally.events and time.perf_counter() - tally.events[-1][1] < 30:
+                self.affected.setdefault(len(tally.events) - 1, None)
             self.reconnecting = asyncio.get_running_loop().create_task(self._reconnect(code))
 
     def _receive(self, message: dict[str, Any], now: float, *, live: bool) -> None:
@@ -294,10 +291,10 @@ class User:
             if written is not None:
                 same = sender is not None and sender.instance == self.instance
                 (tally.same_ms if same else tally.cross_ms).append((now - written) * 1000)
-            if (sender is not None and sender.affected_by is not None
-                    and sender.recovered_at is None and written is not None
-                    and written >= sender.back_at):
-                sender.recovered_at = now
+            if sender is not None and written is not None and written >= sender.back_at:
+                for event, recovered in sender.affected.items():
+                    if recovered is None:
+                        sender.affected[event] = now
         else:
             tally.by_sync += 1
         self._write({"type": "delivered", "message_ids": [mid]})
@@ -496,16 +493,15 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
     lost = sorted(c for c in tally.sent_ids if c not in received)
     duplicated = sum(1 for got in received.values() if len(got) > 1)
     never_written = sum(1 for u in users for c in u.pending if c not in u.written_at)
-    affected = [u for u in users if u.affected_by is not None]
     recovery: dict[str, list[float]] = {}
     unrecovered: dict[str, int] = {}
-    for user in affected:
-        assert user.affected_by is not None
-        event, at = tally.events[user.affected_by]
-        if user.recovered_at is None:
-            unrecovered[event] = unrecovered.get(event, 0) + 1
-        else:
-            recovery.setdefault(event, []).append(user.recovered_at - at)
+    for user in users:
+        for index, recovered in user.affected.items():
+            event, at = tally.events[index]
+            if recovered is None:
+                unrecovered[event] = unrecovered.get(event, 0) + 1
+            else:
+                recovery.setdefault(event, []).append(recovered - at)
     delivered = max(1, tally.live + tally.by_sync)
     counts = list(per_instance.values())
     return {
