@@ -19,10 +19,13 @@ with jitter when its socket closes.
 Then the same load runs on one instance (also behind the front), so every
 run prints the single-instance figures beside the cluster's.
 
-``--chaos`` kills one instance with SIGKILL a third of the way in and starts a
-new one two thirds in, and prints how long it took until every affected user
-(one whose socket was closed by the event) had a message it sent after
-reconnecting delivered live again.
+``--chaos`` kills one instance with SIGKILL a third of the way in and has a
+new one join two thirds in, and prints how long it took until every affected
+user (one whose socket was closed by the event) had a message it sent after
+reconnecting delivered live again. The new instance is started before the
+load and waits unlisted; at two thirds it is listed (members file and front),
+as a new Fly machine appears in the private DNS: the join is then at a known
+moment rather than whenever a start on a busy machine ends.
 
 At the end every user syncs once more. A message is *lost* if its recipient
 never got it, live or by sync; *duplicated* if its recipient got two stored
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import os
 import random
@@ -61,7 +65,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import ws_load  # noqa: E402  (bench/ws_load.py: bulk users, token minting, /proc readings)
 
 from whatsease.cluster.front import INSTANCE_HEADER  # noqa: E402
-from whatsease.cluster.local import LocalCluster  # noqa: E402
+from whatsease.cluster.local import Instance, LocalCluster  # noqa: E402
 
 DB_NAME = "bench"
 MAX_USERS = 6000
@@ -429,6 +433,9 @@ class CpuMeter:
 async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -> dict[str, Any]:
     rng = random.Random(args.seed)
     loop = asyncio.get_running_loop()
+    standby = None
+    if args.chaos:  # started now, listed two thirds in (see the module's docstring)
+        standby = await loop.run_in_executor(None, functools.partial(cluster.add, listed=False))
     ttl = min(86400, int(args.duration) + 3600)
     assert cluster.database is not None
     emails, tokens = await loop.run_in_executor(None, ws_load.create_users, cluster.mongodb_uri,
@@ -476,7 +483,7 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
     until = t0 + args.duration
     chaos: asyncio.Task[None] | None = None
     if args.chaos:
-        chaos = loop.create_task(run_chaos(cluster, args, tally, meter, t0))
+        chaos = loop.create_task(run_chaos(cluster, args, tally, meter, t0, standby))
     await asyncio.gather(*(u.send_loop(interval, until, content) for u in users if u.peer))
     if chaos is not None:
         await chaos
@@ -522,8 +529,8 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
 
 
 async def run_chaos(cluster: LocalCluster, args: argparse.Namespace, tally: Tally,
-                    meter: CpuMeter, t0: float) -> None:
-    """kill -9 one instance a third of the way in; start a new one two thirds in."""
+                    meter: CpuMeter, t0: float, standby: Instance | None) -> None:
+    """kill -9 one instance a third of the way in; a new one joins two thirds in."""
     loop = asyncio.get_running_loop()
     await asyncio.sleep(max(0.0, t0 + args.duration / 3 - time.perf_counter()))
     victim = sorted(cluster.ids)[0]
@@ -531,14 +538,14 @@ async def run_chaos(cluster: LocalCluster, args: argparse.Namespace, tally: Tall
     await loop.run_in_executor(None, cluster.kill, victim)
     print(f"  chaos: killed {victim} at {time.perf_counter() - t0:.1f} s",
           file=sys.stderr, flush=True)
+    if standby is None:
+        return
     await asyncio.sleep(max(0.0, t0 + 2 * args.duration / 3 - time.perf_counter()))
-    started = time.perf_counter()
-    instance = await loop.run_in_executor(None, cluster.add)
-    # The join counts from when the new member was listed and ready.
-    tally.events.append((f"join {instance.id}", time.perf_counter()))
-    meter.watch(instance.id, [instance.pid])
-    print(f"  chaos: {instance.id} joined at {time.perf_counter() - t0:.1f} s "
-          f"(start took {time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
+    tally.events.append((f"join {standby.id}", time.perf_counter()))
+    cluster.join(standby.id)
+    meter.watch(standby.id, [standby.pid])
+    print(f"  chaos: {standby.id} joined at {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr, flush=True)
 
 
 async def run_one(args: argparse.Namespace, instances: int, name: str) -> dict[str, Any]:

@@ -76,8 +76,18 @@ def test_instances_share_a_database_die_join_and_stop(mongo_uri: str, tmp_path: 
         assert cluster.members_file.read_text().splitlines()[-1] == f"i3={third.internal_url}"
         cluster.forget("i1")
         assert "i1=" not in cluster.members_file.read_text()
+
+        # A standby: running and ready, known to nobody until it joins.
+        standby = cluster.add(listed=False)
+        assert ready(standby.url) and standby.id not in cluster.ids
+        listed = cluster.members_file.read_text() + cluster.backends_file.read_text()
+        assert f"{standby.id}=" not in listed
+        cluster.join(standby.id)
+        assert cluster.ids == ["i2", "i3", standby.id]
+        assert f"{standby.id}={standby.url}" in cluster.backends_file.read_text()
+        assert f"{standby.id}={standby.internal_url}" in cluster.members_file.read_text()
         pids = [*cluster.pids.values(), front_pid]
-    assert len(pids) == 3 and not any(_pid_alive(pid) for pid in pids)
+    assert len(pids) == 4 and not any(_pid_alive(pid) for pid in pids)
 
 
 def test_an_instance_that_cannot_start_is_reported_with_its_log(tmp_path: Path) -> None:

@@ -152,22 +152,25 @@ class LocalCluster:
         """Every instance started and not stopped, killed ones included, by id."""
         return dict(self._instances)
 
+    def _serving(self) -> list[Instance]:
+        return [i for i in self._instances.values() if i.running and i.id in self._listed]
+
     @property
     def ids(self) -> list[str]:
-        """The ids of the instances that are running, in start order."""
-        return [i.id for i in self._instances.values() if i.running]
+        """The ids of the listed instances that are running, in start order."""
+        return [i.id for i in self._serving()]
 
     @property
     def urls(self) -> dict[str, str]:
-        return {i.id: i.url for i in self._instances.values() if i.running}
+        return {i.id: i.url for i in self._serving()}
 
     @property
     def ports(self) -> dict[str, int]:
-        return {i.id: i.port for i in self._instances.values() if i.running}
+        return {i.id: i.port for i in self._serving()}
 
     @property
     def pids(self) -> dict[str, int]:
-        return {i.id: i.pid for i in self._instances.values() if i.running}
+        return {i.id: i.pid for i in self._serving()}
 
     @property
     def members(self) -> dict[str, str]:
@@ -209,12 +212,14 @@ class LocalCluster:
             f"{i.id} port {i.port} pid {i.pid}" for i in self._instances.values()))
         return self
 
-    def add(self) -> Instance:
+    def add(self, *, listed: bool = True) -> Instance:
         """Start one more instance, wait until it is ready, then list it in the members file.
 
         The new instance's member list names every listed member and itself;
         the others learn of it from the members file once it answers, so that
         none of them sends a user to an instance that is not listening yet.
+        With ``listed=False`` it waits unlisted (no member and the front know
+        of it) until `join` lists it: a join at a chosen moment.
         """
         instance_id, port, cluster_port = self._plan()
         members = {**self._listed, instance_id: f"http://{self.host}:{cluster_port}"}
@@ -224,10 +229,16 @@ class LocalCluster:
         except BaseException:
             self._terminate(instance)
             raise
-        self._listed = members
+        if listed:
+            self.join(instance_id)
+        return instance
+
+    def join(self, instance_id: str) -> None:
+        """List a running instance in the members file and the front's backends."""
+        instance = self.instance(instance_id)
+        self._listed[instance_id] = instance.internal_url
         self._write_members()
         self._write_backends()
-        return instance
 
     def kill(self, instance_id: str) -> int:
         """``kill -9`` the instance and reap it; it stays listed. Returns its pid."""
@@ -249,6 +260,7 @@ class LocalCluster:
         """Take the instance out of the members file (as a destroyed machine leaves Fly's DNS)."""
         if self._listed.pop(instance_id, None) is not None:
             self._write_members()
+            self._write_backends()
 
     def start_front(self, port: int = 0, *, balancing: str = "least-connections") -> str:
         """Start the front on ``port`` (0: a free one) and wait until it serves; returns its URL.
@@ -336,9 +348,8 @@ class LocalCluster:
         temporary.replace(self.members_file)
 
     def _write_backends(self) -> None:
-        running = [i for i in self._instances.values() if i.running]
         temporary = self.backends_file.with_suffix(".tmp")
-        temporary.write_text("".join(f"{i.id}={i.url}\n" for i in running))
+        temporary.write_text("".join(f"{i.id}={i.url}\n" for i in self._serving()))
         temporary.replace(self.backends_file)
 
     def _stop_front(self) -> None:
