@@ -16,8 +16,9 @@ client: it answers ``delivered``, syncs after every ``ready``, re-sends what
 was not acked with the same ``client_id`` after a reconnect, and reconnects
 with jitter when its socket closes.
 
-Then the same load runs on one instance (also behind the front), so every
-run prints the single-instance figures beside the cluster's.
+Then the same load runs on one instance (``WHATSEASE_CLUSTER=off``, as one
+machine is deployed; also behind the front), so every run prints the
+single-instance figures beside the cluster's. ``--instances 1`` runs only that.
 
 ``--chaos`` kills one instance with SIGKILL a third of the way in and has a
 new one join two thirds in, and prints how long it took until every affected
@@ -573,6 +574,8 @@ async def run_one(args: argparse.Namespace, instances: int, name: str) -> dict[s
            "WHATSEASE_ACCESS_TOKEN_TTL": str(min(86400, int(args.duration) + 3600)),
            "WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT": f"{args.heartbeat_timeout:g}",
            "WHATSEASE_CLUSTER_POLL_INTERVAL": "1"}
+    if instances == 1:  # one process as deployed alone: no cluster code at all
+        env["WHATSEASE_CLUSTER"] = "off"
     cluster = LocalCluster(workdir, instances, bcrypt_rounds=4, env=env, db_name=DB_NAME,
                            jwt_secret=secrets.token_urlsafe(48))
     loop = asyncio.get_running_loop()
@@ -672,8 +675,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     random.seed(args.seed)
+    if args.instances == 1:
+        return [await run_one(args, 1, "single instance")]
     results = [await run_one(args, args.instances, f"cluster of {args.instances}")]
-    if not args.no_single and args.instances > 1:
+    if not args.no_single:
         single = argparse.Namespace(**{**vars(args), "chaos": False})
         results.append(await run_one(single, 1, "single instance"))
     return results
