@@ -1,7 +1,9 @@
 # WhatsEase for Fly.io (or any container host): one process serving the REST
-# API, the WebSockets and the web client on port 8080. Configure it with
-# WHATSEASE_* variables; WHATSEASE_MONGODB_URI and WHATSEASE_JWT_SECRET are
-# secrets (`fly secrets set ...`), never baked into the image.
+# API, the WebSockets and the web client on port 8080; in a cluster
+# (WHATSEASE_CLUSTER=fly) several machines run it, linked on port 7946.
+# Configure it with WHATSEASE_* variables; WHATSEASE_MONGODB_URI,
+# WHATSEASE_JWT_SECRET and WHATSEASE_CLUSTER_SECRET are secrets
+# (`fly secrets set ...`), never baked into the image.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -43,6 +45,9 @@ ENV WHATSEASE_HOST=0.0.0.0 \
     WHATSEASE_DATA_DIR=/app/data
 
 EXPOSE 8080
+# The internal link between instances (WHATSEASE_CLUSTER_PORT in fly.toml): reached
+# over Fly's private network only; no public service points at it.
+EXPOSE 7946
 # No HEALTHCHECK: Fly.io checks GET /healthz itself (see fly.toml).
 # The server handles SIGTERM: it stops accepting, tells sockets to reconnect (1012),
 # finishes requests (up to 10 s, then up to 10 s more to close them) and closes

@@ -1,4 +1,4 @@
-"""The deployment files: fly.toml stays on one machine and drains, the Dockerfile lints clean."""
+"""The deployment files: fly.toml runs a cluster and drains, the Dockerfile lints clean."""
 
 from __future__ import annotations
 
@@ -28,15 +28,26 @@ def seconds(duration: str) -> float:
     return float(match.group(1))
 
 
-def test_fly_keeps_one_machine_until_the_cluster_lands() -> None:
+def test_fly_runs_a_cluster_of_machines() -> None:
     config = fly_toml()
-    text = (ROOT / "fly.toml").read_text()
-    assert config["env"]["WHATSEASE_CLUSTER"] == "off"
-    assert "--ha=false" in text and "fly scale count 1" in text
-    # bluegreen and canary run a second machine beside the first.
-    assert config["deploy"]["strategy"] in ("rolling", "immediate")
-    assert config["http_service"]["min_machines_running"] == 1
+    env = config["env"]
+    assert env["WHATSEASE_CLUSTER"] == "fly"
+    # The internal link has its own port, which no service exposes publicly.
+    cluster_port = int(env["WHATSEASE_CLUSTER_PORT"])
+    assert cluster_port != config["http_service"]["internal_port"]
+    assert "services" not in config
+    assert float(env["WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT"]) >= 2 * float(
+        env["WHATSEASE_CLUSTER_POLL_INTERVAL"])
+    # One machine at a time: the others keep their users during a deploy.
+    assert config["deploy"] == {"strategy": "rolling", "max_unavailable": 1}
     assert config["http_service"]["auto_stop_machines"] == "off"
+    assert config["http_service"]["min_machines_running"] >= 3
+    concurrency = config["http_service"]["concurrency"]
+    assert concurrency["type"] == "connections"
+    assert 0 < concurrency["soft_limit"] < concurrency["hard_limit"]
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert "fly scale count 3" in docs and "WHATSEASE_CLUSTER_SECRET" in docs
+    assert "--ha=false" not in (ROOT / "fly.toml").read_text() + docs
 
 
 def test_kill_timeout_covers_the_shutdown_drain() -> None:
@@ -58,7 +69,8 @@ def test_metrics_and_checks_point_at_the_server() -> None:
 
 def test_no_secret_in_fly_toml() -> None:
     env = fly_toml()["env"]
-    assert not {"WHATSEASE_JWT_SECRET", "WHATSEASE_MONGODB_URI", "WHATSEASE_LLM_TOKEN"} & set(env)
+    assert not {"WHATSEASE_JWT_SECRET", "WHATSEASE_MONGODB_URI", "WHATSEASE_LLM_TOKEN",
+                "WHATSEASE_CLUSTER_SECRET"} & set(env)
 
 
 def test_the_image_leaves_out_data_and_secrets() -> None:
