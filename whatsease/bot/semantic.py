@@ -19,10 +19,14 @@ one more, "none of them", learnt from a list of everyday off-topic requests
   ANSWER_MIN_PROBABILITY. Clearer word matches are never encoded.
 
 Costs, measured on the development machine: about 120 MiB of memory per process for
-the encoder, 2-4 ms of CPU per message it looks at, and at start about 0.3 s for
-the default catalogue and 3 s for 200 intents, to encode the examples and train. It
-is on by default (WHATSEASE_BOT_SEMANTIC=auto: whenever the encoder package can be
-imported); WHATSEASE_BOT_SEMANTIC=false (bot-eval --words-only) turns it off.
+the encoder, 2-4 ms of CPU per message it looks at, and about 0.3 s for the default
+catalogue and 3 s for 200 intents, to encode the examples and train. The server
+does that on first need (`train_on_first_need`): the first message the words cannot
+place starts it on a thread of its own, and until it is done (a few seconds, most
+of it loading the encoder's tables) the words answer alone, so an idle server never
+holds the encoder and the first answers are not held up by it. It is on by default
+(WHATSEASE_BOT_SEMANTIC=auto: whenever the encoder package can be imported);
+WHATSEASE_BOT_SEMANTIC=false (bot-eval --words-only) turns it off.
 
 WHATSEASE_BOT_SEMANTIC_MODEL (bot-eval --semantic-model) replaces the encoder with a
 sentence-transformers model exported to ONNX (`OnnxEncoder`): all-MiniLM-L6-v2 reads
