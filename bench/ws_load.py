@@ -92,11 +92,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also print delivery latency second by second (finds stalls)")
     parser.add_argument("--profile-server", default="", metavar="FILE",
                         help="run the whatsease server under cProfile, writing FILE")
+    parser.add_argument("--find-ceiling", action="store_true",
+                        help="step the message rate up at --users sockets until delivery p99 "
+                             "passes --ceiling-p99-ms or anything is lost; print each "
+                             "target's ceiling and their ratio")
+    parser.add_argument("--ceiling-start", type=float, default=100,
+                        help="first step's messages per second (all sockets together)")
+    parser.add_argument("--ceiling-factor", type=float, default=1.25,
+                        help="each step's rate is the previous one's times this")
+    parser.add_argument("--ceiling-max", type=float, default=6000,
+                        help="stop stepping at this rate (the load client's own limit)")
+    parser.add_argument("--ceiling-p99-ms", type=float, default=100.0)
+    parser.add_argument("--step-secs", type=float, default=10.0,
+                        help="seconds of sending per step")
+    parser.add_argument("--ceiling-retries", type=int, default=1, choices=range(4),
+                        help="a step that fails is run again this many times before the "
+                             "search stops (one stall on a shared machine is not a ceiling)")
     args = parser.parse_args(argv)
     if not 2 <= args.users <= MAX_USERS or args.users % 2:
         parser.error(f"--users must be even, between 2 and {MAX_USERS}")
     if not 0 < args.duration <= MAX_DURATION_SECS:
         parser.error(f"--duration must be in (0, {MAX_DURATION_SECS}]")
+    if args.find_ceiling and not (0 < args.ceiling_start <= args.ceiling_max
+                                  and args.ceiling_factor > 1
+                                  and 0 < args.step_secs <= MAX_DURATION_SECS
+                                  and args.users / args.ceiling_max >= 0.01):
+        parser.error("--find-ceiling needs 0 < --ceiling-start <= --ceiling-max, "
+                     "--ceiling-factor > 1, a --step-secs within bounds, and at most "
+                     "one message per socket every 10 ms")
     if args.interval_ms < 10:
         parser.error("--interval-ms must be at least 10")
     if args.url and not args.url.startswith(("ws://127.", "ws://localhost")):
@@ -353,9 +376,9 @@ class LoadSocket:
 
     async def _read(self) -> None:
         assert self.conn is not None
-        stats = self.stats
         while True:
             raw = await self.conn.read_message()
+            stats = self.stats  # --find-ceiling gives each step its own
             if raw is None:
                 if self.sending:
                     stats.closed_early += 1
@@ -410,13 +433,15 @@ class LoadSocket:
                 code = frame.get("code", "?")
                 stats.errors[code] = stats.errors.get(code, 0) + 1
 
-    async def send_loop(self, interval: float, until: float, content: str) -> None:
+    async def send_loop(self, interval: float, until: float, content: str,
+                        tag: str = "") -> None:
+        """Send every ``interval`` s until ``until``; ``tag`` keeps client ids unique."""
         assert self.conn is not None
         await asyncio.sleep(random.uniform(0, interval))
         seq = itertools.count()
         next_at = time.perf_counter()
         while next_at < until:
-            client_id = f"{self.index}-{next(seq)}"
+            client_id = f"{tag}{self.index}-{next(seq)}"
             self.stats.send_times[client_id] = time.perf_counter()
             self.stats.sent += 1
             try:
@@ -502,6 +527,130 @@ def db_pids(target: Target) -> list[int]:
     return [target.db_pid, *descendants(target.db_pid)]
 
 
+async def connect_all(target: Target, sockets: list[LoadSocket], ramp_rate: float) -> float:
+    """Open every socket, ``ramp_rate`` new ones a second; returns the ramp's seconds."""
+    semaphore = asyncio.Semaphore(RAMP_CONCURRENCY)
+    ramp_start = time.perf_counter()
+
+    async def ramp_one(sock: LoadSocket) -> None:
+        await asyncio.sleep(sock.index / ramp_rate)
+        async with semaphore:
+            await sock.connect(target.url)
+
+    await asyncio.gather(*(ramp_one(s) for s in sockets))
+    return time.perf_counter() - ramp_start
+
+
+async def drain(stats: Stats) -> None:
+    """Wait up to DRAIN_SECS for the acks, deliveries and Delivered statuses still due."""
+    deadline = time.perf_counter() + DRAIN_SECS
+    while time.perf_counter() < deadline and (stats.acked < stats.sent  # noqa: ASYNC110
+                                              or stats.delivered < stats.sent
+                                              or stats.statuses < stats.sent):
+        await asyncio.sleep(0.05)  # polling counters the readers update
+
+
+async def find_ceiling(target: Target, args: argparse.Namespace) -> dict[str, Any]:
+    """Step the total message rate up until a step's delivery p99 passes the limit or
+    anything of it is lost (or an error frame comes back, or a socket closes).
+
+    One ramp, then steps of ``--step-secs`` each with its own counters; every
+    message of a step must be delivered (and its Delivered status back) within
+    the drain. The ceiling is the last rate that passed; a failed step is tried
+    again ``--ceiling-retries`` times before the search stops.
+    """
+    n = args.users
+    stats = Stats()
+    sockets = [LoadSocket(i, target.emails[i], target.tokens[i], target.emails[i ^ 1], stats)
+               for i in range(n)]
+    await connect_all(target, sockets, args.ramp_rate)
+    gc.collect()
+    gc.freeze()
+    await asyncio.sleep(SETTLE_SECS)
+    live = [s for s in sockets if s.conn is not None]
+    content = "x" * args.content_chars
+    steps: list[dict[str, Any]] = []
+    ceiling: float | None = None
+    rate = args.ceiling_start
+    failures = 0  # of the current rate
+    for number in itertools.count():
+        if rate > args.ceiling_max or len(live) < n:
+            break
+        step = Stats()
+        for sock in sockets:
+            sock.stats = step
+            sock.sending = True
+        probe = LagProbe(target.server_pid, db_pids(target))
+        probe.start()
+        cpu0 = cpu_of(target.server_pid)
+        db0 = sum(cpu_of(p) for p in db_pids(target))
+        t0 = time.perf_counter()
+        until = t0 + args.step_secs
+        await asyncio.gather(*(s.send_loop(n / rate, until, content, tag=f"c{number}.")
+                               for s in live))
+        await drain(step)
+        cpu = cpu_of(target.server_pid) - cpu0
+        db_cpu = sum(cpu_of(p) for p in db_pids(target)) - db0
+        probe.stop()
+        for sock in sockets:
+            sock.sending = False
+        lost = step.sent - step.delivered
+        p99 = percentile(step.delivery_ms, 99) if step.delivery_ms else float("inf")
+        passed = (lost == 0 and step.statuses == step.sent and not step.errors
+                  and not step.closed_early and p99 <= args.ceiling_p99_ms)
+        delivered = max(step.delivered, 1)
+        steps.append({
+            "rate": rate, "sent": step.sent, "lost": lost, "duplicated": step.duplicated,
+            "p50": percentile(step.delivery_ms, 50) if step.delivery_ms else float("inf"),
+            "p99": p99, "achieved": step.delivered / args.step_secs,
+            "cpu_per_1k": cpu / delivered * 1000,
+            "db_cpu_per_1k": db_cpu / delivered * 1000 if target.db_pid else None,
+            "client_lag_ms": probe.worst * 1000, "passed": passed,
+            "errors": dict(step.errors), "closed_early": step.closed_early})
+        print(f"  {target.name} step {number + 1}: {rate:.0f} msg/s, p99 {p99:.1f} ms, "
+              f"lost {lost}, {'pass' if passed else 'STOP'}", file=sys.stderr, flush=True)
+        if not passed:
+            failures += 1
+            if failures > args.ceiling_retries:
+                break
+            continue  # the same rate once more
+        failures = 0
+        ceiling = rate
+        rate = round(rate * args.ceiling_factor)
+    for sock in sockets:
+        sock.close()
+    gc.unfreeze()
+    return {"target": target.name, "ceiling": ceiling, "steps": steps,
+            "capped": bool(steps) and steps[-1]["passed"], "sockets": stats.connected}
+
+
+def ceiling_report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    lines = [f"ws_load --find-ceiling --users {args.users} --step-secs {args.step_secs:g} "
+             f"(p99 limit {args.ceiling_p99_ms:g} ms, {os.cpu_count()} cores)"]
+    for r in results:
+        lines += [f"\n{r['target']}: {r['sockets']} sockets",
+                  "| msg/s asked | delivered/s | sent | lost | p50 ms | p99 ms "
+                  "| server CPU s / 1,000 | database CPU s / 1,000 | client lag ms | step |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for s in r["steps"]:
+            db = "-" if s["db_cpu_per_1k"] is None else f"{s['db_cpu_per_1k']:.3f}"
+            lines.append(f"| {s['rate']:.0f} | {s['achieved']:.0f} | {s['sent']} | {s['lost']} "
+                         f"| {s['p50']:.1f} | {s['p99']:.1f} | {s['cpu_per_1k']:.3f} | {db} "
+                         f"| {s['client_lag_ms']:.0f} | {'pass' if s['passed'] else 'over'} |")
+    lines.append("")
+    by_name = {r["target"]: r for r in results}
+    for name, r in by_name.items():
+        value = "none (the first step failed)" if r["ceiling"] is None else (
+            f"{r['ceiling']:.0f} msg/s" + (" (not reached: --ceiling-max)" if r["capped"] else ""))
+        lines.append(f"ceiling {name}: {value}")
+    ours, relay = by_name.get("whatsease"), by_name.get("relay")
+    if ours and relay and ours["ceiling"] and relay["ceiling"]:
+        lines.append(f"ceiling ratio relay / whatsease: {relay['ceiling'] / ours['ceiling']:.1f}x"
+                     + (" (at least: the relay was not pushed to its limit)"
+                        if relay["capped"] else ""))
+    return "\n".join(lines)
+
+
 async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     stats = Stats()
     n = args.users
@@ -511,16 +660,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     rss_before = rss_of(target)
     cpu_before_ramp = cpu_of(target.server_pid)
-    semaphore = asyncio.Semaphore(RAMP_CONCURRENCY)
-    ramp_start = time.perf_counter()
-
-    async def ramp_one(sock: LoadSocket) -> None:
-        await asyncio.sleep(sock.index / args.ramp_rate)
-        async with semaphore:
-            await sock.connect(target.url)
-
-    await asyncio.gather(*(ramp_one(s) for s in sockets))
-    ramp_secs = time.perf_counter() - ramp_start
+    ramp_secs = await connect_all(target, sockets, args.ramp_rate)
     cpu_ramp = cpu_of(target.server_pid) - cpu_before_ramp
     gc.collect()
     gc.freeze()
@@ -539,11 +679,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     for sock in live:
         sock.sending = True
     await asyncio.gather(*(s.send_loop(interval, until, content) for s in live))
-    deadline = time.perf_counter() + DRAIN_SECS
-    while time.perf_counter() < deadline and (stats.acked < stats.sent  # noqa: ASYNC110
-                                              or stats.delivered < stats.sent
-                                              or stats.statuses < stats.sent):
-        await asyncio.sleep(0.05)  # polling counters the readers update
+    await drain(stats)
     window = time.perf_counter() - t0
     cpu = cpu_of(target.server_pid) - cpu0
     db_cpu = sum(cpu_of(p) for p in db_pids(target)) - db0
@@ -740,7 +876,8 @@ async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                       else start_relay(args.users))
         try:
             print(f"loading {name}: {args.users} sockets ...", file=sys.stderr, flush=True)
-            results.append(await run_load(target, args))
+            results.append(await (find_ceiling(target, args) if args.find_ceiling
+                                  else run_load(target, args)))
         finally:
             if target.stop is not None:
                 target.stop()
@@ -754,6 +891,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"open-files limit {limit} is too low for {args.users} sockets", file=sys.stderr)
         return 2
     results = uvloop.run(run_all(args))
+    if args.find_ceiling:
+        print(ceiling_report(results, args))
+        return 0
     print(report(results, args))
     if args.timeline:
         for r in results:

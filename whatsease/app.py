@@ -231,6 +231,7 @@ async def serve(config: Config, mongodb_uri: str,
 
     ``health`` says why the process is unhealthy (``/healthz`` answers 503), or None.
     """
+    _reader_on_first_need()
     server = WhatsEaseServer(config, mongodb_uri)
     await server.start()
     assert server.services is not None
@@ -251,6 +252,18 @@ async def serve(config: Config, mongodb_uri: str,
     await stop.wait()
     logger.info("shutting down")
     await server.stop()
+
+
+def _reader_on_first_need() -> None:
+    """Let the assistant's sentence reader load when first asked, not at start-up.
+
+    It is most of an idle server's memory (~140 MiB of ~250); the first answers
+    come from the words while it loads (whatsease/bot/semantic.py)."""
+    try:
+        from whatsease.bot.semantic import train_on_first_need
+    except ImportError:  # not installed: the assistant reads with words alone anyway
+        return
+    train_on_first_need()
 
 
 def _display_host(host: str) -> str:

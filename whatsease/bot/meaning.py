@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 # Built by scripts/build_wordnet.py from WordNet 3.0 and wordfreq (format there);
@@ -18,12 +19,13 @@ class MeaningDataError(ValueError):
     """The WordNet data file is missing or malformed (a packaging mistake)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Word:
     """What WordNet and wordfreq say about one English word (a lemma).
 
     The synset lists are kept as text and read on first use: an engine needs them
     for its catalogue's words and a few message words, not for 30,000 lemmas.
+    Slots, not a ``__dict__`` each: 30,000 of them live for the whole process.
     """
 
     zipf: float  # English frequency: log10 of uses per billion words (7 = "the", 3 = rare)
@@ -32,6 +34,13 @@ class Word:
     raw_senses: str  # "n|v|a|r" lists of base-36 synset numbers, first sense first
     raw_hypernyms: str
     raw_derived: str
+    # The lists above once read (None until then).
+    _senses: tuple[tuple[int, ...], ...] | None = field(
+        default=None, init=False, repr=False, compare=False)
+    _hypernyms: tuple[int, ...] | None = field(default=None, init=False, repr=False,
+                                               compare=False)
+    _derived: tuple[int, ...] | None = field(default=None, init=False, repr=False,
+                                             compare=False)
 
     @property
     def verb_or_adjective(self) -> bool:
@@ -39,20 +48,30 @@ class Word:
         _, verbs, adjectives, _ = self.raw_senses.split("|")
         return bool(verbs or adjectives)
 
-    @cached_property
+    @property
     def senses(self) -> tuple[tuple[int, ...], ...]:
         """Synsets per part of speech (n, v, a, r), first sense first."""
-        return tuple(_ids(part) for part in self.raw_senses.split("|"))
+        if self._senses is None:
+            object.__setattr__(self, "_senses",
+                               tuple(_ids(part) for part in self.raw_senses.split("|")))
+        assert self._senses is not None
+        return self._senses
 
-    @cached_property
+    @property
     def hypernyms(self) -> tuple[int, ...]:
         """The hypernyms of its first senses."""
-        return _ids(self.raw_hypernyms)
+        if self._hypernyms is None:
+            object.__setattr__(self, "_hypernyms", _ids(self.raw_hypernyms))
+        assert self._hypernyms is not None
+        return self._hypernyms
 
-    @cached_property
+    @property
     def derived(self) -> tuple[int, ...]:
         """Synsets its derivational links reach ("pay" -> "payment")."""
-        return _ids(self.raw_derived)
+        if self._derived is None:
+            object.__setattr__(self, "_derived", _ids(self.raw_derived))
+        assert self._derived is not None
+        return self._derived
 
     def core(self, senses_per_pos: int) -> frozenset[int]:
         """Its first `senses_per_pos` senses of each part of speech, with derived forms."""
@@ -95,20 +114,25 @@ def load_wordnet(path: Path = WORDNET_PATH) -> WordNetData:
     forms: dict[str, tuple[str, ...]] = {}
     zipf: dict[str, float] = {}
     noun: dict[str, float] = {}
+    # The frequencies and noun shares take a few dozen values, and the classes a
+    # few dozen names: one object each, not one per word (~4 MiB of a process).
+    numbers: dict[tuple[int, int], float] = {}
     for number, line in enumerate(lines, start=1):
         if not line or line.startswith("#"):
             continue
         fields = line.split("\t")
         try:
             word = fields[0]
-            zipf[word] = int(fields[1]) / 10.0
-            noun[word] = int(fields[2]) / 9.0
+            tenths, ninths = int(fields[1]), int(fields[2])
+            zipf[word] = numbers.setdefault((tenths, 10), tenths / 10.0)
+            noun[word] = numbers.setdefault((ninths, 9), ninths / 9.0)
             if len(fields) == 4 and fields[3].startswith("="):
                 forms[word] = tuple(fields[3][1:].split(","))
             elif len(fields) == 7:
                 if fields[4].count("|") != len(POS_ORDER) - 1:
                     raise ValueError("expected senses for 4 parts of speech")
-                lemmas[word] = Word(zipf[word], noun[word], *fields[3:])
+                lemmas[word] = Word(zipf[word], noun[word], sys.intern(fields[3]),
+                                    *fields[4:])
             elif len(fields) != 3:
                 raise ValueError(f"{len(fields)} fields")
         except (IndexError, ValueError) as e:

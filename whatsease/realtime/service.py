@@ -230,14 +230,22 @@ class Realtime:
 
 
 class ClientSession:
-    """One authenticated socket's protocol state: answers frames through ``conn.send_frame``."""
+    """One authenticated socket's protocol state: answers frames through ``conn.send_frame``.
+
+    One per live socket, so slots rather than a ``__dict__``, and the list of
+    rate-limit refusals only once there is one (an empty bounded deque is
+    ~760 bytes): about 1 KiB less per socket.
+    """
+
+    __slots__ = ("_refusals", "_room", "_tasks", "_typing_seq", "_typing_wanted", "conn",
+                 "other_frames", "realtime", "session_open", "user")
 
     def __init__(self, realtime: Realtime, conn: Connection) -> None:
         self.realtime = realtime
         self.conn = conn
         self.user = conn.user
         self.other_frames = TokenBucket(OTHER_FRAMES_PER_SEC, OTHER_FRAMES_BURST)
-        self._refusals: deque[float] = deque(maxlen=RATE_LIMIT_STRIKES)
+        self._refusals: deque[float] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._room: asyncio.Event | None = None
         self._typing_seq = 0
@@ -333,6 +341,8 @@ class ClientSession:
             return True
         RATE_LIMITED.inc()
         now = time.monotonic()
+        if self._refusals is None:
+            self._refusals = deque(maxlen=RATE_LIMIT_STRIKES)
         self._refusals.append(now)
         if (len(self._refusals) == RATE_LIMIT_STRIKES
                 and now - self._refusals[0] <= RATE_LIMIT_WINDOW_SECS):

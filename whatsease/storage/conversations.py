@@ -15,6 +15,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from whatsease.storage.models import Conversation, Message
+from whatsease.storage.onecommit import OneCommit
 
 
 def _summary(message: Message) -> dict[str, Any]:
@@ -27,6 +28,8 @@ def _summary(message: Message) -> dict[str, Any]:
 class ConversationRepo:
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self.collection = collection
+        # The message path's summary and counter writes: one commit per batch.
+        self._batched = OneCommit(collection)
 
     async def record_messages(self, messages: Iterable[Message]) -> None:
         """Bump the summary and the recipient's unread count for new messages, in one write."""
@@ -40,8 +43,7 @@ class ConversationRepo:
                  "$inc": {f"unread.{members.index(m.recipient)}": 1,
                           f"unread.{members.index(m.sender)}": 0}},
                 upsert=True))
-        if ops:
-            await self.collection.bulk_write(ops, ordered=True)
+        await self._batched.bulk_write(ops, ordered=True)
 
     async def refresh_last(self, message: Message) -> None:
         """Rewrite the summary if ``message`` is the conversation's last one."""
@@ -64,8 +66,7 @@ class ConversationRepo:
         for (conv, reader), count in unread_drop.items():
             index = sorted(conv.split(" ")).index(reader)
             ops.append(UpdateOne({"_id": conv}, {"$inc": {f"unread.{index}": -count}}))
-        if ops:
-            await self.collection.bulk_write(ops, ordered=False)
+        await self._batched.bulk_write(ops, ordered=False)
 
     async def get(self, conversation: str) -> Conversation | None:
         doc = await self.collection.find_one({"_id": conversation})

@@ -1,0 +1,32 @@
+"""bench/ws_load.py --find-ceiling against the bare relay: steps, stops and reports."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_find_ceiling_steps_the_rate_up_to_the_cap_and_reports_the_ceiling() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/ws_load.py", "--find-ceiling", "--target", "relay",
+         "--users", "10", "--step-secs", "1", "--ceiling-start", "10",
+         "--ceiling-factor", "1.5", "--ceiling-max", "25", "--ceiling-p99-ms", "5000"],
+        cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if re.match(r"\| \d", line)]
+    # 10, 15, 22 msg/s (the next, 33, is over the cap): all passed, none lost.
+    assert [row.split("|")[1].strip() for row in rows] == ["10", "15", "22"], done.stdout
+    assert all(row.split("|")[4].strip() == "0" for row in rows)
+    assert "ceiling relay: 22 msg/s (not reached: --ceiling-max)" in done.stdout, done.stdout
+
+
+def test_find_ceiling_refuses_a_rate_that_would_flood_each_socket() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/ws_load.py", "--find-ceiling", "--users", "10",
+         "--ceiling-max", "5000"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "at most one message per socket every 10 ms" in done.stderr
