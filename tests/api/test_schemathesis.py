@@ -139,6 +139,9 @@ CATALOGUE = (Rule("catalogue: "),)
 OUTBOUND = (Rule("has a host name that is not valid"), Rule("must not point at"),
             Rule("", lambda value, message: " resolves to " in message),
             Rule("must be an https:// URL"))
+# The assistant's language must be one its running catalogue speaks, and the
+# catalogue is the operator's to choose, so the schema cannot list them.
+BOT_LANGUAGE = (Rule("must be one of "),)
 SETTINGS: dict[str, Where] = {
     "chatbot.catalogue": ("body", "settings.chatbot.catalogue", CATALOGUE),
     "chatbot.url": ("body", "settings.chatbot.url", OUTBOUND)}
@@ -165,6 +168,7 @@ INEXPRESSIBLE: dict[tuple[str, str], dict[str, Where]] = {
     ("POST", "/api/v1/support/conversations/{conversation_id}/transfer"): {
         "agent": ("body", "agent", EMAIL)},
     ("POST", "/widget/v1/{key}/sessions"): {"email": ("body", "email", EMAIL)},
+    ("PUT", "/api/v1/bot/language"): {"language": ("body", "language", BOT_LANGUAGE)},
 }
 
 

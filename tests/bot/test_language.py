@@ -237,6 +237,9 @@ def test_detection_is_restricted_to_the_catalogue_languages() -> None:
         ("speak French", "?"),
         ("how do I change my name", None),
         ("I speak Spanish at home, how do I send a message", None),
+        ("how do I write a message in English", None),
+        ("cómo escribo un mensaje en inglés", None),
+        ("please reply in spanish", "es"),
     ],
 )
 def test_language_commands(text: str, language: str | None) -> None:

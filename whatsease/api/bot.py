@@ -93,7 +93,10 @@ OPENAPI: dict[str, dict[str, Any]] = {
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"type": "object", "required": ["language"],
                                "additionalProperties": False,
-                               "properties": {"language": {"type": ["string", "null"]}}}}}},
+                               "properties": {"language": {
+                                   "type": ["string", "null"],
+                                   "description": "One of the languages GET lists (the "
+                                                  "catalogue's, so 422 names them), or null"}}}}}},
                 "responses": {"200": {"description": "Chosen", "content": {
                     "application/json": {"schema": _LANGUAGE}}},
                     "404": problem("NotFound"), "422": problem("Unprocessable")}}},

@@ -70,16 +70,19 @@ UNAVAILABLE: dict[str, str] = {
 
 # "speak spanish", "can you talk in english please", "reply in hindi", "habla inglés",
 # "háblame en español", "hindi mein baat karo", "हिंदी में बात करो", "தமிழில் பேசு".
-# The language name is captured as one word; the frames are those of a request, so a
-# question about a language ("do you speak tamil?") asks for it too.
+# The language name is captured as one word. The whole message must be the request,
+# so "how do I write a message in english" asks no such thing.
 _COMMANDS = [
     re.compile(p) for p in (
-        r"\b(?:speak|talk|reply|answer|write|respond|switch|change)\b(?:\s+\w+){0,3}?"
-        r"\s+(?:in\s+|to\s+)?(?P<name>\w+)\s*(?:please|pls|now|instead)?\s*$",
+        r"^(?:(?:can|could|would|will)\s+(?:you|u)\s+|please\s+|pls\s+|lets\s+|let\s+us\s+"
+        r"|i\s+want\s+(?:you\s+)?to\s+|i(?:\s+would|['’]d)\s+like\s+(?:you\s+)?to\s+)?"
+        r"(?:speak|talk|reply|answer|write|respond|switch|change)\b(?:\s+\w+){0,3}?"
+        r"\s+(?:in\s+|to\s+|into\s+)?(?P<name>\w+)\s*(?:please|pls|now|instead)?$",
         r"^(?:in\s+)?(?P<name>\w+)\s+(?:please|pls)$",
-        r"\b(?:habla(?:me|r)?|hablemos|hablame|responde(?:me)?|contesta(?:me)?|escribe(?:me)?"
+        r"^(?:(?:puedes|podrias|podria)\s+|por\s+favor\s+)?"
+        r"(?:habla(?:me|r)?|hablemos|responde(?:me)?|contesta(?:me)?|escribe(?:me)?"
         r"|cambia(?:r)?(?:\s+(?:a|al))?)\b(?:\s+\w+){0,2}?\s+(?:en\s+)?(?P<name>\w+)"
-        r"\s*(?:por\s+favor)?\s*$",
+        r"\s*(?:por\s+favor)?$",
         r"^(?:en\s+)?(?P<name>\w+)\s+por\s+favor$",
         r"^(?P<name>\S+)\s+(?:में|मे|mein|me|main)\s+(?:बात|baat|बोल|bol|जवाब|jawab|लिख|likh)",
         r"^(?P<name>\S+)\s+(?:பேசு|பேசுங்கள்|பேசவும்|பதில்)",
