@@ -167,3 +167,43 @@ def test_status_mapping() -> None:
     assert [provider.map_status(s) for s in ("sent", "delivered", "read", "failed", "deleted")] \
         == ["Sent", "Delivered", "Read", "Failed", None]
     assert base.PROVIDER_GROUP == "whatsease.chat_providers"
+
+
+def test_channels_turn_on_only_with_all_their_settings(caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+    from typing import cast
+
+    from whatsease.channels.service import configured_channels
+    from whatsease.config import Config
+    from whatsease.services import Services
+
+    def built(**settings: str) -> list[str]:
+        services = cast(Services, SimpleNamespace(config=Config().replace(**settings)))
+        return [c.slug for c in configured_channels(services)]
+
+    assert built() == []
+    whatsapp = {"whatsapp_app_secret": "APPSECRET123", "whatsapp_verify_token": "v",
+                "whatsapp_token": "t", "whatsapp_phone_number_id": "1"}
+    assert built(**whatsapp) == ["whatsapp"]
+    partial = {k: v for k, v in whatsapp.items() if k != "whatsapp_token"}
+    with caplog.at_level("WARNING"):
+        assert built(**partial) == []
+    assert "WHATSEASE_WHATSAPP_TOKEN" in caplog.text and "APPSECRET123" not in caplog.text
+    assert built(telegram_token="123:" + "a" * 30, telegram_secret_token="ok_token") == [
+        "telegram"]
+    with pytest.raises(ConfigError) as caught:
+        built(telegram_token="123:" + "a" * 30, telegram_secret_token="not allowed!")
+    assert caught.value.field == "secret_token" and "not allowed" not in str(caught.value)
+
+
+def test_the_24_hour_window() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from whatsease.channels.whatsapp import SERVICE_WINDOW
+    from whatsease.storage.channels import within
+
+    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    assert within(now - timedelta(hours=23, minutes=59), SERVICE_WINDOW, now)
+    assert not within(now - timedelta(hours=24), SERVICE_WINDOW, now)
+    assert not within(None, SERVICE_WINDOW, now)
+    assert within(None, None, now)

@@ -151,3 +151,21 @@ def test_activity_log_shows_the_external_contact(org_server: ServerThread,
     res = team["admin"].client.get("/api/v1/activity?limit=50")
     assert res.status == 200, res.body
     assert any(f"wa:+{number}" in str(entry) for entry in res.json["entries"]), res.json
+
+
+def test_after_a_conversation_is_closed_the_next_message_opens_a_new_one(
+        org_server: ServerThread, platforms: Platforms, team: dict[str, User]) -> None:
+    number = payloads.new_number()
+    contact = f"wa:+{number}"
+    post_whatsapp(org_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    settle(org_server)
+    first = _conversation(org_server, contact)
+    closed = team["admin"].client.post(f"/api/v1/support/conversations/{first['id']}/close")
+    assert closed.status == 200, closed.body
+    post_whatsapp(org_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "me again"))))
+    settle(org_server)
+    second = _conversation(org_server, contact)
+    assert second["id"] != first["id"] and second["status"] == "active"
+    assert second["customer"]["email"] == contact and second["message_count"] >= 1

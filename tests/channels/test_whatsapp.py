@@ -276,3 +276,33 @@ def test_a_user_cannot_message_a_whatsapp_contact_through_the_messenger(
     user.client.post("/api/v1/messages", {"recipient": f"wa:+{number}", "content": "buy now"})
     settle(channel_server)
     assert all("buy now" not in str(r.body) for r in _replies(platforms, number))
+
+
+def test_a_full_queue_answers_503_so_that_meta_delivers_again(channel_server: ServerThread,
+                                                              platforms: Platforms) -> None:
+    number = payloads.new_number()
+    payload = payloads.envelope(payloads.inbound(
+        number, *(payloads.text(number, f"message {i}") for i in range(3))))
+    service = channels(channel_server)
+    limit, service.max_pending = service.max_pending, 2
+    try:
+        res = post_whatsapp(channel_server, payload)
+    finally:
+        service.max_pending = limit
+    assert res.status == 503 and res.header("retry-after") == "5"
+    settle(channel_server)
+    assert history(channel_server, f"wa:+{number}") == []
+    # Meta's retry of the same delivery is taken in whole.
+    assert post_whatsapp(channel_server, payload).json == {"accepted": 3}
+    platforms.graph.wait_for(_to(number), count=3)
+    settle(channel_server)
+    assert len([m for m in history(channel_server, f"wa:+{number}")
+                if m.sender == f"wa:+{number}"]) == 3
+
+
+def test_body_larger_than_a_webhook_may_be_is_413(channel_server: ServerThread) -> None:
+    body = b'{"object": "whatsapp_business_account", "pad": "' + b"x" * (600 * 1024) + b'"}'
+    res = Client(channel_server.port).request(
+        "POST", "/channels/whatsapp/webhook", body=body,
+        headers={"X-Hub-Signature-256": payloads.sign(APP_SECRET, body)})
+    assert res.status == 413

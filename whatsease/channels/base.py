@@ -91,7 +91,8 @@ MAX_BUTTONS = 3
 MAX_BUTTON_TITLE_CHARS = 20
 MAX_LIST_ROWS = 10
 MAX_LIST_ROW_TITLE_CHARS = 24
-MAX_WEBHOOK_BYTES = 1024 * 1024
+# Below the server's own cut-off (1 MiB), so that a larger webhook gets a 413 answer.
+MAX_WEBHOOK_BYTES = 512 * 1024
 MAX_EVENTS_PER_WEBHOOK = 1000
 
 MessageKind: TypeAlias = Literal["text", "button_reply", "list_reply", "reaction", "location",
