@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
@@ -156,3 +157,13 @@ def test_a_replaced_config_keeps_keys_only_when_asked(server: ServerThread,
     assert put_chatbots(root, [entry(peer, "kept")]).status == 200
     shown = root.client.get("/api/v1/chatbots").json["chatbots"][0]
     assert shown["secrets_set"] == ["chat_provider_config.provider_config.secret"]
+
+
+def test_concurrent_puts_of_one_user_id_make_one_instance(server: ServerThread,
+                                                          peer: FakeLoopbackPeer) -> None:
+    root = platform_admin(server)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: put_chatbots(root, [entry(peer, "racy")]), range(4)))
+    assert [a.status for a in answers] == [200] * 4
+    assert len({a.json[0]["instance_id"] for a in answers}) == 1
+    assert len(root.client.get("/api/v1/chatbots").json["chatbots"]) == 1

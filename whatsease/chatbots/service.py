@@ -9,9 +9,10 @@ provider, an LLM provider and its queue bounds; keys and tokens are sealed
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ from whatsease.services import Services
 from whatsease.storage.chatbots import CHATBOT_INDEXES, COUNT_NAMES, StoredInstance
 from whatsease.storage.models import User
 from whatsease.support.orgs import is_org_admin
-from whatsease.timeutil import isoformat
+from whatsease.timeutil import isoformat, utcnow
 
 MAX_INSTANCES_PER_OWNER = 100
 # Senders and conversations a status lists (the busiest / most recent).
@@ -38,6 +39,10 @@ QR_SCALE = 6
 class ChatbotService(ChatbotRuntime):
     """Every chatbot instance of the process; one per process (``services.chatbots``)."""
 
+    def __init__(self, services: Services, *, clock: Callable[[], datetime] = utcnow) -> None:
+        super().__init__(services, clock=clock)
+        self._changing = asyncio.Lock()
+
     # ---------------------------------------------------------------- configs
 
     async def put(self, user: User, body: Any) -> list[dict[str, str]]:
@@ -47,6 +52,12 @@ class ChatbotService(ChatbotRuntime):
         An entry whose ``user_id`` the owner already has replaces that instance
         (same ``instance_id``, so webhook URLs stay valid; queues and totals kept).
         """
+        # One change at a time: two requests creating the same user_id at once
+        # would otherwise both pick a new instance id.
+        async with self._changing:
+            return await self._put(user, body)
+
+    async def _put(self, user: User, body: Any) -> list[dict[str, str]]:
         owner = user.email
         existing = {s.user_id: s for s in await self.repo.owned(
             owner, limit=MAX_INSTANCES_PER_OWNER + 1)}
@@ -188,6 +199,10 @@ class ChatbotService(ChatbotRuntime):
 
     async def delete(self, owner: str, instance_id: str) -> None:
         """Stop and forget the owner's instance, its queues and its totals."""
+        async with self._changing:
+            await self._delete(owner, instance_id)
+
+    async def _delete(self, owner: str, instance_id: str) -> None:
         instance = self.owned(owner, instance_id)
         self.instances.pop(instance_id, None)
         await self._close(instance)
