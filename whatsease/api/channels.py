@@ -20,8 +20,9 @@ from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import OBJECT, problem, shape
 from whatsease.channels import metrics
 from whatsease.channels.base import MAX_WEBHOOK_BYTES, ParseError, WebhookRequest
-from whatsease.channels.service import ChannelService
+from whatsease.channels.service import Channel, ChannelService
 from whatsease.channels.whatsapp import WhatsAppCloudProvider
+from whatsease.cluster.routing import org_route
 from whatsease.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, invalid
 from whatsease.services import Services
 
@@ -46,8 +47,15 @@ class WebhookHandler(BaseHandler):
         if size > MAX_WEBHOOK_BYTES:
             raise PayloadTooLarge(f"The body is {size} bytes; the limit is {MAX_WEBHOOK_BYTES}.")
 
+    def _serve_on_owner(self, found: Channel) -> None:
+        # Clustering: an org-bound channel's conversations join the org's live
+        # state (agents, assignment), which lives on the org's owner.
+        if found.bound_to_org:
+            self.replay_to_owner(org_route(found.org_id))
+
     def get(self, channel: str) -> None:
         found = _channels(self.services).channel(channel)
+        self._serve_on_owner(found)
         query = {name: self.get_query_argument(name, "") or ""
                  for name in ("hub.mode", "hub.verify_token", "hub.challenge")}
         challenge = found.provider.handshake(query)
@@ -60,6 +68,7 @@ class WebhookHandler(BaseHandler):
     def post(self, channel: str) -> None:
         service = _channels(self.services)
         found = service.channel(channel)
+        self._serve_on_owner(found)
         request = WebhookRequest(
             "POST", {k.lower(): v for k, v in self.request.headers.get_all()}, {},
             self.request.body or b"")

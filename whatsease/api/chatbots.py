@@ -16,7 +16,7 @@ from whatsease.channels.base import (
     WebhookRequest,
 )
 from whatsease.channels.metrics import WEBHOOK_REFUSED, count_in
-from whatsease.chatbots.service import ChatbotService, get_chatbots
+from whatsease.chatbots.service import CHATBOTS_ROUTE, ChatbotService, get_chatbots
 from whatsease.errors import (
     BadRequest,
     Forbidden,
@@ -41,6 +41,7 @@ class ChatbotHandler(BaseHandler):
         if size > MAX_CHATBOTS_BODY_BYTES:
             raise PayloadTooLarge(f"The body is {size} bytes; the limit is "
                                   f"{MAX_CHATBOTS_BODY_BYTES}.")
+        self.replay_to_owner(CHATBOTS_ROUTE)
 
     async def operator(self) -> User:
         principal = await self.authenticate()
@@ -95,6 +96,7 @@ class InstanceWebhookHandler(BaseHandler):
         size = len(self.request.body or b"")
         if size > MAX_WEBHOOK_BYTES:
             raise PayloadTooLarge(f"The body is {size} bytes; the limit is {MAX_WEBHOOK_BYTES}.")
+        self.replay_to_owner(CHATBOTS_ROUTE)
 
     def _instance_provider(self, provider: str, instance_id: str) -> Any:
         instance = get_chatbots(self.services).instances.get(instance_id)

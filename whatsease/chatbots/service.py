@@ -22,6 +22,7 @@ from whatsease.chatbots.chat import GROUP_SETTING
 from whatsease.chatbots.configs import InstanceSpec, parse_instances
 from whatsease.chatbots.runtime import ChatbotRuntime, Instance
 from whatsease.chatbots.sealing import SealBroken
+from whatsease.cluster.routing import org_route
 from whatsease.errors import NotFound, Unprocessable
 from whatsease.services import Services
 from whatsease.storage.chatbots import CHATBOT_INDEXES, COUNT_NAMES, StoredInstance
@@ -30,6 +31,11 @@ from whatsease.support.orgs import is_org_admin
 from whatsease.timeutil import isoformat, utcnow
 
 MAX_INSTANCES_PER_OWNER = 100
+# Clustering: every chatbot instance runs on one member, the owner of this key
+# (an instance answers each sender in order from memory). The API and the
+# instances' webhooks are replayed there; a member that gains the key loads the
+# instances and resumes their queues from MongoDB, one that loses it stops.
+CHATBOTS_ROUTE = org_route("chatbots")
 # Senders and conversations a status lists (the busiest / most recent).
 STATUS_SENDERS = 100
 # Pixels per QR module in a status's link QR code (about 200 px for a short link).
@@ -42,6 +48,42 @@ class ChatbotService(ChatbotRuntime):
     def __init__(self, services: Services, *, clock: Callable[[], datetime] = utcnow) -> None:
         super().__init__(services, clock=clock)
         self._changing = asyncio.Lock()
+        self.running = False
+        self._following: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+        await super().stop()
+
+    async def close(self) -> None:
+        """Shut down: let a ring change under way finish, then stop."""
+        if self._following is not None:
+            await asyncio.gather(self._following, return_exceptions=True)
+        await self.stop()
+
+    def follow_ring(self) -> None:
+        """The ring changed: start running the instances if this member now owns
+        `CHATBOTS_ROUTE`, stop if it no longer does (queues stay in MongoDB)."""
+        previous = self._following
+        self._following = asyncio.get_running_loop().create_task(
+            self._follow(previous), name="chatbots-follow-ring")
+
+    async def _follow(self, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        cluster = self.services.cluster
+        if cluster is None:
+            return
+        async with self._changing:
+            mine = cluster.is_mine(CHATBOTS_ROUTE)
+            if mine and not self.running:
+                await self.start()
+            elif not mine and self.running:
+                await self.stop()
 
     # ---------------------------------------------------------------- configs
 
@@ -268,13 +310,17 @@ async def setup(services: Services) -> None:
     await services.store.ensure_indexes(extra=CHATBOT_INDEXES)
     service = ChatbotService(services)
     services.chatbots = service
-    await service.start()
+    cluster = services.cluster
+    if cluster is None or cluster.is_mine(CHATBOTS_ROUTE):
+        await service.start()
+    if cluster is not None:
+        cluster.on_change(lambda ring, why: service.follow_ring())
 
 
 async def shutdown(services: Services) -> None:
     service = services.chatbots
     if service is not None:
-        await service.stop()
+        await service.close()
 
 
 def get_chatbots(services: Services) -> ChatbotService:
