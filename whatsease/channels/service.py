@@ -52,6 +52,7 @@ from whatsease.channels.base import (
     build_provider,
     deliver,
 )
+from whatsease.cluster.routing import org_route, user_route
 from whatsease.errors import AppError, NotFound, TooManyRequests
 from whatsease.net.outbound import OutboundPolicy
 from whatsease.services import Services
@@ -135,6 +136,13 @@ class ChannelConnection:
         self.channel = channel
         self.contact = contact
         self.conversation_id = conversation_id
+        # Clustering: the ring key this connection is homed by, so that frames for it
+        # made on other members are relayed here (cluster/router.py): a support
+        # conversation's org, or the contact itself for a bot binding.
+        if conversation_id is None:
+            self.home_route = user_route(contact)
+        else:
+            self.home_route = org_route(channel.org_id) if channel.bound_to_org else ""
         self._service = service
         self._forwarded: OrderedDict[str, None] = OrderedDict()
 
