@@ -17,7 +17,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "whatsease"
 DOMAIN = {"activity", "analytics", "api", "auth", "bot", "channels", "cluster", "delivery",
           "messaging", "realtime", "services", "support", "app"}
 # Only these may import Tornado: HTTP handlers, socket classes, the application's assembly.
-TORNADO_ALLOWED = ("api/", "realtime/transport.py", "realtime/handler.py", "app.py")
+# cluster/front.py is a web server of its own (the development stand-in for Fly's proxy).
+TORNADO_ALLOWED = ("api/", "realtime/transport.py", "realtime/handler.py", "app.py",
+                   "cluster/front.py")
 
 
 def _module_name(path: Path) -> str:
