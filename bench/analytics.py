@@ -216,6 +216,9 @@ async def measure(services: Any, now: datetime, repeat: int, org: str | None,
                 began = time.perf_counter()
                 await fresh.report(Scope(org), start, end, unit, "UTC")
                 times.append((time.perf_counter() - began) * 1000)
+            # A round can take minutes on the embedded database: say each.
+            print(f"  round {k + 1}: cold {cold[-1]:.0f} ms, warm {warm[-1]:.0f} ms, "
+                  f"refreshed {moved[-1]:.0f} ms", file=sys.stderr, flush=True)
         for name, page in (("whole page, cold", cold), ("whole page, warm", warm),
                            ("whole page, refreshed 30 s later", moved)):
             verdict = ""
