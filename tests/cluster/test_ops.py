@@ -84,4 +84,9 @@ def test_one_process_answers_mode_off(server: ServerThread) -> None:
     body = root.client.get("/api/v1/cluster").json
     assert body["mode"] == "off" and body["self"] is None and body["generation"] == 0
     assert len(body["members"]) == 1
-    assert register(server.port, "plain").client.get("/api/v1/cluster").status == 403
+    plain = register(server.port, "plain")
+    assert plain.client.get("/api/v1/cluster").status == 403
+    # Nothing changes for one process: no routing keys in the answers.
+    pair = plain.client.post("/api/v1/auth/login",
+                             {"email": plain.email, "password": plain.password}).json
+    assert "route" not in pair and "org_route" not in pair

@@ -290,9 +290,11 @@ COMPONENTS: dict[str, Any] = {
             "refresh_token": _STR, "expires_in": {"type": "integer"},
             "token_type": {"const": "Bearer"},
             "route": {"type": "string", "pattern": "^u[0-9a-f]{20}$", "description":
-                      "The messenger socket's routing key: open /ws?route=ROUTE"},
+                      "Clustered only: the messenger socket's routing key, "
+                                     "open /ws?route=ROUTE"},
             "org_route": {"type": "string", "pattern": "^o[0-9a-f]{20}$", "description":
-                          "An agent's console socket routing key: /support/ws?route=..."}}},
+                          "Clustered only: an agent's console socket routing "
+                                         "key, /support/ws?route=..."}}},
         "User": {"type": "object", "required": ["email", "name", "role"], "properties": {
             "email": _STR, "name": _STR, "role": {"enum": ["user", "agent", "admin", "bot"]},
             "last_seen": {"type": ["string", "null"], "format": "date-time"},

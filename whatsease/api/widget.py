@@ -63,6 +63,10 @@ class WidgetHandler(BaseHandler):
     def support(self) -> SupportService:
         return get_support(self.services)
 
+    def route_of(self, org: Org) -> dict[str, str]:
+        """``{"route": ...}`` for the widget's socket URL when clustering is on, else nothing."""
+        return {"route": org_route(org.org_id)} if self.services.cluster is not None else {}
+
     async def open_org(self, key: str) -> Org:
         """The org of ``key``; 404 if unknown, 403 if the calling site is not allowed.
 
@@ -116,7 +120,7 @@ class WidgetHandler(BaseHandler):
 class WidgetConfigHandler(WidgetHandler):
     async def get(self, key: str) -> None:
         org = await self.open_org(key)
-        self.write_json({"config": org.widget_config(), "route": org_route(org.org_id)})
+        self.write_json({"config": org.widget_config(), **self.route_of(org)})
 
 
 class WidgetSessionsHandler(WidgetHandler):
@@ -130,7 +134,7 @@ class WidgetSessionsHandler(WidgetHandler):
             org, name, email, ip=self.client_ip())
         self.created({"session": conversation.to_customer_json(), "token": token,
                       "messages": [m.to_json(for_customer=True) for m in messages],
-                      "config": org.widget_config(), "route": org_route(org.org_id)},
+                      "config": org.widget_config(), **self.route_of(org)},
                      f"/widget/v1/{key}/session")
 
 
@@ -141,7 +145,7 @@ class WidgetSessionHandler(WidgetHandler):
         self.write_json({"session": conversation.to_customer_json(),
                          "messages": [m.to_json(for_customer=True) for m in messages],
                          "more": len(messages) == RESUME_MESSAGES,
-                         "config": org.widget_config(), "route": org_route(org.org_id)})
+                         "config": org.widget_config(), **self.route_of(org)})
 
     async def delete(self, key: str) -> None:
         org = await self.open_org(key)

@@ -58,16 +58,19 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     session_id: str
+    # Clustering only: put the routing keys in the answer (else it is as it always was).
+    routed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         answer = {"user": self.user.to_private(), "access_token": self.access_token,
                   "refresh_token": self.refresh_token, "expires_in": self.expires_in,
-                  "token_type": "Bearer",
-                  # Routing keys for the socket URLs (?route=): which instance a
-                  # cluster homes the messenger socket, and the org console's, on.
-                  "route": user_route(self.user.email)}
-        if self.user.org:
-            answer["org_route"] = org_route(self.user.org)
+                  "token_type": "Bearer"}
+        if self.routed:
+            # Routing keys for the socket URLs (?route=): which instance the cluster
+            # homes the messenger socket, and the org console's, on.
+            answer["route"] = user_route(self.user.email)
+            if self.user.org:
+                answer["org_route"] = org_route(self.user.org)
         return answer
 
 
@@ -233,7 +236,8 @@ class AuthService:
         access = tokens.issue_access_token(self.config.jwt_secret, user.email, session_id,
                                            self.config.access_token_ttl)
         return TokenPair(user=user, access_token=access, refresh_token=refresh,
-                         expires_in=self.config.access_token_ttl, session_id=session_id)
+                         expires_in=self.config.access_token_ttl, session_id=session_id,
+                         routed=self.config.cluster != "off")
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate a refresh token. Presenting an already-rotated one revokes the session."""
