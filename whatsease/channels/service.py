@@ -56,7 +56,7 @@ from whatsease.cluster.routing import org_route, user_route
 from whatsease.errors import AppError, NotFound, TooManyRequests
 from whatsease.net.outbound import OutboundPolicy
 from whatsease.services import Services
-from whatsease.storage.channels import CHANNEL_INDEXES, ChannelStore, within
+from whatsease.storage.channels import ChannelStore, within
 from whatsease.support.core import SessionEnded, customer_key
 from whatsease.timeutil import utcnow
 
@@ -642,8 +642,8 @@ async def setup(services: Services) -> None:
     except ProviderConfigError as exc:
         # Name the environment variable, never its value (they hold secrets).
         raise ConfigError(f"a channel setting is invalid: {exc.field}: {exc.message}") from None
-    await services.store.ensure_indexes(extra=CHANNEL_INDEXES)
     service = ChannelService(services, channels)
+    await service.store.ensure_indexes()
     services.channels = service
     service.start()
     for channel in channels:

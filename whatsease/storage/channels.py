@@ -34,9 +34,15 @@ class ChannelStore:
     """Plain async access to the channel collections (only storage/ imports pymongo)."""
 
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.db = db
         self.events = db[EVENTS]
         self.contacts = db[CONTACTS]
         self.outbox = db[OUTBOX]
+
+    async def ensure_indexes(self) -> None:
+        """Create the channel collections' indexes (idempotent)."""
+        for name, models in CHANNEL_INDEXES.items():
+            await self.db[name].create_indexes(models)
 
     # -- de-duplication
     async def first_time(self, channel: str, platform_id: str, at: datetime) -> bool:
