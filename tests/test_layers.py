@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "whatsease"
 # Packages and modules that hold the product's logic; storage/ must not depend on any of them.
 DOMAIN = {"activity", "analytics", "api", "auth", "bot", "channels", "cluster", "delivery",
           "messaging", "realtime", "services", "support", "app"}
-# Only these may import Tornado: HTTP handlers, socket classes, the application's assembly.
-# cluster/front.py is a web server of its own (the development stand-in for Fly's proxy).
+# Only these may import Tornado: HTTP handlers, socket classes, the application's assembly,
+# and the front (the development stand-in for Fly's proxy, itself a Tornado server).
 TORNADO_ALLOWED = ("api/", "realtime/transport.py", "realtime/handler.py", "app.py",
                    "cluster/front.py")
 
