@@ -169,8 +169,9 @@ WEBSOCKET_HEADERS: list[dict[str, Any]] = [
     {"name": "Sec-WebSocket-Version", "in": "header", "required": True,
      "schema": {"enum": ["13"]}},
     {"name": "route", "in": "query", "required": False,
-     "schema": {"type": "string", "pattern": "^[uo][0-9a-f]{20}$"},
-     "description": "The routing key from the login (route, org_route) or widget answer. "
+     "schema": {"type": "string", "pattern": "^([uo][0-9a-f]{20})?$"},
+     "description": "The routing key from the login (route, org_route) or widget answer; "
+                    "empty is the same as none (the socket is served where it lands). "
                     "In a cluster an instance that does not own it answers 307 with "
                     "fly-replay: instance=OWNER instead of upgrading; the first frame's "
                     "token must match it (close 4011)."},

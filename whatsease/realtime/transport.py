@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import tornado.web
 import tornado.websocket
 
 from whatsease.cluster.routing import (
@@ -147,6 +148,10 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
     # --- Tornado's side ---------------------------------------------------------------------------
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
+        route = self.get_query_argument(ROUTE_PARAM, "") or ""
+        if route and not valid_route(route):
+            # Refused in every mode, so a client's mistake shows before it matters.
+            raise tornado.web.HTTPError(400, reason="route is not a routing key")
         cluster = self.services.cluster
         if cluster is not None and self._replay(cluster.replay_target):
             return
