@@ -76,6 +76,8 @@ from datetime import datetime, timedelta
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Literal, TypeAlias
 
+import orjson
+
 from whatsease.channels import metrics
 from whatsease.net.outbound import OutboundPolicy
 
@@ -273,6 +275,17 @@ class Verdict:
 
 class ParseError(ValueError):
     """The webhook body is not the platform's shape."""
+
+
+def json_object(body: bytes, what: str = "body") -> dict[str, Any]:
+    """``body`` parsed as a JSON object; `ParseError` ("<what> must be an object") otherwise."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ParseError("body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ParseError(f"{what} must be an object")
+    return data
 
 
 # -------------------------------------------------------------- configuration

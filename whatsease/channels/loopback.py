@@ -34,6 +34,7 @@ from whatsease.channels.base import (
     StatusUpdate,
     Verdict,
     WebhookRequest,
+    json_object,
 )
 from whatsease.channels.http import call_json
 
@@ -87,12 +88,7 @@ class LoopbackProvider(ChannelProvider):
                                 request.header(SIGNATURE_HEADER))
 
     def parse(self, body: bytes) -> list[Event]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ParseError("body is not JSON") from None
-        if not isinstance(data, dict):
-            raise ParseError("body must be an object")
+        data = json_object(body)
         events: list[Event] = []
         for item in _items(data, "messages"):
             sender = _str(item, "from", 128)

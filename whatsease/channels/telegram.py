@@ -18,8 +18,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import orjson
-
 from whatsease.channels.base import (
     MAX_TEXT_CHARS,
     ChannelProvider,
@@ -37,6 +35,7 @@ from whatsease.channels.base import (
     Verdict,
     WebhookRequest,
     constant_time_equal,
+    json_object,
 )
 from whatsease.channels.http import call_json
 
@@ -105,12 +104,7 @@ class TelegramProvider(ChannelProvider):
         return Verdict.accept()
 
     def parse(self, body: bytes) -> list[Event]:
-        try:
-            update = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ParseError("body is not JSON") from None
-        if not isinstance(update, dict):
-            raise ParseError("an update must be an object")
+        update = json_object(body, "an update")
         update_id = _id(update.get("update_id"), "update_id")
         message = update.get("message")
         if isinstance(message, Mapping):

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-import orjson
-
 from whatsease.channels.base import (
     MAX_BUTTON_TITLE_CHARS,
     MAX_EVENTS_PER_WEBHOOK,
@@ -38,6 +36,7 @@ from whatsease.channels.base import (
     Verdict,
     WebhookRequest,
     constant_time_equal,
+    json_object,
 )
 from whatsease.channels.http import call_json
 from whatsease.channels.loopback import verify_signature
@@ -131,11 +130,7 @@ class WhatsAppCloudProvider(ChannelProvider):
                                 request.header(SIGNATURE_HEADER))
 
     def parse(self, body: bytes) -> list[Event]:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise ParseError("body is not JSON") from None
-        data = _obj(data, "body")
+        data = json_object(body)
         if data.get("object") != "whatsapp_business_account":
             raise ParseError("object must be whatsapp_business_account")
         events: list[Event] = []
