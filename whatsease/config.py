@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,218 +11,37 @@ from pathlib import Path
 from typing import Any
 
 from whatsease.errors import ConfigError
+from whatsease.settings_values import (
+    MEMBER_ID,
+    parse_absolute_path,
+    parse_auto_bool,
+    parse_binding,
+    parse_bool,
+    parse_cluster_members,
+    parse_cluster_mode,
+    parse_db_name,
+    parse_digits,
+    parse_dir,
+    parse_file,
+    parse_float,
+    parse_host,
+    parse_int,
+    parse_log_level,
+    parse_member_id,
+    parse_model_path,
+    parse_mongodb_uri,
+    parse_origins,
+    parse_phone,
+    parse_smtp_security,
+    parse_str,
+    parse_token,
+    parse_url,
+    redact,
+)
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 (a file name)
 # HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
 MIN_JWT_SECRET_BYTES = 32
-
-
-def _parse_int(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return value
-
-    return parse
-
-
-def _parse_float(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw)
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low} and {high}")
-        return value
-
-    return parse
-
-
-def _parse_str(raw: str) -> str:
-    return raw.strip()
-
-
-def _parse_host(raw: str) -> str:
-    host = raw.strip()
-    # A name or an IPv4/IPv6 address; an empty host would silently bind every interface.
-    if not re.fullmatch(r"[A-Za-z0-9._:-]+", host):
-        raise ValueError("must be a host name or an IP address such as 127.0.0.1 or 0.0.0.0")
-    return host
-
-
-def _parse_mongodb_uri(raw: str) -> str:
-    uri = raw.strip()
-    if uri and not re.match(r"mongodb(\+srv)?://[^/\s]", uri):
-        raise ValueError("must start with mongodb:// or mongodb+srv://")
-    return uri
-
-
-def _parse_db_name(raw: str) -> str:
-    name = raw.strip()
-    # MongoDB refuses / \ . " $ and spaces in database names, and long ones.
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", name):
-        raise ValueError("must be 1-63 letters, digits, _ or -")
-    return name
-
-
-def _parse_dir(raw: str) -> str:
-    path = raw.strip()
-    if not path:
-        raise ValueError("must name a directory")
-    return path
-
-
-def _parse_model_path(raw: str) -> str:
-    """A model folder, or one .onnx file of it (a quantized variant, say)."""
-    path = raw.strip()
-    if path:
-        found = Path(path).expanduser()
-        if not (found.is_dir() or (found.is_file() and found.suffix == ".onnx")):
-            raise ValueError("no such directory or .onnx file")
-    return path
-
-
-def _parse_url(raw: str) -> str:
-    url = raw.strip()
-    if url and not re.match(r"https?://[^/\s]", url):
-        raise ValueError("must start with http:// or https://")
-    return url
-
-
-# A bearer token shorter than this can be guessed over the network.
-MIN_TOKEN_CHARS = 16
-
-
-def _parse_token(raw: str) -> str:
-    token = raw.strip()
-    if token and (len(token) < MIN_TOKEN_CHARS or not re.fullmatch(r"[\x21-\x7e]+", token)):
-        raise ValueError(f"must be at least {MIN_TOKEN_CHARS} visible ASCII characters "
-                         "without spaces")
-    return token
-
-
-SMTP_SECURITY = ("starttls", "tls", "none")
-
-
-def _parse_smtp_security(raw: str) -> str:
-    value = raw.strip().lower()
-    if value not in SMTP_SECURITY:
-        raise ValueError(f"must be one of {', '.join(SMTP_SECURITY)}")
-    return value
-
-
-def _parse_file(raw: str) -> str:
-    path = raw.strip()
-    if path and not Path(path).expanduser().is_file():
-        raise ValueError("no such file")
-    return path
-
-
-def _parse_binding(raw: str) -> str:
-    binding = raw.strip()
-    if not re.fullmatch(r"(bot|org):[A-Za-z0-9._-]{1,64}", binding):
-        raise ValueError("must be bot:<name> (a bot answers) or org:<id> (an organisation's "
-                         "support routing answers)")
-    return binding
-
-
-def _parse_phone(raw: str) -> str:
-    number = raw.strip().replace(" ", "")
-    if number and not re.fullmatch(r"\+?[1-9][0-9]{5,14}", number):
-        raise ValueError("must be a phone number in E.164, such as +4915112345678")
-    return number
-
-
-def _parse_digits(raw: str) -> str:
-    value = raw.strip()
-    if value and not re.fullmatch(r"[0-9]{1,32}", value):
-        raise ValueError("must be digits only (the id Meta shows, not the phone number)")
-    return value
-
-
-def _redact(raw: str) -> str:
-    # A connection string may carry a password: never echo user:password@.
-    return re.sub(r"//[^/@\s]*@", "//***@", raw)
-
-
-def _parse_origins(raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-    for origin in origins:
-        if origin != "*" and not origin.startswith(("http://", "https://")):
-            raise ValueError(f"origin {origin!r} must start with http:// or https://")
-    return origins
-
-
-def _parse_log_level(raw: str) -> str:
-    level = raw.strip().upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
-    return level
-
-
-def _parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _parse_auto_bool(raw: str) -> bool | None:
-    # None: decide at start (on when the optional part is installed).
-    if raw.strip().lower() in ("auto", ""):
-        return None
-    try:
-        return _parse_bool(raw)
-    except ValueError:
-        raise ValueError("must be auto, true or false") from None
-
-
-CLUSTER_MODES = ("off", "fly", "static")
-# Cluster member ids go into URLs and fly-replay headers (whatsease/cluster/ring.py).
-_MEMBER_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-
-
-def _parse_cluster_mode(raw: str) -> str:
-    mode = raw.strip().lower() or "off"
-    if mode not in CLUSTER_MODES:
-        raise ValueError(f"must be one of {', '.join(CLUSTER_MODES)}")
-    return mode
-
-
-def _parse_absolute_path(raw: str) -> str:
-    path = raw.strip()
-    if path and not path.startswith("/"):
-        raise ValueError("must be an absolute path")
-    return path
-
-
-def _parse_member_id(raw: str) -> str:
-    member = raw.strip()
-    if member and not _MEMBER_ID.fullmatch(member):
-        raise ValueError("must be 1-64 letters, digits, _, - or .")
-    return member
-
-
-def _parse_cluster_members(raw: str) -> tuple[tuple[str, str], ...]:
-    # "a=http://10.0.0.1:8080,b=http://10.0.0.2:8080": each instance's id and internal URL.
-    members: dict[str, str] = {}
-    for entry in (e.strip() for e in raw.split(",")):
-        if not entry:
-            continue
-        member, sep, url = (part.strip() for part in entry.partition("="))
-        if not sep or not _MEMBER_ID.fullmatch(member):
-            raise ValueError(f"entry {entry!r} must be id=url, the id plain (letters, digits, _-.)")
-        if not re.fullmatch(r"https?://[^/\s]+/?", url):
-            raise ValueError(f"entry {entry!r}: the url must be http(s)://host:port")
-        if member in members:
-            raise ValueError(f"member {member!r} is listed twice")
-        members[member] = url.rstrip("/")
-    if len(members) > 256:
-        raise ValueError("lists more than 256 members")
-    return tuple(members.items())
-
 
 @dataclass(frozen=True)
 class Setting:
@@ -237,170 +55,170 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("WHATSEASE_HOST", "host", _parse_host, "127.0.0.1",
+    Setting("WHATSEASE_HOST", "host", parse_host, "127.0.0.1",
             "Address to listen on (0.0.0.0 in containers)."),
-    Setting("WHATSEASE_PORT", "port", _parse_int(0, 65535), 8080, "TCP port to listen on."),
-    Setting("WHATSEASE_MONGODB_URI", "mongodb_uri", _parse_mongodb_uri, "",
+    Setting("WHATSEASE_PORT", "port", parse_int(0, 65535), 8080, "TCP port to listen on."),
+    Setting("WHATSEASE_MONGODB_URI", "mongodb_uri", parse_mongodb_uri, "",
             "MongoDB connection string. Empty: start the embedded development database."),
-    Setting("WHATSEASE_DB_NAME", "db_name", _parse_db_name, "whatsease", "Database name."),
-    Setting("WHATSEASE_DB_TIMEOUT", "db_timeout", _parse_float(0.2, 60), 2.0,
+    Setting("WHATSEASE_DB_NAME", "db_name", parse_db_name, "whatsease", "Database name."),
+    Setting("WHATSEASE_DB_TIMEOUT", "db_timeout", parse_float(0.2, 60), 2.0,
             "Seconds a request waits for a database it cannot reach (server selection and "
             "connect) before answering 503 with Retry-After; while the outage lasts, "
             "requests answer 503 at once."),
-    Setting("WHATSEASE_DB_RESTARTS", "db_restarts", _parse_int(0, 100), 5,
+    Setting("WHATSEASE_DB_RESTARTS", "db_restarts", parse_int(0, 100), 5,
             "Times in a row the embedded database is restarted (1, 2, 4... s apart) after "
             "it dies; after that /healthz answers 503 so that the platform restarts the "
             "machine."),
-    Setting("WHATSEASE_DATA_DIR", "data_dir", _parse_dir, "data",
+    Setting("WHATSEASE_DATA_DIR", "data_dir", parse_dir, "data",
             "Directory for the embedded database and the generated JWT secret."),
-    Setting("WHATSEASE_JWT_SECRET", "jwt_secret", _parse_str, "",
+    Setting("WHATSEASE_JWT_SECRET", "jwt_secret", parse_str, "",
             "Secret for signing access tokens (32+ bytes). Empty: generated once and kept "
             "in the data dir."),
-    Setting("WHATSEASE_ACCESS_TOKEN_TTL", "access_token_ttl", _parse_int(30, 86400), 900,
+    Setting("WHATSEASE_ACCESS_TOKEN_TTL", "access_token_ttl", parse_int(30, 86400), 900,
             "Access token lifetime in seconds."),
     Setting("WHATSEASE_REFRESH_TOKEN_TTL", "refresh_token_ttl",
-            _parse_int(300, 400 * 86400), 30 * 86400,
+            parse_int(300, 400 * 86400), 30 * 86400,
             "Refresh token (session) lifetime in seconds."),
-    Setting("WHATSEASE_BCRYPT_ROUNDS", "bcrypt_rounds", _parse_int(4, 16), 12,
+    Setting("WHATSEASE_BCRYPT_ROUNDS", "bcrypt_rounds", parse_int(4, 16), 12,
             "bcrypt cost factor (4 is for tests only)."),
-    Setting("WHATSEASE_ALLOWED_ORIGINS", "allowed_origins", _parse_origins, (),
+    Setting("WHATSEASE_ALLOWED_ORIGINS", "allowed_origins", parse_origins, (),
             "Comma-separated origins allowed to open WebSockets, besides the server's own."),
-    Setting("WHATSEASE_LOG_LEVEL", "log_level", _parse_log_level, "INFO",
+    Setting("WHATSEASE_LOG_LEVEL", "log_level", parse_log_level, "INFO",
             "DEBUG, INFO, WARNING or ERROR."),
-    Setting("WHATSEASE_LOGIN_MAX_FAILURES", "login_max_failures", _parse_int(1, 1000), 5,
+    Setting("WHATSEASE_LOGIN_MAX_FAILURES", "login_max_failures", parse_int(1, 1000), 5,
             "Failed logins per account (x4 per IP) before 429."),
-    Setting("WHATSEASE_LOGIN_WINDOW", "login_window", _parse_int(1, 86400), 300,
+    Setting("WHATSEASE_LOGIN_WINDOW", "login_window", parse_int(1, 86400), 300,
             "Window in seconds for counting failed logins."),
-    Setting("WHATSEASE_WS_SEND_RATE", "ws_send_rate", _parse_float(0.1, 10000), 20.0,
+    Setting("WHATSEASE_WS_SEND_RATE", "ws_send_rate", parse_float(0.1, 10000), 20.0,
             "Messages per second one user may send (sustained)."),
-    Setting("WHATSEASE_WS_SEND_BURST", "ws_send_burst", _parse_int(1, 100000), 40,
+    Setting("WHATSEASE_WS_SEND_BURST", "ws_send_burst", parse_int(1, 100000), 40,
             "Messages one user may send in a burst."),
-    Setting("WHATSEASE_WS_QUEUE_FRAMES", "ws_queue_frames", _parse_int(8, 1000000), 1000,
+    Setting("WHATSEASE_WS_QUEUE_FRAMES", "ws_queue_frames", parse_int(8, 1000000), 1000,
             "Frames a socket may have unsent before it is closed with 4008."),
-    Setting("WHATSEASE_WS_MAX_SOCKETS_PER_USER", "ws_max_sockets_per_user", _parse_int(1, 10000),
+    Setting("WHATSEASE_WS_MAX_SOCKETS_PER_USER", "ws_max_sockets_per_user", parse_int(1, 10000),
             20, "Sockets one user may have open; a new one closes the oldest with 4009."),
-    Setting("WHATSEASE_BOT_CATALOGUE", "bot_catalogue", _parse_file, "",
+    Setting("WHATSEASE_BOT_CATALOGUE", "bot_catalogue", parse_file, "",
             "TOML intent catalogue for bot:whatsease. Empty: the built-in one."),
     Setting("WHATSEASE_BOT_HISTORY_MAX_MESSAGES", "bot_history_max_messages",
-            _parse_int(0, 10000), 50, "Bot turns kept per user."),
+            parse_int(0, 10000), 50, "Bot turns kept per user."),
     Setting("WHATSEASE_BOT_HISTORY_MAX_CHARS", "bot_history_max_chars",
-            _parse_int(0, 10_000_000), 20000, "Characters of bot history kept per user."),
+            parse_int(0, 10_000_000), 20000, "Characters of bot history kept per user."),
     Setting("WHATSEASE_BOT_HISTORY_MAX_AGE", "bot_history_max_age",
-            _parse_int(0, 3650 * 86400), 30 * 86400, "Seconds bot history is kept."),
-    Setting("WHATSEASE_BOT_SEMANTIC", "bot_semantic", _parse_auto_bool, None,
+            parse_int(0, 3650 * 86400), 30 * 86400, "Seconds bot history is kept."),
+    Setting("WHATSEASE_BOT_SEMANTIC", "bot_semantic", parse_auto_bool, None,
             "The bot's sentence reader: a second opinion on messages its words cannot "
             "place or place with little to spare. auto: on unless its encoder package "
             "(installed with WhatsEase) is missing; true: required, the server refuses to "
             "start without it; false: words only, about 140 MiB less memory (docs/bot.md)."),
-    Setting("WHATSEASE_BOT_SEMANTIC_MODEL", "bot_semantic_model", _parse_model_path, "",
+    Setting("WHATSEASE_BOT_SEMANTIC_MODEL", "bot_semantic_model", parse_model_path, "",
             "Folder of a sentence-transformers model exported to ONNX (or one .onnx "
             "file in it) for the sentence reader instead of the built-in encoder; "
             "setting it turns the reader on (needs whatsease[semantic-onnx]; docs/bot.md)."),
-    Setting("WHATSEASE_LLM_URL", "llm_url", _parse_url, "",
+    Setting("WHATSEASE_LLM_URL", "llm_url", parse_url, "",
             "OpenAI-compatible chat-completions URL for the bot's fallback. Empty: none."),
-    Setting("WHATSEASE_LLM_TOKEN", "llm_token", _parse_str, "",
+    Setting("WHATSEASE_LLM_TOKEN", "llm_token", parse_str, "",
             "Bearer token for the language-model endpoint."),
-    Setting("WHATSEASE_LLM_MODEL", "llm_model", _parse_str, "",
+    Setting("WHATSEASE_LLM_MODEL", "llm_model", parse_str, "",
             "Model name sent to the language-model endpoint."),
-    Setting("WHATSEASE_LLM_TIMEOUT", "llm_timeout", _parse_float(0.1, 60), 4.0,
+    Setting("WHATSEASE_LLM_TIMEOUT", "llm_timeout", parse_float(0.1, 60), 4.0,
             "Seconds to wait for the language model before the fallback reply."),
-    Setting("WHATSEASE_DB_JOURNAL", "db_journal", _parse_bool, True,
+    Setting("WHATSEASE_DB_JOURNAL", "db_journal", parse_bool, True,
             "The embedded database acknowledges a write only once it is in its journal on "
             "disk, so a crash of the database loses nothing acknowledged (a few ms per "
             "write). false: faster, but up to a second of acknowledged writes can be lost "
             "if it is killed. A MongoDB URI sets its own write concern."),
-    Setting("WHATSEASE_PUBLIC_URL", "public_url", _parse_url, "",
+    Setting("WHATSEASE_PUBLIC_URL", "public_url", parse_url, "",
             "The address people reach this server at (https://chat.example.com), used in "
             "the links it sends (password resets) and the snippets the org command prints. "
             "Empty: the address it listens on."),
-    Setting("WHATSEASE_DEMO_USERS", "demo_users", _parse_bool, False,
+    Setting("WHATSEASE_DEMO_USERS", "demo_users", parse_bool, False,
             "Create two demo users on first start (scripts/run sets this)."),
-    Setting("WHATSEASE_TRUSTED_PROXY", "trusted_proxy", _parse_bool, False,
+    Setting("WHATSEASE_TRUSTED_PROXY", "trusted_proxy", parse_bool, False,
             "Behind a reverse proxy (Fly.io): take the client's address from the last "
             "X-Forwarded-For entry. Never set it when clients connect directly."),
-    Setting("WHATSEASE_CLUSTER", "cluster", _parse_cluster_mode, "off",
+    Setting("WHATSEASE_CLUSTER", "cluster", parse_cluster_mode, "off",
             "Scale-out membership: off (one instance), fly (members from Fly.io's private "
             "DNS, self is FLY_MACHINE_ID) or static (WHATSEASE_CLUSTER_MEMBERS). Needs "
             "WHATSEASE_CLUSTER_SECRET (docs/architecture.md, \"Cluster\")."),
-    Setting("WHATSEASE_CLUSTER_MEMBERS", "cluster_members", _parse_cluster_members, (),
+    Setting("WHATSEASE_CLUSTER_MEMBERS", "cluster_members", parse_cluster_members, (),
             "static: comma-separated id=url pairs, every instance's id and internal URL."),
-    Setting("WHATSEASE_CLUSTER_SELF", "cluster_self", _parse_member_id, "",
+    Setting("WHATSEASE_CLUSTER_SELF", "cluster_self", parse_member_id, "",
             "static: this instance's id in WHATSEASE_CLUSTER_MEMBERS."),
-    Setting("WHATSEASE_CLUSTER_PORT", "cluster_port", _parse_int(0, 65535), 0,
+    Setting("WHATSEASE_CLUSTER_PORT", "cluster_port", parse_int(0, 65535), 0,
             "The internal link's port, never the public one. static: each member's URL "
             "names it; fly: peers reach each other on it over the private network (0: 7946)."),
-    Setting("WHATSEASE_CLUSTER_SECRET", "cluster_secret", _parse_token, "",
+    Setting("WHATSEASE_CLUSTER_SECRET", "cluster_secret", parse_token, "",
             "The shared secret instances prove to each other (HMAC challenge) on the "
             "internal link; the same on every instance, at least 16 characters."),
-    Setting("WHATSEASE_CLUSTER_MEMBERS_FILE", "cluster_members_file", _parse_absolute_path, "",
+    Setting("WHATSEASE_CLUSTER_MEMBERS_FILE", "cluster_members_file", parse_absolute_path, "",
             "static: a file of id=url lines (or commas) read at every poll instead of "
             "WHATSEASE_CLUSTER_MEMBERS, so members join and leave without a restart."),
     Setting("WHATSEASE_CLUSTER_POLL_INTERVAL", "cluster_poll_interval",
-            _parse_float(0.5, 300), 5.0, "fly: seconds between reads of the member list."),
+            parse_float(0.5, 300), 5.0, "fly: seconds between reads of the member list."),
     Setting("WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT", "cluster_heartbeat_timeout",
-            _parse_float(1, 600), 10.0,
+            parse_float(1, 600), 10.0,
             "Seconds without a heartbeat before a member is taken out of the ring."),
-    Setting("WHATSEASE_METRICS_PORT", "metrics_port", _parse_int(0, 65535), 0,
+    Setting("WHATSEASE_METRICS_PORT", "metrics_port", parse_int(0, 65535), 0,
             "Serve /metrics on this port only (Fly.io's [metrics] section scrapes it) and "
             "answer 404 for it on the public port. 0: on the public port."),
-    Setting("WHATSEASE_METRICS_TOKEN", "metrics_token", _parse_token, "",
+    Setting("WHATSEASE_METRICS_TOKEN", "metrics_token", parse_token, "",
             "Bearer token /metrics asks for (Authorization: Bearer ...). Empty: none; set it "
             "whenever /metrics is reachable from the internet."),
-    Setting("WHATSEASE_RESET_LINK_TTL", "reset_link_ttl", _parse_int(300, 7 * 86400), 3600,
+    Setting("WHATSEASE_RESET_LINK_TTL", "reset_link_ttl", parse_int(300, 7 * 86400), 3600,
             "Seconds a password-reset link stays valid (it works once)."),
-    Setting("WHATSEASE_SMTP_HOST", "smtp_host", _parse_str, "",
+    Setting("WHATSEASE_SMTP_HOST", "smtp_host", parse_str, "",
             "SMTP server for password-reset mails. Empty: no mail; only an operator can "
             "issue reset links (python -m whatsease user reset-link EMAIL)."),
-    Setting("WHATSEASE_SMTP_PORT", "smtp_port", _parse_int(1, 65535), 587,
+    Setting("WHATSEASE_SMTP_PORT", "smtp_port", parse_int(1, 65535), 587,
             "SMTP server port."),
-    Setting("WHATSEASE_SMTP_SECURITY", "smtp_security", _parse_smtp_security, "starttls",
+    Setting("WHATSEASE_SMTP_SECURITY", "smtp_security", parse_smtp_security, "starttls",
             "starttls, tls (implicit TLS, usually port 465) or none (a local relay only)."),
-    Setting("WHATSEASE_SMTP_USER", "smtp_user", _parse_str, "",
+    Setting("WHATSEASE_SMTP_USER", "smtp_user", parse_str, "",
             "SMTP user name. Empty: no login."),
-    Setting("WHATSEASE_SMTP_PASSWORD", "smtp_password", _parse_str, "",
+    Setting("WHATSEASE_SMTP_PASSWORD", "smtp_password", parse_str, "",
             "SMTP password."),
-    Setting("WHATSEASE_SMTP_FROM", "smtp_from", _parse_str, "",
+    Setting("WHATSEASE_SMTP_FROM", "smtp_from", parse_str, "",
             "Sender address of the mails (required with WHATSEASE_SMTP_HOST)."),
-    Setting("WHATSEASE_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private", _parse_bool, False,
+    Setting("WHATSEASE_OUTBOUND_ALLOW_PRIVATE", "outbound_allow_private", parse_bool, False,
             "Let URLs that organisations set (external chatbots, webhooks) use http:// and "
             "loopback or private addresses. For development against local fakes only: "
             "in production it opens the server's network to its tenants (SSRF)."),
-    Setting("WHATSEASE_WHATSAPP_APP_SECRET", "whatsapp_app_secret", _parse_str, "",
+    Setting("WHATSEASE_WHATSAPP_APP_SECRET", "whatsapp_app_secret", parse_str, "",
             "The Meta app's secret: every WhatsApp webhook must be signed with it "
             "(X-Hub-Signature-256). The WhatsApp channel is on when this, the verify token, "
             "the token and the phone number id are set (docs/channels.md)."),
-    Setting("WHATSEASE_WHATSAPP_VERIFY_TOKEN", "whatsapp_verify_token", _parse_str, "",
+    Setting("WHATSEASE_WHATSAPP_VERIFY_TOKEN", "whatsapp_verify_token", parse_str, "",
             "A string of your choice that Meta sends back when it verifies the webhook URL."),
-    Setting("WHATSEASE_WHATSAPP_TOKEN", "whatsapp_token", _parse_str, "",
+    Setting("WHATSEASE_WHATSAPP_TOKEN", "whatsapp_token", parse_str, "",
             "The Graph API access token (a system user's, with whatsapp_business_messaging)."),
-    Setting("WHATSEASE_WHATSAPP_PHONE_NUMBER_ID", "whatsapp_phone_number_id", _parse_digits, "",
+    Setting("WHATSEASE_WHATSAPP_PHONE_NUMBER_ID", "whatsapp_phone_number_id", parse_digits, "",
             "The id Meta gives the business phone number (not the number itself)."),
-    Setting("WHATSEASE_WHATSAPP_NUMBER", "whatsapp_number", _parse_phone, "",
+    Setting("WHATSEASE_WHATSAPP_NUMBER", "whatsapp_number", parse_phone, "",
             "The business number in E.164, for wa.me links and their QR codes."),
-    Setting("WHATSEASE_WHATSAPP_GRAPH_URL", "whatsapp_graph_url", _parse_url,
+    Setting("WHATSEASE_WHATSAPP_GRAPH_URL", "whatsapp_graph_url", parse_url,
             "https://graph.facebook.com/v23.0",
             "The versioned Graph API base URL replies are sent to."),
-    Setting("WHATSEASE_WHATSAPP_BINDING", "whatsapp_binding", _parse_binding, "bot:whatsease",
+    Setting("WHATSEASE_WHATSAPP_BINDING", "whatsapp_binding", parse_binding, "bot:whatsease",
             "Who answers WhatsApp: bot:<name> (a bot) or org:<id> (that organisation's "
             "support routing: bot, agents, handoff)."),
-    Setting("WHATSEASE_TELEGRAM_TOKEN", "telegram_token", _parse_str, "",
+    Setting("WHATSEASE_TELEGRAM_TOKEN", "telegram_token", parse_str, "",
             "The bot token from @BotFather. With the secret token, turns the Telegram "
             "channel on."),
-    Setting("WHATSEASE_TELEGRAM_SECRET_TOKEN", "telegram_secret_token", _parse_str, "",
+    Setting("WHATSEASE_TELEGRAM_SECRET_TOKEN", "telegram_secret_token", parse_str, "",
             "The secret_token given to setWebhook (1-256 of A-Z a-z 0-9 _ -); Telegram sends "
             "it in X-Telegram-Bot-Api-Secret-Token."),
-    Setting("WHATSEASE_TELEGRAM_API_URL", "telegram_api_url", _parse_url,
+    Setting("WHATSEASE_TELEGRAM_API_URL", "telegram_api_url", parse_url,
             "https://api.telegram.org", "The Bot API base URL."),
-    Setting("WHATSEASE_TELEGRAM_BINDING", "telegram_binding", _parse_binding, "bot:whatsease",
+    Setting("WHATSEASE_TELEGRAM_BINDING", "telegram_binding", parse_binding, "bot:whatsease",
             "Who answers Telegram: bot:<name> or org:<id>, as for WhatsApp."),
-    Setting("WHATSEASE_LOOPBACK_PEER_URL", "loopback_peer_url", _parse_url, "",
+    Setting("WHATSEASE_LOOPBACK_PEER_URL", "loopback_peer_url", parse_url, "",
             "A local test peer's URL that gets the loopback channel's replies; with the "
             "loopback secret, turns that channel on (for trying channels out)."),
-    Setting("WHATSEASE_LOOPBACK_SECRET", "loopback_secret", _parse_str, "",
+    Setting("WHATSEASE_LOOPBACK_SECRET", "loopback_secret", parse_str, "",
             "The HMAC key that signs the loopback channel both ways."),
-    Setting("WHATSEASE_LOOPBACK_BINDING", "loopback_binding", _parse_binding, "bot:whatsease",
+    Setting("WHATSEASE_LOOPBACK_BINDING", "loopback_binding", parse_binding, "bot:whatsease",
             "Who answers the loopback channel: bot:<name> or org:<id>."),
-    Setting("WHATSEASE_CHANNEL_MAX_PENDING", "channel_max_pending", _parse_int(10, 1_000_000),
+    Setting("WHATSEASE_CHANNEL_MAX_PENDING", "channel_max_pending", parse_int(10, 1_000_000),
             10000, "Webhook events accepted but not yet processed, over all channels; beyond "
             "it a webhook is answered 503 so that the platform delivers it again later."),
 )
@@ -489,7 +307,7 @@ class Config:
             try:
                 values[setting.field] = setting.parse(raw)
             except ValueError as exc:
-                raise ConfigError(f"{setting.env}={_redact(raw)!r} is invalid: {exc}") from None
+                raise ConfigError(f"{setting.env}={redact(raw)!r} is invalid: {exc}") from None
         config = cls(**values)
         if config.smtp_host and not config.smtp_from:
             raise ConfigError("WHATSEASE_SMTP_FROM is required when WHATSEASE_SMTP_HOST is set "
@@ -561,7 +379,7 @@ def _check_cluster(config: Config, env: Mapping[str, str]) -> None:
                 f"WHATSEASE_CLUSTER=fly needs {' and '.join(missing)}, "
                 "which Fly.io sets on its machines"
             )
-        if not _MEMBER_ID.fullmatch(env["FLY_MACHINE_ID"]):
+        if not MEMBER_ID.fullmatch(env["FLY_MACHINE_ID"]):
             raise ConfigError(f"FLY_MACHINE_ID={env['FLY_MACHINE_ID'][:80]!r} is not a plain id")
 
 
