@@ -84,7 +84,7 @@ class SupportAgents(SupportSessions):
             earlier = await self.store.messages.by_client_id(conversation_id, client_id)
             if earlier is not None:
                 return earlier
-        org = await self.orgs.get(conversation.org)
+        org = await self.orgs.current(conversation.org)
         now = self.clock()
         message = SupportMessage(
             message_id=new_id(), conversation_id=conversation_id, org=org.org_id,

@@ -58,7 +58,7 @@ class SupportBotBridge(SupportRouting):
         conversation = await self.store.conversations.get(conversation_id)
         if conversation is None or not conversation.active or conversation.handler != "bot":
             return  # an agent took over (or the session ended) while this waited
-        org = await self.orgs.get(conversation.org)
+        org = await self.orgs.current(conversation.org)
         bot_name = self.chatbot.bot_name(org)
         key = customer_key(conversation_id)
         self.hub.send(key, frames.widget_typing("bot", bot_name, True))

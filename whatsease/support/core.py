@@ -241,7 +241,7 @@ class SupportCore(abc.ABC):
             recipient=conversation.customer_email, content=content, timestamp=now)
         expires = None
         if keep_alive:
-            org = await self.orgs.get(conversation.org)
+            org = await self.orgs.current(conversation.org)
             expires = now + timedelta(seconds=org.settings.session_timeout)
         updated = await self.store.conversations.record_message(
             conversation.conversation_id, now=now, expires_at=expires,
@@ -253,8 +253,10 @@ class SupportCore(abc.ABC):
         return message
 
     async def _org_name(self, org_id: str) -> str:
-        org = await self.store.orgs.get(org_id)
-        return org.name if org else org_id
+        try:
+            return (await self.orgs.current(org_id)).name
+        except NotFound:
+            return org_id
 
     def _bucket(self, conversation_id: str) -> TokenBucket:
         bucket = self._send_buckets.get(conversation_id)

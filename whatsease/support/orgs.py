@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -36,6 +37,9 @@ from whatsease.timeutil import utcnow
 MAX_ORG_NAME_CHARS = 80
 MAX_ORG_ID_CHARS = 40
 MAX_ORGS_LISTED = 500
+# How long a message path may reuse an organisation it read (`OrgService.current`).
+ORG_CACHE_SECS = 5.0
+MAX_ORGS_CACHED = 1000
 MAX_AGENTS_LISTED = 500
 MAX_ORIGINS = 20
 MAX_ORIGIN_CHARS = 200
@@ -221,12 +225,36 @@ class OrgService:
         self.support = support
         self.clock = clock
         self.outbound_policy = outbound_policy or outbound.OutboundPolicy()
+        self._cached: dict[str, tuple[float, Org]] = {}
 
     async def get(self, org_id: str) -> Org:
         org = await self.support.orgs.get(org_id)
         if org is None:
             raise NotFound("No such organisation.")
+        self._remember(org)
         return org
+
+    async def current(self, org_id: str) -> Org:
+        """`get`, answered from a read at most `ORG_CACHE_SECS` old: for the message paths.
+
+        A widget message needs its organisation's settings (timeout, routing);
+        reading them once per message was a database round trip each. Changes
+        made through this service show at once here; made on another instance
+        of a cluster, within `ORG_CACHE_SECS`. Writes read with `get`.
+        """
+        kept = self._cached.get(org_id)
+        if kept is not None and time.monotonic() - kept[0] < ORG_CACHE_SECS:
+            return kept[1]
+        return await self.get(org_id)
+
+    def _remember(self, org: Org) -> None:
+        self._cached.pop(org.org_id, None)
+        self._cached[org.org_id] = (time.monotonic(), org)
+        while len(self._cached) > MAX_ORGS_CACHED:
+            del self._cached[next(iter(self._cached))]
+
+    def _forget(self, org_id: str) -> None:
+        self._cached.pop(org_id, None)
 
     async def by_key(self, key: str) -> Org:
         org = await self.support.orgs.by_widget_key(key) if len(key) <= 100 else None
@@ -289,7 +317,9 @@ class OrgService:
             await check_tenant_url(settings.chatbot.url, "chatbot.url", self.outbound_policy)
         updated = await self.support.orgs.update(org_id, {"settings": settings.to_doc()})
         if updated is None:
+            self._forget(org_id)
             raise NotFound("No such organisation.")
+        self._remember(updated)
         return updated
 
     async def create_with_admin(self, name: Any, *, org_id: Any = None,
@@ -312,17 +342,25 @@ class OrgService:
         clean = validation.name(name, "name")
         updated = await self.support.orgs.update(org_id, {"name": clean})
         if updated is None:
+            self._forget(org_id)
             raise NotFound("No such organisation.")
+        self._remember(updated)
         return updated
 
     async def rotate_key(self, org_id: str) -> Org:
         updated = await self.support.orgs.update(org_id, {"widget_key": new_widget_key()})
         if updated is None:
+            self._forget(org_id)
             raise NotFound("No such organisation.")
+        self._remember(updated)
         return updated
 
     async def set_last_assigned(self, org_id: str, agent: str) -> None:
-        await self.support.orgs.update(org_id, {"last_assigned": agent})
+        updated = await self.support.orgs.update(org_id, {"last_assigned": agent})
+        if updated is None:
+            self._forget(org_id)
+        else:
+            self._remember(updated)
 
     async def delete(self, org_id: str) -> list[str]:
         """Delete the org, its conversations and messages; its members become plain users.
@@ -336,6 +374,7 @@ class OrgService:
         await self.support.messages.delete_for_org(org_id)
         await self.support.conversations.delete_for_org(org_id)
         await self.support.orgs.delete(org_id)
+        self._forget(org_id)
         return members
 
     async def members(self, org_id: str) -> list[User]:

@@ -134,7 +134,7 @@ class SupportSessions(SupportBotBridge):
         stored = await self._inserts.submit(message)
         if stored is not message:
             return stored
-        org = await self.orgs.get(conversation.org)
+        org = await self.orgs.current(conversation.org)
         try:
             updated = await self._count_message(conversation, message, org, unread=1)
         except SessionEnded:
