@@ -41,6 +41,8 @@ from whatsease.writelane import ACK, RECEIPTS, URGENT, WriteLane
 HISTORY_MAX_LIMIT = 100
 SYNC_PAGE_LIMIT = 200
 CHAT_LIST_LIMIT = 500
+# Below every id: a cursor meaning "from the start".
+FIRST_ID = "0" * 24
 
 BotHook = Callable[[Message], Awaitable[None]]
 
@@ -300,8 +302,12 @@ class Messaging:
             held = held or m.rev >= settled
             if not held:
                 safe = last
-        cursor = Cursor(safe, last if more and held else "")
-        return page, more, cursor.text()
+        cursor = Cursor(safe, last if more and held else "").text()
+        if cursor is None and after is not None:
+            # The end of a tail paged from the start: replace the client's
+            # resume position with one that means "from the start".
+            cursor = FIRST_ID
+        return page, more, cursor
 
     async def edit(self, user: str, message_id: str, content: str) -> Message:
         current = await self.get(user, message_id)
@@ -319,7 +325,8 @@ class Messaging:
             self._revisions.end(token)
         if message is None:
             raise Conflict("The message was deleted meanwhile.", code="deleted")
-        await self._settle([message_id], started)
+        if self._revisions.shared:
+            await self._settle([message_id], started)
         await self.summaries_written()  # its own summary may still be queued
         await self.store.conversations.refresh_last(message)
         self._broadcast_change(message)
@@ -342,7 +349,8 @@ class Messaging:
             self._revisions.end(token)
         if message is None:
             return
-        await self._settle([message_id], started)
+        if self._revisions.shared:
+            await self._settle([message_id], started)
         await self.summaries_written()
         await self.store.conversations.refresh_last(message)
         if message.status != "Read" and not is_bot(message.recipient):
@@ -415,7 +423,8 @@ class Messaging:
                 await self.store.messages.advance_statuses(target, now)
         finally:
             self._revisions.end(token)
-        await self._settle(list(target), started)
+        if self._revisions.shared:
+            await self._settle(list(target), started)
         # Only Read changes the conversation (its unread counter): the chat
         # list reads its last message's ticks from the message itself, so a
         # Delivered receipt costs one write, not two.
