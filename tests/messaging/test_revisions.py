@@ -11,7 +11,8 @@ import pytest
 from whatsease.messaging.revisions import CLOCK_SKEW_SECS, Cursor, Revisions
 from whatsease.messaging.service import FIRST_ID
 from whatsease.services import Services
-from whatsease.storage.models import User, id_at, id_seconds, new_id
+from whatsease.storage.models import Message, User, conversation_id, id_at, id_seconds, new_id
+from whatsease.timeutil import utcnow
 from whatsease.writelane import BACKGROUND
 
 SETTLE_SECS = 3.0  # short enough to wait out; a write in time is never overdue
@@ -110,3 +111,32 @@ async def test_a_write_that_took_longer_than_the_window_gets_a_fresh_rev(
     quick = await messaging.send("e@example.com", "f@example.com", "quick")
     stored = await services.store.messages.get(quick.message_id)
     assert stored is not None and stored.rev == quick.message_id  # in time: left alone
+
+
+async def test_a_sync_after_a_bare_message_id_brings_another_instances_lower_id_stored_later(
+        services: Services) -> None:
+    """A client seeds its first sync with the newest message of its chat list."""
+    messaging = services.messaging
+    messaging.share_database(SETTLE_SECS)
+    await _users(services, "g@example.com", "h@example.com")
+    newest = await messaging.send("g@example.com", "h@example.com", "in the chat list")
+    # Another instance's message of the same second (lower per-process bytes) lands now.
+    late = Message(message_id=f"{newest.message_id[:8]}0000000001000001",
+                   sender="g@example.com", recipient="h@example.com", content="late",
+                   timestamp=utcnow(),
+                   conversation_id=conversation_id("g@example.com", "h@example.com"))
+    assert late.message_id < newest.message_id
+    await services.store.messages.insert_many([late])
+    page, _, cursor = await messaging.changes_since("h@example.com", newest.message_id)
+    assert [m.message_id for m in page] == [late.message_id, newest.message_id]
+    assert cursor is not None and cursor < late.message_id  # both are still recent
+
+
+async def test_one_instance_syncs_after_a_bare_message_id_from_that_id(
+        services: Services) -> None:
+    messaging = services.messaging
+    await _users(services, "i@example.com", "j@example.com")
+    first = await messaging.send("i@example.com", "j@example.com", "one")
+    second = await messaging.send("i@example.com", "j@example.com", "two")
+    page, _, _ = await messaging.changes_since("j@example.com", first.message_id)
+    assert [m.message_id for m in page] == [second.message_id]

@@ -47,7 +47,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from whatsease.storage.models import id_at, new_id
+from whatsease.storage.models import id_at, id_seconds, new_id
 
 # How far behind the wall clock a cursor stays when other processes write
 # the same database. Every write that takes longer gets a fresh rev, so this
@@ -157,6 +157,19 @@ class Revisions:
         if self.settle_secs is not None:
             settled = min(settled, id_at(time.time() - self.settle_secs))
         return settled
+
+    def settled_from(self, message_id: str) -> str:
+        """Where a sync ``after`` a bare message id may start without skipping anything.
+
+        A message id (a client's newest message, from its chat list) is no
+        position in the order of changes. One process stores its messages in
+        the order of their ids, so the id will do; when the database is
+        shared, a message of another instance with a lower id may still land,
+        so the sync starts a settle window earlier.
+        """
+        if self.settle_secs is None:
+            return message_id
+        return min(message_id, id_at(id_seconds(message_id) - self.settle_secs))
 
     def overdue(self, made_at: float) -> bool:
         """Whether a change whose rev was made at ``made_at`` (Unix time, or any

@@ -269,7 +269,8 @@ class Messaging:
         """Messages to or from ``user`` created or changed after ``after``, oldest change first.
 
         Returns the page, whether more follow, and the cursor to ask from next.
-        ``after`` may be a message id (changes after that message was sent)
+        ``after`` may be a message id (changes after that message was sent;
+        in a cluster, from a settle window before it: `Revisions.settled_from`)
         or a previous cursor (``REV.ID``: a position in the order of
         changes, which breaks ties between messages one receipt batch
         changed together; see `Cursor`). Every message read is returned, in
@@ -287,6 +288,8 @@ class Messaging:
         which brings whatever landed behind the resume position meanwhile.
         """
         position = Cursor.parse(after)
+        if position.settled and "." not in position.settled:
+            position = Cursor(self._revisions.settled_from(position.settled), position.resume)
         continuing = resume and bool(position.resume)
         start = position.resume if continuing else position.settled
         rev, _, after_id = start.partition(".")
