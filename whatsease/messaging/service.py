@@ -64,8 +64,9 @@ STATUS_MAX_BATCH = 24
 INSERT_MAX_BATCH = 32
 SUMMARY_MAX_BATCH = 32
 # A change whose write was overdue gets a fresh rev; if even that write is
-# overdue this many times over, the database is stalling: stop and say so.
-RESTAMP_MAX_TRIES = 5
+# overdue this many times over (each try takes over four seconds, so this is
+# over a minute of a stalled database), stop adding writes and say so.
+RESTAMP_MAX_TRIES = 20
 
 
 @dataclass
