@@ -138,7 +138,9 @@ export class Messenger extends EventTarget {
     this.store.upsertMany(messages);
     for (const m of messages) {
       if (m.recipient === me && m.status === 'Sent' && !m.deleted) this.delivered.add(m.message_id);
-      if (m.message_id > (this.store.cursor || '') && !this.syncing) this.store.cursor = m.message_id;
+      // Only synced pages move the cursor: a live message's id may sort above
+      // one that another instance is still storing (or whose frame was lost),
+      // and a cursor past that one would never bring it.
     }
     this.scheduleReceipts();
   }

@@ -2,8 +2,9 @@
 
 Clients behave like the web client behind Fly's proxy: they open the socket on
 any live instance with their routing key and follow ``fly-replay``; after
-every ``ready`` they sync from their cursor; unacknowledged sends are retried
-with the same client id. At the end every acknowledged message must have
+every ``ready`` they sync from their cursor (the one of their last ``synced``
+reply, kept across reconnections, as the web client does); unacknowledged
+sends are retried with the same client id. At the end every acknowledged message must have
 reached its recipient, and no socket may have been sent the same message twice.
 """
 
@@ -43,6 +44,7 @@ class Chatter:
     live_duplicates: int = 0
     connections: int = 0
     moved: int = 0
+    cursor: str | None = None
     errors: list[str] = field(default_factory=list)
 
 
@@ -102,14 +104,14 @@ def _connect_and_sync(cluster: LocalCluster, chatter: Chatter,
             ws.call({"type": "auth", "token": chatter.user.access_token}, "ready")
             chatter.connections += 1
             seen_here: set[str] = set()
-            after = None
-            while True:  # sync everything (small histories: a few pages at most)
-                synced = ws.call({"type": "sync", "after": after}, "synced", timeout=5)
+            while True:  # sync from the cursor until no page says more
+                synced = ws.call({"type": "sync", "after": chatter.cursor}, "synced",
+                                 timeout=5)
                 chatter.received.update(m["message_id"] for m in synced["messages"])
+                chatter.cursor = synced["cursor"] or chatter.cursor
                 _absorb(chatter, ws, seen_here)
                 if not synced["more"]:
                     break
-                after = synced["cursor"]
             return ws, seen_here
         except (ClosedError, AssertionError, OSError, websocket.WebSocketException) as exc:
             chatter.errors.append(repr(exc)[:200])

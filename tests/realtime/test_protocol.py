@@ -29,6 +29,19 @@ def test_every_frame_type_parses() -> None:
     assert parse('{"type":"ping"}').type == "ping"
 
 
+@pytest.mark.parametrize("cursor", [
+    MID, f"{MID}.{MID}", f"~{MID}.{MID}", f"{MID}.{MID}~{MID}.{MID}", f"{MID}~{MID}"])
+def test_sync_takes_every_cursor_the_server_hands_out(cursor: str) -> None:
+    assert parse(orjson.dumps({"type": "sync", "after": cursor.upper()})).after == cursor
+
+
+@pytest.mark.parametrize("cursor", [
+    "~", f"{MID}~", f"{MID}.", f"~{MID}~{MID}", f"{MID}.{MID}.{MID}", f"{MID}~~{MID}", 7])
+def test_sync_refuses_a_malformed_cursor(cursor: object) -> None:
+    with pytest.raises(AppError, match="after"):
+        parse(orjson.dumps({"type": "sync", "after": cursor}))
+
+
 @pytest.mark.parametrize(("raw", "code", "named"), [
     (b"\xff\xfe", "malformed_json", "JSON"),
     ('"just a string"', "malformed_json", "a string"),

@@ -185,6 +185,7 @@ async def setup(services: Services) -> None:
     await router.start(host, port)
     cluster.router = router
     wire(services, router)
+    services.messaging.share_database()  # other instances write the same messages
     services.cluster = cluster
     await cluster.start()
     logger.info("cluster: %s; this is member %s, link on port %d", cluster.reason,

@@ -1,39 +1,118 @@
-"""Revisions in flight: what keeps ``sync`` from handing out a cursor past an unwritten change."""
+"""Revisions in flight: what keeps ``sync`` from handing out a cursor past an unwritten change.
+
+Every change to a message gives it a fresh ``rev`` (an ObjectId) and sync
+pages by ``rev``: a cursor says "every change below this position is yours
+already". That holds only if no change can still land below a cursor once it
+is handed out. Two writers make that hard:
+
+- In one process, writes overlap (inserts, receipts, edits run in separate
+  batches), so a sync could see a later change while an earlier one is still
+  in flight. A write registers a *floor* below every rev it will use before
+  it makes them; the cursor stays below the lowest floor in flight.
+- Several processes writing one database (a cluster). An ObjectId is four
+  bytes of whole seconds, five bytes drawn once per process, and a counter:
+  within one second two processes' revs sort by their random bytes, not by
+  time, and another process's write in flight is invisible here. So a shared
+  database also holds the cursor below a *time bound*: the lowest id of the
+  second `SHARED_SETTLE_SECS` ago. It compares seconds only, so it orders
+  revs of every process alike. A writer keeps its side of the bargain: a
+  change whose write finished more than `SHARED_SETTLE_SECS` minus
+  `CLOCK_SKEW_SECS` after its rev was made is *overdue* and gets a fresh rev
+  (`overdue`; the caller rewrites it), so every change lands at or above the
+  bound of any sync that ran before it landed.
+
+  Why this and not floors exchanged over the internal link: a member that
+  has just joined, or whose link is down, would write below a floor nobody
+  heard of; the time bound needs no message and no membership. Its price is
+  that a cursor lags the newest changes by a few seconds, so the next sync
+  returns those again: clients merge messages by ``message_id`` (the protocol
+  says so), and a page held back this way is continued by position
+  (`Cursor`), so a long tail never makes a client ask for the same page twice.
+  One process (cluster off) keeps the floors alone and pays nothing.
+
+A document whose ``rev`` changes while a query walks the index can be missed
+at both its old and its new position (MongoDB gives no snapshot across a
+find). So a sync's read runs while no message write of this process does
+(`reading` waits for writes in progress and holds new ones back; reads
+share); writes are batched, so the wait is one batch at most. Another
+process's write can move a document under the read: its new rev lands above
+the time bound, so the cursor stays below it and the next sync returns it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from whatsease.storage.models import new_id
+from whatsease.storage.models import id_at, id_seconds, new_id
+
+# How far behind the wall clock a cursor stays when other processes write
+# the same database. Every write that takes longer gets a fresh rev, so this
+# bounds nothing but the lag; large enough that an ordinary write under load
+# (batch wait, write lane, the database's own latency: well under a second)
+# never needs a second one.
+SHARED_SETTLE_SECS = 5.0
+# How far the clocks of two instances may disagree (NTP keeps Fly machines
+# within milliseconds; one host's processes share a clock). Taken off the
+# settle window when a writer decides whether its change is overdue.
+CLOCK_SKEW_SECS = 1.0
+# Separates a cursor's settled position from where its paging continues.
+RESUME_MARK = "~"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A sync position: ``settled`` (every change up to it was returned, and
+    nothing can land below it any more) and, while a held-back tail is being
+    paged, ``resume`` (where the next page starts).
+
+    As text: ``REV.ID`` (a position in the order of changes; a bare message
+    id means "after that message was sent"), optionally followed by
+    ``~REV.ID`` for the resume position. An empty settled part means "from
+    the start".
+    """
+
+    settled: str = ""
+    resume: str = ""
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor:
+        settled, _, resume = (text or "").partition(RESUME_MARK)
+        return cls(settled, resume)
+
+    def text(self) -> str | None:
+        if self.resume:
+            return f"{self.settled}{RESUME_MARK}{self.resume}"
+        return self.settled or None
 
 
 class Revisions:
-    """Keeps `sync` from skipping a change: the floors of revisions in flight, and a gate.
+    """Keeps `sync` from skipping a change: the floors of revisions in flight, a
+    time bound when the database is shared, and a gate between reads and writes."""
 
-    Every change to a message gives it a fresh ``rev`` (an ObjectId, rising in
-    this process) and sync pages by ``rev``. Two hazards:
-
-    - Writes overlap (inserts, receipts, edits run in separate batches), so a
-      sync could see a later change while an earlier one is still in flight
-      and hand out a cursor past it. A write registers a floor below every
-      rev it will use before it makes them; sync's cursor stays below the
-      lowest floor in flight.
-    - A document whose ``rev`` changes while a query walks the index can be
-      missed at both its old and its new position (MongoDB gives no snapshot
-      across a find). So a sync's read runs while no message write does
-      (`reading` waits for writes in progress and holds new ones back; reads
-      share). Writes are batched, so the wait is one batch at most.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, settle_secs: float | None = None) -> None:
         self._floors: dict[int, str] = {}
         self._next = 0
         self._writers = 0
         self._readers = 0
         self._readers_waiting = 0
         self._changed = asyncio.Condition()
+        self.settle_secs = settle_secs
+
+    def share(self, settle_secs: float = SHARED_SETTLE_SECS) -> None:
+        """Other processes write the same database from now on (a cluster):
+        hold cursors below the time bound, and have writers mind `overdue`."""
+        if settle_secs <= CLOCK_SKEW_SECS:
+            raise ValueError(f"settle window {settle_secs} s must exceed the clock skew "
+                             f"allowance of {CLOCK_SKEW_SECS} s")
+        self.settle_secs = settle_secs
+
+    @property
+    def shared(self) -> bool:
+        return self.settle_secs is not None
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[None]:
@@ -74,4 +153,31 @@ class Revisions:
 
     def settled_below(self) -> str:
         """Every change with a lower rev is stored; call before reading."""
-        return min(self._floors.values(), default=None) or new_id()
+        settled = min(self._floors.values(), default=None) or new_id()
+        if self.settle_secs is not None:
+            settled = min(settled, id_at(time.time() - self.settle_secs))
+        return settled
+
+    def settled_from(self, message_id: str) -> str:
+        """Where a sync ``after`` a bare message id may start without skipping anything.
+
+        A message id (a client's newest message, from its chat list) is no
+        position in the order of changes. One process stores its messages in
+        the order of their ids, so the id will do; when the database is
+        shared, a message of another instance with a lower id may still land,
+        so the sync starts a settle window earlier.
+        """
+        if self.settle_secs is None:
+            return message_id
+        return min(message_id, id_at(id_seconds(message_id) - self.settle_secs))
+
+    def overdue(self, made_at: float) -> bool:
+        """Whether a change whose rev was made at ``made_at`` (Unix time, or any
+        earlier time) and whose write has just finished needs a fresh rev.
+
+        Only when the database is shared: a sync elsewhere may already have
+        handed out a cursor above that rev.
+        """
+        if self.settle_secs is None:
+            return False
+        return time.time() - made_at > self.settle_secs - CLOCK_SKEW_SECS

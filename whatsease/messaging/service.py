@@ -9,6 +9,8 @@ insert, and receipts from many sockets share one bulk write.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from whatsease.batching import Batcher
 from whatsease.delivery.events import MessageEvent, StatusEvent
 from whatsease.delivery.hub import Connection, Hub
 from whatsease.errors import Conflict, NotFound, invalid
-from whatsease.messaging.revisions import Revisions
+from whatsease.messaging.revisions import SHARED_SETTLE_SECS, Cursor, Revisions
 from whatsease.metrics import BATCH_SIZE, MESSAGES, SEND_DELIVERED_LATENCY
 from whatsease.storage.models import (
     STATUS_RANK,
@@ -28,6 +30,7 @@ from whatsease.storage.models import (
     Message,
     User,
     conversation_id,
+    id_seconds,
     is_bot,
     new_id,
 )
@@ -38,8 +41,12 @@ from whatsease.writelane import ACK, RECEIPTS, URGENT, WriteLane
 HISTORY_MAX_LIMIT = 100
 SYNC_PAGE_LIMIT = 200
 CHAT_LIST_LIMIT = 500
+# Below every id: a cursor meaning "from the start".
+FIRST_ID = "0" * 24
 
 BotHook = Callable[[Message], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
 
 # Metric children looked up once: ``labels()`` takes a lock on every call.
 MESSAGES_SENT = MESSAGES.labels("Sent")
@@ -56,6 +63,10 @@ STATUS_LINGER_SECS = 0.05
 STATUS_MAX_BATCH = 24
 INSERT_MAX_BATCH = 32
 SUMMARY_MAX_BATCH = 32
+# A change whose write was overdue gets a fresh rev; if even that write is
+# overdue this many times over (each try takes over four seconds, so this is
+# over a minute of a stalled database), stop adding writes and say so.
+RESTAMP_MAX_TRIES = 20
 
 
 @dataclass
@@ -94,6 +105,12 @@ class Messaging:
         self._statuses: Batcher[_StatusRequest, list[Message]] = Batcher(
             self._status_batch, max_batch=STATUS_MAX_BATCH, name="statuses",
             linger=STATUS_LINGER_SECS)
+
+    def share_database(self, settle_secs: float = SHARED_SETTLE_SECS) -> None:
+        """Other instances write the same database (a cluster): sync cursors
+        stay behind the settle window and overdue writes get fresh revs
+        (see revisions.py). Call once, before serving."""
+        self._revisions.share(settle_secs)
 
     def register_bot(self, address: str, hook: BotHook) -> None:
         """Route messages sent to ``address`` (``bot:<name>``) to ``hook`` after they are stored."""
@@ -174,11 +191,39 @@ class Messaging:
         async with self.lane.hold(URGENT), self._revisions.writing():
             stored = await self.store.messages.insert_many(messages)
         # Retries return the earlier message: delivered, and summarised, then.
+        fresh = []
         for message, kept in zip(messages, stored, strict=True):
             if kept is message:
                 self._deliver(message)
                 self._summaries.submit_nowait(message)
+                fresh.append(message.message_id)
+        if fresh and self._revisions.shared:
+            # A new message's rev is its id, made when it was queued.
+            await self._settle(fresh, min(id_seconds(mid) for mid in fresh))
         return stored
+
+    async def _settle(self, message_ids: list[str], made_at: float) -> None:
+        """Give changes whose write was overdue a fresh rev, until one lands in time.
+
+        Only when other processes share the database (see revisions.py): a
+        sync there may have handed out a cursor above the change's rev while
+        it was being written. Delivery does not wait for this; the revs
+        change, nothing else does.
+        """
+        for _ in range(RESTAMP_MAX_TRIES):
+            if not self._revisions.overdue(made_at):
+                return
+            made_at = time.time()
+            token = self._revisions.begin()
+            try:
+                async with self._revisions.writing():
+                    await self.store.messages.restamp(message_ids)
+            finally:
+                self._revisions.end(token)
+        if self._revisions.overdue(made_at):
+            logger.error("message writes keep taking longer than the sync settle window; "
+                         "%d changes may reach other instances' clients only live or by a "
+                         "sync from an older cursor", len(message_ids))
 
     async def summaries_written(self) -> None:
         """Wait until the chat summaries of every message stored so far are written.
@@ -220,31 +265,52 @@ class Messaging:
                                                  limit=min(limit, HISTORY_MAX_LIMIT))
 
     async def changes_since(self, user: str, after: str | None,
-                            limit: int = SYNC_PAGE_LIMIT) -> tuple[list[Message], bool, str | None]:
+                            limit: int = SYNC_PAGE_LIMIT, *,
+                            resume: bool = True) -> tuple[list[Message], bool, str | None]:
         """Messages to or from ``user`` created or changed after ``after``, oldest change first.
 
         Returns the page, whether more follow, and the cursor to ask from next.
-        ``after`` may be a message id (changes after that message was sent)
+        ``after`` may be a message id (changes after that message was sent;
+        in a cluster, from a settle window before it: `Revisions.settled_from`)
         or a previous cursor (``REV.ID``: a position in the order of
         changes, which breaks ties between messages one receipt batch
-        changed together). Every message read
-        is returned, in its current state, but the cursor stops below any
-        change still being written when the read started: that change and
-        what follows it come again in the next sync (and live meanwhile), so
-        a cursor never skips one. Clients merge pages by ``message_id``.
+        changed together; see `Cursor`). Every message read is returned, in
+        its current state, but the cursor's settled part stops below any
+        change that may still land lower (still being written here, or, in
+        a cluster, made by another instance within the settle window): that
+        change and what follows come again in the next sync (and live
+        meanwhile), so a cursor never skips one. Clients merge pages by
+        ``message_id``.
+
+        While more follow a held-back position, the cursor also carries
+        where the next page starts, so paging moves on. A client that
+        reconnects in the middle of that passes ``resume=False`` (its first
+        sync on a socket): the page then starts again from the settled part,
+        which brings whatever landed behind the resume position meanwhile.
         """
-        rev, _, after_id = (after or "").partition(".")
+        position = Cursor.parse(after)
+        if position.settled and "." not in position.settled:
+            position = Cursor(self._revisions.settled_from(position.settled), position.resume)
+        continuing = resume and bool(position.resume)
+        start = position.resume if continuing else position.settled
+        rev, _, after_id = start.partition(".")
         async with self._revisions.reading():
             settled = self._revisions.settled_below()
             page = await self.store.messages.changed_since(
                 user, rev or None, limit=limit + 1, after_id=after_id or None)
         more = len(page) > limit
         page = page[:limit]
-        cursor = after
+        safe, held, last = position.settled, continuing, start
         for m in page:
-            if m.rev >= settled:
-                break
-            cursor = f"{m.rev}.{m.message_id}"
+            last = f"{m.rev}.{m.message_id}"
+            held = held or m.rev >= settled
+            if not held:
+                safe = last
+        cursor = Cursor(safe, last if more and held else "").text()
+        if cursor is None and after is not None:
+            # The end of a tail paged from the start: replace the client's
+            # resume position with one that means "from the start".
+            cursor = FIRST_ID
         return page, more, cursor
 
     async def edit(self, user: str, message_id: str, content: str) -> Message:
@@ -254,6 +320,7 @@ class Messaging:
         if current.deleted:
             raise Conflict("A deleted message cannot be edited.", code="deleted")
         token = self._revisions.begin()
+        started = time.time()
         try:
             async with self._revisions.writing():
                 message = await self.store.messages.edit(message_id, user, content,
@@ -262,6 +329,8 @@ class Messaging:
             self._revisions.end(token)
         if message is None:
             raise Conflict("The message was deleted meanwhile.", code="deleted")
+        if self._revisions.shared:
+            await self._settle([message_id], started)
         await self.summaries_written()  # its own summary may still be queued
         await self.store.conversations.refresh_last(message)
         self._broadcast_change(message)
@@ -276,6 +345,7 @@ class Messaging:
         if current.deleted:
             return
         token = self._revisions.begin()
+        started = time.time()
         try:
             async with self._revisions.writing():
                 message = await self.store.messages.soft_delete(message_id, user, self.clock())
@@ -283,6 +353,8 @@ class Messaging:
             self._revisions.end(token)
         if message is None:
             return
+        if self._revisions.shared:
+            await self._settle([message_id], started)
         await self.summaries_written()
         await self.store.conversations.refresh_last(message)
         if message.status != "Read" and not is_bot(message.recipient):
@@ -349,11 +421,14 @@ class Messaging:
                     origins[mid] = r.origin
         now = self.clock()
         token = self._revisions.begin()
+        started = time.time()
         try:
             async with self._revisions.writing():
                 await self.store.messages.advance_statuses(target, now)
         finally:
             self._revisions.end(token)
+        if self._revisions.shared:
+            await self._settle(list(target), started)
         # Only Read changes the conversation (its unread counter): the chat
         # list reads its last message's ticks from the message itself, so a
         # Delivered receipt costs one write, not two.

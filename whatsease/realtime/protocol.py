@@ -166,16 +166,22 @@ def auth_token(raw: str | bytes) -> str:
 
 
 def _sync_position(value: object) -> str | None:
-    """``after``: null, a message id, or a cursor from ``synced`` (``REV.ID``, two ids)."""
+    """``after``: null, a message id, or a cursor from ``synced`` (``REV.ID``, two ids,
+    optionally followed by ``~REV.ID`` where paging resumes; the part before ``~``
+    may be empty)."""
     if value is None:
         return None
-    if isinstance(value, str) and value.count(".") == 1:
-        rev, _, message_id = value.partition(".")
-        if is_object_id(rev) and is_object_id(message_id):
+    if isinstance(value, str) and len(value) <= 2 * 49 + 1:
+        settled, mark, resume = value.partition("~")
+        if (_position(settled) or (mark and not settled)) and (not mark or _position(resume)):
             return value.lower()
-    if isinstance(value, str) and is_object_id(value):
-        return value.lower()
     raise invalid("after", "must be null, a message id or a cursor from synced")
+
+
+def _position(value: str) -> bool:
+    """A message id, or ``REV.ID``."""
+    rev, dot, message_id = value.partition(".")
+    return is_object_id(rev) and (not dot or is_object_id(message_id))
 
 
 def _json_kind(value: object) -> str:

@@ -237,8 +237,8 @@ class ClientSession:
     ~760 bytes): about 1 KiB less per socket.
     """
 
-    __slots__ = ("_refusals", "_room", "_tasks", "_typing_seq", "_typing_wanted", "conn",
-                 "other_frames", "realtime", "session_open", "user")
+    __slots__ = ("_refusals", "_room", "_synced", "_tasks", "_typing_seq", "_typing_wanted",
+                 "conn", "other_frames", "realtime", "session_open", "user")
 
     def __init__(self, realtime: Realtime, conn: Connection) -> None:
         self.realtime = realtime
@@ -251,6 +251,7 @@ class ClientSession:
         self._typing_seq = 0
         self._typing_wanted: dict[str, int] = {}  # peer -> typing frame awaiting its check
         self.session_open = True
+        self._synced = False  # whether this socket has asked for a sync yet
 
     def ready_frame(self) -> bytes:
         return frames.chat_ready(self.user, isoformat(self.realtime.clock()))
@@ -389,7 +390,11 @@ class ClientSession:
         SEND_ACK_LATENCY.observe(time.perf_counter() - started)
 
     async def _sync(self, frame: Frame) -> None:
-        page, more, cursor = await self.realtime.messaging.changes_since(self.user, frame.after)
+        # A socket's first sync starts over from the settled position: the
+        # client may have left in the middle of paging a held-back tail.
+        page, more, cursor = await self.realtime.messaging.changes_since(
+            self.user, frame.after, resume=self._synced)
+        self._synced = True
         self.conn.send_frame(frames.synced([m.to_json() for m in page], more=more,
                                            cursor=cursor, ref=frame.ref))
 

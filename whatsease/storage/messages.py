@@ -133,6 +133,13 @@ class MessageRepo:
         if ops:
             await self.collection.bulk_write(ops, ordered=False)
 
+    async def restamp(self, message_ids: Sequence[str]) -> None:
+        """Give these messages one fresh ``rev`` (sync returns them again); nothing else changes."""
+        ids = [ObjectId(m) for m in message_ids if is_object_id(m)]
+        if ids:
+            await self.collection.update_many({"_id": {"$in": ids}},
+                                              {"$set": {"rev": ObjectId()}})
+
     async def delete_all_of(self, user: str) -> int:
         result = await self.collection.delete_many({"members": user})
         return result.deleted_count

@@ -21,6 +21,20 @@ def new_id() -> str:
     return str(ObjectId())
 
 
+def id_at(seconds: float) -> str:
+    """The lowest id of the second ``seconds`` (Unix time) is in: below every id made then or later.
+
+    Only the first four bytes of an ObjectId tell time (whole seconds); the
+    rest are per process, so this is the one bound that holds across processes.
+    """
+    return f"{max(0, int(seconds)):08x}{'0' * 16}"
+
+
+def id_seconds(value: str) -> int:
+    """The Unix second an id (or ``rev``) was made in, as told by its first four bytes."""
+    return int(value[:8], 16)
+
+
 def is_object_id(value: str) -> bool:
     return ObjectId.is_valid(value) and len(value) == 24
 

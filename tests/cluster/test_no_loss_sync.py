@@ -1,0 +1,124 @@
+"""Sync alone brings every acknowledged message, whichever instance wrote it.
+
+Senders homed on two instances write to one recipient who keeps syncing from
+her cursor on the third. Her live frames are ignored on purpose: the fast path
+may fail (a peer killed, a ring that moved), and then sync is all there is.
+
+Ids (and so ``rev``) are ObjectIds: four bytes of seconds, then five bytes
+drawn once per process, then a counter. Within one second two instances'
+ids sort by those random bytes, not by time. The instances are therefore
+cast by their random bytes: the recipient syncs on the instance whose ids
+sort highest, and the two senders write from the others, so that a cursor
+taken past one sender's message can sort above a message the other sender
+stores a moment later — the order in which a cursor that trusts ids loses it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from tests.cluster.conftest import connect_home, homed_user
+from tests.realtime.wsclient import WS
+from tests.support import User
+from whatsease.cluster.local import LocalCluster
+
+SENDERS_PER_INSTANCE = 2
+SEND_SECS = 4.0
+# Each sender stays under the per-socket send rate (20 a second).
+SEND_EVERY_SECS = 0.06
+
+
+def _random_bytes(message_id: str) -> str:
+    """The per-process part of an ObjectId (bytes 4-8)."""
+    return message_id[8:18]
+
+
+def _instance_order(cluster: LocalCluster) -> list[str]:
+    """The members, ordered by the per-process bytes of the ids each one makes."""
+    target, _ = homed_user(cluster, cluster.ids[0], "probe")
+    made: dict[str, str] = {}
+    for member in cluster.ids:
+        user, route = homed_user(cluster, member, "probe")
+        ws = connect_home(cluster, user, route)
+        ack = ws.call({"type": "send", "client_id": "probe", "recipient": target.email,
+                       "content": "which process am I"}, "ack")
+        made[member] = _random_bytes(ack["message"]["message_id"])
+        ws.close()
+    return sorted(cluster.ids, key=made.__getitem__)
+
+
+def _client_id_is(client_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda frame: frame.get("client_id") == client_id
+
+
+def _send_loop(ws: WS, recipient: str, prefix: str, acked: list[str],
+               stop: threading.Event, errors: list[str]) -> None:
+    count = 0
+    try:
+        while not stop.is_set():
+            count += 1
+            client_id = f"{prefix}-{count}"
+            ack = ws.call({"type": "send", "client_id": client_id,
+                           "recipient": recipient, "content": f"{prefix} {count}"}, "ack",
+                          where=_client_id_is(client_id))
+            acked.append(ack["message"]["message_id"])
+            ws.backlog.clear()
+            time.sleep(SEND_EVERY_SECS)
+    except Exception as exc:  # reported by the test, not lost in a thread
+        errors.append(f"{prefix}: {exc!r}"[:300])
+
+
+def _sync_all(ws: WS, cursor: str | None, synced: Counter[str]) -> str | None:
+    """Sync from ``cursor`` until no page says more; returns the new cursor."""
+    while True:
+        page = ws.call({"type": "sync", "after": cursor}, "synced", timeout=10)
+        ws.backlog[:] = [f for f in ws.backlog if f.get("type") == "synced"]
+        synced.update(m["message_id"] for m in page["messages"])
+        cursor = page["cursor"] or cursor
+        if not page["more"]:
+            return cursor
+
+
+def test_a_recipient_syncing_on_a_third_instance_misses_nothing(
+        cluster: LocalCluster) -> None:
+    order = _instance_order(cluster)
+    reader_member, writer_members = order[-1], order[:-1]
+    reader, reader_route = homed_user(cluster, reader_member, "reader")
+    senders: list[tuple[User, WS]] = []
+    for member in writer_members:
+        for _ in range(SENDERS_PER_INSTANCE):
+            user, route = homed_user(cluster, member, "writer")
+            senders.append((user, connect_home(cluster, user, route)))
+    inbox = connect_home(cluster, reader, reader_route)
+    synced: Counter[str] = Counter()
+    cursor = _sync_all(inbox, None, synced)
+    stop = threading.Event()
+    acked: list[list[str]] = [[] for _ in senders]
+    errors: list[str] = []
+    threads = [threading.Thread(target=_send_loop, daemon=True,
+                                args=(ws, reader.email, f"w{i}", acked[i], stop, errors))
+               for i, (_, ws) in enumerate(senders)]
+    for thread in threads:
+        thread.start()
+    syncs = 0
+    until = time.monotonic() + SEND_SECS
+    while time.monotonic() < until:
+        cursor = _sync_all(inbox, cursor, synced)
+        syncs += 1
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert not errors, errors
+    cursor = _sync_all(inbox, cursor, synced)  # the last one, after every ack
+    sent = [mid for ids in acked for mid in ids]
+    assert len(sent) > 20 and syncs > 20, (len(sent), syncs)
+    missed = [mid for mid in sent if mid not in synced]
+    assert not missed, f"sync never brought {len(missed)} of {len(sent)} acknowledged messages"
+    inbox.close()
+    for _, ws in senders:
+        ws.close()
