@@ -2,7 +2,7 @@
 
 import { api, auth, login, logout, refresh } from "./api.js";
 import { DashboardView, SettingsView } from "./pages.js";
-import { ConversationsView, channelOf } from "./panels.js";
+import { ConversationsView } from "./panels.js";
 import { ReconnectingSocket, STATE, socketUrl } from "../shared/socket.js";
 
 const VIEWS = { "/agent": "conversations", "/agent/dashboard": "dashboard", "/agent/settings": "settings" };
@@ -277,8 +277,8 @@ async function loadMessages(id) {
 
 async function loadPast(id) {
   const conv = state.conversations.get(id);
-  // Past conversations are looked up by email; WhatsApp and Telegram contacts have none.
-  if (!conv || channelOf(conv.customer.email).key !== "web") return;
+  // Looked up by the customer's address: an email, or a channel contact such as "wa:+4915…".
+  if (!conv || !conv.customer.email) return;
   try {
     const data = await api("GET", `/api/v1/support/conversations?customer=${encodeURIComponent(conv.customer.email)}&limit=20`);
     conversations.renderPast(id, data.conversations);

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -11,7 +14,8 @@ from tests.channels import payloads
 from tests.chatbots.helpers import create, put_chatbots, status, wait_replies, webhook
 from tests.customer_support.http import platform_admin
 from tests.fakes.platforms import FakeGraphAPI, FakeLoopbackPeer
-from tests.support import Client, ServerThread
+from tests.support import Client, ServerThread, User
+from whatsease.timeutil import utcnow
 
 APP_SECRET = "app-secret-" + secrets.token_hex(6)
 TOKEN = "EAAG-" + secrets.token_hex(10)
@@ -70,6 +74,50 @@ def test_a_whatsapp_instance_verifies_answers_and_links(server: ServerThread,
     assert state["chat_provider"]["link"]["url"] == f"https://wa.me/{payloads.DISPLAY_NUMBER}"
     assert state["chat_provider"]["link"]["qr_svg"].startswith("<svg")
     assert state["queues"][0]["sender"] == f"wa:+{number}"
+
+
+def _wa_instance(root: User, graph: FakeGraphAPI, user_id: str,
+                 llm_config: dict[str, Any]) -> str:
+    res = put_chatbots(root, [{
+        "user_id": user_id,
+        "chat_provider_config": {"provider_name": "whatsapp_cloud", "provider_config": {
+            "app_secret": APP_SECRET, "verify_token": VERIFY, "token": TOKEN,
+            "phone_number_id": payloads.PHONE_NUMBER_ID, "graph_url": graph.graph_url}},
+        "queue_config": {"max_messages": 10, "max_characters": 2000, "max_days": 3},
+        "llm_provider_config": {"provider_name": "fake", "provider_config": llm_config}}])
+    assert res.status == 200, res.body
+    return str(res.json[0]["instance_id"])
+
+
+def test_an_answer_after_the_24_hour_window_closed_is_not_sent(server: ServerThread,
+                                                                graph: FakeGraphAPI) -> None:
+    root = platform_admin(server)
+    instance = _wa_instance(root, graph, "wa_slow", {"reply": "late: {text}", "delay_ms": 1500})
+    chatbots = server.services.chatbots
+    assert chatbots is not None
+    number = payloads.new_number()
+    body = payloads.body_of(payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "are you open?"))))
+    res = Client(server.port).request(
+        "POST", f"/channels/whatsapp_cloud/webhook/{instance}", body=body,
+        headers={"Content-Type": "application/json",
+                 "X-Hub-Signature-256": payloads.sign(APP_SECRET, body)})
+    assert res.status == 200, res.body
+    # The message is queued when the webhook is answered; while the model thinks
+    # (1.5 s), a day passes for the server: the answer comes too late for WhatsApp.
+    chatbots.clock = lambda: utcnow() + timedelta(hours=25)
+    try:
+        deadline = time.monotonic() + 15
+        while status(root, instance)["counts"]["outside_window"] == 0:
+            assert time.monotonic() < deadline, status(root, instance)
+            time.sleep(0.05)
+    finally:
+        chatbots.clock = utcnow
+    state = status(root, instance)
+    assert "customer-service window" in state["last_error"]["message"]
+    assert state["counts"]["answered"] == 1
+    assert graph.matching(lambda r: isinstance(r.body, dict) and r.body.get("to") == number
+                          and r.body.get("status") != "read") == []
 
 
 def _sample(text: str, name: str) -> float:

@@ -53,6 +53,7 @@ from whatsease.chatbots.sealing import SealBroken, Sealer
 from whatsease.errors import NotFound
 from whatsease.net.outbound import OutboundPolicy
 from whatsease.services import Services
+from whatsease.storage.channels import within
 from whatsease.storage.chatbots import (
     ChatbotRepo,
     QueueEntry,
@@ -63,6 +64,8 @@ from whatsease.timeutil import isoformat, utcnow
 
 logger = logging.getLogger(__name__)
 
+OUTSIDE_WINDOW = ("outside the customer-service window "
+                  "(no message from the sender for 24 h)")
 POLITE_ERROR = ("Sorry, I can't answer right now. Please try again in a little while.")
 POLITE_DROPPED = ("You sent more messages than I can keep up with, so I skipped some of "
                   "your earlier ones. I'll answer your latest.")
@@ -430,10 +433,28 @@ class ChatbotRuntime:
             logger.warning("chatbot instance %s: the LLM provider failed: %s",
                            instance.instance_id, _bounded_error(failure))
             await self._record_error(instance, f"LLM provider: {failure}")
+        if not self._within_window(instance, queue):
+            await self._outside_window(instance)
+            return
         await self._deliver(instance, entry.target or sender, text)
         if hand_off:
             # After the sender was told, so what support says next follows it.
             await self._hand_off(instance, sender, queue, entry)
+
+    def _within_window(self, instance: Instance, queue: SenderQueue) -> bool:
+        """Whether the platform still lets the instance write to the sender freely."""
+        window = instance.chat.service_window if instance.chat is not None else None
+        return within(queue.last_inbound, window, self.clock())
+
+    async def _outside_window(self, instance: Instance) -> None:
+        """An answer is not sent: the sender's customer-service window closed meanwhile
+        (a slow model, a restart). Meta would refuse it (error 131047); say so instead."""
+        instance.count("outside_window")
+        await self.repo.add_totals(instance.instance_id, counts={"outside_window": 1})
+        metrics.MESSAGES.labels("outside_window").inc()
+        logger.warning("chatbot instance %s: an answer was not sent: %s", instance.instance_id,
+                       OUTSIDE_WINDOW)
+        await self._record_error(instance, f"not sent: {OUTSIDE_WINDOW}")
 
     def _unsure(self, instance: Instance, queue: SenderQueue, completion: Completion) -> bool:
         """Count an answer below the handoff threshold; True when it is time to hand off
