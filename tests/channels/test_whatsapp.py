@@ -156,7 +156,8 @@ def test_every_message_type_of_a_batch(channel_server: ServerThread,
     assert place.extra["location"]["name"] == "Alexanderplatz"
     assert place.extra["location"]["latitude"] == pytest.approx(52.520008)
     assert image.extra["media"] == {"media_id": "1003383421387256", "type": "image",
-                                    "mime_type": "image/jpeg", "filename": ""}
+                                    "mime_type": "image/jpeg", "filename": "",
+                                    "caption": "The broken part"}
     assert image.content == "The broken part"
     assert doc.extra["media"]["filename"] == "invoice-0042.pdf"
     assert odd.extra["channel_kind"] == "unsupported" and "Message type unknown" in odd.content
@@ -198,6 +199,30 @@ def test_statuses_move_the_reply_forward_and_failures_keep_their_code(
     failed = outbox(channel_server, f"wa:+{number}")[-1]
     assert failed["status"] == "Failed" and failed["error_code"] == 131026
     assert failed["error"] == "Message undeliverable"
+
+
+def test_receipts_that_arrive_before_their_reply_is_recorded_are_kept(
+        channel_server: ServerThread, platforms: Platforms) -> None:
+    number = payloads.new_number()
+    wamid = payloads.wamid()
+    platforms.graph.next_ids.append(wamid)
+    # Meta's receipts for the bot's reply come first (they race the Graph API's answer).
+    for state in ("sent", "delivered"):
+        assert post_whatsapp(channel_server, payloads.envelope(
+            payloads.status(wamid, number, state))).status == 200
+    settle(channel_server)
+    assert outbox(channel_server, f"wa:+{number}") == []
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    platforms.graph.wait_for(_to(number))
+    settle(channel_server)
+    (record,) = outbox(channel_server, f"wa:+{number}")
+    assert record["platform_id"] == wamid and record["status"] == "Delivered"
+    answer = history(channel_server, f"wa:+{number}")[-1]
+    assert answer.message_id == record["_id"] and answer.status == "Delivered"
+    # Applied, they are no longer kept.
+    service = channels(channel_server)
+    assert ("whatsapp_cloud", wamid) not in service._early
 
 
 def test_platform_errors_are_counted(channel_server: ServerThread) -> None:
