@@ -436,6 +436,15 @@ class ChatbotRuntime:
         if not self._within_window(instance, queue):
             await self._outside_window(instance)
             return
+        # The answer is stored as answered: from here it must reach the sender even
+        # if the instance is replaced or deleted meanwhile (which cancels this task,
+        # possibly while `deliver` waits to retry), so the sending runs on its own.
+        finishing = self._spawn(self._finish(instance, sender, queue, entry, text, hand_off),
+                                f"chatbot-send:{instance.instance_id}")
+        await asyncio.shield(finishing)
+
+    async def _finish(self, instance: Instance, sender: str, queue: SenderQueue,
+                      entry: QueueEntry, text: str, hand_off: bool) -> None:
         await self._deliver(instance, entry.target or sender, text)
         if hand_off:
             # After the sender was told, so what support says next follows it.
