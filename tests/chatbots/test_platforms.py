@@ -13,7 +13,7 @@ import pytest
 from tests.channels import payloads
 from tests.chatbots.helpers import create, put_chatbots, status, wait_replies, webhook
 from tests.customer_support.http import platform_admin
-from tests.fakes.platforms import FakeGraphAPI, FakeLoopbackPeer
+from tests.fakes.platforms import FakeGraphAPI, FakeLoopbackPeer, FakeTelegramAPI
 from tests.support import Client, ServerThread, User
 from whatsease.timeutil import utcnow
 
@@ -68,6 +68,8 @@ def test_a_whatsapp_instance_verifies_answers_and_links(server: ServerThread,
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
     assert sent.body["messaging_product"] == "whatsapp"
     assert sent.body["text"]["body"] == "Shop bot: do you ship to Lyon?"
+    (read,) = graph.wait_for(lambda r: isinstance(r.body, dict) and r.body.get("status") == "read")
+    assert read.headers["authorization"] == f"Bearer {TOKEN}"
 
     state = status(root, instance)
     assert state["chat_provider"]["health"] == "ok"
@@ -151,3 +153,79 @@ def test_metrics_show_queues_tokens_and_latency(server: ServerThread) -> None:
             > _sample(before, "whatsease_chatbot_llm_tokens_total"))
     assert (_sample(after, "whatsease_chatbot_llm_seconds_count")
             - _sample(before, "whatsease_chatbot_llm_seconds_count")) == 2
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegramAPI]:
+    fake = FakeTelegramAPI().start()
+    yield fake
+    fake.stop()
+
+
+def test_a_telegram_instance_answers_buttons_whitelist_groups_and_redelivery(
+        server: ServerThread, telegram: FakeTelegramAPI) -> None:
+    root = platform_admin(server)
+    bot_token = "7012345678:" + secrets.token_urlsafe(30).replace("=", "")
+    secret = "tg-" + secrets.token_hex(8)
+    chat, stranger = payloads.new_chat_id(), payloads.new_chat_id()
+    res = put_chatbots(root, [{
+        "user_id": "tg_shop", "respond_to_whitelist": [str(chat)],
+        "chat_provider_config": {"provider_name": "telegram", "provider_config": {
+            "token": bot_token, "secret_token": secret, "api_url": telegram.api_url}},
+        "queue_config": {"max_messages": 10, "max_characters": 2000, "max_days": 1},
+        "llm_provider_config": {"provider_name": "fake",
+                                "provider_config": {"reply": "TG bot: {text}"}}}])
+    assert res.status == 200, res.body
+    assert bot_token not in res.body.decode() and secret not in res.body.decode()
+    instance = res.json[0]["instance_id"]
+    path = f"/channels/telegram/webhook/{instance}"
+    client = Client(server.port)
+
+    def post(update: dict[str, Any], token: str | None = secret) -> int:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = token
+        return client.request("POST", path, body=payloads.body_of(update),
+                              headers=headers).status
+
+    def sent_to(who: int) -> list[str]:
+        return [r.body["text"] for r in telegram.calls("sendMessage")
+                if isinstance(r.body, dict) and r.body.get("chat_id") == who]
+
+    assert post(payloads.tg_text(chat, "hi"), token=None) == 401
+    assert post(payloads.tg_text(chat, "hi"), token="not-the-secret") == 401
+    first = payloads.tg_text(chat, "do you deliver?")
+    assert post(first) == 200
+    (call,) = telegram.wait_for(lambda r: r.path.endswith("/sendMessage"))
+    assert call.path == f"/bot{bot_token}/sendMessage"
+    assert call.body == {"chat_id": chat, "text": "TG bot: do you deliver?"}
+
+    # A pressed inline button is acknowledged and answered by its label.
+    assert post(payloads.tg_callback(chat, "sku-42", "Blue boots")) == 200
+    telegram.wait_for(lambda r: r.path.endswith("/sendMessage"), count=2)
+    assert sent_to(chat) == ["TG bot: do you deliver?", "TG bot: Blue boots"]
+    telegram.wait_for(lambda r: r.path.endswith("/answerCallbackQuery"))
+
+    # Telegram delivers the first update again: answered once all the same.
+    assert post(first) == 200
+    # Not on the whitelist, and a group message: no answer (ignored, counted).
+    assert post(payloads.tg_text(stranger, "hello?")) == 200
+    group = payloads.tg_text(chat, "hello group")
+    group["message"]["chat"] = {"id": -100 - stranger, "title": "Shoe fans", "type": "group"}
+    assert post(group) == 200
+    state = _status_when_counts(root, instance, lambda c: c["ignored"] == 2)
+    assert state["counts"]["answered"] == 2 and state["counts"]["received"] == 2
+    assert state["chat_provider"]["health"] == "ok"
+    assert state["queues"][0]["sender"] == f"tg:{chat}"
+    assert sent_to(chat) == ["TG bot: do you deliver?", "TG bot: Blue boots"]
+    assert sent_to(stranger) == [] and sent_to(-100 - stranger) == []
+
+
+def _status_when_counts(root: User, instance: str, ready: Any) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        state = status(root, instance)
+        if ready(state["counts"]):
+            return state
+        assert time.monotonic() < deadline, state
+        time.sleep(0.02)

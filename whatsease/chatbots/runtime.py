@@ -236,7 +236,23 @@ class ChatbotRuntime:
             raise NotFound("No such chatbot instance.")
         outcome = await self._enqueue(instance, message)
         metrics.MESSAGES.labels(outcome).inc()
+        if outcome in ("queued", "handed_off") and instance.chat is not None:
+            # Read receipts on WhatsApp; on Telegram a pressed button stops spinning.
+            self._spawn(self._mark_read(instance, instance.chat, message),
+                        f"chatbot-read:{instance.instance_id}")
         return outcome
+
+    async def _mark_read(self, instance: Instance, chat: ChannelProvider,
+                         message: InboundMessage) -> None:
+        try:
+            result = await chat.mark_read(message)
+        except Exception as exc:  # noqa: BLE001  # a provider's bug must not stop the queue
+            logger.warning("chatbot instance %s could not mark a message read: %s",
+                           instance.instance_id, type(exc).__name__)
+            return
+        if not result.ok:
+            logger.warning("chatbot instance %s could not mark a message read: %s",
+                           instance.instance_id, _bounded_error(result.error))
 
     async def _enqueue(self, instance: Instance, message: InboundMessage) -> str:
         stored = instance.stored
