@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,7 +24,8 @@ from tests.channels.conftest import (
 )
 from tests.fakes.platforms import Recorded
 from tests.support import Client, ServerThread, register
-from whatsease.channels import metrics
+from whatsease.channels import core, metrics, receipts
+from whatsease.channels.base import StatusUpdate
 
 MESSAGES_PATH = f"/{payloads.PHONE_NUMBER_ID}/messages"
 
@@ -331,3 +334,25 @@ def test_body_larger_than_a_webhook_may_be_is_413(channel_server: ServerThread) 
         "POST", "/channels/whatsapp/webhook", body=body,
         headers={"X-Hub-Signature-256": payloads.sign(APP_SECRET, body)})
     assert res.status == 413
+
+
+def test_early_receipts_are_bounded_and_expire(channel_server: ServerThread,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    service = channels(channel_server)
+    channel = service.channel("whatsapp")
+    monkeypatch.setattr(receipts, "MAX_EARLY_RECEIPTS", 3)
+
+    def receipt(platform_id: str) -> StatusUpdate:
+        return StatusUpdate("whatsapp_cloud", platform_id, "wa:+15550002", "delivered",
+                            datetime.now(UTC))
+
+    async def scenario() -> list[str]:
+        service._early.clear()
+        stale = asyncio.get_running_loop().time() - core.EARLY_RECEIPT_SECS - 1
+        service._early[("whatsapp_cloud", "wamid.STALE")] = (stale, [])
+        for n in range(5):
+            await service._status(channel, receipt(f"wamid.EARLY{n}"))
+        return [key[1] for key in service._early]
+
+    kept = run(channel_server, scenario())
+    assert kept == ["wamid.EARLY2", "wamid.EARLY3", "wamid.EARLY4"]   # the stale one expired
