@@ -71,6 +71,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "WHATSEASE_LOOPBACK_PEER_URL": ["localhost:9000"],
     "WHATSEASE_LOOPBACK_BINDING": ["org:"],
     "WHATSEASE_CHANNEL_MAX_PENDING": ["0", "many"],
+    "WHATSEASE_CHANNEL_MEDIA_MAX_BYTES": ["100", "16000000", "big"],
 }
 # Free-form strings: anything is acceptable, so there is no bad value to give.
 FREE_FORM = {"WHATSEASE_LLM_TOKEN", "WHATSEASE_LLM_MODEL", "WHATSEASE_SMTP_HOST",

@@ -221,6 +221,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WHATSEASE_CHANNEL_MAX_PENDING", "channel_max_pending", parse_int(10, 1_000_000),
             10000, "Webhook events accepted but not yet processed, over all channels; beyond "
             "it a webhook is answered 503 so that the platform delivers it again later."),
+    Setting("WHATSEASE_CHANNEL_MEDIA_MAX_BYTES", "channel_media_max_bytes",
+            _parse_int(64 * 1024, 15 * 1024 * 1024), 5 * 1024 * 1024,
+            "The largest attachment (WhatsApp media, Telegram file) downloaded for the agent "
+            "console, in bytes; a larger one shows as unavailable."),
 )
 
 
@@ -294,6 +298,7 @@ class Config:
     loopback_secret: str = ""
     loopback_binding: str = "bot:whatsease"
     channel_max_pending: int = 10000
+    channel_media_max_bytes: int = 5 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:

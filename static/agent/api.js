@@ -65,3 +65,31 @@ export async function logout() {
   }
   auth.set(null);
 }
+
+// A file (a channel attachment) as a Blob. The token goes in a header, never in the URL;
+// a refused request throws ApiError carrying the server's reason ("Media unavailable: ...").
+export async function fetchFile(path) {
+  const call = () => {
+    const current = auth.get();
+    return fetch(path, { credentials: "omit", headers: current ? { Authorization: `Bearer ${current.access_token}` } : {} });
+  };
+  let response;
+  try {
+    response = await call();
+    if (response.status === 401) {
+      await refresh();
+      response = await call();
+    }
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    throw new ApiError(0, { detail: "The server cannot be reached." });
+  }
+  if (response.ok) return response.blob();
+  let problem = {};
+  try {
+    problem = await response.json();
+  } catch {
+    problem = {};
+  }
+  throw new ApiError(response.status, problem);
+}

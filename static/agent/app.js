@@ -1,6 +1,6 @@
 // The agent console's controller: login, the live socket, the state, and the three views.
 
-import { api, auth, login, logout, refresh } from "./api.js";
+import { api, auth, fetchFile, login, logout, refresh } from "./api.js";
 import { DashboardView, SettingsView } from "./pages.js";
 import { ConversationsView, channelOf } from "./panels.js";
 import { ReconnectingSocket, STATE, socketUrl } from "../shared/socket.js";
@@ -16,6 +16,7 @@ const state = {
   admin: false,
   conversations: new Map(), // id -> conversation (agent view)
   messages: new Map(), // id -> messages, oldest first (loaded when its panel opens)
+  channel: new Map(), // id -> { media, deliveries }: a WhatsApp/Telegram conversation's extras, by message id
   agents: [],
   active: null, // the panel shown on narrow screens
 };
@@ -46,6 +47,7 @@ const conversations = new ConversationsView({
   typing: (id) => typed(id),
   action: (id, action, body) => runAction(id, action, body),
   seen: (id) => markSeen(id),
+  media: (messageId) => fetchFile(`/api/v1/channels/media/${encodeURIComponent(messageId)}`),
 });
 const dashboard = new DashboardView();
 const settings = new SettingsView({ save: saveSettings, rotate: rotateKey });
@@ -158,6 +160,7 @@ socket.addEventListener("frame", (event) => {
     case "agents":
       state.agents = frame.agents;
       return render();
+    case "channel": return channelChanged(frame);
     case "error": return refused(frame);
     default: return undefined;
   }
@@ -270,15 +273,39 @@ async function loadMessages(id) {
     conversations.renderMessages(id, data.messages, state);
     conversations.updatePanel(data.conversation, state);
     markSeen(id);
+    loadChannel(id);
   } catch (error) {
     conversations.showError(id, error.message);
   }
 }
 
+// A channel conversation's attachments and failed deliveries, merged by message id.
+function channelChanged(frame) {
+  const id = frame.conversation_id;
+  let extras = state.channel.get(id);
+  if (!extras) {
+    extras = { media: new Map(), deliveries: new Map() };
+    state.channel.set(id, extras);
+  }
+  for (const item of frame.media || []) extras.media.set(item.message_id, item);
+  for (const item of frame.deliveries || []) extras.deliveries.set(item.message_id, item);
+  conversations.updateExtras(id, [...(frame.media || []), ...(frame.deliveries || [])].map((item) => item.message_id), state);
+}
+
+async function loadChannel(id) {
+  const conv = state.conversations.get(id);
+  if (!conv || channelOf(conv.customer.email).key === "web") return;
+  try {
+    channelChanged(await api("GET", `/api/v1/channels/conversations/${id}`));
+  } catch {
+    /* the messages show without their attachments until the next load */
+  }
+}
+
 async function loadPast(id) {
   const conv = state.conversations.get(id);
-  // Past conversations are looked up by email; WhatsApp and Telegram contacts have none.
-  if (!conv || channelOf(conv.customer.email).key !== "web") return;
+  // Looked up by the customer's address: an email, or a channel contact such as "wa:+4915…".
+  if (!conv || !conv.customer.email) return;
   try {
     const data = await api("GET", `/api/v1/support/conversations?customer=${encodeURIComponent(conv.customer.email)}&limit=20`);
     conversations.renderPast(id, data.conversations);

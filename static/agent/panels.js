@@ -4,6 +4,9 @@
 const KEY_ENTER = "Enter";
 const KEY_LEFT = "ArrowLeft";
 const KEY_RIGHT = "ArrowRight";
+const IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+// Attachments kept in memory once fetched (data URLs of images), the most recent first out last.
+const MEDIA_CACHE_SIZE = 40;
 
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -35,6 +38,11 @@ function channelBadge(conv) {
     h("span", { class: "sr-only", text: "via " }), channel.label);
 }
 
+function unavailable(error) {
+  const reason = (error && error.message) || "";
+  return reason.startsWith("Media unavailable") ? reason : `Media unavailable: ${reason || "it cannot be loaded"}`;
+}
+
 function timeOf(iso) {
   const at = new Date(iso);
   return at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -58,6 +66,7 @@ export class ConversationsView {
     this.panels = document.getElementById("panels");
     this.empty = document.getElementById("panels-empty");
     this.byId = new Map(); // conversation id -> { panel, tab }
+    this.mediaCache = new Map(); // message id -> Promise of a data URL
     this.bind();
   }
 
@@ -306,8 +315,88 @@ export class ConversationsView {
       "data-id": message.message_id || null, "data-client-id": message.client_id || null },
       who ? h("span", { class: "who", text: who }) : null,
       h("p", { class: "text", text: message.content }),
+      h("div", { class: "extras" }),
       message.kind !== "system" ? h("time", { datetime: message.timestamp || "", text: pending ? "Sending…" : timeOf(message.timestamp) }) : null);
+    if (message.message_id) this.renderExtras(li, message.message_id, state.channel.get(message.conversation_id));
     return li;
+  }
+
+  // ------------------------------------------------------------------ channel extras
+
+  // Attachments and failed deliveries changed for these messages: redraw what shows under each.
+  updateExtras(id, messageIds, state) {
+    const entry = this.byId.get(id);
+    if (!entry) return;
+    const extras = state.channel.get(id);
+    for (const messageId of new Set(messageIds)) {
+      const li = entry.panel.querySelector(`.items [data-id="${CSS.escape(messageId)}"]`);
+      if (li) this.renderExtras(li, messageId, extras);
+    }
+  }
+
+  renderExtras(li, messageId, extras) {
+    const box = li.querySelector(".extras");
+    if (!box || !extras) return;
+    const nodes = [];
+    const media = extras.media.get(messageId);
+    if (media) nodes.push(this.mediaNode(messageId, media));
+    const delivery = extras.deliveries.get(messageId);
+    if (delivery && delivery.status === "Failed") {
+      const code = delivery.error_code ? ` (code ${delivery.error_code})` : "";
+      nodes.push(h("p", { class: "delivery-failed", text: `Not delivered: ${delivery.error || "the platform gave no reason"}${code}` }));
+    }
+    box.replaceChildren(...nodes);
+  }
+
+  mediaNode(messageId, media) {
+    const what = media.filename || media.type || "file";
+    if (media.error) return h("p", { class: "media-unavailable", text: `Media unavailable: ${media.error}` });
+    if (!IMAGE_TYPES.includes(media.mime_type) && media.type !== "image" && media.type !== "sticker") {
+      return h("p", { class: "media" },
+        h("button", { type: "button", class: "btn", "data-action": "download", "data-message-id": messageId,
+          "data-filename": media.filename || "", text: `Download ${what}` }));
+    }
+    const figure = h("figure", { class: "media" }, h("p", { class: "media-loading", text: "Loading image…" }));
+    this.imageUrl(messageId).then((url) => {
+      figure.replaceChildren(h("img", { src: url, alt: media.caption ? `Image from the customer: ${media.caption}` : "Image from the customer" }));
+    }).catch((error) => {
+      figure.replaceChildren(h("p", { class: "media-unavailable", text: unavailable(error) }));
+    });
+    return figure;
+  }
+
+  // An image's data URL (the console's CSP allows data: images, and no token sits in a URL).
+  imageUrl(messageId) {
+    let found = this.mediaCache.get(messageId);
+    if (!found) {
+      found = this.handlers.media(messageId).then((blob) => new Promise((resolve, reject) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(reader.result);
+        reader.onerror = () => reject(new Error("The image cannot be read."));
+        reader.readAsDataURL(blob);
+      }));
+      found.catch(() => this.mediaCache.delete(messageId));
+      this.mediaCache.set(messageId, found);
+      while (this.mediaCache.size > MEDIA_CACHE_SIZE) this.mediaCache.delete(this.mediaCache.keys().next().value);
+    }
+    return found;
+  }
+
+  async download(button) {
+    const holder = button.parentElement;
+    button.disabled = true;
+    try {
+      const blob = await this.handlers.media(button.dataset.messageId);
+      const url = URL.createObjectURL(blob);
+      const link = h("a", { href: url, download: button.dataset.filename || "attachment" });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      button.disabled = false;
+    } catch (error) {
+      holder.replaceChildren(h("span", { class: "media-unavailable", text: unavailable(error) }));
+    }
   }
 
   setTyping(id, text) {

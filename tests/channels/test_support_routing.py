@@ -169,3 +169,10 @@ def test_after_a_conversation_is_closed_the_next_message_opens_a_new_one(
     second = _conversation(org_server, contact)
     assert second["id"] != first["id"] and second["status"] == "active"
     assert second["customer"]["email"] == contact and second["message_count"] >= 1
+    # The console's history lookup finds both by the contact's address (not an email).
+    found = team["admin"].client.get(
+        f"/api/v1/support/conversations?customer={contact.replace('+', '%2B')}&limit=20")
+    assert found.status == 200, found.body
+    assert {c["id"] for c in found.json["conversations"]} == {first["id"], second["id"]}
+    assert team["admin"].client.get(
+        "/api/v1/support/conversations?customer=wa:%2B1%20x").status == 422

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,7 +24,8 @@ from tests.channels.conftest import (
 )
 from tests.fakes.platforms import Recorded
 from tests.support import Client, ServerThread, register
-from whatsease.channels import metrics
+from whatsease.channels import core, metrics, receipts
+from whatsease.channels.base import StatusUpdate
 
 MESSAGES_PATH = f"/{payloads.PHONE_NUMBER_ID}/messages"
 
@@ -156,7 +159,8 @@ def test_every_message_type_of_a_batch(channel_server: ServerThread,
     assert place.extra["location"]["name"] == "Alexanderplatz"
     assert place.extra["location"]["latitude"] == pytest.approx(52.520008)
     assert image.extra["media"] == {"media_id": "1003383421387256", "type": "image",
-                                    "mime_type": "image/jpeg", "filename": ""}
+                                    "mime_type": "image/jpeg", "filename": "",
+                                    "caption": "The broken part"}
     assert image.content == "The broken part"
     assert doc.extra["media"]["filename"] == "invoice-0042.pdf"
     assert odd.extra["channel_kind"] == "unsupported" and "Message type unknown" in odd.content
@@ -198,6 +202,30 @@ def test_statuses_move_the_reply_forward_and_failures_keep_their_code(
     failed = outbox(channel_server, f"wa:+{number}")[-1]
     assert failed["status"] == "Failed" and failed["error_code"] == 131026
     assert failed["error"] == "Message undeliverable"
+
+
+def test_receipts_that_arrive_before_their_reply_is_recorded_are_kept(
+        channel_server: ServerThread, platforms: Platforms) -> None:
+    number = payloads.new_number()
+    wamid = payloads.wamid()
+    platforms.graph.next_ids.append(wamid)
+    # Meta's receipts for the bot's reply come first (they race the Graph API's answer).
+    for state in ("sent", "delivered"):
+        assert post_whatsapp(channel_server, payloads.envelope(
+            payloads.status(wamid, number, state))).status == 200
+    settle(channel_server)
+    assert outbox(channel_server, f"wa:+{number}") == []
+    post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    platforms.graph.wait_for(_to(number))
+    settle(channel_server)
+    (record,) = outbox(channel_server, f"wa:+{number}")
+    assert record["platform_id"] == wamid and record["status"] == "Delivered"
+    answer = history(channel_server, f"wa:+{number}")[-1]
+    assert answer.message_id == record["_id"] and answer.status == "Delivered"
+    # Applied, they are no longer kept.
+    service = channels(channel_server)
+    assert ("whatsapp_cloud", wamid) not in service._early
 
 
 def test_platform_errors_are_counted(channel_server: ServerThread) -> None:
@@ -306,3 +334,25 @@ def test_body_larger_than_a_webhook_may_be_is_413(channel_server: ServerThread) 
         "POST", "/channels/whatsapp/webhook", body=body,
         headers={"X-Hub-Signature-256": payloads.sign(APP_SECRET, body)})
     assert res.status == 413
+
+
+def test_early_receipts_are_bounded_and_expire(channel_server: ServerThread,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    service = channels(channel_server)
+    channel = service.channel("whatsapp")
+    monkeypatch.setattr(receipts, "MAX_EARLY_RECEIPTS", 3)
+
+    def receipt(platform_id: str) -> StatusUpdate:
+        return StatusUpdate("whatsapp_cloud", platform_id, "wa:+15550002", "delivered",
+                            datetime.now(UTC))
+
+    async def scenario() -> list[str]:
+        service._early.clear()
+        stale = asyncio.get_running_loop().time() - core.EARLY_RECEIPT_SECS - 1
+        service._early[("whatsapp_cloud", "wamid.STALE")] = (stale, [])
+        for n in range(5):
+            await service._status(channel, receipt(f"wamid.EARLY{n}"))
+        return [key[1] for key in service._early]
+
+    kept = run(channel_server, scenario())
+    assert kept == ["wamid.EARLY2", "wamid.EARLY3", "wamid.EARLY4"]   # the stale one expired

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import orjson
 import pytest
@@ -20,7 +23,7 @@ from tests.chatbots.helpers import (
 )
 from tests.customer_support.http import platform_admin
 from tests.fakes.platforms import FakeLoopbackPeer
-from tests.support import ServerThread, register
+from tests.support import ServerThread, User, register
 from whatsease.storage.chatbots import INSTANCES
 
 
@@ -45,7 +48,9 @@ def test_create_list_status_replace_and_delete(server: ServerThread,
     state = status(root, help_bot)
     assert state["state"] == "running" and state["counts"]["answered"] == 1
     assert state["llm_provider"] == {"provider_name": "fake", "health": "ok"}
-    assert state["chat_provider"]["health"] == "ok"
+    # The peer records the reply before its answer reaches the server, which only
+    # then knows the send went well: wait for that instead of racing it.
+    state = _status_when(root, help_bot, lambda s: s["chat_provider"]["health"] == "ok")
     assert state["tokens"]["prompt"] > 0 and state["latency"]["calls"] == 1
     assert state["conversations"][0]["sender"] == "lb:bob"
 
@@ -61,6 +66,31 @@ def test_create_list_status_replace_and_delete(server: ServerThread,
     assert webhook(server, help_bot, [("bob", "anyone?")]).status == 404
     assert [c["instance_id"] for c in root.client.get("/api/v1/chatbots").json["chatbots"]] == [
         shop]
+
+
+def _status_when(root: User, instance_id: str, ready: Callable[[dict[str, Any]], bool],
+                 timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = status(root, instance_id)
+        if ready(state):
+            return state
+        assert time.monotonic() < deadline, state
+        time.sleep(0.02)
+
+
+def test_replacing_an_instance_while_it_retries_a_send_loses_no_answer(
+        server: ServerThread, peer: FakeLoopbackPeer) -> None:
+    root = platform_admin(server)
+    instance = create(root, peer, "retrying_bot", llm_config={"reply": "Sure: {text}"})
+    # The peer is busy once and asks for a retry in 3 s: the answer waits to be sent again.
+    peer.fail_next(503, body={"parameters": {"retry_after": 3}})
+    assert webhook(server, instance, [("carol", "open today?")]).status == 200
+    peer.wait_for(lambda r: isinstance(r.body, dict) and r.body.get("to") == "carol")
+    # The operator replaces the instance meanwhile (same user_id: same instance).
+    again = put_chatbots(root, [entry(peer, "retrying_bot", llm_config={"reply": "New: {text}"})])
+    assert again.json == [{"user_id": "retrying_bot", "instance_id": instance}]
+    assert wait_replies(peer, "carol", 2) == ["Sure: open today?", "Sure: open today?"]
 
 
 def test_one_bad_entry_creates_nothing(server: ServerThread, peer: FakeLoopbackPeer) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -87,3 +90,81 @@ def test_a_whatsapp_customer_is_handed_from_the_bot_to_an_agent(
     assert sent[0].headers["authorization"].startswith("Bearer EAAG")
     problems: Any = axe_violations(page)
     assert not problems, problems
+
+
+def _png() -> bytes:
+    """A real 1x1 PNG, so the browser can decode what the console shows."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+def test_the_console_shows_attachments_failed_replies_and_past_conversations(
+        wa_server: ServerThread, platforms: Platforms, new_page: Callable[..., Page]) -> None:
+    root = platform_admin(wa_server)
+    admin = register(wa_server.port, "boss", name="Boss")
+    created = root.client.post("/api/v1/orgs", {"name": "WA Shop", "id": ORG_ID,
+                                                "admin": admin.email,
+                                                "settings": {"routing": "bot"}})
+    assert created.status == 201, created.body
+    number = payloads.new_number()
+    contact = f"wa:+{number}"
+    # An earlier conversation, closed: the panel lists it under past conversations.
+    post_whatsapp(wa_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hi there"), name="Wanda Wu")))
+    earlier = _wait_conversation(wa_server, contact)
+    assert admin.client.post(f"/api/v1/support/conversations/{earlier}/close").status == 200
+
+    page = new_page()    # the console's own CSP applies: images come as data: URLs
+    console_login(page, wa_server.url, admin)
+    image_id, doc_id = (str(secrets.randbelow(10**15) + 10**15) for _ in range(2))
+    platforms.graph.add_media(image_id, _png(), "image/png")
+    platforms.graph.add_media(doc_id, b"%PDF-1.4 invoice", "application/pdf")
+    image = payloads.image(number, "The broken part")
+    image["image"].update(id=image_id, mime_type="image/png")
+    document = payloads.document(number)
+    document["document"]["id"] = doc_id
+    post_whatsapp(wa_server, payloads.envelope(payloads.inbound(number, image, document,
+                                                                name="Wanda Wu")))
+    row = page.locator("#list-bot .conv", has_text="Wanda Wu")
+    expect(row).to_have_count(1, timeout=LIVE_MS)
+    row.click()
+    wanda = panel(page, "Wanda Wu")
+    picture = wanda.get_by_role("img", name="Image from the customer: The broken part")
+    expect(picture).to_be_visible(timeout=LIVE_MS)
+    assert picture.evaluate("img => img.naturalWidth") == 1
+    expect(wanda.get_by_role("button", name="Download invoice-0042.pdf")).to_be_visible()
+    wanda.locator(".past summary").click()
+    expect(wanda.locator(".past li button")).to_have_count(1, timeout=LIVE_MS)
+
+    wanda.get_by_role("button", name="Take over").click()
+    reply = wanda.get_by_label("Reply to Wanda Wu")
+    expect(reply).to_be_enabled(timeout=LIVE_MS)
+    platforms.graph.fail_next(400, body={"error": {"code": 131026,
+                                                   "message": "Message undeliverable"}},
+                              when=lambda r: isinstance(r.body, dict)
+                              and r.body.get("to") == number and r.body.get("type") == "text"
+                              and r.body["text"]["body"] == "Here is your refund.")
+    reply.fill("Here is your refund.")
+    reply.press("Enter")
+    failed = wanda.locator(".msg-agent", has_text="Here is your refund.").locator(
+        ".delivery-failed")
+    expect(failed).to_have_text("Not delivered: HTTP 400: Message undeliverable (code 131026)",
+                                timeout=LIVE_MS)
+
+
+def _wait_conversation(server: ServerThread, contact: str) -> str:
+    """The contact's support conversation, once its first message has been taken in."""
+    async def find() -> str:
+        service = channels(server)
+        for _ in range(200):
+            await service.wait_idle()
+            doc = await service.store.contact(contact)
+            if doc and doc.get("conversation_id"):
+                return str(doc["conversation_id"])
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no conversation for {contact}")
+    return server.call(find())

@@ -20,6 +20,14 @@ from typing import Any, Self
 
 
 @dataclass(frozen=True)
+class Raw:
+    """An answer that is not JSON: a file's bytes and its content type."""
+
+    body: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
 class Recorded:
     method: str
     path: str
@@ -34,6 +42,8 @@ class FakePlatform:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.failures: list[tuple[int, dict[str, Any], Callable[[Recorded], bool] | None]] = []
+        # Files served by path (a platform's media downloads): path -> Raw.
+        self.files: dict[str, Raw] = {}
         self.delay = 0.0
         self._lock = threading.Condition()
         fake = self
@@ -61,9 +71,12 @@ class FakePlatform:
                 with fake._lock:
                     fake.requests.append(record)
                     fake._lock.notify_all()
-                data = json.dumps(answer).encode()
+                if isinstance(answer, Raw):
+                    data, content_type = answer.body, answer.content_type
+                else:
+                    data, content_type = json.dumps(answer).encode(), "application/json"
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -100,12 +113,15 @@ class FakePlatform:
     def error_body(self, status: int) -> dict[str, Any]:
         return {"error": {"message": f"fake error {status}", "code": status}}
 
-    def _next_answer(self, record: Recorded) -> tuple[int, dict[str, Any]]:
+    def _next_answer(self, record: Recorded) -> tuple[int, dict[str, Any] | Raw]:
         with self._lock:
             for i, (status, body, when) in enumerate(self.failures):
                 if when is None or when(record):
                     del self.failures[i]
                     return status, body
+            file = self.files.get(record.path) if record.method == "GET" else None
+        if file is not None:
+            return 200, file
         return self.answer(record)
 
     def answer(self, record: Recorded) -> tuple[int, dict[str, Any]]:
@@ -142,6 +158,20 @@ class FakeGraphAPI(FakePlatform):
     def __init__(self) -> None:
         super().__init__()
         self._ids = itertools.count(1)
+        # Message ids to answer before the counted ones (a test that must know one first).
+        self.next_ids: list[str] = []
+        # Media metadata answered for GET /{version}/{media_id}: media_id -> fields
+        # (url, mime_type, file_size...) that replace the defaults.
+        self.media_info: dict[str, dict[str, Any]] = {}
+
+    def add_media(self, media_id: str, content: bytes, content_type: str = "image/jpeg",
+                  **info: Any) -> str:
+        """Serve ``content`` as media ``media_id`` (at the URL the metadata names); the path."""
+        path = f"/media/{media_id}"
+        self.files[path] = Raw(content, content_type)
+        self.media_info[media_id] = {"mime_type": content_type, "file_size": len(content),
+                                     **info}
+        return path
 
     @property
     def graph_url(self) -> str:
@@ -153,14 +183,17 @@ class FakeGraphAPI(FakePlatform):
             if body.get("status") == "read":
                 return 200, {"success": True}
             to = str(body.get("to", ""))
+            with self._lock:
+                forced = self.next_ids.pop(0) if self.next_ids else None
             return 200, {"messaging_product": "whatsapp",
                          "contacts": [{"input": to, "wa_id": to.lstrip("+")}],
-                         "messages": [{"id": f"wamid.FAKE{next(self._ids):08d}"}]}
-        if record.method == "GET":
+                         "messages": [{"id": forced or f"wamid.FAKE{next(self._ids):08d}"}]}
+        if record.method == "GET" and record.path.startswith(f"/{self.version}/"):
             media_id = record.path.rsplit("/", 1)[-1]
             return 200, {"messaging_product": "whatsapp", "id": media_id,
                          "url": f"{self.base_url}/media/{media_id}", "mime_type": "image/jpeg",
-                         "sha256": "0" * 64, "file_size": 1}
+                         "sha256": "0" * 64, "file_size": 1,
+                         **self.media_info.get(media_id, {})}
         return 404, self.error_body(404)
 
     def sent_messages(self) -> list[Recorded]:
@@ -199,6 +232,10 @@ class FakeTelegramAPI(FakePlatform):
                 "message_id": next(self._ids), "date": int(time.time()),
                 "chat": {"id": body.get("chat_id"), "type": "private"},
                 "text": body.get("text", "")}}
+        if method == "getFile":
+            file_id = str(body.get("file_id", ""))
+            return 200, {"ok": True, "result": {"file_id": file_id, "file_size": 4,
+                                                "file_path": f"photos/{file_id}.jpg"}}
         if method in ("answerCallbackQuery", "setWebhook", "deleteWebhook"):
             return 200, {"ok": True, "result": True}
         if method == "getMe":

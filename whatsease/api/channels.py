@@ -1,17 +1,26 @@
-"""External channels' HTTP side: the platforms' webhooks and the WhatsApp link with its QR code.
+"""External channels' HTTP side: the platforms' webhooks, the WhatsApp link with its QR code,
+and what the agent console reads of a channel conversation (failed deliveries, attachments).
 
 ``/channels/{channel}/webhook`` (``whatsapp``, ``telegram``, ``loopback``):
 ``GET`` answers a platform's subscription check; ``POST`` verifies the
 signature or secret on the raw body *before* anything is parsed (401, nothing
 stored, one log line), parses it into events, queues them and answers 200 at
 once: the bot runs after (whatsease/channels/service.py).
+
+``/api/v1/channels/conversations/{id}`` lists a support conversation's
+attachments and failed deliveries, and ``/api/v1/channels/media/{message_id}``
+serves one attachment, to agents of the conversation's organisation only (404
+for anyone else). The file is served as a download (images inline) under a
+sandboxing Content-Security-Policy with ``nosniff``, so it can never run as a page.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import mimetypes
 from typing import Any
+from urllib.parse import quote
 
 import segno
 from tornado.routing import URLSpec
@@ -19,12 +28,26 @@ from tornado.routing import URLSpec
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import OBJECT, problem, shape
 from whatsease.channels import metrics
-from whatsease.channels.base import MAX_WEBHOOK_BYTES, ParseError, WebhookRequest
+from whatsease.channels.base import (
+    MAX_WEBHOOK_BYTES,
+    MediaUnavailable,
+    ParseError,
+    WebhookRequest,
+)
 from whatsease.channels.service import Channel, ChannelService
 from whatsease.channels.whatsapp import WhatsAppCloudProvider
 from whatsease.cluster.routing import org_route
-from whatsease.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, Unauthorized, invalid
+from whatsease.errors import (
+    AppError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+    invalid,
+)
 from whatsease.services import Services
+from whatsease.storage.models import is_object_id
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +111,54 @@ class WebhookHandler(BaseHandler):
         self.write_json({"accepted": len(events)})
 
 
+class MediaUnavailableError(AppError):
+    """An attachment cannot be fetched from its platform (the reason says why)."""
+
+    status, code, title = 502, "media_unavailable", "Media unavailable"
+
+
+class ConversationChannelHandler(BaseHandler):
+    """A support conversation's attachments and failed deliveries, for its org's agents."""
+
+    async def get(self, conversation_id: str) -> None:
+        principal = await self.authenticate()
+        if not is_object_id(conversation_id):
+            raise NotFound("No such conversation.")
+        info = await _channels(self.services).console.info(principal.user, conversation_id)
+        self.write_json(info)
+
+
+class MediaHandler(BaseHandler):
+    """One attachment's bytes, for the agents who may see its conversation."""
+
+    async def get(self, message_id: str) -> None:
+        principal = await self.authenticate()
+        if not is_object_id(message_id):
+            raise NotFound("No such attachment.")
+        try:
+            file = await _channels(self.services).console.media(principal.user, message_id)
+        except MediaUnavailable as exc:
+            raise MediaUnavailableError(f"Media unavailable: {exc.reason}.") from None
+        self.set_header("Content-Type", file.content_type)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
+        self.set_header("Cache-Control", "private, max-age=3600")
+        name = _download_name(file.filename, file.content_type)
+        disposition = "inline" if file.is_image else "attachment"
+        self.set_header("Content-Disposition",
+                        f"{disposition}; filename=\"{name}\"; filename*=UTF-8''{quote(name)}")
+        self.finish(file.content)
+
+
+def _download_name(filename: str, content_type: str) -> str:
+    """A file name safe in a header: printable ASCII without quotes or separators."""
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "._- ") else "_"
+                      for c in filename.strip())[:100].strip(" .")
+    if cleaned:
+        return cleaned
+    return "attachment" + (mimetypes.guess_extension(content_type) or "")
+
+
 class WhatsAppLinkHandler(BaseHandler):
     """A wa.me link to the business number, and its QR code, for people to start a chat."""
 
@@ -122,6 +193,9 @@ def routes(services: Services) -> list[URLSpec]:
     return [
         route("/channels/{channel}/webhook", WebhookHandler, services),
         route("/api/v1/channels/whatsapp/link", WhatsAppLinkHandler, services),
+        route("/api/v1/channels/conversations/{conversation_id}", ConversationChannelHandler,
+              services),
+        route("/api/v1/channels/media/{message_id}", MediaHandler, services),
     ]
 
 
@@ -165,4 +239,27 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "400": problem("BadRequest"), "401": problem("Unauthorized"),
             "404": problem("NotFound"), "415": problem("UnsupportedMediaType"),
             "422": problem("Unprocessable")}}},
+    "/api/v1/channels/conversations/{conversation_id}": {"get": {
+        "summary": "A support conversation's attachments and failed deliveries (WhatsApp, "
+                   "Telegram), for the agents of its organisation",
+        "tags": ["channels"],
+        "parameters": [{"name": "conversation_id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "Attachments and failed deliveries, newest first",
+                              "content": shape(conversation_id={"type": "string"},
+                                               media={"type": "array", "items": OBJECT},
+                                               deliveries={"type": "array", "items": OBJECT})},
+                      "401": problem("Unauthorized"), "404": problem("NotFound")}}},
+    "/api/v1/channels/media/{message_id}": {"get": {
+        "summary": "One attachment a WhatsApp or Telegram contact sent, fetched from the "
+                   "platform (bounded in size, checked in type); images inline, other files "
+                   "as downloads",
+        "tags": ["channels"],
+        "parameters": [{"name": "message_id", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The file",
+                              "content": {"application/octet-stream": {
+                                  "schema": {"type": "string", "format": "binary"}}}},
+                      "401": problem("Unauthorized"), "404": problem("NotFound"),
+                      "502": problem("Problem")}}},
 }

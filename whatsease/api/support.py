@@ -31,6 +31,7 @@ from whatsease.api.openapi import (
 )
 from whatsease.api.pages import ModulePage
 from whatsease.auth.service import Principal
+from whatsease.channels.addresses import contact_address, is_contact_address
 from whatsease.cluster.routing import org_route
 from whatsease.errors import Forbidden, NotFound, invalid
 from whatsease.services import Services
@@ -168,6 +169,13 @@ class OrgAgentHandler(SupportHandler):
         self.no_content()
 
 
+def _customer(value: str) -> str:
+    """A customer's address: a widget customer's email or a channel contact (``wa:+49…``)."""
+    if is_contact_address(value.strip()):
+        return contact_address(value, "customer")
+    return validation.email(value, "customer")
+
+
 class ConversationsHandler(SupportHandler):
     async def get(self) -> None:
         principal = await self.authenticate()
@@ -180,7 +188,7 @@ class ConversationsHandler(SupportHandler):
                                  maximum=200)
         conversations = await self.support.list_conversations(
             principal.user, scope=scope,
-            customer=validation.email(customer, "customer") if customer else None,
+            customer=_customer(customer) if customer else None,
             before=validation.object_id(before, "before") if before else None, limit=limit)
         self.write_json({
             "conversations": [c.to_agent_json() for c in conversations],

@@ -70,298 +70,65 @@ import hmac
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Literal, TypeAlias
-
-import orjson
+from typing import Any, ClassVar
 
 from whatsease.channels import metrics
+from whatsease.channels.events import (
+    MAX_BUTTON_TITLE_CHARS,
+    MAX_BUTTONS,
+    MAX_EVENTS_PER_WEBHOOK,
+    MAX_LIST_ROW_TITLE_CHARS,
+    MAX_LIST_ROWS,
+    MAX_TEXT_CHARS,
+    MAX_WEBHOOK_BYTES,
+    STATUS_MAP,
+    Button,
+    Event,
+    InboundMessage,
+    ListRow,
+    ListSection,
+    Location,
+    Media,
+    MessageKind,
+    MessageStatus,
+    OutboundMessage,
+    ParseError,
+    PlatformError,
+    PlatformStatus,
+    SendResult,
+    StatusUpdate,
+    Verdict,
+    WebhookRequest,
+    json_object,
+)
+from whatsease.channels.media import MediaFile, MediaUnavailable
+from whatsease.channels.provider_config import (
+    ConfigError,
+    ConfigField,
+    FieldKind,
+    validate_config,
+)
 from whatsease.net.outbound import OutboundPolicy
+
+# The seam's whole vocabulary is importable from here, as providers always have.
+__all__ = [
+    "MAX_BUTTONS", "MAX_BUTTON_TITLE_CHARS", "MAX_EVENTS_PER_WEBHOOK", "MAX_LIST_ROWS",
+    "MAX_LIST_ROW_TITLE_CHARS", "MAX_TEXT_CHARS", "MAX_WEBHOOK_BYTES", "PROVIDER_GROUP",
+    "Button", "ChannelProvider", "ConfigError", "ConfigField", "Event", "FieldKind",
+    "InboundMessage", "ListRow", "ListSection", "Location", "Media", "MediaFile",
+    "MediaUnavailable", "MessageKind", "MessageStatus", "OutboundMessage", "ParseError",
+    "PlatformError", "PlatformStatus", "ProviderContext", "SendResult", "StatusUpdate",
+    "Verdict", "WebhookRequest", "build_provider", "constant_time_equal", "deliver",
+    "json_object", "provider_class", "provider_names", "validate_config",
+]
 
 log = logging.getLogger("whatsease.channels")
 
 PROVIDER_GROUP = "whatsease.chat_providers"
-
-# Bounds on what a provider accepts from a platform and sends to it. WhatsApp
-# allows 4,096 characters of text, 3 reply buttons of 20 characters and 10
-# list rows; Telegram's are wider, so the narrower ones are the common rule.
-MAX_TEXT_CHARS = 4096
-MAX_BUTTONS = 3
-MAX_BUTTON_TITLE_CHARS = 20
-MAX_LIST_ROWS = 10
-MAX_LIST_ROW_TITLE_CHARS = 24
-# Below the server's own cut-off (1 MiB), so that a larger webhook gets a 413 answer.
-MAX_WEBHOOK_BYTES = 512 * 1024
-MAX_EVENTS_PER_WEBHOOK = 1000
-
-MessageKind: TypeAlias = Literal["text", "button_reply", "list_reply", "reaction", "location",
-                                 "media", "unsupported"]
-PlatformStatus: TypeAlias = Literal["sent", "delivered", "read", "failed"]
-MessageStatus: TypeAlias = Literal["Sent", "Delivered", "Read", "Failed"]
-
-_STATUS_MAP: dict[str, MessageStatus] = {"sent": "Sent", "delivered": "Delivered",
-                                          "read": "Read", "failed": "Failed"}
-
-
-# ---------------------------------------------------------------- events in
-
-@dataclass(frozen=True)
-class Media:
-    """An attachment the platform keeps: fetch it later by ``media_id``."""
-
-    media_id: str
-    media_type: str          # image, audio, video, document, sticker, voice, photo
-    mime_type: str = ""
-    caption: str = ""
-    filename: str = ""
-    sha256: str = ""
-
-
-@dataclass(frozen=True)
-class Location:
-    latitude: float
-    longitude: float
-    name: str = ""
-    address: str = ""
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    """A message an external person sent to us, in one normalised shape.
-
-    ``text`` is always filled with something readable (the reply's title, the
-    reaction emoji, a description of a location or a media caption), so a
-    consumer that only understands text still works; the typed fields carry
-    the rest.
-    """
-
-    channel: str                 # the provider name ("whatsapp_cloud")
-    message_id: str              # the platform's id: the de-duplication key
-    sender: str                  # the contact address ("wa:+4915112345678")
-    kind: MessageKind
-    text: str
-    timestamp: datetime          # UTC, from the platform
-    sender_name: str = ""
-    account: str = ""            # which of our numbers/bots it reached (phone_number_id)
-    reply_to: str = ""           # platform id of the message this one answers
-    choice_id: str = ""          # button or list-row id for button_reply / list_reply
-    reaction_to: str = ""        # platform id of the message reacted to
-    emoji: str = ""              # reaction emoji ("" removes a reaction)
-    location: Location | None = None
-    media: Media | None = None
-    chat_id: str = ""            # where to answer (a contact address) when not the sender
-    is_group: bool = False
-    # The platform's own reference when it differs from ``message_id`` (Telegram:
-    # the message's id in its chat, or a callback query's id to acknowledge).
-    platform_ref: str = ""
-
-    @property
-    def reply_address(self) -> str:
-        """The contact address the conversation is with (the group for group messages)."""
-        return self.chat_id or self.sender
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """The platform's receipt for a message we sent."""
-
-    channel: str
-    message_id: str              # the platform id `SendResult.message_id` returned
-    recipient: str               # contact address
-    status: PlatformStatus
-    timestamp: datetime
-    error_code: int | None = None
-    error_title: str = ""
-
-
-@dataclass(frozen=True)
-class PlatformError:
-    """An error the platform reports in a webhook (not tied to one of our messages)."""
-
-    channel: str
-    code: int | None
-    title: str
-    detail: str = ""
-
-
-Event: TypeAlias = InboundMessage | StatusUpdate | PlatformError
-
-
-# --------------------------------------------------------------- messages out
-
-@dataclass(frozen=True)
-class Button:
-    id: str
-    title: str
-
-
-@dataclass(frozen=True)
-class ListRow:
-    id: str
-    title: str
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class ListSection:
-    title: str
-    rows: tuple[ListRow, ...]
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """What to send: text, optionally with reply buttons *or* a list (not both)."""
-
-    to: str                                  # contact address
-    text: str
-    buttons: tuple[Button, ...] = ()
-    sections: tuple[ListSection, ...] = ()
-    list_button: str = "Choose"              # the label that opens the list
-    reply_to: str = ""                       # platform id to quote
-
-    def __post_init__(self) -> None:
-        if not self.text or len(self.text) > MAX_TEXT_CHARS:
-            raise ValueError(f"text must be 1-{MAX_TEXT_CHARS} characters")
-        if self.buttons and self.sections:
-            raise ValueError("a message has buttons or a list, not both")
-        if len(self.buttons) > MAX_BUTTONS:
-            raise ValueError(f"at most {MAX_BUTTONS} buttons")
-        if sum(len(s.rows) for s in self.sections) > MAX_LIST_ROWS:
-            raise ValueError(f"at most {MAX_LIST_ROWS} list rows")
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """The outcome of one attempt to send (or mark read)."""
-
-    ok: bool
-    message_id: str = ""        # the platform's id of the sent message
-    retryable: bool = False     # 429, 5xx or a network failure: try again later
-    status_code: int | None = None
-    error_code: int | None = None
-    error: str = ""             # one line, safe to log (no token, no body of ours)
-    retry_after: float | None = None
-
-
-@dataclass(frozen=True)
-class WebhookRequest:
-    """The parts of an HTTP request a provider may look at."""
-
-    method: str
-    headers: Mapping[str, str]       # names in lower case
-    query: Mapping[str, str]
-    body: bytes
-
-    def header(self, name: str) -> str:
-        return self.headers.get(name.lower(), "")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    ok: bool
-    reason: str = ""
-
-    @classmethod
-    def accept(cls) -> Verdict:
-        return cls(True)
-
-    @classmethod
-    def refuse(cls, reason: str) -> Verdict:
-        return cls(False, reason)
-
-
-class ParseError(ValueError):
-    """The webhook body is not the platform's shape."""
-
-
-def json_object(body: bytes, what: str = "body") -> dict[str, Any]:
-    """``body`` parsed as a JSON object; `ParseError` ("<what> must be an object") otherwise."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise ParseError("body is not JSON") from None
-    if not isinstance(data, dict):
-        raise ParseError(f"{what} must be an object")
-    return data
-
-
-# -------------------------------------------------------------- configuration
-
-class ConfigError(ValueError):
-    """A provider configuration is invalid; ``field`` names the offending key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-FieldKind: TypeAlias = Literal["str", "secret", "url", "int", "float", "bool"]
-
-
-@dataclass(frozen=True)
-class ConfigField:
-    """One setting of a provider. ``secret`` fields are write-only for callers."""
-
-    name: str
-    kind: FieldKind = "str"
-    required: bool = False
-    default: Any = None
-    help: str = ""
-    max_chars: int = 512
-
-    @property
-    def secret(self) -> bool:
-        return self.kind == "secret"
-
-
-def validate_config(fields: Sequence[ConfigField], raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``raw`` against ``fields``; return a complete dict (defaults filled in).
-
-    Raises `ConfigError` naming the first bad or unknown field.
-    """
-    if not isinstance(raw, Mapping):
-        raise ConfigError("provider_config", "must be an object")
-    known = {f.name for f in fields}
-    for key in raw:
-        if key not in known:
-            raise ConfigError(str(key)[:64],
-                              f"is not a setting (known: {', '.join(sorted(known))})")
-    out: dict[str, Any] = {}
-    for f in fields:
-        value = raw.get(f.name)
-        if value is None or value == "":
-            if f.required:
-                raise ConfigError(f.name, "is required")
-            out[f.name] = f.default
-            continue
-        out[f.name] = _check_field(f, value)
-    return out
-
-
-def _check_field(f: ConfigField, value: Any) -> Any:
-    if f.kind in ("str", "secret", "url"):
-        if not isinstance(value, str):
-            raise ConfigError(f.name, "must be a string")
-        if len(value) > f.max_chars:
-            raise ConfigError(f.name, f"must be at most {f.max_chars} characters")
-        if f.kind == "url" and not value.startswith(("https://", "http://")):
-            raise ConfigError(f.name, "must be an http:// or https:// URL")
-        return value
-    if f.kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f.name, "must be true or false")
-        return value
-    if f.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f.name, "must be an integer")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f.name, "must be a number")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -410,9 +177,15 @@ class ChannelProvider(ABC):
         """Tell the platform ``message`` was read; a no-op where it has no receipts."""
         return SendResult(ok=True)
 
+    async def fetch_media(self, media: Media, max_bytes: int) -> MediaFile:
+        """Download an attachment the platform keeps (``media.media_id``), at most
+        ``max_bytes``; raises `MediaUnavailable` with a reason safe to show (media.py
+        has the checks every download must pass). Platforms without files keep this."""
+        raise MediaUnavailable(f"{self.name} attachments cannot be downloaded", final=True)
+
     def map_status(self, raw: str) -> MessageStatus | None:
         """WhatsEase's status for a platform status, or None when not tracked."""
-        return _STATUS_MAP.get(raw)
+        return STATUS_MAP.get(raw)
 
     async def close(self) -> None:  # noqa: B027  # optional hook: most providers hold nothing
         """Release what the provider holds (connections, tasks)."""

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from whatsease.channels.base import (
     MAX_TEXT_CHARS,
@@ -38,6 +39,7 @@ from whatsease.channels.base import (
     json_object,
 )
 from whatsease.channels.http import call_json
+from whatsease.channels.media import MediaFile, MediaUnavailable, checked_file, fetch, media_policy
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
 DEFAULT_API_URL = "https://api.telegram.org"
@@ -267,6 +269,34 @@ class TelegramProvider(ChannelProvider):
                                  {"callback_query_id": message.platform_ref},
                                  self.context.policy)
         return answer.result
+
+    async def fetch_media(self, media: Media, max_bytes: int) -> MediaFile:
+        """``getFile`` for the file's path, then ``{api_url}/file/bot<token>/<path>``.
+
+        Both URLs are on the configured API host. Telegram answers files as
+        ``application/octet-stream``, so the type the message announced (or the
+        path's extension) decides, and images must carry their magic bytes.
+        """
+        answer = await call_json(self.name, "media", self._url("getFile"),
+                                 {"file_id": media.media_id}, self.context.policy)
+        result = answer.body.get("result") if answer.result.ok else None
+        if not isinstance(result, Mapping) or not isinstance(result.get("file_path"), str):
+            raise MediaUnavailable("Telegram did not give the file "
+                                   f"({answer.result.error or 'no file_path'})",
+                                   final=answer.result.status_code == 400)
+        size = result.get("file_size")
+        if isinstance(size, int) and not isinstance(size, bool) and size > max_bytes:
+            raise MediaUnavailable(f"the file is larger than {max_bytes} bytes", final=True)
+        path = result["file_path"]
+        if ".." in path or path.startswith("/") or len(path) > 512:
+            raise MediaUnavailable("Telegram gave a malformed file path", final=True)
+        base = self.config["api_url"].rstrip("/")
+        url = f"{base}/file/bot{self.config['token']}/{quote(path)}"
+        response = await fetch(self.name, url, media_policy(self.context.policy, max_bytes))
+        declared = media.mime_type or ("image/jpeg" if media.media_type == "image" else "")
+        return checked_file(response, declared=declared,
+                            filename=media.filename or path.rsplit("/", 1)[-1],
+                            max_bytes=max_bytes)
 
     async def set_webhook(self, url: str) -> SendResult:
         """Point Telegram at ``url`` with the secret token (operators run this once)."""

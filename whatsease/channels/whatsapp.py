@@ -40,6 +40,17 @@ from whatsease.channels.base import (
 )
 from whatsease.channels.http import call_json
 from whatsease.channels.loopback import verify_signature
+from whatsease.channels.media import (
+    MediaFile,
+    MediaUnavailable,
+    checked_file,
+    fetch,
+    fetch_json,
+    media_policy,
+    safe_id,
+    same_origin,
+    strict_policy,
+)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v23.0"
@@ -303,6 +314,29 @@ class WhatsAppCloudProvider(ChannelProvider):
         answer = await call_json(self.name, "mark_read", self._messages_url, payload,
                                  self.context.policy, self._auth)
         return answer.result
+
+    async def fetch_media(self, media: Media, max_bytes: int) -> MediaFile:
+        """``GET {graph_url}/{media_id}`` for the file's URL, then that URL with the token.
+
+        The URL is Meta's (lookaside.fbsbx.com today): unless it is on the
+        configured Graph host it must be https to a public address, so a forged
+        or misrouted answer cannot point the server at its own network.
+        """
+        graph = self.config["graph_url"].rstrip("/")
+        details = await fetch_json(self.name, f"{graph}/{safe_id(media.media_id)}",
+                                   media_policy(self.context.policy, max_bytes),
+                                   headers=self._auth)
+        url, size = details.get("url"), details.get("file_size")
+        if not isinstance(url, str) or not url:
+            raise MediaUnavailable("the Graph API gave no URL for the media")
+        if isinstance(size, int) and not isinstance(size, bool) and size > max_bytes:
+            raise MediaUnavailable(f"the file is larger than {max_bytes} bytes", final=True)
+        policy = (media_policy(self.context.policy, max_bytes) if same_origin(url, graph)
+                  else strict_policy(self.context.policy, max_bytes))
+        response = await fetch(self.name, url, policy, headers=self._auth)
+        declared = str(details.get("mime_type") or media.mime_type)
+        return checked_file(response, declared=declared, filename=media.filename,
+                            max_bytes=max_bytes)
 
     def wa_link(self, text: str = "") -> str:
         """A ``https://wa.me/<number>`` link that opens a chat with the business."""

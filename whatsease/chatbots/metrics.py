@@ -12,7 +12,8 @@ LLM_BUCKETS_SECS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 MESSAGES = Counter("whatsease_chatbot_messages_total",
                    "Messages reaching chatbot instances, by outcome (queued, answered, "
-                   "ignored_whitelist, ignored_group, duplicate, dropped, error).", ["outcome"])
+                   "ignored_whitelist, ignored_group, duplicate, dropped, error, handed_off, "
+                   "outside_window).", ["outcome"])
 QUEUE_DEPTH = Gauge("whatsease_chatbot_queue_depth",
                     "Unanswered messages waiting in chatbot instances' queues.")
 QUEUE_DROPS = Counter("whatsease_chatbot_queue_drops_total",

@@ -57,6 +57,10 @@ class SenderQueue:
         # the sender was handed to (None: the bot answers).
         self.unsure_turns = 0
         self.handoff: str | None = None
+        # When the sender last wrote: a platform's customer-service window (WhatsApp:
+        # 24 h) runs from it. Kept apart from the entries, which trimming may remove.
+        self.last_inbound: datetime | None = max(
+            (e.at for e in self.entries if e.role == USER_ROLE), default=None)
 
     @property
     def pending(self) -> int:
@@ -67,6 +71,8 @@ class SenderQueue:
         """Append ``entry`` and trim; the entries removed, oldest first."""
         self.entries.append(entry)
         self.characters += len(entry.content)
+        if entry.role == USER_ROLE and (self.last_inbound is None or entry.at > self.last_inbound):
+            self.last_inbound = entry.at
         return self.trim(now)
 
     def trim(self, now: datetime) -> list[QueueEntry]:

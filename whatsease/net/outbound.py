@@ -88,6 +88,7 @@ class Target:
 class Response:
     status: int
     body: bytes
+    content_type: str = ""      # the Content-Type header, as sent
 
 
 def is_public_address(address: IPAddress) -> bool:
@@ -219,16 +220,16 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
-def _post(target: Target, address: str, body: bytes, headers: Mapping[str, str],
-          policy: OutboundPolicy) -> Response:
+def _request(method: str, target: Target, address: str, body: bytes | None,
+             headers: Mapping[str, str], policy: OutboundPolicy) -> Response:
     kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = kind(target.host, target.port, address, policy.timeout)
     try:
-        connection.request("POST", target.path, body=body, headers=dict(headers))
+        connection.request(method, target.path, body=body, headers=dict(headers))
         response = connection.getresponse()
         # http.client never follows redirects: a 3xx is returned as it is.
         data = response.read(policy.max_response_bytes + 1)
-        return Response(response.status, data)
+        return Response(response.status, data, response.getheader("Content-Type") or "")
     finally:
         connection.close()
 
@@ -241,14 +242,26 @@ async def post_json(url: str, body: bytes, policy: OutboundPolicy, *,
     `OutboundError` on timeout, network failure, a redirect or an answer larger
     than ``policy.max_response_bytes``. Redirects are never followed.
     """
-    target = check_url(url, policy)
-    address = await resolve(target, policy)
     sent = {"Content-Type": "application/json", "Accept": "application/json",
             **(headers or {})}
+    return await _call("POST", url, body, sent, policy)
+
+
+async def get_bytes(url: str, policy: OutboundPolicy, *,
+                    headers: Mapping[str, str] | None = None) -> Response:
+    """GET ``url`` under ``policy`` (a file a platform keeps for us); as `post_json`."""
+    return await _call("GET", url, None, dict(headers or {}), policy)
+
+
+async def _call(method: str, url: str, body: bytes | None, sent: Mapping[str, str],
+                policy: OutboundPolicy) -> Response:
+    target = check_url(url, policy)
+    address = await resolve(target, policy)
     loop = asyncio.get_running_loop()
     try:
         response = await asyncio.wait_for(
-            loop.run_in_executor(_EXECUTOR, _post, target, address, body, sent, policy),
+            loop.run_in_executor(_EXECUTOR, _request, method, target, address, body, sent,
+                                 policy),
             policy.timeout + 0.5)
     except TimeoutError:
         raise OutboundError(f"no answer within {policy.timeout:.1f} s") from None

@@ -1,12 +1,14 @@
 """External channels' collections: de-duplication of webhook events, the external
-contacts, and the outbound messages' platform ids and delivery states."""
+contacts, the outbound messages' platform ids and delivery states, early receipts,
+and the attachments agents open."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from bson import Binary
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -15,10 +17,13 @@ from whatsease.storage.bulk import insert_all
 EVENTS = "channel_events"
 CONTACTS = "channel_contacts"
 OUTBOX = "channel_outbox"
+MEDIA = "channel_media"
 
 # Platforms redeliver a webhook for up to a day (Meta: "up to 7 days" for some
 # failures); keep de-duplication keys a little longer than the longest.
 DEDUP_KEEP_SECS = 8 * 86400
+# Meta keeps an attachment for 30 days; a copy (or its failure) is kept as long.
+MEDIA_KEEP_SECS = 30 * 86400
 
 CHANNEL_INDEXES: dict[str, list[IndexModel]] = {
     # The _id ("<channel>:<platform id>") is the unique de-duplication key.
@@ -26,7 +31,12 @@ CHANNEL_INDEXES: dict[str, list[IndexModel]] = {
     CONTACTS: [IndexModel([("channel", ASCENDING), ("last_inbound_at", ASCENDING)])],
     OUTBOX: [IndexModel([("channel", ASCENDING), ("platform_id", ASCENDING)], unique=True,
                         partialFilterExpression={"platform_id": {"$type": "string"}}),
-             IndexModel([("contact", ASCENDING), ("_id", ASCENDING)])],
+             IndexModel([("contact", ASCENDING), ("_id", ASCENDING)]),
+             IndexModel([("conversation_id", ASCENDING), ("status", ASCENDING)],
+                        partialFilterExpression={"conversation_id": {"$type": "string"}})],
+    # _id is the support message's id the attachment came with.
+    MEDIA: [IndexModel([("conversation_id", ASCENDING), ("_id", ASCENDING)]),
+            IndexModel([("created_at", ASCENDING)], expireAfterSeconds=MEDIA_KEEP_SECS)],
 }
 
 
@@ -38,6 +48,7 @@ class ChannelStore:
         self.events = db[EVENTS]
         self.contacts = db[CONTACTS]
         self.outbox = db[OUTBOX]
+        self.media = db[MEDIA]
 
     async def ensure_indexes(self) -> None:
         """Create the channel collections' indexes (idempotent)."""
@@ -98,6 +109,8 @@ class ChannelStore:
                                    "error_code": r.get("error_code"), "error": r.get("error", "")}
             if r.get("platform_id"):
                 doc["platform_id"] = r["platform_id"]
+            if r.get("conversation_id"):
+                doc["conversation_id"] = r["conversation_id"]
             ops.append(UpdateOne({"_id": r["message_id"]},
                                  {"$set": doc, "$setOnInsert": {"created_at": r["at"]}},
                                  upsert=True))
@@ -124,6 +137,57 @@ class ChannelStore:
     async def outbox_for(self, contact: str, limit: int = 100) -> list[dict[str, Any]]:
         return await self.outbox.find({"contact": contact}).sort("_id", ASCENDING) \
             .limit(limit).to_list()
+
+    async def outs(self, message_ids: list[str]) -> list[dict[str, Any]]:
+        """The delivery records of these messages (those that have one)."""
+        if not message_ids:
+            return []
+        return await self.outbox.find({"_id": {"$in": message_ids}}).to_list()
+
+    async def failed_for(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
+        """A support conversation's replies the platform did not take or deliver, newest first."""
+        return await self.outbox.find({"conversation_id": conversation_id, "status": "Failed"}) \
+            .sort("_id", DESCENDING).limit(limit).to_list()
+
+    # -- attachments
+    async def add_media(self, message_id: str, *, conversation_id: str, slug: str,
+                        contact: str, media: dict[str, Any], at: datetime) -> None:
+        """Remember that support message ``message_id`` came with ``media`` (idempotent)."""
+        await self.media.update_one(
+            {"_id": message_id},
+            {"$setOnInsert": {"conversation_id": conversation_id, "slug": slug,
+                              "contact": contact, "media": media, "created_at": at}},
+            upsert=True)
+
+    async def media_of(self, message_id: str) -> dict[str, Any] | None:
+        """An attachment's record, without its bytes."""
+        return await self.media.find_one({"_id": message_id}, {"file": 0})
+
+    async def media_for(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
+        """A conversation's attachments (without bytes), newest first."""
+        return await self.media.find({"conversation_id": conversation_id}, {"file": 0}) \
+            .sort("_id", DESCENDING).limit(limit).to_list()
+
+    async def media_file(self, message_id: str) -> dict[str, Any] | None:
+        """The stored copy: ``{"file", "content_type", "filename"}``, or None."""
+        doc = await self.media.find_one({"_id": message_id, "file": {"$exists": True}},
+                                        {"file": 1, "content_type": 1, "filename": 1})
+        if doc is None:
+            return None
+        return {"file": bytes(doc["file"]), "content_type": doc["content_type"],
+                "filename": doc.get("filename", "")}
+
+    async def set_media_file(self, message_id: str, content: bytes, content_type: str,
+                             filename: str, at: datetime) -> None:
+        await self.media.update_one({"_id": message_id}, {
+            "$set": {"file": Binary(content), "content_type": content_type,
+                     "filename": filename, "size": len(content), "fetched_at": at},
+            "$unset": {"error": ""}})
+
+    async def set_media_error(self, message_id: str, error: str, at: datetime) -> None:
+        """Remember a failure that asking again would not mend."""
+        await self.media.update_one({"_id": message_id},
+                                    {"$set": {"error": error, "fetched_at": at}})
 
 
 def within(last: datetime | None, window: timedelta | None, now: datetime) -> bool:

@@ -32,7 +32,8 @@ CHATBOT_INDEXES: dict[str, list[IndexModel]] = {
     ],
     CONVERSATIONS: [IndexModel([("instance", ASCENDING), ("last_at", DESCENDING)])],
 }
-COUNT_NAMES = ("received", "answered", "ignored", "dropped", "errors", "handoffs")
+COUNT_NAMES = ("received", "answered", "ignored", "dropped", "errors", "handoffs",
+               "outside_window")
 
 
 @dataclass
