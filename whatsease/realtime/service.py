@@ -78,6 +78,11 @@ MAX_KNOWN_CONVERSATIONS = 100_000
 # close; if the count halves, the freeze is lifted all the same.
 FREEZE_AFTER_SOCKETS = 1000
 FREEZE_SETTLE_SECS = 2.0
+# While a ramp goes on (sockets keep arriving), every FREEZE_AFTER_SOCKETS new
+# ones are frozen at once as well: waiting for the ramp's end let each full
+# collection during a 10,000-socket ramp walk every socket opened so far
+# (pauses over 50 ms). The last few hundred are frozen once the ramp settles.
+FREEZE_TAIL_SOCKETS = 100
 # Frames from one socket processed concurrently; beyond it the socket is not
 # read until one finishes, so a fast client cannot queue unbounded work.
 MAX_INFLIGHT_FRAMES = 64
@@ -158,7 +163,10 @@ class Realtime:
         self._new_since_freeze += 1
         loop = asyncio.get_running_loop()
         self._last_attach = loop.time()
-        if self._new_since_freeze >= FREEZE_AFTER_SOCKETS and self._freeze_timer is None:
+        if self._new_since_freeze >= FREEZE_AFTER_SOCKETS:
+            self._freeze("during a ramp")
+        elif (self._new_since_freeze >= FREEZE_TAIL_SOCKETS and self._frozen_at
+              and self._freeze_timer is None):
             self._freeze_timer = loop.call_later(FREEZE_SETTLE_SECS, self._freeze_when_settled)
 
     def _freeze_when_settled(self) -> None:
@@ -169,11 +177,15 @@ class Realtime:
                                                  self._freeze_when_settled)
             return
         self._freeze_timer = None
+        if self._new_since_freeze:
+            self._freeze("after a ramp")
+
+    def _freeze(self, when: str) -> None:
         gc.collect(1)  # the young generations only: cheap, and most garbage is there
         gc.freeze()
         self._new_since_freeze = 0
         self._frozen_at = self.hub.socket_count
-        logger.info("froze %d objects after a ramp to %d sockets", gc.get_freeze_count(),
+        logger.info("froze %d objects %s, at %d sockets", gc.get_freeze_count(), when,
                     self._frozen_at)
 
     def detach(self, conn: Connection) -> None:
