@@ -16,9 +16,9 @@ import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
@@ -137,6 +137,8 @@ class Realtime:
         self._frozen_at = 0
         self._last_attach = 0.0
         self._freeze_timer: asyncio.TimerHandle | None = None
+        # Every socket's frames being handled (ClientSession), referenced until done.
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, frame: Frame) -> Principal:
         """The first frame must be ``auth`` with a valid access token; `Unauthorized` otherwise."""
@@ -249,7 +251,7 @@ class ClientSession:
     ~760 bytes): about 1 KiB less per socket.
     """
 
-    __slots__ = ("_refusals", "_room", "_tasks", "_typing_seq", "_typing_wanted", "conn",
+    __slots__ = ("_inflight", "_refusals", "_room", "_typing_seq", "_typing_wanted", "conn",
                  "other_frames", "realtime", "session_open", "user")
 
     def __init__(self, realtime: Realtime, conn: Connection) -> None:
@@ -258,7 +260,9 @@ class ClientSession:
         self.user = conn.user
         self.other_frames = TokenBucket(OTHER_FRAMES_PER_SEC, OTHER_FRAMES_BURST)
         self._refusals: deque[float] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Frames of this socket being handled; the tasks themselves are kept
+        # in the service's one set (a set per socket is ~200 bytes).
+        self._inflight = 0
         self._room: asyncio.Event | None = None
         self._typing_seq = 0
         self._typing_wanted: dict[str, int] = {}  # peer -> typing frame awaiting its check
@@ -291,10 +295,8 @@ class ClientSession:
             self.error("already_authenticated", "This socket is already authenticated.",
                        frame.ref)
             return None
-        task = asyncio.get_running_loop().create_task(self._run(frame, time.perf_counter()))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        if len(self._tasks) >= MAX_INFLIGHT_FRAMES:
+        self._start(self._run(frame, time.perf_counter()))
+        if self._inflight >= MAX_INFLIGHT_FRAMES:
             self._room = asyncio.Event()
             return asyncio.ensure_future(self._wait_for_room(self._room))
         return None
@@ -314,10 +316,7 @@ class ClientSession:
         if len(self._typing_wanted) >= MAX_TYPING_TARGETS:
             return
         self._typing_wanted[frame.recipient] = self._typing_seq
-        task = asyncio.get_running_loop().create_task(
-            self._typing_checked(frame.recipient, self._typing_seq))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        self._start(self._typing_checked(frame.recipient, self._typing_seq))
 
     async def _typing_checked(self, peer: str, seq: int) -> None:
         try:
@@ -337,9 +336,16 @@ class ClientSession:
     async def _wait_for_room(room: asyncio.Event) -> None:
         await room.wait()
 
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.realtime.tasks.add(task)  # a reference until it is done
+        self._inflight += 1
+        task.add_done_callback(self._done)
+
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if self._room is not None and len(self._tasks) < MAX_INFLIGHT_FRAMES:
+        self.realtime.tasks.discard(task)
+        self._inflight -= 1
+        if self._room is not None and self._inflight < MAX_INFLIGHT_FRAMES:
             self._room.set()
             self._room = None
 

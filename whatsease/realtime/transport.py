@@ -18,7 +18,7 @@ import contextlib
 import logging
 import socket
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,6 +70,10 @@ REASON_PING_TIMEOUT = "ping timed out"
 # built with the application's ping settings when its first socket opens.
 _KEEPALIVES: weakref.WeakKeyDictionary[tornado.web.Application, Keepalive] = (
     weakref.WeakKeyDictionary())
+
+
+async def _answered() -> None:
+    """The handshake was answered without an upgrade (a replay): nothing left to run."""
 
 
 def keepalive_of(application: tornado.web.Application) -> Keepalive | None:
@@ -171,15 +175,17 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
 
     # --- Tornado's side ---------------------------------------------------------------------------
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def get(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, None]:
         route = self.get_query_argument(ROUTE_PARAM, "") or ""
         if route and not valid_route(route):
             # Refused in every mode, so a client's mistake shows before it matters.
             raise tornado.web.HTTPError(400, reason="route is not a routing key")
         cluster = self.services.cluster
         if cluster is not None and self._replay(cluster.replay_target):
-            return
-        await super().get(*args, **kwargs)
+            return _answered()
+        # Tornado's coroutine runs the socket for its whole life: handed back,
+        # not awaited inside one of ours, no second frame stays alive per socket.
+        return super().get(*args, **kwargs)
 
     def _replay(self, target: Callable[..., str | None]) -> bool:
         """Answer, before upgrading, with ``fly-replay`` when another instance owns the URL's
