@@ -30,3 +30,16 @@ def test_find_ceiling_refuses_a_rate_that_would_flood_each_socket() -> None:
          "--ceiling-max", "5000"],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "at most one message per socket every 10 ms" in done.stderr
+
+
+def test_gc_pauses_count_the_sending_window_apart_from_the_whole_run() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import ws_load
+
+    before = {"count": 100.0, "sum": 2.0, "le=0.01": 90.0, "le=0.025": 97.0, "le=0.05": 99.0}
+    after = {"count": 160.0, "sum": 2.3, "le=0.01": 148.0, "le=0.025": 157.0, "le=0.05": 159.0}
+    assert ws_load.gc_pauses(after) == "160, 2300 ms in all, over 10 / 25 / 50 ms: 12 / 3 / 1"
+    # 60 pauses while sending: 2 over 10 ms, none over 25.
+    assert ws_load.gc_pauses(after, before) == \
+        "60, 300 ms in all, over 10 / 25 / 50 ms: 2 / 0 / 0"
+    assert ws_load.gc_pauses(before, before) == "-"

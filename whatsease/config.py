@@ -222,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
             10000, "Webhook events accepted but not yet processed, over all channels; beyond "
             "it a webhook is answered 503 so that the platform delivers it again later."),
     Setting("WHATSEASE_CHANNEL_MEDIA_MAX_BYTES", "channel_media_max_bytes",
-            _parse_int(64 * 1024, 15 * 1024 * 1024), 5 * 1024 * 1024,
+            parse_int(64 * 1024, 15 * 1024 * 1024), 5 * 1024 * 1024,
             "The largest attachment (WhatsApp media, Telegram file) downloaded for the agent "
             "console, in bytes; a larger one shows as unavailable."),
 )

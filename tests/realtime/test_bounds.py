@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -77,3 +78,28 @@ def test_dead_peer_is_dropped_by_pings(make_server: Callable[..., ServerThread])
     # The client now never reads, so it never answers a ping.
     assert _wait(lambda: not srv.services.hub.is_online(user.email), timeout=10)
     silent.close()
+
+
+def test_a_peer_that_answers_pings_stays_and_no_socket_has_its_own_ping_task(
+        make_server: Callable[..., ServerThread]) -> None:
+    srv = make_server()
+    assert srv.server.app is not None
+    srv.server.app.settings["websocket_ping_interval"] = 0.3
+    srv.server.app.settings["websocket_ping_timeout"] = 0.3
+    alice, bob = register(srv.port, "alice"), register(srv.port, "bob")
+    live = [connect(srv, alice), connect(srv, bob)]
+
+    async def ping_tasks() -> int:
+        return sum(1 for t in asyncio.all_tasks()
+                   if "periodic_ping" in repr(t.get_coro()))
+
+    # One wheel pings every socket: Tornado's task per socket stays off.
+    assert srv.call(ping_tasks()) == 0
+    # Several intervals later both are still there: reading, the client answers each ping.
+    for _ in range(6):
+        time.sleep(0.3)
+        for ws in live:
+            assert ws.call({"type": "ping"}, "pong")
+    assert srv.services.hub.is_online(alice.email) and srv.services.hub.is_online(bob.email)
+    for ws in live:
+        ws.close()

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from whatsease.services import Services
+from whatsease.storage.conversations import summary_updates
 from whatsease.storage.errors import Duplicate
 from whatsease.storage.models import ActivityEntry, Message, Session, User, conversation_id, new_id
 from whatsease.storage.store import INDEXES
@@ -147,6 +148,31 @@ async def test_conversation_counters_follow_sends_and_reads(services: Services) 
         == [conv.conversation_id]
     await conversations.delete_all_of("b@example.com")
     assert await conversations.list_for("a@example.com", limit=5) == []
+
+
+async def test_a_batch_updates_each_conversation_once_as_one_at_a_time_would(
+        services: Services) -> None:
+    conversations = services.store.conversations
+    ab = [_message("a@example.com", "b@example.com", "ab1"),
+          _message("b@example.com", "a@example.com", "ba1"),
+          _message("a@example.com", "b@example.com", "ab2")]
+    cd = [_message("c@example.com", "d@example.com", "cd1")]
+    batch = [ab[0], cd[0], ab[1], ab[2]]
+    # One statement per conversation, not per message.
+    assert len(summary_updates(batch)) == 2
+    await conversations.record_messages(batch)
+    # The same messages one at a time leave the same summaries and counters.
+    for m in batch:
+        await services.store.db["conversations_one_by_one"].bulk_write(summary_updates([m]))
+    for conv_id in (ab[0].conversation_id, cd[0].conversation_id):
+        batched = await conversations.collection.find_one({"_id": conv_id})
+        one_by_one = await services.store.db["conversations_one_by_one"].find_one(
+            {"_id": conv_id})
+        assert batched == one_by_one
+    conv = await conversations.get(ab[0].conversation_id)
+    assert conv is not None and conv.last_message is not None
+    assert conv.last_message["content"] == "ab2"
+    assert conv.unread_for("b@example.com") == 2 and conv.unread_for("a@example.com") == 1
 
 
 async def test_forgetting_a_user_hides_their_activity_from_a_namesake(services: Services) -> None:

@@ -16,9 +16,9 @@ import logging
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
@@ -78,6 +78,11 @@ MAX_KNOWN_CONVERSATIONS = 100_000
 # close; if the count halves, the freeze is lifted all the same.
 FREEZE_AFTER_SOCKETS = 1000
 FREEZE_SETTLE_SECS = 2.0
+# While a ramp goes on (sockets keep arriving), every FREEZE_AFTER_SOCKETS new
+# ones are frozen at once as well: waiting for the ramp's end let each full
+# collection during a 10,000-socket ramp walk every socket opened so far
+# (pauses over 50 ms). The last few hundred are frozen once the ramp settles.
+FREEZE_TAIL_SOCKETS = 100
 # Frames from one socket processed concurrently; beyond it the socket is not
 # read until one finishes, so a fast client cannot queue unbounded work.
 MAX_INFLIGHT_FRAMES = 64
@@ -132,6 +137,8 @@ class Realtime:
         self._frozen_at = 0
         self._last_attach = 0.0
         self._freeze_timer: asyncio.TimerHandle | None = None
+        # Every socket's frames being handled (ClientSession), referenced until done.
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def authenticate(self, frame: Frame) -> Principal:
         """The first frame must be ``auth`` with a valid access token; `Unauthorized` otherwise."""
@@ -158,7 +165,10 @@ class Realtime:
         self._new_since_freeze += 1
         loop = asyncio.get_running_loop()
         self._last_attach = loop.time()
-        if self._new_since_freeze >= FREEZE_AFTER_SOCKETS and self._freeze_timer is None:
+        if self._new_since_freeze >= FREEZE_AFTER_SOCKETS:
+            self._freeze("during a ramp")
+        elif (self._new_since_freeze >= FREEZE_TAIL_SOCKETS and self._frozen_at
+              and self._freeze_timer is None):
             self._freeze_timer = loop.call_later(FREEZE_SETTLE_SECS, self._freeze_when_settled)
 
     def _freeze_when_settled(self) -> None:
@@ -169,11 +179,15 @@ class Realtime:
                                                  self._freeze_when_settled)
             return
         self._freeze_timer = None
+        if self._new_since_freeze:
+            self._freeze("after a ramp")
+
+    def _freeze(self, when: str) -> None:
         gc.collect(1)  # the young generations only: cheap, and most garbage is there
         gc.freeze()
         self._new_since_freeze = 0
         self._frozen_at = self.hub.socket_count
-        logger.info("froze %d objects after a ramp to %d sockets", gc.get_freeze_count(),
+        logger.info("froze %d objects %s, at %d sockets", gc.get_freeze_count(), when,
                     self._frozen_at)
 
     def detach(self, conn: Connection) -> None:
@@ -237,7 +251,7 @@ class ClientSession:
     ~760 bytes): about 1 KiB less per socket.
     """
 
-    __slots__ = ("_refusals", "_room", "_synced", "_tasks", "_typing_seq", "_typing_wanted",
+    __slots__ = ("_inflight", "_refusals", "_room", "_synced", "_typing_seq", "_typing_wanted",
                  "conn", "other_frames", "realtime", "session_open", "user")
 
     def __init__(self, realtime: Realtime, conn: Connection) -> None:
@@ -246,7 +260,9 @@ class ClientSession:
         self.user = conn.user
         self.other_frames = TokenBucket(OTHER_FRAMES_PER_SEC, OTHER_FRAMES_BURST)
         self._refusals: deque[float] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Frames of this socket being handled; the tasks themselves are kept
+        # in the service's one set (a set per socket is ~200 bytes).
+        self._inflight = 0
         self._room: asyncio.Event | None = None
         self._typing_seq = 0
         self._typing_wanted: dict[str, int] = {}  # peer -> typing frame awaiting its check
@@ -280,10 +296,8 @@ class ClientSession:
             self.error("already_authenticated", "This socket is already authenticated.",
                        frame.ref)
             return None
-        task = asyncio.get_running_loop().create_task(self._run(frame, time.perf_counter()))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        if len(self._tasks) >= MAX_INFLIGHT_FRAMES:
+        self._start(self._run(frame, time.perf_counter()))
+        if self._inflight >= MAX_INFLIGHT_FRAMES:
             self._room = asyncio.Event()
             return asyncio.ensure_future(self._wait_for_room(self._room))
         return None
@@ -303,10 +317,7 @@ class ClientSession:
         if len(self._typing_wanted) >= MAX_TYPING_TARGETS:
             return
         self._typing_wanted[frame.recipient] = self._typing_seq
-        task = asyncio.get_running_loop().create_task(
-            self._typing_checked(frame.recipient, self._typing_seq))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+        self._start(self._typing_checked(frame.recipient, self._typing_seq))
 
     async def _typing_checked(self, peer: str, seq: int) -> None:
         try:
@@ -326,9 +337,16 @@ class ClientSession:
     async def _wait_for_room(room: asyncio.Event) -> None:
         await room.wait()
 
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.realtime.tasks.add(task)  # a reference until it is done
+        self._inflight += 1
+        task.add_done_callback(self._done)
+
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if self._room is not None and len(self._tasks) < MAX_INFLIGHT_FRAMES:
+        self.realtime.tasks.discard(task)
+        self._inflight -= 1
+        if self._room is not None and self._inflight < MAX_INFLIGHT_FRAMES:
             self._room.set()
             self._room = None
 

@@ -2,8 +2,9 @@
 
 `Socket` owns everything that is not the conversation itself: the origin
 check, first-frame authentication with a deadline, the frame-size limit, the
-bounded send queue, error frames, close codes and a graceful close. Pings are
-Tornado's (``websocket_ping_interval`` in ``app.py``). A subclass implements
+bounded send queue, error frames, close codes and a graceful close. Pings go
+out every ``websocket_ping_interval`` (``app.py``) from one timer wheel per
+application (keepalive.py), not from a task per socket. A subclass implements
 three hooks: `authenticate` (the first frame), `receive` (every later frame)
 and `leave` (the socket closed); everything it sends goes through
 `send_frame`, which is what the hub calls too.
@@ -16,7 +17,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +43,7 @@ from whatsease.delivery.frames import (
     error_frame,
 )
 from whatsease.errors import AppError, Forbidden, ServiceUnavailable
+from whatsease.realtime.keepalive import Keepalive
 from whatsease.realtime.protocol import TRANSPORT_MAX_FRAME_BYTES
 from whatsease.realtime.sendqueue import SendQueue
 from whatsease.services import Services
@@ -61,6 +64,28 @@ KERNEL_SEND_BUFFER_BYTES = 128 * 1024
 # Close reasons are sent to the client; keep them short (at most 123 bytes).
 REASON_AUTH_TIMEOUT = "authenticate within 5 s: send {type: auth, token}"
 REASON_TRY_AGAIN = "the database is unreachable; reconnect in a few seconds"
+REASON_PING_TIMEOUT = "ping timed out"
+
+# One keep-alive wheel per application (tests run several in one process),
+# built with the application's ping settings when its first socket opens.
+_KEEPALIVES: weakref.WeakKeyDictionary[tornado.web.Application, Keepalive] = (
+    weakref.WeakKeyDictionary())
+
+
+async def _answered() -> None:
+    """The handshake was answered without an upgrade (a replay): nothing left to run."""
+
+
+def keepalive_of(application: tornado.web.Application) -> Keepalive | None:
+    """The application's keep-alive wheel; None when its ping interval is 0 (no pings)."""
+    wheel = _KEEPALIVES.get(application)
+    if wheel is None:
+        interval = application.settings.get("websocket_ping_interval") or 0
+        if interval <= 0:
+            return None
+        wheel = Keepalive(interval, application.settings.get("websocket_ping_timeout"))
+        _KEEPALIVES[application] = wheel
+    return wheel
 
 
 def origin_allowed(origin: str, host: str, allowed: Sequence[str]) -> bool:
@@ -118,6 +143,9 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         self.queue = SendQueue(services.config.ws_queue_frames)
         self._closing = False
         self._auth_timer: asyncio.TimerHandle | None = None
+        self._keepalive: Keepalive | None = None
+        self.keepalive_slot = 0
+        self.awaiting_pong = False
 
     # --- hooks for subclasses -------------------------------------------------------------------
 
@@ -147,15 +175,17 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
 
     # --- Tornado's side ---------------------------------------------------------------------------
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def get(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, None]:
         route = self.get_query_argument(ROUTE_PARAM, "") or ""
         if route and not valid_route(route):
             # Refused in every mode, so a client's mistake shows before it matters.
             raise tornado.web.HTTPError(400, reason="route is not a routing key")
         cluster = self.services.cluster
         if cluster is not None and self._replay(cluster.replay_target):
-            return
-        await super().get(*args, **kwargs)
+            return _answered()
+        # Tornado's coroutine runs the socket for its whole life: handed back,
+        # not awaited inside one of ours, no second frame stays alive per socket.
+        return super().get(*args, **kwargs)
 
     def _replay(self, target: Callable[..., str | None]) -> bool:
         """Answer, before upgrading, with ``fly-replay`` when another instance owns the URL's
@@ -194,6 +224,25 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
     def max_message_size(self) -> int:
         return TRANSPORT_MAX_FRAME_BYTES
 
+    @property
+    def ping_interval(self) -> float | None:
+        # Tornado's own pinger (a task per socket) stays off: `open` hands
+        # the socket to the application's keep-alive wheel instead.
+        return 0
+
+    def send_ping(self) -> None:
+        """Write a keep-alive ping (called by the wheel); nothing if the socket is closing."""
+        if self.ws_connection is not None and not self.ws_connection.is_closing():
+            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
+                self.ws_connection.write_ping(b"")
+
+    def on_pong(self, data: bytes) -> None:
+        self.awaiting_pong = False
+
+    def ping_timed_out(self) -> None:
+        """The peer did not answer a ping in time (it is gone, or stuck): close."""
+        self.close(None, REASON_PING_TIMEOUT)
+
     def get_compression_options(self) -> dict[str, Any] | None:
         # Frames are small; deflate would cost CPU and memory per socket.
         return None
@@ -207,6 +256,9 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
             return
         self._auth_timer = asyncio.get_running_loop().call_later(
             AUTH_TIMEOUT_SECS, self.close, WS_4001_UNAUTHENTICATED, REASON_AUTH_TIMEOUT)
+        self._keepalive = keepalive_of(self.application)
+        if self._keepalive is not None:
+            self._keepalive.add(self)
         self._bound_kernel_buffer()
         # Frames are small and often follow each other (ack, status,
         # activity): without this, Nagle's algorithm holds the second one
@@ -313,6 +365,9 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
             return
         self._closing = True
         self._cancel_auth_timer()
+        if self._keepalive is not None:
+            self._keepalive.discard(self)
+            self._keepalive = None
         if self.authenticated:
             self.authenticated = False
             self.leave()

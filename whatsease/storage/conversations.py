@@ -25,6 +25,34 @@ def _summary(message: Message) -> dict[str, Any]:
             "is_bot_response": message.is_bot_response}
 
 
+def summary_updates(messages: Iterable[Message]) -> list[UpdateOne]:
+    """One upsert per conversation among ``messages``: its last summary and unread counts.
+
+    Each update costs the database a statement and an index entry moved
+    (``members, updated_at``), whatever it changes: a chat with several
+    messages in one batch (a quick exchange, a bot's answer right after the
+    question) costs one.
+    """
+    last: dict[str, Message] = {}
+    received: dict[str, dict[str, int]] = {}
+    for m in messages:
+        last[m.conversation_id] = m
+        counts = received.setdefault(m.conversation_id, {})
+        counts[m.recipient] = counts.get(m.recipient, 0) + 1
+        counts.setdefault(m.sender, 0)
+    ops = []
+    for conv, m in last.items():
+        members = sorted({m.sender, m.recipient})
+        ops.append(UpdateOne(
+            {"_id": conv},
+            {"$setOnInsert": {"members": members},
+             "$set": {"updated_at": m.timestamp, "last_message": _summary(m)},
+             "$inc": {f"unread.{members.index(who)}": n
+                      for who, n in received[conv].items()}},
+            upsert=True))
+    return ops
+
+
 class ConversationRepo:
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self.collection = collection
@@ -32,18 +60,14 @@ class ConversationRepo:
         self._batched = OneCommit(collection)
 
     async def record_messages(self, messages: Iterable[Message]) -> None:
-        """Bump the summary and the recipient's unread count for new messages, in one write."""
-        ops = []
-        for m in messages:
-            members = sorted({m.sender, m.recipient})
-            ops.append(UpdateOne(
-                {"_id": m.conversation_id},
-                {"$setOnInsert": {"members": members},
-                 "$set": {"updated_at": m.timestamp, "last_message": _summary(m)},
-                 "$inc": {f"unread.{members.index(m.recipient)}": 1,
-                          f"unread.{members.index(m.sender)}": 0}},
-                upsert=True))
-        await self._batched.bulk_write(ops, ordered=True)
+        """Bump the summary and the unread counts for new messages, in one write.
+
+        Messages are given in the order they were stored; several of one
+        conversation make one update (the last one's summary, the counters
+        raised by how many each member received), as their updates one after
+        the other would have left it.
+        """
+        await self._batched.bulk_write(summary_updates(messages), ordered=True)
 
     async def refresh_last(self, message: Message) -> None:
         """Rewrite the summary if ``message`` is the conversation's last one."""

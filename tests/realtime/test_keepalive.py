@@ -1,0 +1,101 @@
+"""The keep-alive wheel: one ping per socket per interval; silent sockets closed in time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from whatsease.realtime.keepalive import Keepalive
+
+
+class Peer:
+    """A socket as the wheel sees it; ``answers`` decides whether its pongs come back."""
+
+    def __init__(self, wheel: Keepalive, answers: bool = True) -> None:
+        self.wheel = wheel
+        self.answers = answers
+        self.keepalive_slot = 0
+        self.awaiting_pong = False
+        self.pings: list[float] = []
+        self.closed_at: float | None = None
+        self.closed = asyncio.Event()
+
+    def send_ping(self) -> None:
+        self.pings.append(asyncio.get_running_loop().time())
+        if self.answers:  # the pong arrives a moment later, as over a socket
+            asyncio.get_running_loop().call_soon(self._pong)
+
+    def _pong(self) -> None:
+        self.awaiting_pong = False
+
+    def ping_timed_out(self) -> None:
+        self.closed_at = asyncio.get_running_loop().time()
+        self.closed.set()
+        self.wheel.discard(self)
+
+
+async def test_each_socket_is_pinged_once_per_interval() -> None:
+    wheel = Keepalive(0.5, 0.4)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    peers = [Peer(wheel) for _ in range(40)]
+    for i, peer in enumerate(peers):
+        wheel.add(peer)
+        if i % 10 == 9:
+            await asyncio.sleep(0.1)  # joined at different times: different buckets
+    await asyncio.sleep(1.7)
+    for peer in peers:
+        assert 2 <= len(peer.pings) <= 4, peer.pings
+        gaps = [b - a for a, b in zip(peer.pings, peer.pings[1:], strict=False)]
+        assert all(0.4 <= g <= 0.7 for g in gaps), gaps
+        assert peer.pings[0] - start >= 0.45  # the first ping one interval after joining
+        assert peer.closed_at is None
+    for peer in peers:
+        wheel.discard(peer)
+    assert len(wheel) == 0
+
+
+async def test_a_silent_socket_is_closed_after_the_timeout_and_others_stay() -> None:
+    wheel = Keepalive(0.5, 0.2)
+    silent, alive = Peer(wheel, answers=False), Peer(wheel)
+    wheel.add(silent)
+    wheel.add(alive)
+    await asyncio.wait_for(silent.closed.wait(), 3)
+    assert silent.closed_at is not None
+    waited = silent.closed_at - silent.pings[0]
+    assert 0.2 - 0.03 <= waited <= 0.2 + 0.1  # the timeout, give or take one tick
+    assert len(silent.pings) == 1
+    await asyncio.sleep(1.2)
+    assert alive.closed_at is None and len(alive.pings) >= 3
+    wheel.discard(alive)
+
+
+async def test_a_timeout_as_long_as_the_interval_checks_the_previous_ping() -> None:
+    wheel = Keepalive(0.3, 0.3)
+    silent, alive = Peer(wheel, answers=False), Peer(wheel)
+    wheel.add(silent)
+    wheel.add(alive)
+    await asyncio.wait_for(silent.closed.wait(), 3)
+    assert silent.closed_at is not None
+    assert 0.25 <= silent.closed_at - silent.pings[0] <= 0.45
+    await asyncio.sleep(1.0)
+    assert alive.closed_at is None
+    wheel.discard(alive)
+
+
+async def test_the_timer_stops_when_no_socket_is_left() -> None:
+    wheel = Keepalive(0.2, None)
+    peer = Peer(wheel)
+    wheel.add(peer)
+    assert wheel._timer is not None
+    wheel.discard(peer)
+    wheel.discard(peer)  # twice is harmless
+    assert wheel._timer is None and len(wheel) == 0
+    await asyncio.sleep(0.4)
+    assert peer.pings == []
+
+
+def test_an_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="ping interval"):
+        Keepalive(0, 1)
