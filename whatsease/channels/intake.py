@@ -179,10 +179,11 @@ class ChannelIntake(ChannelReceipts):
                         conversation_id=conversation_id)
             try:
                 stored = await self._customer_send(conversation_id, m.text, client_id)
-                await self._keep_media(channel, contact, conversation_id, stored, m)
-                return
             except (SessionEnded, NotFound):
                 pass      # ended (timeout or closed): a new conversation starts below
+            else:
+                await self._keep_media(channel, contact, conversation_id, stored, m)
+                return
         org = await support.orgs.get(channel.org_id)
         conversation, _token, opening = await support.start_session(
             org, m.sender_name or contact, contact)
@@ -202,12 +203,12 @@ class ChannelIntake(ChannelReceipts):
         """Remember the attachment ``m`` came with, for the agents (console.py)."""
         if m.media is None or stored is None:
             return
+        media = self._media_fields(m.media)
         await self.store.add_media(stored.message_id, conversation_id=conversation_id,
-                                   slug=channel.slug, contact=contact,
-                                   media=self._media_fields(m.media), at=self.clock())
-        record = await self.store.media_of(stored.message_id)
-        if record is not None:
-            await self.console.push(conversation_id, media=[media_json(record)])
+                                   slug=channel.slug, contact=contact, media=media,
+                                   at=self.clock())
+        await self.console.push(conversation_id,
+                                media=[media_json({"_id": stored.message_id, "media": media})])
 
     async def _customer_send(self, conversation_id: str, text: str,
                              client_id: str) -> SupportMessage | None:
