@@ -741,7 +741,11 @@ def fetch_metrics(ws_url: str) -> str:
 
 def batch_sizes(ws_url: str) -> dict[str, float]:
     """Mean items per batched database write, by kind, from the server's /metrics."""
-    text = fetch_metrics(ws_url)
+    return parse_batch_sizes(fetch_metrics(ws_url))
+
+
+def parse_batch_sizes(text: str) -> dict[str, float]:
+    """Mean items per batched database write, by kind, from metrics ``text``."""
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     for line in text.splitlines():

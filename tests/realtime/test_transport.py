@@ -8,6 +8,7 @@ from pathlib import Path
 from tests import support
 from tests.realtime.wsclient import connect, open_socket
 from whatsease.delivery.frames import WS_1013_TRY_AGAIN_LATER, WS_4009_TOO_MANY_SOCKETS
+from whatsease.realtime.transport import Socket
 from whatsease.storage.launcher import EmbeddedDatabase
 
 
@@ -50,3 +51,19 @@ def test_a_lost_database_closes_with_try_again_later_not_bad_token(tmp_path: Pat
     finally:
         srv.stop()
         database.stop()
+
+
+def test_an_authenticated_socket_keeps_no_handshake_headers(
+        server: support.ServerThread) -> None:
+    user = support.register(server.port, "headers")
+    ws = connect(server, user)
+    try:
+        conns = server.services.hub.connections(user.email)
+        assert len(conns) == 1
+        sock = conns[0]
+        assert isinstance(sock, Socket)
+        # Read for the origin and the upgrade, then emptied: ~2 KiB per socket otherwise.
+        assert list(sock.request.headers) == []
+        assert ws.call({"type": "ping"}, "pong")["type"] == "pong"
+    finally:
+        ws.close()
