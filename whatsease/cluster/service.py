@@ -24,9 +24,10 @@ from whatsease.cluster.membership import (
     watch_members,
 )
 from whatsease.cluster.ring import Ring
-from whatsease.cluster.router import ClusterRouter
-from whatsease.cluster.routing import valid_route
+from whatsease.cluster.router import REASON_SYNC, ClusterRouter
+from whatsease.cluster.routing import WS_4012_MOVED, user_route, valid_route
 from whatsease.errors import ConfigError
+from whatsease.messaging.catchup import CatchUp
 from whatsease.metrics import CLUSTER_MEMBERS, CLUSTER_REPLAYS
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Cluster:
     """
 
     router: ClusterRouter | None = None
+    catch_up: CatchUp | None = None
 
     def __init__(self, membership: Membership, discovery: Discovery, reason: str,
                  poll_interval: float) -> None:
@@ -173,6 +175,26 @@ def wire(services: Services, router: ClusterRouter) -> None:
                              router.limiter_changed(name, key, failed))
 
 
+def follow_lost_members(cluster: Cluster, services: Services) -> None:
+    """When members leave the ring, users here whom they may have owed a message sync
+    (messaging/catchup.py)."""
+    hub = services.hub
+    catch_up = CatchUp(services.store.messages, hub.users,
+                       lambda user: hub.close_user(user, WS_4012_MOVED, REASON_SYNC,
+                                                   everywhere=False))
+    cluster.catch_up = catch_up
+    last = [cluster.ring]
+
+    def ring_changed(ring: Ring, why: str) -> None:
+        previous, last[0] = last[0], ring
+        lost = previous.members - ring.members
+        if lost:
+            catch_up.members_lost(
+                lambda sender: previous.owner(user_route(sender)) in lost)
+
+    cluster.on_change(ring_changed)
+
+
 async def setup(services: Services) -> None:
     cluster = build_cluster(services)
     if cluster is None:
@@ -186,6 +208,7 @@ async def setup(services: Services) -> None:
     cluster.router = router
     wire(services, router)
     services.messaging.share_database()  # other instances write the same messages
+    follow_lost_members(cluster, services)
     services.cluster = cluster
     await cluster.start()
     logger.info("cluster: %s; this is member %s, link on port %d", cluster.reason,
@@ -196,6 +219,8 @@ async def shutdown(services: Services) -> None:
     cluster = services.cluster
     if cluster is not None:
         await cluster.stop()
+        if cluster.catch_up is not None:
+            await cluster.catch_up.stop()
         if cluster.router is not None:
             services.hub.router = None
             await cluster.router.stop()

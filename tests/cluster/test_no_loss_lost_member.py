@@ -1,0 +1,82 @@
+"""A member killed between storing a message and forwarding it: the recipient still gets it.
+
+The message is written straight into the shared database as the killed
+instance's last insert, whose frame never left it (with SIGKILL the moment
+can't be hit reliably otherwise). The recipient's socket lives on a survivor:
+nothing would make it sync before its next reconnection, so the survivor
+must close it with 4012 once the member is lost.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from tests.cluster.conftest import FAST, connect_home, homed_user, open_ws
+from tests.realtime.wsclient import WS
+from whatsease.cluster.local import LocalCluster
+from whatsease.storage.models import Message, conversation_id, new_id
+from whatsease.timeutil import utcnow
+
+# The heartbeat timeout (3 s in FAST) plus the ring change, with room for a busy machine.
+TOLD_WITHIN_SECS = 20.0
+
+
+@pytest.fixture
+def lossy_cluster(mongo_uri: str, tmp_path: Path) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path / "lossy", 3, mongodb_uri=mongo_uri,
+                      db_name=f"m{secrets.token_hex(5)}", bcrypt_rounds=4,
+                      env=FAST) as running:
+        yield running
+
+
+def _stored_unforwarded(cluster: LocalCluster, sender: str, recipient: str) -> str:
+    """Store a message the way an instance does, and send no frame for it."""
+    message = Message(message_id=new_id(), sender=sender, recipient=recipient,
+                      content="stored, never forwarded", timestamp=utcnow(),
+                      conversation_id=conversation_id(sender, recipient), client_id="last")
+    client: MongoClient[dict[str, Any]] = MongoClient(cluster.mongodb_uri)
+    with client:
+        client[cluster.db_name].messages.insert_one(message.to_doc())
+    return message.message_id
+
+
+def _sync_ids(ws: WS, cursor: str | None) -> set[str]:
+    got: set[str] = set()
+    while True:
+        page = ws.call({"type": "sync", "after": cursor}, "synced", timeout=10)
+        got.update(m["message_id"] for m in page["messages"])
+        cursor = page["cursor"] or cursor
+        if not page["more"]:
+            return got
+
+
+def test_the_recipients_of_a_lost_members_last_messages_are_told_to_sync(
+        lossy_cluster: LocalCluster) -> None:
+    cluster = lossy_cluster
+    doomed_sender, _ = homed_user(cluster, "i2", "doomed")
+    living_sender, _ = homed_user(cluster, "i1", "living")
+    owed, owed_route = homed_user(cluster, "i3", "owed")
+    other, other_route = homed_user(cluster, "i3", "other")
+    owed_ws = connect_home(cluster, owed, owed_route)
+    other_ws = connect_home(cluster, other, other_route)
+    cursor = owed_ws.call({"type": "sync", "after": None}, "synced")["cursor"]
+    other_ws.call({"type": "sync", "after": None}, "synced")
+    lost_id = _stored_unforwarded(cluster, doomed_sender.email, owed.email)
+    # Undelivered too, but its sender's home lives on: its link will still bring it.
+    _stored_unforwarded(cluster, living_sender.email, other.email)
+
+    cluster.kill("i2")
+    assert owed_ws.expect_close(timeout=TOLD_WITHIN_SECS) == 4012
+    other_ws.expect_none("nothing", timeout=2.0)  # still open: nobody owed it a frame
+
+    again = open_ws(cluster.ports["i3"], route=owed_route)  # i2's loss moved no i3 key
+    again.call({"type": "auth", "token": owed.access_token}, "ready")
+    assert lost_id in _sync_ids(again, cursor)
+    again.close()
+    other_ws.close()
