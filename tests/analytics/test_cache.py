@@ -90,3 +90,22 @@ async def test_a_day_another_report_inserted_meanwhile_gets_the_quarter_hours_ad
     await repo.keep({"k|2026-03-02": {"q02": {}}}, set(), now)
     assert await repo.kept(["k|2026-03-02", "k|2026-03-03"]) == {
         "k|2026-03-02": {"q01": {"people": ["a"]}, "q02": {}}}
+
+
+async def test_turns_and_conversations_are_kept_by_quarter_hour_too(services: Services) -> None:
+    # A warm page reads every figure from kept quarter hours: a turn or a
+    # conversation written afterwards into one (which the application never
+    # does) does not show, so it was not read again.
+    await seed(services)
+    analytics = get_analytics(services)
+    first = await analytics.report(ALL, START, END, "day", "UTC")
+    kept = await services.store.db[SLOTS].find({}, {"_id": 1}).to_list()
+    names = {doc["_id"].split("|")[1] for doc in kept}
+    assert {"bot_turns", "support_started", "support_closed", "support_handoffs",
+            "messenger_messages", "support_messages"} <= names
+    await services.store.db["bot_turns"].insert_one(
+        {"_id": str(oid(at(3, 10))), "user": "x@x.test", "bot": "bot:whatsease",
+         "message": "hi", "intent": "greeting", "source": "intent", "at": at(3, 10)})
+    again = await analytics.report(ALL, START, END, "day", "UTC")
+    assert again["top_intents"] == first["top_intents"] == [{"intent": "greeting", "count": 1}]
+    assert again["series"] == first["series"]

@@ -91,14 +91,23 @@ def pseudonym(person: str) -> str:
 
 @dataclass
 class Piece:
-    """The figures of one quarter hour of one hot collection (or its part on one side
-    of the current period's start)."""
+    """The figures of one quarter hour of one pipeline (or its part on one side of the
+    current period's start)."""
 
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     people: set[str] = field(default_factory=set)
     bot: dict[bool, int] = field(default_factory=dict)
     languages: dict[str, int] = field(default_factory=dict)
     sentiment: dict[str, float] = field(default_factory=dict)
+    intents: dict[str, int] = field(default_factory=dict)
+    # Fallback message (lower-cased) -> (times asked, last asked).
+    fallbacks: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    started: int = 0
+    # (agent, seconds from start to end) of each conversation that ended.
+    closed: list[tuple[str | None, float]] = field(default_factory=list)
+    # (first responder, first response secs, queue wait secs) of each handoff.
+    handoffs: list[tuple[str | None, float | None, float | None]] = field(
+        default_factory=list)
 
     def to_doc(self) -> dict[str, Any]:
         """What is kept: only the fields that hold something (an empty quarter hour is {})."""
@@ -113,6 +122,16 @@ class Piece:
             doc["languages"] = [[lang, n] for lang, n in sorted(self.languages.items())]
         if any(self.sentiment.values()):
             doc["sentiment"] = dict(self.sentiment)
+        if self.intents:
+            doc["intents"] = [[i, n] for i, n in sorted(self.intents.items())]
+        if self.fallbacks:
+            doc["fallbacks"] = [[m, n, last] for m, (n, last) in sorted(self.fallbacks.items())]
+        if self.started:
+            doc["started"] = self.started
+        if self.closed:
+            doc["closed"] = [[a, v] for a, v in self.closed]
+        if self.handoffs:
+            doc["handoffs"] = [[r, f, w] for r, f, w in self.handoffs]
         return doc
 
     @classmethod
@@ -121,7 +140,16 @@ class Piece:
                    people=set(doc.get("people", [])),
                    bot={bool(f): int(n) for f, n in doc.get("bot", [])},
                    languages={lang: int(n) for lang, n in doc.get("languages", [])},
-                   sentiment={k: float(v) for k, v in doc.get("sentiment", {}).items()})
+                   sentiment={k: float(v) for k, v in doc.get("sentiment", {}).items()},
+                   intents={i: int(n) for i, n in doc.get("intents", [])},
+                   fallbacks={m: (int(n), utc(last)) for m, n, last in doc.get("fallbacks", [])},
+                   started=int(doc.get("started", 0)),
+                   closed=[(a, float(v)) for a, v in doc.get("closed", [])],
+                   handoffs=[(r, _number(f), _number(w)) for r, f, w in doc.get("handoffs", [])])
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 Key = tuple[datetime, bool]
@@ -152,6 +180,20 @@ def read_rows(rows: list[dict[str, Any]]) -> tuple[dict[Key, Piece], Texts]:
     for row in facet.get("languages", []):
         languages = piece(row["_id"]).languages
         languages[row["_id"]["l"]] = languages.get(row["_id"]["l"], 0) + int(row["n"])
+    for row in facet.get("intents", []):
+        intents = piece(row["_id"]).intents
+        intents[row["_id"]["i"]] = intents.get(row["_id"]["i"], 0) + int(row["n"])
+    for row in facet.get("fallbacks", []):
+        message = row["_id"]["m"]
+        if isinstance(message, str):
+            piece(row["_id"]).fallbacks[message] = (int(row["n"]), utc(row["last"]))
+    for row in facet.get("started", []):
+        piece(row["_id"]).started += int(row["n"])
+    for row in facet.get("closed", []):
+        piece(row["_id"]).closed.extend((r.get("a"), float(r["v"])) for r in row["rows"])
+    for row in facet.get("handoffs", []):
+        piece(row["_id"]).handoffs.extend((r.get("r"), _number(r.get("f")), _number(r.get("w")))
+                                          for r in row["rows"])
     for row in facet.get("sample", []):
         piece(row["_id"])
         texts[(utc(row["_id"]["s"]), bool(row["_id"]["n"]))] = [

@@ -17,8 +17,9 @@ colder collections (``bot_turns``, one document per assistant exchange, and
 ``support_conversations``, one per conversation) keep an index on each time
 field they are read by.
 
-Buckets are computed by the database with ``$dateTrunc`` in the caller's
-time zone; the service maps each bucket start back to its position.
+Every pipeline groups by UTC quarter hour (every time zone's offset is a
+whole number of them); the service folds quarter hours into the caller's
+buckets and keeps those that can no longer change.
 """
 
 from __future__ import annotations
@@ -103,17 +104,6 @@ class Window:
     tz: str
     org: str | None = None
 
-    def truncate(self, field: str) -> dict[str, Any]:
-        spec: dict[str, Any] = {"date": field, "unit": self.unit, "timezone": self.tz}
-        if self.unit == "week":
-            spec["startOfWeek"] = "monday"
-        return {"$dateTrunc": spec}
-
-    def time_range(self) -> dict[str, Any]:
-        return {"$gte": self.start, "$lt": self.end}
-
-    def org_filter(self) -> dict[str, Any]:
-        return {} if self.org is None else {"org": self.org}
 
 
 @dataclass(frozen=True)
@@ -146,14 +136,24 @@ class Spans:
                 {"$match": {**org, **(by_time[0] if len(by_time) == 1
                                       else {"$or": by_time})}}]
 
+    def indexed(self, field: str) -> list[dict[str, Any]]:
+        """The first stages on a collection with an index on ``field`` (after ``org``):
+        one range over all the ranges (what the index walks), then the exact ranges."""
+        org = {} if self.org is None else {"org": self.org}
+        low, high = self.ranges[0][0], self.ranges[-1][1]
+        stages: list[dict[str, Any]] = [{"$match": {**org, field: {"$gte": low, "$lt": high}}}]
+        if len(self.ranges) > 1:
+            stages.append({"$match": {"$or": [{field: {"$gte": start, "$lt": end}}
+                                              for start, end in self.ranges]}})
+        return stages
+
     def key(self, **fields: Any) -> dict[str, Any]:
         """A row's group key: its quarter hour, its side of ``split``, and ``fields``."""
         return {"s": "$s", "n": "$n", **fields}
 
-    def slot_fields(self) -> dict[str, Any]:
-        return {"s": {"$subtract": ["$timestamp",
-                                    {"$mod": [{"$toLong": "$timestamp"}, SLOT_MS]}]},
-                "n": {"$gte": ["$timestamp", self.split]}}
+    def slot_fields(self, field: str = "$timestamp") -> dict[str, Any]:
+        return {"s": {"$subtract": [field, {"$mod": [{"$toLong": field}, SLOT_MS]}]},
+                "n": {"$gte": [field, self.split]}}
 
 
 @dataclass(frozen=True)
@@ -165,31 +165,25 @@ class Plan:
     pipeline: list[dict[str, Any]]
 
 
-def plans(window: Window, *, top: int) -> list[Plan]:
-    """The pipelines on indexed collections for ``window``, run live for every report.
+def slot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[Plan]:
+    """Every pipeline of the page for ``spans``, each grouped by quarter hour.
 
-    The assistant's turns count only for the whole messenger (``window.org``
-    None): it belongs to no organisation.
-    """
-    result: list[Plan] = []
-    if window.org is None:
-        result.append(_turns_plan(window, top=top))
-    result += _conversation_plans(window)
-    return result
-
-
-def hot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[Plan]:
-    """The pipelines on the hot collections for ``spans``, one per collection.
-
-    Rows are per quarter hour (``s``) and side of the split (``n``): counts
-    by channel and direction, the distinct people, support bots' replies and
-    fallbacks, customers' languages, and the newest ``sample`` texts to score
-    for sentiment. Person-to-person chats count only for the whole messenger.
+    Rows are per quarter hour (``s``) and side of the split (``n``). The hot
+    collections give counts by channel and direction, the distinct people,
+    support bots' replies and fallbacks, customers' languages, and the newest
+    ``sample`` texts to score for sentiment; the assistant's turns its
+    replies, fallbacks, intents, fallback messages and languages; support
+    conversations their starts, ends and handoffs (with the times each
+    median is taken of). Person-to-person chats and the assistant's turns
+    count only for the whole messenger (``spans.org`` None).
     """
     result: list[Plan] = []
     if spans.org is None:
         result.append(_messenger_plan(spans, sample=sample))
     result.append(_support_plan(spans, fallback_texts=fallback_texts, sample=sample))
+    if spans.org is None:
+        result.append(_turns_plan(spans))
+    result += _conversation_plans(spans)
     return result
 
 
@@ -250,54 +244,56 @@ def _support_plan(spans: Spans, *, fallback_texts: list[str], sample: int) -> Pl
         }}])
 
 
-def _turns_plan(window: Window, *, top: int) -> Plan:
-    fallback = ["fallback", "llm", "llm_error"]
+def _turns_plan(spans: Spans) -> Plan:
+    fallback = {"$in": ["$source", ["fallback", "llm", "llm_error"]]}
     return Plan("bot_turns", BOT_TURNS, [
-        {"$match": {"at": window.time_range()}},
-        {"$facet": {
-            "counts": [{"$group": {"_id": {"t": window.truncate("$at"),
-                                           "fallback": {"$in": ["$source", fallback]}},
-                                   "n": {"$sum": 1}}}],
-            "intents": [{"$match": {"intent": {"$type": "string"}}},
-                        {"$group": {"_id": "$intent", "n": {"$sum": 1}}},
-                        {"$sort": {"n": -1, "_id": 1}}, {"$limit": top}],
-            "fallbacks": [{"$match": {"source": {"$in": fallback}}},
-                          {"$group": {"_id": {"$toLower": {"$trim": {"input": "$message"}}},
-                                      "n": {"$sum": 1}, "last": {"$max": "$at"}}},
-                          {"$sort": {"n": -1, "last": -1, "_id": 1}}, {"$limit": top}],
+        *spans.indexed("at"),
+        {"$project": {
+            "_id": 0, **spans.slot_fields("$at"), "f": fallback, "i": "$intent", "at": "$at",
+            "m": {"$cond": [fallback, {"$toLower": {"$trim": {"input": "$message"}}}, None]},
             # The language each turn was answered in; turns from before the
             # assistant spoke several languages have none, and were English.
-            "languages": [{"$group": {"_id": {"$ifNull": ["$lang", "en"]},
-                                      "n": {"$sum": 1}}}],
+            "l": {"$ifNull": ["$lang", "en"]}}},
+        {"$facet": {
+            "bot": [{"$group": {"_id": spans.key(f="$f"), "n": {"$sum": 1}}}],
+            "intents": [{"$match": {"i": {"$type": "string"}}},
+                        {"$group": {"_id": spans.key(i="$i"), "n": {"$sum": 1}}}],
+            "fallbacks": [{"$match": {"f": True}},
+                          {"$group": {"_id": spans.key(m="$m"), "n": {"$sum": 1},
+                                      "last": {"$max": "$at"}}}],
+            "languages": [{"$group": {"_id": spans.key(l="$l"), "n": {"$sum": 1}}}],
         }}])
 
 
-def _conversation_plans(window: Window) -> list[Plan]:
-    org = window.org_filter()
-    channel = _channel("$customer_email", default="widget")
+def _conversation_plans(spans: Spans) -> list[Plan]:
     started = Plan("support_started", CONVERSATIONS, [
-        {"$match": {**org, "created_at": window.time_range()}},
-        {"$group": {"_id": {"t": window.truncate("$created_at"), "c": channel},
-                    "n": {"$sum": 1}}}])
+        *spans.indexed("created_at"),
+        {"$project": {"_id": 0, **spans.slot_fields("$created_at")}},
+        {"$facet": {"started": [{"$group": {"_id": spans.key(), "n": {"$sum": 1}}}]}}])
     # Resolution: from the conversation's start to its end, for those an agent
     # answered; attributed to the agent who had it last.
     closed = Plan("support_closed", CONVERSATIONS, [
-        {"$match": {**org, "ended_at": window.time_range()}},
-        {"$project": {"_id": 0, "t": window.truncate("$ended_at"),
-                      "agent": {"$ifNull": ["$agent", {"$arrayElemAt": ["$agents", -1]}]},
-                      "secs": {"$divide": [{"$subtract": ["$ended_at", "$created_at"]}, 1000]}}}])
+        *spans.indexed("ended_at"),
+        {"$project": {"_id": 0, **spans.slot_fields("$ended_at"),
+                      "a": {"$ifNull": ["$agent", {"$arrayElemAt": ["$agents", -1]}]},
+                      "v": {"$divide": [{"$subtract": ["$ended_at", "$created_at"]}, 1000]}}},
+        {"$facet": {"closed": [{"$group": {"_id": spans.key(),
+                                           "rows": {"$push": {"a": "$a", "v": "$v"}}}}]}}])
     # Handoffs: conversations whose customer first needed a person in the range;
     # their first response and their wait for an agent belong to the same cohort.
     handoffs = Plan("support_handoffs", CONVERSATIONS, [
-        {"$match": {**org, "agent_requested_at": window.time_range()}},
-        {"$project": {"_id": 0, "t": window.truncate("$agent_requested_at"),
-                      "responder": "$first_responder", "first": "$first_response_secs",
-                      "wait": {"$cond": [
+        *spans.indexed("agent_requested_at"),
+        {"$project": {"_id": 0, **spans.slot_fields("$agent_requested_at"),
+                      "r": "$first_responder", "f": "$first_response_secs",
+                      "w": {"$cond": [
                           {"$and": [{"$eq": [{"$type": "$assigned_at"}, "date"]},
                                     {"$gte": ["$assigned_at", "$agent_requested_at"]}]},
                           {"$divide": [{"$subtract": ["$assigned_at", "$agent_requested_at"]},
                                        1000]},
-                          None]}}}])
+                          None]}}},
+        {"$facet": {"handoffs": [{"$group": {"_id": spans.key(),
+                                             "rows": {"$push": {"r": "$r", "f": "$f",
+                                                                "w": "$w"}}}}]}}])
     return [started, closed, handoffs]
 
 
