@@ -49,10 +49,11 @@ def _turn(user: str, message: str, intent: str | None, source: str,
 
 
 def _conversation(org: str, email: str, created: datetime, **fields: Any) -> SupportConversation:
+    fields.setdefault("expires_at", created + timedelta(minutes=5))
     return SupportConversation(
         conversation_id=str(oid(created)), org=org, customer_name=email.split("@")[0].title(),
         customer_email=email, token_hash="x", created_at=created, last_message_at=created,
-        expires_at=created + timedelta(minutes=5), **fields)
+        **fields)
 
 
 def _support(conversation: SupportConversation, kind: str, content: str,

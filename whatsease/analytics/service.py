@@ -35,6 +35,7 @@ from whatsease.storage.analytics import (
     slot_plans,
 )
 from whatsease.storage.models import User
+from whatsease.storage.support import MESSAGES
 from whatsease.support.orgs import is_member, is_platform_admin
 from whatsease.timeutil import isoformat, utcnow
 
@@ -53,6 +54,11 @@ CHANNELS_ALWAYS = ("web", "widget")
 # later: its quarter hour is kept once a day old (a first reply to a handoff
 # later than that is not counted).
 CLOSE_AFTER: dict[str, timedelta] = {"support_handoffs": timedelta(days=1)}
+# The hot sources and their collections: their messages since this long ago are
+# read by the conversations that had one (an index walk); a report's other
+# edges in them are counted in whole quarter hours (the nearest boundary).
+HOT = {"messenger_messages": "messages", "support_messages": MESSAGES}
+RECENT = timedelta(hours=2)
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
 # changes, and every report computes its quarter hours afresh.
 CACHE_VERSION = 2
@@ -143,6 +149,13 @@ class Analytics:
     async def _one(self, name: str, scope: Scope, start: datetime, split: datetime,
                    end: datetime, fallback_texts: list[str],
                    now: datetime) -> dict[slots.Key, Piece]:
+        recent = now - RECENT
+        if name in HOT:
+            # Only recent messages are read by their conversations; an older
+            # edge would cost an `_id` range, which the embedded database
+            # answers with a scan of the whole collection.
+            start, split, end = (slots.nearest(t) if t < recent else t
+                                 for t in (start, split, end))
         whole = slots.whole_slots(start, split, end, now - CLOSE_AFTER.get(name, ID_SLACK))
         # What a support bot's fallback is can change with a catalogue: it is
         # part of the key, so a changed catalogue computes its quarter hours anew.
@@ -162,7 +175,10 @@ class Analytics:
         ranges = slots.uncovered(start, end, kept)
         if not ranges:
             return pieces
-        spans = Spans(tuple(ranges), split=split, org=scope.org)
+        conversations = None
+        if name in HOT and ranges[0][0] >= recent:
+            conversations = await self.repo.active(HOT[name], scope.org, ranges[0][0])
+        spans = Spans(tuple(ranges), split=split, org=scope.org, conversations=conversations)
         plan = next(p for p in slot_plans(spans, fallback_texts=fallback_texts,
                                           sample=SENTIMENT_PER_SLOT) if p.name == name)
         fresh, texts = slots.read_rows(await self.repo.run(plan))

@@ -42,6 +42,11 @@ def ceil(moment: datetime) -> datetime:
     return start if start == utc(moment) else start + SLOT
 
 
+def nearest(moment: datetime) -> datetime:
+    """The quarter hour boundary nearest ``moment`` (half way rounds up)."""
+    return floor(utc(moment) + SLOT / 2)
+
+
 def day_and_name(slot: datetime) -> tuple[str, str]:
     """The UTC day a quarter hour is kept under, and its name in that day's document."""
     secs = int(slot.timestamp())

@@ -59,6 +59,9 @@ SLOTS = "analytics_slots"
 # A kept quarter hour is recomputed after this long (nothing else expires it):
 # longer than the oldest one a report reads, a 366-day range's previous period.
 SLOT_TTL = timedelta(days=800)
+# Past this many conversations with a message in a report's open end, its
+# messages are read by an `_id` range instead.
+MAX_ACTIVE = 5000
 # Days per lookup or write of kept quarter hours (a report reads at most 733).
 KEYS_PER_QUERY = 1000
 DUPLICATE_KEY = 11000
@@ -73,6 +76,10 @@ ANALYTICS_INDEXES: dict[str, list[IndexModel]] = {
         *(IndexModel([("org", ASCENDING), (name, ASCENDING)], name=f"analytics_org_{name}")
           for name in _TIMES),
     ],
+    # A chat's summary: which chats had a message since a moment (the open end
+    # of a report). Its entry moves with every message's summary write, which
+    # is off the delivery path (docs/analytics.md measures it).
+    "conversations": [IndexModel([("updated_at", ASCENDING)], name="analytics_updated_at")],
     SLOTS: [IndexModel([("made_at", ASCENDING)], name="analytics_made_at",
                        expireAfterSeconds=int(SLOT_TTL.total_seconds()))],
 }
@@ -118,9 +125,19 @@ class Spans:
     ranges: tuple[tuple[datetime, datetime], ...]
     split: datetime
     org: str | None = None
+    # Read the messages of these conversations (an index walk on every
+    # database) instead of an `_id` range: the conversations that had a
+    # message in ``ranges``, when they are recent (`AnalyticsRepo.active`).
+    conversations: tuple[str, ...] | None = None
 
     def match(self) -> list[dict[str, Any]]:
-        """The first stages: an `_id` range (what an index walks), then the exact times."""
+        """The first stages: an `_id` range or the conversations (what an index walks),
+        then the exact times."""
+        by_time = [{"timestamp": {"$gte": start, "$lt": end}} for start, end in self.ranges]
+        org = {} if self.org is None else {"org": self.org}
+        exact = {"$match": {**org, **(by_time[0] if len(by_time) == 1 else {"$or": by_time})}}
+        if self.conversations is not None:
+            return [{"$match": {"conversation_id": {"$in": list(self.conversations)}}}, exact]
         ids: list[list[datetime]] = []
         for start, end in self.ranges:
             low, high = start - ID_SLACK, end + ID_SLACK
@@ -130,11 +147,7 @@ class Spans:
                 ids.append([low, high])
         by_id = [{"_id": {"$gte": ObjectId.from_datetime(low),
                           "$lt": ObjectId.from_datetime(high)}} for low, high in ids]
-        by_time = [{"timestamp": {"$gte": start, "$lt": end}} for start, end in self.ranges]
-        org = {} if self.org is None else {"org": self.org}
-        return [{"$match": by_id[0] if len(by_id) == 1 else {"$or": by_id}},
-                {"$match": {**org, **(by_time[0] if len(by_time) == 1
-                                      else {"$or": by_time})}}]
+        return [{"$match": by_id[0] if len(by_id) == 1 else {"$or": by_id}}, exact]
 
     def indexed(self, field: str) -> list[dict[str, Any]]:
         """The first stages on a collection with an index on ``field`` (after ``org``):
@@ -306,6 +319,32 @@ class AnalyticsRepo:
     async def run(self, plan: Plan) -> list[dict[str, Any]]:
         cursor = await self.db[plan.collection].aggregate(plan.pipeline, allowDiskUse=True)
         return await cursor.to_list()
+
+    async def active(self, collection: str, org: str | None,
+                     since: datetime) -> tuple[str, ...] | None:
+        """The conversations of ``collection`` that may hold a message stored since
+        ``since`` (index walks only), or None past `MAX_ACTIVE`.
+
+        A chat's summary has the time of its last message (``updated_at``); a
+        support message is written only while its conversation is active and
+        not expired, and each customer, bot or agent message moves the expiry
+        on, so one stored since ``since`` is in a conversation still active
+        and expiring after it, or one that ended since.
+        """
+        found: set[str] = set()
+        if collection == "messages":
+            cursor = self.db["conversations"].find({"updated_at": {"$gte": since}}, {"_id": 1})
+            async for doc in cursor.limit(MAX_ACTIVE + 1):
+                found.add(str(doc["_id"]))
+        else:
+            by_org: dict[str, Any] = {} if org is None else {"org": org}
+            for query in ({"status": "active", "expires_at": {"$gt": since}},
+                          {**by_org, "ended_at": {"$gte": since}}):
+                cursor = self.db[CONVERSATIONS].find(query, {"_id": 1, "org": 1})
+                async for doc in cursor.limit(MAX_ACTIVE + 1):
+                    if org is None or doc.get("org") == org:
+                        found.add(str(doc["_id"]))
+        return tuple(sorted(found)) if len(found) <= MAX_ACTIVE else None
 
     async def kept(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The kept days of quarter hours among ``keys``, by key (primary-key lookups only)."""
