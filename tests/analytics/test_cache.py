@@ -139,3 +139,24 @@ async def test_turns_and_conversations_are_kept_by_quarter_hour_too(services: Se
     again = await analytics.report(ALL, START, END, "day", "UTC")
     assert again["top_intents"] == first["top_intents"] == [{"intent": "greeting", "count": 1}]
     assert again["series"] == first["series"]
+
+
+async def test_a_report_waits_for_figures_being_computed_only_so_long(
+        services: Services) -> None:
+    # Nothing kept and no time to wait: the report comes back at once, says
+    # what is still being computed, and the computation finishes on its own.
+    await seed(services)
+    expected = await Analytics(services, get_analytics(services).repo).report(
+        ALL, START, END, "day", "UTC")
+    await services.store.db[SLOTS].drop()
+    hasty = Analytics(services, get_analytics(services).repo, wait=0.0)
+    first = await hasty.report(ALL, START, END, "day", "UTC")
+    assert first["complete"] is False
+    assert "messenger_messages" in first["computing"]
+    assert first["totals"]["messages_in"] < expected["totals"]["messages_in"]
+    await hasty.idle()
+    second = await hasty.report(ALL, START, END, "day", "UTC")
+    assert second["complete"] is True and second["computing"] == []
+    for report in (expected, second):
+        report.pop("generated_at")
+    assert second == expected

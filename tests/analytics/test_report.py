@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from tests.analytics.seed import END, START, _conversation, _message, at, oid, seed
+from tests.analytics.seed import (
+    END,
+    START,
+    _conversation,
+    _message,
+    at,
+    oid,
+    seed,
+    store_messages,
+)
 from whatsease.analytics.service import Scope, get_analytics, plans_for
 from whatsease.errors import Unprocessable
 from whatsease.services import Services
@@ -209,7 +218,7 @@ async def test_telegram_and_whatsapp_contacts_count_by_their_channel(services: S
     # The channels' contacts are addresses wa:<phone> and tg:<chat id>; a
     # message that stored its channel is counted by that instead.
     day = datetime(2026, 4, 6, tzinfo=UTC)
-    await services.store.db["messages"].insert_many([
+    await store_messages(services, [
         _message("tg:123456789", "bot:whatsease", "hola", day),
         _message("bot:whatsease", "tg:123456789", "¡Hola!", day + timedelta(seconds=1), bot=True),
         _message("wa:+34600000000", "bot:whatsease", "hi", day + timedelta(minutes=1)),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,6 +40,8 @@ from whatsease.storage.support import MESSAGES
 from whatsease.support.orgs import is_member, is_platform_admin
 from whatsease.timeutil import isoformat, utcnow
 
+logger = logging.getLogger(__name__)
+
 # Customer messages whose sentiment is scored: the newest ones of each source
 # in each quarter hour. VADER reads about 10,000 short messages a second.
 SENTIMENT_PER_SLOT = 50
@@ -59,6 +62,13 @@ CLOSE_AFTER: dict[str, timedelta] = {"support_handoffs": timedelta(days=1)}
 # edges in them are counted in whole quarter hours (the nearest boundary).
 HOT = {"messenger_messages": "messages", "support_messages": MESSAGES}
 RECENT = timedelta(hours=2)
+# How long a report waits for figures being computed (a cold start computes
+# months of history in the background; the page shows what it has meanwhile).
+WAIT_SECS = 3.0
+# Conversations whose messages one read takes; days of an indexed collection.
+CONVERSATIONS_PER_READ = 100
+INDEXED_PER_READ = timedelta(days=2)
+MAX_PAUSE_SECS = 1.0
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
 # changes, and every report computes its quarter hours afresh.
 CACHE_VERSION = 2
@@ -91,19 +101,32 @@ class Analytics:
     """Computes reports from the stored history; one per process."""
 
     def __init__(self, services: Services, repo: AnalyticsRepo,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, wait: float = WAIT_SECS) -> None:
         self.services = services
         self.repo = repo
         self.clock = clock
+        self.wait = wait
+        # Computations under way, by what they compute: a report waits for
+        # them at most `wait` seconds, and they finish (and keep what they
+        # computed) whether or not anyone still waits.
+        self._jobs: dict[tuple[Any, ...], asyncio.Task[dict[slots.Key, Piece]]] = {}
+        # Reads of many parts (a backfill) take turns, one part at a time.
+        self._lane = asyncio.Lock()
 
     async def report(self, scope: Scope, start: datetime, end: datetime, unit: str,
                      tz_name: str) -> dict[str, Any]:
-        """The report for ``[start, end)``; raises a 422 for a bad zone, unit or range."""
+        """The report for ``[start, end)``; raises a 422 for a bad zone, unit or range.
+
+        Returns within about `wait` seconds: figures still being computed
+        then are left out, named in ``computing`` (``complete`` is false),
+        and are there in a later report.
+        """
         tz = buckets.zone(tz_name)
         edges = buckets.edges(start, end, unit, tz)
         previous_start = start - (end - start)
         fallback_texts = await self._fallback_texts(scope)
-        pieces = await self._pieces(scope, previous_start, start, end, fallback_texts)
+        pieces, computing = await self._pieces(scope, previous_start, start, end,
+                                               fallback_texts)
         report = _Builder(len(edges) - 1)
         # One bucket for the whole previous period.
         earlier = _Builder(1)
@@ -118,7 +141,7 @@ class Analytics:
                     earlier.add_piece(name, 0, piece)
         body: dict[str, Any] = {
             "scope": {"org": scope.org}, "from": isoformat(start), "to": isoformat(end),
-            "bucket": unit, "tz": tz_name,
+            "bucket": unit, "tz": tz_name, "complete": not computing, "computing": computing,
             "buckets": [isoformat(edge) for edge in edges[:-1]],
             "series": report.finish(), "totals": report.totals(),
         }
@@ -131,29 +154,39 @@ class Analytics:
         body["generated_at"] = isoformat(self.clock())
         return body
 
-    async def _pieces(self, scope: Scope, start: datetime, split: datetime, end: datetime,
-                      fallback_texts: list[str]) -> dict[str, dict[slots.Key, Piece]]:
-        """Every pipeline's figures for ``[start, end)`` by quarter hour and side of ``split``.
+    async def idle(self) -> None:
+        """Wait until every computation under way has finished (tests, the bench)."""
+        while self._jobs:
+            await asyncio.wait(list(self._jobs.values()))
 
-        Kept quarter hours are read by key; the rest is computed in one
-        pipeline per source, and the whole quarter hours among it that can no
-        longer change are kept for the next report.
+    async def _pieces(self, scope: Scope, start: datetime, split: datetime, end: datetime,
+                      fallback_texts: list[str]
+                      ) -> tuple[dict[str, dict[slots.Key, Piece]], list[str]]:
+        """Every source's figures for ``[start, end)`` by quarter hour and side of
+        ``split``, and the sources still being computed.
+
+        Kept quarter hours are read by key; the rest is computed (in the
+        background, see `report`), and the whole quarter hours among it that
+        can no longer change are kept for the next report.
         """
         now = self.clock()
+        deadline = asyncio.get_running_loop().time() + self.wait
         spans = Spans(((start, end),), split=split, org=scope.org)
         names = [plan.name for plan in slot_plans(spans, fallback_texts=[], sample=0)]
         results = await asyncio.gather(*(
-            self._one(name, scope, start, split, end, fallback_texts, now) for name in names))
-        return dict(zip(names, results, strict=True))
+            self._one(name, scope, start, split, end, fallback_texts, now, deadline)
+            for name in names))
+        pieces = {name: found for name, (found, _done) in zip(names, results, strict=True)}
+        return pieces, [name for name, (_found, done) in zip(names, results, strict=True)
+                        if not done]
 
     async def _one(self, name: str, scope: Scope, start: datetime, split: datetime,
-                   end: datetime, fallback_texts: list[str],
-                   now: datetime) -> dict[slots.Key, Piece]:
+                   end: datetime, fallback_texts: list[str], now: datetime,
+                   deadline: float) -> tuple[dict[slots.Key, Piece], bool]:
         recent = now - RECENT
         if name in HOT:
-            # Only recent messages are read by their conversations; an older
-            # edge would cost an `_id` range, which the embedded database
-            # answers with a scan of the whole collection.
+            # Only recent messages are read exactly to the moment; an older
+            # edge is counted in whole quarter hours, which are kept.
             start, split, end = (slots.nearest(t) if t < recent else t
                                  for t in (start, split, end))
         whole = slots.whole_slots(start, split, end, now - CLOSE_AFTER.get(name, ID_SLACK))
@@ -174,31 +207,91 @@ class Analytics:
                     pieces[(slot, slot >= split)] = Piece.from_doc(figures)
         ranges = slots.uncovered(start, end, kept)
         if not ranges:
-            return pieces
-        conversations = None
-        if name in HOT and ranges[0][0] >= recent:
-            conversations = await self.repo.active(HOT[name], scope.org, ranges[0][0])
-        spans = Spans(tuple(ranges), split=split, org=scope.org, conversations=conversations)
-        plan = next(p for p in slot_plans(spans, fallback_texts=fallback_texts,
-                                          sample=SENTIMENT_PER_SLOT) if p.name == name)
-        fresh, texts = slots.read_rows(await self.repo.run(plan))
+            return pieces, True
+        job = (prefix, tuple(ranges), split)
+        task = self._jobs.get(job)
+        if task is None:
+            task = asyncio.create_task(self._compute(
+                name, scope, ranges, split, [s for s in whole if s not in kept],
+                fallback_texts, prefix, set(kept_days), now))
+            self._jobs[job] = task
+            task.add_done_callback(lambda done: self._finished(job, done))
+        loop = asyncio.get_running_loop()
+        await asyncio.wait([task], timeout=max(0.0, deadline - loop.time()))
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return pieces, False
+        pieces.update(task.result())
+        return pieces, True
+
+    def _finished(self, job: tuple[Any, ...], task: asyncio.Task[Any]) -> None:
+        self._jobs.pop(job, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("analytics: computing %s failed", job[0],
+                         exc_info=task.exception())
+
+    async def _compute(self, name: str, scope: Scope, ranges: list[tuple[datetime, datetime]],
+                       split: datetime, todo: list[datetime], fallback_texts: list[str],
+                       prefix: str, present: set[str],
+                       now: datetime) -> dict[slots.Key, Piece]:
+        """``name``'s figures for ``ranges``; keeps the whole quarter hours ``todo``."""
+        fresh, texts = await self._read(name, scope, ranges, split, fallback_texts, now)
         if texts:
             loop = asyncio.get_running_loop()
             scored = await loop.run_in_executor(
                 None, lambda: {key: sentiment.tally(values) for key, values in texts.items()})
             for key, tally in scored.items():
-                fresh[key].sentiment = tally
+                fresh.setdefault(key, Piece()).sentiment = tally
         new: dict[str, dict[str, Any]] = {}
-        for slot in whole:
-            if slot not in kept:
-                day, slot_name = slots.day_and_name(slot)
-                piece = fresh.get((slot, slot >= split), Piece())
-                new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
-        for key, piece in fresh.items():
-            if key[0] not in kept:
-                pieces[key] = piece
-        await self.repo.keep(new, set(kept_days), now)
-        return pieces
+        for slot in todo:
+            day, slot_name = slots.day_and_name(slot)
+            piece = fresh.get((slot, slot >= split), Piece())
+            new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
+        await self.repo.keep(new, present, now)
+        return fresh
+
+    async def _read(self, name: str, scope: Scope, ranges: list[tuple[datetime, datetime]],
+                    split: datetime, fallback_texts: list[str],
+                    now: datetime) -> tuple[dict[slots.Key, Piece], slots.Texts]:
+        """Run ``name``'s pipeline over ``ranges`` in parts, and add the parts up.
+
+        Messages are read by the conversations that had one since the first
+        range began, `CONVERSATIONS_PER_READ` at a time; the other sources by
+        `INDEXED_PER_READ` of history at a time. A computation of several
+        parts takes its turn in one lane and pauses after each part as long
+        as the part took, so it never holds the database for long or for
+        more than half the time.
+        """
+        parts: list[Spans] = []
+        if name in HOT:
+            async for batch in self.repo.active(HOT[name], scope.org, ranges[0][0], now):
+                for i in range(0, len(batch), CONVERSATIONS_PER_READ):
+                    parts.append(Spans(tuple(ranges), split=split, org=scope.org,
+                                       conversations=tuple(batch[i:i + CONVERSATIONS_PER_READ])))
+        else:
+            parts = [Spans(tuple(group), split=split, org=scope.org)
+                     for group in slots.windows(ranges, INDEXED_PER_READ)]
+        pieces: dict[slots.Key, Piece] = {}
+        texts: slots.Texts = {}
+        loop = asyncio.get_running_loop()
+        for spans in parts:
+            plan = next(p for p in slot_plans(spans, fallback_texts=fallback_texts,
+                                              sample=SENTIMENT_PER_SLOT) if p.name == name)
+            if len(parts) == 1:
+                rows = await self.repo.run(plan)
+            else:
+                async with self._lane:
+                    began = loop.time()
+                    rows = await self.repo.run(plan)
+                    await asyncio.sleep(min(MAX_PAUSE_SECS, loop.time() - began))
+            found, sample = slots.read_rows(rows)
+            for key, piece in found.items():
+                if key in pieces:
+                    pieces[key].merge(piece)
+                else:
+                    pieces[key] = piece
+            for key, values in sample.items():
+                texts[key] = (texts.get(key, []) + values)[:SENTIMENT_PER_SLOT]
+        return pieces, texts
 
     async def _fallback_texts(self, scope: Scope) -> list[str]:
         """The fallback replies of the support bots in scope (how a fallback is recognised)."""

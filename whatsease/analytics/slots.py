@@ -88,6 +88,22 @@ def uncovered(start: datetime, end: datetime,
     return result
 
 
+def windows(ranges: list[tuple[datetime, datetime]],
+            size: timedelta) -> list[list[tuple[datetime, datetime]]]:
+    """``ranges`` (ordered, disjoint) cut into groups that each span at most ``size``."""
+    groups: list[list[tuple[datetime, datetime]]] = []
+    for start, end in ranges:
+        while start < end:
+            if groups and start < groups[-1][0][0] + size:
+                group_end = min(end, groups[-1][0][0] + size)
+                groups[-1].append((start, group_end))
+            else:
+                group_end = min(end, start + size)
+                groups.append([(start, group_end)])
+            start = group_end
+    return groups
+
+
 def pseudonym(person: str) -> str:
     """What a quarter hour keeps of a person or conversation: enough to count them
     apart, not their address (64 bits: a collision among a million is ~1 in 10^7)."""
@@ -138,6 +154,24 @@ class Piece:
         if self.handoffs:
             doc["handoffs"] = [[r, f, w] for r, f, w in self.handoffs]
         return doc
+
+    def merge(self, other: Piece) -> None:
+        """Add ``other``'s figures (the same quarter hour, read in another part)."""
+        for key, n in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.people |= other.people
+        for fallback, n in other.bot.items():
+            self.bot[fallback] = self.bot.get(fallback, 0) + n
+        for language, n in other.languages.items():
+            self.languages[language] = self.languages.get(language, 0) + n
+        for intent, n in other.intents.items():
+            self.intents[intent] = self.intents.get(intent, 0) + n
+        for message, (n, last) in other.fallbacks.items():
+            seen, latest = self.fallbacks.get(message, (0, last))
+            self.fallbacks[message] = (seen + n, max(latest, last))
+        self.started += other.started
+        self.closed += other.closed
+        self.handoffs += other.handoffs
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Piece:

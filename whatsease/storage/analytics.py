@@ -24,8 +24,9 @@ buckets and keeps those that can no longer change.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -59,9 +60,13 @@ SLOTS = "analytics_slots"
 # A kept quarter hour is recomputed after this long (nothing else expires it):
 # longer than the oldest one a report reads, a 366-day range's previous period.
 SLOT_TTL = timedelta(days=800)
-# Past this many conversations with a message in a report's open end, its
-# messages are read by an `_id` range instead.
-MAX_ACTIVE = 5000
+# History walked by the first query listing the conversations that had a
+# message (on the embedded database an index walk holds it for everyone while
+# it runs); later ones adapt to how many each finds.
+WINDOW = timedelta(days=1)
+MIN_WINDOW, MAX_WINDOW = timedelta(minutes=15), timedelta(days=64)
+PER_WINDOW = 1000
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 # Days per lookup or write of kept quarter hours (a report reads at most 733).
 KEYS_PER_QUERY = 1000
 DUPLICATE_KEY = 11000
@@ -320,31 +325,53 @@ class AnalyticsRepo:
         cursor = await self.db[plan.collection].aggregate(plan.pipeline, allowDiskUse=True)
         return await cursor.to_list()
 
-    async def active(self, collection: str, org: str | None,
-                     since: datetime) -> tuple[str, ...] | None:
+    async def active(self, collection: str, org: str | None, since: datetime,
+                     until: datetime) -> AsyncIterator[list[str]]:
         """The conversations of ``collection`` that may hold a message stored since
-        ``since`` (index walks only), or None past `MAX_ACTIVE`.
+        ``since``, in batches (index walks of at most `WINDOW` of history each).
 
         A chat's summary has the time of its last message (``updated_at``); a
         support message is written only while its conversation is active and
         not expired, and each customer, bot or agent message moves the expiry
         on, so one stored since ``since`` is in a conversation still active
-        and expiring after it, or one that ended since.
+        and expiring after it, or in one that ended since. ``until`` is the
+        moment the reading began: what changes later is read next time.
         """
-        found: set[str] = set()
-        if collection == "messages":
-            cursor = self.db["conversations"].find({"updated_at": {"$gte": since}}, {"_id": 1})
-            async for doc in cursor.limit(MAX_ACTIVE + 1):
-                found.add(str(doc["_id"]))
-        else:
-            by_org: dict[str, Any] = {} if org is None else {"org": org}
-            for query in ({"status": "active", "expires_at": {"$gt": since}},
-                          {**by_org, "ended_at": {"$gte": since}}):
-                cursor = self.db[CONVERSATIONS].find(query, {"_id": 1, "org": 1})
-                async for doc in cursor.limit(MAX_ACTIVE + 1):
-                    if org is None or doc.get("org") == org:
-                        found.add(str(doc["_id"]))
-        return tuple(sorted(found)) if len(found) <= MAX_ACTIVE else None
+        seen: set[str] = set()
+
+        def fresh(ids: list[str]) -> list[str]:
+            new = [i for i in ids if i not in seen]
+            seen.update(new)
+            return new
+
+        if collection == MESSAGES:
+            cursor = self.db[CONVERSATIONS].find(
+                {"status": "active", "expires_at": {"$gt": since}}, {"_id": 1, "org": 1})
+            yield fresh([str(doc["_id"]) async for doc in cursor
+                         if org is None or doc.get("org") == org])
+        field, name = (("updated_at", "conversations") if collection == "messages"
+                       else ("ended_at", CONVERSATIONS))
+        by_org: dict[str, Any] = {} if org is None or collection == "messages" else {"org": org}
+        low, size = since, WINDOW
+        while True:
+            # The last window reaches far past ``until``: a chat written to
+            # meanwhile has its summary moved on past it. (An upper bound is
+            # always given: on the embedded database a lower bound alone on
+            # an index after ``org`` also returned documents without the field.)
+            high = low + size if low + size <= until else FAR_FUTURE
+            cursor = self.db[name].find({**by_org, field: {"$gte": low, "$lt": high}},
+                                        {"_id": 1})
+            ids = [str(doc["_id"]) async for doc in cursor]
+            yield fresh(ids)
+            if high == FAR_FUTURE:
+                return
+            low = high
+            # Quiet stretches of history are walked in longer windows, busy
+            # ones in shorter: each walk lists about `PER_WINDOW` conversations.
+            if len(ids) < PER_WINDOW // 4:
+                size = min(size * 2, MAX_WINDOW)
+            elif len(ids) > PER_WINDOW:
+                size = max(size / 2, MIN_WINDOW)
 
     async def kept(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """The kept days of quarter hours among ``keys``, by key (primary-key lookups only)."""
