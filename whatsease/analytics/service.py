@@ -33,6 +33,8 @@ from whatsease.storage.analytics import (
     Plan,
     Spans,
     Window,
+    plan_names,
+    slot_plan,
     slot_plans,
 )
 from whatsease.storage.models import User
@@ -126,7 +128,7 @@ class Analytics:
         previous_start = start - (end - start)
         fallback_texts = await self._fallback_texts(scope)
         pieces, computing = await self._pieces(scope, previous_start, start, end,
-                                               fallback_texts)
+                                               fallback_texts, edges)
         report = _Builder(len(edges) - 1)
         # One bucket for the whole previous period.
         earlier = _Builder(1)
@@ -154,13 +156,21 @@ class Analytics:
         body["generated_at"] = isoformat(self.clock())
         return body
 
+    @staticmethod
+    def key_prefix(name: str, scope: Scope, fallback_texts: list[str]) -> str:
+        """What the keys of ``name``'s kept days for ``scope`` start with (the day follows)."""
+        # What a support bot's fallback is can change with a catalogue: it is
+        # part of the key, so a changed catalogue computes its quarter hours anew.
+        digest = hashlib.sha256("\n".join(fallback_texts).encode()).hexdigest()[:12]
+        return f"v{CACHE_VERSION}|{name}|{scope.org or '*'}|{digest}|"
+
     async def idle(self) -> None:
         """Wait until every computation under way has finished (tests, the bench)."""
         while self._jobs:
             await asyncio.wait(list(self._jobs.values()))
 
     async def _pieces(self, scope: Scope, start: datetime, split: datetime, end: datetime,
-                      fallback_texts: list[str]
+                      fallback_texts: list[str], edges: list[datetime]
                       ) -> tuple[dict[str, dict[slots.Key, Piece]], list[str]]:
         """Every source's figures for ``[start, end)`` by quarter hour and side of
         ``split``, and the sources still being computed.
@@ -171,10 +181,9 @@ class Analytics:
         """
         now = self.clock()
         deadline = asyncio.get_running_loop().time() + self.wait
-        spans = Spans(((start, end),), split=split, org=scope.org)
-        names = [plan.name for plan in slot_plans(spans, fallback_texts=[], sample=0)]
+        names = plan_names(scope.org)
         results = await asyncio.gather(*(
-            self._one(name, scope, start, split, end, fallback_texts, now, deadline)
+            self._one(name, scope, start, split, end, fallback_texts, now, deadline, edges)
             for name in names))
         pieces = {name: found for name, (found, _done) in zip(names, results, strict=True)}
         return pieces, [name for name, (_found, done) in zip(names, results, strict=True)
@@ -182,29 +191,63 @@ class Analytics:
 
     async def _one(self, name: str, scope: Scope, start: datetime, split: datetime,
                    end: datetime, fallback_texts: list[str], now: datetime,
-                   deadline: float) -> tuple[dict[slots.Key, Piece], bool]:
+                   deadline: float, edges: list[datetime]
+                   ) -> tuple[dict[slots.Key, Piece], bool]:
         recent = now - RECENT
+        begins = split  # where the current period's first bucket begins counting
         if name in HOT:
             # Only recent messages are read exactly to the moment; an older
             # edge is counted in whole quarter hours, which are kept.
             start, split, end = (slots.nearest(t) if t < recent else t
                                  for t in (start, split, end))
         whole = slots.whole_slots(start, split, end, now - CLOSE_AFTER.get(name, ID_SLACK))
-        # What a support bot's fallback is can change with a catalogue: it is
-        # part of the key, so a changed catalogue computes its quarter hours anew.
-        digest = hashlib.sha256("\n".join(fallback_texts).encode()).hexdigest()[:12]
-        prefix = f"v{CACHE_VERSION}|{name}|{scope.org or '*'}|{digest}|"
-        days = sorted({slots.day_and_name(slot)[0] for slot in whole})
-        kept_days = await self.repo.kept([prefix + day for day in days])
-        pieces: dict[slots.Key, Piece] = {}
-        kept: set[datetime] = set()
+        prefix = self.key_prefix(name, scope, fallback_texts)
+        by_day: dict[str, list[tuple[datetime, str]]] = {}
         for slot in whole:
             day, slot_name = slots.day_and_name(slot)
-            figures = kept_days.get(prefix + day, {}).get(slot_name)
-            if figures is not None:
-                kept.add(slot)
-                if figures:  # an empty quarter hour is kept as {}
-                    pieces[(slot, slot >= split)] = Piece.from_doc(figures)
+            by_day.setdefault(day, []).append((slot, slot_name))
+        kept_days = await self.repo.kept([prefix + day for day in by_day])
+
+        def in_one_bucket(low: datetime, high: datetime) -> bool:
+            if high <= split:  # the previous period is one bucket
+                return True
+            if low < split:
+                return False
+            last = high - timedelta(microseconds=1)
+            return (bisect.bisect_right(edges, max(low, begins))
+                    == bisect.bisect_right(edges, last))
+
+        pieces: dict[slots.Key, Piece] = {}
+        kept: set[datetime] = set()
+        rollups: dict[str, dict[str, Any]] = {}
+        for day, members in by_day.items():
+            figures = kept_days.get(prefix + day)
+            if figures is None:
+                continue
+            first = members[0][0]
+            if (len(members) == slots.PER_DAY and len(figures) >= slots.PER_DAY
+                    and in_one_bucket(first, first + timedelta(days=1))):
+                # A whole kept day that falls in one bucket: its figures at once.
+                if "day" in figures:
+                    piece = Piece.from_doc(figures["day"])
+                else:
+                    piece = Piece()
+                    for slot_name, one in figures.items():
+                        if slot_name != "day":
+                            piece.merge(Piece.from_doc(one))
+                    rollups[prefix + day] = piece.to_doc()
+                kept.update(slot for slot, _name in members)
+                if piece.to_doc():
+                    pieces[(first, first >= split)] = piece
+                continue
+            for slot, slot_name in members:
+                one = figures.get(slot_name)
+                if one is not None:
+                    kept.add(slot)
+                    if one:  # an empty quarter hour is kept as {}
+                        pieces[(slot, slot >= split)] = Piece.from_doc(one)
+        if rollups:
+            await self.repo.keep_day(rollups)
         ranges = slots.uncovered(start, end, kept)
         if not ranges:
             return pieces, True
@@ -274,8 +317,8 @@ class Analytics:
         texts: slots.Texts = {}
         loop = asyncio.get_running_loop()
         for spans in parts:
-            plan = next(p for p in slot_plans(spans, fallback_texts=fallback_texts,
-                                              sample=SENTIMENT_PER_SLOT) if p.name == name)
+            plan = slot_plan(name, spans, fallback_texts=fallback_texts,
+                             sample=SENTIMENT_PER_SLOT)
             if len(parts) == 1:
                 rows = await self.repo.run(plan)
             else:

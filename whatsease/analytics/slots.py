@@ -20,6 +20,7 @@ from whatsease.storage.analytics import SLOT
 
 SLOT_SECS = int(SLOT.total_seconds())
 DAY_SECS = 86400
+PER_DAY = DAY_SECS // SLOT_SECS
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Uncovered ranges read in one pipeline; past this (a year with every other
 # quarter hour kept) one covering range is read instead and kept ones skipped.
@@ -47,8 +48,10 @@ def nearest(moment: datetime) -> datetime:
     return floor(utc(moment) + SLOT / 2)
 
 
+@lru_cache(maxsize=200_000)
 def day_and_name(slot: datetime) -> tuple[str, str]:
     """The UTC day a quarter hour is kept under, and its name in that day's document."""
+    # A year's report and its previous period name 70,000 quarter hours per source.
     secs = int(slot.timestamp())
     return _day(secs // DAY_SECS), f"q{secs % DAY_SECS // SLOT_SECS:02d}"
 
@@ -169,6 +172,8 @@ class Piece:
         for message, (n, last) in other.fallbacks.items():
             seen, latest = self.fallbacks.get(message, (0, last))
             self.fallbacks[message] = (seen + n, max(latest, last))
+        for name, value in other.sentiment.items():
+            self.sentiment[name] = self.sentiment.get(name, 0.0) + value
         self.started += other.started
         self.closed += other.closed
         self.handoffs += other.handoffs

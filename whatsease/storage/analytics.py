@@ -205,6 +205,24 @@ def slot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[
     return result
 
 
+def plan_names(org: str | None) -> list[str]:
+    """The names of `slot_plans`' pipelines for an organisation (or, None, everything)."""
+    names = ["support_messages", "support_started", "support_closed", "support_handoffs"]
+    return names if org is not None else ["messenger_messages", *names[:1], "bot_turns",
+                                          *names[1:]]
+
+
+def slot_plan(name: str, spans: Spans, *, fallback_texts: list[str], sample: int) -> Plan:
+    """The one pipeline of `slot_plans` called ``name``."""
+    if name == "messenger_messages":
+        return _messenger_plan(spans, sample=sample)
+    if name == "support_messages":
+        return _support_plan(spans, fallback_texts=fallback_texts, sample=sample)
+    if name == "bot_turns":
+        return _turns_plan(spans)
+    return next(p for p in _conversation_plans(spans) if p.name == name)
+
+
 def _sample(spans: Spans, size: int, match: dict[str, Any]) -> dict[str, Any]:
     """A facet of the newest ``size`` texts per row key to score for sentiment."""
     if size <= 0:
@@ -374,13 +392,23 @@ class AnalyticsRepo:
                 size = max(size / 2, MIN_WINDOW)
 
     async def kept(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only)."""
+        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only);
+        a whole day's figures, once kept, under the name ``day``."""
         found: dict[str, dict[str, Any]] = {}
         for i in range(0, len(keys), KEYS_PER_QUERY):
             cursor = self.db[SLOTS].find({"_id": {"$in": keys[i:i + KEYS_PER_QUERY]}})
             async for doc in cursor:
                 found[doc["_id"]] = doc.get("slots", {})
+                if "day" in doc:  # the whole day's figures (`keep_day`)
+                    found[doc["_id"]]["day"] = doc["day"]
         return found
+
+    async def keep_day(self, days: dict[str, dict[str, Any]]) -> None:
+        """Keep each whole day's figures beside its quarter hours (``{key: figures}``)."""
+        writes = [UpdateOne({"_id": key}, {"$set": {"day": figures}})
+                  for key, figures in days.items()]
+        for i in range(0, len(writes), KEYS_PER_QUERY):
+            await self.db[SLOTS].bulk_write(writes[i:i + KEYS_PER_QUERY], ordered=False)
 
     async def keep(self, days: dict[str, dict[str, Any]], present: set[str],
                    now: datetime) -> None:
