@@ -1,19 +1,28 @@
-"""Benchmark: the analytics page's queries over a year of seeded history on the embedded database.
+"""Benchmark: the analytics page over a year of seeded history on the embedded database.
 
-Seeds ``--messages`` messenger messages (a third of them to or from the
-assistant, with its turns) and ``--conversations`` support conversations
-(four messages each, a third handed to agents) spread over the last 365 days,
-in bulk and before the application's indexes exist (then builds them), into a
-SecantusDB it starts in a temporary directory. Then, for the last 1, 30 and
-365 days (bucketed by hour, day and week), it times every pipeline of the
-page computed live, and the whole report: cold (nothing kept), warm (the same
-range again) and refreshed (the range moved on by 30 s, as the page's
-refresh asks), and prints p50/p99 per query and the index each one walks.
-Talks only to 127.0.0.1 and stops by itself.
+Seeds ``--messages`` messenger messages (between people and their few
+contacts; a third of them to or from the assistant, with its turns), their
+chats' summaries, and ``--conversations`` support conversations (four
+messages each, a third handed to agents) spread over the last 365 days, in
+bulk and before the application's indexes exist (then builds them), into a
+SecantusDB it starts in a temporary directory. Then, for the whole messenger
+and for one organisation:
+
+- the cold start: a year's report with nothing kept, which comes back at
+  once and computes the history in the background; timed until complete;
+- for the last 1, 30 and 365 days (by hour, day and week): the page warm (the
+  same range again) and refreshed (the range moved on 30 s, as the page's
+  refresh asks), and each query a warm page runs (the kept quarter hours
+  read by key; each source's open end, the messages by the conversations
+  that had one), p50/p99, with the index each walks (from ``explain``); and
+  each indexed source computed afresh over the whole range (what keeping
+  saves), once.
+
+Prints markdown tables. Talks only to 127.0.0.1, stops by itself, and skips
+what is left once ``--budget`` seconds have passed.
 
     python bench/analytics.py [--messages 1000000] [--conversations 50000] [--repeat 5]
 """
-
 from __future__ import annotations
 
 import argparse
@@ -33,10 +42,11 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from whatsease.analytics.service import Analytics, Scope, get_analytics, plans_for
+from whatsease.analytics import slots
+from whatsease.analytics.service import HOT, Analytics, Scope, plans_for
 from whatsease.app import build_services
 from whatsease.config import Config
-from whatsease.storage.analytics import SLOTS, AnalyticsRepo, Plan, Window
+from whatsease.storage.analytics import SLOTS, AnalyticsRepo, Spans, Window, slot_plans
 from whatsease.storage.analytics import ensure_indexes as ensure_analytics_indexes
 from whatsease.storage.launcher import EmbeddedDatabase
 from whatsease.storage.store import INDEXES
@@ -44,9 +54,9 @@ from whatsease.storage.support import CONVERSATIONS, MESSAGES, ORGS, SUPPORT_IND
 from whatsease.storage.support_models import Org
 
 TARGET_PAGE_MS_30D = 500.0
-HOT = ("messenger_messages", "support_messages")
 BATCH = 10_000
 PEOPLE = 5_000
+CONTACTS = 8  # each person writes to a few people, as people do
 ORG_COUNT = 20
 AGENTS_PER_ORG = 5
 RANGES = ((30, "day"), (1, "hour"), (365, "week"))
@@ -73,31 +83,41 @@ async def seed(db: Any, now: datetime, messages: int, conversations: int,
     span = 365 * 86400
     start = now - timedelta(seconds=span)
     people = [f"person{i}@bench.test" for i in range(PEOPLE)]
+    contacts = {p: rng.sample(people, CONTACTS) for p in people}
+    chats: dict[str, dict[str, Any]] = {}
     chunk = 100_000
     done = 0
     while done < messages:
         n = min(chunk, messages - done)
+        moments = sorted(start + timedelta(seconds=rng.random() * span) for _ in range(n))
         docs, turns = [], []
-        for _ in range(n):
-            when = start + timedelta(seconds=rng.random() * span)
+        for when in moments:
             sender = rng.choice(people)
             kind = rng.random()
             if kind < 0.66:
-                recipient, bot = rng.choice(people), False
+                recipient, bot = rng.choice(contacts[sender]), False
             elif kind < 0.83:
                 recipient, bot = "bot:whatsease", False
             else:
                 sender, recipient, bot = "bot:whatsease", sender, True
             oid = _oid(when)
+            members = sorted({sender, recipient})
+            chat, content = " ".join(members), _text(rng)
             docs.append({"_id": oid, "sender": sender, "recipient": recipient,
-                         "content": _text(rng), "timestamp": when, "status": "Read",
-                         "is_bot_response": bot, "conversation_id": " ".join(
-                             sorted((sender, recipient))),
-                         "members": sorted({sender, recipient}), "rev": oid, "deleted": False})
+                         "content": content, "timestamp": when, "status": "Read",
+                         "is_bot_response": bot, "conversation_id": chat,
+                         "members": members, "rev": oid, "deleted": False})
+            # The chat's summary, as the messenger keeps it (its last message).
+            chats[chat] = {
+                "_id": chat, "members": members, "updated_at": when,
+                "unread": {"0": 0, "1": 0},
+                "last_message": {"message_id": str(oid), "sender": sender,
+                                 "content": content, "timestamp": when, "status": "Read",
+                                 "deleted": False, "is_bot_response": bot}}
             if recipient == "bot:whatsease":
                 matched = rng.random() < 0.8
                 turns.append({"_id": str(_oid(when)), "user": sender, "bot": "bot:whatsease",
-                              "message_id": str(oid), "message": docs[-1]["content"],
+                              "message_id": str(oid), "message": content,
                               "intent": f"intent{rng.randint(1, 40)}" if matched else None,
                               "confidence": 0.9, "reply": "ok", "reply_message_id": str(oid),
                               "source": "intent" if matched else "fallback", "at": when})
@@ -105,6 +125,8 @@ async def seed(db: Any, now: datetime, messages: int, conversations: int,
         await _insert(db["bot_turns"], turns)
         done += n
         print(f"  messages: {done:,}", flush=True)
+    await _insert(db["conversations"], list(chats.values()))
+    print(f"  chats: {len(chats):,}", flush=True)
     orgs = [f"org{i}" for i in range(ORG_COUNT)]
     await db[ORGS].insert_many([Org(o, o, f"key-{o}").to_doc() for o in orgs])
     convs, msgs = [], []
@@ -113,29 +135,35 @@ async def seed(db: Any, now: datetime, messages: int, conversations: int,
         org = rng.choice(orgs)
         email = f"customer{rng.randint(0, 99_999)}@c.test"
         cid = _oid(created)
+        ended = created + timedelta(minutes=rng.randint(2, 90))
         doc: dict[str, Any] = {
             "_id": cid, "org": org, "customer_name": "C", "customer_email": email,
             "token_hash": "x", "created_at": created, "last_message_at": created,
             "expires_at": created + timedelta(minutes=5), "status": "ended",
             "handler": "bot", "mode": "auto", "agent": None,
-            "ended_at": created + timedelta(minutes=rng.randint(2, 90)),
-            "end_reason": "timeout", "assigned_at": None, "agent_requested_at": None,
-            "first_response_at": None, "first_response_secs": None, "first_responder": None,
+            "ended_at": ended, "end_reason": "timeout", "assigned_at": None,
+            "agent_requested_at": None, "first_response_at": None,
+            "first_response_secs": None, "first_responder": None,
             "unread": 0, "message_count": 4, "last_message": None, "bot_state": {},
             "agents": []}
+        if ended > now:  # still going on: active, expiring after its last message
+            doc.update(status="active", ended_at=None, end_reason=None,
+                       expires_at=now + timedelta(minutes=5))
         if rng.random() < 0.33:
             agent = f"agent{rng.randint(0, AGENTS_PER_ORG - 1)}@{org}.test"
             requested = created + timedelta(seconds=rng.randint(5, 120))
             assigned = requested + timedelta(seconds=rng.randint(0, 600))
             first = assigned + timedelta(seconds=rng.randint(5, 300))
-            doc.update(handler="agent", agent=agent, agents=[agent], end_reason="closed",
+            doc.update(handler="agent", agent=agent, agents=[agent],
                        agent_requested_at=requested, assigned_at=assigned,
                        first_response_at=first, first_responder=agent,
                        first_response_secs=(first - requested).total_seconds())
+            if doc["status"] == "ended":
+                doc["end_reason"] = "closed"
         convs.append(doc)
         for k, role in enumerate(("customer", "bot", "customer", "agent" if doc["agent"]
                                   else "bot")):
-            when = created + timedelta(seconds=10 * k)
+            when = min(created + timedelta(seconds=10 * k), now)
             msgs.append({"_id": _oid(when), "conversation_id": str(cid), "org": org,
                          "kind": role, "sender": email if role == "customer" else "x",
                          "sender_name": "", "recipient": f"org:{org}" if role == "customer"
@@ -172,54 +200,109 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def measure(services: Any, now: datetime, repeat: int, org: str | None,
-                  ranges: tuple[tuple[int, str], ...]) -> None:
-    analytics = get_analytics(services)
+class Budget:
+    """Wall-clock budget of the run: stages after it are skipped, and say so."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> bool:
+        return time.monotonic() < self.deadline
+
+
+class Clock:
+    """The analytics' clock: the seeded "now", moved on by the refreshes."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _timed(coro: Any) -> float:
+    began = time.perf_counter()
+    await coro
+    return (time.perf_counter() - began) * 1000
+
+
+async def cold_start(analytics: Analytics, scope: Scope, clock: Clock) -> None:
+    """A year's report with nothing kept: how soon it answers, and how long until complete."""
+    began = time.perf_counter()
+    first = await analytics.report(scope, clock.now - timedelta(days=365), clock.now, "week",
+                                   "UTC")
+    answered = (time.perf_counter() - began) * 1000
+    await analytics.idle()
+    complete = time.perf_counter() - began
+    print(f"| cold start (nothing kept), year by week | first answer | {answered:.0f} ms, "
+          f"complete: {first['complete']}, computing: {', '.join(first['computing']) or '-'} |")
+    print(f"| | history computed and kept | {complete:.1f} s |", flush=True)
+
+
+async def measure(analytics: Analytics, clock: Clock, repeat: int, org: str | None,
+                  budget: Budget) -> None:
     label = org or "whole messenger"
+    scope = Scope(org)
     print(f"\n### {label}, {os.getloadavg()[0]:.1f} load average\n")
-    print("| range | query | index | p50 ms | p99 ms |")
+    print("| what | | |\n|---|---|---|")
+    await cold_start(analytics, scope, clock)
+    print("\n| range | query | index | p50 ms | p99 ms |")
     print("|---|---|---|---:|---:|")
-    for days, unit in ranges:
-        # A year's queries take long on the embedded database: once is enough.
-        rounds = 1 if days == 365 else repeat
-        window = Window(start=now - timedelta(days=days), end=now, unit=unit, tz="UTC", org=org)
-        todo: list[Plan] = plans_for(window)
-        for plan in todo:
-            # The hot collections' pipelines scan on the embedded database:
-            # once each (a report runs them only for what is not kept), and a
-            # year's not at all: the cold page below computes exactly that.
-            if plan.name in HOT and days == 365:
-                print(f"| {days} d | {plan.name} (live) | see the cold page | | |")
-                continue
-            times = []
-            for _ in range(1 if plan.name in HOT else rounds):
-                began = time.perf_counter()
-                await analytics.repo.run(plan)
-                times.append((time.perf_counter() - began) * 1000)
+    for days, unit in RANGES:
+        if not budget.left():
+            print(f"| {days} d | (skipped: over --budget) | | | |", flush=True)
+            continue
+        start, end = clock.now - timedelta(days=days), clock.now
+        # The queries of a warm page: each source's kept quarter hours by key
+        # (the range and its previous period), and its open end.
+        fallback_texts = await analytics._fallback_texts(scope)
+        names = [p.name for p in slot_plans(Spans(((start, end),), split=start, org=org),
+                                            fallback_texts=[], sample=0)]
+        day_keys = sorted({slots.day_and_name(s)[0] for s in slots.whole_slots(
+            start - (end - start), start, end, end)})
+        open_from = slots.floor(end - timedelta(hours=1, minutes=15))
+        for name in names:
+            keys = [analytics.key_prefix(name, scope, fallback_texts) + day
+                    for day in day_keys]
+            times = [await _timed(analytics.repo.kept(keys)) for _ in range(repeat)]
+            print(f"| {days} d | {name}: kept quarter hours ({len(keys)} days by key) | _id_ | "
+                  f"{_pct(times, 0.5):.0f} | {_pct(times, 0.99):.0f} |", flush=True)
+            times = [await _timed(analytics._read(name, scope, [(open_from, end)], start,
+                                                  fallback_texts, end)) for _ in range(repeat)]
+            spans = Spans(((open_from, end),), split=start, org=org)
+            if name in HOT:
+                ids: list[str] = []
+                async for batch in analytics.repo.active(HOT[name], org, open_from, end):
+                    ids += batch
+                spans = Spans(((open_from, end),), split=start, org=org,
+                              conversations=tuple(ids[:100]))
+            plan = next(p for p in slot_plans(spans, fallback_texts=[], sample=0)
+                        if p.name == name)
             index = _index_used(await analytics.repo.explain(plan))
-            print(f"| {days} d | {plan.name} (live) | {index} | {_pct(times, 0.5):.0f} | "
-                  f"{_pct(times, 0.99):.0f} |", flush=True)
-        cold: list[float] = []
+            print(f"| {days} d | {name}: open end (last 75 min) | {index} | "
+                  f"{_pct(times, 0.5):.0f} | {_pct(times, 0.99):.0f} |", flush=True)
+        # What keeping saves: each indexed source computed afresh over the
+        # range (a year's only when the budget allows).
+        if days <= 30:
+            window = Window(start=start, end=end, unit=unit, tz="UTC", org=org)
+            for plan in plans_for(window):
+                if plan.name in HOT:
+                    continue
+                one = await _timed(analytics.repo.run(plan))
+                index = _index_used(await analytics.repo.explain(plan))
+                print(f"| {days} d | {plan.name}: whole range afresh (not kept) | {index} | "
+                      f"{one:.0f} | {one:.0f} |", flush=True)
         warm: list[float] = []
         moved: list[float] = []
-        for k in range(rounds):
-            # Cold: nothing kept. Warm: the same range again. Refreshed: the
-            # range moved on by 30 s, as the page's refresh asks. The seeded
-            # "now" has passed: the clock stays a moment before it, so the
-            # range is open, as the page's own range (ending now) is.
-            await services.store.db[SLOTS].drop()
-            fresh = Analytics(services, analytics.repo, clock=lambda: now - timedelta(seconds=1))
-            shift = timedelta(seconds=30 * (k + 1))
-            for times, (start, end) in ((cold, (window.start, window.end)),
-                                        (warm, (window.start, window.end)),
-                                        (moved, (window.start + shift, window.end + shift))):
-                began = time.perf_counter()
-                await fresh.report(Scope(org), start, end, unit, "UTC")
-                times.append((time.perf_counter() - began) * 1000)
-            # A round can take minutes on the embedded database: say each.
-            print(f"  round {k + 1}: cold {cold[-1]:.0f} ms, warm {warm[-1]:.0f} ms, "
-                  f"refreshed {moved[-1]:.0f} ms", file=sys.stderr, flush=True)
-        for name, page in (("whole page, cold", cold), ("whole page, warm", warm),
+        seeded = clock.now
+        for k in range(repeat):
+            warm.append(await _timed(analytics.report(scope, start, end, unit, "UTC")))
+            clock.now = seeded + timedelta(seconds=30 * (k + 1))
+            moved.append(await _timed(analytics.report(
+                scope, start + (clock.now - seeded), clock.now, unit, "UTC")))
+            await analytics.idle()
+        clock.now = seeded
+        for name, page in (("whole page, warm", warm),
                            ("whole page, refreshed 30 s later", moved)):
             verdict = ""
             if days == 30:
@@ -230,6 +313,7 @@ async def measure(services: Any, now: datetime, repeat: int, org: str | None,
 
 
 async def run(args: argparse.Namespace) -> None:
+    budget = Budget(args.budget)
     with tempfile.TemporaryDirectory(prefix="whatsease-bench-") as root:
         database = EmbeddedDatabase(Path(root) / "db", log_path=Path(root) / "secantusd.log")
         uri = database.start()
@@ -243,8 +327,8 @@ async def run(args: argparse.Namespace) -> None:
             # entry: several times the insert itself on the embedded database),
             # then every index the application creates at start-up is built.
             # The application's client gives up on a reply after 30 s; building
-            # an index over a million documents, or a year computed live on the
-            # embedded database, takes longer: the bench uses a client that waits.
+            # an index over a million documents takes longer: the bench uses a
+            # client that waits.
             patient: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
                 uri, tz_aware=True, socketTimeoutMS=0)
             db = patient["bench"]
@@ -260,10 +344,15 @@ async def run(args: argparse.Namespace) -> None:
             config = Config(host="127.0.0.1", port=0, db_name="bench", log_level="WARNING",
                             jwt_secret=os.urandom(32).hex(), bot_semantic=False)
             services = await build_services(config, uri)
-            services.analytics = Analytics(services, AnalyticsRepo(db))
-            await measure(services, now, args.repeat, None, RANGES[:2])
-            await measure(services, now, args.repeat, "org0", RANGES)
-            await measure(services, now, args.repeat, None, RANGES[2:])
+            clock = Clock(now)
+            analytics = Analytics(services, AnalyticsRepo(db), clock=clock)
+            services.analytics = analytics
+            await db[SLOTS].drop()
+            await measure(analytics, clock, args.repeat, None, budget)
+            if budget.left():
+                await measure(analytics, clock, args.repeat, "org0", budget)
+            else:
+                print("\norg0: skipped (over --budget)")
             print(f"\nwall time {time.perf_counter() - began:.0f} s, load average "
                   f"{os.getloadavg()[0]:.1f} at the end", flush=True)
             await patient.close()
@@ -276,12 +365,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--conversations", type=int, default=50_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--budget", type=float, default=840.0,
+                        help="seconds after which the remaining stages are skipped")
     args = parser.parse_args()
     if not (0 < args.messages <= 5_000_000 and 0 <= args.conversations <= 500_000
-            and 1 <= args.repeat <= 50):
-        parser.error("keep --messages ≤ 5,000,000, --conversations ≤ 500,000, --repeat 1..50")
+            and 1 <= args.repeat <= 50 and 0 < args.budget <= 7200):
+        parser.error("keep --messages ≤ 5,000,000, --conversations ≤ 500,000, --repeat 1..50, "
+                     "--budget ≤ 7200")
     asyncio.run(run(args))
 
 

@@ -4,6 +4,7 @@ import { api, ApiError, auth, login, logout } from "./api.js";
 import { barChart, formatNumber, lineChart } from "./charts.js";
 
 const REFRESH_MS = 30_000;
+const COMPUTING_RETRY_MS = 5_000;
 const RANGES = { "1d": 1, "7d": 7, "30d": 30, "90d": 90, "365d": 365 };
 const DEFAULT_BUCKET = { "1d": "hour", "7d": "day", "30d": "day", "90d": "week", "365d": "week" };
 const DAY_MS = 86_400_000;
@@ -233,7 +234,13 @@ function render() {
   renderCharts();
   renderFallbacks();
   renderMore();
-  $("updated").textContent = `Updated ${new Date().toLocaleTimeString("en-GB")}`;
+  const time = new Date().toLocaleTimeString("en-GB");
+  // A cold start computes history in the background: show what there is,
+  // say so, and ask again soon.
+  $("updated").textContent = report.complete === false
+    ? `Computing… the figures so far, at ${time}; the rest fills in as history is read.`
+    : `Updated ${time}`;
+  if (report.complete === false && !document.hidden) setTimeout(load, COMPUTING_RETRY_MS);
   document.body.dataset.loaded = "true";
 }
 

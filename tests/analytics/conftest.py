@@ -25,10 +25,25 @@ async def _set_role(server: ServerThread, email: str, role: str, org: str | None
     services.auth.forget_user(email)
 
 
+# Reports wait for their figures however long they take here (a loaded machine
+# may take more than the few seconds a page waits): the tests assert exact ones.
+PATIENT_SECS = 600.0
+
+
+@pytest.fixture(autouse=True)
+def patient_reports(request: pytest.FixtureRequest) -> None:
+    if "services" in request.fixturenames:
+        services = request.getfixturevalue("services")
+        if services.analytics is not None:
+            services.analytics.wait = PATIENT_SECS
+
+
 @pytest.fixture(scope="module")
 def seeded(mongo_uri: str) -> Iterator[ServerThread]:
     """A server whose database holds only tests/analytics/seed.py's history."""
     thread = ServerThread(test_config(), mongo_uri).start()
+    assert thread.services.analytics is not None
+    thread.services.analytics.wait = PATIENT_SECS
     thread.call(seed(thread.services))
     yield thread
     thread.stop()

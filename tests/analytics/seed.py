@@ -40,6 +40,12 @@ def _message(sender: str, recipient: str, content: str, when: datetime,
                    content=content, timestamp=when, is_bot_response=bot).to_doc()
 
 
+async def store_messages(services: Services, docs: list[dict[str, Any]]) -> None:
+    """Store messenger messages and their chats' summaries, as the messenger does."""
+    await services.store.db["messages"].insert_many(docs)
+    await services.store.conversations.record_messages([Message.from_doc(d) for d in docs])
+
+
 def _turn(user: str, message: str, intent: str | None, source: str,
           when: datetime) -> dict[str, Any]:
     return {"_id": str(oid(when)), "user": user, "bot": "bot:whatsease",
@@ -49,10 +55,11 @@ def _turn(user: str, message: str, intent: str | None, source: str,
 
 
 def _conversation(org: str, email: str, created: datetime, **fields: Any) -> SupportConversation:
+    fields.setdefault("expires_at", created + timedelta(minutes=5))
     return SupportConversation(
         conversation_id=str(oid(created)), org=org, customer_name=email.split("@")[0].title(),
         customer_email=email, token_hash="x", created_at=created, last_message_at=created,
-        expires_at=created + timedelta(minutes=5), **fields)
+        **fields)
 
 
 def _support(conversation: SupportConversation, kind: str, content: str,
@@ -75,7 +82,7 @@ async def seed(services: Services, org: str = "acme", other: str = "other",
         if await db[ORGS].find_one({"_id": org_id}) is None:
             await db[ORGS].insert_one(Org(org_id, org_id.title(), f"key-{org_id}").to_doc())
     wa = "wa:+4915112345678"
-    await db["messages"].insert_many([
+    await store_messages(services, [
         _message("alice@x.test", "bob@x.test", "before the range", at(1, 23, 59, 59)),
         _message("alice@x.test", "bob@x.test", "on the first edge", at(2)),
         _message("bob@x.test", "alice@x.test", "hi alice", at(2, 12)),

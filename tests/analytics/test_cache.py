@@ -8,19 +8,21 @@ from typing import Any
 
 import pytest
 
-from tests.analytics.seed import END, START, at, oid, seed
+from tests.analytics.conftest import PATIENT_SECS
+from tests.analytics.seed import END, START, _conversation, at, oid, seed
 from whatsease.analytics.service import Analytics, Scope, get_analytics
 from whatsease.services import Services
 from whatsease.storage.analytics import SLOTS
-from whatsease.storage.support import MESSAGES
+from whatsease.storage.models import Message
+from whatsease.storage.support import CONVERSATIONS, MESSAGES
 from whatsease.storage.support_models import SupportMessage
 
 ACME = Scope("acme")
 ALL = Scope(None)
 
 
-def _customer(when: datetime, content: str) -> dict[str, Any]:
-    return SupportMessage(message_id=str(oid(when)), conversation_id="c", org="acme",
+def _customer(when: datetime, content: str, conversation: str = "c") -> dict[str, Any]:
+    return SupportMessage(message_id=str(oid(when)), conversation_id=conversation, org="acme",
                           kind="customer", sender="zed@c.test", sender_name="Zed",
                           recipient="org:acme", content=content, timestamp=when).to_doc()
 
@@ -39,37 +41,71 @@ async def test_kept_quarter_hours_give_what_computing_them_gives(
     assert await slots.count_documents({}) == 0
     cold = await analytics.report(scope, start, end, unit, tz)
     assert await slots.count_documents({}) > 0
-    warm = await analytics.report(scope, start, end, unit, tz)
     cold.pop("generated_at")
-    warm.pop("generated_at")
-    assert warm == cold
+    # Warm: the kept quarter hours; then the whole days' figures kept beside
+    # them the first time (a day that falls in one bucket is read at once).
+    for _ in range(2):
+        warm = await analytics.report(scope, start, end, unit, tz)
+        warm.pop("generated_at")
+        assert warm == cold
 
 
-async def test_a_range_cut_inside_quarter_hours_counts_exactly(services: Services) -> None:
+async def test_an_old_range_edge_counts_messages_from_the_nearest_quarter_hour(
+        services: Services) -> None:
     await seed(services)
     analytics = get_analytics(services)
-    # A's first customer message (09:00:00) is before the range and in the
-    # previous period; its bot reply (09:00:05) and the rest are in it; B's
-    # customer message (08:02 on the 3rd) is after the end.
+    # The range starts at 09:00:03 and ends at 08:01:30 the next day: messages
+    # count from 09:00 (A's first customer message, at 09:00:00, is in the
+    # range, and not in the previous period) to 08:00 (B's customer message,
+    # 08:02, is after it); conversations and handoffs count exactly.
     start, end = at(2, 9, 0, 3), at(3, 8, 1, 30)
     for _ in range(2):
         report = await analytics.report(ACME, start, end, "day", "UTC")
-        assert report["series"]["messages.widget.in"] == [1, 0]
+        assert report["series"]["messages.widget.in"] == [2, 0]
         assert report["series"]["messages.widget.out"] == [2, 0]
         assert report["series"]["bot.fallbacks"] == [1, 0]
-        assert report["previous"]["totals"]["messages_in"] == 1
+        assert report["series"]["handoffs"] == [1, 1]
+        assert report["previous"]["totals"]["messages_in"] == 0
+        # B (Mar 1, 23:00) and A (09:00:00, three seconds before the range).
+        assert report["previous"]["totals"]["conversations_started"] == 2
+
+
+async def test_the_open_end_reads_the_messages_of_the_chats_that_had_one(
+        services: Services) -> None:
+    # Recent messages are found through their chat's summary (messenger) or
+    # their conversation (support), and cut exactly at the range's edges.
+    await seed(services)
+    now = at(4, 12, 30)
+    analytics = Analytics(services, get_analytics(services).repo, clock=lambda: now,
+                          wait=PATIENT_SECS)
+    chat = [Message(message_id=str(oid(t)), sender="fay@x.test", recipient="gus@x.test",
+                    content="hi", timestamp=t, conversation_id="fay@x.test gus@x.test")
+            for t in (at(4, 11, 40), at(4, 12, 10), at(4, 12, 29))]
+    await services.store.db["messages"].insert_many([m.to_doc() for m in chat])
+    await services.store.conversations.record_messages(chat)
+    live = _conversation("acme", "hal@c.test", at(4, 12), expires_at=at(4, 12, 35))
+    await services.store.db[CONVERSATIONS].insert_one(live.to_doc())
+    await services.store.db[MESSAGES].insert_one(_customer(at(4, 12, 20), "hello",
+                                                           live.conversation_id))
+    report = await analytics.report(ALL, at(4, 12, 5), now, "hour", "UTC")
+    assert report["series"]["messages.web.in"] == [2]
+    assert report["series"]["messages.widget.in"] == [1]
 
 
 async def test_only_quarter_hours_that_ended_an_hour_ago_are_kept(services: Services) -> None:
     await seed(services)
     now = at(4, 12, 30)
-    analytics = Analytics(services, get_analytics(services).repo, clock=lambda: now)
+    analytics = Analytics(services, get_analytics(services).repo, clock=lambda: now,
+                          wait=PATIENT_SECS)
     first = await analytics.report(ACME, START, now, "day", "UTC")
     db = services.store.db
     # Late writes: into a kept quarter hour (not counted: it cannot change any
     # more), and into one that ended less than an hour before now (counted).
+    live = _conversation("acme", "hal@c.test", at(4, 11, 45), expires_at=at(4, 12, 40))
+    await db[CONVERSATIONS].insert_one(live.to_doc())
     await db[MESSAGES].insert_many([_customer(at(3, 15), "kept"),
-                                    _customer(at(4, 11, 50), "still open")])
+                                    _customer(at(4, 11, 50), "still open",
+                                              live.conversation_id)])
     second = await analytics.report(ACME, START, now, "day", "UTC")
     assert second["series"]["messages.widget.in"] == [
         first["series"]["messages.widget.in"][0], first["series"]["messages.widget.in"][1],
@@ -90,3 +126,43 @@ async def test_a_day_another_report_inserted_meanwhile_gets_the_quarter_hours_ad
     await repo.keep({"k|2026-03-02": {"q02": {}}}, set(), now)
     assert await repo.kept(["k|2026-03-02", "k|2026-03-03"]) == {
         "k|2026-03-02": {"q01": {"people": ["a"]}, "q02": {}}}
+
+
+async def test_turns_and_conversations_are_kept_by_quarter_hour_too(services: Services) -> None:
+    # A warm page reads every figure from kept quarter hours: a turn or a
+    # conversation written afterwards into one (which the application never
+    # does) does not show, so it was not read again.
+    await seed(services)
+    analytics = get_analytics(services)
+    first = await analytics.report(ALL, START, END, "day", "UTC")
+    kept = await services.store.db[SLOTS].find({}, {"_id": 1}).to_list()
+    names = {doc["_id"].split("|")[1] for doc in kept}
+    assert {"bot_turns", "support_started", "support_closed", "support_handoffs",
+            "messenger_messages", "support_messages"} <= names
+    await services.store.db["bot_turns"].insert_one(
+        {"_id": str(oid(at(3, 10))), "user": "x@x.test", "bot": "bot:whatsease",
+         "message": "hi", "intent": "greeting", "source": "intent", "at": at(3, 10)})
+    again = await analytics.report(ALL, START, END, "day", "UTC")
+    assert again["top_intents"] == first["top_intents"] == [{"intent": "greeting", "count": 1}]
+    assert again["series"] == first["series"]
+
+
+async def test_a_report_waits_for_figures_being_computed_only_so_long(
+        services: Services) -> None:
+    # Nothing kept and no time to wait: the report comes back at once, says
+    # what is still being computed, and the computation finishes on its own.
+    await seed(services)
+    expected = await Analytics(services, get_analytics(services).repo, wait=PATIENT_SECS).report(
+        ALL, START, END, "day", "UTC")
+    await services.store.db[SLOTS].drop()
+    hasty = Analytics(services, get_analytics(services).repo, wait=0.0)
+    first = await hasty.report(ALL, START, END, "day", "UTC")
+    assert first["complete"] is False
+    assert "messenger_messages" in first["computing"]
+    assert first["totals"]["messages_in"] < expected["totals"]["messages_in"]
+    await hasty.idle()
+    second = await hasty.report(ALL, START, END, "day", "UTC")
+    assert second["complete"] is True and second["computing"] == []
+    for report in (expected, second):
+        report.pop("generated_at")
+    assert second == expected

@@ -8,12 +8,21 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from tests.analytics.seed import END, START, _message, at, oid, seed
+from tests.analytics.seed import (
+    END,
+    START,
+    _conversation,
+    _message,
+    at,
+    oid,
+    seed,
+    store_messages,
+)
 from whatsease.analytics.service import Scope, get_analytics, plans_for
 from whatsease.errors import Unprocessable
 from whatsease.services import Services
 from whatsease.storage.analytics import HOT_COLLECTIONS, Window
-from whatsease.storage.support import MESSAGES
+from whatsease.storage.support import CONVERSATIONS, MESSAGES
 from whatsease.storage.support_models import SupportMessage
 
 ACME = Scope("acme")
@@ -156,8 +165,11 @@ async def test_a_closed_range_is_cached_and_an_open_one_is_not(services: Service
     now = datetime.now(UTC)
     open_start = START
     first = await analytics.report(ACME, open_start, now + timedelta(hours=1), "week", "UTC")
+    live = _conversation("acme", "zed@c.test", now, expires_at=now + timedelta(minutes=5))
+    await services.store.db[CONVERSATIONS].insert_one(live.to_doc())
     await services.store.db[MESSAGES].insert_one(SupportMessage(
-        message_id=str(oid(now)), conversation_id="c", org="acme", kind="customer",
+        message_id=str(oid(now)), conversation_id=live.conversation_id, org="acme",
+        kind="customer",
         sender="zed@c.test", sender_name="Zed", recipient="org:acme", content="now",
         timestamp=now).to_doc())
     second = await analytics.report(ACME, open_start, now + timedelta(hours=1), "week", "UTC")
@@ -206,7 +218,7 @@ async def test_telegram_and_whatsapp_contacts_count_by_their_channel(services: S
     # The channels' contacts are addresses wa:<phone> and tg:<chat id>; a
     # message that stored its channel is counted by that instead.
     day = datetime(2026, 4, 6, tzinfo=UTC)
-    await services.store.db["messages"].insert_many([
+    await store_messages(services, [
         _message("tg:123456789", "bot:whatsease", "hola", day),
         _message("bot:whatsease", "tg:123456789", "¡Hola!", day + timedelta(seconds=1), bot=True),
         _message("wa:+34600000000", "bot:whatsease", "hi", day + timedelta(minutes=1)),

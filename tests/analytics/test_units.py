@@ -59,3 +59,16 @@ def test_csv_cells_that_look_like_formulas_are_quoted() -> None:
     assert _cell("@sum") == "'@sum"
     assert _cell("-0.5") == "-0.5"
     assert _cell("where is my parcel?") == "where is my parcel?"
+
+
+def test_plan_names_are_the_pipelines_names() -> None:
+    from datetime import UTC, datetime
+
+    from whatsease.storage.analytics import Spans, plan_names, slot_plan, slot_plans
+
+    moment = datetime(2026, 3, 2, tzinfo=UTC)
+    for org in (None, "acme"):
+        spans = Spans(((moment, moment),), split=moment, org=org)
+        plans = slot_plans(spans, fallback_texts=["x"], sample=5)
+        assert plan_names(org) == [p.name for p in plans]
+        assert [slot_plan(p.name, spans, fallback_texts=["x"], sample=5) for p in plans] == plans

@@ -5,11 +5,10 @@ period of the same length: bucket starts, series (one list per metric,
 aligned with the buckets), totals, the previous period's totals, response
 times, top intents and fallbacks, agents, languages and sentiment.
 
-The indexed collections (the assistant's turns, support conversations) are
-read live. The messages' figures come per quarter hour (`slots`): those that
-can no longer change are computed once and kept in ``analytics_slots``; a
-report computes the rest (the open end of the range, and the parts of quarter
-hours its edges cut) in one pipeline per collection.
+Every figure comes per quarter hour (`slots`): those that can no longer
+change are computed once and kept in ``analytics_slots``; a report computes
+the rest (the open end of the range, and the parts of quarter hours its edges
+cut) in one pipeline per source.
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from whatsease.analytics import buckets, sentiment, slots
@@ -33,12 +33,16 @@ from whatsease.storage.analytics import (
     Plan,
     Spans,
     Window,
-    hot_plans,
-    plans,
+    plan_names,
+    slot_plan,
+    slot_plans,
 )
 from whatsease.storage.models import User
+from whatsease.storage.support import MESSAGES
 from whatsease.support.orgs import is_member, is_platform_admin
 from whatsease.timeutil import isoformat, utcnow
+
+logger = logging.getLogger(__name__)
 
 # Customer messages whose sentiment is scored: the newest ones of each source
 # in each quarter hour. VADER reads about 10,000 short messages a second.
@@ -48,12 +52,28 @@ TOP = 10
 # The orgs whose fallback replies are recognised for the whole messenger.
 MAX_ORGS = 500
 CHANNELS_ALWAYS = ("web", "widget")
-# A quarter hour is kept once it ended this long ago: a message is found by its
-# `_id` within `ID_SLACK` of its timestamp, so none can arrive for it later.
-CLOSE_AFTER = ID_SLACK
+# A quarter hour is kept once it ended this long ago (`ID_SLACK` unless named
+# here): a message is found by its `_id` within `ID_SLACK` of its timestamp,
+# so none can arrive for it later; a turn or a conversation's start or end is
+# written when it happens. A handoff's first response and queue wait are set
+# later: its quarter hour is kept once a day old (a first reply to a handoff
+# later than that is not counted).
+CLOSE_AFTER: dict[str, timedelta] = {"support_handoffs": timedelta(days=1)}
+# The hot sources and their collections: their messages since this long ago are
+# read by the conversations that had one (an index walk); a report's other
+# edges in them are counted in whole quarter hours (the nearest boundary).
+HOT = {"messenger_messages": "messages", "support_messages": MESSAGES}
+RECENT = timedelta(hours=2)
+# How long a report waits for figures being computed (a cold start computes
+# months of history in the background; the page shows what it has meanwhile).
+WAIT_SECS = 3.0
+# Conversations whose messages one read takes; days of an indexed collection.
+CONVERSATIONS_PER_READ = 100
+INDEXED_PER_READ = timedelta(days=2)
+MAX_PAUSE_SECS = 1.0
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
 # changes, and every report computes its quarter hours afresh.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -83,37 +103,38 @@ class Analytics:
     """Computes reports from the stored history; one per process."""
 
     def __init__(self, services: Services, repo: AnalyticsRepo,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, wait: float = WAIT_SECS) -> None:
         self.services = services
         self.repo = repo
         self.clock = clock
+        self.wait = wait
+        # Computations under way, by what they compute: a report waits for
+        # them at most `wait` seconds, and they finish (and keep what they
+        # computed) whether or not anyone still waits.
+        self._jobs: dict[tuple[Any, ...], asyncio.Task[dict[slots.Key, Piece]]] = {}
+        # Reads of many parts (a backfill) take turns, one part at a time.
+        self._lane = asyncio.Lock()
 
     async def report(self, scope: Scope, start: datetime, end: datetime, unit: str,
                      tz_name: str) -> dict[str, Any]:
-        """The report for ``[start, end)``; raises a 422 for a bad zone, unit or range."""
+        """The report for ``[start, end)``; raises a 422 for a bad zone, unit or range.
+
+        Returns within about `wait` seconds: figures still being computed
+        then are left out, named in ``computing`` (``complete`` is false),
+        and are there in a later report.
+        """
         tz = buckets.zone(tz_name)
         edges = buckets.edges(start, end, unit, tz)
         previous_start = start - (end - start)
         fallback_texts = await self._fallback_texts(scope)
-        current = Window(start=start, end=end, unit=unit, tz=tz_name, org=scope.org)
-        previous = Window(start=previous_start, end=start, unit=unit, tz=tz_name, org=scope.org)
-        todo = plans(current, top=TOP)
-        before = plans(previous, top=TOP)
-        results = await asyncio.gather(
-            self._hot(scope, previous_start, start, end, fallback_texts),
-            *(self.repo.run(plan) for plan in [*todo, *before]))
-        hot: dict[str, dict[slots.Key, Piece]] = results[0]
-        rows = results[1:]
-        slot_of = {edge: i for i, edge in enumerate(edges[:-1])}
-        report = _Builder(len(edges) - 1, lambda t: slot_of.get(slots.utc(t)))
-        report.add({plan.name: r for plan, r in zip(todo, rows, strict=False)})
-        # One bucket for the whole previous period: its bucket key is whatever
-        # the database truncated to, so every row goes to slot 0.
-        earlier = _Builder(1, lambda _t: 0)
-        earlier.add({plan.name: r for plan, r in zip(before, rows[len(todo):], strict=True)})
+        pieces, computing = await self._pieces(scope, previous_start, start, end,
+                                               fallback_texts, edges)
+        report = _Builder(len(edges) - 1)
+        # One bucket for the whole previous period.
+        earlier = _Builder(1)
         tallies: list[dict[str, float]] = []
-        for name, pieces in hot.items():
-            for (slot, now), piece in pieces.items():
+        for name, by_slot in pieces.items():
+            for (slot, now), piece in by_slot.items():
                 if now:
                     at = max(slot, slots.utc(start))
                     report.add_piece(name, bisect.bisect_right(edges, at) - 1, piece)
@@ -122,7 +143,7 @@ class Analytics:
                     earlier.add_piece(name, 0, piece)
         body: dict[str, Any] = {
             "scope": {"org": scope.org}, "from": isoformat(start), "to": isoformat(end),
-            "bucket": unit, "tz": tz_name,
+            "bucket": unit, "tz": tz_name, "complete": not computing, "computing": computing,
             "buckets": [isoformat(edge) for edge in edges[:-1]],
             "series": report.finish(), "totals": report.totals(),
         }
@@ -135,64 +156,185 @@ class Analytics:
         body["generated_at"] = isoformat(self.clock())
         return body
 
-    async def _hot(self, scope: Scope, start: datetime, split: datetime, end: datetime,
-                   fallback_texts: list[str]) -> dict[str, dict[slots.Key, Piece]]:
-        """The messages' figures for ``[start, end)`` by quarter hour and side of ``split``.
-
-        Kept quarter hours are read by key; the rest is computed in one
-        pipeline per collection, and the whole quarter hours among it that
-        ended `CLOSE_AFTER` ago are kept for the next report.
-        """
-        now = self.clock()
-        whole = slots.whole_slots(start, split, end, now - CLOSE_AFTER)
-        spans = Spans(((start, end),), split=split, org=scope.org)
-        names = [plan.name for plan in hot_plans(spans, fallback_texts=[], sample=0)]
-        results = await asyncio.gather(*(
-            self._hot_one(name, scope, start, split, end, whole, fallback_texts, now)
-            for name in names))
-        return dict(zip(names, results, strict=True))
-
-    async def _hot_one(self, name: str, scope: Scope, start: datetime, split: datetime,
-                       end: datetime, whole: list[datetime], fallback_texts: list[str],
-                       now: datetime) -> dict[slots.Key, Piece]:
+    @staticmethod
+    def key_prefix(name: str, scope: Scope, fallback_texts: list[str]) -> str:
+        """What the keys of ``name``'s kept days for ``scope`` start with (the day follows)."""
         # What a support bot's fallback is can change with a catalogue: it is
         # part of the key, so a changed catalogue computes its quarter hours anew.
         digest = hashlib.sha256("\n".join(fallback_texts).encode()).hexdigest()[:12]
-        prefix = f"v{CACHE_VERSION}|{name}|{scope.org or '*'}|{digest}|"
-        days = sorted({slots.day_and_name(slot)[0] for slot in whole})
-        kept_days = await self.repo.kept([prefix + day for day in days])
-        pieces: dict[slots.Key, Piece] = {}
-        kept: set[datetime] = set()
+        return f"v{CACHE_VERSION}|{name}|{scope.org or '*'}|{digest}|"
+
+    async def idle(self) -> None:
+        """Wait until every computation under way has finished (tests, the bench)."""
+        while self._jobs:
+            await asyncio.wait(list(self._jobs.values()))
+
+    async def _pieces(self, scope: Scope, start: datetime, split: datetime, end: datetime,
+                      fallback_texts: list[str], edges: list[datetime]
+                      ) -> tuple[dict[str, dict[slots.Key, Piece]], list[str]]:
+        """Every source's figures for ``[start, end)`` by quarter hour and side of
+        ``split``, and the sources still being computed.
+
+        Kept quarter hours are read by key; the rest is computed (in the
+        background, see `report`), and the whole quarter hours among it that
+        can no longer change are kept for the next report.
+        """
+        now = self.clock()
+        deadline = asyncio.get_running_loop().time() + self.wait
+        names = plan_names(scope.org)
+        results = await asyncio.gather(*(
+            self._one(name, scope, start, split, end, fallback_texts, now, deadline, edges)
+            for name in names))
+        pieces = {name: found for name, (found, _done) in zip(names, results, strict=True)}
+        return pieces, [name for name, (_found, done) in zip(names, results, strict=True)
+                        if not done]
+
+    async def _one(self, name: str, scope: Scope, start: datetime, split: datetime,
+                   end: datetime, fallback_texts: list[str], now: datetime,
+                   deadline: float, edges: list[datetime]
+                   ) -> tuple[dict[slots.Key, Piece], bool]:
+        recent = now - RECENT
+        begins = split  # where the current period's first bucket begins counting
+        if name in HOT:
+            # Only recent messages are read exactly to the moment; an older
+            # edge is counted in whole quarter hours, which are kept.
+            start, split, end = (slots.nearest(t) if t < recent else t
+                                 for t in (start, split, end))
+        whole = slots.whole_slots(start, split, end, now - CLOSE_AFTER.get(name, ID_SLACK))
+        prefix = self.key_prefix(name, scope, fallback_texts)
+        by_day: dict[str, list[tuple[datetime, str]]] = {}
         for slot in whole:
             day, slot_name = slots.day_and_name(slot)
-            figures = kept_days.get(prefix + day, {}).get(slot_name)
-            if figures is not None:
-                kept.add(slot)
-                if figures:  # an empty quarter hour is kept as {}
-                    pieces[(slot, slot >= split)] = Piece.from_doc(figures)
+            by_day.setdefault(day, []).append((slot, slot_name))
+        kept_days = await self.repo.kept([prefix + day for day in by_day])
+
+        def in_one_bucket(low: datetime, high: datetime) -> bool:
+            if high <= split:  # the previous period is one bucket
+                return True
+            if low < split:
+                return False
+            last = high - timedelta(microseconds=1)
+            return (bisect.bisect_right(edges, max(low, begins))
+                    == bisect.bisect_right(edges, last))
+
+        pieces: dict[slots.Key, Piece] = {}
+        kept: set[datetime] = set()
+        rollups: dict[str, dict[str, Any]] = {}
+        for day, members in by_day.items():
+            figures = kept_days.get(prefix + day)
+            if figures is None:
+                continue
+            first = members[0][0]
+            if (len(members) == slots.PER_DAY and len(figures) >= slots.PER_DAY
+                    and in_one_bucket(first, first + timedelta(days=1))):
+                # A whole kept day that falls in one bucket: its figures at once.
+                if "day" in figures:
+                    piece = Piece.from_doc(figures["day"])
+                else:
+                    piece = Piece()
+                    for slot_name, one in figures.items():
+                        if slot_name != "day":
+                            piece.merge(Piece.from_doc(one))
+                    rollups[prefix + day] = piece.to_doc()
+                kept.update(slot for slot, _name in members)
+                if piece.to_doc():
+                    pieces[(first, first >= split)] = piece
+                continue
+            for slot, slot_name in members:
+                one = figures.get(slot_name)
+                if one is not None:
+                    kept.add(slot)
+                    if one:  # an empty quarter hour is kept as {}
+                        pieces[(slot, slot >= split)] = Piece.from_doc(one)
+        if rollups:
+            await self.repo.keep_day(rollups)
         ranges = slots.uncovered(start, end, kept)
         if not ranges:
-            return pieces
-        spans = Spans(tuple(ranges), split=split, org=scope.org)
-        plan = next(p for p in hot_plans(spans, fallback_texts=fallback_texts,
-                                         sample=SENTIMENT_PER_SLOT) if p.name == name)
-        fresh, texts = slots.read_rows(await self.repo.run(plan))
+            return pieces, True
+        job = (prefix, tuple(ranges), split)
+        task = self._jobs.get(job)
+        if task is None:
+            task = asyncio.create_task(self._compute(
+                name, scope, ranges, split, [s for s in whole if s not in kept],
+                fallback_texts, prefix, set(kept_days), now))
+            self._jobs[job] = task
+            task.add_done_callback(lambda done: self._finished(job, done))
         loop = asyncio.get_running_loop()
-        scored = await loop.run_in_executor(
-            None, lambda: {key: sentiment.tally(values) for key, values in texts.items()})
-        for key, tally in scored.items():
-            fresh[key].sentiment = tally
+        await asyncio.wait([task], timeout=max(0.0, deadline - loop.time()))
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return pieces, False
+        pieces.update(task.result())
+        return pieces, True
+
+    def _finished(self, job: tuple[Any, ...], task: asyncio.Task[Any]) -> None:
+        self._jobs.pop(job, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("analytics: computing %s failed", job[0],
+                         exc_info=task.exception())
+
+    async def _compute(self, name: str, scope: Scope, ranges: list[tuple[datetime, datetime]],
+                       split: datetime, todo: list[datetime], fallback_texts: list[str],
+                       prefix: str, present: set[str],
+                       now: datetime) -> dict[slots.Key, Piece]:
+        """``name``'s figures for ``ranges``; keeps the whole quarter hours ``todo``."""
+        fresh, texts = await self._read(name, scope, ranges, split, fallback_texts, now)
+        if texts:
+            loop = asyncio.get_running_loop()
+            scored = await loop.run_in_executor(
+                None, lambda: {key: sentiment.tally(values) for key, values in texts.items()})
+            for key, tally in scored.items():
+                fresh.setdefault(key, Piece()).sentiment = tally
         new: dict[str, dict[str, Any]] = {}
-        for slot in whole:
-            if slot not in kept:
-                day, slot_name = slots.day_and_name(slot)
-                piece = fresh.get((slot, slot >= split), Piece())
-                new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
-        for key, piece in fresh.items():
-            if key[0] not in kept:
-                pieces[key] = piece
-        await self.repo.keep(new, set(kept_days), now)
-        return pieces
+        for slot in todo:
+            day, slot_name = slots.day_and_name(slot)
+            piece = fresh.get((slot, slot >= split), Piece())
+            new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
+        await self.repo.keep(new, present, now)
+        return fresh
+
+    async def _read(self, name: str, scope: Scope, ranges: list[tuple[datetime, datetime]],
+                    split: datetime, fallback_texts: list[str],
+                    now: datetime) -> tuple[dict[slots.Key, Piece], slots.Texts]:
+        """Run ``name``'s pipeline over ``ranges`` in parts, and add the parts up.
+
+        Messages are read by the conversations that had one since the first
+        range began, `CONVERSATIONS_PER_READ` at a time; the other sources by
+        `INDEXED_PER_READ` of history at a time. A computation of several
+        parts takes its turn in one lane and pauses after each part as long
+        as the part took, so it never holds the database for long or for
+        more than half the time.
+        """
+        parts: list[Spans] = []
+        if name in HOT:
+            async for batch in self.repo.active(HOT[name], scope.org, ranges[0][0], now):
+                for i in range(0, len(batch), CONVERSATIONS_PER_READ):
+                    parts.append(Spans(tuple(ranges), split=split, org=scope.org,
+                                       conversations=tuple(batch[i:i + CONVERSATIONS_PER_READ])))
+        else:
+            parts = [Spans(tuple(group), split=split, org=scope.org)
+                     for group in slots.windows(ranges, INDEXED_PER_READ)]
+        pieces: dict[slots.Key, Piece] = {}
+        texts: slots.Texts = {}
+        loop = asyncio.get_running_loop()
+        for spans in parts:
+            plan = slot_plan(name, spans, fallback_texts=fallback_texts,
+                             sample=SENTIMENT_PER_SLOT)
+            if len(parts) == 1:
+                rows = await self.repo.run(plan)
+            else:
+                async with self._lane:
+                    began = loop.time()
+                    rows = await self.repo.run(plan)
+                    await asyncio.sleep(min(MAX_PAUSE_SECS, loop.time() - began))
+            found, sample = slots.read_rows(rows)
+            for key, piece in found.items():
+                if key in pieces:
+                    pieces[key].merge(piece)
+                else:
+                    pieces[key] = piece
+            for key, values in sample.items():
+                texts[key] = (texts.get(key, []) + values)[:SENTIMENT_PER_SLOT]
+        return pieces, texts
 
     async def _fallback_texts(self, scope: Scope) -> list[str]:
         """The fallback replies of the support bots in scope (how a fallback is recognised)."""
@@ -214,21 +356,16 @@ class Analytics:
         return sorted(texts)
 
 
-def _facet(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return rows[0] if rows else {}
-
-
 class _Builder:
-    """Folds the pipelines' rows into series aligned with the buckets, and the lists."""
+    """Folds quarter hours into series aligned with the buckets, and the lists."""
 
-    def __init__(self, count: int, position: Callable[[Any], int | None]) -> None:
+    def __init__(self, count: int) -> None:
         self.count = count
-        self.position = position
         self.series: dict[str, list[float | int | None]] = {}
         self.people_total = 0
         self.people: dict[str, list[set[str]]] = {}
-        self.intents: list[dict[str, Any]] = []
-        self.fallbacks: list[dict[str, Any]] = []
+        self.intents: dict[str, int] = {}
+        self.fallbacks: dict[str, tuple[int, datetime]] = {}
         self.languages: dict[str, int] = {}
         self.first: list[tuple[int, str | None, float]] = []
         self.waits: list[tuple[int, float]] = []
@@ -246,57 +383,42 @@ class _Builder:
             line = self.series[name] = [0] * self.count
         return line
 
-    def _bump(self, name: str, t: Any, n: int) -> None:
-        slot = self.position(t)
-        if slot is not None:
-            line = self._line(name)
-            line[slot] = int(line[slot] or 0) + int(n)
-
-    def add(self, raw: dict[str, list[dict[str, Any]]]) -> None:
-        """Fold the indexed collections' rows in (bucketed by the database)."""
-        turns = _facet(raw.get("bot_turns", []))
-        for row in turns.get("counts", []):
-            key = row["_id"]
-            self._bump("bot.fallbacks" if key["fallback"] else "bot.replies", key["t"], row["n"])
-        self.intents = [{"intent": r["_id"], "count": int(r["n"])}
-                        for r in turns.get("intents", [])]
-        self.fallbacks = [{"message": r["_id"], "count": int(r["n"]),
-                           "last": isoformat(slots.utc(r["last"]))}
-                          for r in turns.get("fallbacks", [])]
-        self._languages(turns.get("languages", []))
-        for row in raw.get("support_started", []):
-            self._bump("conversations.started", row["_id"]["t"], row["n"])
-        for row in raw.get("support_closed", []):
-            self._bump("conversations.closed", row["t"], 1)
-            slot = self.position(row["t"])
-            if slot is not None and row.get("agent"):
-                self.resolutions.append((slot, row["agent"], float(row["secs"])))
-        for row in raw.get("support_handoffs", []):
-            self._bump("handoffs", row["t"], 1)
-            slot = self.position(row["t"])
-            if slot is None:
-                continue
-            if row.get("first") is not None:
-                self.first.append((slot, row.get("responder"), float(row["first"])))
-            if row.get("wait") is not None:
-                self.waits.append((slot, float(row["wait"])))
+    def _bump(self, name: str, slot: int, n: int) -> None:
+        line = self._line(name)
+        line[slot] = int(line[slot] or 0) + n
 
     def add_piece(self, name: str, slot: int, piece: Piece) -> None:
-        """Fold one quarter hour of a hot collection (``name``'s pipeline) into bucket ``slot``."""
+        """Fold one quarter hour of ``name``'s pipeline into bucket ``slot``."""
         if not 0 <= slot < self.count:
             return
         for (channel, direction), n in piece.counts.items():
-            line = self._line(f"messages.{channel}.{direction}")
-            line[slot] = int(line[slot] or 0) + n
+            self._bump(f"messages.{channel}.{direction}", slot, n)
         for fallback, n in piece.bot.items():
-            line = self._line("bot.fallbacks" if fallback else "bot.replies")
-            line[slot] = int(line[slot] or 0) + n
+            self._bump("bot.fallbacks" if fallback else "bot.replies", slot, n)
         for language, n in piece.languages.items():
             self.languages[language] = self.languages.get(language, 0) + n
-        # Messenger people and support conversations are counted apart (an
-        # address and a conversation id never collide, but keep them honest).
-        people = self.people.setdefault(name, [set() for _ in range(self.count)])
-        people[slot].update(piece.people)
+        for intent, n in piece.intents.items():
+            self.intents[intent] = self.intents.get(intent, 0) + n
+        for message, (n, last) in piece.fallbacks.items():
+            seen, latest = self.fallbacks.get(message, (0, last))
+            self.fallbacks[message] = (seen + n, max(latest, last))
+        if piece.started:
+            self._bump("conversations.started", slot, piece.started)
+        for agent, secs in piece.closed:
+            self._bump("conversations.closed", slot, 1)
+            if agent:
+                self.resolutions.append((slot, agent, secs))
+        for responder, first, wait in piece.handoffs:
+            self._bump("handoffs", slot, 1)
+            if first is not None:
+                self.first.append((slot, responder, first))
+            if wait is not None:
+                self.waits.append((slot, wait))
+        if piece.people:
+            # Messenger people and support conversations are counted apart (an
+            # address and a conversation id never collide, but keep them honest).
+            people = self.people.setdefault(name, [set() for _ in range(self.count)])
+            people[slot].update(piece.people)
 
     def finish(self) -> dict[str, list[float | int | None]]:
         """Complete the series (people, response times) once everything is folded in."""
@@ -308,10 +430,6 @@ class _Builder:
                                 for per_bucket in self.people.values())
         self._time_series()
         return self.series
-
-    def _languages(self, rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            self.languages[row["_id"]] = self.languages.get(row["_id"], 0) + int(row["n"])
 
     def _time_series(self) -> None:
         for name, values in (("first_response", [(s, v) for s, _a, v in self.first]),
@@ -366,18 +484,22 @@ class _Builder:
                 "resolution": summary([v for _s, _a, v in self.resolutions]),
                 "queue_wait": summary([v for _s, v in self.waits])},
             "agents": agent_rows,
-            "top_intents": self.intents, "top_fallbacks": self.fallbacks,
+            "top_intents": [{"intent": i, "count": n} for i, n in sorted(
+                self.intents.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]],
+            "top_fallbacks": [{"message": m, "count": n, "last": isoformat(last)}
+                              for m, (n, last) in sorted(
+                                  self.fallbacks.items(),
+                                  key=lambda kv: (-kv[1][0], -kv[1][1].timestamp(), kv[0]))[:TOP]],
             "languages": [{"language": k, "count": v} for k, v in
                           sorted(self.languages.items(), key=lambda kv: (-kv[1], kv[0]))],
         }
 
 
 def plans_for(window: Window) -> list[Plan]:
-    """Every pipeline of one report computed live, nothing kept, no fallback texts (for the
-    bench's explain and the tests)."""
+    """Every pipeline of one report computed afresh, nothing kept, no fallback texts (for
+    the bench's explain and the tests)."""
     spans = Spans(((window.start, window.end),), split=window.start, org=window.org)
-    return [*hot_plans(spans, fallback_texts=[], sample=SENTIMENT_PER_SLOT),
-            *plans(window, top=TOP)]
+    return slot_plans(spans, fallback_texts=[], sample=SENTIMENT_PER_SLOT)
 
 
 def get_analytics(services: Services) -> Analytics:

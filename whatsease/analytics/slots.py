@@ -20,6 +20,7 @@ from whatsease.storage.analytics import SLOT
 
 SLOT_SECS = int(SLOT.total_seconds())
 DAY_SECS = 86400
+PER_DAY = DAY_SECS // SLOT_SECS
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Uncovered ranges read in one pipeline; past this (a year with every other
 # quarter hour kept) one covering range is read instead and kept ones skipped.
@@ -42,8 +43,15 @@ def ceil(moment: datetime) -> datetime:
     return start if start == utc(moment) else start + SLOT
 
 
+def nearest(moment: datetime) -> datetime:
+    """The quarter hour boundary nearest ``moment`` (half way rounds up)."""
+    return floor(utc(moment) + SLOT / 2)
+
+
+@lru_cache(maxsize=200_000)
 def day_and_name(slot: datetime) -> tuple[str, str]:
     """The UTC day a quarter hour is kept under, and its name in that day's document."""
+    # A year's report and its previous period name 70,000 quarter hours per source.
     secs = int(slot.timestamp())
     return _day(secs // DAY_SECS), f"q{secs % DAY_SECS // SLOT_SECS:02d}"
 
@@ -83,6 +91,22 @@ def uncovered(start: datetime, end: datetime,
     return result
 
 
+def windows(ranges: list[tuple[datetime, datetime]],
+            size: timedelta) -> list[list[tuple[datetime, datetime]]]:
+    """``ranges`` (ordered, disjoint) cut into groups that each span at most ``size``."""
+    groups: list[list[tuple[datetime, datetime]]] = []
+    for start, end in ranges:
+        while start < end:
+            if groups and start < groups[-1][0][0] + size:
+                group_end = min(end, groups[-1][0][0] + size)
+                groups[-1].append((start, group_end))
+            else:
+                group_end = min(end, start + size)
+                groups.append([(start, group_end)])
+            start = group_end
+    return groups
+
+
 def pseudonym(person: str) -> str:
     """What a quarter hour keeps of a person or conversation: enough to count them
     apart, not their address (64 bits: a collision among a million is ~1 in 10^7)."""
@@ -91,14 +115,23 @@ def pseudonym(person: str) -> str:
 
 @dataclass
 class Piece:
-    """The figures of one quarter hour of one hot collection (or its part on one side
-    of the current period's start)."""
+    """The figures of one quarter hour of one pipeline (or its part on one side of the
+    current period's start)."""
 
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
     people: set[str] = field(default_factory=set)
     bot: dict[bool, int] = field(default_factory=dict)
     languages: dict[str, int] = field(default_factory=dict)
     sentiment: dict[str, float] = field(default_factory=dict)
+    intents: dict[str, int] = field(default_factory=dict)
+    # Fallback message (lower-cased) -> (times asked, last asked).
+    fallbacks: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    started: int = 0
+    # (agent, seconds from start to end) of each conversation that ended.
+    closed: list[tuple[str | None, float]] = field(default_factory=list)
+    # (first responder, first response secs, queue wait secs) of each handoff.
+    handoffs: list[tuple[str | None, float | None, float | None]] = field(
+        default_factory=list)
 
     def to_doc(self) -> dict[str, Any]:
         """What is kept: only the fields that hold something (an empty quarter hour is {})."""
@@ -113,7 +146,37 @@ class Piece:
             doc["languages"] = [[lang, n] for lang, n in sorted(self.languages.items())]
         if any(self.sentiment.values()):
             doc["sentiment"] = dict(self.sentiment)
+        if self.intents:
+            doc["intents"] = [[i, n] for i, n in sorted(self.intents.items())]
+        if self.fallbacks:
+            doc["fallbacks"] = [[m, n, last] for m, (n, last) in sorted(self.fallbacks.items())]
+        if self.started:
+            doc["started"] = self.started
+        if self.closed:
+            doc["closed"] = [[a, v] for a, v in self.closed]
+        if self.handoffs:
+            doc["handoffs"] = [[r, f, w] for r, f, w in self.handoffs]
         return doc
+
+    def merge(self, other: Piece) -> None:
+        """Add ``other``'s figures (the same quarter hour, read in another part)."""
+        for key, n in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.people |= other.people
+        for fallback, n in other.bot.items():
+            self.bot[fallback] = self.bot.get(fallback, 0) + n
+        for language, n in other.languages.items():
+            self.languages[language] = self.languages.get(language, 0) + n
+        for intent, n in other.intents.items():
+            self.intents[intent] = self.intents.get(intent, 0) + n
+        for message, (n, last) in other.fallbacks.items():
+            seen, latest = self.fallbacks.get(message, (0, last))
+            self.fallbacks[message] = (seen + n, max(latest, last))
+        for name, value in other.sentiment.items():
+            self.sentiment[name] = self.sentiment.get(name, 0.0) + value
+        self.started += other.started
+        self.closed += other.closed
+        self.handoffs += other.handoffs
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Piece:
@@ -121,7 +184,16 @@ class Piece:
                    people=set(doc.get("people", [])),
                    bot={bool(f): int(n) for f, n in doc.get("bot", [])},
                    languages={lang: int(n) for lang, n in doc.get("languages", [])},
-                   sentiment={k: float(v) for k, v in doc.get("sentiment", {}).items()})
+                   sentiment={k: float(v) for k, v in doc.get("sentiment", {}).items()},
+                   intents={i: int(n) for i, n in doc.get("intents", [])},
+                   fallbacks={m: (int(n), utc(last)) for m, n, last in doc.get("fallbacks", [])},
+                   started=int(doc.get("started", 0)),
+                   closed=[(a, float(v)) for a, v in doc.get("closed", [])],
+                   handoffs=[(r, _number(f), _number(w)) for r, f, w in doc.get("handoffs", [])])
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 Key = tuple[datetime, bool]
@@ -152,6 +224,20 @@ def read_rows(rows: list[dict[str, Any]]) -> tuple[dict[Key, Piece], Texts]:
     for row in facet.get("languages", []):
         languages = piece(row["_id"]).languages
         languages[row["_id"]["l"]] = languages.get(row["_id"]["l"], 0) + int(row["n"])
+    for row in facet.get("intents", []):
+        intents = piece(row["_id"]).intents
+        intents[row["_id"]["i"]] = intents.get(row["_id"]["i"], 0) + int(row["n"])
+    for row in facet.get("fallbacks", []):
+        message = row["_id"]["m"]
+        if isinstance(message, str):
+            piece(row["_id"]).fallbacks[message] = (int(row["n"]), utc(row["last"]))
+    for row in facet.get("started", []):
+        piece(row["_id"]).started += int(row["n"])
+    for row in facet.get("closed", []):
+        piece(row["_id"]).closed.extend((r.get("a"), float(r["v"])) for r in row["rows"])
+    for row in facet.get("handoffs", []):
+        piece(row["_id"]).handoffs.extend((r.get("r"), _number(r.get("f")), _number(r.get("w")))
+                                          for r in row["rows"])
     for row in facet.get("sample", []):
         piece(row["_id"])
         texts[(utc(row["_id"]["s"]), bool(row["_id"]["n"]))] = [

@@ -17,14 +17,16 @@ colder collections (``bot_turns``, one document per assistant exchange, and
 ``support_conversations``, one per conversation) keep an index on each time
 field they are read by.
 
-Buckets are computed by the database with ``$dateTrunc`` in the caller's
-time zone; the service maps each bucket start back to its position.
+Every pipeline groups by UTC quarter hour (every time zone's offset is a
+whole number of them); the service folds quarter hours into the caller's
+buckets and keeps those that can no longer change.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -58,6 +60,13 @@ SLOTS = "analytics_slots"
 # A kept quarter hour is recomputed after this long (nothing else expires it):
 # longer than the oldest one a report reads, a 366-day range's previous period.
 SLOT_TTL = timedelta(days=800)
+# History walked by the first query listing the conversations that had a
+# message (on the embedded database an index walk holds it for everyone while
+# it runs); later ones adapt to how many each finds.
+WINDOW = timedelta(days=1)
+MIN_WINDOW, MAX_WINDOW = timedelta(minutes=15), timedelta(days=64)
+PER_WINDOW = 1000
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 # Days per lookup or write of kept quarter hours (a report reads at most 733).
 KEYS_PER_QUERY = 1000
 DUPLICATE_KEY = 11000
@@ -72,6 +81,10 @@ ANALYTICS_INDEXES: dict[str, list[IndexModel]] = {
         *(IndexModel([("org", ASCENDING), (name, ASCENDING)], name=f"analytics_org_{name}")
           for name in _TIMES),
     ],
+    # A chat's summary: which chats had a message since a moment (the open end
+    # of a report). Its entry moves with every message's summary write, which
+    # is off the delivery path (docs/analytics.md measures it).
+    "conversations": [IndexModel([("updated_at", ASCENDING)], name="analytics_updated_at")],
     SLOTS: [IndexModel([("made_at", ASCENDING)], name="analytics_made_at",
                        expireAfterSeconds=int(SLOT_TTL.total_seconds()))],
 }
@@ -103,17 +116,6 @@ class Window:
     tz: str
     org: str | None = None
 
-    def truncate(self, field: str) -> dict[str, Any]:
-        spec: dict[str, Any] = {"date": field, "unit": self.unit, "timezone": self.tz}
-        if self.unit == "week":
-            spec["startOfWeek"] = "monday"
-        return {"$dateTrunc": spec}
-
-    def time_range(self) -> dict[str, Any]:
-        return {"$gte": self.start, "$lt": self.end}
-
-    def org_filter(self) -> dict[str, Any]:
-        return {} if self.org is None else {"org": self.org}
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,19 @@ class Spans:
     ranges: tuple[tuple[datetime, datetime], ...]
     split: datetime
     org: str | None = None
+    # Read the messages of these conversations (an index walk on every
+    # database) instead of an `_id` range: the conversations that had a
+    # message in ``ranges``, when they are recent (`AnalyticsRepo.active`).
+    conversations: tuple[str, ...] | None = None
 
     def match(self) -> list[dict[str, Any]]:
-        """The first stages: an `_id` range (what an index walks), then the exact times."""
+        """The first stages: an `_id` range or the conversations (what an index walks),
+        then the exact times."""
+        by_time = [{"timestamp": {"$gte": start, "$lt": end}} for start, end in self.ranges]
+        org = {} if self.org is None else {"org": self.org}
+        exact = {"$match": {**org, **(by_time[0] if len(by_time) == 1 else {"$or": by_time})}}
+        if self.conversations is not None:
+            return [{"$match": {"conversation_id": {"$in": list(self.conversations)}}}, exact]
         ids: list[list[datetime]] = []
         for start, end in self.ranges:
             low, high = start - ID_SLACK, end + ID_SLACK
@@ -140,20 +152,26 @@ class Spans:
                 ids.append([low, high])
         by_id = [{"_id": {"$gte": ObjectId.from_datetime(low),
                           "$lt": ObjectId.from_datetime(high)}} for low, high in ids]
-        by_time = [{"timestamp": {"$gte": start, "$lt": end}} for start, end in self.ranges]
+        return [{"$match": by_id[0] if len(by_id) == 1 else {"$or": by_id}}, exact]
+
+    def indexed(self, field: str) -> list[dict[str, Any]]:
+        """The first stages on a collection with an index on ``field`` (after ``org``):
+        one range over all the ranges (what the index walks), then the exact ranges."""
         org = {} if self.org is None else {"org": self.org}
-        return [{"$match": by_id[0] if len(by_id) == 1 else {"$or": by_id}},
-                {"$match": {**org, **(by_time[0] if len(by_time) == 1
-                                      else {"$or": by_time})}}]
+        low, high = self.ranges[0][0], self.ranges[-1][1]
+        stages: list[dict[str, Any]] = [{"$match": {**org, field: {"$gte": low, "$lt": high}}}]
+        if len(self.ranges) > 1:
+            stages.append({"$match": {"$or": [{field: {"$gte": start, "$lt": end}}
+                                              for start, end in self.ranges]}})
+        return stages
 
     def key(self, **fields: Any) -> dict[str, Any]:
         """A row's group key: its quarter hour, its side of ``split``, and ``fields``."""
         return {"s": "$s", "n": "$n", **fields}
 
-    def slot_fields(self) -> dict[str, Any]:
-        return {"s": {"$subtract": ["$timestamp",
-                                    {"$mod": [{"$toLong": "$timestamp"}, SLOT_MS]}]},
-                "n": {"$gte": ["$timestamp", self.split]}}
+    def slot_fields(self, field: str = "$timestamp") -> dict[str, Any]:
+        return {"s": {"$subtract": [field, {"$mod": [{"$toLong": field}, SLOT_MS]}]},
+                "n": {"$gte": [field, self.split]}}
 
 
 @dataclass(frozen=True)
@@ -165,32 +183,44 @@ class Plan:
     pipeline: list[dict[str, Any]]
 
 
-def plans(window: Window, *, top: int) -> list[Plan]:
-    """The pipelines on indexed collections for ``window``, run live for every report.
+def slot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[Plan]:
+    """Every pipeline of the page for ``spans``, each grouped by quarter hour.
 
-    The assistant's turns count only for the whole messenger (``window.org``
-    None): it belongs to no organisation.
-    """
-    result: list[Plan] = []
-    if window.org is None:
-        result.append(_turns_plan(window, top=top))
-    result += _conversation_plans(window)
-    return result
-
-
-def hot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[Plan]:
-    """The pipelines on the hot collections for ``spans``, one per collection.
-
-    Rows are per quarter hour (``s``) and side of the split (``n``): counts
-    by channel and direction, the distinct people, support bots' replies and
-    fallbacks, customers' languages, and the newest ``sample`` texts to score
-    for sentiment. Person-to-person chats count only for the whole messenger.
+    Rows are per quarter hour (``s``) and side of the split (``n``). The hot
+    collections give counts by channel and direction, the distinct people,
+    support bots' replies and fallbacks, customers' languages, and the newest
+    ``sample`` texts to score for sentiment; the assistant's turns its
+    replies, fallbacks, intents, fallback messages and languages; support
+    conversations their starts, ends and handoffs (with the times each
+    median is taken of). Person-to-person chats and the assistant's turns
+    count only for the whole messenger (``spans.org`` None).
     """
     result: list[Plan] = []
     if spans.org is None:
         result.append(_messenger_plan(spans, sample=sample))
     result.append(_support_plan(spans, fallback_texts=fallback_texts, sample=sample))
+    if spans.org is None:
+        result.append(_turns_plan(spans))
+    result += _conversation_plans(spans)
     return result
+
+
+def plan_names(org: str | None) -> list[str]:
+    """The names of `slot_plans`' pipelines for an organisation (or, None, everything)."""
+    names = ["support_messages", "support_started", "support_closed", "support_handoffs"]
+    return names if org is not None else ["messenger_messages", *names[:1], "bot_turns",
+                                          *names[1:]]
+
+
+def slot_plan(name: str, spans: Spans, *, fallback_texts: list[str], sample: int) -> Plan:
+    """The one pipeline of `slot_plans` called ``name``."""
+    if name == "messenger_messages":
+        return _messenger_plan(spans, sample=sample)
+    if name == "support_messages":
+        return _support_plan(spans, fallback_texts=fallback_texts, sample=sample)
+    if name == "bot_turns":
+        return _turns_plan(spans)
+    return next(p for p in _conversation_plans(spans) if p.name == name)
 
 
 def _sample(spans: Spans, size: int, match: dict[str, Any]) -> dict[str, Any]:
@@ -250,54 +280,56 @@ def _support_plan(spans: Spans, *, fallback_texts: list[str], sample: int) -> Pl
         }}])
 
 
-def _turns_plan(window: Window, *, top: int) -> Plan:
-    fallback = ["fallback", "llm", "llm_error"]
+def _turns_plan(spans: Spans) -> Plan:
+    fallback = {"$in": ["$source", ["fallback", "llm", "llm_error"]]}
     return Plan("bot_turns", BOT_TURNS, [
-        {"$match": {"at": window.time_range()}},
-        {"$facet": {
-            "counts": [{"$group": {"_id": {"t": window.truncate("$at"),
-                                           "fallback": {"$in": ["$source", fallback]}},
-                                   "n": {"$sum": 1}}}],
-            "intents": [{"$match": {"intent": {"$type": "string"}}},
-                        {"$group": {"_id": "$intent", "n": {"$sum": 1}}},
-                        {"$sort": {"n": -1, "_id": 1}}, {"$limit": top}],
-            "fallbacks": [{"$match": {"source": {"$in": fallback}}},
-                          {"$group": {"_id": {"$toLower": {"$trim": {"input": "$message"}}},
-                                      "n": {"$sum": 1}, "last": {"$max": "$at"}}},
-                          {"$sort": {"n": -1, "last": -1, "_id": 1}}, {"$limit": top}],
+        *spans.indexed("at"),
+        {"$project": {
+            "_id": 0, **spans.slot_fields("$at"), "f": fallback, "i": "$intent", "at": "$at",
+            "m": {"$cond": [fallback, {"$toLower": {"$trim": {"input": "$message"}}}, None]},
             # The language each turn was answered in; turns from before the
             # assistant spoke several languages have none, and were English.
-            "languages": [{"$group": {"_id": {"$ifNull": ["$lang", "en"]},
-                                      "n": {"$sum": 1}}}],
+            "l": {"$ifNull": ["$lang", "en"]}}},
+        {"$facet": {
+            "bot": [{"$group": {"_id": spans.key(f="$f"), "n": {"$sum": 1}}}],
+            "intents": [{"$match": {"i": {"$type": "string"}}},
+                        {"$group": {"_id": spans.key(i="$i"), "n": {"$sum": 1}}}],
+            "fallbacks": [{"$match": {"f": True}},
+                          {"$group": {"_id": spans.key(m="$m"), "n": {"$sum": 1},
+                                      "last": {"$max": "$at"}}}],
+            "languages": [{"$group": {"_id": spans.key(l="$l"), "n": {"$sum": 1}}}],
         }}])
 
 
-def _conversation_plans(window: Window) -> list[Plan]:
-    org = window.org_filter()
-    channel = _channel("$customer_email", default="widget")
+def _conversation_plans(spans: Spans) -> list[Plan]:
     started = Plan("support_started", CONVERSATIONS, [
-        {"$match": {**org, "created_at": window.time_range()}},
-        {"$group": {"_id": {"t": window.truncate("$created_at"), "c": channel},
-                    "n": {"$sum": 1}}}])
+        *spans.indexed("created_at"),
+        {"$project": {"_id": 0, **spans.slot_fields("$created_at")}},
+        {"$facet": {"started": [{"$group": {"_id": spans.key(), "n": {"$sum": 1}}}]}}])
     # Resolution: from the conversation's start to its end, for those an agent
     # answered; attributed to the agent who had it last.
     closed = Plan("support_closed", CONVERSATIONS, [
-        {"$match": {**org, "ended_at": window.time_range()}},
-        {"$project": {"_id": 0, "t": window.truncate("$ended_at"),
-                      "agent": {"$ifNull": ["$agent", {"$arrayElemAt": ["$agents", -1]}]},
-                      "secs": {"$divide": [{"$subtract": ["$ended_at", "$created_at"]}, 1000]}}}])
+        *spans.indexed("ended_at"),
+        {"$project": {"_id": 0, **spans.slot_fields("$ended_at"),
+                      "a": {"$ifNull": ["$agent", {"$arrayElemAt": ["$agents", -1]}]},
+                      "v": {"$divide": [{"$subtract": ["$ended_at", "$created_at"]}, 1000]}}},
+        {"$facet": {"closed": [{"$group": {"_id": spans.key(),
+                                           "rows": {"$push": {"a": "$a", "v": "$v"}}}}]}}])
     # Handoffs: conversations whose customer first needed a person in the range;
     # their first response and their wait for an agent belong to the same cohort.
     handoffs = Plan("support_handoffs", CONVERSATIONS, [
-        {"$match": {**org, "agent_requested_at": window.time_range()}},
-        {"$project": {"_id": 0, "t": window.truncate("$agent_requested_at"),
-                      "responder": "$first_responder", "first": "$first_response_secs",
-                      "wait": {"$cond": [
+        *spans.indexed("agent_requested_at"),
+        {"$project": {"_id": 0, **spans.slot_fields("$agent_requested_at"),
+                      "r": "$first_responder", "f": "$first_response_secs",
+                      "w": {"$cond": [
                           {"$and": [{"$eq": [{"$type": "$assigned_at"}, "date"]},
                                     {"$gte": ["$assigned_at", "$agent_requested_at"]}]},
                           {"$divide": [{"$subtract": ["$assigned_at", "$agent_requested_at"]},
                                        1000]},
-                          None]}}}])
+                          None]}}},
+        {"$facet": {"handoffs": [{"$group": {"_id": spans.key(),
+                                             "rows": {"$push": {"r": "$r", "f": "$f",
+                                                                "w": "$w"}}}}]}}])
     return [started, closed, handoffs]
 
 
@@ -311,14 +343,72 @@ class AnalyticsRepo:
         cursor = await self.db[plan.collection].aggregate(plan.pipeline, allowDiskUse=True)
         return await cursor.to_list()
 
+    async def active(self, collection: str, org: str | None, since: datetime,
+                     until: datetime) -> AsyncIterator[list[str]]:
+        """The conversations of ``collection`` that may hold a message stored since
+        ``since``, in batches (index walks of at most `WINDOW` of history each).
+
+        A chat's summary has the time of its last message (``updated_at``); a
+        support message is written only while its conversation is active and
+        not expired, and each customer, bot or agent message moves the expiry
+        on, so one stored since ``since`` is in a conversation still active
+        and expiring after it, or in one that ended since. ``until`` is the
+        moment the reading began: what changes later is read next time.
+        """
+        seen: set[str] = set()
+
+        def fresh(ids: list[str]) -> list[str]:
+            new = [i for i in ids if i not in seen]
+            seen.update(new)
+            return new
+
+        if collection == MESSAGES:
+            cursor = self.db[CONVERSATIONS].find(
+                {"status": "active", "expires_at": {"$gt": since}}, {"_id": 1, "org": 1})
+            yield fresh([str(doc["_id"]) async for doc in cursor
+                         if org is None or doc.get("org") == org])
+        field, name = (("updated_at", "conversations") if collection == "messages"
+                       else ("ended_at", CONVERSATIONS))
+        by_org: dict[str, Any] = {} if org is None or collection == "messages" else {"org": org}
+        low, size = since, WINDOW
+        while True:
+            # The last window reaches far past ``until``: a chat written to
+            # meanwhile has its summary moved on past it. (An upper bound is
+            # always given: on the embedded database a lower bound alone on
+            # an index after ``org`` also returned documents without the field.)
+            high = low + size if low + size <= until else FAR_FUTURE
+            cursor = self.db[name].find({**by_org, field: {"$gte": low, "$lt": high}},
+                                        {"_id": 1})
+            ids = [str(doc["_id"]) async for doc in cursor]
+            yield fresh(ids)
+            if high == FAR_FUTURE:
+                return
+            low = high
+            # Quiet stretches of history are walked in longer windows, busy
+            # ones in shorter: each walk lists about `PER_WINDOW` conversations.
+            if len(ids) < PER_WINDOW // 4:
+                size = min(size * 2, MAX_WINDOW)
+            elif len(ids) > PER_WINDOW:
+                size = max(size / 2, MIN_WINDOW)
+
     async def kept(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only)."""
+        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only);
+        a whole day's figures, once kept, under the name ``day``."""
         found: dict[str, dict[str, Any]] = {}
         for i in range(0, len(keys), KEYS_PER_QUERY):
             cursor = self.db[SLOTS].find({"_id": {"$in": keys[i:i + KEYS_PER_QUERY]}})
             async for doc in cursor:
                 found[doc["_id"]] = doc.get("slots", {})
+                if "day" in doc:  # the whole day's figures (`keep_day`)
+                    found[doc["_id"]]["day"] = doc["day"]
         return found
+
+    async def keep_day(self, days: dict[str, dict[str, Any]]) -> None:
+        """Keep each whole day's figures beside its quarter hours (``{key: figures}``)."""
+        writes = [UpdateOne({"_id": key}, {"$set": {"day": figures}})
+                  for key, figures in days.items()]
+        for i in range(0, len(writes), KEYS_PER_QUERY):
+            await self.db[SLOTS].bulk_write(writes[i:i + KEYS_PER_QUERY], ordered=False)
 
     async def keep(self, days: dict[str, dict[str, Any]], present: set[str],
                    now: datetime) -> None:
