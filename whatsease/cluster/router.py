@@ -159,7 +159,7 @@ class ClusterRouter:
             self._put(peer, record)
 
     def joined(self, conn: Connection, first: bool) -> None:
-        home = getattr(conn, "home_route", "")
+        home = conn.home_route
         self._learn(conn.user, home)
         if first:
             self._broadcast(Record("O", conn.user))
@@ -323,7 +323,7 @@ class ClusterRouter:
         moved = 0
         for user in self.hub.users():
             for conn in self.hub.connections(user):
-                home = getattr(conn, "home_route", "")
+                home = conn.home_route
                 if not home:
                     continue
                 owner = ring.owner(home)
