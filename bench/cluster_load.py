@@ -108,6 +108,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="new sockets per second during the ramp")
     parser.add_argument("--content-chars", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", metavar="DIR", default="",
+                        help="keep the database, the instances' and the front's logs in DIR "
+                             "(one sub-directory per run) instead of a deleted temporary one")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="WHATSEASE_LOG_LEVEL of the instances (INFO shows ring changes)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print, per second of the run, acks, live deliveries, "
+                             "reconnects, failed connects and closes")
     args = parser.parse_args(argv)
     if not 2 <= args.users <= MAX_USERS or args.users % 2:
         parser.error(f"--users must be even, between 2 and {MAX_USERS}")
@@ -156,9 +164,17 @@ class Tally:
     error_frames: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     events: list[tuple[str, float]] = field(default_factory=list)
+    # Second of the run -> what happened in it (--timeline).
+    timeline: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
+
+    def tick(self, what: str) -> None:
+        """Note ``what`` in the current second of the sending window and the drain."""
+        if self.started:
+            second = self.timeline.setdefault(int(time.perf_counter() - self.started), {})
+            second[what] = second.get(what, 0) + 1
 
 
 class User:
@@ -197,6 +213,7 @@ class User:
                 self.url, connect_timeout=10, request_timeout=10)), 15)
         except Exception as exc:  # refused, replay failed (502), timed out: count and retry
             tally.count(tally.connect_errors, _describe(exc))
+            tally.tick("failed")
             return False
         assert conn.protocol is not None
         conn.protocol.set_nodelay(True)
@@ -222,6 +239,7 @@ class User:
         return True
 
     def _on_ready(self) -> None:
+        self.tally.tick("ready")
         self.ready.set()
         self.failures = 0
         self.back_at = time.perf_counter()
@@ -256,6 +274,7 @@ class User:
                 client_id = frame["client_id"]
                 if self.pending.pop(client_id, None) is not None:
                     tally.acked += 1
+                    tally.tick("acked")
                     written = self.written_at.get(client_id)
                     if written is not None:
                         tally.ack_ms.append((now - written) * 1000)
@@ -277,6 +296,7 @@ class User:
         # A socket that never got ready is retried by whoever opened it.
         if self.running and was_ready:
             tally.count(tally.close_codes, str(code))
+            tally.tick("closed")
             if tally.events and time.perf_counter() - tally.events[-1][1] < 30:
                 self.affected.setdefault(len(tally.events) - 1, None)
             self.reconnecting = asyncio.get_running_loop().create_task(self._reconnect(code))
@@ -297,6 +317,7 @@ class User:
         sender = self.users[int(client_id.split("-", 1)[0])] if client_id else None
         if live:
             tally.live += 1
+            tally.tick("live")
             written = sender.written_at.get(client_id) if sender else None
             if written is not None:
                 same = sender is not None and sender.instance == self.instance
@@ -307,6 +328,7 @@ class User:
                         sender.affected[event] = now
         else:
             tally.by_sync += 1
+            tally.tick("synced")
         self._write({"type": "delivered", "message_ids": [mid]})
 
     async def _reconnect(self, code: int | None) -> None:
@@ -543,6 +565,8 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
         "connect_errors": tally.connect_errors, "close_codes": tally.close_codes,
         "error_frames": tally.error_frames, "events": tally.events,
         "recovery": recovery, "unrecovered": unrecovered,
+        "timeline": tally.timeline,
+        "event_seconds": [(event, at - t0) for event, at in tally.events],
     }
 
 
@@ -566,9 +590,19 @@ async def run_chaos(cluster: LocalCluster, args: argparse.Namespace, tally: Tall
           file=sys.stderr, flush=True)
 
 
+def _workdir(keep: str, name: str) -> Path:
+    """A fresh directory for one run: under ``keep`` (kept), or a temporary one."""
+    if not keep:
+        return Path(tempfile.mkdtemp(prefix="cluster_load-"))
+    workdir = Path(keep).resolve() / name.replace(" ", "-")
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    return workdir
+
+
 async def run_one(args: argparse.Namespace, instances: int, name: str) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="cluster_load-"))
-    env = {"WHATSEASE_LOG_LEVEL": "WARNING", "WHATSEASE_WS_SEND_RATE": "1000",
+    workdir = await asyncio.get_running_loop().run_in_executor(None, _workdir, args.keep, name)
+    env = {"WHATSEASE_LOG_LEVEL": args.log_level, "WHATSEASE_WS_SEND_RATE": "1000",
            "WHATSEASE_WS_SEND_BURST": "1000", "WHATSEASE_DEMO_USERS": "false",
            "WHATSEASE_BOT_SEMANTIC": "false",
            "WHATSEASE_ACCESS_TOKEN_TTL": str(min(86400, int(args.duration) + 3600)),
@@ -587,8 +621,12 @@ async def run_one(args: argparse.Namespace, instances: int, name: str) -> dict[s
         print(f"loading {name}: {args.users} sockets ...", file=sys.stderr, flush=True)
         return await run_load(cluster, args, name)
     finally:
+        stopping = time.perf_counter()
         await loop.run_in_executor(None, cluster.stop)
-        shutil.rmtree(workdir, ignore_errors=True)
+        print(f"stopped {name} in {time.perf_counter() - stopping:.1f} s", file=sys.stderr,
+              flush=True)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- report --------------------------------------------------------------------------------
@@ -668,8 +706,28 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                             f"(median {median})" if times else "none delivering live again")
                          + (f"; {left} never delivered live again before the end" if left
                             else ""))
+        if args.timeline and r["timeline"]:
+            lines.append(timeline_table(r))
         if r["lost_examples"]:
             lines.append(f"{r['name']}: lost client_ids, e.g. {', '.join(r['lost_examples'])}")
+    return "\n".join(lines)
+
+
+TIMELINE_COLUMNS = ("acked", "live", "synced", "closed", "failed", "ready")
+
+
+def timeline_table(result: dict[str, Any]) -> str:
+    """One line per second of the run: what the users saw (``--timeline``)."""
+    marks: dict[int, str] = {}
+    for event, at in result["event_seconds"]:
+        marks[int(at)] = event
+    timeline: dict[int, dict[str, int]] = result["timeline"]
+    lines = [f"\n{result['name']}: per second  " + " ".join(f"{c:>6}" for c in TIMELINE_COLUMNS)]
+    for second in range(max(timeline) + 1):
+        counts = timeline.get(second, {})
+        lines.append(f"  {second:>4} s" + " " * 10
+                     + " ".join(f"{counts.get(c, 0):>6}" for c in TIMELINE_COLUMNS)
+                     + (f"  <- {marks[second]}" if second in marks else ""))
     return "\n".join(lines)
 
 
