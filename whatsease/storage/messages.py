@@ -18,9 +18,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from whatsease.storage.bulk import insert_all
 from whatsease.storage.models import STATUS_RANK, STATUSES, Message, is_object_id
 
-# The index sync reads by (store.py's INDEXES names it too).
-SYNC_INDEX = [("members", 1), ("rev", 1)]
-
 
 class MessageRepo:
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
@@ -86,24 +83,27 @@ class MessageRepo:
         with ``after_id``, the position is (``after``, ``after_id``) in that order.
         """
         order = [("rev", 1), ("_id", 1)]
+        filters: dict[str, Any] = {"members": user}
         if not after:
-            docs = await self.collection.find({"members": user}).sort(order).limit(
-                limit).to_list()
+            docs = await self.collection.find(filters).sort(order).limit(limit).to_list()
             return [Message.from_doc(doc) for doc in docs]
-        # Two range reads on the (members, rev) index, the ties of ``after`` first.
-        # One ``$or`` of both, or any filter on ``_id``, is planned as a scan of
-        # the whole collection unless the index is named: that made every sync
-        # with a cursor cost O(all messages).
-        docs = []
-        if after_id:
-            docs = await self.collection.find(
-                {"members": user, "rev": ObjectId(after), "_id": {"$gt": ObjectId(after_id)}}
-            ).sort(order).hint(SYNC_INDEX).limit(limit).to_list()
-        if len(docs) < limit:
-            docs += await self.collection.find(
-                {"members": user, "rev": {"$gt": ObjectId(after)}}
-            ).sort(order).limit(limit - len(docs)).to_list()
-        return [Message.from_doc(doc) for doc in docs]
+        # One range read on the (members, rev) index from ``after`` on; the ties of
+        # ``after`` at or before ``after_id`` are dropped here. A filter that says
+        # so itself (an ``$or``, or any condition on ``_id``) is planned as a scan
+        # of the whole collection, and naming the index makes the embedded
+        # database sort every document: each sync with a cursor then cost
+        # O(all messages), which stalled the database when many users synced.
+        rev = ObjectId(after)
+        last = ObjectId(after_id) if after_id else None
+        filters["rev"] = {"$gte": rev} if last is not None else {"$gt": rev}
+        wanted = limit
+        while True:
+            docs = await self.collection.find(filters).sort(order).limit(wanted).to_list()
+            kept = [d for d in docs
+                    if last is None or d.get("rev") != rev or d["_id"] > last]
+            if len(kept) >= limit or len(docs) < wanted:
+                return [Message.from_doc(doc) for doc in kept[:limit]]
+            wanted *= 2  # more ties of ``after`` than one page: read further
 
     async def edit(self, message_id: str, sender: str, content: str,
                    now: datetime) -> Message | None:
