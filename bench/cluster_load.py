@@ -23,7 +23,9 @@ single-instance figures beside the cluster's. ``--instances 1`` runs only that.
 ``--chaos`` kills one instance with SIGKILL a third of the way in and has a
 new one join two thirds in, and prints how long it took until every affected
 user (one whose socket was closed by the event) had a message it sent after
-reconnecting delivered live again. The new instance is started before the
+reconnecting delivered live again (that includes the wait for its next
+message, up to ``--interval-ms``), and how long until its socket was ready
+again and its sync answered. The new instance is started before the
 load and waits unlisted; at two thirds it is listed (members file and front),
 as a new Fly machine appears in the private DNS: the join is then at a known
 moment rather than whenever a start on a busy machine ends.
@@ -204,6 +206,8 @@ class User:
         self.reconnecting: asyncio.Task[None] | None = None
         # Chaos: the events that closed this user's socket -> when it delivered again.
         self.affected: dict[int, float | None] = {}
+        # The same events -> when its socket was ready again and the sync after it done.
+        self.online_again: dict[int, float | None] = {}
         self.back_at = 0.0
 
     async def connect(self) -> bool:
@@ -287,6 +291,9 @@ class User:
                 else:
                     self.syncing = False
                     self.synced_once.set()
+                    for event, back in self.online_again.items():
+                        if back is None:
+                            self.online_again[event] = now
             elif kind == "error":
                 tally.count(tally.error_frames, str(frame.get("code", "?")))
         if self.conn is conn:
@@ -299,6 +306,7 @@ class User:
             tally.tick("closed")
             if tally.events and time.perf_counter() - tally.events[-1][1] < 30:
                 self.affected.setdefault(len(tally.events) - 1, None)
+                self.online_again.setdefault(len(tally.events) - 1, None)
             self.reconnecting = asyncio.get_running_loop().create_task(self._reconnect(code))
 
     def _receive(self, message: dict[str, Any], now: float, *, live: bool) -> None:
@@ -540,7 +548,13 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
     never_written = sum(1 for u in users for c in u.pending if c not in u.written_at)
     recovery: dict[str, list[float]] = {}
     unrecovered: dict[str, int] = {}
+    online_again: dict[str, list[float]] = {}
     for user in users:
+        for index, back in user.online_again.items():
+            if back is not None:
+                event, at = tally.events[index]
+                online_again.setdefault(event, []).append(back - at)
+
         for index, recovered in user.affected.items():
             event, at = tally.events[index]
             if recovered is None:
@@ -564,7 +578,7 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
         "window": window, "reconnects": tally.reconnects,
         "connect_errors": tally.connect_errors, "close_codes": tally.close_codes,
         "error_frames": tally.error_frames, "events": tally.events,
-        "recovery": recovery, "unrecovered": unrecovered,
+        "recovery": recovery, "unrecovered": unrecovered, "online_again": online_again,
         "timeline": tally.timeline,
         "event_seconds": [(event, at - t0) for event, at in tally.events],
     }
@@ -706,6 +720,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                             f"(median {median})" if times else "none delivering live again")
                          + (f"; {left} never delivered live again before the end" if left
                             else ""))
+            back = r["online_again"].get(event, [])
+            if back:
+                lines.append(f"{r['name']}: {event}: {len(back)} users back online (socket "
+                             f"ready, sync answered) after at most {max(back):.1f} s "
+                             f"(median {statistics.median(back):.1f} s)")
         if args.timeline and r["timeline"]:
             lines.append(timeline_table(r))
         if r["lost_examples"]:

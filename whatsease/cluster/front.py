@@ -366,6 +366,9 @@ class ProxyHandler(tornado.web.RequestHandler):
         front = self.front
         front.stats.per_instance[target] = front.stats.per_instance.get(target, 0) + 1
         client = self.detach()
+        # Frames are small and interactive: without this a frame written while the
+        # previous one is unacknowledged waits for the client's delayed ACK.
+        client.set_nodelay(True)
         lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
         lines += [f"{name}: {value}" for name, value in headers.get_all()]
         lines.append(f"{INSTANCE_HEADER}: {target}")
