@@ -248,14 +248,17 @@ class PeerLink:
     after each (re)connection, so the router can send its state first;
     ``refused(peer)`` once when the peer, after having been connected, refuses
     a new connection (nothing listens on its cluster port any more: the
-    process is gone), so the router need not wait for the heartbeat timeout.
+    process is gone), so the router need not wait for the heartbeat timeout;
+    ``alive(peer)`` on every ack: the peer answering proves it alive as much as
+    its own heartbeats do (which it sends only once it lists this instance).
     """
 
     def __init__(self, me: str, peer: str, url: str, secret: str, *,
                  heartbeat_every: float,
                  connected: Callable[[PeerLink], None],
                  lost: Callable[[PeerLink, set[str]], None],
-                 refused: Callable[[PeerLink], None] | None = None) -> None:
+                 refused: Callable[[PeerLink], None] | None = None,
+                 alive: Callable[[str], None] | None = None) -> None:
         self.me = me
         self.peer = peer
         parts = urlsplit(url)
@@ -266,6 +269,7 @@ class PeerLink:
         self._connected = connected
         self._lost = lost
         self._refused = refused
+        self._alive = alive
         # Connected at least once, and whether this outage's refusal was reported.
         self._was_up = False
         self._refusal_told = False
@@ -414,6 +418,8 @@ class PeerLink:
             if not payload.startswith(b"A"):
                 raise LinkError("expected an ack")
             (seq,) = _ACK.unpack_from(payload, 1)
+            if self._alive is not None:
+                self._alive(self.peer)
             while self._unacked and self._unacked[0][0] <= seq:
                 self._unacked.popleft()
 

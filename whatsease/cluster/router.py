@@ -301,7 +301,7 @@ class ClusterRouter:
                 link = PeerLink(self.me, peer, member.url, self.secret,
                                 heartbeat_every=self.cluster.membership.heartbeat_timeout / 4,
                                 connected=self._link_up, lost=self._link_lost,
-                                refused=self._link_refused)
+                                refused=self._link_refused, alive=self._seen)
                 self.links[peer] = link
                 link.start()
         for peer in [p for p in self.links if p not in listed]:
