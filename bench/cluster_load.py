@@ -53,6 +53,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -537,6 +538,7 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
     window = time.perf_counter() - t0
     cpu = meter.stop()
     probe.stop()
+    link = await loop.run_in_executor(None, link_latency, list(cluster.urls.values()))
     await asyncio.gather(*(u.final_sync() for u in users))
     for user in users:
         user.close()
@@ -579,7 +581,7 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
         "connect_errors": tally.connect_errors, "close_codes": tally.close_codes,
         "error_frames": tally.error_frames, "events": tally.events,
         "recovery": recovery, "unrecovered": unrecovered, "online_again": online_again,
-        "timeline": tally.timeline,
+        "timeline": tally.timeline, "link": link,
         "event_seconds": [(event, at - t0) for event, at in tally.events],
     }
 
@@ -602,6 +604,33 @@ async def run_chaos(cluster: LocalCluster, args: argparse.Namespace, tally: Tall
     meter.watch(standby.id, [standby.pid])
     print(f"  chaos: {standby.id} joined at {time.perf_counter() - t0:.1f} s",
           file=sys.stderr, flush=True)
+
+
+def link_latency(urls: list[str]) -> tuple[float, float, float, float]:
+    """The internal link's one-way time, from the receivers' ``whatsease_cluster_forward_seconds``
+    histograms summed over ``urls``: batches, mean ms, share within 5 ms and within 25 ms."""
+    count = total = within_5 = within_25 = 0.0
+    for url in urls:
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if not line.startswith("whatsease_cluster_forward_seconds"):
+                continue
+            name, value = line.rsplit(" ", 1)
+            if name.endswith("_count"):
+                count += float(value)
+            elif name.endswith("_sum"):
+                total += float(value)
+            elif 'le="0.005"' in name:
+                within_5 += float(value)
+            elif 'le="0.025"' in name:
+                within_25 += float(value)
+    if not count:
+        return 0.0, 0.0, 0.0, 0.0
+    return count, total / count * 1000, within_5 / count, within_25 / count
 
 
 def _workdir(keep: str, name: str) -> Path:
@@ -686,6 +715,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         v for k, v in r["cpu_per_1k"].items() if k not in ("front", "database"))))
     row("front CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k'].get('front', 0):.3f}")
     row("database CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k'].get('database', 0):.3f}")
+    row("link one-way: batches, mean ms, share within 5 / 25 ms", lambda r: (
+        f"{r['link'][0]:.0f}, {r['link'][1]:.1f}, {r['link'][2]:.1%} / {r['link'][3]:.1%}"
+        if r["link"][0] else "-"))
     row("load client worst loop lag ms", lambda r: f"{r['client_lag_ms']:.0f}")
     row("reconnects", lambda r: str(r["reconnects"]))
     row("connect failures", lambda r: ", ".join(
