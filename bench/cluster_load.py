@@ -23,7 +23,9 @@ single-instance figures beside the cluster's. ``--instances 1`` runs only that.
 ``--chaos`` kills one instance with SIGKILL a third of the way in and has a
 new one join two thirds in, and prints how long it took until every affected
 user (one whose socket was closed by the event) had a message it sent after
-reconnecting delivered live again. The new instance is started before the
+reconnecting delivered live again (that includes the wait for its next
+message, up to ``--interval-ms``), and how long until its socket was ready
+again and its sync answered. The new instance is started before the
 load and waits unlisted; at two thirds it is listed (members file and front),
 as a new Fly machine appears in the private DNS: the join is then at a known
 moment rather than whenever a start on a busy machine ends.
@@ -51,6 +53,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +111,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="new sockets per second during the ramp")
     parser.add_argument("--content-chars", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", metavar="DIR", default="",
+                        help="keep the database, the instances' and the front's logs in DIR "
+                             "(one sub-directory per run) instead of a deleted temporary one")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="WHATSEASE_LOG_LEVEL of the instances (INFO shows ring changes)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print, per second of the run, acks, live deliveries, "
+                             "reconnects, failed connects and closes")
     args = parser.parse_args(argv)
     if not 2 <= args.users <= MAX_USERS or args.users % 2:
         parser.error(f"--users must be even, between 2 and {MAX_USERS}")
@@ -156,9 +167,17 @@ class Tally:
     error_frames: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     events: list[tuple[str, float]] = field(default_factory=list)
+    # Second of the run -> what happened in it (--timeline).
+    timeline: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
+
+    def tick(self, what: str) -> None:
+        """Note ``what`` in the current second of the sending window and the drain."""
+        if self.started:
+            second = self.timeline.setdefault(int(time.perf_counter() - self.started), {})
+            second[what] = second.get(what, 0) + 1
 
 
 class User:
@@ -188,6 +207,8 @@ class User:
         self.reconnecting: asyncio.Task[None] | None = None
         # Chaos: the events that closed this user's socket -> when it delivered again.
         self.affected: dict[int, float | None] = {}
+        # The same events -> when its socket was ready again and the sync after it done.
+        self.online_again: dict[int, float | None] = {}
         self.back_at = 0.0
 
     async def connect(self) -> bool:
@@ -197,6 +218,7 @@ class User:
                 self.url, connect_timeout=10, request_timeout=10)), 15)
         except Exception as exc:  # refused, replay failed (502), timed out: count and retry
             tally.count(tally.connect_errors, _describe(exc))
+            tally.tick("failed")
             return False
         assert conn.protocol is not None
         conn.protocol.set_nodelay(True)
@@ -222,6 +244,7 @@ class User:
         return True
 
     def _on_ready(self) -> None:
+        self.tally.tick("ready")
         self.ready.set()
         self.failures = 0
         self.back_at = time.perf_counter()
@@ -256,6 +279,7 @@ class User:
                 client_id = frame["client_id"]
                 if self.pending.pop(client_id, None) is not None:
                     tally.acked += 1
+                    tally.tick("acked")
                     written = self.written_at.get(client_id)
                     if written is not None:
                         tally.ack_ms.append((now - written) * 1000)
@@ -268,6 +292,9 @@ class User:
                 else:
                     self.syncing = False
                     self.synced_once.set()
+                    for event, back in self.online_again.items():
+                        if back is None:
+                            self.online_again[event] = now
             elif kind == "error":
                 tally.count(tally.error_frames, str(frame.get("code", "?")))
         if self.conn is conn:
@@ -277,8 +304,10 @@ class User:
         # A socket that never got ready is retried by whoever opened it.
         if self.running and was_ready:
             tally.count(tally.close_codes, str(code))
+            tally.tick("closed")
             if tally.events and time.perf_counter() - tally.events[-1][1] < 30:
                 self.affected.setdefault(len(tally.events) - 1, None)
+                self.online_again.setdefault(len(tally.events) - 1, None)
             self.reconnecting = asyncio.get_running_loop().create_task(self._reconnect(code))
 
     def _receive(self, message: dict[str, Any], now: float, *, live: bool) -> None:
@@ -297,6 +326,7 @@ class User:
         sender = self.users[int(client_id.split("-", 1)[0])] if client_id else None
         if live:
             tally.live += 1
+            tally.tick("live")
             written = sender.written_at.get(client_id) if sender else None
             if written is not None:
                 same = sender is not None and sender.instance == self.instance
@@ -307,6 +337,7 @@ class User:
                         sender.affected[event] = now
         else:
             tally.by_sync += 1
+            tally.tick("synced")
         self._write({"type": "delivered", "message_ids": [mid]})
 
     async def _reconnect(self, code: int | None) -> None:
@@ -507,6 +538,7 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
     window = time.perf_counter() - t0
     cpu = meter.stop()
     probe.stop()
+    link = await loop.run_in_executor(None, link_latency, list(cluster.urls.values()))
     await asyncio.gather(*(u.final_sync() for u in users))
     for user in users:
         user.close()
@@ -518,7 +550,13 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
     never_written = sum(1 for u in users for c in u.pending if c not in u.written_at)
     recovery: dict[str, list[float]] = {}
     unrecovered: dict[str, int] = {}
+    online_again: dict[str, list[float]] = {}
     for user in users:
+        for index, back in user.online_again.items():
+            if back is not None:
+                event, at = tally.events[index]
+                online_again.setdefault(event, []).append(back - at)
+
         for index, recovered in user.affected.items():
             event, at = tally.events[index]
             if recovered is None:
@@ -542,7 +580,9 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
         "window": window, "reconnects": tally.reconnects,
         "connect_errors": tally.connect_errors, "close_codes": tally.close_codes,
         "error_frames": tally.error_frames, "events": tally.events,
-        "recovery": recovery, "unrecovered": unrecovered,
+        "recovery": recovery, "unrecovered": unrecovered, "online_again": online_again,
+        "timeline": tally.timeline, "link": link,
+        "event_seconds": [(event, at - t0) for event, at in tally.events],
     }
 
 
@@ -566,9 +606,46 @@ async def run_chaos(cluster: LocalCluster, args: argparse.Namespace, tally: Tall
           file=sys.stderr, flush=True)
 
 
+def link_latency(urls: list[str]) -> tuple[float, float, float, float]:
+    """The internal link's one-way time, from the receivers' ``whatsease_cluster_forward_seconds``
+    histograms summed over ``urls``: batches, mean ms, share within 5 ms and within 25 ms."""
+    count = total = within_5 = within_25 = 0.0
+    for url in urls:
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if not line.startswith("whatsease_cluster_forward_seconds"):
+                continue
+            name, value = line.rsplit(" ", 1)
+            if name.endswith("_count"):
+                count += float(value)
+            elif name.endswith("_sum"):
+                total += float(value)
+            elif 'le="0.005"' in name:
+                within_5 += float(value)
+            elif 'le="0.025"' in name:
+                within_25 += float(value)
+    if not count:
+        return 0.0, 0.0, 0.0, 0.0
+    return count, total / count * 1000, within_5 / count, within_25 / count
+
+
+def _workdir(keep: str, name: str) -> Path:
+    """A fresh directory for one run: under ``keep`` (kept), or a temporary one."""
+    if not keep:
+        return Path(tempfile.mkdtemp(prefix="cluster_load-"))
+    workdir = Path(keep).resolve() / name.replace(" ", "-")
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    return workdir
+
+
 async def run_one(args: argparse.Namespace, instances: int, name: str) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="cluster_load-"))
-    env = {"WHATSEASE_LOG_LEVEL": "WARNING", "WHATSEASE_WS_SEND_RATE": "1000",
+    workdir = await asyncio.get_running_loop().run_in_executor(None, _workdir, args.keep, name)
+    env = {"WHATSEASE_LOG_LEVEL": args.log_level, "WHATSEASE_WS_SEND_RATE": "1000",
            "WHATSEASE_WS_SEND_BURST": "1000", "WHATSEASE_DEMO_USERS": "false",
            "WHATSEASE_BOT_SEMANTIC": "false",
            "WHATSEASE_ACCESS_TOKEN_TTL": str(min(86400, int(args.duration) + 3600)),
@@ -587,8 +664,12 @@ async def run_one(args: argparse.Namespace, instances: int, name: str) -> dict[s
         print(f"loading {name}: {args.users} sockets ...", file=sys.stderr, flush=True)
         return await run_load(cluster, args, name)
     finally:
+        stopping = time.perf_counter()
         await loop.run_in_executor(None, cluster.stop)
-        shutil.rmtree(workdir, ignore_errors=True)
+        print(f"stopped {name} in {time.perf_counter() - stopping:.1f} s", file=sys.stderr,
+              flush=True)
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- report --------------------------------------------------------------------------------
@@ -634,6 +715,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         v for k, v in r["cpu_per_1k"].items() if k not in ("front", "database"))))
     row("front CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k'].get('front', 0):.3f}")
     row("database CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k'].get('database', 0):.3f}")
+    row("link one-way: batches, mean ms, share within 5 / 25 ms", lambda r: (
+        f"{r['link'][0]:.0f}, {r['link'][1]:.1f}, {r['link'][2]:.1%} / {r['link'][3]:.1%}"
+        if r["link"][0] else "-"))
     row("load client worst loop lag ms", lambda r: f"{r['client_lag_ms']:.0f}")
     row("reconnects", lambda r: str(r["reconnects"]))
     row("connect failures", lambda r: ", ".join(
@@ -668,8 +752,33 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                             f"(median {median})" if times else "none delivering live again")
                          + (f"; {left} never delivered live again before the end" if left
                             else ""))
+            back = r["online_again"].get(event, [])
+            if back:
+                lines.append(f"{r['name']}: {event}: {len(back)} users back online (socket "
+                             f"ready, sync answered) after at most {max(back):.1f} s "
+                             f"(median {statistics.median(back):.1f} s)")
+        if args.timeline and r["timeline"]:
+            lines.append(timeline_table(r))
         if r["lost_examples"]:
             lines.append(f"{r['name']}: lost client_ids, e.g. {', '.join(r['lost_examples'])}")
+    return "\n".join(lines)
+
+
+TIMELINE_COLUMNS = ("acked", "live", "synced", "closed", "failed", "ready")
+
+
+def timeline_table(result: dict[str, Any]) -> str:
+    """One line per second of the run: what the users saw (``--timeline``)."""
+    marks: dict[int, str] = {}
+    for event, at in result["event_seconds"]:
+        marks[int(at)] = event
+    timeline: dict[int, dict[str, int]] = result["timeline"]
+    lines = [f"\n{result['name']}: per second  " + " ".join(f"{c:>6}" for c in TIMELINE_COLUMNS)]
+    for second in range(max(timeline) + 1):
+        counts = timeline.get(second, {})
+        lines.append(f"  {second:>4} s" + " " * 10
+                     + " ".join(f"{counts.get(c, 0):>6}" for c in TIMELINE_COLUMNS)
+                     + (f"  <- {marks[second]}" if second in marks else ""))
     return "\n".join(lines)
 
 

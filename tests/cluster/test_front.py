@@ -23,15 +23,9 @@ import tornado.websocket
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
 from tornado.websocket import websocket_connect
 
-from whatsease.cluster.front import (
-    REPLAY_MAX_BODY_BYTES,
-    FileBackends,
-    Front,
-    ReplayError,
-    parse_backends,
-    parse_replay,
-    replay_source,
-)
+from whatsease.cluster.backends import FileBackends, parse_backends
+from whatsease.cluster.front import REPLAY_MAX_BODY_BYTES, Front
+from whatsease.cluster.replay import ReplayError, parse_replay, replay_source
 
 
 @dataclass

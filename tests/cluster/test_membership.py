@@ -281,3 +281,19 @@ def test_a_leaving_member_is_out_at_once_and_back_only_after_a_new_link() -> Non
     ring = ms.seen("b", 2)
     assert ring is not None and ring.members == {ME.id, "b"}
     assert ms.leaving(ME.id) is None and ms.leaving("nobody") is None
+
+
+def test_a_member_whose_process_refused_the_link_is_out_at_once_and_back_when_seen(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "whatsease.cluster")
+    ms = Membership(ME, heartbeat_timeout=10, now=0)
+    ms.update([Member("b", "http://b:1"), Member("c", "http://c:1")], now=0, reason="static list")
+    ms.seen("b", 1)
+    ring = ms.unreachable("b")
+    assert ring is not None and ring.members == {ME.id, "c"} and ms.down == {"b"}
+    assert "-b (refused the link)" in caplog.text
+    assert ms.unreachable("b") is None  # already out
+    assert ms.unreachable(ME.id) is None and ms.unreachable("stranger") is None
+    ring = ms.seen("b", 2)  # a restarted process heartbeats again
+    assert ring is not None and ring.members == {ME.id, "b", "c"}

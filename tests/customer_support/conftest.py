@@ -40,6 +40,7 @@ class FakeSocket:
     def __init__(self, user: str, session_id: str = "test") -> None:
         self.user = user
         self.session_id = session_id
+        self.home_route = ""
         self.frames: list[dict[str, Any]] = []
         self.closed: tuple[int, str] | None = None
         self._changed = asyncio.Event()

@@ -13,6 +13,7 @@ class Socket:
 
     user: str
     session_id: str = "s1"
+    home_route: str = ""
     frames: list[bytes] = field(default_factory=list)
     closed: list[int] = field(default_factory=list)
 

@@ -15,6 +15,7 @@ class _Socket:
     def __init__(self, user: str) -> None:
         self.user = user
         self.session_id = "s"
+        self.home_route = ""
 
     def send_frame(self, data: bytes) -> None:
         pass

@@ -28,8 +28,9 @@ supported and answer 502. A request is replayed at most `MAX_REPLAYS` times
 (a loop guard of this stand-in). Headers the client sends under the names
 ``fly-replay-src`` and ``fly-replay-failed`` are dropped.
 
-Instances come from a `Backends` source: a fixed mapping or a file of
-``id=url`` lines re-read when it changes (``LocalCluster`` keeps one).
+Instances come from a `Backends` source (``backends.py``): a fixed mapping or
+a file of ``id=url`` lines re-read when it changes (``LocalCluster`` keeps
+one); ``fly-replay`` is parsed in ``replay.py``.
 Every answer it relays carries ``X-Front-Instance: <id>``, the instance that
 gave it (a development aid that Fly's proxy does not add: the cluster bench
 reads it to tell where a socket ended up).
@@ -40,16 +41,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
-import re
 import signal
-import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import tornado.httpserver
@@ -59,6 +55,16 @@ from tornado import httputil
 from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
+
+from whatsease.cluster.backends import (
+    BALANCING,
+    Backends,
+    Balancer,
+    FileBackends,
+    FrontStats,
+    StaticBackends,
+)
+from whatsease.cluster.replay import Replay, ReplayError, parse_replay, replay_source
 
 logger = logging.getLogger("whatsease.cluster.front")
 
@@ -73,7 +79,6 @@ CONNECT_TIMEOUT_SECS = 5.0
 HEADER_TIMEOUT_SECS = 60.0
 # One WebSocket direction holds at most this much in the front at a time.
 PIPE_CHUNK_BYTES = 64 * 1024
-BALANCING = ("least-connections", "round-robin")
 # Hop-by-hop headers (RFC 9110 7.6.1) are the front's own, never forwarded;
 # an upgrade keeps Connection and Upgrade, which are what it asks for.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
@@ -82,169 +87,6 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-a
 PROXY_ONLY = frozenset({"fly-replay-src", "fly-replay-failed"})
 # Names the instance that gave an answer (the front's own addition).
 INSTANCE_HEADER = "X-Front-Instance"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s)")
-
-
-# -- fly-replay ----------------------------------------------------------------------
-
-
-class ReplayError(ValueError):
-    """A ``fly-replay`` header the front cannot follow."""
-
-
-@dataclass(frozen=True)
-class Replay:
-    """One ``fly-replay`` response header, parsed."""
-
-    instance: str = ""
-    prefer_instance: str = ""
-    region: str = ""
-    app: str = ""
-    state: str = ""
-    elsewhere: bool = False
-    timeout: float | None = None
-    fallback: str = ""
-
-
-def parse_replay(value: str) -> Replay:
-    """Parse ``fly-replay: instance=abc;state=x;timeout=2s``; raises `ReplayError` if bad.
-
-    Fields are ``name=value`` pairs separated by ``;``; a value may be quoted.
-    """
-    fields: dict[str, str] = {}
-    for part in value.split(";"):
-        part = part.strip()
-        if not part:
-            continue
-        name, sep, raw = part.partition("=")
-        if not sep:
-            raise ReplayError(f"fly-replay field without a value: {part!r}")
-        raw = raw.strip()
-        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-            raw = raw[1:-1]
-        fields[name.strip().lower()] = raw
-    timeout = None
-    if "timeout" in fields:
-        match = _DURATION.fullmatch(fields["timeout"])
-        if not match:
-            raise ReplayError(f"fly-replay timeout is not a duration: {fields['timeout']!r}")
-        timeout = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
-    fallback = fields.get("fallback", "")
-    if fallback not in ("", "force_self", "prefer_self"):
-        raise ReplayError(f"fly-replay fallback must be force_self or prefer_self: {fallback!r}")
-    return Replay(instance=fields.get("instance", ""),
-                  prefer_instance=fields.get("prefer_instance", ""),
-                  region=fields.get("region", ""), app=fields.get("app", ""),
-                  state=fields.get("state", ""),
-                  elsewhere=fields.get("elsewhere", "").lower() == "true",
-                  timeout=timeout, fallback=fallback)
-
-
-def replay_source(instance: str, region: str, state: str, now: float | None = None) -> str:
-    """The ``fly-replay-src`` value for a request replayed at the request of ``instance``."""
-    micros = int((time.time() if now is None else now) * 1_000_000)
-    value = f"instance={instance};region={region};t={micros}"
-    return f"{value};state={state}" if state else value
-
-
-# -- where the instances are --------------------------------------------------------------
-
-
-class Backends(Protocol):
-    """The instances the front may send to: id -> base URL (``http://host:port``)."""
-
-    def current(self) -> Mapping[str, str]:
-        ...
-
-
-class StaticBackends:
-    """A fixed set of instances."""
-
-    def __init__(self, backends: Mapping[str, str]) -> None:
-        self._backends = dict(backends)
-
-    def current(self) -> Mapping[str, str]:
-        return self._backends
-
-
-class FileBackends:
-    """Instances listed in a file, one ``id=url`` a line; re-read when the file changes.
-
-    A missing or unreadable file leaves the last list in force.
-    """
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._stamp: tuple[int, int] | None = None
-        self._backends: dict[str, str] = {}
-
-    def current(self) -> Mapping[str, str]:
-        try:
-            stat = self.path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
-            if stamp != self._stamp:
-                self._backends = parse_backends(self.path.read_text())
-                self._stamp = stamp
-        except OSError as exc:
-            logger.warning("front: cannot read %s, keeping the last list: %s", self.path, exc)
-        return self._backends
-
-
-def parse_backends(text: str) -> dict[str, str]:
-    """``id=url`` pairs, one a line or comma-separated; blank lines and ``#`` comments skipped."""
-    backends: dict[str, str] = {}
-    for entry in re.split(r"[\n,]", text):
-        entry = entry.split("#", 1)[0].strip()
-        if not entry:
-            continue
-        name, sep, url = entry.partition("=")
-        if not sep or not name.strip() or not url.strip().startswith(("http://", "https://")):
-            continue
-        backends[name.strip()] = url.strip().rstrip("/")
-    return backends
-
-
-@dataclass
-class FrontStats:
-    """What the front did, for tests, logs and the bench."""
-
-    requests: int = 0
-    upgrades: int = 0
-    replays: int = 0
-    replay_failures: int = 0
-    connect_failures: int = 0
-    open_pipes: int = 0
-    per_instance: dict[str, int] = field(default_factory=dict)
-
-
-class Balancer:
-    """Chooses an instance for a new request: least connections (ties in turn) or round-robin."""
-
-    def __init__(self, mode: str = "least-connections") -> None:
-        if mode not in BALANCING:
-            raise ValueError(f"balancing must be one of {', '.join(BALANCING)}")
-        self.mode = mode
-        self.active: dict[str, int] = {}
-        self._turn = itertools.count()
-
-    def pick(self, candidates: Iterable[str]) -> str | None:
-        ids = sorted(candidates)
-        if not ids:
-            return None
-        if self.mode == "least-connections":
-            fewest = min(self.active.get(i, 0) for i in ids)
-            ids = [i for i in ids if self.active.get(i, 0) == fewest]
-        return ids[next(self._turn) % len(ids)]
-
-    def acquire(self, instance: str) -> None:
-        self.active[instance] = self.active.get(instance, 0) + 1
-
-    def release(self, instance: str) -> None:
-        left = self.active.get(instance, 0) - 1
-        if left > 0:
-            self.active[instance] = left
-        else:
-            self.active.pop(instance, None)
 
 
 # -- the proxy --------------------------------------------------------------------------
@@ -524,6 +366,9 @@ class ProxyHandler(tornado.web.RequestHandler):
         front = self.front
         front.stats.per_instance[target] = front.stats.per_instance.get(target, 0) + 1
         client = self.detach()
+        # Frames are small and interactive: without this a frame written while the
+        # previous one is unacknowledged waits for the client's delayed ACK.
+        client.set_nodelay(True)
         lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
         lines += [f"{name}: {value}" for name, value in headers.get_all()]
         lines.append(f"{INSTANCE_HEADER}: {target}")

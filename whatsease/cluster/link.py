@@ -127,6 +127,10 @@ async def read_payload(reader: asyncio.StreamReader, limit: int = MAX_PAYLOAD_BY
 
 
 def write_payload(writer: asyncio.StreamWriter, payload: bytes) -> None:
+    """Raises `ConnectionResetError` if the connection is already closed."""
+    if writer.is_closing():
+        # uvloop raises RuntimeError for a write on a closed transport.
+        raise ConnectionResetError("the link's connection is closed")
     writer.write(_LEN.pack(len(payload)) + payload)
 
 
@@ -241,13 +245,20 @@ class PeerLink:
     ``lost(peer, keys)`` is called with the keys whose frames may not have
     arrived (``"*"`` among them: every key) when the peer acknowledges the
     reconnection, so the router can make those sockets sync; ``connected(peer)``
-    after each (re)connection, so the router can send its state first.
+    after each (re)connection, so the router can send its state first;
+    ``refused(peer)`` once when the peer, after having been connected, refuses
+    a new connection (nothing listens on its cluster port any more: the
+    process is gone), so the router need not wait for the heartbeat timeout;
+    ``alive(peer)`` on every ack: the peer answering proves it alive as much as
+    its own heartbeats do (which it sends only once it lists this instance).
     """
 
     def __init__(self, me: str, peer: str, url: str, secret: str, *,
                  heartbeat_every: float,
                  connected: Callable[[PeerLink], None],
-                 lost: Callable[[PeerLink, set[str]], None]) -> None:
+                 lost: Callable[[PeerLink, set[str]], None],
+                 refused: Callable[[PeerLink], None] | None = None,
+                 alive: Callable[[str], None] | None = None) -> None:
         self.me = me
         self.peer = peer
         parts = urlsplit(url)
@@ -257,6 +268,11 @@ class PeerLink:
         self.heartbeat_every = heartbeat_every
         self._connected = connected
         self._lost = lost
+        self._refused = refused
+        self._alive = alive
+        # Connected at least once, and whether this outage's refusal was reported.
+        self._was_up = False
+        self._refusal_told = False
         self.queue: deque[Record] = deque()
         self.up = False
         self._wake = asyncio.Event()
@@ -328,7 +344,9 @@ class PeerLink:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self.host, self.port), HANDSHAKE_SECS)
-            except (OSError, TimeoutError):
+            except (OSError, TimeoutError) as exc:
+                if isinstance(exc, ConnectionRefusedError):
+                    self._tell_refused()
                 await asyncio.sleep(delay)
                 delay = min(RECONNECT_MAX_SECS, delay * 2)
                 continue
@@ -353,6 +371,12 @@ class PeerLink:
             await asyncio.sleep(delay)
             delay = min(RECONNECT_MAX_SECS, delay * 2)
 
+    def _tell_refused(self) -> None:
+        if self._was_up and not self._refusal_told and self._refused is not None:
+            self._refusal_told = True
+            logger.info("cluster: %s refused the link: its process is gone", self.peer)
+            self._refused(self)
+
     async def _handshake(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
         mine = secrets.token_hex(16)
@@ -370,6 +394,8 @@ class PeerLink:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.up = True
+        self._was_up = True
+        self._refusal_told = False
         CLUSTER_LINK_RECONNECTS.labels(self.peer).inc()
         logger.info("cluster: link to %s up", self.peer)
         missed, self._missed = self._missed, set()
@@ -377,6 +403,9 @@ class PeerLink:
             self._lost(self, missed)
         self._connected(self)
         acks = asyncio.get_running_loop().create_task(self._read_acks(reader))
+        # The writer may be idle until the next heartbeat: a lost connection (the
+        # reader's end) wakes it now, so the loss is seen at once, not a beat later.
+        acks.add_done_callback(lambda _: self._wake.set())
         try:
             await self._write(writer, acks)
         finally:
@@ -389,6 +418,8 @@ class PeerLink:
             if not payload.startswith(b"A"):
                 raise LinkError("expected an ack")
             (seq,) = _ACK.unpack_from(payload, 1)
+            if self._alive is not None:
+                self._alive(self.peer)
             while self._unacked and self._unacked[0][0] <= seq:
                 self._unacked.popleft()
 

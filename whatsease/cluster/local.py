@@ -36,14 +36,14 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from whatsease.cluster.instance import Instance, LocalClusterError, answers_ready
 from whatsease.storage.launcher import EmbeddedDatabase, _die_with_parent, free_port
+
+__all__ = ["Instance", "LocalCluster", "LocalClusterError"]
 
 logger = logging.getLogger("whatsease.cluster")
 
@@ -58,48 +58,6 @@ CLUSTER_SECRET_ENV = "WHATSEASE_CLUSTER_SECRET"  # noqa: S105 (a variable's name
 _PER_INSTANCE = ("WHATSEASE_PORT", "WHATSEASE_HOST", "WHATSEASE_DATA_DIR",
                  "WHATSEASE_CLUSTER", "WHATSEASE_CLUSTER_MEMBERS", "WHATSEASE_CLUSTER_SELF",
                  "WHATSEASE_CLUSTER_PORT", "WHATSEASE_METRICS_PORT", MEMBERS_FILE_ENV)
-
-
-class LocalClusterError(RuntimeError):
-    """An instance or the database could not be started, or the request made no sense."""
-
-
-@dataclass
-class Instance:
-    """One running WhatsEase process of a `LocalCluster`."""
-
-    id: str
-    port: int
-    cluster_port: int
-    host: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    data_dir: Path
-    started_at: float = field(default_factory=time.monotonic)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def url(self) -> str:
-        """Where clients reach it (its public port)."""
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def internal_url(self) -> str:
-        """Where its peers reach it (its cluster port): the URL in the member list."""
-        return f"http://{self.host}:{self.cluster_port}"
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 class LocalCluster:
@@ -282,7 +240,7 @@ class LocalCluster:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
         deadline = time.monotonic() + self.ready_timeout
-        while not _answers_ready(f"{self.front_url}/readyz"):
+        while not answers_ready(f"{self.front_url}/readyz"):
             if self.front.poll() is not None or time.monotonic() > deadline:
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
                 self._stop_front()
@@ -409,39 +367,10 @@ class LocalCluster:
         return instance
 
     def _wait_ready(self, instance: Instance) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        while True:
-            if not instance.running:
-                raise LocalClusterError(
-                    f"instance {instance.id} exited with code {instance.process.returncode}:\n"
-                    + instance.log_tail())
-            if _answers_ready(f"{instance.url}/readyz"):
-                return
-            if time.monotonic() > deadline:
-                raise LocalClusterError(
-                    f"instance {instance.id} did not answer /readyz within "
-                    f"{self.ready_timeout:.0f} s:\n" + instance.log_tail())
-            time.sleep(0.1)
+        instance.wait_ready(self.ready_timeout)
 
     def _terminate(self, instance: Instance, timeout: float = STOP_TIMEOUT_SECS) -> None:
-        if not instance.running:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(instance.pid, signal.SIGTERM)
-        try:
-            instance.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(instance.pid, signal.SIGKILL)
-            instance.process.wait()
-
-
-def _answers_ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1.0) as response:  # noqa: S310 (http, ours)
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+        instance.terminate(timeout)
 
 
 def _secret_file(path: Path) -> str:

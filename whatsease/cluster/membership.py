@@ -303,6 +303,15 @@ class Membership:
         self._down.add(member_id)
         return self._next([f"-{member_id} (leaving)"])
 
+    def unreachable(self, member_id: str) -> Ring | None:
+        """``member_id`` refused a connection on its cluster port (its process is gone): take
+        it out now rather than after ``heartbeat_timeout``; its next heartbeat puts it back.
+        Returns the new ring if it changed."""
+        if member_id == self.me.id or member_id not in self._listed or member_id in self._down:
+            return None
+        self._down.add(member_id)
+        return self._next([f"-{member_id} (refused the link)"])
+
     def reconnected(self, member_id: str) -> None:
         """``member_id`` opened a new link (a new process): its heartbeats count again."""
         self._left.discard(member_id)

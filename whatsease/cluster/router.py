@@ -159,7 +159,7 @@ class ClusterRouter:
             self._put(peer, record)
 
     def joined(self, conn: Connection, first: bool) -> None:
-        home = getattr(conn, "home_route", "")
+        home = conn.home_route
         self._learn(conn.user, home)
         if first:
             self._broadcast(Record("O", conn.user))
@@ -290,6 +290,9 @@ class ClusterRouter:
         for key in ["*"] if "*" in keys else sorted(keys):
             link.put(Record("S", key, REASON_SYNC))
 
+    def _link_refused(self, link: PeerLink) -> None:
+        self.cluster.membership.unreachable(link.peer)
+
     def sync_links(self) -> None:
         """Dial every listed member we have no link to; drop links to members no longer listed."""
         listed = self.cluster.membership.listed
@@ -297,7 +300,8 @@ class ClusterRouter:
             if peer != self.me and peer not in self.links:
                 link = PeerLink(self.me, peer, member.url, self.secret,
                                 heartbeat_every=self.cluster.membership.heartbeat_timeout / 4,
-                                connected=self._link_up, lost=self._link_lost)
+                                connected=self._link_up, lost=self._link_lost,
+                                refused=self._link_refused, alive=self._seen)
                 self.links[peer] = link
                 link.start()
         for peer in [p for p in self.links if p not in listed]:
@@ -323,7 +327,7 @@ class ClusterRouter:
         moved = 0
         for user in self.hub.users():
             for conn in self.hub.connections(user):
-                home = getattr(conn, "home_route", "")
+                home = conn.home_route
                 if not home:
                     continue
                 owner = ring.owner(home)

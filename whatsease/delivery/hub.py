@@ -17,6 +17,10 @@ from whatsease.delivery.events import Event, encode
 class Connection(Protocol):
     user: str
     session_id: str
+    # The routing key that homes this connection in a cluster (``cluster/routing.py``):
+    # the user's, or a support socket's organisation's; "" when it has none (a
+    # channel conversation not bound to an organisation). Set once it is authenticated.
+    home_route: str
 
     def send_frame(self, data: bytes) -> None:
         """Queue an encoded frame; must not block (the connection bounds its own queue)."""

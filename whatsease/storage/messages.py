@@ -85,15 +85,28 @@ class MessageRepo:
         Oldest change first, ties (one receipt batch shares a ``rev``) by id;
         with ``after_id``, the position is (``after``, ``after_id``) in that order.
         """
+        order = [("rev", 1), ("_id", 1)]
         filters: dict[str, Any] = {"members": user}
-        if after and after_id:
-            filters["$or"] = [{"rev": {"$gt": ObjectId(after)}},
-                              {"rev": ObjectId(after), "_id": {"$gt": ObjectId(after_id)}}]
-        elif after:
-            filters["rev"] = {"$gt": ObjectId(after)}
-        docs = await self.collection.find(filters).sort([("rev", 1), ("_id", 1)]).limit(
-            limit).to_list()
-        return [Message.from_doc(doc) for doc in docs]
+        if not after:
+            docs = await self.collection.find(filters).sort(order).limit(limit).to_list()
+            return [Message.from_doc(doc) for doc in docs]
+        # One range read on the (members, rev) index from ``after`` on; the ties of
+        # ``after`` at or before ``after_id`` are dropped here. A filter that says
+        # so itself (an ``$or``, or any condition on ``_id``) is planned as a scan
+        # of the whole collection, and naming the index makes the embedded
+        # database sort every document: each sync with a cursor then cost
+        # O(all messages), which stalled the database when many users synced.
+        rev = ObjectId(after)
+        last = ObjectId(after_id) if after_id else None
+        filters["rev"] = {"$gte": rev} if last is not None else {"$gt": rev}
+        wanted = limit
+        while True:
+            docs = await self.collection.find(filters).sort(order).limit(wanted).to_list()
+            kept = [d for d in docs
+                    if last is None or d.get("rev") != rev or d["_id"] > last]
+            if len(kept) >= limit or len(docs) < wanted:
+                return [Message.from_doc(doc) for doc in kept[:limit]]
+            wanted *= 2  # more ties of ``after`` than one page: read further
 
     async def edit(self, message_id: str, sender: str, content: str,
                    now: datetime) -> Message | None:
