@@ -28,7 +28,6 @@ from whatsease.channels.replies import ChannelReplies
 logger = logging.getLogger("whatsease.channels.service")
 
 
-
 class ChannelReceipts(ChannelReplies):
     """Receipts and platform errors; see the module docstring."""
 

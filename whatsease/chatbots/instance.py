@@ -105,7 +105,6 @@ def whitelisted(whitelist: list[str], sender: str) -> bool:
     return any(entry in candidates or entry.lstrip("+") in candidates for entry in whitelist)
 
 
-
 class ChatbotCore:
     """The process's running instances and the helpers the runtime's layers share."""
 
@@ -121,7 +120,7 @@ class ChatbotCore:
         self.handoffs = Handoffs(services)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    # ------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------ tasks
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -134,7 +133,7 @@ class ChatbotCore:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    # ------------------------------------------------------------- building
+    # ------------------------------------------------------------ errors, gauges
 
     async def _record_error(self, instance: Instance, message: str) -> None:
         error = {"at": isoformat(self.clock()), "message": bounded_error(message)}
