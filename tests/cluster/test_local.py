@@ -7,6 +7,7 @@ import os
 import queue
 import secrets
 import signal
+import socket
 import subprocess
 import threading
 import urllib.request
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from whatsease.cluster.instance import listens
 from whatsease.cluster.local import LocalCluster, LocalClusterError
 from whatsease.storage.launcher import _pid_alive, free_port
 
@@ -152,3 +154,15 @@ def test_scripts_cluster_starts_prints_and_stops_on_sigterm(tmp_path: Path) -> N
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_readiness_is_the_instance_own_listening_socket() -> None:
+    """An answer on an instance's port from a process that took the port first is not ready."""
+    with socket.socket() as server, socket.socket() as other:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        other.bind(("127.0.0.1", 0))  # bound, not listening
+        port, not_listening = server.getsockname()[1], other.getsockname()[1]
+        assert listens(os.getpid(), port) is True
+        assert listens(os.getpid(), not_listening) is False
+        assert listens(os.getppid(), port) in (False, None)  # another process's

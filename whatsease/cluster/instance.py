@@ -69,7 +69,9 @@ class Instance:
                 raise LocalClusterError(
                     f"instance {self.id} exited with code {self.process.returncode}:\n"
                     + self.log_tail())
-            if answers_ready(f"{self.url}/readyz"):
+            # Another process may have taken the port between our choosing it and the
+            # instance binding it (a busy machine): its answer is not this instance's.
+            if answers_ready(f"{self.url}/readyz") and listens(self.pid, self.port) is not False:
                 return
             if time.monotonic() > deadline:
                 raise LocalClusterError(
@@ -97,3 +99,36 @@ def answers_ready(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def listens(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds the TCP socket listening on ``port``; None if ``/proc``
+    cannot say (not Linux, or the process is not ours to read)."""
+    inodes: set[str] = set()
+    readable = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        readable = True
+        for row in rows:
+            fields = row.split()
+            # local address "ADDR:PORT" in hex, state 0A is LISTEN, then the inode.
+            if len(fields) > 9 and fields[3] == "0A" and \
+                    int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    if not readable:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
