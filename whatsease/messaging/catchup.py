@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 LOOKBACK_SECS = 60.0
 # The second look, for the lost member's last writes that landed late.
 RECHECK_SECS = SHARED_SETTLE_SECS
+# Changes read per user (the sync index, one short query each: the embedded
+# database serialises its work, so one long scan would stall every write).
+# A user with more changes in the window is told to sync regardless.
+CHANGES_PER_USER = 200
 
 
 class CatchUp:
@@ -64,20 +68,27 @@ class CatchUp:
         told: set[str] = set()  # message ids whose recipients were told already
         for delay in (0.0, self.recheck_secs):
             await asyncio.sleep(delay)
-            try:
-                rows = await self.messages.undelivered_since(self.local_users(), since)
-            except Exception:
-                logger.exception("catch-up after a lost member: the database query failed")
-                continue
-            owed = [(mid, recipient) for mid, sender, recipient in rows
-                    if mid not in told and sent_by_lost(sender)]
-            told.update(mid for mid, _ in owed)
-            users = sorted({recipient for _, recipient in owed})
-            for user in users:
-                self.tell(user)
+            owed = 0
+            users = []
+            for user in self.local_users():
+                try:
+                    changes = await self.messages.changed_since(user, since,
+                                                                limit=CHANGES_PER_USER)
+                except Exception:
+                    logger.exception("catch-up after a lost member: reading %s's changes "
+                                     "failed", user)
+                    continue
+                mine = [m.message_id for m in changes
+                        if m.recipient == user and m.status == "Sent" and not m.deleted
+                        and m.message_id not in told and sent_by_lost(m.sender)]
+                if mine or len(changes) >= CHANGES_PER_USER:
+                    told.update(mine)
+                    owed += len(mine)
+                    users.append(user)
+                    self.tell(user)
             if users:
                 logger.info("catch-up after a lost member: %d undelivered messages; %d users "
-                            "here told to sync", len(owed), len(users))
+                            "here told to sync", owed, len(users))
 
     async def stop(self) -> None:
         tasks = list(self._tasks)

@@ -18,9 +18,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from whatsease.storage.bulk import insert_all
 from whatsease.storage.models import STATUS_RANK, STATUSES, Message, is_object_id
 
-# Bounds the catch-up query after a lost instance (messaging/catchup.py).
-UNDELIVERED_LIMIT = 10_000
-
 
 class MessageRepo:
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
@@ -148,18 +145,6 @@ class MessageRepo:
                for status, ids in by_status.items()]
         if ops:
             await self.collection.bulk_write(ops, ordered=False)
-
-    async def undelivered_since(self, recipients: Sequence[str],
-                                since: str) -> list[tuple[str, str, str]]:
-        """(message id, sender, recipient) of the messages to ``recipients`` stored with
-        an id from ``since`` on that are still ``Sent``; at most `UNDELIVERED_LIMIT`."""
-        if not recipients:
-            return []
-        docs = await self.collection.find(
-            {"_id": {"$gte": ObjectId(since)}, "recipient": {"$in": list(recipients)},
-             "status": "Sent", "deleted": False},
-            {"sender": 1, "recipient": 1}).limit(UNDELIVERED_LIMIT).to_list()
-        return [(str(d["_id"]), d["sender"], d["recipient"]) for d in docs]
 
     async def restamp(self, message_ids: Sequence[str]) -> None:
         """Give these messages one fresh ``rev`` (sync returns them again); nothing else changes."""
