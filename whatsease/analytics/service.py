@@ -495,10 +495,11 @@ class _Builder:
         }
 
 
-def plans_for(window: Window) -> list[Plan]:
-    """Every pipeline of one report computed afresh, nothing kept, no fallback texts (for
-    the bench's explain and the tests)."""
-    spans = Spans(((window.start, window.end),), split=window.start, org=window.org)
+def plans_for(window: Window, conversations: tuple[str, ...] = ()) -> list[Plan]:
+    """Every pipeline of one report computed afresh, nothing kept, no fallback texts, the
+    hot collections' for ``conversations`` (for the bench's explain and the tests)."""
+    spans = Spans(((window.start, window.end),), split=window.start, org=window.org,
+                  conversations=conversations)
     return slot_plans(spans, fallback_texts=[], sample=SENTIMENT_PER_SLOT)
 
 
