@@ -9,7 +9,9 @@ SecantusDB it starts in a temporary directory. Then, for the whole messenger
 and for one organisation:
 
 - the cold start: a year's report with nothing kept, which comes back at
-  once and computes the history in the background; timed until complete;
+  once and computes the history in the background; timed until complete,
+  with one document written and read back by `_id` every 100 ms meanwhile
+  (what the chat path does per message, in small) against the same before;
 - for the last 1, 30 and 365 days (by hour, day and week): the page warm (the
   same range again) and refreshed (the range moved on 30 s, as the page's
   refresh asks), and each query a warm page runs (the kept quarter hours
@@ -226,17 +228,49 @@ async def _timed(coro: Any) -> float:
     return (time.perf_counter() - began) * 1000
 
 
+async def _probe(db: Any, stop: asyncio.Event, times: list[float]) -> None:
+    """What the chat path does per message, in small: store one document and read it back
+    by `_id`, every 100 ms until ``stop``."""
+    probes = db["bench_probe"]
+    while not stop.is_set():
+        began = time.perf_counter()
+        oid = ObjectId()
+        await probes.insert_one({"_id": oid, "at": datetime.now(UTC)})
+        await probes.find_one({"_id": oid})
+        times.append((time.perf_counter() - began) * 1000)
+        await asyncio.sleep(0.1)
+
+
+async def _probed(db: Any, work: Any) -> list[float]:
+    stop, times = asyncio.Event(), list[float]()
+    probe = asyncio.create_task(_probe(db, stop, times))
+    try:
+        await work
+    finally:
+        stop.set()
+        await probe
+    return times
+
+
 async def cold_start(analytics: Analytics, scope: Scope, clock: Clock) -> None:
-    """A year's report with nothing kept: how soon it answers, and how long until complete."""
+    """A year's report with nothing kept: how soon it answers, how long until complete, and
+    what a write and read of one document cost meanwhile (against before)."""
+    db = analytics.repo.db
+    idle = await _probed(db, asyncio.sleep(3))
     began = time.perf_counter()
     first = await analytics.report(scope, clock.now - timedelta(days=365), clock.now, "week",
                                    "UTC")
     answered = (time.perf_counter() - began) * 1000
-    await analytics.idle()
+    busy = await _probed(db, analytics.idle())
     complete = time.perf_counter() - began
     print(f"| cold start (nothing kept), year by week | first answer | {answered:.0f} ms, "
           f"complete: {first['complete']}, computing: {', '.join(first['computing']) or '-'} |")
-    print(f"| | history computed and kept | {complete:.1f} s |", flush=True)
+    print(f"| | history computed and kept | {complete:.1f} s |")
+    print(f"| | one insert + read by `_id`, before | p50 {_pct(idle, 0.5):.1f} ms, "
+          f"p99 {_pct(idle, 0.99):.1f} ms |")
+    print(f"| | the same while the history is computed | p50 {_pct(busy, 0.5):.1f} ms, "
+          f"p99 {_pct(busy, 0.99):.1f} ms, max {max(busy):.0f} ms ({len(busy)} probes) |",
+          flush=True)
 
 
 async def measure(analytics: Analytics, clock: Clock, repeat: int, org: str | None,
