@@ -71,6 +71,9 @@ WAIT_SECS = 3.0
 CONVERSATIONS_PER_READ = 100
 INDEXED_PER_READ = timedelta(days=2)
 MAX_PAUSE_SECS = 1.0
+# A computation of at most this many parts (the open end of a report) reads
+# them at once; a longer one (a backfill) takes turns and pauses.
+SMALL_READ_PARTS = 4
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
 # changes, and every report computes its quarter hours afresh.
 CACHE_VERSION = 2
@@ -299,10 +302,10 @@ class Analytics:
 
         Messages are read by the conversations that had one since the first
         range began, `CONVERSATIONS_PER_READ` at a time; the other sources by
-        `INDEXED_PER_READ` of history at a time. A computation of several
-        parts takes its turn in one lane and pauses after each part as long
-        as the part took, so it never holds the database for long or for
-        more than half the time.
+        `INDEXED_PER_READ` of history at a time. A computation of more than
+        `SMALL_READ_PARTS` parts takes its turn in one lane and pauses after
+        each part as long as the part took, so it never holds the database
+        for long or for more than half the time.
         """
         parts: list[Spans] = []
         if name in HOT:
@@ -319,7 +322,7 @@ class Analytics:
         for spans in parts:
             plan = slot_plan(name, spans, fallback_texts=fallback_texts,
                              sample=SENTIMENT_PER_SLOT)
-            if len(parts) == 1:
+            if len(parts) <= SMALL_READ_PARTS:  # a report's open end: at once
                 rows = await self.repo.run(plan)
             else:
                 async with self._lane:
