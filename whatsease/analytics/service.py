@@ -67,9 +67,13 @@ RECENT = timedelta(hours=2)
 # How long a report waits for figures being computed (a cold start computes
 # months of history in the background; the page shows what it has meanwhile).
 WAIT_SECS = 3.0
-# Conversations whose messages one read takes; days of an indexed collection.
-CONVERSATIONS_PER_READ = 100
+# A backfill's parts: each read is sized to take about `PART_SECS`, starting
+# from these (conversations whose messages one read takes; days of an indexed
+# collection), within these bounds.
+PART_SECS = 0.1
+CONVERSATIONS_PER_READ, MAX_CONVERSATIONS_PER_READ = 100, 2000
 INDEXED_PER_READ = timedelta(days=2)
+MIN_INDEXED_PER_READ, MAX_INDEXED_PER_READ = timedelta(hours=1), timedelta(days=120)
 MAX_PAUSE_SECS = 1.0
 # A computation of at most this many parts (the open end of a report) reads
 # them at once; a longer one (a backfill) takes turns and pauses.
@@ -301,34 +305,33 @@ class Analytics:
         """Run ``name``'s pipeline over ``ranges`` in parts, and add the parts up.
 
         Messages are read by the conversations that had one since the first
-        range began, `CONVERSATIONS_PER_READ` at a time; the other sources by
-        `INDEXED_PER_READ` of history at a time. A computation of more than
-        `SMALL_READ_PARTS` parts takes its turn in one lane and pauses after
-        each part as long as the part took, so it never holds the database
-        for long or for more than half the time.
+        range began, some at a time; the other sources some days of history
+        at a time. Each part's size is adapted so that it takes about
+        `PART_SECS`. Past `SMALL_READ_PARTS` parts (a backfill, not a
+        report's open end) a computation takes its turn in one lane and
+        pauses after each part as long as the part took, so it never holds
+        the database for long or for more than half the time.
         """
-        parts: list[Spans] = []
-        if name in HOT:
-            async for batch in self.repo.active(HOT[name], scope.org, ranges[0][0], now):
-                for i in range(0, len(batch), CONVERSATIONS_PER_READ):
-                    parts.append(Spans(tuple(ranges), split=split, org=scope.org,
-                                       conversations=tuple(batch[i:i + CONVERSATIONS_PER_READ])))
-        else:
-            parts = [Spans(tuple(group), split=split, org=scope.org)
-                     for group in slots.windows(ranges, INDEXED_PER_READ)]
         pieces: dict[slots.Key, Piece] = {}
         texts: slots.Texts = {}
         loop = asyncio.get_running_loop()
-        for spans in parts:
+        done = 0
+
+        async def run(spans: Spans) -> float:
+            nonlocal done
             plan = slot_plan(name, spans, fallback_texts=fallback_texts,
                              sample=SENTIMENT_PER_SLOT)
-            if len(parts) <= SMALL_READ_PARTS:  # a report's open end: at once
+            done += 1
+            began = loop.time()
+            if done <= SMALL_READ_PARTS:
                 rows = await self.repo.run(plan)
+                took = loop.time() - began
             else:
                 async with self._lane:
                     began = loop.time()
                     rows = await self.repo.run(plan)
-                    await asyncio.sleep(min(MAX_PAUSE_SECS, loop.time() - began))
+                    took = loop.time() - began
+                    await asyncio.sleep(min(MAX_PAUSE_SECS, took))
             found, sample = slots.read_rows(rows)
             for key, piece in found.items():
                 if key in pieces:
@@ -337,6 +340,28 @@ class Analytics:
                     pieces[key] = piece
             for key, values in sample.items():
                 texts[key] = (texts.get(key, []) + values)[:SENTIMENT_PER_SLOT]
+            # The next part's size, relative to this one's.
+            return min(4.0, max(0.25, PART_SECS / max(took, 0.001)))
+
+        if name in HOT:
+            ids: list[str] = []
+            async for batch in self.repo.active(HOT[name], scope.org, ranges[0][0], now):
+                ids += batch
+            size, i = float(CONVERSATIONS_PER_READ), 0
+            while i < len(ids):
+                count = max(1, min(MAX_CONVERSATIONS_PER_READ, int(size)))
+                size = count * await run(Spans(tuple(ranges), split=split, org=scope.org,
+                                               conversations=tuple(ids[i:i + count])))
+                i += count
+        else:
+            span, low = INDEXED_PER_READ, ranges[0][0]
+            while low < ranges[-1][1]:
+                high = min(low + span, ranges[-1][1])
+                part = [(max(a, low), min(b, high)) for a, b in ranges if a < high and b > low]
+                if part:
+                    span = span * await run(Spans(tuple(part), split=split, org=scope.org))
+                    span = min(max(span, MIN_INDEXED_PER_READ), MAX_INDEXED_PER_READ)
+                low = high
         return pieces, texts
 
     async def _fallback_texts(self, scope: Scope) -> list[str]:
