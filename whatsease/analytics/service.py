@@ -71,7 +71,10 @@ WAIT_SECS = 3.0
 # from these (conversations whose messages one read takes; days of an indexed
 # collection), within these bounds.
 PART_SECS = 0.1
-CONVERSATIONS_PER_READ, MAX_CONVERSATIONS_PER_READ = 100, 2000
+CONVERSATIONS_PER_READ, MAX_CONVERSATIONS_PER_READ = 100, 20_000
+# Past this many conversations, a read walks the index from the first to the
+# last of its part instead of looking each up.
+WALK_PAST = 400
 INDEXED_PER_READ = timedelta(days=2)
 MIN_INDEXED_PER_READ, MAX_INDEXED_PER_READ = timedelta(hours=1), timedelta(days=120)
 MAX_PAUSE_SECS = 1.0
@@ -347,11 +350,18 @@ class Analytics:
             ids: list[str] = []
             async for batch in self.repo.active(HOT[name], scope.org, ranges[0][0], now):
                 ids += batch
+            # Many conversations (a backfill) are read as ranges of the index:
+            # one walk each, where looking each up costs about a millisecond.
+            walk = len(ids) > WALK_PAST
+            ids.sort()
             size, i = float(CONVERSATIONS_PER_READ), 0
             while i < len(ids):
                 count = max(1, min(MAX_CONVERSATIONS_PER_READ, int(size)))
-                size = count * await run(Spans(tuple(ranges), split=split, org=scope.org,
-                                               conversations=tuple(ids[i:i + count])))
+                chunk = ids[i:i + count]
+                spans = Spans(tuple(ranges), split=split, org=scope.org,
+                              between=(chunk[0], chunk[-1]) if walk else None,
+                              conversations=() if walk else tuple(chunk))
+                size = count * await run(spans)
                 i += count
         else:
             span, low = INDEXED_PER_READ, ranges[0][0]

@@ -132,12 +132,19 @@ class Spans:
     # (an index walk on every database): some of those that had a message in
     # ``ranges`` (`AnalyticsRepo.active`).
     conversations: tuple[str, ...] = ()
+    # Or: every conversation from the first of these to the last (one walk of
+    # the index, for a backfill that reads most of them; those that had no
+    # message in ``ranges`` contribute nothing).
+    between: tuple[str, str] | None = None
 
     def match(self) -> list[dict[str, Any]]:
         """The first stages: the conversations (what an index walks), then the exact times."""
         by_time = [{"timestamp": {"$gte": start, "$lt": end}} for start, end in self.ranges]
         org = {} if self.org is None else {"org": self.org}
-        return [{"$match": {"conversation_id": {"$in": list(self.conversations)}}},
+        which: dict[str, Any] = {"$in": list(self.conversations)}
+        if self.between is not None:
+            which = {"$gte": self.between[0], "$lte": self.between[1]}
+        return [{"$match": {"conversation_id": which}},
                 {"$match": {**org, **(by_time[0] if len(by_time) == 1 else {"$or": by_time})}}]
 
     def indexed(self, field: str) -> list[dict[str, Any]]:
