@@ -357,7 +357,8 @@ class AnalyticsRepo:
 
         if collection == MESSAGES:
             cursor = self.db[CONVERSATIONS].find(
-                {"status": "active", "expires_at": {"$gt": since}}, {"_id": 1, "org": 1})
+                {"status": "active", "expires_at": {"$gt": since, "$lt": FAR_FUTURE}},
+                {"_id": 1, "org": 1})
             yield fresh([str(doc["_id"]) async for doc in cursor
                          if org is None or doc.get("org") == org])
         field, name = (("updated_at", "conversations") if collection == "messages"
