@@ -81,6 +81,8 @@ MAX_PAUSE_SECS = 1.0
 # A computation of at most this many parts (the open end of a report) reads
 # them at once; a longer one (a backfill) takes turns and pauses.
 SMALL_READ_PARTS = 4
+# A whole day's figures are kept under its day's key and this.
+DAY_SUFFIX = "|day"
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
 # changes, and every report computes its quarter hours afresh.
 CACHE_VERSION = 2
@@ -216,7 +218,6 @@ class Analytics:
         for slot in whole:
             day, slot_name = slots.day_and_name(slot)
             by_day.setdefault(day, []).append((slot, slot_name))
-        kept_days = await self.repo.kept([prefix + day for day in by_day])
 
         def in_one_bucket(low: datetime, high: datetime) -> bool:
             if high <= split:  # the previous period is one bucket
@@ -229,27 +230,30 @@ class Analytics:
 
         pieces: dict[slots.Key, Piece] = {}
         kept: set[datetime] = set()
+        # A whole kept day that falls in one bucket is read as one figure, kept
+        # in a document of its own (small: the page reads those by the dozen).
+        whole_days = {day for day, members in by_day.items()
+                      if len(members) == slots.PER_DAY
+                      and in_one_bucket(members[0][0], members[0][0] + timedelta(days=1))}
+        summed = await self.repo.kept([prefix + day + DAY_SUFFIX for day in sorted(whole_days)])
+        for day in whole_days:
+            figures = summed.get(prefix + day + DAY_SUFFIX)
+            if figures is not None:
+                first = by_day[day][0][0]
+                kept.update(slot for slot, _name in by_day.pop(day))
+                if figures.get("day"):
+                    pieces[(first, first >= split)] = Piece.from_doc(figures["day"])
+        kept_days = await self.repo.kept([prefix + day for day in by_day])
         rollups: dict[str, dict[str, Any]] = {}
         for day, members in by_day.items():
             figures = kept_days.get(prefix + day)
             if figures is None:
                 continue
-            first = members[0][0]
-            if (len(members) == slots.PER_DAY and len(figures) >= slots.PER_DAY
-                    and in_one_bucket(first, first + timedelta(days=1))):
-                # A whole kept day that falls in one bucket: its figures at once.
-                if "day" in figures:
-                    piece = Piece.from_doc(figures["day"])
-                else:
-                    piece = Piece()
-                    for slot_name, one in figures.items():
-                        if slot_name != "day":
-                            piece.merge(Piece.from_doc(one))
-                    rollups[prefix + day] = piece.to_doc()
-                kept.update(slot for slot, _name in members)
-                if piece.to_doc():
-                    pieces[(first, first >= split)] = piece
-                continue
+            if day in whole_days and len(figures) >= slots.PER_DAY:
+                piece = Piece()
+                for one in figures.values():
+                    piece.merge(Piece.from_doc(one))
+                rollups[prefix + day + DAY_SUFFIX] = piece.to_doc()
             for slot, slot_name in members:
                 one = figures.get(slot_name)
                 if one is not None:
@@ -257,7 +261,7 @@ class Analytics:
                     if one:  # an empty quarter hour is kept as {}
                         pieces[(slot, slot >= split)] = Piece.from_doc(one)
         if rollups:
-            await self.repo.keep_day(rollups)
+            await self.repo.keep_day(rollups, now)
         ranges = slots.uncovered(start, end, kept)
         if not ranges:
             return pieces, True

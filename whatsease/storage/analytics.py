@@ -386,21 +386,19 @@ class AnalyticsRepo:
                 size = max(size / 2, MIN_WINDOW)
 
     async def kept(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only);
-        a whole day's figures, once kept, under the name ``day``."""
+        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only)."""
         found: dict[str, dict[str, Any]] = {}
         for i in range(0, len(keys), KEYS_PER_QUERY):
             cursor = self.db[SLOTS].find({"_id": {"$in": keys[i:i + KEYS_PER_QUERY]}})
             async for doc in cursor:
-                found[doc["_id"]] = doc.get("slots", {})
-                if "day" in doc:  # the whole day's figures (`keep_day`)
-                    found[doc["_id"]]["day"] = doc["day"]
+                # A whole day's figures (`keep_day`) come as {"day": figures}.
+                found[doc["_id"]] = doc["slots"] if "slots" in doc else {"day": doc.get("day")}
         return found
 
-    async def keep_day(self, days: dict[str, dict[str, Any]]) -> None:
-        """Keep each whole day's figures beside its quarter hours (``{key: figures}``)."""
-        writes = [UpdateOne({"_id": key}, {"$set": {"day": figures}})
-                  for key, figures in days.items()]
+    async def keep_day(self, days: dict[str, dict[str, Any]], now: datetime) -> None:
+        """Keep whole days' figures, each in a document of its own (``{key: figures}``)."""
+        writes = [UpdateOne({"_id": key}, {"$set": {"made_at": now, "day": figures}},
+                            upsert=True) for key, figures in days.items()]
         for i in range(0, len(writes), KEYS_PER_QUERY):
             await self.db[SLOTS].bulk_write(writes[i:i + KEYS_PER_QUERY], ordered=False)
 
