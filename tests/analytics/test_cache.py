@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from tests.analytics.conftest import PATIENT_SECS
-from tests.analytics.seed import END, START, _conversation, at, oid, seed
+from tests.analytics.seed import (
+    END,
+    START,
+    _conversation,
+    _message,
+    at,
+    oid,
+    seed,
+    store_messages,
+)
 from whatsease.analytics.service import Analytics, Scope, get_analytics
 from whatsease.services import Services
 from whatsease.storage.analytics import SLOTS
@@ -166,3 +175,20 @@ async def test_a_report_waits_for_figures_being_computed_only_so_long(
     for report in (expected, second):
         report.pop("generated_at")
     assert second == expected
+
+
+async def test_many_conversations_are_read_as_walks_of_the_index(services: Services) -> None:
+    # Past WALK_PAST conversations a read takes every conversation between
+    # the first and last of a part: those with no message in the range (here
+    # the old chats between them) add nothing.
+    day = at(10)
+    old = [_message(f"o{i:04d}@x.test", f"p{i:04d}@x.test", "old", day - timedelta(days=40))
+           for i in range(0, 900, 2)]
+    new = [_message(f"o{i:04d}@x.test", f"p{i:04d}@x.test", "new", day + timedelta(minutes=i))
+           for i in range(1, 900, 2)]
+    await store_messages(services, old + new)
+    report = await get_analytics(services).report(ALL, day, day + timedelta(days=1), "day",
+                                                  "UTC")
+    assert report["series"]["messages.web.in"] == [450]
+    assert report["totals"]["active_people"] == 450
+    assert report["previous"]["totals"]["messages_in"] == 0

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from bson import ObjectId
 
 from tests.analytics.seed import (
     END,
@@ -194,24 +193,30 @@ def _scans(node: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("org", [None, "acme"])
-async def test_every_pipeline_walks_an_index_or_an_id_range(services: Services,
-                                                            org: str | None) -> None:
-    """Colder collections walk a time index; hot ones start with an `_id` range.
+async def test_every_pipeline_walks_an_index(services: Services, org: str | None) -> None:
+    """Colder collections walk a time index; hot ones their conversations' messages.
 
-    MongoDB walks the `_id` index for that range; the embedded database scans
-    (its explain says COLLSCAN), which the cache of closed buckets pays once.
+    The embedded database decodes the whole collection for anything no index
+    serves (an `_id` range too): no pipeline may ask for that.
     """
     await seed(services)
     analytics = get_analytics(services)
     window = Window(start=START, end=END, unit="day", tz="UTC", org=org)
-    for plan in plans_for(window):
+    for plan in plans_for(window, conversations=("alice@x.test bob@x.test", "c")):
         if plan.collection in HOT_COLLECTIONS:
-            first = plan.pipeline[0]["$match"]
-            assert list(first) == ["_id"], plan.name
-            assert first["_id"]["$gte"] <= ObjectId.from_datetime(START), plan.name
-            continue
+            assert list(plan.pipeline[0]["$match"]) == ["conversation_id"], plan.name
         used = _scans(await analytics.repo.explain(plan))
         assert used and "COLLSCAN" not in used, (plan.name, used)
+    # Listing the conversations that had a message walks indexes too.
+    for query in ({"status": "active", "expires_at": {"$gt": START}},
+                  {"org": "acme", "ended_at": {"$gte": START, "$lt": END}}):
+        explained = await services.store.db.command(
+            "explain", {"find": CONVERSATIONS, "filter": query})
+        assert "COLLSCAN" not in _scans(explained), query
+    explained = await services.store.db.command(
+        "explain", {"find": "conversations", "filter": {"updated_at": {"$gte": START,
+                                                                        "$lt": END}}})
+    assert _scans(explained) == ["analytics_updated_at"]
 
 
 async def test_telegram_and_whatsapp_contacts_count_by_their_channel(services: Services) -> None:

@@ -67,10 +67,22 @@ RECENT = timedelta(hours=2)
 # How long a report waits for figures being computed (a cold start computes
 # months of history in the background; the page shows what it has meanwhile).
 WAIT_SECS = 3.0
-# Conversations whose messages one read takes; days of an indexed collection.
-CONVERSATIONS_PER_READ = 100
+# A backfill's parts: each read is sized to take about `PART_SECS`, starting
+# from these (conversations whose messages one read takes; days of an indexed
+# collection), within these bounds.
+PART_SECS = 0.1
+CONVERSATIONS_PER_READ, MAX_CONVERSATIONS_PER_READ = 100, 20_000
+# Past this many conversations, a read walks the index from the first to the
+# last of its part instead of looking each up.
+WALK_PAST = 400
 INDEXED_PER_READ = timedelta(days=2)
+MIN_INDEXED_PER_READ, MAX_INDEXED_PER_READ = timedelta(hours=1), timedelta(days=120)
 MAX_PAUSE_SECS = 1.0
+# A computation of at most this many parts (the open end of a report) reads
+# them at once; a longer one (a backfill) takes turns and pauses.
+SMALL_READ_PARTS = 4
+# A whole day's figures are kept under its day's key and this.
+DAY_SUFFIX = "|day"
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
 # changes, and every report computes its quarter hours afresh.
 CACHE_VERSION = 2
@@ -206,7 +218,6 @@ class Analytics:
         for slot in whole:
             day, slot_name = slots.day_and_name(slot)
             by_day.setdefault(day, []).append((slot, slot_name))
-        kept_days = await self.repo.kept([prefix + day for day in by_day])
 
         def in_one_bucket(low: datetime, high: datetime) -> bool:
             if high <= split:  # the previous period is one bucket
@@ -219,27 +230,30 @@ class Analytics:
 
         pieces: dict[slots.Key, Piece] = {}
         kept: set[datetime] = set()
+        # A whole kept day that falls in one bucket is read as one figure, kept
+        # in a document of its own (small: the page reads those by the dozen).
+        whole_days = {day for day, members in by_day.items()
+                      if len(members) == slots.PER_DAY
+                      and in_one_bucket(members[0][0], members[0][0] + timedelta(days=1))}
+        summed = await self.repo.kept([prefix + day + DAY_SUFFIX for day in sorted(whole_days)])
+        for day in whole_days:
+            figures = summed.get(prefix + day + DAY_SUFFIX)
+            if figures is not None:
+                first = by_day[day][0][0]
+                kept.update(slot for slot, _name in by_day.pop(day))
+                if figures.get("day"):
+                    pieces[(first, first >= split)] = Piece.from_doc(figures["day"])
+        kept_days = await self.repo.kept([prefix + day for day in by_day])
         rollups: dict[str, dict[str, Any]] = {}
         for day, members in by_day.items():
             figures = kept_days.get(prefix + day)
             if figures is None:
                 continue
-            first = members[0][0]
-            if (len(members) == slots.PER_DAY and len(figures) >= slots.PER_DAY
-                    and in_one_bucket(first, first + timedelta(days=1))):
-                # A whole kept day that falls in one bucket: its figures at once.
-                if "day" in figures:
-                    piece = Piece.from_doc(figures["day"])
-                else:
-                    piece = Piece()
-                    for slot_name, one in figures.items():
-                        if slot_name != "day":
-                            piece.merge(Piece.from_doc(one))
-                    rollups[prefix + day] = piece.to_doc()
-                kept.update(slot for slot, _name in members)
-                if piece.to_doc():
-                    pieces[(first, first >= split)] = piece
-                continue
+            if day in whole_days and len(figures) >= slots.PER_DAY:
+                piece = Piece()
+                for one in figures.values():
+                    piece.merge(Piece.from_doc(one))
+                rollups[prefix + day + DAY_SUFFIX] = piece.to_doc()
             for slot, slot_name in members:
                 one = figures.get(slot_name)
                 if one is not None:
@@ -247,7 +261,7 @@ class Analytics:
                     if one:  # an empty quarter hour is kept as {}
                         pieces[(slot, slot >= split)] = Piece.from_doc(one)
         if rollups:
-            await self.repo.keep_day(rollups)
+            await self.repo.keep_day(rollups, now)
         ranges = slots.uncovered(start, end, kept)
         if not ranges:
             return pieces, True
@@ -298,34 +312,33 @@ class Analytics:
         """Run ``name``'s pipeline over ``ranges`` in parts, and add the parts up.
 
         Messages are read by the conversations that had one since the first
-        range began, `CONVERSATIONS_PER_READ` at a time; the other sources by
-        `INDEXED_PER_READ` of history at a time. A computation of several
-        parts takes its turn in one lane and pauses after each part as long
-        as the part took, so it never holds the database for long or for
-        more than half the time.
+        range began, some at a time; the other sources some days of history
+        at a time. Each part's size is adapted so that it takes about
+        `PART_SECS`. Past `SMALL_READ_PARTS` parts (a backfill, not a
+        report's open end) a computation takes its turn in one lane and
+        pauses after each part as long as the part took, so it never holds
+        the database for long or for more than half the time.
         """
-        parts: list[Spans] = []
-        if name in HOT:
-            async for batch in self.repo.active(HOT[name], scope.org, ranges[0][0], now):
-                for i in range(0, len(batch), CONVERSATIONS_PER_READ):
-                    parts.append(Spans(tuple(ranges), split=split, org=scope.org,
-                                       conversations=tuple(batch[i:i + CONVERSATIONS_PER_READ])))
-        else:
-            parts = [Spans(tuple(group), split=split, org=scope.org)
-                     for group in slots.windows(ranges, INDEXED_PER_READ)]
         pieces: dict[slots.Key, Piece] = {}
         texts: slots.Texts = {}
         loop = asyncio.get_running_loop()
-        for spans in parts:
+        done = 0
+
+        async def run(spans: Spans) -> float:
+            nonlocal done
             plan = slot_plan(name, spans, fallback_texts=fallback_texts,
                              sample=SENTIMENT_PER_SLOT)
-            if len(parts) == 1:
+            done += 1
+            began = loop.time()
+            if done <= SMALL_READ_PARTS:
                 rows = await self.repo.run(plan)
+                took = loop.time() - began
             else:
                 async with self._lane:
                     began = loop.time()
                     rows = await self.repo.run(plan)
-                    await asyncio.sleep(min(MAX_PAUSE_SECS, loop.time() - began))
+                    took = loop.time() - began
+                    await asyncio.sleep(min(MAX_PAUSE_SECS, took))
             found, sample = slots.read_rows(rows)
             for key, piece in found.items():
                 if key in pieces:
@@ -334,6 +347,35 @@ class Analytics:
                     pieces[key] = piece
             for key, values in sample.items():
                 texts[key] = (texts.get(key, []) + values)[:SENTIMENT_PER_SLOT]
+            # The next part's size, relative to this one's.
+            return min(4.0, max(0.25, PART_SECS / max(took, 0.001)))
+
+        if name in HOT:
+            ids: list[str] = []
+            async for batch in self.repo.active(HOT[name], scope.org, ranges[0][0], now):
+                ids += batch
+            # Many conversations (a backfill) are read as ranges of the index:
+            # one walk each, where looking each up costs about a millisecond.
+            walk = len(ids) > WALK_PAST
+            ids.sort()
+            size, i = float(CONVERSATIONS_PER_READ), 0
+            while i < len(ids):
+                count = max(1, min(MAX_CONVERSATIONS_PER_READ, int(size)))
+                chunk = ids[i:i + count]
+                spans = Spans(tuple(ranges), split=split, org=scope.org,
+                              between=(chunk[0], chunk[-1]) if walk else None,
+                              conversations=() if walk else tuple(chunk))
+                size = count * await run(spans)
+                i += count
+        else:
+            span, low = INDEXED_PER_READ, ranges[0][0]
+            while low < ranges[-1][1]:
+                high = min(low + span, ranges[-1][1])
+                part = [(max(a, low), min(b, high)) for a, b in ranges if a < high and b > low]
+                if part:
+                    span = span * await run(Spans(tuple(part), split=split, org=scope.org))
+                    span = min(max(span, MIN_INDEXED_PER_READ), MAX_INDEXED_PER_READ)
+                low = high
         return pieces, texts
 
     async def _fallback_texts(self, scope: Scope) -> list[str]:
@@ -495,10 +537,11 @@ class _Builder:
         }
 
 
-def plans_for(window: Window) -> list[Plan]:
-    """Every pipeline of one report computed afresh, nothing kept, no fallback texts (for
-    the bench's explain and the tests)."""
-    spans = Spans(((window.start, window.end),), split=window.start, org=window.org)
+def plans_for(window: Window, conversations: tuple[str, ...] = ()) -> list[Plan]:
+    """Every pipeline of one report computed afresh, nothing kept, no fallback texts, the
+    hot collections' for ``conversations`` (for the bench's explain and the tests)."""
+    spans = Spans(((window.start, window.end),), split=window.start, org=window.org,
+                  conversations=conversations)
     return slot_plans(spans, fallback_texts=[], sample=SENTIMENT_PER_SLOT)
 
 

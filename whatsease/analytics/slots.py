@@ -91,22 +91,6 @@ def uncovered(start: datetime, end: datetime,
     return result
 
 
-def windows(ranges: list[tuple[datetime, datetime]],
-            size: timedelta) -> list[list[tuple[datetime, datetime]]]:
-    """``ranges`` (ordered, disjoint) cut into groups that each span at most ``size``."""
-    groups: list[list[tuple[datetime, datetime]]] = []
-    for start, end in ranges:
-        while start < end:
-            if groups and start < groups[-1][0][0] + size:
-                group_end = min(end, groups[-1][0][0] + size)
-                groups[-1].append((start, group_end))
-            else:
-                group_end = min(end, start + size)
-                groups.append([(start, group_end)])
-            start = group_end
-    return groups
-
-
 def pseudonym(person: str) -> str:
     """What a quarter hour keeps of a person or conversation: enough to count them
     apart, not their address (64 bits: a collision among a million is ~1 in 10^7)."""

@@ -8,12 +8,12 @@ The hot collections (``messages``, ``support_messages``, ``activity``) carry
 no index for analytics: every message would pay for it when it is stored
 (bench/README.md: one ``messages.timestamp`` index took the 1,000-socket
 delivery p99 from 58 to 288 ms on the embedded database). Their pipelines
-start with an ``_id`` range instead: a message's ``_id`` is an ObjectId made
-when it is stored, so it embeds that second, and the ``_id`` index every
-collection has walks a time range for free on MongoDB. (The embedded
-database scans the collection for an ``_id`` range; closed buckets are
-therefore computed once and kept, see `whatsease.analytics.service`.) The
-colder collections (``bot_turns``, one document per assistant exchange, and
+start with the conversations that had a message (`AnalyticsRepo.active`,
+from the chats' summaries and support conversations' times), whose messages
+the ``(conversation_id, _id)`` index every hot collection has walks: the
+embedded database answers an ``_id`` range, or anything no index serves,
+by decoding the whole collection (docs/analytics.md). The colder collections
+(``bot_turns``, one document per assistant exchange, and
 ``support_conversations``, one per conversation) keep an index on each time
 field they are read by.
 
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bson import ObjectId
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -43,11 +42,10 @@ _TIMES = ("created_at", "ended_at", "agent_requested_at")
 
 # Collections written for every message: analytics adds no index to them.
 HOT_COLLECTIONS = ("messages", MESSAGES, "activity")
-# A message's `timestamp` is the clock's reading when it was stored, its `_id`
-# is made in the same call; a channel may store the time the provider gave
-# (a webhook retried later). Messages are looked up by an `_id` range this much
-# wider than the range asked, then counted by `timestamp`: one stored more than
-# this after (or before) its timestamp is not counted.
+# A message's `timestamp` is the clock's reading when it was stored; a channel
+# may store the time the provider gave (a webhook retried later). A quarter
+# hour of messages is kept once it ended this long ago: a message stored more
+# than this after its timestamp is not counted.
 ID_SLACK = timedelta(hours=1)
 
 # The hot collections' figures are computed and kept per quarter hour: every
@@ -67,8 +65,10 @@ WINDOW = timedelta(days=1)
 MIN_WINDOW, MAX_WINDOW = timedelta(minutes=15), timedelta(days=64)
 PER_WINDOW = 1000
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-# Days per lookup or write of kept quarter hours (a report reads at most 733).
-KEYS_PER_QUERY = 1000
+# Days per lookup or write of kept quarter hours (a report reads at most 733):
+# the embedded database holds its lock while it fetches them, so a few at a
+# time lets the chat path in between.
+KEYS_PER_QUERY = 100
 DUPLICATE_KEY = 11000
 
 
@@ -130,29 +130,24 @@ class Spans:
     ranges: tuple[tuple[datetime, datetime], ...]
     split: datetime
     org: str | None = None
-    # Read the messages of these conversations (an index walk on every
-    # database) instead of an `_id` range: the conversations that had a
-    # message in ``ranges``, when they are recent (`AnalyticsRepo.active`).
-    conversations: tuple[str, ...] | None = None
+    # The hot collections' pipelines read the messages of these conversations
+    # (an index walk on every database): some of those that had a message in
+    # ``ranges`` (`AnalyticsRepo.active`).
+    conversations: tuple[str, ...] = ()
+    # Or: every conversation from the first of these to the last (one walk of
+    # the index, for a backfill that reads most of them; those that had no
+    # message in ``ranges`` contribute nothing).
+    between: tuple[str, str] | None = None
 
     def match(self) -> list[dict[str, Any]]:
-        """The first stages: an `_id` range or the conversations (what an index walks),
-        then the exact times."""
+        """The first stages: the conversations (what an index walks), then the exact times."""
         by_time = [{"timestamp": {"$gte": start, "$lt": end}} for start, end in self.ranges]
         org = {} if self.org is None else {"org": self.org}
-        exact = {"$match": {**org, **(by_time[0] if len(by_time) == 1 else {"$or": by_time})}}
-        if self.conversations is not None:
-            return [{"$match": {"conversation_id": {"$in": list(self.conversations)}}}, exact]
-        ids: list[list[datetime]] = []
-        for start, end in self.ranges:
-            low, high = start - ID_SLACK, end + ID_SLACK
-            if ids and low <= ids[-1][1]:
-                ids[-1][1] = max(ids[-1][1], high)
-            else:
-                ids.append([low, high])
-        by_id = [{"_id": {"$gte": ObjectId.from_datetime(low),
-                          "$lt": ObjectId.from_datetime(high)}} for low, high in ids]
-        return [{"$match": by_id[0] if len(by_id) == 1 else {"$or": by_id}}, exact]
+        which: dict[str, Any] = {"$in": list(self.conversations)}
+        if self.between is not None:
+            which = {"$gte": self.between[0], "$lte": self.between[1]}
+        return [{"$match": {"conversation_id": which}},
+                {"$match": {**org, **(by_time[0] if len(by_time) == 1 else {"$or": by_time})}}]
 
     def indexed(self, field: str) -> list[dict[str, Any]]:
         """The first stages on a collection with an index on ``field`` (after ``org``):
@@ -364,7 +359,8 @@ class AnalyticsRepo:
 
         if collection == MESSAGES:
             cursor = self.db[CONVERSATIONS].find(
-                {"status": "active", "expires_at": {"$gt": since}}, {"_id": 1, "org": 1})
+                {"status": "active", "expires_at": {"$gt": since, "$lt": FAR_FUTURE}},
+                {"_id": 1, "org": 1})
             yield fresh([str(doc["_id"]) async for doc in cursor
                          if org is None or doc.get("org") == org])
         field, name = (("updated_at", "conversations") if collection == "messages"
@@ -392,21 +388,19 @@ class AnalyticsRepo:
                 size = max(size / 2, MIN_WINDOW)
 
     async def kept(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only);
-        a whole day's figures, once kept, under the name ``day``."""
+        """The kept days of quarter hours among ``keys``, by key (primary-key lookups only)."""
         found: dict[str, dict[str, Any]] = {}
         for i in range(0, len(keys), KEYS_PER_QUERY):
             cursor = self.db[SLOTS].find({"_id": {"$in": keys[i:i + KEYS_PER_QUERY]}})
             async for doc in cursor:
-                found[doc["_id"]] = doc.get("slots", {})
-                if "day" in doc:  # the whole day's figures (`keep_day`)
-                    found[doc["_id"]]["day"] = doc["day"]
+                # A whole day's figures (`keep_day`) come as {"day": figures}.
+                found[doc["_id"]] = doc["slots"] if "slots" in doc else {"day": doc.get("day")}
         return found
 
-    async def keep_day(self, days: dict[str, dict[str, Any]]) -> None:
-        """Keep each whole day's figures beside its quarter hours (``{key: figures}``)."""
-        writes = [UpdateOne({"_id": key}, {"$set": {"day": figures}})
-                  for key, figures in days.items()]
+    async def keep_day(self, days: dict[str, dict[str, Any]], now: datetime) -> None:
+        """Keep whole days' figures, each in a document of its own (``{key: figures}``)."""
+        writes = [UpdateOne({"_id": key}, {"$set": {"made_at": now, "day": figures}},
+                            upsert=True) for key, figures in days.items()]
         for i in range(0, len(writes), KEYS_PER_QUERY):
             await self.db[SLOTS].bulk_write(writes[i:i + KEYS_PER_QUERY], ordered=False)
 
