@@ -34,7 +34,7 @@ def test_find_ceiling_refuses_a_rate_that_would_flood_each_socket() -> None:
 
 def test_gc_pauses_count_the_sending_window_apart_from_the_whole_run() -> None:
     sys.path.insert(0, str(REPO / "bench"))
-    import ws_load  # type: ignore[import-not-found]
+    import ws_load
 
     before = {"count": 100.0, "sum": 2.0, "le=0.01": 90.0, "le=0.025": 97.0, "le=0.05": 99.0}
     after = {"count": 160.0, "sum": 2.3, "le=0.01": 148.0, "le=0.025": 157.0, "le=0.05": 159.0}
