@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from whatsease.bot.catalogue import Catalogue
 from whatsease.bot.expansion import Expander
 from whatsease.bot.folding import (
+    LANGUAGE_STEMMERS,
     TextFolder,
     fold,
     is_question,
@@ -34,6 +35,7 @@ from whatsease.bot.language import (
     unavailable_line,
 )
 from whatsease.bot.lexicon import (
+    LANGUAGE_STOP_WORDS,
     LEXICON_PATH,
     Lexicon,
     LexiconError,
@@ -49,6 +51,7 @@ from whatsease.bot.replies import (
     render_line,
     substitute_slots,
 )
+from whatsease.bot.romanised import with_romanised
 from whatsease.bot.scoring import Scorer
 from whatsease.bot.spelling import Speller, surface_words
 from whatsease.bot.state import (
@@ -124,18 +127,25 @@ class IntentEngine:
 
     def __init__(self, catalogue: Catalogue, *, rng: random.Random | None = None,
                  semantic: SemanticIndex | None = None) -> None:
+        # A Hindi engine also reads Hindi typed in Latin letters (romanised.py).
+        catalogue = with_romanised(catalogue)
         self.catalogue = catalogue
         self._rng = rng or random.Random()
         # Sentence meaning, consulted when the words fall back (semantic.py); optional.
         self.semantic = semantic
         lexicon = default_lexicon()
         surface = surface_words(catalogue, lexicon)
-        self.speller = Speller(surface)
-        self.folder = TextFolder(synonym_table(lexicon, catalogue.bot.synonyms), self.speller)
-        self.index = CatalogueIndex(catalogue, self.folder)
+        stemmer = LANGUAGE_STEMMERS.get(catalogue.language)
+        self.speller = Speller(surface, stemmer)
+        self.folder = TextFolder(synonym_table(lexicon, catalogue.bot.synonyms, stemmer),
+                                 self.speller, stemmer)
+        # The language's own function words weigh like English ones (lexicon.py).
+        stop = frozenset(self.folder.fold(word)
+                         for word in LANGUAGE_STOP_WORDS.get(catalogue.language, ()))
+        self.index = CatalogueIndex(catalogue, self.folder, stop)
         self.expander = Expander(lexicon, self.folder, self.index.weights, surface,
                                  self.speller.common_stems)
-        self.scorer = Scorer(self.index, self.expander, self.speller)
+        self.scorer = Scorer(self.index, self.expander, self.speller, stop)
         # One engine per language the catalogue speaks, this one for its default; each
         # reads its own language's examples (the sentence reader is this one's only).
         self.language = catalogue.language
@@ -248,7 +258,7 @@ class IntentEngine:
         tokens = self.folder.canonical(raw, correct=True)
         # The words as typed, by folded form: "nicked" folds to "nick" (a name), but
         # its vector and its frequency are those of "nicked".
-        spelled = {fold(w): w for w in tokenize(raw, self.speller.vocabulary)}
+        spelled = {self.folder.fold(w): w for w in tokenize(raw, self.speller.vocabulary)}
         message = self.scorer.message(tokens, spelled)
 
         # Stage 1: cheap coverage of the message by each intent's vocabulary.
@@ -331,7 +341,7 @@ class IntentEngine:
         if best - runner_up < bot.margin:
             return Match(None, _clamp(best), {}, ranking)
         if open_scores[0][1] not in slot_values and message.strangers - {
-            fold(name) for name in proper_nouns(raw)
+            self.folder.fold(name) for name in proper_nouns(raw)
         }:
             return Match(None, _clamp(best), {}, ranking)
         return found(*open_scores[0])
@@ -359,7 +369,7 @@ class IntentEngine:
         intent = intents[position].intent
         if score < (intent.threshold or self.catalogue.bot.threshold):
             return None
-        if strangers - {fold(name) for name in proper_nouns(raw)}:
+        if strangers - {self.folder.fold(name) for name in proper_nouns(raw)}:
             return None  # about something the catalogue does not know
         if score >= INTERRUPT_CONFIDENCE or is_question(raw):
             return score, position
