@@ -3,8 +3,9 @@
 `IntentEngine.match` is the front door. The work is done by the modules beside this
 one: lexicon.py (word knowledge), folding.py and spelling.py (text to canonical
 tokens), index.py (the catalogue's examples and weights), expansion.py (readings of a
-word), scoring.py (confidence), replies.py (slots and replies) and state.py (the
-conversation's state).
+word), scoring.py (confidence), replies.py (slots and replies), state.py (the
+conversation's state) and multilingual.py (which language a message is read and
+answered in).
 """
 
 from __future__ import annotations
@@ -27,13 +28,6 @@ from whatsease.bot.folding import (
     synonym_table,
 )
 from whatsease.bot.index import CatalogueIndex
-from whatsease.bot.language import (
-    SWITCH_MIN_WORDS,
-    guess_language,
-    language_command,
-    switched_line,
-    unavailable_line,
-)
 from whatsease.bot.lexicon import (
     LANGUAGE_STOP_WORDS,
     LEXICON_PATH,
@@ -42,6 +36,7 @@ from whatsease.bot.lexicon import (
     default_lexicon,
     load_lexicon,
 )
+from whatsease.bot.multilingual import SET_LANGUAGE_INTENT, SURE_LANGUAGE_WORDS, read, set_language
 from whatsease.bot.normalize import tokenize
 from whatsease.bot.replies import (
     Match,
@@ -70,6 +65,8 @@ if TYPE_CHECKING:  # the encoder's module needs numpy, an optional dependency
 __all__ = [
     "CONTEXT_THRESHOLD_FACTOR",
     "LEXICON_PATH",
+    "SET_LANGUAGE_INTENT",
+    "SURE_LANGUAGE_WORDS",
     "BotState",
     "HistoryEntry",
     "IntentEngine",
@@ -107,12 +104,6 @@ LONG_MESSAGE_SENTENCES = 3
 LONG_MESSAGE_MIN_WORDS = 3
 # Only this many intents (ranked by cheap word coverage) get the full per-example scoring.
 CANDIDATE_INTENTS = 12
-
-# A message of this many words whose language was detected is read in that language
-# only; a shorter or undetected one that falls back is tried in the others too.
-SURE_LANGUAGE_WORDS = 3
-# The intent name a reply carries when the message set the bot's language.
-SET_LANGUAGE_INTENT = "set_language"
 
 _SENTENCE_END = re.compile(r"(?<=[.!?\n।])\s+")
 
@@ -398,10 +389,10 @@ class IntentEngine:
 
         speaker = self
         if len(self.engines) > 1:
-            switched = self._set_language(text, new, now)
+            switched = set_language(self, text, new, now)
             if switched is not None:
                 return switched
-            found, speaker = self._read(text, context, new)
+            found, speaker = read(self, text, context, new)
             new.language = speaker.language
             if found.intent is not None:
                 # The intent as the reply's language words it.
@@ -464,80 +455,6 @@ class IntentEngine:
             action=intent.action if intent is not None else None,
             language=speaker.language,
         )
-
-    def _read(self, text: str, context: str | None,
-              state: BotState) -> tuple[Match, IntentEngine]:
-        """Match `text` in the language it is written in, and pick the reply's language.
-
-        The reply's language is the one the user chose, else the message's when the
-        message has at least SWITCH_MIN_WORDS words ("ok", "sí", "हाँ" never change it)
-        and its language is sure, else the user's last one, else (a new user) the
-        language that understood the message, else its sure language, else the
-        catalogue's default. A message whose language is sure (by
-        script, or detected surely in SURE_LANGUAGE_WORDS words or more) is read in
-        it; any other is read first in the language whose examples know most of its
-        words, and, if it falls back there, in the others until one answers.
-        """
-        guess = guess_language(text, self.catalogue.languages,
-                               light=self.catalogue.bot.light_detection)
-        chosen = state.chosen_language if state.chosen_language in self.engines else None
-        last = state.language if state.language in self.engines else None
-        detected = guess.language
-        speak = chosen
-        if speak is None and guess.sure and guess.words >= SWITCH_MIN_WORDS:
-            speak = detected
-        order = list(dict.fromkeys(
-            code for code in (detected, speak, last, *self.catalogue.languages) if code))
-        sure = guess.by_script or (guess.sure and guess.words >= SURE_LANGUAGE_WORDS)
-        if not sure:
-            # Short or unclear: the language whose examples use most of its words
-            # first ("cancelar", "chao" and "hiii" are each one language's word).
-            words = tokenize(text[:MAX_MATCH_CHARS], self.speller.vocabulary)
-            order.sort(key=lambda code: -self.engines[code].known_share(words))
-        found = self.match(text, context, language=order[0])
-        reader = order[0]
-        if found.intent is None and not sure:
-            for code in order[1:]:
-                other = self.match(text, context, language=code)
-                if other.intent is not None:
-                    found, reader = other, code
-                    break
-        if speak is None:
-            # A new user's short or unclear message ("hola") speaks the language that
-            # understood it; one that nobody understood, the default.
-            speak = last or (reader if found.intent is not None
-                             else detected if detected is not None and guess.sure
-                             else self.language)
-        return found, self.engines[speak]
-
-    def _set_language(self, text: str, state: BotState, now: datetime) -> Reply | None:
-        """The reply to a message that asks the bot to speak a language ("speak
-        Spanish", "habla inglés", "हिंदी में बात करो"), or None if it asks nothing of
-        the kind. `state` becomes the new state."""
-        wanted = language_command(text)
-        if wanted is None:
-            return None
-        current = state.chosen_language or state.language or self.language
-        if current not in self.engines:
-            current = self.language
-        if wanted in self.engines:
-            state.language = state.chosen_language = wanted
-            speaker = self.engines[wanted]
-            reply_text = switched_line(wanted, speaker.catalogue.bot.switched)
-            intent: str | None = SET_LANGUAGE_INTENT
-        else:
-            wanted, speaker = "", self.engines[current]
-            reply_text = unavailable_line(current, self.catalogue.languages)
-            intent = SET_LANGUAGE_INTENT
-        bot = self.catalogue.bot
-        state.history.append(HistoryEntry(USER_ROLE, text, now, None))
-        state.history.append(HistoryEntry(BOT_ROLE, reply_text, now, intent))
-        state.history = bound_history(
-            state.history, max_messages=bot.history_max_messages,
-            max_chars=bot.history_max_chars,
-            max_age=timedelta(minutes=bot.history_max_minutes), now=now)
-        return Reply(text=reply_text, intent=intent, confidence=1.0, slots={}, state=state,
-                     language=speaker.language, chosen_language=wanted or None)
 
 
 def open_reader(catalogue: Catalogue, *, required: bool,
