@@ -135,3 +135,11 @@ def test_the_lexicon_is_plain_latin() -> None:
     assert len(spellings) > 500
     assert all(s.isascii() and s == s.lower() for s in spellings)
     assert "kaise" in lexicon.markers and "me" not in lexicon.markers
+
+
+def test_the_catalogue_folding_of_devanagari_words_survives(assistant: IntentEngine) -> None:
+    # The catalogue folds "तुम" into "आप" and "हटा" into "डिलीट"; the lexicon lists
+    # "तुम" and "हटाना" with their Latin spellings, which must follow them there.
+    hindi = assistant.engines["hi"].folder
+    for pair in (("तुम", "आप", "tum"), ("हटाना", "डिलीट", "hatana")):
+        assert len({tuple(hindi.canonical(word, correct=False)) for word in pair}) == 1, pair

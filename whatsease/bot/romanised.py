@@ -20,7 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from whatsease.bot.catalogue import Catalogue
-from whatsease.bot.normalize import strip_accents
+from whatsease.bot.folding import fold
+from whatsease.bot.normalize import strip_accents, tokenize
 
 ROMANISED_PATH = Path(__file__).with_name("romanised_hi.toml")
 # A Latin-script message is romanised Hindi when at least this share of its words
@@ -79,6 +80,11 @@ def is_romanised_hindi(text: str) -> bool:
     return found >= 1 and found / len(words) >= MARKER_SHARE
 
 
+def _phrase(text: str) -> tuple[str, ...]:
+    """`text` in folded words, as synonym tables compare them."""
+    return tuple(fold(word) for word in tokenize(text))
+
+
 def with_romanised(catalogue: Catalogue) -> Catalogue:
     """`catalogue` with the romanised Hindi spellings and loanwords as synonyms of
     their Devanagari words, when its texts are Hindi (else `catalogue` itself). The
@@ -88,11 +94,17 @@ def with_romanised(catalogue: Catalogue) -> Catalogue:
         return catalogue
     own = catalogue.bot.synonyms
     taken = {variant for variants in own.values() for variant in variants} | set(own)
+    # A Devanagari word the catalogue folds into another ("तुम" into "आप", "हटाना"
+    # into "डिलीट") takes its spellings there: a synonym's canonical word is never
+    # rewritten, so it must not become one.
+    folded_into = {_phrase(variant): canonical
+                   for canonical, variants in own.items() for variant in variants}
     merged: dict[str, tuple[str, ...]] = {}
     for word, spellings in romanised_lexicon().synonyms.items():
         kept = tuple(s for s in spellings if s not in taken)
         if kept:
-            merged[word] = kept
+            target = folded_into.get(_phrase(word), word)
+            merged[target] = (*merged.get(target, ()), *kept)
     for word, variants in own.items():
         merged[word] = (*merged.get(word, ()), *variants)
     bot = dataclasses.replace(catalogue.bot, synonyms=merged)
