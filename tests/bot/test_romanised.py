@@ -92,6 +92,8 @@ def test_one_word_is_never_decided_by_function_words() -> None:
         ("mujhe kisi insaan se baat karni hai", "talk_to_human"),
         ("kese ho aap", "how_are_you"),
         ("सब जगह से logout करना है", "log_out_sessions"),
+        ("kaise ho bhai", "how_are_you"),  # words of address weigh as particles
+        ("kisi ne mera account hack kar liya", "log_out_sessions"),
     ],
 )
 def test_the_assistant_answers_romanised_hindi_in_devanagari(
@@ -105,6 +107,8 @@ def test_a_romanised_name_fills_the_slot(assistant: IntentEngine) -> None:
     reply = assistant.respond("mera naam Rohan hai", BotState())
     assert (reply.intent, reply.slots, reply.language) == ("remember_name", {"name": "Rohan"}, "hi")
     assert assistant.respond("mera naam kya hai", reply.state).intent == "recall_name"
+    reply = assistant.respond("mujhe Priya bulao", BotState())
+    assert (reply.intent, reply.slots) == ("remember_name", {"name": "Priya"})
 
 
 def test_english_is_still_english(assistant: IntentEngine) -> None:
