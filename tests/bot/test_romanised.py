@@ -147,3 +147,10 @@ def test_the_catalogue_folding_of_devanagari_words_survives(assistant: IntentEng
     hindi = assistant.engines["hi"].folder
     for pair in (("तुम", "आप", "tum"), ("हटाना", "डिलीट", "hatana")):
         assert len({tuple(hindi.canonical(word, correct=False)) for word in pair}) == 1, pair
+
+
+def test_spanish_agent_words_and_name_questions(assistant: IntentEngine) -> None:
+    assert assistant.respond("me comunicas con un asesor?", BotState()).intent == "talk_to_human"
+    # "yo" after "me llamo" asks the name; it is none.
+    assert assistant.respond("como me llamo yo?", BotState()).intent == "recall_name"
+    assert assistant.respond("me llamo Javier", BotState()).slots == {"name": "Javier"}
