@@ -154,3 +154,8 @@ def test_spanish_agent_words_and_name_questions(assistant: IntentEngine) -> None
     # "yo" after "me llamo" asks the name; it is none.
     assert assistant.respond("como me llamo yo?", BotState()).intent == "recall_name"
     assert assistant.respond("me llamo Javier", BotState()).slots == {"name": "Javier"}
+
+
+def test_function_words_ignore_punctuation() -> None:
+    guess = guess_language("bot, eres!", LANGUAGES)
+    assert guess.language == "es" and guess.sure

@@ -39,6 +39,8 @@ def _word_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+_WORD = re.compile(r"\w+")
+
 # A message of mixed scripts is in the non-Latin one's language when at least this
 # share of its words are in it.
 EMBEDDED_SHARE = 0.25
@@ -206,6 +208,8 @@ def _embedded_script(text: str, languages: Sequence[str]) -> str | None:
             continue
         total += 1
         script = unicodedata.name(letter, "").split(" ", 1)[0]
+        if script in ("HIRAGANA", "KATAKANA"):
+            script = "CJK"  # as script_of reads Japanese
         if script != "LATIN":
             counts[script] = counts.get(script, 0) + 1
     if not counts:
@@ -221,7 +225,7 @@ def _by_function_words(text: str, languages: Sequence[str]) -> str | None:
     """The one of `languages` whose function words (FUNCTION_WORDS) `text` uses, when
     it uses some of one language's and none of the others', else None. Only for
     messages of SWITCH_MIN_WORDS words or more: "yo" alone is English too."""
-    words = set(strip_accents(text.casefold()).replace("?", " ").replace("¿", " ").split())
+    words = set(_WORD.findall(strip_accents(text.casefold())))
     hits = {code: len(words & FUNCTION_WORDS[code]) for code in languages
             if code in FUNCTION_WORDS}
     used = [code for code, count in hits.items() if count]
