@@ -3,8 +3,9 @@
 `IntentEngine.match` is the front door. The work is done by the modules beside this
 one: lexicon.py (word knowledge), folding.py and spelling.py (text to canonical
 tokens), index.py (the catalogue's examples and weights), expansion.py (readings of a
-word), scoring.py (confidence), replies.py (slots and replies) and state.py (the
-conversation's state).
+word), scoring.py (confidence), replies.py (slots and replies), state.py (the
+conversation's state) and multilingual.py (which language a message is read and
+answered in).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from whatsease.bot.catalogue import Catalogue
 from whatsease.bot.expansion import Expander
 from whatsease.bot.folding import (
+    LANGUAGE_STEMMERS,
     TextFolder,
     fold,
     is_question,
@@ -26,20 +28,15 @@ from whatsease.bot.folding import (
     synonym_table,
 )
 from whatsease.bot.index import CatalogueIndex
-from whatsease.bot.language import (
-    SWITCH_MIN_WORDS,
-    guess_language,
-    language_command,
-    switched_line,
-    unavailable_line,
-)
 from whatsease.bot.lexicon import (
+    LANGUAGE_STOP_WORDS,
     LEXICON_PATH,
     Lexicon,
     LexiconError,
     default_lexicon,
     load_lexicon,
 )
+from whatsease.bot.multilingual import SET_LANGUAGE_INTENT, SURE_LANGUAGE_WORDS, read, set_language
 from whatsease.bot.normalize import tokenize
 from whatsease.bot.replies import (
     Match,
@@ -49,6 +46,7 @@ from whatsease.bot.replies import (
     render_line,
     substitute_slots,
 )
+from whatsease.bot.romanised import with_romanised
 from whatsease.bot.scoring import Scorer
 from whatsease.bot.spelling import Speller, surface_words
 from whatsease.bot.state import (
@@ -67,6 +65,8 @@ if TYPE_CHECKING:  # the encoder's module needs numpy, an optional dependency
 __all__ = [
     "CONTEXT_THRESHOLD_FACTOR",
     "LEXICON_PATH",
+    "SET_LANGUAGE_INTENT",
+    "SURE_LANGUAGE_WORDS",
     "BotState",
     "HistoryEntry",
     "IntentEngine",
@@ -105,12 +105,6 @@ LONG_MESSAGE_MIN_WORDS = 3
 # Only this many intents (ranked by cheap word coverage) get the full per-example scoring.
 CANDIDATE_INTENTS = 12
 
-# A message of this many words whose language was detected is read in that language
-# only; a shorter or undetected one that falls back is tried in the others too.
-SURE_LANGUAGE_WORDS = 3
-# The intent name a reply carries when the message set the bot's language.
-SET_LANGUAGE_INTENT = "set_language"
-
 _SENTENCE_END = re.compile(r"(?<=[.!?\n।])\s+")
 
 
@@ -124,18 +118,25 @@ class IntentEngine:
 
     def __init__(self, catalogue: Catalogue, *, rng: random.Random | None = None,
                  semantic: SemanticIndex | None = None) -> None:
+        # A Hindi engine also reads Hindi typed in Latin letters (romanised.py).
+        catalogue = with_romanised(catalogue)
         self.catalogue = catalogue
         self._rng = rng or random.Random()
         # Sentence meaning, consulted when the words fall back (semantic.py); optional.
         self.semantic = semantic
         lexicon = default_lexicon()
         surface = surface_words(catalogue, lexicon)
-        self.speller = Speller(surface)
-        self.folder = TextFolder(synonym_table(lexicon, catalogue.bot.synonyms), self.speller)
-        self.index = CatalogueIndex(catalogue, self.folder)
+        stemmer = LANGUAGE_STEMMERS.get(catalogue.language)
+        self.speller = Speller(surface, stemmer)
+        self.folder = TextFolder(synonym_table(lexicon, catalogue.bot.synonyms, stemmer),
+                                 self.speller, stemmer)
+        # The language's own function words weigh like English ones (lexicon.py).
+        stop = frozenset(self.folder.fold(word)
+                         for word in LANGUAGE_STOP_WORDS.get(catalogue.language, ()))
+        self.index = CatalogueIndex(catalogue, self.folder, stop)
         self.expander = Expander(lexicon, self.folder, self.index.weights, surface,
                                  self.speller.common_stems)
-        self.scorer = Scorer(self.index, self.expander, self.speller)
+        self.scorer = Scorer(self.index, self.expander, self.speller, stop)
         # One engine per language the catalogue speaks, this one for its default; each
         # reads its own language's examples (the sentence reader is this one's only).
         self.language = catalogue.language
@@ -248,7 +249,7 @@ class IntentEngine:
         tokens = self.folder.canonical(raw, correct=True)
         # The words as typed, by folded form: "nicked" folds to "nick" (a name), but
         # its vector and its frequency are those of "nicked".
-        spelled = {fold(w): w for w in tokenize(raw, self.speller.vocabulary)}
+        spelled = {self.folder.fold(w): w for w in tokenize(raw, self.speller.vocabulary)}
         message = self.scorer.message(tokens, spelled)
 
         # Stage 1: cheap coverage of the message by each intent's vocabulary.
@@ -331,7 +332,7 @@ class IntentEngine:
         if best - runner_up < bot.margin:
             return Match(None, _clamp(best), {}, ranking)
         if open_scores[0][1] not in slot_values and message.strangers - {
-            fold(name) for name in proper_nouns(raw)
+            self.folder.fold(name) for name in proper_nouns(raw)
         }:
             return Match(None, _clamp(best), {}, ranking)
         return found(*open_scores[0])
@@ -359,7 +360,7 @@ class IntentEngine:
         intent = intents[position].intent
         if score < (intent.threshold or self.catalogue.bot.threshold):
             return None
-        if strangers - {fold(name) for name in proper_nouns(raw)}:
+        if strangers - {self.folder.fold(name) for name in proper_nouns(raw)}:
             return None  # about something the catalogue does not know
         if score >= INTERRUPT_CONFIDENCE or is_question(raw):
             return score, position
@@ -388,10 +389,10 @@ class IntentEngine:
 
         speaker = self
         if len(self.engines) > 1:
-            switched = self._set_language(text, new, now)
+            switched = set_language(self, text, new, now)
             if switched is not None:
                 return switched
-            found, speaker = self._read(text, context, new)
+            found, speaker = read(self, text, context, new)
             new.language = speaker.language
             if found.intent is not None:
                 # The intent as the reply's language words it.
@@ -454,80 +455,6 @@ class IntentEngine:
             action=intent.action if intent is not None else None,
             language=speaker.language,
         )
-
-    def _read(self, text: str, context: str | None,
-              state: BotState) -> tuple[Match, IntentEngine]:
-        """Match `text` in the language it is written in, and pick the reply's language.
-
-        The reply's language is the one the user chose, else the message's when the
-        message has at least SWITCH_MIN_WORDS words ("ok", "sí", "हाँ" never change it)
-        and its language is sure, else the user's last one, else (a new user) the
-        language that understood the message, else its sure language, else the
-        catalogue's default. A message whose language is sure (by
-        script, or detected surely in SURE_LANGUAGE_WORDS words or more) is read in
-        it; any other is read first in the language whose examples know most of its
-        words, and, if it falls back there, in the others until one answers.
-        """
-        guess = guess_language(text, self.catalogue.languages,
-                               light=self.catalogue.bot.light_detection)
-        chosen = state.chosen_language if state.chosen_language in self.engines else None
-        last = state.language if state.language in self.engines else None
-        detected = guess.language
-        speak = chosen
-        if speak is None and guess.sure and guess.words >= SWITCH_MIN_WORDS:
-            speak = detected
-        order = list(dict.fromkeys(
-            code for code in (detected, speak, last, *self.catalogue.languages) if code))
-        sure = guess.by_script or (guess.sure and guess.words >= SURE_LANGUAGE_WORDS)
-        if not sure:
-            # Short or unclear: the language whose examples use most of its words
-            # first ("cancelar", "chao" and "hiii" are each one language's word).
-            words = tokenize(text[:MAX_MATCH_CHARS], self.speller.vocabulary)
-            order.sort(key=lambda code: -self.engines[code].known_share(words))
-        found = self.match(text, context, language=order[0])
-        reader = order[0]
-        if found.intent is None and not sure:
-            for code in order[1:]:
-                other = self.match(text, context, language=code)
-                if other.intent is not None:
-                    found, reader = other, code
-                    break
-        if speak is None:
-            # A new user's short or unclear message ("hola") speaks the language that
-            # understood it; one that nobody understood, the default.
-            speak = last or (reader if found.intent is not None
-                             else detected if detected is not None and guess.sure
-                             else self.language)
-        return found, self.engines[speak]
-
-    def _set_language(self, text: str, state: BotState, now: datetime) -> Reply | None:
-        """The reply to a message that asks the bot to speak a language ("speak
-        Spanish", "habla inglés", "हिंदी में बात करो"), or None if it asks nothing of
-        the kind. `state` becomes the new state."""
-        wanted = language_command(text)
-        if wanted is None:
-            return None
-        current = state.chosen_language or state.language or self.language
-        if current not in self.engines:
-            current = self.language
-        if wanted in self.engines:
-            state.language = state.chosen_language = wanted
-            speaker = self.engines[wanted]
-            reply_text = switched_line(wanted, speaker.catalogue.bot.switched)
-            intent: str | None = SET_LANGUAGE_INTENT
-        else:
-            wanted, speaker = "", self.engines[current]
-            reply_text = unavailable_line(current, self.catalogue.languages)
-            intent = SET_LANGUAGE_INTENT
-        bot = self.catalogue.bot
-        state.history.append(HistoryEntry(USER_ROLE, text, now, None))
-        state.history.append(HistoryEntry(BOT_ROLE, reply_text, now, intent))
-        state.history = bound_history(
-            state.history, max_messages=bot.history_max_messages,
-            max_chars=bot.history_max_chars,
-            max_age=timedelta(minutes=bot.history_max_minutes), now=now)
-        return Reply(text=reply_text, intent=intent, confidence=1.0, slots={}, state=state,
-                     language=speaker.language, chosen_language=wanted or None)
 
 
 def open_reader(catalogue: Catalogue, *, required: bool,

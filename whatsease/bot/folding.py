@@ -4,7 +4,7 @@ canonical tokens (normalised, typo-corrected, stemmed, synonyms folded)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from whatsease.bot.lexicon import QUESTION_WORDS, Lexicon, stop_words
@@ -113,6 +113,37 @@ def stem(word: str) -> str:
     return word
 
 
+# Spanish inflections, longest first, cut after the English stemmer (which already
+# took a final "-s" and "-e"): "borro", "borrar", "borrando" and "borrado" meet at
+# "borr", "envío", "enviar" and "enviado" at "envi". Light on purpose (no
+# derivations): "cuenta" and "cuento" meeting is the price of "mandé" meeting "mandar".
+SPANISH_SUFFIXES: tuple[str, ...] = tuple(sorted(
+    """amiento imiento aciones acion iendo ieron aremos eremos iremos ando aron amos emos
+    imos aste iste aban ados adas idos idas ado ada ido ida aba ian ia ar er ir an en as
+    o a i""".split(),  # noqa: SIM905 - a word list reads better as text
+    key=len, reverse=True))  # fmt: skip
+# A Spanish stem keeps at least this many letters: "mando" is "mand", not "m".
+SPANISH_MIN_STEM = 3
+
+
+def spanish_stem(token: str) -> str:
+    """A folded token's Spanish stem (see SPANISH_SUFFIXES); stop words, short words,
+    numbers and multi-word tokens stay as they are."""
+    if len(token) <= SPANISH_MIN_STEM or not token.isalpha() or not token.isascii():
+        return token
+    if token in stop_words():
+        return token
+    for suffix in SPANISH_SUFFIXES:
+        if token.endswith(suffix) and len(token) - len(suffix) >= SPANISH_MIN_STEM:
+            return token[: -len(suffix)]
+    return token
+
+
+# The stemmer each language applies after `fold` (the English stemmer, and the Hindi
+# one for Devanagari): only for languages whose words it knows.
+LANGUAGE_STEMMERS: Mapping[str, Callable[[str], str]] = {"es": spanish_stem}
+
+
 def fold(word: str) -> str:
     """The matching form of a normalised word: stop words as they are, others stemmed."""
     return word if word in stop_words() else stem(word)
@@ -131,16 +162,20 @@ def is_question(text: str) -> bool:
     return words[0] in AUXILIARIES and len(words) > 1 and words[1] in ASKING_SUBJECTS
 
 
-def synonym_table(lexicon: Lexicon, own: Mapping[str, tuple[str, ...]]) -> SynonymTable:
+def synonym_table(lexicon: Lexicon, own: Mapping[str, tuple[str, ...]],
+                  stemmer: Callable[[str], str] | None = None) -> SynonymTable:
     """Synonym phrases on folded words, keyed by their first word, longest first.
 
     The catalogue's synonyms win over the defaults, its canonical words are never
     rewritten, and chains resolve ("look up" → "find" → "search" when the
-    catalogue folds "find" into "search").
+    catalogue folds "find" into "search"). `stemmer`: the language's, after `fold`
+    (LANGUAGE_STEMMERS).
     """
 
     def phrase(text: str) -> tuple[str, ...]:
-        return tuple(fold(w) for w in tokenize(text))
+        if stemmer is None:
+            return tuple(fold(w) for w in tokenize(text))
+        return tuple(stemmer(fold(w)) for w in tokenize(text))
 
     mapping: dict[tuple[str, ...], tuple[str, ...]] = {}
     # Multi-word expressions of the related groups become one token ("bank
@@ -175,9 +210,17 @@ class TextFolder:
     """Turns text into canonical (token, similarity) pairs for one catalogue: its
     synonyms fold in, and typos are corrected towards its words by `speller`."""
 
-    def __init__(self, synonyms: SynonymTable, speller: Speller) -> None:
+    def __init__(self, synonyms: SynonymTable, speller: Speller,
+                 stemmer: Callable[[str], str] | None = None) -> None:
         self.synonyms = synonyms
         self.speller = speller
+        # The language's stemmer after `fold` (LANGUAGE_STEMMERS), if it has one.
+        self.stemmer = stemmer
+
+    def fold(self, word: str) -> str:
+        """A normalised word's matching form in this catalogue's language."""
+        folded = fold(word)
+        return folded if self.stemmer is None else self.stemmer(folded)
 
     def canonical(self, text: str, *, correct: bool) -> list[tuple[str, float]]:
         """Normalise, correct typos, stem and fold synonyms: (token, similarity) pairs."""
@@ -192,7 +235,7 @@ class TextFolder:
             similarity = 1.0
             if correct and word not in names:
                 word, similarity = self.speller.correct(word)
-            pairs.append((fold(word), similarity))
+            pairs.append((self.fold(word), similarity))
         folded: list[tuple[str, float]] = []
         i = 0
         while i < len(pairs):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from whatsease.bot.catalogue import Catalogue, Intent
 from whatsease.bot.folding import TextFolder
-from whatsease.bot.lexicon import stop_factor
+from whatsease.bot.lexicon import STOP_WORD_WEIGHT, stop_factor
 from whatsease.bot.replies import mark_slots
 
 # In an intent's coverage a word counts this much plus the share of the intent's
@@ -45,7 +45,10 @@ class CatalogueIndex:
     computed once: canonical examples, IDF weights and an inverted index from token
     to intent position. Catch-all intents have no examples and are not indexed."""
 
-    def __init__(self, catalogue: Catalogue, folder: TextFolder) -> None:
+    def __init__(self, catalogue: Catalogue, folder: TextFolder,
+                 stop: frozenset[str] = frozenset()) -> None:
+        """`stop`: the catalogue language's own function words, folded
+        (lexicon.LANGUAGE_STOP_WORDS); they weigh like the English ones."""
         # Canonical example token lists; slot values become "<slot>" tokens.
         scorable = [i for i in catalogue.intents if not i.catch_all]
         example_tokens: dict[str, list[list[str]]] = {}
@@ -67,7 +70,8 @@ class CatalogueIndex:
         # catalogue token -> weight
         self.weights: dict[str, float] = {}
         for token, df in frequency.items():
-            self.weights[token] = stop_factor(token) * math.log(1.0 + n_intents / df)
+            factor = STOP_WORD_WEIGHT if token in stop else stop_factor(token)
+            self.weights[token] = factor * math.log(1.0 + n_intents / df)
         # What a word the catalogue never uses weighs, before its salience.
         self.oov_weight = OOV_WEIGHT_FACTOR * math.log(1.0 + n_intents)
 

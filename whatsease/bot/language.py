@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from whatsease.bot.normalize import strip_accents
+from whatsease.bot.romanised import HINDI, is_romanised_hindi
 
 if TYPE_CHECKING:
     from lingua import LanguageDetector
@@ -31,6 +32,30 @@ DETECT_CONFIDENCE = 0.8
 SWITCH_MIN_WORDS = 2
 # The share of a message's letters one script must have to decide its language.
 SCRIPT_SHARE = 0.5
+
+
+def _word_set(text: str) -> frozenset[str]:
+    """The words of a space-separated list."""
+    return frozenset(text.split())
+
+
+_WORD = re.compile(r"\w+")
+
+# A message of mixed scripts is in the non-Latin one's language when at least this
+# share of its words are in it.
+EMBEDDED_SHARE = 0.25
+# Words only one of the Latin-script languages uses, folded: they decide when the
+# detector is unsure of a short message. Words both use ("no", "me", "a") are left out.
+FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    "en": _word_set(
+        "the is are was were do does did can could would will should what how where when "
+        "who why which my your i you it this that of to in on for with and or not have has "
+        "please"),
+    "es": _word_set(
+        "el la los las es son eres soy esta estas estoy que como donde cuando quien por "
+        "para mi mis tu tus un una unos de del al y o pero puedo puedes quiero hay se "
+        "lo le les yo usted con sin favor"),
+}
 
 # The script of each language the detector may be asked about: a language alone in
 # its script among a catalogue's is known by script alone. Unlisted: Latin.
@@ -98,6 +123,7 @@ class Guess:
     words: int  # how many words the message has
     by_script: bool = False  # decided by its letters' script, which is near certain
     confidence: float = 0.0  # the detector's share for `language` (1.0 by script)
+    romanised: bool = False  # Hindi in Latin letters (romanised.py)
 
     @property
     def sure(self) -> bool:
@@ -128,16 +154,25 @@ def script_of(text: str) -> str | None:
 def guess_language(text: str, languages: Sequence[str], *, light: bool = False) -> Guess:
     """The language of `text` among `languages` (ISO 639-1 codes).
 
-    A script only one of `languages` writes in decides alone; otherwise the detector
-    decides among the languages of that script, and says how sure it is (`light`: its
-    low-accuracy mode, which reads trigrams only).
+    A script only one of `languages` writes in decides alone; Latin letters that spell
+    Hindi words are Hindi when `languages` have it (romanised.py); otherwise the
+    detector decides among the languages of that script, and says how sure it is
+    (`light`: its low-accuracy mode, which reads trigrams only).
     """
     words = sum(1 for part in text.split() if any(ch.isalnum() for ch in part))
     if len(languages) < 2:
         return Guess(languages[0] if languages else None, words, confidence=1.0)
+    mixed = _embedded_script(text, languages)
+    if mixed is not None:
+        # Hindi chat keeps English words in Latin letters ("help करो please"): the
+        # words in the script only one language writes say which language it is.
+        return Guess(mixed, words, by_script=True, confidence=1.0)
     script = script_of(text)
     if script is None:
         return Guess(None, words)
+    if script == "LATIN" and HINDI in languages and is_romanised_hindi(text):
+        # Hindi typed in Latin letters, which lingua would read as English.
+        return Guess(HINDI, words, confidence=1.0, romanised=True)
     same = [code for code in languages if SCRIPTS.get(code, "LATIN") == script]
     if not same:
         return Guess(None, words)
@@ -150,7 +185,51 @@ def guess_language(text: str, languages: Sequence[str], *, light: bool = False) 
     if not values or values[0].value <= 0.0:
         return Guess(None, words)
     code = values[0].language.iso_code_639_1.name.lower()
-    return Guess(code, words, confidence=values[0].value) if code in same else Guess(None, words)
+    if code not in same:
+        return Guess(None, words)
+    if values[0].value < DETECT_CONFIDENCE and words >= SWITCH_MIN_WORDS:
+        # Unsure on a short message ("eres un bot?", "darme de baja de whatsease"):
+        # its function words may tell.
+        told = _by_function_words(text, same)
+        if told is not None:
+            return Guess(told, words, confidence=DETECT_CONFIDENCE)
+    return Guess(code, words, confidence=values[0].value)
+
+
+def _embedded_script(text: str, languages: Sequence[str]) -> str | None:
+    """The language of a message whose words are partly in a script only that one
+    of `languages` writes, at least EMBEDDED_SHARE of its words ("help करो please",
+    "मेरी activity कहाँ दिखेगी"), or None."""
+    counts: dict[str, int] = {}
+    total = 0
+    for word in text.split():
+        letter = next((ch for ch in word if ch.isalpha()), None)
+        if letter is None:
+            continue
+        total += 1
+        script = unicodedata.name(letter, "").split(" ", 1)[0]
+        if script in ("HIRAGANA", "KATAKANA"):
+            script = "CJK"  # as script_of reads Japanese
+        if script != "LATIN":
+            counts[script] = counts.get(script, 0) + 1
+    if not counts:
+        return None
+    script, count = max(counts.items(), key=lambda item: item[1])
+    writers = [code for code in languages if SCRIPTS.get(code, "LATIN") == script]
+    if len(writers) != 1 or count / total < EMBEDDED_SHARE:
+        return None
+    return writers[0]
+
+
+def _by_function_words(text: str, languages: Sequence[str]) -> str | None:
+    """The one of `languages` whose function words (FUNCTION_WORDS) `text` uses, when
+    it uses some of one language's and none of the others', else None. Only for
+    messages of SWITCH_MIN_WORDS words or more: "yo" alone is English too."""
+    words = set(_WORD.findall(strip_accents(text.casefold())))
+    hits = {code: len(words & FUNCTION_WORDS[code]) for code in languages
+            if code in FUNCTION_WORDS}
+    used = [code for code, count in hits.items() if count]
+    return used[0] if len(used) == 1 else None
 
 
 def language_command(text: str) -> str | None:

@@ -29,6 +29,20 @@ BASE_STOP_WORDS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 STOP_WORD_WEIGHT = 0.3
+# Other languages' function words, weighed like the English ones in that language's
+# engine (the engine folds them as it folds the examples). Question words ("cómo",
+# "dónde", "कैसे", "क्या") weigh fully, as in English; so do negations ("no", "नहीं")
+# and pronouns, which tell "your name" (identity) from "my name" (recall_name).
+LANGUAGE_STOP_WORDS: Mapping[str, frozenset[str]] = {
+    "es": frozenset(
+        """de la el los las un una unos unas y o a al del en con por para se le lo les es son
+        esta estoy estas ser estar hay que ya muy mas tambien pero si este esto esa ese eso
+        puedo puedes puede pueden podria quiero quisiera necesito tengo tiene tienen sabes
+        dime hago hace hacer haces favor porfa algo ahi aqui""".split()),  # noqa: SIM905 - a word list reads better as text
+    "hi": frozenset(
+        """है हैं हूं हो था थी थे का की के को में से पर और या भी ही तो ना यह वो इस उस कर करना
+        करें करो सकता सकते सकती चाहिए जी रहा रही रहे हुआ गया कोई किसी कुछ""".split()),  # noqa: SIM905 - as above
+}
 # Question words weigh fully ("who are you" is not "how are you"), but a message whose
 # only overlap with an intent is a question word is not about that intent.
 QUESTION_WORDS: frozenset[str] = frozenset({"what", "who", "how", "when", "where", "why", "which"})

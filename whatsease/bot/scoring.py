@@ -11,7 +11,7 @@ from rapidfuzz import fuzz
 from whatsease.bot.expansion import Expander, WordFacts
 from whatsease.bot.folding import PHRASE_JOINER
 from whatsease.bot.index import CatalogueIndex, IntentIndex
-from whatsease.bot.lexicon import QUESTION_WORDS, stop_factor, stop_words
+from whatsease.bot.lexicon import QUESTION_WORDS, STOP_WORD_WEIGHT, stop_words
 from whatsease.bot.spelling import Speller
 
 # An intent that shares only function words with a message that has topic words is
@@ -88,7 +88,10 @@ class Scorer:
     """Reads messages against one catalogue's `index`, with `expander`'s readings
     and `speller`'s everyday-word tables, and scores them against its intents."""
 
-    def __init__(self, index: CatalogueIndex, expander: Expander, speller: Speller) -> None:
+    def __init__(self, index: CatalogueIndex, expander: Expander, speller: Speller,
+                 stop: frozenset[str] = frozenset()) -> None:
+        """`stop`: the catalogue language's own function words, folded (as for the index)."""
+        self._stop = stop_words() | stop
         self._weights = index.weights
         self._oov_weight = index.oov_weight
         self._expander = expander
@@ -120,7 +123,7 @@ class Scorer:
                 )
             ):
                 subordinate = True
-            is_word = token not in stop_words() and token not in QUESTION_WORDS
+            is_word = token not in self._stop and token not in QUESTION_WORDS
             seen_content = seen_content or is_word
             known_before = known_before or (is_word and token in self._weights)
             weight = self._weights.get(token)
@@ -145,7 +148,7 @@ class Scorer:
                     if circumstance(self._expander.facts.get(token)):
                         weight *= CIRCUMSTANCE_FACTOR
                 else:
-                    weight = stop_factor(token) * self._oov_weight
+                    weight = (STOP_WORD_WEIGHT if token in self._stop else 1.0) * self._oov_weight
                     facts = self._expander.facts.get(token)
                     factor = salience(*facts) if facts is not None else 1.0
                     if token in self._common_stems:
@@ -160,7 +163,7 @@ class Scorer:
                 total += weight
             elif not known:
                 total += weight  # each unknown word is more the catalogue cannot explain
-            is_content = token not in stop_words() and token not in QUESTION_WORDS
+            is_content = token not in self._stop and token not in QUESTION_WORDS
             # A related reading credits no more than that word itself would: "buy"
             # read as "order" is worth what "order" is worth, discounted.
             for reading, value in (
@@ -176,7 +179,7 @@ class Scorer:
                 if value > credits.get(unit, 0.0):
                     credits[unit] = value
                 # "how long" names a topic, its "how" does not.
-                if is_content and reading not in stop_words() and reading not in QUESTION_WORDS:
+                if is_content and reading not in self._stop and reading not in QUESTION_WORDS:
                     content.add(reading)
         shared = sum(len(credits) for credits in hits.values()) > len(units)
         strangers = frozenset(
@@ -185,7 +188,7 @@ class Scorer:
             if token.isalpha()
             and len(hits[token]) == 1
             and token not in self._weights
-            and token not in stop_words()
+            and token not in self._stop
             and token not in self._guard_stems
             and token not in self._expander.fold_lemmas
             and STRANGER_MIN_ZIPF <= self._expander.facts.get(token, (0.0,))[0] <= STRANGER_MAX_ZIPF

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 
 from rapidfuzz import fuzz, process
@@ -40,7 +40,8 @@ class Speller:
     """Corrects typos towards `surface` words (from `surface_words`); everyday
     English words are never corrected ("life" is not a typo of "like")."""
 
-    def __init__(self, surface: Mapping[str, int]) -> None:
+    def __init__(self, surface: Mapping[str, int],
+                 stemmer: Callable[[str], str] | None = None) -> None:
         # Typos are only worth correcting towards words the catalogue knows; most
         # frequent first, so a tie between two corrections picks the common word.
         self._correction_choices = sorted(surface, key=lambda w: (-surface[w], w))
@@ -55,6 +56,11 @@ class Speller:
                     self._skeletons.setdefault(skeleton, []).append(word)
         self._stem_choices = [s for s in self._stem_surface if len(s) >= 4]
         self._known_stems = frozenset(fold(w) for w in surface)
+        # A word whose stem in the language (LANGUAGE_STEMMERS) a catalogue word has
+        # is no typo: Spanish "borro" when the examples say "borrar".
+        self._stemmer = stemmer
+        self._known_language_stems = (frozenset(stemmer(fold(w)) for w in surface)
+                                      if stemmer is not None else frozenset())
         # Words squeezed ("helloooo") and never corrected: the catalogue's, the
         # function words and everyday English.
         self.vocabulary = frozenset(surface) | stop_words() | COMMON_WORDS
@@ -66,6 +72,8 @@ class Speller:
     def _correct_uncached(self, word: str) -> tuple[str, float]:
         """The nearest known word to an unknown one, with their similarity (0..1)."""
         if word in self.vocabulary or fold(word) in self._known_stems:
+            return word, 1.0
+        if self._stemmer is not None and self._stemmer(fold(word)) in self._known_language_stems:
             return word, 1.0
         if word in self.guard_words or fold(word) in self.guard_stems:
             return word, 1.0
