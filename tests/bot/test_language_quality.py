@@ -1,8 +1,8 @@
 """The default assistant's quality in each language, kept from regressing: accuracy,
 out-of-scope answers and language detection on the development cases
 (dev_cases_{es,hi}.jsonl), the tuning cases (cases_{es,hi}.jsonl) and the spent
-held-out cases (heldout/cases_{en,es,hi}.jsonl, used as development data since they
-were measured). Words only, as the Spanish and Hindi engines read."""
+held-out cases (heldout/ and heldout2/cases_{en,es,hi}.jsonl, each measured once and
+kept here as regression cases since). Words only, as the Spanish and Hindi engines read."""
 
 from __future__ import annotations
 
@@ -17,15 +17,18 @@ from whatsease.bot.evaluate import Outcome, load_cases, run_engine, summarise_la
 
 HERE = Path(__file__).parent
 FILES = {
-    "en": ("heldout/cases_en.jsonl",),
-    "es": ("dev_cases_es.jsonl", "cases_es.jsonl", "heldout/cases_es.jsonl"),
-    "hi": ("dev_cases_hi.jsonl", "cases_hi.jsonl", "heldout/cases_hi.jsonl"),
+    "en": ("heldout/cases_en.jsonl", "heldout2/cases_en.jsonl"),
+    "es": ("dev_cases_es.jsonl", "cases_es.jsonl", "heldout/cases_es.jsonl",
+           "heldout2/cases_es.jsonl"),
+    "hi": ("dev_cases_hi.jsonl", "cases_hi.jsonl", "heldout/cases_hi.jsonl",
+           "heldout2/cases_hi.jsonl"),
 }
-# Measured when the romanised Hindi reading and the Spanish stemmer landed (docs/bot.md),
-# less about two points of slack for harmless movement. Raise them when the engine
-# gets better; never lower them to make a change pass.
-MIN_ACCURACY = {"en": 0.84, "es": 0.93, "hi": 0.945}
-MAX_OUT_OF_SCOPE_ANSWERED = {"en": 0.4, "es": 0.18, "hi": 0.2}
+# Measured on these files when the second held-out set joined them (en 87.8%, es 94.2%,
+# hi 95.7%; out of scope answered 30%, 19.5%, 17.1%), with about two points of slack for
+# harmless movement. Raise them when the engine gets better; never lower them to make
+# a change pass.
+MIN_ACCURACY = {"en": 0.86, "es": 0.92, "hi": 0.935}
+MAX_OUT_OF_SCOPE_ANSWERED = {"en": 0.32, "es": 0.22, "hi": 0.2}
 MIN_DETECTION = 0.98  # on messages of three words or more (the issue's target)
 
 
@@ -55,8 +58,8 @@ def test_language_detection(report: dict[str, dict[str, Any]], language: str) ->
 
 
 def test_spanish_and_hindi_are_within_five_points_of_english(outcomes: list[Outcome]) -> None:
-    # On the three sets written alike (the spent held-out ones), not the tuning sets.
-    alike = summarise_languages([o for o in outcomes if o.case.source.startswith("heldout/")])
+    # On the sets written alike (the spent held-out ones), not the tuning sets.
+    alike = summarise_languages([o for o in outcomes if o.case.source.startswith("heldout")])
     english = alike["en"]["accuracy"]
     for language in ("es", "hi"):
         assert alike[language]["accuracy"] >= english - 0.05, (language, alike[language])
