@@ -26,14 +26,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from whatsease.channels.base import ChannelProvider, Media, MediaFile, MediaUnavailable
+from whatsease.delivery import frames
 from whatsease.errors import NotFound
 from whatsease.services import Services
 from whatsease.storage.channels import ChannelStore
 from whatsease.storage.models import User
-from whatsease.support.core import console_key
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +87,8 @@ class ConsoleNotes:
             conversation = await support.store.conversations.get(conversation_id)
             if conversation is None:
                 return
-            audience = support._message_audience(conversation)  # the message frames' rule
-            if not audience:
-                return
-            frame = orjson.dumps({"type": "channel", "conversation_id": conversation_id,
-                                  "media": media or [], "deliveries": deliveries or []})
-            self.services.hub.send_many([console_key(email) for email in audience], frame)
+            support.to_followers(conversation, frames.channel_update(
+                conversation_id, media or [], deliveries or []))
         except Exception:
             logger.exception("telling the console of a channel change failed")
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import orjson
-
 from whatsease.channels import metrics
 from whatsease.channels.base import Event, InboundMessage, Media, StatusUpdate
 from whatsease.channels.console import media_json
@@ -33,6 +31,7 @@ from whatsease.channels.core import (
     Overloaded,
 )
 from whatsease.channels.receipts import ChannelReceipts
+from whatsease.delivery import frames
 from whatsease.errors import NotFound, TooManyRequests
 from whatsease.storage.support_models import SupportMessage
 from whatsease.support.core import SessionEnded, customer_key
@@ -193,8 +192,7 @@ class ChannelIntake(ChannelReceipts):
         connection = self.attach(channel, customer_key(conversation_id), contact,
                                  conversation_id=conversation_id)
         for note in opening:     # the greeting was posted before the connection existed
-            connection.send_frame(orjson.dumps({"type": "message",
-                                                "message": note.to_json(for_customer=True)}))
+            connection.send_frame(frames.message(note.to_json(for_customer=True)))
         stored = await self._customer_send(conversation_id, m.text, client_id)
         await self._keep_media(channel, contact, conversation_id, stored, m)
 

@@ -132,6 +132,12 @@ def console_typing(conversation_id: str, who: str, name: str, state: bool) -> by
     return encode("typing", conversation_id=conversation_id, who=who, name=name, state=state)
 
 
+def channel_update(conversation_id: str, media: list[Json], deliveries: list[Json]) -> bytes:
+    """A channel conversation's attachments or failed deliveries changed (agent console)."""
+    return encode("channel", conversation_id=conversation_id, media=media,
+                  deliveries=deliveries)
+
+
 def conversation(conversation: Json) -> bytes:
     return encode("conversation", conversation=conversation)
 

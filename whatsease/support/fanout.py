@@ -57,6 +57,10 @@ class SupportFanout(SupportCore):
             audience.add(conversation.agent)
         return audience
 
+    def to_followers(self, conversation: SupportConversation, frame: bytes) -> None:
+        """Send ``frame`` to the consoles that see this conversation's messages live."""
+        self._to_consoles(self._message_audience(conversation), frame)
+
     def _to_consoles(self, emails: Iterable[str], frame: bytes,
                      exclude: Connection | None = None) -> None:
         """Send ``frame`` to the console sockets of these agents."""
