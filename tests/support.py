@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import bcrypt
 import orjson
 import uvloop
 
@@ -67,11 +68,12 @@ class ServerThread:
             future.cancel()
             raise
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """Shut the server down as SIGTERM would (requests under way get ``grace`` seconds)."""
         if not self.loop.is_running():
             return
         try:
-            self.call(self.server.stop(grace=5), timeout=30)
+            self.call(self.server.stop(grace=grace), timeout=grace + 25)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
@@ -200,3 +202,34 @@ def wait_process_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+class HeldPasswordChecks:
+    """Holds every ``bcrypt.checkpw`` call in this process at a gate until `release`.
+
+    Install it with ``monkeypatch.setattr(bcrypt, "checkpw", held)``. It wraps
+    the third-party function, it does not fake it: once released, each call
+    runs the real check. A test can then act while a password check is known
+    to be under way, on a loaded machine as on a quiet one, instead of hoping
+    that a slow hash is still running. ``threads`` names the threads the
+    checks ran on; ``timed_out`` says a call gave up waiting (after
+    ``timeout`` seconds) instead of being released.
+    """
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self.timeout = timeout
+        self.entered = threading.Event()
+        self.threads: list[str] = []
+        self.timed_out = False
+        self._open = threading.Event()
+        self._real: Callable[[bytes, bytes], bool] = bcrypt.checkpw
+
+    def __call__(self, password: bytes, hashed_password: bytes) -> bool:
+        self.threads.append(threading.current_thread().name)
+        self.entered.set()
+        if not self._open.wait(self.timeout):
+            self.timed_out = True
+        return self._real(password, hashed_password)
+
+    def release(self) -> None:
+        self._open.set()

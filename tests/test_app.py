@@ -11,10 +11,19 @@ import threading
 import time
 from pathlib import Path
 
+import bcrypt
 import orjson
+import pytest
 
 from tests import support
-from tests.support import Client, ServerThread, process_alive, wait_process_gone
+from tests.support import (
+    Client,
+    HeldPasswordChecks,
+    ServerThread,
+    process_alive,
+    wait_for,
+    wait_process_gone,
+)
 from whatsease.storage.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,36 +167,48 @@ def test_sigterm_stops_cleanly_restart_keeps_data_and_sigkill_loses_nothing(
         fourth.stop()
 
 
-def test_shutdown_lets_requests_under_way_finish(mongo_uri: str) -> None:
-    # A login at bcrypt cost 13 takes about 0.6 s on this machine: long enough to
-    # be caught under way, well inside the 5 s grace ServerThread.stop gives.
-    server = ServerThread(support.test_config(bcrypt_rounds=13), mongo_uri).start()
+def test_shutdown_lets_requests_under_way_finish(mongo_uri: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # The login is held inside its password check until the shutdown has begun,
+    # so it is certainly under way when the server starts draining, however long
+    # a hash takes on a loaded machine.
+    server = ServerThread(support.test_config(), mongo_uri).start()
+    held = HeldPasswordChecks()
+    stopping: threading.Thread | None = None
+    results: list[int | str] = []
+
+    def log_in() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            conn.request("POST", "/api/v1/auth/login",
+                         body=orjson.dumps({"email": email, "password": PASSWORD}),
+                         headers={"Content-Type": "application/json"})
+            results.append(conn.getresponse().status)
+        except OSError as exc:
+            results.append(repr(exc))
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=log_in)
     try:
         email = support.unique_email("inflight")
         res = Client(server.port).post("/api/v1/auth/register",
                                        {"email": email, "name": "N", "password": PASSWORD})
         assert res.status == 201
-        results: list[int | str] = []
-
-        def log_in() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-            try:
-                conn.request("POST", "/api/v1/auth/login",
-                             body=orjson.dumps({"email": email, "password": PASSWORD}),
-                             headers={"Content-Type": "application/json"})
-                results.append(conn.getresponse().status)
-            except OSError as exc:
-                results.append(repr(exc))
-            finally:
-                conn.close()
-
-        thread = threading.Thread(target=log_in)
+        monkeypatch.setattr(bcrypt, "checkpw", held)
         thread.start()
-        deadline = time.monotonic() + 10
-        while server.services.requests.count == 0:
-            assert time.monotonic() < deadline, "the login never arrived"
-            time.sleep(0.005)
+        assert held.entered.wait(30), "the login never reached its password check"
+        stopping = threading.Thread(target=server.stop, kwargs={"grace": 60.0})
+        stopping.start()
+        wait_for(lambda: server.services.draining, timeout=30, what="the shutdown to begin")
+        assert not results, "the login was answered before its password check ended"
     finally:
-        server.stop()
-    thread.join(30)
+        held.release()
+        if stopping is None:
+            server.stop()
+        else:
+            stopping.join(120)
+    thread.join(60)
+    assert stopping is not None and not stopping.is_alive()
     assert results == [200]
+    assert not held.timed_out
