@@ -28,7 +28,9 @@ async def test_items_queued_during_a_flush_go_in_the_next_one() -> None:
 
 async def test_linger_gathers_items_that_arrive_within_it() -> None:
     batches: list[list[int]] = []
-    batcher: Batcher[int, int] = Batcher(lambda items: _record(batches, items), linger=0.05)
+    # A linger far longer than any pause a loaded machine can put between the two
+    # submits: the second one arrives within it, however the process is scheduled.
+    batcher: Batcher[int, int] = Batcher(lambda items: _record(batches, items), linger=2.0)
     first = asyncio.ensure_future(batcher.submit(1))
     await asyncio.sleep(0.01)  # well inside the linger
     second = asyncio.ensure_future(batcher.submit(2))

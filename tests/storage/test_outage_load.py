@@ -170,10 +170,13 @@ def test_kill_9_of_the_database_under_load_loses_nothing_acknowledged(
         assert database.process is not None
         killed_at = time.monotonic()
         os.kill(database.process.pid, signal.SIGKILL)
-        wait_for(lambda: supervisor.restarted == 1, timeout=60, what="the database restarted")
+        wait_for(lambda: supervisor.restarted == 1, timeout=120, what="the database restarted")
         restarted_after = time.monotonic() - killed_at
-        wait_for(lambda: tally.first_ok_after is not None, timeout=30,
-                 what="a request stored after the outage")
+        # Whichever worker stores first (a REST 201 or a WebSocket ack) shows the
+        # server carries on; a REST worker alone may happen to see no 503 at all.
+        acknowledged_at_restart = len(tally.acknowledged)
+        wait_for(lambda: len(tally.acknowledged) > acknowledged_at_restart, timeout=60,
+                 what="a message stored after the restart")
         time.sleep(LOAD_AFTER_SECS)
     finally:
         stop.set()
