@@ -172,7 +172,7 @@ def register(port: int, prefix: str = "user", name: str | None = None) -> User:
                 client=Client(port, token=body["access_token"]))
 
 
-def wait_for(probe: Callable[[], T | None], *, timeout: float = 10.0,
+def wait_for(probe: Callable[[], T | None], *, timeout: float = 20.0,
              interval: float = 0.05, what: str = "condition") -> T:
     """Call ``probe`` until it returns something truthy, or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

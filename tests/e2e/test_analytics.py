@@ -25,6 +25,9 @@ from tests.support import ServerThread, User
 pytestmark = pytest.mark.e2e
 
 RANGE = "from=2026-03-02T00:00:00Z&to=2026-03-05T00:00:00Z&bucket=day&tz=UTC"
+# A report for a range not asked for before is computed while the page waits
+# (the server here waits for every figure): seconds on a loaded machine.
+REPORT_MS = 60_000
 
 
 def _open(page: Page, server: ServerThread, user: User, query: str = RANGE) -> None:
@@ -33,7 +36,7 @@ def _open(page: Page, server: ServerThread, user: User, query: str = RANGE) -> N
     page.get_by_label("Password").fill(user.password)
     page.get_by_role("button", name="Log in").click()
 
-    expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+    expect(page.locator("body[data-loaded=true]")).to_have_count(1, timeout=REPORT_MS)
 
 
 def _number(value: Any) -> str:
@@ -81,14 +84,15 @@ def test_the_pickers_change_the_url_and_the_charts(seeded: ServerThread,  # noqa
     expect(page.locator('[data-chart="conversations"] table tbody tr')).to_have_count(3)
     page.get_by_label("Bucket").select_option("hour")
     expect(page).to_have_url(re.compile(r"[?&]bucket=hour(&|$)"))
-    expect(page.locator('[data-chart="conversations"] table tbody tr')).to_have_count(72)
+    expect(page.locator('[data-chart="conversations"] table tbody tr')).to_have_count(
+        72, timeout=REPORT_MS)
     page.go_back()
     expect(page.get_by_label("Bucket")).to_have_value("day")
     expect(page.locator('[data-chart="conversations"] table tbody tr')).to_have_count(3)
     page.get_by_label("Range").select_option("7d")
     expect(page).to_have_url(re.compile(r"\?range=7d&bucket=day&tz=UTC$"))
     rows = page.locator('[data-chart="conversations"] table tbody tr')
-    expect(rows).not_to_have_count(3)
+    expect(rows).not_to_have_count(3, timeout=REPORT_MS)
     # Seven days from now: seven buckets, eight when the range starts mid-day.
     assert rows.count() in (7, 8)
     page.reload()
