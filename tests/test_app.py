@@ -24,6 +24,7 @@ from tests.support import (
     wait_for,
     wait_process_gone,
 )
+from whatsease.cluster.instance import listens
 from whatsease.storage.launcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,10 @@ class Served:
         while True:
             assert self.process.poll() is None, self.log_path.read_text()
             try:
-                if Client(self.port).get("/healthz").status == 200:
+                # On a busy machine another process may have taken the port first:
+                # only an answer from a socket this server holds counts.
+                if Client(self.port).get("/healthz").status == 200 and \
+                        listens(self.process.pid, self.port) is not False:
                     return
             except OSError:
                 pass

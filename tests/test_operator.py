@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import Client, ServerThread, wait_for
+from whatsease.cluster.instance import listens
 from whatsease.config import Config
 from whatsease.storage.launcher import free_port, read_state
 
@@ -64,7 +65,9 @@ def test_the_server_supervises_its_database_and_fails_health_when_it_cannot(
     server, port, env = serving
     data = tmp_path / "data"
     # Ready means the demo accounts exist: their passwords are written by then.
-    wait_for(lambda: _status(port, "/readyz") == 200, timeout=90, what="ready")
+    # Its own answer, not that of another process that took the port first.
+    wait_for(lambda: _status(port, "/readyz") == 200 and listens(server.pid, port) is not False,
+             timeout=90, what="ready")
     lines = (data / "demo-users.txt").read_text().split()
     assert lines[0] == "alice@example.com"
     login = Client(port).post("/api/v1/auth/login", {"email": lines[0], "password": lines[1]})
