@@ -26,7 +26,7 @@ import websocket
 
 from tests.cluster.conftest import FAST, connect_home, homed_user, register_on
 from tests.realtime.wsclient import WS, ClosedError
-from tests.support import User
+from tests.support import User, wait_for
 from whatsease.cluster.local import LocalCluster
 
 USERS = 10
@@ -65,10 +65,11 @@ def _owner_by_replay(cluster: LocalCluster, route: str) -> WS | None:
             continue
         target, headers = port, []
         if response.status == 307 and replay.startswith("instance="):
-            member = replay.removeprefix("instance=")
-            if member not in cluster.ports:
+            # One look at the ports: the main thread may kill the member in between.
+            member_port = cluster.ports.get(replay.removeprefix("instance="))
+            if member_port is None:
                 continue
-            target, headers = cluster.ports[member], ["fly-replay-src: instance=x"]
+            target, headers = member_port, ["fly-replay-src: instance=x"]
         try:
             return WS(websocket.create_connection(
                 f"ws://127.0.0.1:{target}/ws?route={route}", timeout=3,
@@ -172,8 +173,10 @@ def test_kill_and_join_mid_traffic_lose_nothing_and_show_nothing_twice(
         chaos_cluster: LocalCluster) -> None:
     cluster = chaos_cluster
     chatters = []
+    first = cluster.instance("i1")
+    assert first.running, f"i1 exited ({first.process.returncode}):\n{first.log_tail()}"
     for _ in range(USERS):
-        user, pair = register_on(cluster.ports["i1"], "chaos")
+        user, pair = register_on(first.port, "chaos")
         chatters.append(Chatter(user, pair["route"]))
     for a, b in zip(chatters[0::2], chatters[1::2], strict=True):
         a.peer, b.peer = b.user.email, a.user.email
@@ -182,14 +185,25 @@ def test_kill_and_join_mid_traffic_lose_nothing_and_show_nothing_twice(
                for c in chatters]
     for thread in threads:
         thread.start()
+
+    def acked() -> int:
+        return sum(len(c.acked) for c in chatters)
+
+    # The scenario's phases last at least this long; traffic must also have flowed on
+    # every pair before the kill, and go on after the join for long enough to count,
+    # however slowly a loaded machine lets it run.
     time.sleep(2)
+    wait_for(lambda: all(len(c.acked) >= 5 for c in chatters), timeout=60,
+             what="every chatter's first acknowledged messages")
     cluster.kill("i2")
     time.sleep(5)
     cluster.add()
     time.sleep(4)
+    enough = max(acked() + USERS * 2, USERS * 20 + 1)
+    wait_for(lambda: acked() >= enough, timeout=120, what="traffic after the join")
     stop.set()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=120)
         assert not thread.is_alive()
     by_email = {c.user.email: c for c in chatters}
     sent = sum(len(c.acked) for c in chatters)
