@@ -236,7 +236,9 @@ def test_a_member_that_shuts_down_leaves_the_ring_at_once(mongo_uri: str, tmp_pa
         assert closed.value.code == 1012
         started = time.monotonic()
         chatter = Chatter(user, route)
-        again, _ = _connect_and_sync(cluster, chatter, give_up_after=5.0)
-        assert time.monotonic() - started < 3.0
+        # Without the goodbye the others would send it to i3 until its heartbeats
+        # time out (20 s); half of that leaves room for a loaded machine.
+        again, _ = _connect_and_sync(cluster, chatter, give_up_after=10.0)
+        assert time.monotonic() - started < 10.0
         again.close()
         stopping.join(timeout=30)
