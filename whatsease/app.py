@@ -7,7 +7,8 @@ import gc
 import logging
 import secrets
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,12 @@ STATIC_DIR = ROOT / "static"
 # Bodies larger than this are cut off by Tornado before a handler runs; the
 # handlers' own limit (64 KiB) answers 413 with a problem body below it.
 MAX_BODY_BYTES = 1024 * 1024
+# From SIGTERM to exit, at most (fly.toml's kill_timeout leaves room beyond it).
 SHUTDOWN_GRACE_SECS = 10.0
+# The share of the grace period kept for flushing the write queues.
+FLUSH_RESERVE = 0.4
+# Closing the database client, even when the grace period is used up.
+STORE_CLOSE_SECS = 1.0
 DEMO_USERS = (("alice@example.com", "Alice Example"), ("bob@example.com", "Bob Example"))
 # Paths the single-page client owns; each serves the app shell.
 CLIENT_ROUTES = r"/(?:login|register|chat/[^/]+|bot|activity|settings)?"
@@ -190,7 +196,22 @@ class WhatsEaseServer:
         return self.port
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECS) -> None:
-        """Stop accepting, tell sockets to reconnect (1012), finish requests, flush, close."""
+        """Stop accepting, tell sockets to reconnect (1012), finish requests, flush, close.
+
+        Bounded: returns within about ``grace`` seconds whatever the database
+        does (Fly kills the machine at ``kill_timeout``; a process that outlives
+        its orchestrator's patience loses everything still queued). Requests
+        under way get the first part of it; flushing the write queues gets the
+        rest (at least `FLUSH_RESERVE` of it). Nothing acknowledged can be lost
+        by the bound: a send is acknowledged only once its insert is durable;
+        what is still queued when time runs out was never acknowledged, and its
+        client sends it again (same client id) to the next instance.
+        """
+        deadline = time.monotonic() + grace
+
+        def left(reserve: float = 0.0) -> float:
+            return max(0.0, deadline - reserve * grace - time.monotonic())
+
         services = self.services
         if self.http is not None:
             self.http.stop()
@@ -199,18 +220,17 @@ class WhatsEaseServer:
         if services is not None:
             services.draining = True
             if services.cluster is not None:
-                await services.cluster.leave()
+                await _bounded(services.cluster.leave(), left(FLUSH_RESERVE), "leaving the cluster")
             services.hub.close_all(WS_1012_SERVICE_RESTART, "server restarting")
             # Tornado's close_all_connections closes sockets at once, answered
             # or not: let the REST requests under way finish first.
-            if not await services.requests.wait_idle(grace):
-                logger.warning("%d requests still running after %.0f s; closing them",
-                               services.requests.count, grace)
+            waited = left(FLUSH_RESERVE)
+            if not await services.requests.wait_idle(waited):
+                logger.warning("%d requests still running after %.1f s; closing them",
+                               services.requests.count, waited)
         if self.http is not None:
-            try:
-                await asyncio.wait_for(self.http.close_all_connections(), grace)
-            except TimeoutError:
-                logger.warning("in-flight requests did not finish within %.0f s", grace)
+            await _bounded(self.http.close_all_connections(), left(FLUSH_RESERVE),
+                           "closing connections")
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -218,11 +238,25 @@ class WhatsEaseServer:
             for module in reversed(service_modules()):
                 shutdown = getattr(module, "shutdown", None)
                 if shutdown is not None:
-                    await shutdown(services)
-            await services.messaging.drain()
-            await services.activity.drain()
-            await services.store.close()
+                    await _bounded(shutdown(services), left(), f"{module.__name__} shutdown")
+            # Inserts first: the ones someone still waits for.
+            await _bounded(services.messaging.drain(), left(), "flushing messages")
+            await _bounded(services.activity.drain(), left(), "flushing the activity log")
+            await _bounded(services.store.close(), max(left(), STORE_CLOSE_SECS),
+                           "closing the database client")
         logger.info("stopped")
+
+
+async def _bounded(step: Awaitable[object], secs: float, what: str) -> bool:
+    """Await ``step`` for ``secs`` at most (cancelled after); False, logged, if it took longer."""
+    try:
+        async with asyncio.timeout(secs):
+            await step
+        return True
+    except TimeoutError:
+        logger.warning("shutdown: %s did not finish within the grace period; going on without "
+                       "it (what is left was never acknowledged: clients send it again)", what)
+        return False
 
 
 async def serve(config: Config, mongodb_uri: str,

@@ -66,6 +66,13 @@ CLUSTER_REPLAYS = Counter("whatsease_cluster_replays_total",
                           "Socket upgrades answered with fly-replay to their owner.")
 CLUSTER_MOVED = Counter("whatsease_cluster_moved_sockets_total",
                         "Sockets closed with 4012 (moved) after a ring change.")
+CLUSTER_RESTAMPS = Counter("whatsease_cluster_restamps_total",
+                           "Changes given a fresh sync rev because their write was overdue.")
+CLUSTER_RESTAMPS_GIVEN_UP = Counter(
+    "whatsease_cluster_restamps_given_up_total",
+    "Overdue changes left with an overdue rev after the last restamp (see revisions.py).")
+CLUSTER_CATCH_UP_TOLD = Counter("whatsease_cluster_catch_up_told_total",
+                                "Users told to sync because a lost member owed them a frame.")
 CLUSTER_LINK_RECONNECTS = Counter("whatsease_cluster_link_reconnects_total",
                                   "Internal links (re)established, by peer.", ["peer"])
 CLUSTER_DROPPED = Counter("whatsease_cluster_dropped_total",

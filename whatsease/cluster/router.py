@@ -46,6 +46,7 @@ from whatsease.cluster.link import LinkServer, PeerLink, Record
 from whatsease.cluster.ring import Ring
 from whatsease.cluster.routing import REASON_MOVED, WS_4012_MOVED, user_route
 from whatsease.delivery.hub import Connection, Hub
+from whatsease.messaging.catchup import Arrivals
 from whatsease.metrics import (
     CLUSTER_FORWARDS_IN,
     CLUSTER_FORWARDS_OUT,
@@ -98,6 +99,9 @@ class ClusterRouter:
         # Per peer: how many sockets it said it holds (GET /api/v1/cluster).
         self.remote_sockets: dict[str, int] = {}
         self._status_task: asyncio.Task[None] | None = None
+        # Message frames that arrived over the link (the catch-up after a lost
+        # member asks only about the others; messaging/catchup.py).
+        self.arrivals: Arrivals | None = None
         self.server = LinkServer(self.me, secret, self.receive, self._seen, self._hello)
         cluster.on_change(self.ring_changed)
 
@@ -207,6 +211,8 @@ class ClusterRouter:
         kind, key = record.kind, record.key
         if kind in ("F", "D"):
             counter.inc()
+            if self.arrivals is not None:
+                self.arrivals.note(record.data)
             self.deliver_here(key, record.data, record.aux)
             if kind == "F":
                 self._relay(key, record.aux, record.data)

@@ -175,13 +175,16 @@ def wire(services: Services, router: ClusterRouter) -> None:
                              router.limiter_changed(name, key, failed))
 
 
-def follow_lost_members(cluster: Cluster, services: Services) -> None:
+def follow_lost_members(cluster: Cluster, services: Services,
+                        router: ClusterRouter | None = None) -> None:
     """When members leave the ring, users here whom they may have owed a message sync
-    (messaging/catchup.py)."""
+    (messaging/catchup.py); ``router`` notes which message frames did arrive."""
     hub = services.hub
     catch_up = CatchUp(services.store.messages, hub.users,
                        lambda user: hub.close_user(user, WS_4012_MOVED, REASON_SYNC,
                                                    everywhere=False))
+    if router is not None:
+        router.arrivals = catch_up.arrivals
     cluster.catch_up = catch_up
     last = [cluster.ring]
 
@@ -189,8 +192,10 @@ def follow_lost_members(cluster: Cluster, services: Services) -> None:
         previous, last[0] = last[0], ring
         lost = previous.members - ring.members
         if lost:
+            # A user homed on a lost member reconnected here and synced: not owed.
             catch_up.members_lost(
-                lambda sender: previous.owner(user_route(sender)) in lost)
+                lambda sender: previous.owner(user_route(sender)) in lost,
+                lambda user: previous.owner(user_route(user)) not in lost)
 
     cluster.on_change(ring_changed)
 
@@ -208,7 +213,7 @@ async def setup(services: Services) -> None:
     cluster.router = router
     wire(services, router)
     services.messaging.share_database()  # other instances write the same messages
-    follow_lost_members(cluster, services)
+    follow_lost_members(cluster, services, router)
     services.cluster = cluster
     await cluster.start()
     logger.info("cluster: %s; this is member %s, link on port %d", cluster.reason,

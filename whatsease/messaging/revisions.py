@@ -21,6 +21,20 @@ is handed out. Two writers make that hard:
   (`overdue`; the caller rewrites it), so every change lands at or above the
   bound of any sync that ran before it landed.
 
+  Why the rewrite must stay rare and off the hot path: it is one more write,
+  asked for exactly when the database is behind. So a writer makes its revs
+  when its write starts, never earlier (a new message's rev is not its id,
+  made when the send was queued: under load the queue alone took longer than
+  the window, so every batch was overdue), the rewrite runs in the
+  background, many changes to one command, outside the write lane and off
+  the ack path, and a change is rewritten at most twice. Rewriting on the
+  ack path, up to twenty times, with revs dating from the queue, made a
+  lagging database lag further: a feedback loop that stalled the cluster
+  after a member was lost. Why one or two rewrites suffice: the fresh rev is
+  made after the gate below is passed, so only the time the command itself
+  takes counts, and a single small update taking four seconds means the
+  database is saturated; more writes would not help it.
+
   Why this and not floors exchanged over the internal link: a member that
   has just joined, or whose link is down, would write below a floor nobody
   heard of; the time bound needs no message and no membership. Its price is

@@ -23,14 +23,19 @@ from whatsease.delivery.events import MessageEvent, StatusEvent
 from whatsease.delivery.hub import Connection, Hub
 from whatsease.errors import Conflict, NotFound, invalid
 from whatsease.messaging.revisions import SHARED_SETTLE_SECS, Cursor, Revisions
-from whatsease.metrics import BATCH_SIZE, MESSAGES, SEND_DELIVERED_LATENCY
+from whatsease.metrics import (
+    BATCH_SIZE,
+    CLUSTER_RESTAMPS,
+    CLUSTER_RESTAMPS_GIVEN_UP,
+    MESSAGES,
+    SEND_DELIVERED_LATENCY,
+)
 from whatsease.storage.models import (
     STATUS_RANK,
     Conversation,
     Message,
     User,
     conversation_id,
-    id_seconds,
     is_bot,
     new_id,
 )
@@ -63,10 +68,12 @@ STATUS_LINGER_SECS = 0.05
 STATUS_MAX_BATCH = 24
 INSERT_MAX_BATCH = 32
 SUMMARY_MAX_BATCH = 32
-# A change whose write was overdue gets a fresh rev; if even that write is
-# overdue this many times over (each try takes over four seconds, so this is
-# over a minute of a stalled database), stop adding writes and say so.
-RESTAMP_MAX_TRIES = 20
+# A change whose write was overdue gets a fresh rev, in the background; if
+# that one write is overdue too (one command taking seconds: the database is
+# saturated), it gets one more, and no further: each try adds a write to a
+# database that is already behind (see revisions.py).
+RESTAMP_MAX_TRIES = 2
+RESTAMP_MAX_BATCH = 500
 
 
 @dataclass
@@ -93,6 +100,10 @@ class Messaging:
             self._insert_batch, max_batch=INSERT_MAX_BATCH, name="messages")
         self._lookups: Batcher[str, bool] = Batcher(self._lookup_batch, name="recipients")
         self._revisions = Revisions()
+        # Changes whose write was overdue (cluster only): one fresh rev each, in the
+        # background, many per command; nobody waits for them (see `_restamp_batch`).
+        self._restamps: Batcher[tuple[str, int], None] = Batcher(
+            self._restamp_batch, max_batch=RESTAMP_MAX_BATCH, name="restamps")
         # The socket each message in the insert queue came from (not echoed to it).
         self._origins: dict[str, Connection | None] = {}
         # Chat-list summaries of stored messages, written after delivery in
@@ -189,6 +200,12 @@ class Messaging:
         """
         BATCH_SIZE_MESSAGES.observe(len(messages))
         async with self.lane.hold(URGENT), self._revisions.writing():
+            made_at = time.time()
+            if self._revisions.shared:
+                # The rev is made now, not when the message was queued: the wait
+                # for the lane must not make the write overdue (revisions.py).
+                for message in messages:
+                    message.rev = new_id()
             stored = await self.store.messages.insert_many(messages)
         # Retries return the earlier message: delivered, and summarised, then.
         fresh = []
@@ -197,33 +214,49 @@ class Messaging:
                 self._deliver(message)
                 self._summaries.submit_nowait(message)
                 fresh.append(message.message_id)
-        if fresh and self._revisions.shared:
-            # A new message's rev is its id, made when it was queued.
-            await self._settle(fresh, min(id_seconds(mid) for mid in fresh))
+        self._settle(fresh, made_at)
         return stored
 
-    async def _settle(self, message_ids: list[str], made_at: float) -> None:
-        """Give changes whose write was overdue a fresh rev, until one lands in time.
+    def _settle(self, message_ids: list[str], made_at: float, tries: int = 0) -> None:
+        """If the write of these changes (revs made at ``made_at``) was overdue, queue a
+        fresh rev for them; return at once.
 
         Only when other processes share the database (see revisions.py): a
         sync there may have handed out a cursor above the change's rev while
-        it was being written. Delivery does not wait for this; the revs
-        change, nothing else does.
+        it was being written. Nobody waits for this, neither the sender's ack
+        nor the write lane: the revs change, nothing else does, and the
+        change is already stored and delivered.
         """
-        for _ in range(RESTAMP_MAX_TRIES):
-            if not self._revisions.overdue(made_at):
-                return
-            made_at = time.time()
-            token = self._revisions.begin()
-            try:
-                async with self._revisions.writing():
-                    await self.store.messages.restamp(message_ids)
-            finally:
-                self._revisions.end(token)
-        if self._revisions.overdue(made_at):
+        if not message_ids or not self._revisions.overdue(made_at):
+            return
+        if tries >= RESTAMP_MAX_TRIES:
+            CLUSTER_RESTAMPS_GIVEN_UP.inc(len(message_ids))
             logger.error("message writes keep taking longer than the sync settle window; "
                          "%d changes may reach other instances' clients only live or by a "
                          "sync from an older cursor", len(message_ids))
+            return
+        for message_id in message_ids:
+            self._restamps.submit_nowait((message_id, tries + 1))
+
+    async def _restamp_batch(self, items: list[tuple[str, int]]) -> list[None]:
+        """One fresh rev for every change queued by `_settle`: one command however many.
+
+        Outside the write lane: a restamp is rare and small, and inserts must
+        not wait behind it. Its rev is made after the gate is passed, so only
+        the command itself can make it overdue again.
+        """
+        CLUSTER_RESTAMPS.inc(len(items))
+        tries = max(t for _, t in items)
+        ids = list(dict.fromkeys(mid for mid, _ in items))
+        token = self._revisions.begin()
+        try:
+            async with self._revisions.writing():
+                made_at = time.time()
+                await self.store.messages.restamp(ids)
+        finally:
+            self._revisions.end(token)
+        self._settle(ids, made_at, tries)
+        return [None] * len(items)
 
     async def summaries_written(self) -> None:
         """Wait until the chat summaries of every message stored so far are written.
@@ -320,17 +353,16 @@ class Messaging:
         if current.deleted:
             raise Conflict("A deleted message cannot be edited.", code="deleted")
         token = self._revisions.begin()
-        started = time.time()
         try:
             async with self._revisions.writing():
+                started = time.time()  # the rev is made after the gate
                 message = await self.store.messages.edit(message_id, user, content,
                                                          self.clock())
         finally:
             self._revisions.end(token)
         if message is None:
             raise Conflict("The message was deleted meanwhile.", code="deleted")
-        if self._revisions.shared:
-            await self._settle([message_id], started)
+        self._settle([message_id], started)
         await self.summaries_written()  # its own summary may still be queued
         await self.store.conversations.refresh_last(message)
         self._broadcast_change(message)
@@ -345,16 +377,15 @@ class Messaging:
         if current.deleted:
             return
         token = self._revisions.begin()
-        started = time.time()
         try:
             async with self._revisions.writing():
+                started = time.time()  # the rev is made after the gate
                 message = await self.store.messages.soft_delete(message_id, user, self.clock())
         finally:
             self._revisions.end(token)
         if message is None:
             return
-        if self._revisions.shared:
-            await self._settle([message_id], started)
+        self._settle([message_id], started)
         await self.summaries_written()
         await self.store.conversations.refresh_last(message)
         if message.status != "Read" and not is_bot(message.recipient):
@@ -421,14 +452,13 @@ class Messaging:
                     origins[mid] = r.origin
         now = self.clock()
         token = self._revisions.begin()
-        started = time.time()
         try:
             async with self._revisions.writing():
+                started = time.time()  # the rev is made after the gate
                 await self.store.messages.advance_statuses(target, now)
         finally:
             self._revisions.end(token)
-        if self._revisions.shared:
-            await self._settle(list(target), started)
+        self._settle(list(target), started)
         # Only Read changes the conversation (its unread counter): the chat
         # list reads its last message's ticks from the message itself, so a
         # Delivered receipt costs one write, not two.
@@ -513,3 +543,4 @@ class Messaging:
         await self._inserts.drain()
         await self._summaries.drain()
         await self._statuses.drain()
+        await self._restamps.drain()

@@ -105,6 +105,22 @@ class MessageRepo:
                 return [Message.from_doc(doc) for doc in kept[:limit]]
             wanted *= 2  # more ties of ``after`` than one page: read further
 
+    async def sent_between(self, after: str, until: str, *,
+                           limit: int) -> list[tuple[str, str, str]]:
+        """Messages with an id above ``after`` and below ``until`` that are still ``Sent``
+        and not deleted, oldest first: (id, sender, recipient), ``limit`` at most.
+
+        One range read on ``_id`` (the catch-up after a lost cluster member
+        pages through the last minute with it); only the fields it needs.
+        """
+        if not (is_object_id(after) and is_object_id(until)):
+            return []
+        docs = await self.collection.find(
+            {"_id": {"$gt": ObjectId(after), "$lt": ObjectId(until)}, "status": "Sent",
+             "deleted": False},
+            {"sender": 1, "recipient": 1}).sort("_id", 1).limit(limit).to_list()
+        return [(str(d["_id"]), d["sender"], d["recipient"]) for d in docs]
+
     async def edit(self, message_id: str, sender: str, content: str,
                    now: datetime) -> Message | None:
         if not is_object_id(message_id):
