@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from whatsease.analytics import buckets, sentiment, slots
+from whatsease.analytics import buckets, hot, sentiment, slots
 from whatsease.analytics.report import ReportBuilder
 from whatsease.analytics.slots import Piece
 from whatsease.errors import Forbidden, NotFound
@@ -494,7 +494,13 @@ class Analytics:
                     rows = await self.repo.run(plan)
                     took = loop.time() - began
                     await asyncio.sleep(min(MAX_PAUSE_SECS, took))
-            found, sample = slots.read_rows(rows)
+            if name == "messenger_messages":
+                found, sample = hot.fold_messenger(rows, spans, sample=SENTIMENT_PER_SLOT)
+            elif name == "support_messages":
+                found, sample = hot.fold_support(rows, spans, fallback_texts=fallback_texts,
+                                                 sample=SENTIMENT_PER_SLOT)
+            else:
+                found, sample = slots.read_rows(rows)
             for key, piece in found.items():
                 if key in pieces:
                     pieces[key].merge(piece)
