@@ -125,6 +125,27 @@ class Kept:
 
     day: Piece | None = None
     slots: dict[str, Piece | None] = field(default_factory=dict)
+    # Sums of consecutive quarter hours already asked for, by first, last and count.
+    sums: dict[tuple[str, str, int], Piece | None] = field(default_factory=dict)
+
+    def sum(self, names: list[str]) -> Piece | None:
+        """The figures of the consecutive quarter hours ``names`` added up (None: all empty).
+
+        Only for a day that can no longer change: the sum is held with it.
+        """
+        if len(names) == 1:
+            return self.slots.get(names[0])
+        key = (names[0], names[-1], len(names))
+        if key not in self.sums:
+            total: Piece | None = None
+            for name in names:
+                one = self.slots.get(name)
+                if one is not None:
+                    if total is None:
+                        total = Piece()
+                    total.merge(one)
+            self.sums[key] = total
+        return self.sums[key]
 
     def weight(self) -> int:
         """About how many figures this holds (what `Memory` bounds)."""
@@ -256,10 +277,9 @@ class Analytics:
         can no longer change are kept for the next report.
         """
         now = self.clock()
-        deadline = asyncio.get_running_loop().time() + self.wait
         names = plan_names(scope.org)
         results = await asyncio.gather(*(
-            self._one(name, scope, start, split, end, fallback_texts, now, deadline, edges)
+            self._one(name, scope, start, split, end, fallback_texts, now, edges)
             for name in names))
         pieces = {name: found for name, (found, _done) in zip(names, results, strict=True)}
         return pieces, [name for name, (_found, done) in zip(names, results, strict=True)
@@ -267,7 +287,7 @@ class Analytics:
 
     async def _one(self, name: str, scope: Scope, start: datetime, split: datetime,
                    end: datetime, fallback_texts: list[str], now: datetime,
-                   deadline: float, edges: list[datetime]
+                   edges: list[datetime]
                    ) -> tuple[dict[slots.Key, Piece], bool]:
         recent = now - RECENT
         begins = split  # where the current period's first bucket begins counting
@@ -318,6 +338,21 @@ class Analytics:
                     if one is not None:
                         piece.merge(one)
                 rollups[prefix + day + DAY_SUFFIX] = piece.to_doc()
+            if len(figures.slots) >= slots.PER_DAY:
+                # A day that can no longer change: its quarter hours in one bucket
+                # (an hour, a local day's part of it) are added up once, and the
+                # sums held with it in memory.
+                groups: dict[tuple[bool, int], list[tuple[datetime, str]]] = {}
+                for slot, slot_name in members:
+                    side = slot >= split
+                    bucket = bisect.bisect_right(edges, max(slot, begins)) if side else -1
+                    groups.setdefault((side, bucket), []).append((slot, slot_name))
+                for (side, _bucket), group in groups.items():
+                    kept.update(slot for slot, _name in group)
+                    summed_piece = figures.sum([slot_name for _slot, slot_name in group])
+                    if summed_piece is not None:
+                        pieces[(group[0][0], side)] = summed_piece
+                continue
             for slot, slot_name in members:
                 if slot_name in figures.slots:
                     kept.add(slot)
@@ -350,8 +385,9 @@ class Analytics:
                 name, scope, ranges, split, todo, fallback_texts, prefix, present, now))
             self._jobs[job] = task
             task.add_done_callback(lambda done: self._finished(job, done))
-        loop = asyncio.get_running_loop()
-        await asyncio.wait([task], timeout=max(0.0, deadline - loop.time()))
+        # The wait starts here, once what is kept has been read (a year's first
+        # page reads thousands of kept documents).
+        await asyncio.wait([task], timeout=self.wait)
         if not task.done() or task.cancelled() or task.exception() is not None:
             return pieces, False
         pieces.update(task.result())
@@ -459,6 +495,18 @@ class Analytics:
             piece = fresh.get((slot, slot >= split), Piece())
             new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
         await self.repo.keep(new, present, now)
+        # A whole day computed at once (history) is also kept as one figure, which
+        # the next report reads instead of its 96 quarter hours.
+        rollups: dict[str, dict[str, Any]] = {}
+        for day_key, figures in new.items():
+            if len(figures) >= slots.PER_DAY:
+                day_piece = Piece()
+                for one in figures.values():
+                    if one:
+                        day_piece.merge(Piece.from_doc(one))
+                rollups[day_key + DAY_SUFFIX] = day_piece.to_doc()
+        if rollups:
+            await self.repo.keep_day(rollups, now)
         return fresh
 
     async def _read(self, name: str, scope: Scope, ranges: list[tuple[datetime, datetime]],
