@@ -35,7 +35,7 @@ def patient_reports(request: pytest.FixtureRequest) -> None:
     if "services" in request.fixturenames:
         services = request.getfixturevalue("services")
         if services.analytics is not None:
-            services.analytics.wait = PATIENT_SECS
+            services.analytics.wait = services.analytics.history_wait = PATIENT_SECS
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def seeded(mongo_uri: str) -> Iterator[ServerThread]:
     """A server whose database holds only tests/analytics/seed.py's history."""
     thread = ServerThread(test_config(), mongo_uri).start()
     assert thread.services.analytics is not None
-    thread.services.analytics.wait = PATIENT_SECS
+    thread.services.analytics.wait = thread.services.analytics.history_wait = PATIENT_SECS
     thread.call(seed(thread.services))
     yield thread
     thread.stop()

@@ -19,7 +19,8 @@ from tests.analytics.seed import (
     seed,
     store_messages,
 )
-from whatsease.analytics.service import Analytics, Scope, get_analytics
+from whatsease.analytics.service import Analytics, Kept, Memory, Scope, get_analytics
+from whatsease.analytics.slots import Piece
 from whatsease.services import Services
 from whatsease.storage.analytics import SLOTS
 from whatsease.storage.models import Message
@@ -86,7 +87,7 @@ async def test_the_open_end_reads_the_messages_of_the_chats_that_had_one(
     await seed(services)
     now = at(4, 12, 30)
     analytics = Analytics(services, get_analytics(services).repo, clock=lambda: now,
-                          wait=PATIENT_SECS)
+                          wait=PATIENT_SECS, history_wait=PATIENT_SECS)
     chat = [Message(message_id=str(oid(t)), sender="fay@x.test", recipient="gus@x.test",
                     content="hi", timestamp=t, conversation_id="fay@x.test gus@x.test")
             for t in (at(4, 11, 40), at(4, 12, 10), at(4, 12, 29))]
@@ -105,7 +106,7 @@ async def test_only_quarter_hours_that_ended_an_hour_ago_are_kept(services: Serv
     await seed(services)
     now = at(4, 12, 30)
     analytics = Analytics(services, get_analytics(services).repo, clock=lambda: now,
-                          wait=PATIENT_SECS)
+                          wait=PATIENT_SECS, history_wait=PATIENT_SECS)
     first = await analytics.report(ACME, START, now, "day", "UTC")
     db = services.store.db
     # Late writes: into a kept quarter hour (not counted: it cannot change any
@@ -161,8 +162,8 @@ async def test_a_report_waits_for_figures_being_computed_only_so_long(
     # Nothing kept and no time to wait: the report comes back at once, says
     # what is still being computed, and the computation finishes on its own.
     await seed(services)
-    expected = await Analytics(services, get_analytics(services).repo, wait=PATIENT_SECS).report(
-        ALL, START, END, "day", "UTC")
+    expected = await Analytics(services, get_analytics(services).repo, wait=PATIENT_SECS,
+                               history_wait=PATIENT_SECS).report(ALL, START, END, "day", "UTC")
     await services.store.db[SLOTS].drop()
     hasty = Analytics(services, get_analytics(services).repo, wait=0.0)
     first = await hasty.report(ALL, START, END, "day", "UTC")
@@ -192,3 +193,78 @@ async def test_many_conversations_are_read_as_walks_of_the_index(services: Servi
     assert report["series"]["messages.web.in"] == [450]
     assert report["totals"]["active_people"] == 450
     assert report["previous"]["totals"]["messages_in"] == 0
+
+
+async def test_history_being_computed_does_not_hold_up_a_report(services: Services) -> None:
+    # Nothing kept: the report answers with its open end (the last hour, read
+    # at once) and without the history, which one computation per source
+    # computes in the background; a report asked meanwhile does not start
+    # another, and once it is kept the report is complete.
+    await seed(services)
+    now = at(4, 12, 30)
+    patient = Analytics(services, get_analytics(services).repo, clock=lambda: now,
+                        wait=PATIENT_SECS, history_wait=PATIENT_SECS)
+    chat = [_message("fay@x.test", "gus@x.test", "hi", t)
+            for t in (at(4, 9), at(4, 11, 40), at(4, 12, 10))]
+    await store_messages(services, chat)
+    expected = await patient.report(ALL, START, now, "day", "UTC")
+    assert expected["series"]["messages.web.in"] == [2, 1, 3]
+    await services.store.db[SLOTS].drop()
+    page = Analytics(services, get_analytics(services).repo, clock=lambda: now,
+                     wait=PATIENT_SECS)
+    first = await page.report(ALL, START, now, "day", "UTC")
+    assert first["complete"] is False
+    assert set(first["computing"]) == {"messenger_messages", "support_messages", "bot_turns",
+                                       "support_started", "support_closed",
+                                       "support_handoffs"}
+    # 11:40 and 12:10 are in the open end (from 11:30); 09:00 is history.
+    assert first["series"]["messages.web.in"] == [0, 0, 2]
+    # The history still being computed is one computation per source (those
+    # of a small history may be done already); the second report starts none.
+    history = dict(page._backfills)
+    texts = await page._fallback_texts(ALL)
+    assert set(history) <= {page.key_prefix(name, ALL, texts) for name in first["computing"]}
+    await page.report(ALL, START, now, "day", "UTC")
+    assert all(history.get(key) is task for key, task in page._backfills.items())
+    await page.idle()
+    third = await page.report(ALL, START, now, "day", "UTC")
+    for report in (expected, third):
+        report.pop("generated_at")
+    assert third == expected
+
+
+async def test_days_that_can_no_longer_change_are_read_from_memory(
+        services: Services) -> None:
+    # After a warm report, every day it needs is in memory: with the kept
+    # documents dropped, the same report is still complete and the same,
+    # without computing anything again.
+    await seed(services)
+    analytics = get_analytics(services)
+    reports = [await analytics.report(ALL, START, END, "day", "UTC") for _ in range(3)]
+    await services.store.db[SLOTS].drop()
+    hasty = analytics.wait, analytics.history_wait
+    analytics.wait = analytics.history_wait = 0.0
+    try:
+        again = await analytics.report(ALL, START, END, "day", "UTC")
+    finally:
+        analytics.wait, analytics.history_wait = hasty
+    assert again["complete"] is True
+    for report in (reports[-1], again):
+        report.pop("generated_at")
+    assert again == reports[-1]
+    assert await services.store.db[SLOTS].count_documents({}) == 0
+
+
+def test_memory_drops_the_least_recently_used_past_its_limit() -> None:
+    one = Piece(people={"a", "b"})
+    memory = Memory(limit=10)
+    memory.put("x", Kept(day=one))  # weight 3: one document and two people
+    memory.put("y", Kept(slots={"q00": one, "q01": None}))
+    memory.put("z", Kept(day=one))
+    assert memory.weight == 9 and len(memory) == 3
+    assert memory.get("x") is not None  # now the most recently used
+    memory.put("w", Kept(day=Piece(people={"c"})))  # weight 2: over 10, y goes
+    assert memory.get("y") is None and memory.get("x") is not None
+    assert memory.weight == 8
+    memory.put("huge", Kept(day=Piece(people={str(i) for i in range(20)})))
+    assert memory.get("huge") is None and len(memory) == 3

@@ -18,18 +18,20 @@ import bisect
 import functools
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from whatsease.analytics import buckets, sentiment, slots
+from whatsease.analytics import buckets, hot, sentiment, slots
 from whatsease.analytics.report import ReportBuilder
 from whatsease.analytics.slots import Piece
 from whatsease.errors import Forbidden, NotFound
 from whatsease.services import Services
 from whatsease.storage.analytics import (
     ID_SLACK,
+    SLOT,
     AnalyticsRepo,
     Plan,
     Spans,
@@ -79,6 +81,13 @@ MAX_PAUSE_SECS = 1.0
 # A computation of at most this many parts (the open end of a report) reads
 # them at once; a longer one (a backfill) takes turns and pauses.
 SMALL_READ_PARTS = 4
+# Past this many whole quarter hours not kept yet (two hours), a source's history
+# is computed in the background while reports answer at once without it.
+OPEN_END_SLOTS = 8
+# Kept documents that can no longer change are held in memory once read, up to
+# this many figures (people, fallback messages, response times...; about 100
+# bytes each): a 30-day page's whole days, many times over.
+MEMORY_FIGURES = 1_000_000
 # A whole day's figures are kept under its day's key and this.
 DAY_SUFFIX = "|day"
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
@@ -109,15 +118,93 @@ def scope_for(user: User, org: str | None) -> Scope:
     return Scope(user.org)
 
 
+@dataclass
+class Kept:
+    """One kept document, parsed: a whole day's figures (``day``; None when empty), or a
+    day's quarter hours by name (an empty one is None)."""
+
+    day: Piece | None = None
+    slots: dict[str, Piece | None] = field(default_factory=dict)
+    # Sums of consecutive quarter hours already asked for, by first, last and count.
+    sums: dict[tuple[str, str, int], Piece | None] = field(default_factory=dict)
+
+    def sum(self, names: list[str]) -> Piece | None:
+        """The figures of the consecutive quarter hours ``names`` added up (None: all empty).
+
+        Only for a day that can no longer change: the sum is held with it.
+        """
+        if len(names) == 1:
+            return self.slots.get(names[0])
+        key = (names[0], names[-1], len(names))
+        if key not in self.sums:
+            total: Piece | None = None
+            for name in names:
+                one = self.slots.get(name)
+                if one is not None:
+                    if total is None:
+                        total = Piece()
+                    total.merge(one)
+            self.sums[key] = total
+        return self.sums[key]
+
+    def weight(self) -> int:
+        """About how many figures this holds (what `Memory` bounds)."""
+        return 1 + sum(_weight(p) for p in (self.day, *self.slots.values()) if p is not None)
+
+
+def _weight(piece: Piece) -> int:
+    return (len(piece.people) + len(piece.fallbacks) + len(piece.intents) + len(piece.closed)
+            + len(piece.handoffs) + len(piece.counts) + len(piece.languages))
+
+
+class Memory:
+    """Kept documents by key, the least recently used dropped past `MEMORY_FIGURES`."""
+
+    def __init__(self, limit: int = MEMORY_FIGURES) -> None:
+        self.limit = limit
+        self.weight = 0
+        self._items: OrderedDict[str, tuple[Kept, int]] = OrderedDict()
+
+    def get(self, key: str) -> Kept | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: str, value: Kept) -> None:
+        weight = value.weight()
+        if weight > self.limit:
+            return
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.weight -= old[1]
+        self._items[key] = (value, weight)
+        self.weight += weight
+        while self.weight > self.limit:
+            _key, (_value, dropped) = self._items.popitem(last=False)
+            self.weight -= dropped
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
 class Analytics:
     """Computes reports from the stored history; one per process."""
 
     def __init__(self, services: Services, repo: AnalyticsRepo,
-                 clock: Callable[[], datetime] = utcnow, wait: float = WAIT_SECS) -> None:
+                 clock: Callable[[], datetime] = utcnow, wait: float = WAIT_SECS,
+                 history_wait: float = 0.0) -> None:
         self.services = services
         self.repo = repo
         self.clock = clock
+        # How long a report waits for its open end, and for history being
+        # computed (by default not at all: the page shows what is kept).
         self.wait = wait
+        self.history_wait = history_wait
+        # History being computed, one per source and scope (by key prefix).
+        self._backfills: dict[str, asyncio.Task[dict[datetime, Piece]]] = {}
+        self._memory = Memory()
         # Computations under way, by what they compute: a report waits for
         # them at most `wait` seconds, and they finish (and keep what they
         # computed) whether or not anyone still waits.
@@ -176,8 +263,8 @@ class Analytics:
 
     async def idle(self) -> None:
         """Wait until every computation under way has finished (tests, the bench)."""
-        while self._jobs:
-            await asyncio.wait(list(self._jobs.values()))
+        while self._jobs or self._backfills:
+            await asyncio.wait([*self._jobs.values(), *self._backfills.values()])
 
     async def _pieces(self, scope: Scope, start: datetime, split: datetime, end: datetime,
                       fallback_texts: list[str], edges: list[datetime]
@@ -190,10 +277,9 @@ class Analytics:
         can no longer change are kept for the next report.
         """
         now = self.clock()
-        deadline = asyncio.get_running_loop().time() + self.wait
         names = plan_names(scope.org)
         results = await asyncio.gather(*(
-            self._one(name, scope, start, split, end, fallback_texts, now, deadline, edges)
+            self._one(name, scope, start, split, end, fallback_texts, now, edges)
             for name in names))
         pieces = {name: found for name, (found, _done) in zip(names, results, strict=True)}
         return pieces, [name for name, (_found, done) in zip(names, results, strict=True)
@@ -201,7 +287,7 @@ class Analytics:
 
     async def _one(self, name: str, scope: Scope, start: datetime, split: datetime,
                    end: datetime, fallback_texts: list[str], now: datetime,
-                   deadline: float, edges: list[datetime]
+                   edges: list[datetime]
                    ) -> tuple[dict[slots.Key, Piece], bool]:
         recent = now - RECENT
         begins = split  # where the current period's first bucket begins counting
@@ -231,50 +317,159 @@ class Analytics:
         whole_days = {day for day, members in by_day.items()
                       if len(members) == slots.PER_DAY
                       and in_one_bucket(members[0][0], members[0][0] + timedelta(days=1))}
-        summed = await self.repo.kept([prefix + day + DAY_SUFFIX for day in sorted(whole_days)])
+        summed = await self._kept_days(
+            [prefix + day + DAY_SUFFIX for day in sorted(whole_days)])
         for day in whole_days:
-            figures = summed.get(prefix + day + DAY_SUFFIX)
-            if figures is not None:
+            found = summed.get(prefix + day + DAY_SUFFIX)
+            if found is not None:
                 first = by_day[day][0][0]
                 kept.update(slot for slot, _name in by_day.pop(day))
-                if figures.get("day"):
-                    pieces[(first, first >= split)] = Piece.from_doc(figures["day"])
-        kept_days = await self.repo.kept([prefix + day for day in by_day])
+                if found.day is not None:
+                    pieces[(first, first >= split)] = found.day
+        kept_days = await self._kept_days([prefix + day for day in by_day])
         rollups: dict[str, dict[str, Any]] = {}
         for day, members in by_day.items():
             figures = kept_days.get(prefix + day)
             if figures is None:
                 continue
-            if day in whole_days and len(figures) >= slots.PER_DAY:
+            if day in whole_days and len(figures.slots) >= slots.PER_DAY:
                 piece = Piece()
-                for one in figures.values():
-                    piece.merge(Piece.from_doc(one))
+                for one in figures.slots.values():
+                    if one is not None:
+                        piece.merge(one)
                 rollups[prefix + day + DAY_SUFFIX] = piece.to_doc()
+            if len(figures.slots) >= slots.PER_DAY:
+                # A day that can no longer change: its quarter hours in one bucket
+                # (an hour, a local day's part of it) are added up once, and the
+                # sums held with it in memory.
+                groups: dict[tuple[bool, int], list[tuple[datetime, str]]] = {}
+                for slot, slot_name in members:
+                    side = slot >= split
+                    bucket = bisect.bisect_right(edges, max(slot, begins)) if side else -1
+                    groups.setdefault((side, bucket), []).append((slot, slot_name))
+                for (side, _bucket), group in groups.items():
+                    kept.update(slot for slot, _name in group)
+                    summed_piece = figures.sum([slot_name for _slot, slot_name in group])
+                    if summed_piece is not None:
+                        pieces[(group[0][0], side)] = summed_piece
+                continue
             for slot, slot_name in members:
-                one = figures.get(slot_name)
-                if one is not None:
+                if slot_name in figures.slots:
                     kept.add(slot)
-                    if one:  # an empty quarter hour is kept as {}
-                        pieces[(slot, slot >= split)] = Piece.from_doc(one)
+                    one = figures.slots[slot_name]
+                    if one is not None:  # an empty quarter hour is kept as {}
+                        pieces[(slot, slot >= split)] = one
         if rollups:
             await self.repo.keep_day(rollups, now)
+        todo = [s for s in whole if s not in kept]
+        present = set(kept_days)
+        history_done = True
+        if len(todo) > OPEN_END_SLOTS:
+            # History (a cold start, or a long pause): computed in the
+            # background, one computation per source and scope at a time;
+            # the report goes on with the rest at once.
+            history, history_done = await self._history(
+                name, scope, todo, fallback_texts, prefix, present, now)
+            for slot, piece in history.items():
+                pieces[(slot, slot >= split)] = piece
+                kept.add(slot)
+            kept.update(todo)
+            todo = []
         ranges = slots.uncovered(start, end, kept)
         if not ranges:
-            return pieces, True
+            return pieces, history_done
         job = (prefix, tuple(ranges), split)
         task = self._jobs.get(job)
         if task is None:
             task = asyncio.create_task(self._compute(
-                name, scope, ranges, split, [s for s in whole if s not in kept],
-                fallback_texts, prefix, set(kept_days), now))
+                name, scope, ranges, split, todo, fallback_texts, prefix, present, now))
             self._jobs[job] = task
             task.add_done_callback(lambda done: self._finished(job, done))
-        loop = asyncio.get_running_loop()
-        await asyncio.wait([task], timeout=max(0.0, deadline - loop.time()))
+        # The wait starts here, once what is kept has been read (a year's first
+        # page reads thousands of kept documents).
+        await asyncio.wait([task], timeout=self.wait)
         if not task.done() or task.cancelled() or task.exception() is not None:
             return pieces, False
         pieces.update(task.result())
-        return pieces, True
+        return pieces, history_done
+
+    async def _history(self, name: str, scope: Scope, todo: list[datetime],
+                       fallback_texts: list[str], prefix: str, present: set[str],
+                       now: datetime) -> tuple[dict[datetime, Piece], bool]:
+        """The figures of the whole quarter hours ``todo`` (none kept yet) by quarter hour,
+        as far as computed within `history_wait`, and whether all of them were.
+
+        One computation per source and scope runs at a time (a later report
+        whose quarter hours it does not hold starts its own once it ends), so
+        reports asked while history is computed do not read it again.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.history_wait
+        found: dict[datetime, Piece] = {}
+        left = set(todo)
+        while left:
+            task = self._backfills.get(prefix)
+            started = task is None
+            if task is None:
+                wanted = sorted(left)
+                task = asyncio.create_task(self._backfill(
+                    name, scope, wanted, fallback_texts, prefix, present, now))
+                self._backfills[prefix] = task
+                task.add_done_callback(lambda done: self._backfilled(prefix, done))
+            await asyncio.wait([task], timeout=max(0.0, deadline - loop.time()))
+            if not task.done() or task.cancelled() or task.exception() is not None:
+                return found, False
+            if self._backfills.get(prefix) is task:
+                del self._backfills[prefix]
+            result = task.result()
+            for slot in [s for s in left if s in result]:
+                found[slot] = result[slot]
+                left.discard(slot)
+            if started:
+                break
+        return found, not left
+
+    async def _backfill(self, name: str, scope: Scope, todo: list[datetime],
+                        fallback_texts: list[str], prefix: str, present: set[str],
+                        now: datetime) -> dict[datetime, Piece]:
+        """Compute and keep the whole quarter hours ``todo`` (in order); their figures."""
+        ranges = _runs(todo)
+        split = ranges[0][0]  # every quarter hour on the same side: keyed by slot alone
+        fresh = await self._compute(name, scope, ranges, split, todo, fallback_texts, prefix,
+                                    present, now)
+        result = {slot: Piece() for slot in todo}
+        result.update((slot, piece) for (slot, _now), piece in fresh.items() if slot in result)
+        return result
+
+    def _backfilled(self, prefix: str, task: asyncio.Task[Any]) -> None:
+        if self._backfills.get(prefix) is task:
+            del self._backfills[prefix]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("analytics: computing the history of %s failed", prefix,
+                         exc_info=task.exception())
+
+    async def _kept_days(self, keys: list[str]) -> dict[str, Kept]:
+        """The kept documents among ``keys``, parsed: from memory when they can no longer
+        change (a whole day's figures, or all 96 quarter hours of a day), else read."""
+        found: dict[str, Kept] = {}
+        missing: list[str] = []
+        for key in keys:
+            one = self._memory.get(key)
+            if one is None:
+                missing.append(key)
+            else:
+                found[key] = one
+        for key, doc in (await self.repo.kept(missing)).items() if missing else ():
+            if "day" in doc:
+                day = doc["day"]
+                one = Kept(day=Piece.from_doc(day) if day else None)
+            else:
+                one = Kept(slots={name: Piece.from_doc(v) if v else None
+                                  for name, v in doc.items()})
+            found[key] = one
+            if one.day is not None or "day" in doc or len(one.slots) >= slots.PER_DAY:
+                self._memory.put(key, one)
+        return found
 
     def _finished(self, job: tuple[Any, ...], task: asyncio.Task[Any]) -> None:
         self._jobs.pop(job, None)
@@ -300,6 +495,18 @@ class Analytics:
             piece = fresh.get((slot, slot >= split), Piece())
             new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
         await self.repo.keep(new, present, now)
+        # A whole day computed at once (history) is also kept as one figure, which
+        # the next report reads instead of its 96 quarter hours.
+        rollups: dict[str, dict[str, Any]] = {}
+        for day_key, figures in new.items():
+            if len(figures) >= slots.PER_DAY:
+                day_piece = Piece()
+                for one in figures.values():
+                    if one:
+                        day_piece.merge(Piece.from_doc(one))
+                rollups[day_key + DAY_SUFFIX] = day_piece.to_doc()
+        if rollups:
+            await self.repo.keep_day(rollups, now)
         return fresh
 
     async def _read(self, name: str, scope: Scope, ranges: list[tuple[datetime, datetime]],
@@ -335,7 +542,13 @@ class Analytics:
                     rows = await self.repo.run(plan)
                     took = loop.time() - began
                     await asyncio.sleep(min(MAX_PAUSE_SECS, took))
-            found, sample = slots.read_rows(rows)
+            if name == "messenger_messages":
+                found, sample = hot.fold_messenger(rows, spans, sample=SENTIMENT_PER_SLOT)
+            elif name == "support_messages":
+                found, sample = hot.fold_support(rows, spans, fallback_texts=fallback_texts,
+                                                 sample=SENTIMENT_PER_SLOT)
+            else:
+                found, sample = slots.read_rows(rows)
             for key, piece in found.items():
                 if key in pieces:
                     pieces[key].merge(piece)
@@ -405,6 +618,20 @@ def _whole_by_day(start: datetime, split: datetime, end: datetime, closed_before
         day, slot_name = slots.day_and_name(slot)
         by_day.setdefault(day, []).append((slot, slot_name))
     return whole, by_day
+
+
+def _runs(todo: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Ordered quarter hours as ranges of consecutive ones (one covering range past
+    `slots.MAX_RANGES`: what is not wanted in it is computed and dropped)."""
+    result: list[tuple[datetime, datetime]] = []
+    for slot in todo:
+        if result and result[-1][1] == slot:
+            result[-1] = (result[-1][0], slot + SLOT)
+        else:
+            result.append((slot, slot + SLOT))
+    if len(result) > slots.MAX_RANGES:
+        return [(result[0][0], result[-1][1])]
+    return result
 
 
 def plans_for(window: Window, conversations: tuple[str, ...] = ()) -> list[Plan]:

@@ -70,6 +70,8 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 # time lets the chat path in between.
 KEYS_PER_QUERY = 100
 DUPLICATE_KEY = 11000
+# Messages per reply of a read by conversation: each further batch is a round trip.
+MESSAGES_PER_BATCH = 10_000
 
 
 # One entry per turn or conversation: a time never changes once set, so each
@@ -96,14 +98,7 @@ RETIRED_ANALYTICS_INDEXES: dict[str, tuple[str, ...]] = {
 
 # The channel of a message or conversation: what the channel integration stored,
 # else the external contact's prefix (wa:+49…, tg:…), else the default given.
-_PREFIXES = (("wa:", "whatsapp"), ("tg:", "telegram"))
-
-
-def _channel(*addresses: str, default: str) -> dict[str, Any]:
-    branches = [{"case": {"$eq": [{"$substrCP": [{"$ifNull": [address, ""]}, 0, len(prefix)]},
-                                  prefix]}, "then": name}
-                for prefix, name in _PREFIXES for address in addresses]
-    return {"$ifNull": ["$channel", {"$switch": {"branches": branches, "default": default}}]}
+CHANNEL_PREFIXES = (("wa:", "whatsapp"), ("tg:", "telegram"))
 
 
 @dataclass(frozen=True)
@@ -139,15 +134,15 @@ class Spans:
     # message in ``ranges`` contribute nothing).
     between: tuple[str, str] | None = None
 
-    def match(self) -> list[dict[str, Any]]:
-        """The first stages: the conversations (what an index walks), then the exact times."""
-        by_time = [{"timestamp": {"$gte": start, "$lt": end}} for start, end in self.ranges]
-        org = {} if self.org is None else {"org": self.org}
-        which: dict[str, Any] = {"$in": list(self.conversations)}
+    def find_filter(self) -> dict[str, Any]:
+        """A find of the messages of the conversations (what the index walks), and
+        nothing else: the embedded database's planner turns any further condition
+        (a time range, the org) into a scan of the whole collection, and reading
+        a conversation reads its whole history anyway. What is outside the
+        ranges, or of another org, is dropped by the reader (`analytics.hot`)."""
         if self.between is not None:
-            which = {"$gte": self.between[0], "$lte": self.between[1]}
-        return [{"$match": {"conversation_id": which}},
-                {"$match": {**org, **(by_time[0] if len(by_time) == 1 else {"$or": by_time})}}]
+            return {"conversation_id": {"$gte": self.between[0], "$lte": self.between[1]}}
+        return {"conversation_id": {"$in": list(self.conversations)}}
 
     def indexed(self, field: str) -> list[dict[str, Any]]:
         """The first stages on a collection with an index on ``field`` (after ``org``):
@@ -176,15 +171,20 @@ class Plan:
     name: str
     collection: str
     pipeline: list[dict[str, Any]]
+    # A hot collection's messages are found instead (`AnalyticsRepo.messages`),
+    # and added up in this process.
+    find: dict[str, Any] | None = None
 
 
 def slot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[Plan]:
-    """Every pipeline of the page for ``spans``, each grouped by quarter hour.
+    """Every query of the page for ``spans``: the colder collections' pipelines, each
+    grouped by quarter hour, and the hot collections' finds.
 
     Rows are per quarter hour (``s``) and side of the split (``n``). The hot
-    collections give counts by channel and direction, the distinct people,
-    support bots' replies and fallbacks, customers' languages, and the newest
-    ``sample`` texts to score for sentiment; the assistant's turns its
+    collections' messages are added up in this process (`analytics.hot`:
+    counts by channel and direction, the distinct people, support bots'
+    replies and fallbacks, customers' languages, and the newest ``sample``
+    texts to score for sentiment); the assistant's turns give their
     replies, fallbacks, intents, fallback messages and languages; support
     conversations their starts, ends and handoffs (with the times each
     median is taken of). Person-to-person chats and the assistant's turns
@@ -192,8 +192,8 @@ def slot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[
     """
     result: list[Plan] = []
     if spans.org is None:
-        result.append(_messenger_plan(spans, sample=sample))
-    result.append(_support_plan(spans, fallback_texts=fallback_texts, sample=sample))
+        result.append(_messenger_plan(spans))
+    result.append(_support_plan(spans))
     if spans.org is None:
         result.append(_turns_plan(spans))
     result += _conversation_plans(spans)
@@ -210,69 +210,21 @@ def plan_names(org: str | None) -> list[str]:
 def slot_plan(name: str, spans: Spans, *, fallback_texts: list[str], sample: int) -> Plan:
     """The one pipeline of `slot_plans` called ``name``."""
     if name == "messenger_messages":
-        return _messenger_plan(spans, sample=sample)
+        return _messenger_plan(spans)
     if name == "support_messages":
-        return _support_plan(spans, fallback_texts=fallback_texts, sample=sample)
+        return _support_plan(spans)
     if name == "bot_turns":
         return _turns_plan(spans)
     return next(p for p in _conversation_plans(spans) if p.name == name)
 
 
-def _sample(spans: Spans, size: int, match: dict[str, Any]) -> dict[str, Any]:
-    """A facet of the newest ``size`` texts per row key to score for sentiment."""
-    if size <= 0:
-        return {}
-    return {"sample": [{"$match": match}, {"$sort": {"at": -1}},
-                       {"$group": {"_id": spans.key(), "texts": {"$push": {
-                           "text": "$text", "language": "$language"}}}},
-                       {"$project": {"texts": {"$slice": ["$texts", size]}}}]}
+def _messenger_plan(spans: Spans) -> Plan:
+    # Read as a find and added up in `analytics.hot` (see there why).
+    return Plan("messenger_messages", "messages", [], find=spans.find_filter())
 
 
-def _messenger_plan(spans: Spans, *, sample: int) -> Plan:
-    to_bot = {"$and": [{"$eq": [{"$substrCP": [{"$ifNull": ["$recipient", ""]}, 0, 4]},
-                                "bot:"]},
-                       {"$eq": ["$deleted", False]}]}
-    # Each message's quarter hour, channel and direction are worked out once,
-    # before the facets share them: on the embedded database that is most of
-    # the cost. What people say to a bot is what the service is asked;
-    # person-to-person chats are private and are never read for their words.
-    return Plan("messenger_messages", "messages", [*spans.match(), {"$project": {
-        "_id": 0, **spans.slot_fields(),
-        "c": _channel("$sender", "$recipient", default="web"),
-        "d": {"$cond": ["$is_bot_response", "out", "in"]},
-        "p": {"$cond": ["$is_bot_response", None, "$sender"]},
-        "b": to_bot, "at": "$timestamp",
-        "text": {"$cond": [to_bot, "$content", None]},
-        "language": {"$ifNull": ["$language", "en"]}}}, {"$facet": {
-        "counts": [{"$group": {"_id": spans.key(c="$c", d="$d"), "n": {"$sum": 1}}}],
-        "people": [{"$match": {"p": {"$type": "string"}}},
-                   {"$group": {"_id": spans.key(), "people": {"$addToSet": "$p"}}}],
-        **_sample(spans, sample, {"b": True}),
-    }}])
-
-
-def _support_plan(spans: Spans, *, fallback_texts: list[str], sample: int) -> Plan:
-    customer = {"$eq": ["$kind", "customer"]}
-    return Plan("support_messages", MESSAGES, [
-        *spans.match(),
-        {"$match": {"kind": {"$in": ["customer", "bot", "agent"]}}},
-        {"$project": {
-            "_id": 0, **spans.slot_fields(), "kind": 1,
-            "c": _channel("$sender", "$recipient", default="widget"),
-            "d": {"$cond": [customer, "in", "out"]},
-            "f": {"$in": ["$content", fallback_texts]}, "p": "$conversation_id",
-            "at": "$timestamp", "text": {"$cond": [customer, "$content", None]},
-            "language": {"$ifNull": ["$language", "en"]}}},
-        {"$facet": {
-            "counts": [{"$group": {"_id": spans.key(c="$c", d="$d"), "n": {"$sum": 1}}}],
-            "bot": [{"$match": {"kind": "bot"}},
-                    {"$group": {"_id": spans.key(f="$f"), "n": {"$sum": 1}}}],
-            "people": [{"$match": {"kind": "customer"}},
-                       {"$group": {"_id": spans.key(), "people": {"$addToSet": "$p"}}}],
-            "languages": [{"$match": {"kind": "customer"}},
-                          {"$group": {"_id": spans.key(l="$language"), "n": {"$sum": 1}}}],
-            **_sample(spans, sample, {"kind": "customer"}),
-        }}])
+def _support_plan(spans: Spans) -> Plan:
+    return Plan("support_messages", MESSAGES, [], find=spans.find_filter())
 
 
 def _turns_plan(spans: Spans) -> Plan:
@@ -335,6 +287,10 @@ class AnalyticsRepo:
         self.db = db
 
     async def run(self, plan: Plan) -> list[dict[str, Any]]:
+        """The pipeline's rows, or (a hot collection's plan) the messages it finds."""
+        if plan.find is not None:
+            found = self.db[plan.collection].find(plan.find, batch_size=MESSAGES_PER_BATCH)
+            return await found.to_list()
         cursor = await self.db[plan.collection].aggregate(plan.pipeline, allowDiskUse=True)
         return await cursor.to_list()
 
@@ -433,6 +389,9 @@ class AnalyticsRepo:
 
     async def explain(self, plan: Plan) -> dict[str, Any]:
         """The database's plan for ``plan`` (which index it walks), for the bench."""
+        if plan.find is not None:
+            return await self.db.command("explain", {"find": plan.collection,
+                                                     "filter": plan.find})
         return await self.db.command("explain", {"aggregate": plan.collection,
                                                  "pipeline": plan.pipeline, "cursor": {}})
 
