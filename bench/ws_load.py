@@ -692,6 +692,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         gc1 = gc_counts(target.url)
         result["gc"] = gc_pauses(gc1)
         result["gc_window"] = gc_pauses(gc1, gc0)
+        result["gc_generations"] = gc_generations(gc1, gc0)
     for sock in sockets:
         sock.sending = False
         sock.close()
@@ -772,15 +773,36 @@ def gc_counts(ws_url: str) -> dict[str, float]:
         if not line.startswith("whatsease_gc_pause_seconds"):
             continue
         value = float(line.split()[-1])
+        generation = line.partition('generation="')[2][:1]
         if line.startswith("whatsease_gc_pause_seconds_count"):
             counts["count"] += value
+            counts[f"g{generation}"] = counts.get(f"g{generation}", 0.0) + value
         elif line.startswith("whatsease_gc_pause_seconds_sum"):
             counts["sum"] += value
         else:
             for bound in GC_PAUSE_BOUNDS:
                 if f'le="{bound}"' in line:
                     counts[f"le={bound}"] += value
+                    key = f"g{generation}:le={bound}"
+                    counts[key] = counts.get(key, 0.0) + value
     return counts
+
+
+def gc_generations(counts: dict[str, float], before: dict[str, float] | None = None) -> str:
+    """Collections per generation (less ``before``) and, per generation, how many took
+    longer than 25 ms: which generation the long pauses come from."""
+    base = before or {}
+    bound = GC_PAUSE_BOUNDS[1]
+
+    def delta(key: str) -> float:
+        return counts.get(key, 0.0) - base.get(key, 0.0)
+
+    total = [delta(f"g{g}") for g in range(3)]
+    over = [total[g] - delta(f"g{g}:le={bound}") for g in range(3)]
+    if not any(total):
+        return "-"
+    return (" / ".join(f"{t:.0f}" for t in total) + f", over {bound * 1000:.0f} ms: "
+            + " / ".join(f"{o:.0f}" for o in over))
 
 
 def gc_pauses(counts: dict[str, float], before: dict[str, float] | None = None) -> str:
@@ -847,6 +869,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"{k}={v:.1f}" for k, v in sorted(r.get("batches", {}).items())) or "-")
     row("server GC pauses (whole run)", lambda r: r.get("gc", "-"))
     row("server GC pauses (sending)", lambda r: r.get("gc_window", "-"))
+    row("GC collections gen 0 / 1 / 2 (sending)", lambda r: r.get("gc_generations", "-"))
     width = max(len(label) for label, _ in rows)
     cols = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
     lines = [f"ws_load --users {args.users} --interval-ms {args.interval_ms} "
