@@ -554,10 +554,12 @@ async def find_ceiling(target: Target, args: argparse.Namespace) -> dict[str, An
     """Step the total message rate up until a step's delivery p99 passes the limit or
     anything of it is lost (or an error frame comes back, or a socket closes).
 
-    One ramp, then steps of ``--step-secs`` each with its own counters; every
-    message of a step must be delivered (and its Delivered status back) within
-    the drain. The ceiling is the last rate that passed; a failed step is tried
-    again ``--ceiling-retries`` times before the search stops.
+    One ramp, then one unscored step at the starting rate (every pair's first
+    messages create their conversations and chat summaries, which later steps
+    do not pay for again), then steps of ``--step-secs`` each with its own
+    counters; every message of a step must be delivered (and its Delivered
+    status back) within the drain. The ceiling is the last rate that passed; a
+    failed step is tried again ``--ceiling-retries`` times before the search stops.
     """
     n = args.users
     stats = Stats()
@@ -568,48 +570,23 @@ async def find_ceiling(target: Target, args: argparse.Namespace) -> dict[str, An
     gc.freeze()
     await asyncio.sleep(SETTLE_SECS)
     live = [s for s in sockets if s.conn is not None]
-    content = "x" * args.content_chars
     steps: list[dict[str, Any]] = []
     ceiling: float | None = None
     rate = args.ceiling_start
     failures = 0  # of the current rate
+    if len(live) == n:
+        warmup = await ceiling_step(target, sockets, live, rate, args, "w.")
+        print(f"  {target.name} warm-up: {rate:.0f} msg/s, p99 {warmup['p99']:.1f} ms, "
+              f"lost {warmup['lost']} (not scored)", file=sys.stderr, flush=True)
     for number in itertools.count():
         if rate > args.ceiling_max or len(live) < n:
             break
-        step = Stats()
-        for sock in sockets:
-            sock.stats = step
-            sock.sending = True
-        probe = LagProbe(target.server_pid, db_pids(target))
-        probe.start()
-        cpu0 = cpu_of(target.server_pid)
-        db0 = sum(cpu_of(p) for p in db_pids(target))
-        t0 = time.perf_counter()
-        until = t0 + args.step_secs
-        await asyncio.gather(*(s.send_loop(n / rate, until, content, tag=f"c{number}.")
-                               for s in live))
-        await drain(step)
-        cpu = cpu_of(target.server_pid) - cpu0
-        db_cpu = sum(cpu_of(p) for p in db_pids(target)) - db0
-        probe.stop()
-        for sock in sockets:
-            sock.sending = False
-        lost = step.sent - step.delivered
-        p99 = percentile(step.delivery_ms, 99) if step.delivery_ms else float("inf")
-        passed = (lost == 0 and step.statuses == step.sent and not step.errors
-                  and not step.closed_early and p99 <= args.ceiling_p99_ms)
-        delivered = max(step.delivered, 1)
-        steps.append({
-            "rate": rate, "sent": step.sent, "lost": lost, "duplicated": step.duplicated,
-            "p50": percentile(step.delivery_ms, 50) if step.delivery_ms else float("inf"),
-            "p99": p99, "achieved": step.delivered / args.step_secs,
-            "cpu_per_1k": cpu / delivered * 1000,
-            "db_cpu_per_1k": db_cpu / delivered * 1000 if target.db_pid else None,
-            "client_lag_ms": probe.worst * 1000, "passed": passed,
-            "errors": dict(step.errors), "closed_early": step.closed_early})
-        print(f"  {target.name} step {number + 1}: {rate:.0f} msg/s, p99 {p99:.1f} ms, "
-              f"lost {lost}, {'pass' if passed else 'STOP'}", file=sys.stderr, flush=True)
-        if not passed:
+        step = await ceiling_step(target, sockets, live, rate, args, f"c{number}.")
+        steps.append(step)
+        print(f"  {target.name} step {number + 1}: {rate:.0f} msg/s, p99 {step['p99']:.1f} ms, "
+              f"lost {step['lost']}, {'pass' if step['passed'] else 'STOP'}",
+              file=sys.stderr, flush=True)
+        if not step["passed"]:
             failures += 1
             if failures > args.ceiling_retries:
                 break
@@ -622,6 +599,44 @@ async def find_ceiling(target: Target, args: argparse.Namespace) -> dict[str, An
     gc.unfreeze()
     return {"target": target.name, "ceiling": ceiling, "steps": steps,
             "capped": bool(steps) and steps[-1]["passed"], "sockets": stats.connected}
+
+
+async def ceiling_step(target: Target, sockets: list[LoadSocket], live: list[LoadSocket],
+                       rate: float, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """One step of `find_ceiling`: ``--step-secs`` of sending at ``rate`` msg/s in all, the
+    drain, and what it measured (``passed``: nothing lost or late, p99 within the limit)."""
+    n = len(sockets)
+    step = Stats()
+    for sock in sockets:
+        sock.stats = step
+        sock.sending = True
+    probe = LagProbe(target.server_pid, db_pids(target))
+    probe.start()
+    cpu0 = cpu_of(target.server_pid)
+    db0 = sum(cpu_of(p) for p in db_pids(target))
+    t0 = time.perf_counter()
+    until = t0 + args.step_secs
+    content = "x" * args.content_chars
+    await asyncio.gather(*(s.send_loop(n / rate, until, content, tag=tag) for s in live))
+    await drain(step)
+    cpu = cpu_of(target.server_pid) - cpu0
+    db_cpu = sum(cpu_of(p) for p in db_pids(target)) - db0
+    probe.stop()
+    for sock in sockets:
+        sock.sending = False
+    lost = step.sent - step.delivered
+    p99 = percentile(step.delivery_ms, 99) if step.delivery_ms else float("inf")
+    passed = (lost == 0 and step.statuses == step.sent and not step.errors
+              and not step.closed_early and p99 <= args.ceiling_p99_ms)
+    delivered = max(step.delivered, 1)
+    return {
+        "rate": rate, "sent": step.sent, "lost": lost, "duplicated": step.duplicated,
+        "p50": percentile(step.delivery_ms, 50) if step.delivery_ms else float("inf"),
+        "p99": p99, "achieved": step.delivered / args.step_secs,
+        "cpu_per_1k": cpu / delivered * 1000,
+        "db_cpu_per_1k": db_cpu / delivered * 1000 if target.db_pid else None,
+        "client_lag_ms": probe.worst * 1000, "passed": passed,
+        "errors": dict(step.errors), "closed_early": step.closed_early}
 
 
 def ceiling_report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -692,6 +707,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
         gc1 = gc_counts(target.url)
         result["gc"] = gc_pauses(gc1)
         result["gc_window"] = gc_pauses(gc1, gc0)
+        result["gc_generations"] = gc_generations(gc1, gc0)
     for sock in sockets:
         sock.sending = False
         sock.close()
@@ -766,21 +782,46 @@ GC_PAUSE_BOUNDS = (0.01, 0.025, 0.05)
 def gc_counts(ws_url: str) -> dict[str, float]:
     """The server's garbage-collector pauses so far, from /metrics: count, total and how many
     took longer than each of `GC_PAUSE_BOUNDS` (all generations together)."""
-    text = fetch_metrics(ws_url)
+    return parse_gc_counts(fetch_metrics(ws_url))
+
+
+def parse_gc_counts(text: str) -> dict[str, float]:
+    """`gc_counts` from the text of /metrics."""
     counts = {"count": 0.0, "sum": 0.0, **{f"le={b}": 0.0 for b in GC_PAUSE_BOUNDS}}
     for line in text.splitlines():
         if not line.startswith("whatsease_gc_pause_seconds"):
             continue
         value = float(line.split()[-1])
+        generation = line.partition('generation="')[2][:1]
         if line.startswith("whatsease_gc_pause_seconds_count"):
             counts["count"] += value
+            counts[f"g{generation}"] = counts.get(f"g{generation}", 0.0) + value
         elif line.startswith("whatsease_gc_pause_seconds_sum"):
             counts["sum"] += value
         else:
             for bound in GC_PAUSE_BOUNDS:
                 if f'le="{bound}"' in line:
                     counts[f"le={bound}"] += value
+                    key = f"g{generation}:le={bound}"
+                    counts[key] = counts.get(key, 0.0) + value
     return counts
+
+
+def gc_generations(counts: dict[str, float], before: dict[str, float] | None = None) -> str:
+    """Collections per generation (less ``before``) and, per generation, how many took
+    longer than 25 ms: which generation the long pauses come from."""
+    base = before or {}
+    bound = GC_PAUSE_BOUNDS[1]
+
+    def delta(key: str) -> float:
+        return counts.get(key, 0.0) - base.get(key, 0.0)
+
+    total = [delta(f"g{g}") for g in range(3)]
+    over = [total[g] - delta(f"g{g}:le={bound}") for g in range(3)]
+    if not any(total):
+        return "-"
+    return (" / ".join(f"{t:.0f}" for t in total) + f", over {bound * 1000:.0f} ms: "
+            + " / ".join(f"{o:.0f}" for o in over))
 
 
 def gc_pauses(counts: dict[str, float], before: dict[str, float] | None = None) -> str:
@@ -847,6 +888,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"{k}={v:.1f}" for k, v in sorted(r.get("batches", {}).items())) or "-")
     row("server GC pauses (whole run)", lambda r: r.get("gc", "-"))
     row("server GC pauses (sending)", lambda r: r.get("gc_window", "-"))
+    row("GC collections gen 0 / 1 / 2 (sending)", lambda r: r.get("gc_generations", "-"))
     width = max(len(label) for label, _ in rows)
     cols = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
     lines = [f"ws_load --users {args.users} --interval-ms {args.interval_ms} "

@@ -22,6 +22,8 @@ def test_find_ceiling_steps_the_rate_up_to_the_cap_and_reports_the_ceiling() -> 
     assert [row.split("|")[1].strip() for row in rows] == ["10", "15", "22"], done.stdout
     assert all(row.split("|")[4].strip() == "0" for row in rows)
     assert "ceiling relay: 22 msg/s (not reached: --ceiling-max)" in done.stdout, done.stdout
+    # The warm-up step at the starting rate ran first and is not among the scored rows.
+    assert re.search(r"relay warm-up: 10 msg/s, .*\(not scored\)", done.stderr), done.stderr
 
 
 def test_find_ceiling_refuses_a_rate_that_would_flood_each_socket() -> None:
@@ -43,3 +45,17 @@ def test_gc_pauses_count_the_sending_window_apart_from_the_whole_run() -> None:
     assert ws_load.gc_pauses(after, before) == \
         "60, 300 ms in all, over 10 / 25 / 50 ms: 2 / 0 / 0"
     assert ws_load.gc_pauses(before, before) == "-"
+
+
+def test_gc_generations_say_which_generation_the_long_pauses_come_from() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import ws_load
+
+    text = "\n".join([
+        'whatsease_gc_pause_seconds_bucket{generation="0",le="0.025"} 40.0',
+        'whatsease_gc_pause_seconds_count{generation="0"} 40.0',
+        'whatsease_gc_pause_seconds_bucket{generation="2",le="0.025"} 1.0',
+        'whatsease_gc_pause_seconds_count{generation="2"} 3.0',
+    ])
+    counts = ws_load.parse_gc_counts(text)
+    assert ws_load.gc_generations(counts) == "40 / 0 / 3, over 25 ms: 0 / 0 / 2"

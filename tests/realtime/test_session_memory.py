@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from typing import Any
 
-from whatsease.realtime.service import FREEZE_AFTER_SOCKETS, ClientSession
+from whatsease.realtime.service import (
+    FREEZE_AFTER_SOCKETS,
+    GC_YOUNG_THRESHOLD,
+    ClientSession,
+)
 from whatsease.services import Services
 
 
@@ -52,9 +57,27 @@ async def test_a_ramp_is_frozen_out_of_the_collector_while_it_goes_on(
             realtime.attach(sock)
         assert gc.get_freeze_count() == 0
         # The next socket completes a batch: frozen now, not when the ramp stops.
-        realtime.attach(sockets[-1])
+        collections: list[int] = []
+
+        def seen(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start":
+                collections.append(info["generation"])
+
+        gc.callbacks.append(seen)
+        try:
+            realtime.attach(sockets[-1])
+        finally:
+            gc.callbacks.remove(seen)
         assert gc.get_freeze_count() > 0
+        # Frozen as they are: a collection here would walk every socket of the batch.
+        assert collections == []
     finally:
         for sock in sockets:
             realtime.detach(sock)
         gc.unfreeze()
+
+
+async def test_the_young_generation_is_collected_less_often_than_by_default(
+        services: Services) -> None:
+    assert services.realtime is not None
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD > 700

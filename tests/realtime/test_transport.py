@@ -1,13 +1,21 @@
-"""The shared socket transport: close codes for a lost database and for too many sockets."""
+"""The shared socket transport: close codes for a lost database and for too many sockets,
+and frames written together in one turn of the loop."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+
 from tests import support
 from tests.realtime.wsclient import connect, open_socket
-from whatsease.delivery.frames import WS_1013_TRY_AGAIN_LATER, WS_4009_TOO_MANY_SOCKETS
+from whatsease.delivery import frames
+from whatsease.delivery.frames import (
+    WS_1013_TRY_AGAIN_LATER,
+    WS_4008_TOO_SLOW,
+    WS_4009_TOO_MANY_SOCKETS,
+)
 from whatsease.realtime.transport import Socket
 from whatsease.storage.launcher import EmbeddedDatabase
 
@@ -69,3 +77,49 @@ def test_an_authenticated_socket_keeps_no_handshake_headers(
         assert ws.call({"type": "ping"}, "pong")["type"] == "pong"
     finally:
         ws.close()
+
+
+# Payload lengths around each of RFC 6455's three length encodings (7 bits, 16, 64).
+FRAME_SIZES = (40, 125, 126, 300, 65_535, 65_536, 70_000)
+
+
+def _padded(index: int, size: int) -> bytes:
+    """A frame of exactly ``size`` bytes numbered ``index``."""
+    bare = frames.encode("pong", ref=str(index), pad="")
+    return frames.encode("pong", ref=str(index), pad="x" * (size - len(bare)))
+
+
+async def _send_in_one_turn(srv: support.ServerThread, email: str,
+                            close_code: int | None = None) -> None:
+    (sock,) = srv.services.hub.connections(email)
+    for index, size in enumerate(FRAME_SIZES):
+        data = _padded(index, size)
+        assert len(data) == size
+        sock.send_frame(data)
+    if close_code is not None:
+        sock.close(close_code, "closing after the frames")
+
+
+def test_frames_sent_in_one_turn_arrive_whole_and_in_order(
+        server: support.ServerThread) -> None:
+    user = support.register(server.port, "turn")
+    ws = connect(server, user)
+    try:
+        server.call(_send_in_one_turn(server, user.email))
+        for index, size in enumerate(FRAME_SIZES):
+            frame = ws.expect("pong")
+            assert frame["ref"] == str(index)
+            assert len(orjson.dumps(frame)) == size
+        assert ws.call({"type": "ping", "ref": "after"}, "pong")["ref"] == "after"
+    finally:
+        ws.close()
+
+
+def test_frames_queued_before_a_close_arrive_before_it(
+        server: support.ServerThread) -> None:
+    user = support.register(server.port, "turnclose")
+    ws = connect(server, user)
+    server.call(_send_in_one_turn(server, user.email, close_code=WS_4008_TOO_SLOW))
+    assert ws.expect_close() == WS_4008_TOO_SLOW
+    assert [f["ref"] for f in ws.backlog if f.get("type") == "pong"] == [
+        str(index) for index in range(len(FRAME_SIZES))]

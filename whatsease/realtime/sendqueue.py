@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 
 class SendQueue:
     """Counts frames handed to the transport whose write has not finished.
 
-    `track` takes the future a write returned and says whether the socket is
-    still within ``limit``; when it is not, the caller closes it (4008).
+    `track` takes the future of one write (carrying ``frames`` frames) and
+    says whether the socket is still within ``limit``; when it is not, the
+    caller closes it (4008).
     """
 
     __slots__ = ("limit", "peak", "pending")
@@ -19,18 +21,25 @@ class SendQueue:
         self.pending = 0
         self.peak = 0
 
-    def track(self, future: asyncio.Future[None]) -> bool:
+    def track(self, future: asyncio.Future[None], frames: int = 1) -> bool:
         if future.done():
             _consume(future)
-            return True
-        self.pending += 1
+            return self.pending <= self.limit
+        self.pending += frames
         if self.pending > self.peak:
             self.peak = self.pending
-        future.add_done_callback(self._written)
+        if frames == 1:
+            future.add_done_callback(self._written)
+        else:
+            future.add_done_callback(functools.partial(self._written_many, frames))
         return self.pending <= self.limit
 
     def _written(self, future: asyncio.Future[None]) -> None:
         self.pending -= 1
+        _consume(future)
+
+    def _written_many(self, frames: int, future: asyncio.Future[None]) -> None:
+        self.pending -= frames
         _consume(future)
 
 

@@ -7,7 +7,8 @@ out every ``websocket_ping_interval`` (``app.py``) from one timer wheel per
 application (keepalive.py), not from a task per socket. A subclass implements
 three hooks: `authenticate` (the first frame), `receive` (every later frame)
 and `leave` (the socket closed); everything it sends goes through
-`send_frame`, which is what the hub calls too.
+`send_frame`, which is what the hub calls too. The frames a socket is sent in
+one turn of the event loop go out in one write at the end of it (`_flush`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
@@ -25,6 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 import tornado.web
 import tornado.websocket
+from tornado.iostream import StreamClosedError
 
 from whatsease.cluster.routing import (
     REASON_WRONG_ROUTE,
@@ -65,6 +68,9 @@ KERNEL_SEND_BUFFER_BYTES = 128 * 1024
 REASON_AUTH_TIMEOUT = "authenticate within 5 s: send {type: auth, token}"
 REASON_TRY_AGAIN = "the database is unreachable; reconnect in a few seconds"
 REASON_PING_TIMEOUT = "ping timed out"
+# RFC 6455 §5.2: FIN set, opcode 1 (text). Server frames are never masked,
+# and these sockets never compress (`get_compression_options`).
+_TEXT_FIN = 0x81
 
 # One keep-alive wheel per application (tests run several in one process),
 # built with the application's ping settings when its first socket opens.
@@ -146,6 +152,8 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         self._keepalive: Keepalive | None = None
         self.keepalive_slot = 0
         self.awaiting_pong = False
+        # Frames sent in this turn of the loop, written together by `_flush`.
+        self._out: list[bytes] | None = None
 
     # --- hooks for subclasses -------------------------------------------------------------------
 
@@ -347,29 +355,63 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         self.send_frame(error_frame(code, detail, ref=ref, client_id=client_id, errors=errors))
 
     def send_frame(self, data: bytes) -> None:
-        """Queue an encoded frame; a socket over its queue bound is closed with 4008."""
+        """Queue an encoded frame; a socket over its queue bound is closed with 4008.
+
+        The frame is written, with every other frame the socket is sent in
+        this turn of the event loop, in one write when the turn ends: one
+        system call and one future per socket and turn instead of a task, a
+        future and a system call per frame (Tornado's ``write_message``).
+        """
         if self._closing or self.ws_connection is None or self.ws_connection.is_closing():
             return
-        try:
-            future = self.write_message(data)
-        except tornado.websocket.WebSocketClosedError:
-            return
+        out = self._out
+        if out is None:
+            out = self._out = []
+            asyncio.get_running_loop().call_soon(self._flush)
+        out.append(data)
         self.sent(data)
-        if not self.queue.track(future):
+        if self.queue.pending + len(out) > self.queue.limit:
             logger.warning("closing a socket of %s: %d frames unsent", self.user,
-                           self.queue.pending)
+                           self.queue.pending + len(out))
             self.overflowed()
             self.close(WS_4008_TOO_SLOW, "too slow: send queue full")
+
+    def _flush(self) -> None:
+        """Write the frames queued in this turn of the loop, in order, as one write."""
+        out, self._out = self._out, None
+        conn = self.ws_connection
+        if not out or conn is None or conn.is_closing() or conn.stream is None:
+            return
+        parts: list[bytes] = []
+        for data in out:
+            size = len(data)
+            if size < 126:
+                parts.append(bytes((_TEXT_FIN, size)))
+            elif size <= 0xFFFF:
+                parts.append(struct.pack("!BBH", _TEXT_FIN, 126, size))
+            else:
+                parts.append(struct.pack("!BBQ", _TEXT_FIN, 127, size))
+            parts.append(data)
+        try:
+            future = conn.stream.write(b"".join(parts))
+        except StreamClosedError:
+            return
+        self.queue.track(future, len(out))
 
     def sent(self, data: bytes) -> None:
         """A frame was queued (for metrics)."""
 
     def close(self, code: int | None = None, reason: str | None = None) -> None:
-        """Close with ``code``; the socket leaves the hub at once, before the close handshake."""
+        """Close with ``code``; the socket leaves the hub at once, before the close handshake.
+
+        Frames queued before the close are written before the close frame.
+        """
+        self._flush()
         self._finish()
         super().close(code, reason)
 
     def on_close(self) -> None:
+        self._out = None  # the peer is gone: nothing queued can reach it
         self._finish()
 
     def _finish(self) -> None:
