@@ -83,3 +83,61 @@ async def test_a_cancelled_waiter_is_skipped() -> None:
     assert ran == ["holder", "later"]
     async with lane.hold(URGENT):  # free again
         pass
+
+
+async def test_urgent_next_only_while_a_non_urgent_holder_has_an_insert_behind_it() -> None:
+    lane = WriteLane()
+    assert not lane.urgent_next()  # nobody holds it
+    seen: dict[str, bool] = {}
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def background() -> None:
+        async with lane.hold(BACKGROUND):
+            seen["alone"] = lane.urgent_next()
+            holding.set()
+            await release.wait()
+            seen["insert behind"] = lane.urgent_next()
+
+    async def insert() -> None:
+        async with lane.hold(URGENT):
+            seen["urgent holder"] = lane.urgent_next()
+
+    holder = asyncio.create_task(background())
+    await holding.wait()
+    receipts = asyncio.create_task(_hold_once(lane, RECEIPTS))
+    await asyncio.sleep(0)
+    assert not lane.urgent_next()  # only a receipt batch waits: no sync follows
+    waiting = asyncio.create_task(insert())
+    await asyncio.sleep(0)
+    assert lane.urgent_next()
+    release.set()
+    await asyncio.gather(holder, waiting, receipts)
+    assert seen == {"alone": False, "insert behind": True, "urgent holder": False}
+
+
+async def test_urgent_next_ignores_an_insert_that_gave_up_waiting() -> None:
+    lane = WriteLane()
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def background() -> None:
+        async with lane.hold(ACK):
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(background())
+    await holding.wait()
+    waiting = asyncio.create_task(_hold_once(lane, URGENT))
+    await asyncio.sleep(0)
+    assert lane.urgent_next()
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    assert not lane.urgent_next()
+    release.set()
+    await holder
+
+
+async def _hold_once(lane: WriteLane, priority: int) -> None:
+    async with lane.hold(priority):
+        await asyncio.sleep(0)

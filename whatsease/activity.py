@@ -76,7 +76,8 @@ class ActivityLog:
     async def _flush(self, entries: list[ActivityEntry]) -> list[None]:
         BATCH_SIZE.labels("activity").observe(len(entries))
         async with self.lane.hold(BACKGROUND):
-            await self.store.activity.insert_many(entries)
+            # An insert waiting behind this write syncs the journal for both.
+            await self.store.activity.insert_many(entries, sync=not self.lane.urgent_next())
         for entry in entries:
             frame = frames.activity(entry.to_json())
             self.hub.send_many(entry.audience, frame)

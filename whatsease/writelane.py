@@ -80,6 +80,19 @@ class WriteLane:
         entry = self._waiting.pop(chosen)
         entry[2].set_result(None)  # the lane stays busy: it is handed over
 
+    def urgent_next(self) -> bool:
+        """Whether an urgent write waits and gets the lane as soon as the current holder leaves it.
+
+        True only while a non-urgent write holds the lane (an urgent one
+        goes next after any other). Message inserts are the urgent writes,
+        each acknowledged once the database has synced its journal, which
+        makes every write committed before it durable too: a holder that
+        sees this may leave its own sync to that write.
+        """
+        if not self._busy or self._last == URGENT:
+            return False
+        return any(w[0] == URGENT and not w[2].done() for w in self._waiting)
+
     @property
     def waiting(self) -> int:
         return sum(1 for w in self._waiting if not w[2].cancelled())

@@ -268,7 +268,9 @@ class Messaging:
 
     async def _summary_batch(self, messages: list[Message]) -> list[None]:
         async with self.lane.hold(ACK):
-            await self.store.conversations.record_messages(messages)
+            # An insert waiting behind this write syncs the journal for both.
+            await self.store.conversations.record_messages(
+                messages, sync=not self.lane.urgent_next())
         return [None] * len(messages)
 
     def _deliver(self, message: Message) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 
+from whatsease.storage.journal import unsynced
 from whatsease.storage.models import ActivityEntry
 
 
@@ -15,9 +16,12 @@ class ActivityRepo:
     def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self.collection = collection
 
-    async def insert_many(self, entries: Sequence[ActivityEntry]) -> None:
+    async def insert_many(self, entries: Sequence[ActivityEntry], *, sync: bool = True) -> None:
+        """Insert in one command; ``sync=False`` acknowledges it before the
+        journal sync (`whatsease.storage.journal`: a synced write follows)."""
         if entries:
-            await self.collection.insert_many([e.to_doc() for e in entries], ordered=False)
+            collection = self.collection if sync else unsynced(self.collection)
+            await collection.insert_many([e.to_doc() for e in entries], ordered=False)
 
     async def list_for(self, user: str, *, before: str | None, limit: int,
                        kinds: Sequence[str] = ()) -> list[ActivityEntry]:

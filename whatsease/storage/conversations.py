@@ -59,15 +59,15 @@ class ConversationRepo:
         # The message path's summary and counter writes: one commit per batch.
         self._batched = OneCommit(collection)
 
-    async def record_messages(self, messages: Iterable[Message]) -> None:
+    async def record_messages(self, messages: Iterable[Message], *, sync: bool = True) -> None:
         """Bump the summary and the unread counts for new messages, in one write.
 
         Messages are given in the order they were stored; several of one
         conversation make one update (the last one's summary, the counters
         raised by how many each member received), as their updates one after
-        the other would have left it.
+        the other would have left it. ``sync=False``: see `OneCommit.bulk_write`.
         """
-        await self._batched.bulk_write(summary_updates(messages), ordered=True)
+        await self._batched.bulk_write(summary_updates(messages), ordered=True, sync=sync)
 
     async def refresh_last(self, message: Message) -> None:
         """Rewrite the summary if ``message`` is the conversation's last one."""

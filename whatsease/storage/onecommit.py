@@ -23,6 +23,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
 
+from whatsease.storage.journal import unsynced
+
 logger = logging.getLogger(__name__)
 
 # MongoDB's IllegalOperation: "Transaction numbers are only allowed on a
@@ -37,24 +39,31 @@ class OneCommit:
         self.collection = collection
         self.transactions = True  # until the server refuses one
 
-    async def bulk_write(self, ops: Sequence[UpdateOne], *, ordered: bool) -> None:
-        """Apply ``ops`` (all or none when in a transaction); raises what ``bulk_write`` raises."""
+    async def bulk_write(self, ops: Sequence[UpdateOne], *, ordered: bool,
+                         sync: bool = True) -> None:
+        """Apply ``ops`` (all or none when in a transaction); raises what ``bulk_write`` raises.
+
+        ``sync=False`` acknowledges the write before the database syncs its
+        journal (see `whatsease.storage.journal`): for a write that a synced
+        one follows at once.
+        """
         if not ops:
             return
+        collection = self.collection if sync else unsynced(self.collection)
         if len(ops) == 1 or not self.transactions:
-            await self.collection.bulk_write(list(ops), ordered=ordered)
+            await collection.bulk_write(list(ops), ordered=ordered)
             return
 
         async def body(session: AsyncClientSession) -> None:
-            await self.collection.bulk_write(list(ops), ordered=ordered, session=session)
+            await collection.bulk_write(list(ops), ordered=ordered, session=session)
 
         try:
             async with self.collection.database.client.start_session() as session:
-                await session.with_transaction(body)
+                await session.with_transaction(body, write_concern=collection.write_concern)
         except OperationFailure as exc:
             if exc.code != ILLEGAL_OPERATION:
                 raise
             logger.info("the database has no transactions: chat summaries are written "
                         "one commit per update (%s)", exc)
             self.transactions = False
-            await self.collection.bulk_write(list(ops), ordered=ordered)
+            await collection.bulk_write(list(ops), ordered=ordered)
