@@ -25,7 +25,7 @@ async def test_only_recipients_of_a_lost_members_undelivered_messages_are_told_o
                        lambda: ["owed@example.com", "fine@example.com", "read@example.com"],
                        told.append, recheck_secs=0.1)
     catch_up.members_lost(lambda sender: sender == "lost@example.com")
-    for _ in range(100):  # both looks: now and after the recheck
+    for _ in range(400):  # both looks: now and after the recheck (20 s at most)
         await asyncio.sleep(0.05)
         if not catch_up._tasks:
             break
