@@ -42,7 +42,7 @@ async def test_only_recipients_of_a_lost_members_undelivered_messages_are_told_o
     # Sent after the loss (a moved sender's next message): not the lost member's.
     await asyncio.sleep(1.1)
     await messaging.send("lost@example.com", "fine@example.com", "after the loss")
-    for _ in range(200):  # both looks: now and after the recheck
+    for _ in range(400):  # both looks: now and after the recheck (20 s at most)
         await asyncio.sleep(0.05)
         if not catch_up._tasks:
             break
