@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from whatsease.messaging.revisions import CLOCK_SKEW_SECS, Cursor, Revisions
-from whatsease.messaging.service import FIRST_ID
+from whatsease.messaging.service import FIRST_ID, RESTAMP_MAX_TRIES
 from whatsease.services import Services
 from whatsease.storage.models import Message, User, conversation_id, id_at, id_seconds, new_id
 from whatsease.timeutil import utcnow
@@ -223,3 +223,24 @@ async def test_a_cancelled_waiting_write_lets_the_reads_behind_it_in() -> None:
     leave.set()
     await asyncio.wait_for(asyncio.gather(first, later), 5)
     assert waiting_write.cancelled()
+
+
+async def test_an_overdue_write_gets_one_fresh_rev_in_the_background(
+        services: Services) -> None:
+    """A write that itself took longer than the window (a saturated database) is
+    restamped once, without anyone waiting for it; past the last try it is left
+    alone (and counted) rather than given yet another write."""
+    messaging = services.messaging
+    messaging.share_database(SETTLE_SECS)
+    await _users(services, "k@example.com", "l@example.com")
+    first = await messaging.send("k@example.com", "l@example.com", "slow write")
+    second = await messaging.send("k@example.com", "l@example.com", "slower still")
+    overdue_since = time.time() - SETTLE_SECS  # as if each write had taken that long
+    messaging._settle([first.message_id], overdue_since)
+    messaging._settle([second.message_id], overdue_since, tries=RESTAMP_MAX_TRIES)
+    await asyncio.wait_for(messaging.drain(), 10)
+    stored = await services.store.messages.get(first.message_id)
+    assert stored is not None and stored.rev > first.rev
+    assert stored.rev > id_at(time.time() - SETTLE_SECS)
+    stored = await services.store.messages.get(second.message_id)
+    assert stored is not None and stored.rev == second.rev  # given up: no third write
