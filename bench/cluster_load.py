@@ -539,6 +539,7 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
     cpu = meter.stop()
     probe.stop()
     link = await loop.run_in_executor(None, link_latency, list(cluster.urls.values()))
+    counters = await loop.run_in_executor(None, sync_counters, list(cluster.urls.values()))
     await asyncio.gather(*(u.final_sync() for u in users))
     for user in users:
         user.close()
@@ -581,7 +582,7 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
         "connect_errors": tally.connect_errors, "close_codes": tally.close_codes,
         "error_frames": tally.error_frames, "events": tally.events,
         "recovery": recovery, "unrecovered": unrecovered, "online_again": online_again,
-        "timeline": tally.timeline, "link": link,
+        "timeline": tally.timeline, "link": link, "counters": counters,
         "event_seconds": [(event, at - t0) for event, at in tally.events],
     }
 
@@ -604,6 +605,28 @@ async def run_chaos(cluster: LocalCluster, args: argparse.Namespace, tally: Tall
     meter.watch(standby.id, [standby.pid])
     print(f"  chaos: {standby.id} joined at {time.perf_counter() - t0:.1f} s",
           file=sys.stderr, flush=True)
+
+
+# Counters of the instances still running at the end (a killed one's are gone).
+SYNC_COUNTERS = ("whatsease_cluster_restamps_total", "whatsease_cluster_restamps_given_up_total",
+                 "whatsease_cluster_catch_up_told_total")
+
+
+def sync_counters(urls: list[str]) -> dict[str, float]:
+    """`SYNC_COUNTERS` summed over ``urls``' ``/metrics``: how often writes were overdue
+    (restamped, given up) and how many users the catch-up after a lost member told to sync."""
+    totals = dict.fromkeys(SYNC_COUNTERS, 0.0)
+    for url in urls:
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in totals:
+                totals[name] += float(value)
+    return totals
 
 
 def link_latency(urls: list[str]) -> tuple[float, float, float, float]:
@@ -718,6 +741,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("link one-way: batches, mean ms, share within 5 / 25 ms", lambda r: (
         f"{r['link'][0]:.0f}, {r['link'][1]:.1f}, {r['link'][2]:.1%} / {r['link'][3]:.1%}"
         if r["link"][0] else "-"))
+    row("overdue writes restamped / given up; told to sync by the catch-up",
+        lambda r: "{:.0f} / {:.0f}; {:.0f}".format(*(r["counters"][n] for n in SYNC_COUNTERS)))
     row("load client worst loop lag ms", lambda r: f"{r['client_lag_ms']:.0f}")
     row("reconnects", lambda r: str(r["reconnects"]))
     row("connect failures", lambda r: ", ".join(

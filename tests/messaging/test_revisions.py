@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
 from whatsease.messaging.revisions import CLOCK_SKEW_SECS, Cursor, Revisions
-from whatsease.messaging.service import FIRST_ID
+from whatsease.messaging.service import FIRST_ID, RESTAMP_MAX_TRIES
 from whatsease.services import Services
 from whatsease.storage.models import Message, User, conversation_id, id_at, id_seconds, new_id
 from whatsease.timeutil import utcnow
@@ -144,3 +145,102 @@ async def test_one_instance_syncs_after_a_bare_message_id_from_that_id(
     second = await messaging.send("i@example.com", "j@example.com", "two")
     page, _, _ = await messaging.changes_since("j@example.com", first.message_id)
     assert [m.message_id for m in page] == [second.message_id]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the gate never got there")
+
+
+async def test_sync_reads_arriving_all_the_time_do_not_keep_a_write_out() -> None:
+    """After a ring change hundreds of clients sync at once: a write waits for the reads
+    inside, not for every read that arrives after it."""
+    gate = Revisions()
+    order: list[str] = []
+    release = {name: asyncio.Event() for name in ("r1", "w", "r2", "r3", "w2")}
+
+    async def read(name: str) -> None:
+        async with gate.reading():
+            order.append(f"{name} in")
+            await release[name].wait()
+        order.append(f"{name} out")
+
+    async def write(name: str) -> None:
+        async with gate.writing():
+            order.append(f"{name} in")
+            await release[name].wait()
+        order.append(f"{name} out")
+
+    tasks = [asyncio.ensure_future(read("r1"))]
+    await _until(lambda: "r1 in" in order)
+    tasks.append(asyncio.ensure_future(write("w")))
+    await _until(lambda: gate._writers_waiting == 1)
+    tasks += [asyncio.ensure_future(read("r2")), asyncio.ensure_future(read("r3"))]
+    await _until(lambda: gate._readers_waiting == 2)
+    assert order == ["r1 in"]  # the newer reads wait behind the write
+    release["r1"].set()
+    await _until(lambda: "w in" in order)
+    tasks.append(asyncio.ensure_future(write("w2")))  # a newer write waits behind the reads
+    await _until(lambda: gate._writers_waiting == 1)
+    release["w"].set()
+    await _until(lambda: "r2 in" in order and "r3 in" in order)  # together
+    assert "w2 in" not in order
+    release["r2"].set()
+    release["r3"].set()
+    release["w2"].set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order.index("w in") < order.index("r2 in") < order.index("w2 in")
+
+
+async def test_a_cancelled_waiting_write_lets_the_reads_behind_it_in() -> None:
+    gate = Revisions()
+    inside = asyncio.Event()
+    leave = asyncio.Event()
+
+    async def read_until_told() -> None:
+        async with gate.reading():
+            inside.set()
+            await leave.wait()
+
+    async def write() -> None:
+        async with gate.writing():
+            pass
+
+    async def read() -> None:
+        async with gate.reading():
+            pass
+
+    first = asyncio.ensure_future(read_until_told())
+    await asyncio.wait_for(inside.wait(), 5)
+    waiting_write = asyncio.ensure_future(write())
+    await _until(lambda: gate._writers_waiting == 1)
+    later = asyncio.ensure_future(read())
+    await _until(lambda: gate._readers_waiting == 1)
+    waiting_write.cancel()
+    leave.set()
+    await asyncio.wait_for(asyncio.gather(first, later), 5)
+    assert waiting_write.cancelled()
+
+
+async def test_an_overdue_write_gets_one_fresh_rev_in_the_background(
+        services: Services) -> None:
+    """A write that itself took longer than the window (a saturated database) is
+    restamped once, without anyone waiting for it; past the last try it is left
+    alone (and counted) rather than given yet another write."""
+    messaging = services.messaging
+    messaging.share_database(SETTLE_SECS)
+    await _users(services, "k@example.com", "l@example.com")
+    first = await messaging.send("k@example.com", "l@example.com", "slow write")
+    second = await messaging.send("k@example.com", "l@example.com", "slower still")
+    overdue_since = time.time() - SETTLE_SECS  # as if each write had taken that long
+    messaging._settle([first.message_id], overdue_since)
+    messaging._settle([second.message_id], overdue_since, tries=RESTAMP_MAX_TRIES)
+    await asyncio.wait_for(messaging.drain(), 10)
+    stored = await services.store.messages.get(first.message_id)
+    assert stored is not None and stored.rev > first.rev
+    assert stored.rev > id_at(time.time() - SETTLE_SECS)
+    stored = await services.store.messages.get(second.message_id)
+    assert stored is not None and stored.rev == second.rev  # given up: no third write

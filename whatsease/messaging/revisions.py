@@ -113,6 +113,10 @@ class Revisions:
         self._writers = 0
         self._readers = 0
         self._readers_waiting = 0
+        self._writers_waiting = 0
+        # Bumped to let every reader (writer) waiting at that moment in.
+        self._read_phase = 0
+        self._write_phase = 0
         self._changed = asyncio.Condition()
         self.settle_secs = settle_secs
 
@@ -130,24 +134,49 @@ class Revisions:
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[None]:
+        """Hold for a message write: no sync read of this process meanwhile (writes share)."""
         async with self._changed:
-            await self._changed.wait_for(
-                lambda: not self._readers and not self._readers_waiting)
+            if self._readers or self._readers_waiting:
+                ticket = self._write_phase
+                self._writers_waiting += 1
+                try:
+                    await self._changed.wait_for(
+                        lambda: self._write_phase != ticket and not self._readers)
+                except BaseException:  # cancelled: the turn may have been ours
+                    self._writers_waiting -= 1
+                    self._hand_over()
+                    raise
+                self._writers_waiting -= 1
             self._writers += 1
         try:
             yield
         finally:
             async with self._changed:
                 self._writers -= 1
-                self._changed.notify_all()
+                self._hand_over(readers_next=True)
 
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[None]:
+        """Hold for a sync read: no message write of this process meanwhile (reads share).
+
+        Phase-fair: a side that arrives while the other is inside or waiting
+        waits for the next turn, and every waiter of a side goes in together
+        when its turn comes. Reads used to go first whenever one waited, so a
+        few hundred clients syncing at once after a ring change (a query each)
+        kept every insert, and so every ack, waiting until the last of them had
+        read.
+        """
         async with self._changed:
-            self._readers_waiting += 1
-            try:
-                await self._changed.wait_for(lambda: not self._writers)
-            finally:
+            if self._writers or self._writers_waiting:
+                ticket = self._read_phase
+                self._readers_waiting += 1
+                try:
+                    await self._changed.wait_for(
+                        lambda: self._read_phase != ticket and not self._writers)
+                except BaseException:  # cancelled: the turn may have been ours
+                    self._readers_waiting -= 1
+                    self._hand_over()
+                    raise
                 self._readers_waiting -= 1
             self._readers += 1
         try:
@@ -155,7 +184,18 @@ class Revisions:
         finally:
             async with self._changed:
                 self._readers -= 1
-                self._changed.notify_all()
+                self._hand_over(readers_next=False)
+
+    def _hand_over(self, readers_next: bool | None = None) -> None:
+        """Nobody inside any more: give the turn to the side waiting (the other side
+        first when both wait: ``readers_next`` after writes, not after reads)."""
+        if self._readers or self._writers:
+            return
+        if self._readers_waiting and (readers_next is not False or not self._writers_waiting):
+            self._read_phase += 1
+        elif self._writers_waiting:
+            self._write_phase += 1
+        self._changed.notify_all()
 
     def begin(self) -> int:
         self._next += 1
