@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from whatsease.analytics import buckets, hot, sentiment, slots
+from whatsease.analytics import buckets, fold, sentiment, slots
 from whatsease.analytics.report import ReportBuilder
 from whatsease.analytics.slots import Piece
 from whatsease.errors import Forbidden, NotFound
@@ -543,10 +543,12 @@ class Analytics:
                     took = loop.time() - began
                     await asyncio.sleep(min(MAX_PAUSE_SECS, took))
             if name == "messenger_messages":
-                found, sample = hot.fold_messenger(rows, spans, sample=SENTIMENT_PER_SLOT)
+                found, sample = fold.fold_messenger(rows, spans, sample=SENTIMENT_PER_SLOT)
             elif name == "support_messages":
-                found, sample = hot.fold_support(rows, spans, fallback_texts=fallback_texts,
+                found, sample = fold.fold_support(rows, spans, fallback_texts=fallback_texts,
                                                  sample=SENTIMENT_PER_SLOT)
+            elif name == "bot_turns":
+                found, sample = fold.fold_turns(rows, spans), {}
             else:
                 found, sample = slots.read_rows(rows)
             for key, piece in found.items():
