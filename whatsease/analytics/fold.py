@@ -32,10 +32,11 @@ def channel(doc: dict[str, Any], default: str) -> str:
     stored = doc.get("channel")
     if stored is not None:
         return str(stored)
+    sender, recipient = doc.get("sender"), doc.get("recipient")
     for prefix, name in CHANNEL_PREFIXES:
-        for address in (doc.get("sender"), doc.get("recipient")):
-            if isinstance(address, str) and address.startswith(prefix):
-                return name
+        if ((isinstance(sender, str) and sender.startswith(prefix))
+                or (isinstance(recipient, str) and recipient.startswith(prefix))):
+            return name
     return default
 
 

@@ -77,6 +77,10 @@ CONVERSATIONS_PER_READ, MAX_CONVERSATIONS_PER_READ = 100, 20_000
 WALK_PAST = 400
 INDEXED_PER_READ = timedelta(days=2)
 MIN_INDEXED_PER_READ, MAX_INDEXED_PER_READ = timedelta(hours=1), timedelta(days=120)
+# After each part of a backfill it pauses this share of the time the part took
+# (at most `MAX_PAUSE_SECS`): the database is the chat path's two thirds of the
+# time at least, and a year at a million messages is a few minutes.
+PAUSE_RATIO = 0.5
 MAX_PAUSE_SECS = 1.0
 # A computation of at most this many parts (the open end of a report) reads
 # them at once; a longer one (a backfill) takes turns and pauses.
@@ -203,7 +207,8 @@ class Analytics:
         self.wait = wait
         self.history_wait = history_wait
         # History being computed, one per source and scope (by key prefix).
-        self._backfills: dict[str, asyncio.Task[dict[datetime, Piece]]] = {}
+        self._backfills: dict[str, asyncio.Task[tuple[set[datetime],
+                                                       dict[datetime, Piece]]]] = {}
         self._memory = Memory()
         # Computations under way, by what they compute: a report waits for
         # them at most `wait` seconds, and they finish (and keep what they
@@ -421,9 +426,10 @@ class Analytics:
                 return found, False
             if self._backfills.get(prefix) is task:
                 del self._backfills[prefix]
-            result = task.result()
-            for slot in [s for s in left if s in result]:
-                found[slot] = result[slot]
+            covered, result = task.result()
+            for slot in [s for s in left if s in covered]:
+                if slot in result:
+                    found[slot] = result[slot]
                 left.discard(slot)
             if started:
                 break
@@ -431,15 +437,15 @@ class Analytics:
 
     async def _backfill(self, name: str, scope: Scope, todo: list[datetime],
                         fallback_texts: list[str], prefix: str, present: set[str],
-                        now: datetime) -> dict[datetime, Piece]:
-        """Compute and keep the whole quarter hours ``todo`` (in order); their figures."""
+                        now: datetime) -> tuple[set[datetime], dict[datetime, Piece]]:
+        """Compute and keep the whole quarter hours ``todo`` (in order); those, and the
+        figures of the ones that hold any."""
         ranges = _runs(todo)
         split = ranges[0][0]  # every quarter hour on the same side: keyed by slot alone
         fresh = await self._compute(name, scope, ranges, split, todo, fallback_texts, prefix,
                                     present, now)
-        result = {slot: Piece() for slot in todo}
-        result.update((slot, piece) for (slot, _now), piece in fresh.items() if slot in result)
-        return result
+        wanted = set(todo)
+        return wanted, {slot: piece for (slot, _now), piece in fresh.items() if slot in wanted}
 
     def _backfilled(self, prefix: str, task: asyncio.Task[Any]) -> None:
         if self._backfills.get(prefix) is task:
@@ -492,8 +498,8 @@ class Analytics:
         new: dict[str, dict[str, Any]] = {}
         for slot in todo:
             day, slot_name = slots.day_and_name(slot)
-            piece = fresh.get((slot, slot >= split), Piece())
-            new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
+            piece = fresh.get((slot, slot >= split))
+            new.setdefault(prefix + day, {})[slot_name] = {} if piece is None else piece.to_doc()
         await self.repo.keep(new, present, now)
         # A whole day computed at once (history) is also kept as one figure, which
         # the next report reads instead of its 96 quarter hours.
@@ -519,8 +525,8 @@ class Analytics:
         at a time. Each part's size is adapted so that it takes about
         `PART_SECS`. Past `SMALL_READ_PARTS` parts (a backfill, not a
         report's open end) a computation takes its turn in one lane and
-        pauses after each part as long as the part took, so it never holds
-        the database for long or for more than half the time.
+        pauses after each part half as long as the part took, so it never holds
+        the database for long or for more than two thirds of the time.
         """
         pieces: dict[slots.Key, Piece] = {}
         texts: slots.Texts = {}
@@ -541,7 +547,7 @@ class Analytics:
                     began = loop.time()
                     rows = await self.repo.run(plan)
                     took = loop.time() - began
-                    await asyncio.sleep(min(MAX_PAUSE_SECS, took))
+                    await asyncio.sleep(min(MAX_PAUSE_SECS, took * PAUSE_RATIO))
             if name == "messenger_messages":
                 found, sample = fold.fold_messenger(rows, spans, sample=SENTIMENT_PER_SLOT)
             elif name == "support_messages":
