@@ -301,8 +301,7 @@ class Analytics:
             # edge is counted in whole quarter hours, which are kept.
             start, split, end = (slots.nearest(t) if t < recent else t
                                  for t in (start, split, end))
-        whole, days = _whole_by_day(start, split, end,
-                                    now - CLOSE_AFTER.get(name, ID_SLACK))
+        days = _whole_by_day(start, split, end, now - CLOSE_AFTER.get(name, ID_SLACK))
         prefix = self.key_prefix(name, scope, fallback_texts)
         by_day = dict(days)
 
@@ -316,7 +315,11 @@ class Analytics:
                     == bisect.bisect_right(edges, last))
 
         pieces: dict[slots.Key, Piece] = {}
+        # What is kept, as runs of quarter hours (a year is 70,000 of them: whole
+        # days are taken at once), and the quarter hours of days read one by one.
+        covered: list[tuple[datetime, datetime]] = []
         kept: set[datetime] = set()
+        summed_days: set[str] = set()
         # A whole kept day that falls in one bucket is read as one figure, kept
         # in a document of its own (small: the page reads those by the dozen).
         whole_days = {day for day, members in by_day.items()
@@ -327,8 +330,9 @@ class Analytics:
         for day in whole_days:
             found = summed.get(prefix + day + DAY_SUFFIX)
             if found is not None:
-                first = by_day[day][0][0]
-                kept.update(slot for slot, _name in by_day.pop(day))
+                members = by_day.pop(day)
+                first = members[0][0]
+                covered.append((first, members[-1][0] + SLOT))
                 if found.day is not None:
                     pieces[(first, first >= split)] = found.day
         kept_days = await self._kept_days([prefix + day for day in by_day])
@@ -353,10 +357,11 @@ class Analytics:
                     bucket = bisect.bisect_right(edges, max(slot, begins)) if side else -1
                     groups.setdefault((side, bucket), []).append((slot, slot_name))
                 for (side, _bucket), group in groups.items():
-                    kept.update(slot for slot, _name in group)
+                    covered += _exact_runs([slot for slot, _name in group])
                     summed_piece = figures.sum([slot_name for _slot, slot_name in group])
                     if summed_piece is not None:
                         pieces[(group[0][0], side)] = summed_piece
+                summed_days.add(day)
                 continue
             for slot, slot_name in members:
                 if slot_name in figures.slots:
@@ -366,7 +371,9 @@ class Analytics:
                         pieces[(slot, slot >= split)] = one
         if rollups:
             await self.repo.keep_day(rollups, now)
-        todo = [s for s in whole if s not in kept]
+        todo = [slot for day, members in by_day.items() if day not in summed_days
+                for slot, _name in members if slot not in kept]
+        covered += _exact_runs(sorted(kept))
         present = set(kept_days)
         history_done = True
         if len(todo) > OPEN_END_SLOTS:
@@ -377,10 +384,9 @@ class Analytics:
                 name, scope, todo, fallback_texts, prefix, present, now)
             for slot, piece in history.items():
                 pieces[(slot, slot >= split)] = piece
-                kept.add(slot)
-            kept.update(todo)
+            covered += _exact_runs(todo)
             todo = []
-        ranges = slots.uncovered(start, end, kept)
+        ranges = slots.uncovered_runs(start, end, covered)
         if not ranges:
             return pieces, history_done
         job = (prefix, tuple(ranges), split)
@@ -617,26 +623,31 @@ class Analytics:
 
 @functools.lru_cache(maxsize=64)
 def _whole_by_day(start: datetime, split: datetime, end: datetime, closed_before: datetime
-                  ) -> tuple[list[datetime], dict[str, list[tuple[datetime, str]]]]:
-    """`slots.whole_slots` and the same by UTC day with their names: the sources of one
+                  ) -> dict[str, list[tuple[datetime, str]]]:
+    """`slots.whole_slots` by UTC day, in order, with their names: the sources of one
     report mostly ask for the same (a year is 70,000 quarter hours). Not to be changed."""
-    whole = slots.whole_slots(start, split, end, closed_before)
     by_day: dict[str, list[tuple[datetime, str]]] = {}
-    for slot in whole:
+    for slot in slots.whole_slots(start, split, end, closed_before):
         day, slot_name = slots.day_and_name(slot)
         by_day.setdefault(day, []).append((slot, slot_name))
-    return whole, by_day
+    return by_day
 
 
-def _runs(todo: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Ordered quarter hours as ranges of consecutive ones (one covering range past
-    `slots.MAX_RANGES`: what is not wanted in it is computed and dropped)."""
+def _exact_runs(ordered: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Ordered quarter hours as ranges of consecutive ones."""
     result: list[tuple[datetime, datetime]] = []
-    for slot in todo:
+    for slot in ordered:
         if result and result[-1][1] == slot:
             result[-1] = (result[-1][0], slot + SLOT)
         else:
             result.append((slot, slot + SLOT))
+    return result
+
+
+def _runs(todo: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """`_exact_runs`, or one covering range past `slots.MAX_RANGES` (what is not wanted
+    in it is computed and dropped)."""
+    result = _exact_runs(todo)
     if len(result) > slots.MAX_RANGES:
         return [(result[0][0], result[-1][1])]
     return result
