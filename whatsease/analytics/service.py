@@ -18,13 +18,13 @@ import bisect
 import functools
 import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from whatsease.analytics import buckets, fold, sentiment, slots
+from whatsease.analytics.memory import Kept, Memory
 from whatsease.analytics.report import ReportBuilder
 from whatsease.analytics.slots import Piece
 from whatsease.errors import Forbidden, NotFound
@@ -88,10 +88,6 @@ SMALL_READ_PARTS = 4
 # Past this many whole quarter hours not kept yet (two hours), a source's history
 # is computed in the background while reports answer at once without it.
 OPEN_END_SLOTS = 8
-# Kept documents that can no longer change are held in memory once read, up to
-# this many figures (people, fallback messages, response times...; about 100
-# bytes each): a 30-day page's whole days, many times over.
-MEMORY_FIGURES = 1_000_000
 # A whole day's figures are kept under its day's key and this.
 DAY_SUFFIX = "|day"
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
@@ -120,77 +116,6 @@ def scope_for(user: User, org: str | None) -> Scope:
     if org is not None and not is_member(user, org):
         raise NotFound("No such organisation.")
     return Scope(user.org)
-
-
-@dataclass
-class Kept:
-    """One kept document, parsed: a whole day's figures (``day``; None when empty), or a
-    day's quarter hours by name (an empty one is None)."""
-
-    day: Piece | None = None
-    slots: dict[str, Piece | None] = field(default_factory=dict)
-    # Sums of consecutive quarter hours already asked for, by first, last and count.
-    sums: dict[tuple[str, str, int], Piece | None] = field(default_factory=dict)
-
-    def sum(self, names: list[str]) -> Piece | None:
-        """The figures of the consecutive quarter hours ``names`` added up (None: all empty).
-
-        Only for a day that can no longer change: the sum is held with it.
-        """
-        if len(names) == 1:
-            return self.slots.get(names[0])
-        key = (names[0], names[-1], len(names))
-        if key not in self.sums:
-            total: Piece | None = None
-            for name in names:
-                one = self.slots.get(name)
-                if one is not None:
-                    if total is None:
-                        total = Piece()
-                    total.merge(one)
-            self.sums[key] = total
-        return self.sums[key]
-
-    def weight(self) -> int:
-        """About how many figures this holds (what `Memory` bounds)."""
-        return 1 + sum(_weight(p) for p in (self.day, *self.slots.values()) if p is not None)
-
-
-def _weight(piece: Piece) -> int:
-    return (len(piece.people) + len(piece.fallbacks) + len(piece.intents) + len(piece.closed)
-            + len(piece.handoffs) + len(piece.counts) + len(piece.languages))
-
-
-class Memory:
-    """Kept documents by key, the least recently used dropped past `MEMORY_FIGURES`."""
-
-    def __init__(self, limit: int = MEMORY_FIGURES) -> None:
-        self.limit = limit
-        self.weight = 0
-        self._items: OrderedDict[str, tuple[Kept, int]] = OrderedDict()
-
-    def get(self, key: str) -> Kept | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        self._items.move_to_end(key)
-        return item[0]
-
-    def put(self, key: str, value: Kept) -> None:
-        weight = value.weight()
-        if weight > self.limit:
-            return
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.weight -= old[1]
-        self._items[key] = (value, weight)
-        self.weight += weight
-        while self.weight > self.limit:
-            _key, (_value, dropped) = self._items.popitem(last=False)
-            self.weight -= dropped
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 class Analytics:
