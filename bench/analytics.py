@@ -327,7 +327,8 @@ async def measure(analytics: Analytics, clock: Clock, repeat: int, org: str | No
             keys = [analytics.key_prefix(name, scope, fallback_texts) + day
                     for day in day_keys]
             times = [await _timed(analytics.repo.kept(keys)) for _ in range(rounds)]
-            print(f"| {days} d | {name}: kept quarter hours ({len(keys)} days by key) | _id_ | "
+            print(f"| {days} d | {name}: kept quarter hours from the database ({len(keys)} days "
+                  "by key; a warm page holds them in memory) | _id_ | "
                   f"{_pct(times, 0.5):.0f} | {_pct(times, 0.99):.0f} |", flush=True)
             times = [await _timed(analytics._read(name, scope, [(open_from, end)], start,
                                                   fallback_texts, end)) for _ in range(rounds)]

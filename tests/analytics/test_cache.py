@@ -19,7 +19,8 @@ from tests.analytics.seed import (
     seed,
     store_messages,
 )
-from whatsease.analytics.service import Analytics, Kept, Memory, Scope, get_analytics
+from whatsease.analytics.memory import Kept, Memory
+from whatsease.analytics.service import Analytics, Scope, get_analytics
 from whatsease.analytics.slots import Piece
 from whatsease.services import Services
 from whatsease.storage.analytics import SLOTS

@@ -18,13 +18,13 @@ import bisect
 import functools
 import hashlib
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from whatsease.analytics import buckets, hot, sentiment, slots
+from whatsease.analytics import buckets, fold, sentiment, slots
+from whatsease.analytics.memory import Kept, Memory
 from whatsease.analytics.report import ReportBuilder
 from whatsease.analytics.slots import Piece
 from whatsease.errors import Forbidden, NotFound
@@ -77,6 +77,10 @@ CONVERSATIONS_PER_READ, MAX_CONVERSATIONS_PER_READ = 100, 20_000
 WALK_PAST = 400
 INDEXED_PER_READ = timedelta(days=2)
 MIN_INDEXED_PER_READ, MAX_INDEXED_PER_READ = timedelta(hours=1), timedelta(days=120)
+# After each part of a backfill it pauses this share of the time the part took
+# (at most `MAX_PAUSE_SECS`): the database is the chat path's two thirds of the
+# time at least, and a year at a million messages is a few minutes.
+PAUSE_RATIO = 0.5
 MAX_PAUSE_SECS = 1.0
 # A computation of at most this many parts (the open end of a report) reads
 # them at once; a longer one (a backfill) takes turns and pauses.
@@ -84,10 +88,6 @@ SMALL_READ_PARTS = 4
 # Past this many whole quarter hours not kept yet (two hours), a source's history
 # is computed in the background while reports answer at once without it.
 OPEN_END_SLOTS = 8
-# Kept documents that can no longer change are held in memory once read, up to
-# this many figures (people, fallback messages, response times...; about 100
-# bytes each): a 30-day page's whole days, many times over.
-MEMORY_FIGURES = 1_000_000
 # A whole day's figures are kept under its day's key and this.
 DAY_SUFFIX = "|day"
 # Part of every kept quarter hour's key: raise it when what a pipeline computes
@@ -118,77 +118,6 @@ def scope_for(user: User, org: str | None) -> Scope:
     return Scope(user.org)
 
 
-@dataclass
-class Kept:
-    """One kept document, parsed: a whole day's figures (``day``; None when empty), or a
-    day's quarter hours by name (an empty one is None)."""
-
-    day: Piece | None = None
-    slots: dict[str, Piece | None] = field(default_factory=dict)
-    # Sums of consecutive quarter hours already asked for, by first, last and count.
-    sums: dict[tuple[str, str, int], Piece | None] = field(default_factory=dict)
-
-    def sum(self, names: list[str]) -> Piece | None:
-        """The figures of the consecutive quarter hours ``names`` added up (None: all empty).
-
-        Only for a day that can no longer change: the sum is held with it.
-        """
-        if len(names) == 1:
-            return self.slots.get(names[0])
-        key = (names[0], names[-1], len(names))
-        if key not in self.sums:
-            total: Piece | None = None
-            for name in names:
-                one = self.slots.get(name)
-                if one is not None:
-                    if total is None:
-                        total = Piece()
-                    total.merge(one)
-            self.sums[key] = total
-        return self.sums[key]
-
-    def weight(self) -> int:
-        """About how many figures this holds (what `Memory` bounds)."""
-        return 1 + sum(_weight(p) for p in (self.day, *self.slots.values()) if p is not None)
-
-
-def _weight(piece: Piece) -> int:
-    return (len(piece.people) + len(piece.fallbacks) + len(piece.intents) + len(piece.closed)
-            + len(piece.handoffs) + len(piece.counts) + len(piece.languages))
-
-
-class Memory:
-    """Kept documents by key, the least recently used dropped past `MEMORY_FIGURES`."""
-
-    def __init__(self, limit: int = MEMORY_FIGURES) -> None:
-        self.limit = limit
-        self.weight = 0
-        self._items: OrderedDict[str, tuple[Kept, int]] = OrderedDict()
-
-    def get(self, key: str) -> Kept | None:
-        item = self._items.get(key)
-        if item is None:
-            return None
-        self._items.move_to_end(key)
-        return item[0]
-
-    def put(self, key: str, value: Kept) -> None:
-        weight = value.weight()
-        if weight > self.limit:
-            return
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.weight -= old[1]
-        self._items[key] = (value, weight)
-        self.weight += weight
-        while self.weight > self.limit:
-            _key, (_value, dropped) = self._items.popitem(last=False)
-            self.weight -= dropped
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 class Analytics:
     """Computes reports from the stored history; one per process."""
 
@@ -203,7 +132,8 @@ class Analytics:
         self.wait = wait
         self.history_wait = history_wait
         # History being computed, one per source and scope (by key prefix).
-        self._backfills: dict[str, asyncio.Task[dict[datetime, Piece]]] = {}
+        self._backfills: dict[str, asyncio.Task[tuple[set[datetime],
+                                                       dict[datetime, Piece]]]] = {}
         self._memory = Memory()
         # Computations under way, by what they compute: a report waits for
         # them at most `wait` seconds, and they finish (and keep what they
@@ -296,8 +226,7 @@ class Analytics:
             # edge is counted in whole quarter hours, which are kept.
             start, split, end = (slots.nearest(t) if t < recent else t
                                  for t in (start, split, end))
-        whole, days = _whole_by_day(start, split, end,
-                                    now - CLOSE_AFTER.get(name, ID_SLACK))
+        days = _whole_by_day(start, split, end, now - CLOSE_AFTER.get(name, ID_SLACK))
         prefix = self.key_prefix(name, scope, fallback_texts)
         by_day = dict(days)
 
@@ -311,7 +240,11 @@ class Analytics:
                     == bisect.bisect_right(edges, last))
 
         pieces: dict[slots.Key, Piece] = {}
+        # What is kept, as runs of quarter hours (a year is 70,000 of them: whole
+        # days are taken at once), and the quarter hours of days read one by one.
+        covered: list[tuple[datetime, datetime]] = []
         kept: set[datetime] = set()
+        summed_days: set[str] = set()
         # A whole kept day that falls in one bucket is read as one figure, kept
         # in a document of its own (small: the page reads those by the dozen).
         whole_days = {day for day, members in by_day.items()
@@ -322,8 +255,9 @@ class Analytics:
         for day in whole_days:
             found = summed.get(prefix + day + DAY_SUFFIX)
             if found is not None:
-                first = by_day[day][0][0]
-                kept.update(slot for slot, _name in by_day.pop(day))
+                members = by_day.pop(day)
+                first = members[0][0]
+                covered.append((first, members[-1][0] + SLOT))
                 if found.day is not None:
                     pieces[(first, first >= split)] = found.day
         kept_days = await self._kept_days([prefix + day for day in by_day])
@@ -348,10 +282,11 @@ class Analytics:
                     bucket = bisect.bisect_right(edges, max(slot, begins)) if side else -1
                     groups.setdefault((side, bucket), []).append((slot, slot_name))
                 for (side, _bucket), group in groups.items():
-                    kept.update(slot for slot, _name in group)
+                    covered += _exact_runs([slot for slot, _name in group])
                     summed_piece = figures.sum([slot_name for _slot, slot_name in group])
                     if summed_piece is not None:
                         pieces[(group[0][0], side)] = summed_piece
+                summed_days.add(day)
                 continue
             for slot, slot_name in members:
                 if slot_name in figures.slots:
@@ -361,7 +296,9 @@ class Analytics:
                         pieces[(slot, slot >= split)] = one
         if rollups:
             await self.repo.keep_day(rollups, now)
-        todo = [s for s in whole if s not in kept]
+        todo = [slot for day, members in by_day.items() if day not in summed_days
+                for slot, _name in members if slot not in kept]
+        covered += _exact_runs(sorted(kept))
         present = set(kept_days)
         history_done = True
         if len(todo) > OPEN_END_SLOTS:
@@ -372,10 +309,9 @@ class Analytics:
                 name, scope, todo, fallback_texts, prefix, present, now)
             for slot, piece in history.items():
                 pieces[(slot, slot >= split)] = piece
-                kept.add(slot)
-            kept.update(todo)
+            covered += _exact_runs(todo)
             todo = []
-        ranges = slots.uncovered(start, end, kept)
+        ranges = slots.uncovered_runs(start, end, covered)
         if not ranges:
             return pieces, history_done
         job = (prefix, tuple(ranges), split)
@@ -421,9 +357,10 @@ class Analytics:
                 return found, False
             if self._backfills.get(prefix) is task:
                 del self._backfills[prefix]
-            result = task.result()
-            for slot in [s for s in left if s in result]:
-                found[slot] = result[slot]
+            covered, result = task.result()
+            for slot in [s for s in left if s in covered]:
+                if slot in result:
+                    found[slot] = result[slot]
                 left.discard(slot)
             if started:
                 break
@@ -431,15 +368,15 @@ class Analytics:
 
     async def _backfill(self, name: str, scope: Scope, todo: list[datetime],
                         fallback_texts: list[str], prefix: str, present: set[str],
-                        now: datetime) -> dict[datetime, Piece]:
-        """Compute and keep the whole quarter hours ``todo`` (in order); their figures."""
+                        now: datetime) -> tuple[set[datetime], dict[datetime, Piece]]:
+        """Compute and keep the whole quarter hours ``todo`` (in order); those, and the
+        figures of the ones that hold any."""
         ranges = _runs(todo)
         split = ranges[0][0]  # every quarter hour on the same side: keyed by slot alone
         fresh = await self._compute(name, scope, ranges, split, todo, fallback_texts, prefix,
                                     present, now)
-        result = {slot: Piece() for slot in todo}
-        result.update((slot, piece) for (slot, _now), piece in fresh.items() if slot in result)
-        return result
+        wanted = set(todo)
+        return wanted, {slot: piece for (slot, _now), piece in fresh.items() if slot in wanted}
 
     def _backfilled(self, prefix: str, task: asyncio.Task[Any]) -> None:
         if self._backfills.get(prefix) is task:
@@ -492,8 +429,8 @@ class Analytics:
         new: dict[str, dict[str, Any]] = {}
         for slot in todo:
             day, slot_name = slots.day_and_name(slot)
-            piece = fresh.get((slot, slot >= split), Piece())
-            new.setdefault(prefix + day, {})[slot_name] = piece.to_doc()
+            piece = fresh.get((slot, slot >= split))
+            new.setdefault(prefix + day, {})[slot_name] = {} if piece is None else piece.to_doc()
         await self.repo.keep(new, present, now)
         # A whole day computed at once (history) is also kept as one figure, which
         # the next report reads instead of its 96 quarter hours.
@@ -519,8 +456,8 @@ class Analytics:
         at a time. Each part's size is adapted so that it takes about
         `PART_SECS`. Past `SMALL_READ_PARTS` parts (a backfill, not a
         report's open end) a computation takes its turn in one lane and
-        pauses after each part as long as the part took, so it never holds
-        the database for long or for more than half the time.
+        pauses after each part half as long as the part took, so it never holds
+        the database for long or for more than two thirds of the time.
         """
         pieces: dict[slots.Key, Piece] = {}
         texts: slots.Texts = {}
@@ -541,12 +478,14 @@ class Analytics:
                     began = loop.time()
                     rows = await self.repo.run(plan)
                     took = loop.time() - began
-                    await asyncio.sleep(min(MAX_PAUSE_SECS, took))
+                    await asyncio.sleep(min(MAX_PAUSE_SECS, took * PAUSE_RATIO))
             if name == "messenger_messages":
-                found, sample = hot.fold_messenger(rows, spans, sample=SENTIMENT_PER_SLOT)
+                found, sample = fold.fold_messenger(rows, spans, sample=SENTIMENT_PER_SLOT)
             elif name == "support_messages":
-                found, sample = hot.fold_support(rows, spans, fallback_texts=fallback_texts,
+                found, sample = fold.fold_support(rows, spans, fallback_texts=fallback_texts,
                                                  sample=SENTIMENT_PER_SLOT)
+            elif name == "bot_turns":
+                found, sample = fold.fold_turns(rows, spans), {}
             else:
                 found, sample = slots.read_rows(rows)
             for key, piece in found.items():
@@ -609,26 +548,31 @@ class Analytics:
 
 @functools.lru_cache(maxsize=64)
 def _whole_by_day(start: datetime, split: datetime, end: datetime, closed_before: datetime
-                  ) -> tuple[list[datetime], dict[str, list[tuple[datetime, str]]]]:
-    """`slots.whole_slots` and the same by UTC day with their names: the sources of one
+                  ) -> dict[str, list[tuple[datetime, str]]]:
+    """`slots.whole_slots` by UTC day, in order, with their names: the sources of one
     report mostly ask for the same (a year is 70,000 quarter hours). Not to be changed."""
-    whole = slots.whole_slots(start, split, end, closed_before)
     by_day: dict[str, list[tuple[datetime, str]]] = {}
-    for slot in whole:
+    for slot in slots.whole_slots(start, split, end, closed_before):
         day, slot_name = slots.day_and_name(slot)
         by_day.setdefault(day, []).append((slot, slot_name))
-    return whole, by_day
+    return by_day
 
 
-def _runs(todo: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Ordered quarter hours as ranges of consecutive ones (one covering range past
-    `slots.MAX_RANGES`: what is not wanted in it is computed and dropped)."""
+def _exact_runs(ordered: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Ordered quarter hours as ranges of consecutive ones."""
     result: list[tuple[datetime, datetime]] = []
-    for slot in todo:
+    for slot in ordered:
         if result and result[-1][1] == slot:
             result[-1] = (result[-1][0], slot + SLOT)
         else:
             result.append((slot, slot + SLOT))
+    return result
+
+
+def _runs(todo: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """`_exact_runs`, or one covering range past `slots.MAX_RANGES` (what is not wanted
+    in it is computed and dropped)."""
+    result = _exact_runs(todo)
     if len(result) > slots.MAX_RANGES:
         return [(result[0][0], result[-1][1])]
     return result

@@ -75,15 +75,15 @@ def whole_slots(start: datetime, split: datetime, end: datetime,
     return result
 
 
-def uncovered(start: datetime, end: datetime,
-              kept: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
-    """``[start, end)`` minus the kept quarter hours, as ordered ranges (at most `MAX_RANGES`)."""
+def uncovered_runs(start: datetime, end: datetime,
+                   covered: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """``[start, end)`` minus the ``covered`` ranges, as ordered ranges (at most `MAX_RANGES`)."""
     result: list[tuple[datetime, datetime]] = []
     cursor = start
-    for slot in sorted(kept):
-        if slot > cursor:
-            result.append((cursor, slot))
-        cursor = max(cursor, slot + SLOT)
+    for low, high in sorted(covered):
+        if low > cursor:
+            result.append((cursor, low))
+        cursor = max(cursor, high)
     if cursor < end:
         result.append((cursor, end))
     if len(result) > MAX_RANGES:

@@ -139,7 +139,7 @@ class Spans:
         nothing else: the embedded database's planner turns any further condition
         (a time range, the org) into a scan of the whole collection, and reading
         a conversation reads its whole history anyway. What is outside the
-        ranges, or of another org, is dropped by the reader (`analytics.hot`)."""
+        ranges, or of another org, is dropped by the reader (`analytics.fold`)."""
         if self.between is not None:
             return {"conversation_id": {"$gte": self.between[0], "$lte": self.between[1]}}
         return {"conversation_id": {"$in": list(self.conversations)}}
@@ -177,18 +177,18 @@ class Plan:
 
 
 def slot_plans(spans: Spans, *, fallback_texts: list[str], sample: int) -> list[Plan]:
-    """Every query of the page for ``spans``: the colder collections' pipelines, each
-    grouped by quarter hour, and the hot collections' finds.
+    """Every query of the page for ``spans``: finds for the messages and the assistant's
+    turns, pipelines for support conversations, each grouped by quarter hour.
 
-    Rows are per quarter hour (``s``) and side of the split (``n``). The hot
-    collections' messages are added up in this process (`analytics.hot`:
-    counts by channel and direction, the distinct people, support bots'
-    replies and fallbacks, customers' languages, and the newest ``sample``
-    texts to score for sentiment); the assistant's turns give their
-    replies, fallbacks, intents, fallback messages and languages; support
-    conversations their starts, ends and handoffs (with the times each
-    median is taken of). Person-to-person chats and the assistant's turns
-    count only for the whole messenger (``spans.org`` None).
+    The messages (by conversation) and the turns (by time) are the bulk of the
+    history and are added up in this process (`analytics.fold`: counts by
+    channel and direction, the distinct people, bots' replies and fallbacks,
+    intents, fallback messages, languages, and the newest ``sample`` texts
+    to score for sentiment). Support conversations' pipelines give rows per
+    quarter hour (``s``) and side of the split (``n``): their starts, ends
+    and handoffs (with the times each median is taken of). Person-to-person
+    chats and the assistant's turns count only for the whole messenger
+    (``spans.org`` None).
     """
     result: list[Plan] = []
     if spans.org is None:
@@ -219,7 +219,7 @@ def slot_plan(name: str, spans: Spans, *, fallback_texts: list[str], sample: int
 
 
 def _messenger_plan(spans: Spans) -> Plan:
-    # Read as a find and added up in `analytics.hot` (see there why).
+    # Read as a find and added up in `analytics.fold` (see there why).
     return Plan("messenger_messages", "messages", [], find=spans.find_filter())
 
 
@@ -228,24 +228,10 @@ def _support_plan(spans: Spans) -> Plan:
 
 
 def _turns_plan(spans: Spans) -> Plan:
-    fallback = {"$in": ["$source", ["fallback", "llm", "llm_error"]]}
-    return Plan("bot_turns", BOT_TURNS, [
-        *spans.indexed("at"),
-        {"$project": {
-            "_id": 0, **spans.slot_fields("$at"), "f": fallback, "i": "$intent", "at": "$at",
-            "m": {"$cond": [fallback, {"$toLower": {"$trim": {"input": "$message"}}}, None]},
-            # The language each turn was answered in; turns from before the
-            # assistant spoke several languages have none, and were English.
-            "l": {"$ifNull": ["$lang", "en"]}}},
-        {"$facet": {
-            "bot": [{"$group": {"_id": spans.key(f="$f"), "n": {"$sum": 1}}}],
-            "intents": [{"$match": {"i": {"$type": "string"}}},
-                        {"$group": {"_id": spans.key(i="$i"), "n": {"$sum": 1}}}],
-            "fallbacks": [{"$match": {"f": True}},
-                          {"$group": {"_id": spans.key(m="$m"), "n": {"$sum": 1},
-                                      "last": {"$max": "$at"}}}],
-            "languages": [{"$group": {"_id": spans.key(l="$l"), "n": {"$sum": 1}}}],
-        }}])
+    # One range over all the ranges on the `at` index (an index walk); added up
+    # in `analytics.fold`, which keeps only what falls in the exact ranges.
+    return Plan("bot_turns", BOT_TURNS, [], find={
+        "at": {"$gte": spans.ranges[0][0], "$lt": spans.ranges[-1][1]}})
 
 
 def _conversation_plans(spans: Spans) -> list[Plan]:

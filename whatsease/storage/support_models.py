@@ -242,6 +242,9 @@ class SupportMessage:
     content: str
     timestamp: datetime
     client_id: str | None = None
+    # A customer's message: the language the bot last spoke with them, if known
+    # (what analytics counts it under).
+    language: str | None = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SupportMessage:
@@ -249,7 +252,7 @@ class SupportMessage:
                    org=doc["org"], kind=doc["kind"], sender=doc["sender"],
                    sender_name=doc.get("sender_name", ""), recipient=doc["recipient"],
                    content=doc["content"], timestamp=doc["timestamp"],
-                   client_id=doc.get("client_id"))
+                   client_id=doc.get("client_id"), language=doc.get("language"))
 
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -259,6 +262,8 @@ class SupportMessage:
             "content": self.content, "timestamp": self.timestamp}
         if self.client_id is not None:
             doc["client_id"] = self.client_id
+        if self.language is not None:
+            doc["language"] = self.language
         return doc
 
     def to_json(self, *, for_customer: bool = False) -> dict[str, Any]:

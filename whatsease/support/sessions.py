@@ -6,7 +6,9 @@ import hmac
 import logging
 import secrets
 from datetime import timedelta
+from typing import Any
 
+from whatsease.bot.state import BotState
 from whatsease.delivery import frames
 from whatsease.delivery.hub import Connection
 from whatsease.errors import NotFound, TooManyRequests, Unauthorized
@@ -128,7 +130,8 @@ class SupportSessions(SupportBotBridge):
             message_id=new_id(), conversation_id=conversation_id, org=conversation.org,
             kind="customer", sender=conversation.customer_email,
             sender_name=conversation.customer_name, recipient=f"org:{conversation.org}",
-            content=content, timestamp=self.clock(), client_id=client_id)
+            content=content, timestamp=self.clock(), client_id=client_id,
+            language=remembered_language(conversation.bot_state))
         # The insert comes first: its unique (conversation, client_id) index is the
         # idempotency check, so a retry costs no extra read and is counted only once.
         stored = await self._inserts.submit(message)
@@ -158,3 +161,10 @@ class SupportSessions(SupportBotBridge):
             return await self.refresh(conversation)
         await self._after_end(ended)
         return ended
+
+
+def remembered_language(bot_state: dict[str, Any]) -> str | None:
+    """The language the bot speaks with this customer (the one they chose, else the one
+    it last detected), or None before it has answered them."""
+    state = BotState.from_dict(bot_state)
+    return state.chosen_language or state.language

@@ -1,11 +1,11 @@
-"""What each message of a hot collection adds to its quarter hour (analytics/hot.py)."""
+"""What each message of a hot collection adds to its quarter hour (analytics/fold.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from whatsease.analytics.hot import fold_messenger, fold_support
+from whatsease.analytics.fold import fold_messenger, fold_support, fold_turns
 from whatsease.analytics.slots import pseudonym
 from whatsease.storage.analytics import Spans
 
@@ -56,3 +56,24 @@ def test_support_messages_count_bots_fallbacks_languages_and_their_org() -> None
     assert piece.people == {pseudonym("c1")}
     # The newest customer text of the quarter hour.
     assert texts == {(T, True): [("thanks", "en")]}
+
+
+def test_turns_count_replies_fallbacks_intents_and_languages() -> None:
+    def turn(minutes: float, **fields: Any) -> dict[str, Any]:
+        return {"at": T + timedelta(minutes=minutes), **fields}
+
+    pieces = fold_turns([
+        turn(1, source="intent", intent="greeting", message="hi", lang="es"),
+        turn(2, source="fallback", intent=None, message="  Where is my PARCEL? "),
+        turn(3, source="llm", message="where is my parcel?"),
+        turn(4, source="llm_error", message="??", lang="hi"),
+        turn(35, source="intent", intent="greeting", message="hello"),
+        turn(61, source="fallback", message="after the range"),
+    ], SPANS)
+    first = pieces[(T, False)]
+    assert first.bot == {False: 1, True: 3}
+    assert first.intents == {"greeting": 1}
+    assert first.fallbacks == {"where is my parcel?": (2, T + timedelta(minutes=3)),
+                               "??": (1, T + timedelta(minutes=4))}
+    assert first.languages == {"es": 1, "en": 2, "hi": 1}
+    assert set(pieces) == {(T, False), (T + timedelta(minutes=30), True)}

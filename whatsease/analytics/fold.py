@@ -1,14 +1,14 @@
-"""Quarter hours of the hot collections, added up here from the messages an index walk returns.
+"""Quarter hours added up in this process from the documents an index walk returns.
 
-The messages of the messenger and of support are read by conversation (an
-index walk, `AnalyticsRepo.messages`) and their figures worked out in this
-process: on the embedded database a pipeline's stages cost several times the
-walk itself for every message (docs/analytics.md, measured), and these are
-the bulk of the history. What each message counts for is what the colder
-collections' pipelines count for theirs: a channel and direction, the person
-(or support conversation) who wrote, a support bot's reply and whether it
-fell back, the customer's language, and the newest texts of each quarter
-hour to score for sentiment.
+The messages of the messenger and of support (read by conversation) and the
+assistant's turns (read by time) are the bulk of the history: on the embedded
+database a pipeline's stages cost several times the walk itself for each
+document (docs/analytics.md, measured), so these are found with a plain find
+and their figures worked out here. A message counts for a channel and
+direction, the person (or support conversation) who wrote, a support bot's
+reply and whether it fell back, the customer's language, and the newest texts
+of each quarter hour to score for sentiment; a turn for a reply or a
+fallback, its intent, the message that fell back and its language.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from whatsease.storage.analytics import CHANNEL_PREFIXES, Spans
 
 # The kinds of support message that count: system notes ("Ana joined") do not.
 SUPPORT_KINDS = frozenset({"customer", "bot", "agent"})
+# A turn answered by these fell back: the catalogue did not know the message
+# (a language model's answer too).
+FALLBACK_SOURCES = frozenset({"fallback", "llm", "llm_error"})
 
 
 def channel(doc: dict[str, Any], default: str) -> str:
@@ -29,18 +32,20 @@ def channel(doc: dict[str, Any], default: str) -> str:
     stored = doc.get("channel")
     if stored is not None:
         return str(stored)
+    sender, recipient = doc.get("sender"), doc.get("recipient")
     for prefix, name in CHANNEL_PREFIXES:
-        for address in (doc.get("sender"), doc.get("recipient")):
-            if isinstance(address, str) and address.startswith(prefix):
-                return name
+        if ((isinstance(sender, str) and sender.startswith(prefix))
+                or (isinstance(recipient, str) and recipient.startswith(prefix))):
+            return name
     return default
 
 
 class _Fold:
     """Pieces by (quarter hour, current period?) and the texts to score, as messages come."""
 
-    def __init__(self, spans: Spans, sample: int) -> None:
+    def __init__(self, spans: Spans, sample: int, field: str = "timestamp") -> None:
         self.spans = spans
+        self.field = field
         self.sample = sample
         self.split = utc(spans.split)
         self.ranges = [(utc(a), utc(b)) for a, b in spans.ranges]
@@ -50,7 +55,7 @@ class _Fold:
 
     def key(self, doc: dict[str, Any]) -> Key | None:
         """The message's key, or None when it is outside the ranges (or not of the org)."""
-        moment = doc.get("timestamp")
+        moment = doc.get(self.field)
         if not isinstance(moment, datetime):
             return None
         moment = utc(moment)
@@ -136,3 +141,30 @@ def fold_support(docs: Iterable[dict[str, Any]], spans: Spans, *, fallback_texts
             piece.languages[language] = piece.languages.get(language, 0) + 1
             fold.offer(key, doc)
     return fold.finish()
+
+
+def fold_turns(docs: Iterable[dict[str, Any]], spans: Spans) -> dict[Key, Piece]:
+    """The assistant's turns by quarter hour: replies and fallbacks, intents, the messages
+    that fell back (trimmed, lower-cased; with the last time asked) and the language
+    each was answered in (turns from before it spoke several have none: English)."""
+    fold = _Fold(spans, 0, field="at")
+    for doc in docs:
+        key = fold.key(doc)
+        if key is None:
+            continue
+        piece = fold.piece(key)
+        fell_back = doc.get("source") in FALLBACK_SOURCES
+        piece.bot[fell_back] = piece.bot.get(fell_back, 0) + 1
+        intent = doc.get("intent")
+        if isinstance(intent, str):
+            piece.intents[intent] = piece.intents.get(intent, 0) + 1
+        message = doc.get("message")
+        if fell_back and isinstance(message, str):
+            asked = message.strip().lower()
+            moment = utc(doc["at"])
+            seen, last = piece.fallbacks.get(asked, (0, moment))
+            piece.fallbacks[asked] = (seen + 1, max(last, moment))
+        stored = doc.get("lang")
+        language = "en" if stored is None else str(stored)
+        piece.languages[language] = piece.languages.get(language, 0) + 1
+    return fold.pieces
