@@ -123,3 +123,20 @@ def test_frames_queued_before_a_close_arrive_before_it(
     assert ws.expect_close() == WS_4008_TOO_SLOW
     assert [f["ref"] for f in ws.backlog if f.get("type") == "pong"] == [
         str(index) for index in range(len(FRAME_SIZES))]
+
+
+# CPython shares an instance dict's keys with its class up to this many attributes;
+# one more and every socket's handler carries a full dict (~1.3 KiB more per socket).
+SHARED_KEYS_MAX_ATTRIBUTES = 29
+
+
+def test_a_socket_handler_stays_within_the_shared_key_dict_limit(
+        server: support.ServerThread) -> None:
+    user = support.register(server.port, "slim")
+    ws = connect(server, user)
+    try:
+        (sock,) = server.services.hub.connections(user.email)
+        assert ws.call({"type": "ping"}, "pong")
+        assert len(vars(sock)) <= SHARED_KEYS_MAX_ATTRIBUTES, sorted(vars(sock))
+    finally:
+        ws.close()

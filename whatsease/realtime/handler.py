@@ -21,8 +21,15 @@ class SocketHandler(Socket):
     def initialize(self, services: Services) -> None:
         super().initialize(services)
         assert services.realtime is not None, "realtime.service is set up before routes"
-        self.realtime: Realtime = services.realtime
         self.session: ClientSession | None = None
+
+    @property
+    def realtime(self) -> Realtime:
+        # Not an attribute: a socket's __dict__ stays within the 29 keys CPython
+        # shares between instances (transport.py, `_detach_stream`).
+        realtime = self.services.realtime
+        assert realtime is not None
+        return realtime
 
     async def authenticate(self, message: str | bytes) -> None:
         count_in("auth")

@@ -1,4 +1,5 @@
-"""A socket's count of frames handed to the transport and not yet written."""
+"""A socket's frames not yet written: those of this turn of the loop, and those handed to the
+transport whose write has not finished."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ class SendQueue:
 
     `track` takes the future of one write (carrying ``frames`` frames) and
     says whether the socket is still within ``limit``; when it is not, the
-    caller closes it (4008).
+    caller closes it (4008). ``turn`` holds the frames queued in this turn of
+    the event loop, which the socket writes together when the turn ends.
     """
 
-    __slots__ = ("limit", "peak", "pending")
+    __slots__ = ("limit", "peak", "pending", "turn")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.pending = 0
         self.peak = 0
+        self.turn: list[bytes] | None = None
 
     def track(self, future: asyncio.Future[None], frames: int = 1) -> bool:
         if future.done():

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import tornado.iostream
 import tornado.web
 import tornado.websocket
 from tornado.iostream import StreamClosedError
@@ -71,6 +72,8 @@ REASON_PING_TIMEOUT = "ping timed out"
 # RFC 6455 §5.2: FIN set, opcode 1 (text). Server frames are never masked,
 # and these sockets never compress (`get_compression_options`).
 _TEXT_FIN = 0x81
+# A socket's states (`Socket._state`).
+_OPEN, _JOINED, _CLOSING = 0, 1, 2
 
 # One keep-alive wheel per application (tests run several in one process),
 # built with the application's ping settings when its first socket opens.
@@ -145,15 +148,13 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         self.services = services
         self.user = ""
         self.session_id = ""
-        self.authenticated = False
         self.queue = SendQueue(services.config.ws_queue_frames)
-        self._closing = False
+        # _OPEN until authenticated (_JOINED); _CLOSING from the first close on.
+        # One attribute for both: see `_detach_stream` on why the count matters.
+        self._state = _OPEN
         self._auth_timer: asyncio.TimerHandle | None = None
-        self._keepalive: Keepalive | None = None
         self.keepalive_slot = 0
         self.awaiting_pong = False
-        # Frames sent in this turn of the loop, written together by `_flush`.
-        self._out: list[bytes] | None = None
 
     # --- hooks for subclasses -------------------------------------------------------------------
 
@@ -182,6 +183,15 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         """The send queue overflowed; the socket is about to close with 4008."""
 
     # --- Tornado's side ---------------------------------------------------------------------------
+
+    def _detach_stream(self) -> tornado.iostream.IOStream:
+        # Tornado's own version first sets seven of the handler's methods to
+        # ones that raise (write, finish, ...): seven more attributes on every
+        # socket. CPython shares an instance dict's keys with the class only
+        # up to 29 attributes; past that each socket's handler carries a full
+        # dict of its own (1,584 bytes at 40 keys, 296 at 29). Nothing here
+        # writes HTTP on an upgraded socket.
+        return self.detach()
 
     def get(self, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, None]:
         route = self.get_query_argument(ROUTE_PARAM, "") or ""
@@ -264,9 +274,9 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
             return
         self._auth_timer = asyncio.get_running_loop().call_later(
             AUTH_TIMEOUT_SECS, self.close, WS_4001_UNAUTHENTICATED, REASON_AUTH_TIMEOUT)
-        self._keepalive = keepalive_of(self.application)
-        if self._keepalive is not None:
-            self._keepalive.add(self)
+        wheel = keepalive_of(self.application)
+        if wheel is not None:
+            wheel.add(self)
         self._bound_kernel_buffer()
         # Frames are small and often follow each other (ack, status,
         # activity): without this, Nagle's algorithm holds the second one
@@ -284,10 +294,15 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
 
+    @property
+    def authenticated(self) -> bool:
+        """Whether the socket authenticated and joined, and has not begun to close."""
+        return self._state == _JOINED
+
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
-        if self._closing:
+        if self._state == _CLOSING:
             return None
-        if not self.authenticated:
+        if self._state == _OPEN:
             # Tornado reads nothing more until this returns: frames pipelined
             # behind auth wait for it.
             return self._authenticate(message)
@@ -335,7 +350,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
 
     def joined(self) -> bool:
         """Mark the socket authenticated; False if it closed meanwhile (then it must not join)."""
-        if self._closing:
+        if self._state == _CLOSING:
             return False
         if self.route and self.home_route and self.route != self.home_route:
             self.close(WS_4011_WRONG_ROUTE, REASON_WRONG_ROUTE)
@@ -345,7 +360,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
                 and not self.serve_keyless_anywhere and not cluster.is_mine(self.home_route)):
             self.close(WS_4012_MOVED, f"reconnect with ?route={self.home_route}")
             return False
-        self.authenticated = True
+        self._state = _JOINED
         return True
 
     def send_error_frame(self, code: str, detail: str, *, ref: str | None = None,
@@ -362,23 +377,24 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         system call and one future per socket and turn instead of a task, a
         future and a system call per frame (Tornado's ``write_message``).
         """
-        if self._closing or self.ws_connection is None or self.ws_connection.is_closing():
+        if self._state == _CLOSING or self.ws_connection is None or self.ws_connection.is_closing():
             return
-        out = self._out
+        queue = self.queue
+        out = queue.turn
         if out is None:
-            out = self._out = []
+            out = queue.turn = []
             asyncio.get_running_loop().call_soon(self._flush)
         out.append(data)
         self.sent(data)
-        if self.queue.pending + len(out) > self.queue.limit:
+        if queue.pending + len(out) > queue.limit:
             logger.warning("closing a socket of %s: %d frames unsent", self.user,
-                           self.queue.pending + len(out))
+                           queue.pending + len(out))
             self.overflowed()
             self.close(WS_4008_TOO_SLOW, "too slow: send queue full")
 
     def _flush(self) -> None:
         """Write the frames queued in this turn of the loop, in order, as one write."""
-        out, self._out = self._out, None
+        out, self.queue.turn = self.queue.turn, None
         conn = self.ws_connection
         if not out or conn is None or conn.is_closing() or conn.stream is None:
             return
@@ -411,19 +427,19 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         super().close(code, reason)
 
     def on_close(self) -> None:
-        self._out = None  # the peer is gone: nothing queued can reach it
+        self.queue.turn = None  # the peer is gone: nothing queued can reach it
         self._finish()
 
     def _finish(self) -> None:
-        if self._closing:
+        if self._state == _CLOSING:
             return
-        self._closing = True
+        joined = self._state == _JOINED
+        self._state = _CLOSING
         self._cancel_auth_timer()
-        if self._keepalive is not None:
-            self._keepalive.discard(self)
-            self._keepalive = None
-        if self.authenticated:
-            self.authenticated = False
+        wheel = _KEEPALIVES.get(self.application)
+        if wheel is not None:
+            wheel.discard(self)
+        if joined:
             self.leave()
 
     def _cancel_auth_timer(self) -> None:
