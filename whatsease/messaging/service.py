@@ -435,12 +435,17 @@ class Messaging:
         # raises: that summary must be written first. (Outside the lane:
         # summaries need it.)
         await self.summaries_written()
-        async with self.lane.hold(RECEIPTS):
-            return await self._apply_statuses(requests)
-
-    async def _apply_statuses(self, requests: list[_StatusRequest]) -> list[list[Message]]:
+        # The read takes no turn of the lane, which only writes need: an
+        # insert waits behind a shorter turn. What it finds cannot move back
+        # meanwhile (receipt batches run one at a time, and the update only
+        # moves a status forward).
         wanted = {mid for r in requests for mid in r.message_ids}
         found = {m.message_id: m for m in await self.store.messages.get_many(wanted)}
+        async with self.lane.hold(RECEIPTS):
+            return await self._apply_statuses(requests, found)
+
+    async def _apply_statuses(self, requests: list[_StatusRequest],
+                              found: dict[str, Message]) -> list[list[Message]]:
         target: dict[str, str] = {}
         origins: dict[str, Connection | None] = {}
         for r in requests:

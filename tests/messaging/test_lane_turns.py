@@ -1,0 +1,139 @@
+"""What each turn of the write lane holds: journal syncs left to the insert behind, reads outside.
+
+Counted with a PyMongo command listener against a real SecantusDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from pymongo import monitoring
+
+from tests.support import test_config as config_for_tests
+from whatsease.app import build_services
+from whatsease.services import Services
+from whatsease.storage.models import User
+from whatsease.writelane import BACKGROUND, URGENT
+
+WAIT_SECS = 30.0  # generous: the machine may be loaded
+IGNORED = {"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo"}
+
+
+class Commands(monitoring.CommandListener):
+    """Every command the client sends: (name, collection, whether it asks for a journal sync)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, bool]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in IGNORED:
+            concern = event.command.get("writeConcern") or {}
+            self.seen.append((event.command_name, str(event.command.get(event.command_name, "")),
+                              bool(concern.get("j"))))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def index(self, name: str, collection: str) -> int:
+        """Where the first such command is in ``seen``; -1 if none was sent."""
+        for i, (n, c, _) in enumerate(self.seen):
+            if (n, c) == (name, collection):
+                return i
+        return -1
+
+
+@pytest.fixture
+async def counted(mongo_uri: str) -> AsyncIterator[tuple[Services, Commands]]:
+    commands = Commands()
+    built = await build_services(config_for_tests(), mongo_uri, event_listeners=[commands])
+    yield built, commands
+    await built.messaging.drain()
+    await built.activity.drain()
+    await built.store.client.drop_database(built.config.db_name)
+    await built.store.close()
+
+
+async def _until(probe: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT_SECS
+    while not probe():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def test_activity_written_while_an_insert_waits_leaves_the_sync_to_that_insert(
+        counted: tuple[Services, Commands]) -> None:
+    services, commands = counted
+    lane = services.lane
+    first_done = asyncio.Event()
+
+    async def first_insert() -> None:
+        async with lane.hold(URGENT):
+            await first_done.wait()
+
+    async def next_insert() -> None:
+        async with lane.hold(URGENT):
+            await services.store.db["lane_probe"].insert_one({"_id": "after"})
+
+    holder = asyncio.create_task(first_insert())
+    await _until(lambda: lane.urgent_next() is False and lane.waiting == 0, "the first holder")
+    services.activity.record("user.login", "ann@example.com")
+    await _until(lambda: lane.waiting == 1, "the activity batch to wait for the lane")
+    follower = asyncio.create_task(next_insert())
+    await _until(lambda: lane.waiting == 2, "the next insert to wait for the lane")
+    first_done.set()  # after an urgent write the others go first: the activity, then the insert
+    await asyncio.wait_for(asyncio.gather(holder, follower), WAIT_SECS)
+    await asyncio.wait_for(services.activity.written(), WAIT_SECS)
+
+    entry = commands.index("insert", "activity")
+    after = commands.index("insert", "lane_probe")
+    assert 0 <= entry < after
+    assert commands.seen[entry][2] is False, "the activity insert asked for its own sync"
+    assert commands.seen[after][2] is True, "the insert behind it did not sync the journal"
+    feed = await services.activity.list_for("ann@example.com", before=None, limit=10)
+    assert [e.kind for e in feed] == ["user.login"]
+
+
+async def test_activity_with_no_insert_behind_it_syncs_its_own_write(
+        counted: tuple[Services, Commands]) -> None:
+    services, commands = counted
+    services.activity.record("user.login", "bea@example.com")
+    await asyncio.wait_for(services.activity.written(), WAIT_SECS)
+    entry = commands.index("insert", "activity")
+    assert entry >= 0 and commands.seen[entry][2] is True
+
+
+async def test_a_receipt_batch_reads_its_messages_before_its_turn_of_the_lane(
+        counted: tuple[Services, Commands]) -> None:
+    services, commands = counted
+    for email in ("r1@example.com", "r2@example.com"):
+        await services.store.users.insert(User(email=email, name=email))
+    sent = await services.messaging.send("r1@example.com", "r2@example.com", "hello")
+    await services.messaging.summaries_written()
+    release = asyncio.Event()
+
+    async def busy_lane() -> None:
+        async with services.lane.hold(BACKGROUND):
+            await release.wait()
+
+    holder = asyncio.create_task(busy_lane())
+    await _until(lambda: services.lane.urgent_next() is False and services.lane.waiting == 0,
+                 "the lane to be held")
+    start = len(commands.seen)
+    mark = asyncio.create_task(
+        services.messaging.mark("r2@example.com", [sent.message_id], "Delivered"))
+    await _until(lambda: services.lane.waiting == 1, "the receipt batch to wait for the lane")
+    during = commands.seen[start:]
+    assert ("find", "messages", False) in during, "the read waited for the lane"
+    assert not any(name == "update" for name, _, _ in during)
+    release.set()
+    changed = await asyncio.wait_for(mark, WAIT_SECS)
+    await holder
+    assert [(m.message_id, m.status) for m in changed] == [(sent.message_id, "Delivered")]
+    stored = await services.messaging.get("r1@example.com", sent.message_id)
+    assert stored.status == "Delivered"
