@@ -327,7 +327,14 @@ class Analytics:
         await asyncio.wait([task], timeout=self.wait)
         if not task.done() or task.cancelled() or task.exception() is not None:
             return pieces, False
-        pieces.update(task.result())
+        # Past `slots.MAX_RANGES` gaps one covering range is computed: what it
+        # holds of kept quarter hours (perhaps added up per bucket) is not added.
+        runs = sorted(covered)
+        lows = [low for low, _high in runs]
+        for key, piece in task.result().items():
+            at = bisect.bisect_right(lows, key[0]) - 1
+            if at < 0 or key[0] >= runs[at][1]:
+                pieces[key] = piece
         return pieces, history_done
 
     async def _history(self, name: str, scope: Scope, todo: list[datetime],
