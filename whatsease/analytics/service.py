@@ -272,7 +272,9 @@ class Analytics:
                 for one in figures.slots.values():
                     if one is not None:
                         piece.merge(one)
-                rollups[prefix + day + DAY_SUFFIX] = piece.to_doc()
+                rollup = piece.to_doc()
+                rollups[prefix + day + DAY_SUFFIX] = rollup
+                self._memory.put(prefix + day + DAY_SUFFIX, Kept(day=piece if rollup else None))
             if len(figures.slots) >= slots.PER_DAY:
                 # A day that can no longer change: its quarter hours in one bucket
                 # (an hour, a local day's part of it) are added up once, and the
