@@ -207,6 +207,8 @@ function upsert(conv) {
 }
 
 function received(id, message) {
+  const loading = arrivedWhileLoading.get(id);
+  if (loading) loading.push(message);
   const list = state.messages.get(id);
   if (list && !list.some((m) => m.message_id === message.message_id)) list.push(message);
   conversations.appendMessage(id, message, state);
@@ -265,17 +267,27 @@ async function openConversation(id, { focus }) {
   }
 }
 
+// Messages that arrive live while a conversation's history loads, by conversation:
+// the history may have been read before they were stored, and must not drop them.
+const arrivedWhileLoading = new Map();
+
 async function loadMessages(id) {
+  const arrived = [];
+  arrivedWhileLoading.set(id, arrived);
   try {
     const data = await api("GET", `/api/v1/support/conversations/${id}`);
+    const known = new Set(data.messages.map((m) => m.message_id));
+    const messages = [...data.messages, ...arrived.filter((m) => !known.has(m.message_id))];
     state.conversations.set(id, data.conversation);
-    state.messages.set(id, data.messages);
-    conversations.renderMessages(id, data.messages, state);
+    state.messages.set(id, messages);
+    conversations.renderMessages(id, messages, state);
     conversations.updatePanel(data.conversation, state);
     markSeen(id);
     loadChannel(id);
   } catch (error) {
     conversations.showError(id, error.message);
+  } finally {
+    if (arrivedWhileLoading.get(id) === arrived) arrivedWhileLoading.delete(id);
   }
 }
 

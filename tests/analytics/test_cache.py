@@ -234,19 +234,21 @@ async def test_history_being_computed_does_not_hold_up_a_report(services: Servic
     assert third == expected
 
 
+@pytest.mark.parametrize(("unit", "tz"), [("day", "UTC"), ("hour", "Asia/Kolkata")])
 async def test_days_that_can_no_longer_change_are_read_from_memory(
-        services: Services) -> None:
-    # After a warm report, every day it needs is in memory: with the kept
-    # documents dropped, the same report is still complete and the same,
-    # without computing anything again.
+        services: Services, unit: str, tz: str) -> None:
+    # After a warm report, every day it needs is in memory (whole days, or
+    # their quarter hours added up per bucket): with the kept documents
+    # dropped, the same report is still complete and the same, without
+    # computing anything again.
     await seed(services)
     analytics = get_analytics(services)
-    reports = [await analytics.report(ALL, START, END, "day", "UTC") for _ in range(3)]
+    reports = [await analytics.report(ALL, START, END, unit, tz) for _ in range(3)]
     await services.store.db[SLOTS].drop()
     hasty = analytics.wait, analytics.history_wait
     analytics.wait = analytics.history_wait = 0.0
     try:
-        again = await analytics.report(ALL, START, END, "day", "UTC")
+        again = await analytics.report(ALL, START, END, unit, tz)
     finally:
         analytics.wait, analytics.history_wait = hasty
     assert again["complete"] is True

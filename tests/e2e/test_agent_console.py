@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import APIResponse, Page, Route, expect
 
 from tests.customer_support.browser import LIVE_MS, console_login, panel
 from tests.customer_support.http import make_team, platform_admin, start_session, widget_socket
@@ -139,3 +139,48 @@ def test_admin_dashboard_and_settings(server: ServerThread,
     expect(agent_page.locator("#view-settings")).to_be_hidden()
     expect(agent_page.locator("#view-conversations")).to_be_visible()
     assert not any(problems.values()), describe({k: v for k, v in problems.items() if v})
+
+
+def test_a_message_arriving_while_a_panels_history_loads_stays(
+        server: ServerThread, new_page: Callable[..., Page]) -> None:
+    # The history is read before the customer's message is stored, and its answer
+    # reaches the page after the message came live: the late answer must not wipe
+    # it. (Under load the console lost a WhatsApp image this way.) The route holds
+    # the answer until the message is on screen, so the order is certain.
+    root = platform_admin(server)
+    team = make_team(server, root, agents=1, routing="agent")
+    page = new_page(bypass_csp=True)
+    console_login(page, server.url, team.agents[0])
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold(route: Route) -> None:
+        if route.request.method != "GET":
+            route.continue_()
+            return
+        held.append((route, route.fetch()))
+
+    history = re.compile(r"/api/v1/support/conversations/[^/?]+$")
+    page.route(history, hold)
+    session = start_session(server, team.key, "Cleo Late", "cleo@customer.test")
+    cleo = panel(page, "Cleo Late")
+    expect(cleo).to_be_visible(timeout=LIVE_MS)
+    for _ in range(400):  # the panel asks for its history once it is open
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the panel never asked for its history"
+    customer = widget_socket(server, session["token"])
+    try:
+        customer.call({"type": "send", "client_id": "c1",
+                       "content": "Sent while the history loads"}, "ack")
+        live = cleo.get_by_text("Sent while the history loads")
+        expect(live).to_be_visible(timeout=LIVE_MS)
+        before = [m["content"] for m in held[0][1].json()["messages"]]
+        assert "Sent while the history loads" not in before and before, before
+        for route, response in held:
+            route.fulfill(response=response)
+        page.unroute(history)
+        expect(cleo.get_by_text(before[0])).to_be_visible(timeout=LIVE_MS)  # rendered
+        expect(live).to_be_visible()
+    finally:
+        customer.close()
