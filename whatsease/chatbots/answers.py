@@ -132,13 +132,16 @@ class ChatbotAnswers(ChatbotCore):
 
     async def _outside_window(self, instance: Instance) -> None:
         """An answer is not sent: the sender's customer-service window closed meanwhile
-        (a slow model, a restart). Meta would refuse it (error 131047); say so instead."""
-        instance.count("outside_window")
-        await self.repo.add_totals(instance.instance_id, counts={"outside_window": 1})
-        metrics.MESSAGES.labels("outside_window").inc()
+        (a slow model, a restart). Meta would refuse it (error 131047); say so instead.
+
+        The error is recorded before it is counted, so a status that shows the
+        count shows why."""
         logger.warning("chatbot instance %s: an answer was not sent: %s", instance.instance_id,
                        OUTSIDE_WINDOW)
         await self._record_error(instance, f"not sent: {OUTSIDE_WINDOW}")
+        instance.count("outside_window")
+        await self.repo.add_totals(instance.instance_id, counts={"outside_window": 1})
+        metrics.MESSAGES.labels("outside_window").inc()
 
     def _unsure(self, instance: Instance, queue: SenderQueue, completion: Completion) -> bool:
         """Count an answer below the handoff threshold; True when it is time to hand off
