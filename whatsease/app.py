@@ -42,11 +42,12 @@ STATIC_DIR = ROOT / "static"
 # Bodies larger than this are cut off by Tornado before a handler runs; the
 # handlers' own limit (64 KiB) answers 413 with a problem body below it.
 MAX_BODY_BYTES = 1024 * 1024
-# From SIGTERM to exit, at most (fly.toml's kill_timeout leaves room beyond it).
+# After SIGTERM: at most this long for the requests under way, then at most
+# `SHUTDOWN_FLUSH_SECS` for the services' shutdowns and the write queues, then
+# the database client is closed (fly.toml's kill_timeout exceeds the sum).
 SHUTDOWN_GRACE_SECS = 10.0
-# The share of the grace period kept for flushing the write queues.
-FLUSH_RESERVE = 0.4
-# Closing the database client, even when the grace period is used up.
+SHUTDOWN_FLUSH_SECS = 5.0
+# Closing the database client, even when the flush used up its time.
 STORE_CLOSE_SECS = 1.0
 DEMO_USERS = (("alice@example.com", "Alice Example"), ("bob@example.com", "Bob Example"))
 # Paths the single-page client owns; each serves the app shell.
@@ -195,22 +196,24 @@ class WhatsEaseServer:
         logger.info("listening", extra={"url": f"http://{self.config.host}:{self.port}"})
         return self.port
 
-    async def stop(self, grace: float = SHUTDOWN_GRACE_SECS) -> None:
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECS,
+                   flush: float = SHUTDOWN_FLUSH_SECS) -> None:
         """Stop accepting, tell sockets to reconnect (1012), finish requests, flush, close.
 
-        Bounded: returns within about ``grace`` seconds whatever the database
-        does (Fly kills the machine at ``kill_timeout``; a process that outlives
-        its orchestrator's patience loses everything still queued). Requests
-        under way get the first part of it; flushing the write queues gets the
-        rest (at least `FLUSH_RESERVE` of it). Nothing acknowledged can be lost
-        by the bound: a send is acknowledged only once its insert is durable;
-        what is still queued when time runs out was never acknowledged, and its
-        client sends it again (same client id) to the next instance.
+        Bounded, whatever the database does: the requests under way get
+        ``grace`` seconds in all (leaving the cluster, finishing, closing
+        connections), then the services' shutdowns and the write queues'
+        flush get ``flush`` seconds in all, then the database client is
+        closed (Fly kills the machine at ``kill_timeout``, which must exceed
+        the sum). Nothing acknowledged can be lost by the bound: a send is
+        acknowledged only once its insert is durable; what is still queued
+        when time runs out was never acknowledged, and its client sends it
+        again (same client id) to the instance it reconnects to.
         """
-        deadline = time.monotonic() + grace
+        requests_done = time.monotonic() + grace
 
-        def left(reserve: float = 0.0) -> float:
-            return max(0.0, deadline - reserve * grace - time.monotonic())
+        def left(deadline: float) -> float:
+            return max(0.0, deadline - time.monotonic())
 
         services = self.services
         if self.http is not None:
@@ -220,29 +223,32 @@ class WhatsEaseServer:
         if services is not None:
             services.draining = True
             if services.cluster is not None:
-                await _bounded(services.cluster.leave(), left(FLUSH_RESERVE), "leaving the cluster")
+                await _bounded(services.cluster.leave(), left(requests_done),
+                               "leaving the cluster")
             services.hub.close_all(WS_1012_SERVICE_RESTART, "server restarting")
             # Tornado's close_all_connections closes sockets at once, answered
             # or not: let the REST requests under way finish first.
-            waited = left(FLUSH_RESERVE)
+            waited = left(requests_done)
             if not await services.requests.wait_idle(waited):
                 logger.warning("%d requests still running after %.1f s; closing them",
                                services.requests.count, waited)
         if self.http is not None:
-            await _bounded(self.http.close_all_connections(), left(FLUSH_RESERVE),
+            await _bounded(self.http.close_all_connections(), left(requests_done),
                            "closing connections")
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if services is not None:
+            flushed = time.monotonic() + flush
             for module in reversed(service_modules()):
                 shutdown = getattr(module, "shutdown", None)
                 if shutdown is not None:
-                    await _bounded(shutdown(services), left(), f"{module.__name__} shutdown")
+                    await _bounded(shutdown(services), left(flushed),
+                                   f"{module.__name__} shutdown")
             # Inserts first: the ones someone still waits for.
-            await _bounded(services.messaging.drain(), left(), "flushing messages")
-            await _bounded(services.activity.drain(), left(), "flushing the activity log")
-            await _bounded(services.store.close(), max(left(), STORE_CLOSE_SECS),
+            await _bounded(services.messaging.drain(), left(flushed), "flushing messages")
+            await _bounded(services.activity.drain(), left(flushed), "flushing the activity log")
+            await _bounded(services.store.close(), max(left(flushed), STORE_CLOSE_SECS),
                            "closing the database client")
         logger.info("stopped")
 
@@ -254,7 +260,7 @@ async def _bounded(step: Awaitable[object], secs: float, what: str) -> bool:
             await step
         return True
     except TimeoutError:
-        logger.warning("shutdown: %s did not finish within the grace period; going on without "
+        logger.warning("shutdown: %s did not finish in the time it had; going on without "
                        "it (what is left was never acknowledged: clients send it again)", what)
         return False
 

@@ -120,8 +120,10 @@ class Messaging:
     def share_database(self, settle_secs: float = SHARED_SETTLE_SECS) -> None:
         """Other instances write the same database (a cluster): sync cursors
         stay behind the settle window and overdue writes get fresh revs
-        (see revisions.py). Call once, before serving."""
+        (see revisions.py), and chat summaries are written without transactions
+        (`ConversationRepo.share`). Call once, before serving."""
         self._revisions.share(settle_secs)
+        self.store.conversations.share()
 
     def register_bot(self, address: str, hook: BotHook) -> None:
         """Route messages sent to ``address`` (``bot:<name>``) to ``hook`` after they are stored."""

@@ -59,6 +59,19 @@ class ConversationRepo:
         # The message path's summary and counter writes: one commit per batch.
         self._batched = OneCommit(collection)
 
+    def share(self) -> None:
+        """Other processes write these summaries too (a cluster): no transactions.
+
+        A process killed between a transaction's writes and its commit leaves
+        the transaction open, holding its documents, until the database's
+        transaction lifetime runs out (60 s on MongoDB and SecantusDB); every
+        other instance's write to one of those chat summaries retries on the
+        conflict meanwhile, inside its write lane, so its inserts and acks stop
+        too. One commit per update costs more database CPU but leaves nothing
+        open behind a crash.
+        """
+        self._batched.transactions = False
+
     async def record_messages(self, messages: Iterable[Message], *, sync: bool = True) -> None:
         """Bump the summary and the unread counts for new messages, in one write.
 
