@@ -94,3 +94,35 @@ async def test_barrier_is_released_by_a_failed_flush() -> None:
     batcher: Batcher[int, int] = Batcher(failing)
     batcher.submit_nowait(1)
     await asyncio.wait_for(batcher.barrier(), 5)
+
+
+async def test_a_barrier_ends_a_linger_at_once() -> None:
+    flushed: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[None]:
+        flushed.append(items)
+        return [None] * len(items)
+
+    # An hour's linger: only the barrier can end it within the test's bounds.
+    batcher: Batcher[int, None] = Batcher(flush, max_batch=10, linger=3600)
+    batcher.submit_nowait(1)
+    batcher.submit_nowait(2)
+    await asyncio.wait_for(batcher.barrier(), 30)
+    assert flushed == [[1, 2]]
+
+
+async def test_a_full_batch_does_not_wait_out_the_linger() -> None:
+    flushed: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[None]:
+        flushed.append(items)
+        return [None] * len(items)
+
+    batcher: Batcher[int, None] = Batcher(flush, max_batch=3, linger=3600)
+    first = asyncio.ensure_future(batcher.submit(0))
+    for _ in range(5):
+        await asyncio.sleep(0)  # the flush has started to linger
+    assert not first.done() and not flushed
+    rest = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
+    await asyncio.wait_for(asyncio.gather(first, *rest), 30)
+    assert flushed == [[0, 1, 2]]

@@ -42,6 +42,8 @@ class Batcher(Generic[T, R]):
         self._barriers: list[tuple[int, asyncio.Future[None]]] = []
         self._idle = asyncio.Event()
         self._idle.set()
+        # Set while a flush lingers: resolving it ends the linger at once.
+        self._wake: asyncio.Future[None] | None = None
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
@@ -54,13 +56,19 @@ class Batcher(Generic[T, R]):
     async def barrier(self) -> None:
         """Wait until everything submitted before this call has been flushed (or failed).
 
-        Unlike `drain`, later submissions do not make it wait longer.
+        Unlike `drain`, later submissions do not make it wait longer. A
+        flush that lingers starts at once: someone is waiting for it.
         """
         if self._settled >= self._submitted:
             return
         reached: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._barriers.append((self._submitted, reached))
+        self._hurry()
         await reached
+
+    def _hurry(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def _enqueue(self, item: T, future: asyncio.Future[R] | None) -> None:
         self._submitted += 1
@@ -68,12 +76,14 @@ class Batcher(Generic[T, R]):
         self._idle.clear()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+        elif len(self._pending) >= self.max_batch:
+            self._hurry()  # a full batch has nothing to wait for
 
     async def _run(self) -> None:
         try:
             while self._pending:
                 if self.linger and len(self._pending) < self.max_batch:
-                    await asyncio.sleep(self.linger)
+                    await self._linger()
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 await self._flush_one(batch)
@@ -83,6 +93,20 @@ class Batcher(Generic[T, R]):
                 self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
             else:
                 self._idle.set()
+
+    async def _linger(self) -> None:
+        """Wait ``linger`` seconds, or less if a barrier or a full batch ends it."""
+        if self._barriers:
+            return  # someone already waits for what is pending
+        loop = asyncio.get_running_loop()
+        wake: asyncio.Future[None] = loop.create_future()
+        self._wake = wake
+        timer = loop.call_later(self.linger, lambda: None if wake.done() else wake.set_result(None))
+        try:
+            await wake
+        finally:
+            timer.cancel()
+            self._wake = None
 
     async def _flush_one(self, batch: list[tuple[T, asyncio.Future[R] | None]]) -> None:
         try:

@@ -115,6 +115,7 @@ async def test_a_receipt_batch_reads_its_messages_before_its_turn_of_the_lane(
         await services.store.users.insert(User(email=email, name=email))
     sent = await services.messaging.send("r1@example.com", "r2@example.com", "hello")
     await services.messaging.summaries_written()
+    await services.activity.written()  # nothing else of this send waits for the lane
     release = asyncio.Event()
 
     async def busy_lane() -> None:
@@ -127,13 +128,59 @@ async def test_a_receipt_batch_reads_its_messages_before_its_turn_of_the_lane(
     start = len(commands.seen)
     mark = asyncio.create_task(
         services.messaging.mark("r2@example.com", [sent.message_id], "Delivered"))
+    await _until(lambda: ("find", "messages", False) in commands.seen[start:],
+                 "the receipt batch's read while the lane is held")
     await _until(lambda: services.lane.waiting == 1, "the receipt batch to wait for the lane")
-    during = commands.seen[start:]
-    assert ("find", "messages", False) in during, "the read waited for the lane"
-    assert not any(name == "update" for name, _, _ in during)
+    assert not any(name == "update" for name, _, _ in commands.seen[start:])
     release.set()
     changed = await asyncio.wait_for(mark, WAIT_SECS)
     await holder
     assert [(m.message_id, m.status) for m in changed] == [(sent.message_id, "Delivered")]
     stored = await services.messaging.get("r1@example.com", sent.message_id)
     assert stored.status == "Delivered"
+
+
+async def test_delivered_receipts_do_not_wait_for_queued_chat_summaries_and_reads_do(
+        counted: tuple[Services, Commands]) -> None:
+    services, commands = counted
+    messaging, lane = services.messaging, services.lane
+    for email in ("s1@example.com", "s2@example.com"):
+        await services.store.users.insert(User(email=email, name=email))
+    first = await messaging.send("s1@example.com", "s2@example.com", "first")
+    await messaging.summaries_written()
+    await services.activity.written()
+    release_first, release_second = asyncio.Event(), asyncio.Event()
+    second_holds = asyncio.Event()
+
+    async def hold(release: asyncio.Event, holding: asyncio.Event | None = None) -> None:
+        async with lane.hold(BACKGROUND):
+            if holding is not None:
+                holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold(release_first))
+    await _until(lambda: lane.waiting == 0 and not holder.done(), "the lane to be held")
+    send = asyncio.create_task(messaging.send("s1@example.com", "s2@example.com", "second"))
+    await _until(lambda: lane.waiting == 1, "the insert to wait for the lane")
+    next_holder = asyncio.create_task(hold(release_second, second_holds))
+    await _until(lambda: lane.waiting == 2, "a second holder to queue behind the insert")
+    release_first.set()
+    second = await asyncio.wait_for(send, WAIT_SECS)
+    await asyncio.wait_for(second_holds.wait(), WAIT_SECS)
+    # The second message's summary now waits for the lane behind the second holder.
+    start = len(commands.seen)
+    delivered = asyncio.create_task(
+        messaging.mark("s2@example.com", [first.message_id], "Delivered"))
+    await _until(lambda: ("find", "messages", False) in commands.seen[start:],
+                 "the Delivered batch to read its message")
+    assert ("update", "conversations", False) not in commands.seen[start:]
+    assert ("commitTransaction", "1", False) not in commands.seen[start:]
+    read = asyncio.create_task(messaging.mark("s2@example.com", [second.message_id], "Read"))
+    release_second.set()
+    assert [m.status for m in await asyncio.wait_for(delivered, WAIT_SECS)] == ["Delivered"]
+    assert [m.status for m in await asyncio.wait_for(read, WAIT_SECS)] == ["Read"]
+    await asyncio.gather(holder, next_holder)
+    # The Read came after the summary that counted its message unread: one left unread.
+    [chat] = await messaging.chats("s2@example.com")
+    assert chat["unread_count"] == 1
+    assert chat["last_message"]["message_id"] == second.message_id
