@@ -71,4 +71,3 @@ async def test_a_ramp_is_frozen_out_of_the_collector_while_it_goes_on(
         for sock in sockets:
             realtime.detach(sock)
         gc.unfreeze()
-
