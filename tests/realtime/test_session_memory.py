@@ -6,7 +6,11 @@ import gc
 import tracemalloc
 from typing import Any
 
-from whatsease.realtime.service import FREEZE_AFTER_SOCKETS, ClientSession
+from whatsease.realtime.service import (
+    FREEZE_AFTER_SOCKETS,
+    GC_YOUNG_THRESHOLD,
+    ClientSession,
+)
 from whatsease.services import Services
 
 
@@ -71,3 +75,9 @@ async def test_a_ramp_is_frozen_out_of_the_collector_while_it_goes_on(
         for sock in sockets:
             realtime.detach(sock)
         gc.unfreeze()
+
+
+async def test_the_young_generation_is_collected_less_often_than_by_default(
+        services: Services) -> None:
+    assert services.realtime is not None
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD > 700

@@ -83,6 +83,16 @@ FREEZE_SETTLE_SECS = 2.0
 # collection during a 10,000-socket ramp walk every socket opened so far
 # (pauses over 50 ms). The last few hundred are frozen once the ramp settles.
 FREEZE_TAIL_SOCKETS = 100
+# The collector's youngest generation is collected after this many more
+# container objects were allocated than freed (Python's default is 700). The
+# chat path leaves no cyclic garbage per message (gc.DEBUG_SAVEALL over a
+# 1,000-socket run at 200 msg/s: none in 15 s), so each young collection only
+# walks the objects of messages still in flight, and every tenth one those that
+# survived; at 700 that is ~5 collections a second for nothing. A young
+# collection of 10,000 objects takes ~0.2 ms on the reference machine. The older
+# generations keep their defaults (10 and 10).
+GC_YOUNG_THRESHOLD = 10_000
+
 # Frames from one socket processed concurrently; beyond it the socket is not
 # read until one finishes, so a fast client cannot queue unbounded work.
 MAX_INFLIGHT_FRAMES = 64
@@ -435,7 +445,15 @@ class ClientSession:
             self._room = None
 
 
+def tune_collector() -> None:
+    """Collect the youngest generation after `GC_YOUNG_THRESHOLD` net allocations
+    (the older generations' thresholds are left as they are)."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
 async def setup(services: Services) -> None:
+    tune_collector()
     services.realtime = Realtime(services.config, services.hub, services.auth,
                                            services.messaging, services.store)
 
