@@ -86,11 +86,13 @@ FREEZE_TAIL_SOCKETS = 100
 # The collector's youngest generation is collected after this many more
 # container objects were allocated than freed (Python's default is 700). The
 # chat path leaves no cyclic garbage per message (gc.DEBUG_SAVEALL over a
-# 1,000-socket run at 200 msg/s: none in 15 s), so each young collection only
-# walks the objects of messages still in flight, and every tenth one those that
-# survived; at 700 that is ~5 collections a second for nothing. A young
-# collection of 10,000 objects takes ~0.2 ms on the reference machine. The older
-# generations keep their defaults (10 and 10).
+# 1,000-socket run at 200 msg/s: none in 15 s), so young collections only walk
+# the objects of messages still in flight, again and again. Each walk costs per
+# reference followed (scattered over the heap: ~13 ms of CPU for one at this
+# threshold with 1,000 sockets), so fewer, larger ones cost less in all: at
+# 10,000 sockets, 16 collections and 2.1 s of pauses in a minute of sending
+# against 602 and 10.2 s with the default (bench/README.md, "tried and dropped").
+# The older generations keep their defaults (10 and 10).
 GC_YOUNG_THRESHOLD = 10_000
 
 # Frames from one socket processed concurrently; beyond it the socket is not
@@ -194,8 +196,8 @@ class Realtime:
 
     def _freeze(self, when: str) -> None:
         # No collection first: a ramp leaves next to no cyclic garbage, and
-        # collecting the young generations here walked every socket opened since
-        # the last freeze (tens of milliseconds per 1,000 sockets).
+        # collecting the young generations here walked everything the sockets
+        # opened since the last freeze allocated.
         gc.freeze()
         self._new_since_freeze = 0
         self._frozen_at = self.hub.socket_count
