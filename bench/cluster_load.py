@@ -54,7 +54,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -612,20 +612,25 @@ SYNC_COUNTERS = ("whatsease_cluster_restamps_total", "whatsease_cluster_restamps
                  "whatsease_cluster_catch_up_told_total")
 
 
-def sync_counters(urls: list[str]) -> dict[str, float]:
-    """`SYNC_COUNTERS` summed over ``urls``' ``/metrics``: how often writes were overdue
-    (restamped, given up) and how many users the catch-up after a lost member told to sync."""
-    totals = dict.fromkeys(SYNC_COUNTERS, 0.0)
+def metric_lines(urls: list[str]) -> Iterator[str]:
+    """Every line of ``urls``' ``/metrics`` pages; an instance that does not answer adds none."""
     for url in urls:
         try:
             with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
                 text = response.read().decode()
         except OSError:
             continue
-        for line in text.splitlines():
-            name, _, value = line.partition(" ")
-            if name in totals:
-                totals[name] += float(value)
+        yield from text.splitlines()
+
+
+def sync_counters(urls: list[str]) -> dict[str, float]:
+    """`SYNC_COUNTERS` summed over ``urls``' ``/metrics``: how often writes were overdue
+    (restamped, given up) and how many users the catch-up after a lost member told to sync."""
+    totals = dict.fromkeys(SYNC_COUNTERS, 0.0)
+    for line in metric_lines(urls):
+        name, _, value = line.partition(" ")
+        if name in totals:
+            totals[name] += float(value)
     return totals
 
 
@@ -633,24 +638,18 @@ def link_latency(urls: list[str]) -> tuple[float, float, float, float]:
     """The internal link's one-way time, from the receivers' ``whatsease_cluster_forward_seconds``
     histograms summed over ``urls``: batches, mean ms, share within 5 ms and within 25 ms."""
     count = total = within_5 = within_25 = 0.0
-    for url in urls:
-        try:
-            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
-                text = response.read().decode()
-        except OSError:
+    for line in metric_lines(urls):
+        if not line.startswith("whatsease_cluster_forward_seconds"):
             continue
-        for line in text.splitlines():
-            if not line.startswith("whatsease_cluster_forward_seconds"):
-                continue
-            name, value = line.rsplit(" ", 1)
-            if name.endswith("_count"):
-                count += float(value)
-            elif name.endswith("_sum"):
-                total += float(value)
-            elif 'le="0.005"' in name:
-                within_5 += float(value)
-            elif 'le="0.025"' in name:
-                within_25 += float(value)
+        name, value = line.rsplit(" ", 1)
+        if name.endswith("_count"):
+            count += float(value)
+        elif name.endswith("_sum"):
+            total += float(value)
+        elif 'le="0.005"' in name:
+            within_5 += float(value)
+        elif 'le="0.025"' in name:
+            within_25 += float(value)
     if not count:
         return 0.0, 0.0, 0.0, 0.0
     return count, total / count * 1000, within_5 / count, within_25 / count

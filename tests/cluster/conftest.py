@@ -18,6 +18,8 @@ from whatsease.cluster.ring import Ring
 FAST = {"WHATSEASE_BOT_SEMANTIC": "false", "WHATSEASE_LOG_LEVEL": "INFO",
         "WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT": "3", "WHATSEASE_CLUSTER_POLL_INTERVAL": "0.5"}
 PASSWORD = "correct horse battery"
+# The heartbeat timeout (3 s in FAST) plus the ring change, with room for a busy machine.
+TOLD_WITHIN_SECS = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +27,15 @@ def cluster(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     root = tmp_path_factory.mktemp("cluster")
     with LocalCluster(Path(root), 3, mongodb_uri=mongo_uri, db_name=f"c{secrets.token_hex(5)}",
                       bcrypt_rounds=4, env=FAST) as running:
+        yield running
+
+
+@pytest.fixture
+def three_of_our_own(mongo_uri: str, tmp_path: Path) -> Iterator[LocalCluster]:
+    """A three-instance cluster of the test's own, for tests that kill or add members."""
+    with LocalCluster(tmp_path / "own", 3, mongodb_uri=mongo_uri,
+                      db_name=f"o{secrets.token_hex(5)}", bcrypt_rounds=4,
+                      env=FAST) as running:
         yield running
 
 

@@ -11,18 +11,14 @@ is generous (a loaded machine), but a cluster that stalls after a member dies
 
 from __future__ import annotations
 
-import secrets
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import websocket
 from pymongo import MongoClient
 
-from tests.cluster.conftest import FAST, connect_home, homed_user, register_on
+from tests.cluster.conftest import TOLD_WITHIN_SECS, connect_home, homed_user, register_on
 from tests.cluster.test_no_loss import Chatter, _client_id_is, _connect_and_sync
 from tests.realtime.wsclient import WS, ClosedError
 from whatsease.cluster.local import LocalCluster
@@ -34,18 +30,6 @@ USERS = 12
 SEND_EVERY_SECS = 0.1
 # From a message's first send to its ack, reconnections included.
 ACK_WITHIN_SECS = 20.0
-# The heartbeat timeout (3 s in FAST) plus the ring change, with room for a busy machine.
-TOLD_WITHIN_SECS = 20.0
-
-
-@pytest.fixture
-def chaos_cluster(mongo_uri: str, tmp_path: Path) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path / "acks", 3, mongodb_uri=mongo_uri,
-                      db_name=f"a{secrets.token_hex(5)}", bcrypt_rounds=4,
-                      env=FAST) as running:
-        yield running
-
-
 def _receipt(ws: WS, seen: set[str]) -> None:
     """Acknowledge the live messages received so far, as the web client does."""
     ids = []
@@ -102,8 +86,8 @@ def _chat(cluster: LocalCluster, chatter: Chatter, stop: threading.Event,
 
 
 def test_every_send_is_acknowledged_while_a_member_is_killed_and_one_joins(
-        chaos_cluster: LocalCluster) -> None:
-    cluster = chaos_cluster
+        three_of_our_own: LocalCluster) -> None:
+    cluster = three_of_our_own
     chatters = []
     for _ in range(USERS):
         user, pair = register_on(cluster.ports["i1"], "acks")
@@ -146,8 +130,8 @@ def _store_unforwarded(cluster: LocalCluster, sender: str, recipient: str) -> st
 
 
 def test_the_catch_up_leaves_alone_a_socket_whose_receipt_is_only_late(
-        chaos_cluster: LocalCluster) -> None:
-    cluster = chaos_cluster
+        three_of_our_own: LocalCluster) -> None:
+    cluster = three_of_our_own
     doomed, doomed_route = homed_user(cluster, "i2", "doomed")
     late, late_route = homed_user(cluster, "i3", "late")
     owed, owed_route = homed_user(cluster, "i3", "owed")

@@ -9,30 +9,15 @@ must close it with 4012 once the member is lost.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from pymongo import MongoClient
 
-from tests.cluster.conftest import FAST, connect_home, homed_user, open_ws
+from tests.cluster.conftest import TOLD_WITHIN_SECS, connect_home, homed_user, open_ws
 from tests.realtime.wsclient import WS
 from whatsease.cluster.local import LocalCluster
 from whatsease.storage.models import Message, conversation_id, new_id
 from whatsease.timeutil import utcnow
-
-# The heartbeat timeout (3 s in FAST) plus the ring change, with room for a busy machine.
-TOLD_WITHIN_SECS = 20.0
-
-
-@pytest.fixture
-def lossy_cluster(mongo_uri: str, tmp_path: Path) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path / "lossy", 3, mongodb_uri=mongo_uri,
-                      db_name=f"m{secrets.token_hex(5)}", bcrypt_rounds=4,
-                      env=FAST) as running:
-        yield running
 
 
 def _stored_unforwarded(cluster: LocalCluster, sender: str, recipient: str) -> str:
@@ -57,8 +42,8 @@ def _sync_ids(ws: WS, cursor: str | None) -> set[str]:
 
 
 def test_the_recipients_of_a_lost_members_last_messages_are_told_to_sync(
-        lossy_cluster: LocalCluster) -> None:
-    cluster = lossy_cluster
+        three_of_our_own: LocalCluster) -> None:
+    cluster = three_of_our_own
     doomed_sender, _ = homed_user(cluster, "i2", "doomed")
     owed, owed_route = homed_user(cluster, "i3", "owed")
     owed_ws = connect_home(cluster, owed, owed_route)

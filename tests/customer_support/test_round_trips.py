@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
-from pymongo import monitoring
 
+from tests.commands import Commands, counted_services
 from tests.customer_support.conftest import (
     current,
     go_online,
@@ -17,45 +17,18 @@ from tests.customer_support.conftest import (
     messages_of,
     watch_customer,
 )
-from tests.support import test_config as config_for_tests
-from whatsease.app import build_services
 from whatsease.services import Services
 from whatsease.support.core import SessionEnded
 from whatsease.support.service import SupportService, get_support
 from whatsease.writelane import BACKGROUND
 
 MESSAGES = 8  # under the per-conversation burst
-# Handshakes and session bookkeeping are the driver's, not a message's.
-IGNORED = {"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo"}
-
-
-class Commands(monitoring.CommandListener):
-    """Every command the client sends: (name, collection)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in IGNORED:
-            self.seen.append((event.command_name,
-                              str(event.command.get(event.command_name, ""))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture
 async def counted(mongo_uri: str) -> AsyncIterator[tuple[Services, Commands]]:
-    commands = Commands()
-    built = await build_services(config_for_tests(), mongo_uri, event_listeners=[commands])
-    yield built, commands
-    await built.messaging.drain()
-    await built.activity.drain()
-    await built.store.client.drop_database(built.config.db_name)
-    await built.store.close()
+    async with counted_services(mongo_uri) as built:
+        yield built
 
 
 async def _settle(support: SupportService, services: Services) -> None:

@@ -9,53 +9,19 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from pymongo import monitoring
 
-from tests.support import test_config as config_for_tests
-from whatsease.app import build_services
+from tests.commands import Commands, counted_services
 from whatsease.services import Services
 from whatsease.storage.models import User
 from whatsease.writelane import BACKGROUND, URGENT
 
 WAIT_SECS = 30.0  # generous: the machine may be loaded
-IGNORED = {"hello", "ismaster", "isMaster", "ping", "endSessions", "buildInfo"}
-
-
-class Commands(monitoring.CommandListener):
-    """Every command the client sends: (name, collection, whether it asks for a journal sync)."""
-
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, bool]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in IGNORED:
-            concern = event.command.get("writeConcern") or {}
-            self.seen.append((event.command_name, str(event.command.get(event.command_name, "")),
-                              bool(concern.get("j"))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def index(self, name: str, collection: str) -> int:
-        """Where the first such command is in ``seen``; -1 if none was sent."""
-        for i, (n, c, _) in enumerate(self.seen):
-            if (n, c) == (name, collection):
-                return i
-        return -1
 
 
 @pytest.fixture
 async def counted(mongo_uri: str) -> AsyncIterator[tuple[Services, Commands]]:
-    commands = Commands()
-    built = await build_services(config_for_tests(), mongo_uri, event_listeners=[commands])
-    yield built, commands
-    await built.messaging.drain()
-    await built.activity.drain()
-    await built.store.client.drop_database(built.config.db_name)
-    await built.store.close()
+    async with counted_services(mongo_uri) as built:
+        yield built
 
 
 async def _until(probe: Callable[[], bool], what: str) -> None:
