@@ -45,7 +45,8 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from whatsease.analytics import slots
-from whatsease.analytics.service import HOT, Analytics, Scope, plans_for
+from whatsease.analytics.scope import Scope, fallback_replies
+from whatsease.analytics.service import HOT, Analytics, plans_for
 from whatsease.app import build_services
 from whatsease.config import Config
 from whatsease.storage.analytics import SLOTS, AnalyticsRepo, Spans, Window, slot_plans
@@ -317,7 +318,7 @@ async def measure(analytics: Analytics, clock: Clock, repeat: int, org: str | No
         rounds = repeat if days < 365 else min(repeat, 2)
         # The queries of a warm page: each source's kept quarter hours by key
         # (the range and its previous period), and its open end.
-        fallback_texts = await analytics._fallback_texts(scope)
+        fallback_texts = await fallback_replies(analytics.services, scope)
         names = [p.name for p in slot_plans(Spans(((start, end),), split=start, org=org),
                                             fallback_texts=[], sample=0)]
         day_keys = sorted({slots.day_and_name(s)[0] for s in slots.whole_slots(

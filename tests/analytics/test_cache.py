@@ -20,7 +20,8 @@ from tests.analytics.seed import (
     store_messages,
 )
 from whatsease.analytics.memory import Kept, Memory
-from whatsease.analytics.service import Analytics, Scope, get_analytics
+from whatsease.analytics.scope import Scope, fallback_replies
+from whatsease.analytics.service import Analytics, get_analytics
 from whatsease.analytics.slots import Piece
 from whatsease.services import Services
 from whatsease.storage.analytics import SLOTS
@@ -223,7 +224,7 @@ async def test_history_being_computed_does_not_hold_up_a_report(services: Servic
     # The history still being computed is one computation per source (those
     # of a small history may be done already); the second report starts none.
     history = dict(page._backfills)
-    texts = await page._fallback_texts(ALL)
+    texts = await fallback_replies(page.services, ALL)
     assert set(history) <= {page.key_prefix(name, ALL, texts) for name in first["computing"]}
     await page.report(ALL, START, now, "day", "UTC")
     assert all(history.get(key) is task for key, task in page._backfills.items())

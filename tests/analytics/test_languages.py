@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from whatsease.analytics.service import Scope, get_analytics
+from whatsease.analytics.scope import Scope
+from whatsease.analytics.service import get_analytics
 from whatsease.services import Services
 from whatsease.storage.support import MESSAGES
 from whatsease.support.service import get_support

@@ -17,7 +17,8 @@ from tests.analytics.seed import (
     seed,
     store_messages,
 )
-from whatsease.analytics.service import Scope, get_analytics, plans_for
+from whatsease.analytics.scope import Scope
+from whatsease.analytics.service import get_analytics, plans_for
 from whatsease.errors import Unprocessable
 from whatsease.services import Services
 from whatsease.storage.analytics import HOT_COLLECTIONS, Window

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from whatsease.analytics.slots import Key, Piece, Texts, floor, pseudonym, utc
+from whatsease.analytics.slots import Key, Piece, Texts, floor, pseudonym, read_rows, utc
 from whatsease.storage.analytics import CHANNEL_PREFIXES, Spans
 
 # The kinds of support message that count: system notes ("Ana joined") do not.
@@ -168,3 +168,17 @@ def fold_turns(docs: Iterable[dict[str, Any]], spans: Spans) -> dict[Key, Piece]
         language = "en" if stored is None else str(stored)
         piece.languages[language] = piece.languages.get(language, 0) + 1
     return fold.pieces
+
+
+def fold_source(name: str, rows: list[dict[str, Any]], spans: Spans, *,
+                fallback_texts: list[str], sample: int) -> tuple[dict[Key, Piece], Texts]:
+    """The rows of source ``name``'s plan added up per quarter hour, with the texts
+    sampled for sentiment: the hot collections and the assistant's turns come as
+    documents, the other sources already grouped by the database."""
+    if name == "messenger_messages":
+        return fold_messenger(rows, spans, sample=sample)
+    if name == "support_messages":
+        return fold_support(rows, spans, fallback_texts=fallback_texts, sample=sample)
+    if name == "bot_turns":
+        return fold_turns(rows, spans), {}
+    return read_rows(rows)

@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import functools
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from whatsease.analytics import buckets, fold, sentiment, slots
+from whatsease.analytics import buckets, fold, sentiment, slot_runs, slots
 from whatsease.analytics.memory import Kept, Memory
 from whatsease.analytics.report import ReportBuilder
+from whatsease.analytics.scope import Scope, fallback_replies
 from whatsease.analytics.slots import Piece
-from whatsease.errors import Forbidden, NotFound
+from whatsease.errors import NotFound
 from whatsease.services import Services
 from whatsease.storage.analytics import (
     ID_SLACK,
@@ -40,9 +39,7 @@ from whatsease.storage.analytics import (
     slot_plan,
     slot_plans,
 )
-from whatsease.storage.models import User
 from whatsease.storage.support import MESSAGES
-from whatsease.support.orgs import is_member, is_platform_admin
 from whatsease.timeutil import isoformat, utcnow
 
 logger = logging.getLogger(__name__)
@@ -50,8 +47,6 @@ logger = logging.getLogger(__name__)
 # Customer messages whose sentiment is scored: the newest ones of each source
 # in each quarter hour. VADER reads about 10,000 short messages a second.
 SENTIMENT_PER_SLOT = 50
-# The orgs whose fallback replies are recognised for the whole messenger.
-MAX_ORGS = 500
 # A quarter hour is kept once it ended this long ago (`ID_SLACK` unless named
 # here): a message is found by its `_id` within `ID_SLACK` of its timestamp,
 # so none can arrive for it later; a turn or a conversation's start or end is
@@ -96,29 +91,6 @@ DAY_SUFFIX = "|day"
 CACHE_VERSION = 2
 
 
-@dataclass(frozen=True)
-class Scope:
-    """An organisation's figures, or (``org`` None) the whole messenger's."""
-
-    org: str | None
-
-
-def scope_for(user: User, org: str | None) -> Scope:
-    """What ``user`` may see for the ``org`` asked (None: their own, or everything).
-
-    Platform admins see any org or the whole messenger; an org's agents and
-    admins see their org only (another org is `NotFound`, as elsewhere);
-    everyone else is `Forbidden`.
-    """
-    if is_platform_admin(user):
-        return Scope(org)
-    if user.role not in ("agent", "admin") or not user.org:
-        raise Forbidden("Only operators and organisations' agents and admins see analytics.")
-    if org is not None and not is_member(user, org):
-        raise NotFound("No such organisation.")
-    return Scope(user.org)
-
-
 class Analytics:
     """Computes reports from the stored history; one per process."""
 
@@ -154,7 +126,7 @@ class Analytics:
         tz = buckets.zone(tz_name)
         edges = buckets.edges(start, end, unit, tz)
         previous_start = start - (end - start)
-        fallback_texts = await self._fallback_texts(scope)
+        fallback_texts = await fallback_replies(self.services, scope)
         pieces, computing = await self._pieces(scope, previous_start, start, end,
                                                fallback_texts, edges)
         report = ReportBuilder(len(edges) - 1)
@@ -227,7 +199,7 @@ class Analytics:
             # edge is counted in whole quarter hours, which are kept.
             start, split, end = (slots.nearest(t) if t < recent else t
                                  for t in (start, split, end))
-        days = _whole_by_day(start, split, end, now - CLOSE_AFTER.get(name, ID_SLACK))
+        days = slot_runs.whole_by_day(start, split, end, now - CLOSE_AFTER.get(name, ID_SLACK))
         prefix = self.key_prefix(name, scope, fallback_texts)
         by_day = dict(days)
 
@@ -285,7 +257,7 @@ class Analytics:
                     bucket = bisect.bisect_right(edges, max(slot, begins)) if side else -1
                     groups.setdefault((side, bucket), []).append((slot, slot_name))
                 for (side, _bucket), group in groups.items():
-                    covered += _exact_runs([slot for slot, _name in group])
+                    covered += slot_runs.exact_runs([slot for slot, _name in group])
                     summed_piece = figures.sum([slot_name for _slot, slot_name in group])
                     if summed_piece is not None:
                         pieces[(group[0][0], side)] = summed_piece
@@ -301,7 +273,7 @@ class Analytics:
             await self.repo.keep_day(rollups, now)
         todo = [slot for day, members in by_day.items() if day not in summed_days
                 for slot, _name in members if slot not in kept]
-        covered += _exact_runs(sorted(kept))
+        covered += slot_runs.exact_runs(sorted(kept))
         present = set(kept_days)
         history_done = True
         if len(todo) > OPEN_END_SLOTS:
@@ -312,7 +284,7 @@ class Analytics:
                 name, scope, todo, fallback_texts, prefix, present, now)
             for slot, piece in history.items():
                 pieces[(slot, slot >= split)] = piece
-            covered += _exact_runs(todo)
+            covered += slot_runs.exact_runs(todo)
             todo = []
         ranges = slots.uncovered_runs(start, end, covered)
         if not ranges:
@@ -381,7 +353,7 @@ class Analytics:
                         now: datetime) -> tuple[set[datetime], dict[datetime, Piece]]:
         """Compute and keep the whole quarter hours ``todo`` (in order); those, and the
         figures of the ones that hold any."""
-        ranges = _runs(todo)
+        ranges = slot_runs.runs(todo)
         split = ranges[0][0]  # every quarter hour on the same side: keyed by slot alone
         fresh = await self._compute(name, scope, ranges, split, todo, fallback_texts, prefix,
                                     present, now)
@@ -444,14 +416,7 @@ class Analytics:
         await self.repo.keep(new, present, now)
         # A whole day computed at once (history) is also kept as one figure, which
         # the next report reads instead of its 96 quarter hours.
-        rollups: dict[str, dict[str, Any]] = {}
-        for day_key, figures in new.items():
-            if len(figures) >= slots.PER_DAY:
-                day_piece = Piece()
-                for one in figures.values():
-                    if one:
-                        day_piece.merge(Piece.from_doc(one))
-                rollups[day_key + DAY_SUFFIX] = day_piece.to_doc()
+        rollups = slots.whole_days(new, suffix=DAY_SUFFIX)
         if rollups:
             await self.repo.keep_day(rollups, now)
         return fresh
@@ -489,15 +454,8 @@ class Analytics:
                     rows = await self.repo.run(plan)
                     took = loop.time() - began
                     await asyncio.sleep(min(MAX_PAUSE_SECS, took * PAUSE_RATIO))
-            if name == "messenger_messages":
-                found, sample = fold.fold_messenger(rows, spans, sample=SENTIMENT_PER_SLOT)
-            elif name == "support_messages":
-                found, sample = fold.fold_support(rows, spans, fallback_texts=fallback_texts,
-                                                 sample=SENTIMENT_PER_SLOT)
-            elif name == "bot_turns":
-                found, sample = fold.fold_turns(rows, spans), {}
-            else:
-                found, sample = slots.read_rows(rows)
+            found, sample = fold.fold_source(name, rows, spans, fallback_texts=fallback_texts,
+                                             sample=SENTIMENT_PER_SLOT)
             for key, piece in found.items():
                 if key in pieces:
                     pieces[key].merge(piece)
@@ -535,57 +493,6 @@ class Analytics:
                     span = min(max(span, MIN_INDEXED_PER_READ), MAX_INDEXED_PER_READ)
                 low = high
         return pieces, texts
-
-    async def _fallback_texts(self, scope: Scope) -> list[str]:
-        """The fallback replies of the support bots in scope (how a fallback is recognised)."""
-        support = self.services.support
-        if support is None:
-            return []
-        chatbot = support.chatbot
-        texts = set(chatbot.default_catalogue.bot.fallback)
-        if scope.org is not None:
-            one = await support.store.orgs.get(scope.org)
-            if one is None:
-                raise NotFound("No such organisation.")
-            orgs = [one]
-        else:
-            orgs = await support.store.orgs.find(limit=MAX_ORGS)
-        for org in orgs:
-            if org.settings.chatbot.kind == "builtin":
-                texts.update(chatbot.engine_for(org).catalogue.bot.fallback)
-        return sorted(texts)
-
-
-@functools.lru_cache(maxsize=64)
-def _whole_by_day(start: datetime, split: datetime, end: datetime, closed_before: datetime
-                  ) -> dict[str, list[tuple[datetime, str]]]:
-    """`slots.whole_slots` by UTC day, in order, with their names: the sources of one
-    report mostly ask for the same (a year is 70,000 quarter hours). Not to be changed."""
-    by_day: dict[str, list[tuple[datetime, str]]] = {}
-    for slot in slots.whole_slots(start, split, end, closed_before):
-        day, slot_name = slots.day_and_name(slot)
-        by_day.setdefault(day, []).append((slot, slot_name))
-    return by_day
-
-
-def _exact_runs(ordered: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """Ordered quarter hours as ranges of consecutive ones."""
-    result: list[tuple[datetime, datetime]] = []
-    for slot in ordered:
-        if result and result[-1][1] == slot:
-            result[-1] = (result[-1][0], slot + SLOT)
-        else:
-            result.append((slot, slot + SLOT))
-    return result
-
-
-def _runs(todo: list[datetime]) -> list[tuple[datetime, datetime]]:
-    """`_exact_runs`, or one covering range past `slots.MAX_RANGES` (what is not wanted
-    in it is computed and dropped)."""
-    result = _exact_runs(todo)
-    if len(result) > slots.MAX_RANGES:
-        return [(result[0][0], result[-1][1])]
-    return result
 
 
 def plans_for(window: Window, conversations: tuple[str, ...] = ()) -> list[Plan]:

@@ -228,3 +228,16 @@ def read_rows(rows: list[dict[str, Any]]) -> tuple[dict[Key, Piece], Texts]:
             (str(t.get("text") or ""), str(t.get("language") or "en")) for t in row["texts"]]
     return pieces, texts
 
+
+def whole_days(kept: dict[str, dict[str, Any]], *, suffix: str) -> dict[str, dict[str, Any]]:
+    """Each day of ``kept`` (day key → quarter hour name → figures) that has all its
+    quarter hours, added up as one figure under its key plus ``suffix``."""
+    rollups: dict[str, dict[str, Any]] = {}
+    for day_key, figures in kept.items():
+        if len(figures) >= PER_DAY:
+            day_piece = Piece()
+            for one in figures.values():
+                if one:
+                    day_piece.merge(Piece.from_doc(one))
+            rollups[day_key + suffix] = day_piece.to_doc()
+    return rollups

@@ -16,7 +16,8 @@ from typing import Any
 from tornado.routing import URLSpec
 
 from whatsease.analytics import buckets
-from whatsease.analytics.service import get_analytics, scope_for
+from whatsease.analytics.scope import scope_for
+from whatsease.analytics.service import get_analytics
 from whatsease.api.base import BaseHandler, route
 from whatsease.api.openapi import problems
 from whatsease.api.pages import ModulePage

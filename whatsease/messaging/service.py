@@ -22,6 +22,7 @@ from whatsease.batching import Batcher
 from whatsease.delivery.events import MessageEvent, StatusEvent
 from whatsease.delivery.hub import Connection, Hub
 from whatsease.errors import Conflict, NotFound, invalid
+from whatsease.messaging.chats import chat_list
 from whatsease.messaging.revisions import SHARED_SETTLE_SECS, Cursor, Revisions
 from whatsease.metrics import (
     BATCH_SIZE,
@@ -32,20 +33,17 @@ from whatsease.metrics import (
 )
 from whatsease.storage.models import (
     STATUS_RANK,
-    Conversation,
     Message,
-    User,
     conversation_id,
     is_bot,
     new_id,
 )
 from whatsease.storage.store import Store
-from whatsease.timeutil import isoformat, utcnow
+from whatsease.timeutil import utcnow
 from whatsease.writelane import ACK, RECEIPTS, URGENT, WriteLane
 
 HISTORY_MAX_LIMIT = 100
 SYNC_PAGE_LIMIT = 200
-CHAT_LIST_LIMIT = 500
 # Below every id: a cursor meaning "from the start".
 FIRST_ID = "0" * 24
 
@@ -504,48 +502,8 @@ class Messaging:
     async def chats(self, user: str, *, q: str = "", filter_: str = "all") -> list[dict[str, Any]]:
         """The chat list: one row per conversation, newest first, with the peer's profile."""
         await self.summaries_written()  # a message sent just now is in the list
-        conversations = await self.store.conversations.list_for(user, limit=CHAT_LIST_LIMIT)
-        peers = await self.store.users.get_many(
-            c.peer_of(user) for c in conversations if not is_bot(c.peer_of(user)))
-        # Receipts do not rewrite summaries: the last message's status is its own.
-        last_ids = [c.last_message["message_id"] for c in conversations if c.last_message]
-        statuses = {m.message_id: m.status for m in await self.store.messages.get_many(last_ids)}
-        for c in conversations:
-            if c.last_message and c.last_message["message_id"] in statuses:
-                c.last_message["status"] = statuses[c.last_message["message_id"]]
-        rows = []
-        needle = q.lower()
-        for c in conversations:
-            row = self._chat_row(user, c, peers)
-            if needle and needle not in row["peer"].lower() and needle not in row["name"].lower():
-                continue
-            if filter_ == "unread" and not row["unread_count"]:
-                continue
-            if filter_ == "bots" and not row["is_bot"]:
-                continue
-            if filter_ == "people" and row["is_bot"]:
-                continue
-            rows.append(row)
-        return rows
-
-    def _chat_row(self, user: str, c: Conversation, peers: dict[str, User]) -> dict[str, Any]:
-        peer = c.peer_of(user)
-        profile = peers.get(peer)
-        last = dict(c.last_message or {})
-        if last.get("timestamp") is not None:
-            last["timestamp"] = isoformat(last["timestamp"])
-        return {
-            "peer": peer,
-            "name": profile.name if profile else (self.bot_name(peer) if is_bot(peer)
-                                                  else "Deleted account"),
-            "is_bot": is_bot(peer),
-            "online": self.hub.is_online(peer),
-            "last_seen": (isoformat(profile.last_seen)
-                          if profile and profile.last_seen else None),
-            "last_message": last or None,
-            "unread_count": c.unread_for(user),
-            "updated_at": isoformat(c.updated_at),
-        }
+        return await chat_list(self.store, user, q=q, filter_=filter_,
+                               online=self.hub.is_online, bot_name=self.bot_name)
 
     def bot_name(self, address: str) -> str:
         return "WhatsEase Assistant" if address == "bot:whatsease" else address
