@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 import websocket
+from pymongo import MongoClient
 
 from tests.realtime.wsclient import WAIT_SECS, WS
 from tests.support import Client, Response, User, unique_email
 from whatsease.cluster.local import LocalCluster
 from whatsease.cluster.ring import Ring
+from whatsease.storage.models import Message, conversation_id, new_id
+from whatsease.timeutil import utcnow
 
 FAST = {"WHATSEASE_BOT_SEMANTIC": "false", "WHATSEASE_LOG_LEVEL": "INFO",
         "WHATSEASE_CLUSTER_HEARTBEAT_TIMEOUT": "3", "WHATSEASE_CLUSTER_POLL_INTERVAL": "0.5"}
@@ -37,6 +40,17 @@ def three_of_our_own(mongo_uri: str, tmp_path: Path) -> Iterator[LocalCluster]:
                       db_name=f"o{secrets.token_hex(5)}", bcrypt_rounds=4,
                       env=FAST) as running:
         yield running
+
+
+def store_unforwarded(cluster: LocalCluster, sender: str, recipient: str) -> str:
+    """Store a message the way an instance does, and send no frame for it."""
+    message = Message(message_id=new_id(), sender=sender, recipient=recipient,
+                      content="stored, never forwarded", timestamp=utcnow(),
+                      conversation_id=conversation_id(sender, recipient), client_id="last")
+    client: MongoClient[dict[str, Any]] = MongoClient(cluster.mongodb_uri)
+    with client:
+        client[cluster.db_name].messages.insert_one(message.to_doc())
+    return message.message_id
 
 
 def ring_of(cluster: LocalCluster) -> Ring:

@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import websocket
-from pymongo import MongoClient
 
-from tests.cluster.conftest import TOLD_WITHIN_SECS, connect_home, homed_user, register_on
+from tests.cluster.conftest import (
+    TOLD_WITHIN_SECS,
+    connect_home,
+    homed_user,
+    register_on,
+    store_unforwarded,
+)
 from tests.cluster.test_no_loss import Chatter, _client_id_is, _connect_and_sync
 from tests.realtime.wsclient import WS, ClosedError
 from whatsease.cluster.local import LocalCluster
 from whatsease.messaging.catchup import RECHECK_SECS
-from whatsease.storage.models import Message, conversation_id, new_id
-from whatsease.timeutil import utcnow
 
 USERS = 12
 SEND_EVERY_SECS = 0.1
@@ -118,17 +120,6 @@ def test_every_send_is_acknowledged_while_a_member_is_killed_and_one_joins(
           f"reconnections {sum(c.connections - 1 for c in chatters)}")
 
 
-def _store_unforwarded(cluster: LocalCluster, sender: str, recipient: str) -> str:
-    """Store a message the way an instance does, and send no frame for it."""
-    message = Message(message_id=new_id(), sender=sender, recipient=recipient,
-                      content="stored, never forwarded", timestamp=utcnow(),
-                      conversation_id=conversation_id(sender, recipient), client_id="last")
-    client: MongoClient[dict[str, Any]] = MongoClient(cluster.mongodb_uri)
-    with client:
-        client[cluster.db_name].messages.insert_one(message.to_doc())
-    return message.message_id
-
-
 def test_the_catch_up_leaves_alone_a_socket_whose_receipt_is_only_late(
         three_of_our_own: LocalCluster) -> None:
     cluster = three_of_our_own
@@ -144,7 +135,7 @@ def test_the_catch_up_leaves_alone_a_socket_whose_receipt_is_only_late(
     frame = late_ws.expect("message")
     assert frame["message"]["message_id"] == sent["message"]["message_id"]
     # i2's last insert, whose frame never left it: its recipient must sync.
-    _store_unforwarded(cluster, doomed.email, owed.email)
+    store_unforwarded(cluster, doomed.email, owed.email)
 
     cluster.kill("i2")
     assert owed_ws.expect_close(timeout=TOLD_WITHIN_SECS) == 4012

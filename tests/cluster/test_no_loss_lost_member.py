@@ -9,26 +9,15 @@ must close it with 4012 once the member is lost.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pymongo import MongoClient
-
-from tests.cluster.conftest import TOLD_WITHIN_SECS, connect_home, homed_user, open_ws
+from tests.cluster.conftest import (
+    TOLD_WITHIN_SECS,
+    connect_home,
+    homed_user,
+    open_ws,
+    store_unforwarded,
+)
 from tests.realtime.wsclient import WS
 from whatsease.cluster.local import LocalCluster
-from whatsease.storage.models import Message, conversation_id, new_id
-from whatsease.timeutil import utcnow
-
-
-def _stored_unforwarded(cluster: LocalCluster, sender: str, recipient: str) -> str:
-    """Store a message the way an instance does, and send no frame for it."""
-    message = Message(message_id=new_id(), sender=sender, recipient=recipient,
-                      content="stored, never forwarded", timestamp=utcnow(),
-                      conversation_id=conversation_id(sender, recipient), client_id="last")
-    client: MongoClient[dict[str, Any]] = MongoClient(cluster.mongodb_uri)
-    with client:
-        client[cluster.db_name].messages.insert_one(message.to_doc())
-    return message.message_id
 
 
 def _sync_ids(ws: WS, cursor: str | None) -> set[str]:
@@ -48,7 +37,7 @@ def test_the_recipients_of_a_lost_members_last_messages_are_told_to_sync(
     owed, owed_route = homed_user(cluster, "i3", "owed")
     owed_ws = connect_home(cluster, owed, owed_route)
     cursor = owed_ws.call({"type": "sync", "after": None}, "synced")["cursor"]
-    lost_id = _stored_unforwarded(cluster, doomed_sender.email, owed.email)
+    lost_id = store_unforwarded(cluster, doomed_sender.email, owed.email)
 
     cluster.kill("i2")
     assert owed_ws.expect_close(timeout=TOLD_WITHIN_SECS) == 4012
