@@ -31,6 +31,10 @@ SENDERS_PER_INSTANCE = 2
 SEND_SECS = 4.0
 # Each sender stays under the per-socket send rate (20 a second).
 SEND_EVERY_SECS = 0.06
+# The reader stays under the per-socket rate of other frames (100 a second, a
+# burst of 400): unpaced on a fast machine, her syncs were refused as rate
+# limited and the test waited for a reply that never came.
+SYNC_EVERY_SECS = 0.02
 
 
 def _random_bytes(message_id: str) -> str:
@@ -134,6 +138,7 @@ def test_a_recipient_syncing_on_a_third_instance_misses_nothing(
     while time.monotonic() < until:
         cursor = sync_from(cursor)
         syncs += 1
+        time.sleep(SYNC_EVERY_SECS)
     stop.set()
     for thread in threads:
         thread.join(timeout=60)
