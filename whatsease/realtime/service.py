@@ -262,24 +262,30 @@ class ClientSession:
 
     One per live socket, so slots rather than a ``__dict__``, and the list of
     rate-limit refusals only once there is one (an empty bounded deque is
-    ~760 bytes): about 1 KiB less per socket.
+    ~760 bytes): about 1 KiB less per socket. For the same reason the bucket
+    of frames other than sends is two of its slots rather than a `TokenBucket`
+    of its own (one object less per socket for the collector), and the typing
+    checks' dict is made on the first one.
     """
 
-    __slots__ = ("_inflight", "_refusals", "_room", "_synced", "_typing_seq", "_typing_wanted",
-                 "conn", "other_frames", "realtime", "session_open", "user")
+    __slots__ = ("_inflight", "_refusals", "_room", "_synced", "_tokens", "_tokens_at",
+                 "_typing_seq", "_typing_wanted", "conn", "realtime", "session_open", "user")
 
     def __init__(self, realtime: Realtime, conn: Connection) -> None:
         self.realtime = realtime
         self.conn = conn
         self.user = conn.user
-        self.other_frames = TokenBucket(OTHER_FRAMES_PER_SEC, OTHER_FRAMES_BURST)
+        # Frames other than sends: OTHER_FRAMES_PER_SEC, up to OTHER_FRAMES_BURST.
+        self._tokens = float(OTHER_FRAMES_BURST)
+        self._tokens_at = time.monotonic()
         self._refusals: deque[float] | None = None
         # Frames of this socket being handled; the tasks themselves are kept
         # in the service's one set (a set per socket is ~200 bytes).
         self._inflight = 0
         self._room: asyncio.Event | None = None
         self._typing_seq = 0
-        self._typing_wanted: dict[str, int] = {}  # peer -> typing frame awaiting its check
+        # peer -> the typing frame awaiting its check (None until the first check)
+        self._typing_wanted: dict[str, int] | None = None
         self.session_open = True
         self._synced = False  # whether this socket has asked for a sync yet
 
@@ -324,13 +330,17 @@ class ClientSession:
         meanwhile, so a quick "stop" is never overtaken by its "start".
         """
         self._typing_seq += 1
+        wanted = self._typing_wanted
         if not frame.state or self.realtime.known_conversation(self.user, frame.recipient):
-            self._typing_wanted.pop(frame.recipient, None)
+            if wanted is not None:
+                wanted.pop(frame.recipient, None)
             self.realtime.typing.update(self.conn, frame.recipient, frame.state)
             return
-        if len(self._typing_wanted) >= MAX_TYPING_TARGETS:
+        if wanted is None:
+            wanted = self._typing_wanted = {}
+        elif len(wanted) >= MAX_TYPING_TARGETS:
             return
-        self._typing_wanted[frame.recipient] = self._typing_seq
+        wanted[frame.recipient] = self._typing_seq
         self._start(self._typing_checked(frame.recipient, self._typing_seq))
 
     async def _typing_checked(self, peer: str, seq: int) -> None:
@@ -341,9 +351,10 @@ class ClientSession:
         except Exception:
             logger.exception("typing check for %s failed", self.user)
             shared = False
-        if self._typing_wanted.get(peer) != seq:
+        wanted = self._typing_wanted
+        if wanted is None or wanted.get(peer) != seq:
             return
-        del self._typing_wanted[peer]
+        del wanted[peer]
         if shared and self.session_open:
             self.realtime.typing.update(self.conn, peer, True)
 
@@ -364,12 +375,24 @@ class ClientSession:
             self._room.set()
             self._room = None
 
+    def _take_other(self) -> bool:
+        """Take a token for a frame other than a send (`TokenBucket.take`, inlined)."""
+        now = time.monotonic()
+        tokens = min(float(OTHER_FRAMES_BURST),
+                     self._tokens + (now - self._tokens_at) * OTHER_FRAMES_PER_SEC)
+        self._tokens_at = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            return True
+        self._tokens = tokens
+        return False
+
     def _admit(self, frame: Frame) -> bool:
         """Apply the rate limits; refuse with an error frame, and close 4029 if it goes on."""
         if frame.type == "send":
             allowed = self.realtime.send_bucket(self.user).take()
         else:
-            allowed = self.other_frames.take()
+            allowed = self._take_other()
         if allowed:
             return True
         RATE_LIMITED.inc()
