@@ -47,7 +47,7 @@ from whatsease.delivery.frames import (
     error_frame,
 )
 from whatsease.errors import AppError, Forbidden, ServiceUnavailable
-from whatsease.realtime.keepalive import Keepalive
+from whatsease.realtime.keepalive import HEARD, QUIET, Keepalive
 from whatsease.realtime.protocol import TRANSPORT_MAX_FRAME_BYTES
 from whatsease.realtime.sendqueue import SendQueue
 from whatsease.services import Services
@@ -154,7 +154,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         self._state = _OPEN
         self._auth_timer: asyncio.TimerHandle | None = None
         self.keepalive_slot = 0
-        self.awaiting_pong = False
+        self.keepalive_state = QUIET
 
     # --- hooks for subclasses -------------------------------------------------------------------
 
@@ -255,7 +255,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
                 self.ws_connection.write_ping(b"")
 
     def on_pong(self, data: bytes) -> None:
-        self.awaiting_pong = False
+        self.keepalive_state = QUIET
 
     def ping_timed_out(self) -> None:
         """The peer did not answer a ping in time (it is gone, or stuck): close."""
@@ -300,6 +300,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         return self._state == _JOINED
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        self.keepalive_state = HEARD  # no ping needed at the wheel's next visit
         if self._state == _CLOSING:
             return None
         if self._state == _OPEN:
