@@ -8,7 +8,8 @@ application (keepalive.py), not from a task per socket. A subclass implements
 three hooks: `authenticate` (the first frame), `receive` (every later frame)
 and `leave` (the socket closed); everything it sends goes through
 `send_frame`, which is what the hub calls too. The frames a socket is sent in
-one turn of the event loop go out in one write at the end of it (`_flush`).
+one turn of the event loop go out in one write at the end of it (`_flush`),
+straight to the kernel when nothing of the socket's is waiting already.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import orjson
 import tornado.iostream
 import tornado.web
 import tornado.websocket
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 from whatsease.cluster.routing import (
     REASON_WRONG_ROUTE,
@@ -409,8 +410,23 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
             else:
                 parts.append(struct.pack("!BBQ", _TEXT_FIN, 127, size))
             parts.append(data)
+        payload = b"".join(parts)
+        stream = conn.stream
+        if type(stream) is IOStream and not stream.writing():
+            # Nothing of this socket's waits to be written: hand the bytes to the
+            # kernel now. Tornado's `write` makes a future for every write and
+            # schedules its callbacks for a later turn of the loop; only what the
+            # kernel does not take (its buffer is full: a slow reader) goes
+            # through it, and counts against the socket's queue bound.
+            try:
+                sent = stream.write_to_fd(memoryview(payload))
+            except OSError:
+                sent = 0  # Tornado's write meets the error again and closes the stream
+            if sent >= len(payload):
+                return
+            payload = payload[sent:]
         try:
-            future = conn.stream.write(b"".join(parts))
+            future = stream.write(payload)
         except StreamClosedError:
             return
         self.queue.track(future, len(out))
