@@ -924,7 +924,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("server RSS before ramp MiB", lambda r: f"{r['rss_before_mib']:.1f}")
     row("server RSS after ramp MiB", lambda r: f"{r['rss_after_mib']:.1f}")
     row("server RSS at end MiB", lambda r: f"{r['rss_end_mib']:.1f}")
-    row("memory per socket KiB", lambda r: f"{r['kib_per_socket']:.1f}")
+    row("memory per socket KiB", lambda r: f"{r['kib_per_socket']:.2f}")
     row("server CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k']:.3f}")
     row("database CPU s per 1,000 msgs",
         lambda r: "-" if r["db_cpu_per_1k"] is None else f"{r['db_cpu_per_1k']:.3f}")
