@@ -6,11 +6,8 @@ import gc
 import tracemalloc
 from typing import Any
 
-from whatsease.realtime.service import (
-    FREEZE_AFTER_SOCKETS,
-    GC_YOUNG_THRESHOLD,
-    ClientSession,
-)
+from whatsease.realtime.collector import FREEZE_AFTER_SOCKETS, GC_YOUNG_THRESHOLD
+from whatsease.realtime.service import ClientSession
 from whatsease.services import Services
 
 

@@ -11,7 +11,6 @@ WebSocket share one path to the database and to the hub.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import secrets
 import time
@@ -44,6 +43,7 @@ from whatsease.metrics import (
     SOCKETS_OPEN,
     USERS_ONLINE,
 )
+from whatsease.realtime.collector import Collector, tune_collector
 from whatsease.realtime.presence import MAX_TYPING_TARGETS, Presence, Typing
 from whatsease.realtime.protocol import Frame
 from whatsease.storage.faults import database_unreachable
@@ -70,31 +70,6 @@ MAX_BUCKETS = 100_000
 # least recently used dropped. A conversation is never un-made except when an
 # account is deleted, and then its sockets are closed.
 MAX_KNOWN_CONVERSATIONS = 100_000
-# After this many new sockets, once they stop arriving for FREEZE_SETTLE_SECS,
-# the objects they hold are frozen out of the collector's sight: with 10,000
-# sockets open a full collection otherwise stalls the loop for a second
-# (../shared/DESIGN.md, performance notes). Tornado breaks a closed socket's
-# reference cycles, and so do we, so frozen sockets are still freed when they
-# close; if the count halves, the freeze is lifted all the same.
-FREEZE_AFTER_SOCKETS = 1000
-FREEZE_SETTLE_SECS = 2.0
-# While a ramp goes on (sockets keep arriving), every FREEZE_AFTER_SOCKETS new
-# ones are frozen at once as well: waiting for the ramp's end let each full
-# collection during a 10,000-socket ramp walk every socket opened so far
-# (pauses over 50 ms). The last few hundred are frozen once the ramp settles.
-FREEZE_TAIL_SOCKETS = 100
-# The collector's youngest generation is collected after this many more
-# container objects were allocated than freed (Python's default is 700). The
-# chat path leaves no cyclic garbage per message (gc.DEBUG_SAVEALL over a
-# 1,000-socket run at 200 msg/s: none in 15 s), so young collections only walk
-# the objects of messages still in flight, again and again. Each walk costs per
-# reference followed (scattered over the heap: ~13 ms of CPU for one at this
-# threshold with 1,000 sockets), so fewer, larger ones cost less in all: at
-# 10,000 sockets, 16 collections and 2.1 s of pauses in a minute of sending
-# against 602 and 10.2 s with the default (bench/README.md, "tried and dropped").
-# The older generations keep their defaults (10 and 10).
-GC_YOUNG_THRESHOLD = 10_000
-
 # Frames from one socket processed concurrently; beyond it the socket is not
 # read until one finishes, so a fast client cannot queue unbounded work.
 MAX_INFLIGHT_FRAMES = 64
@@ -145,10 +120,8 @@ class Realtime:
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self._known: OrderedDict[str, None] = OrderedDict()
         self._lookups: Batcher[str, bool] = Batcher(self._existing, name="typing-conversations")
-        self._new_since_freeze = 0
-        self._frozen_at = 0
-        self._last_attach = 0.0
-        self._freeze_timer: asyncio.TimerHandle | None = None
+        # What the sockets hold is frozen out of the collector's sight (collector.py).
+        self.collector = Collector(lambda: hub.socket_count)
         # Every socket's frames being handled (ClientSession), referenced until done.
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -170,39 +143,8 @@ class Realtime:
         if self.hub.add(conn):
             self.presence.changed(conn.user, True)
         self._gauge()
-        self._note_attach()
+        self.collector.attached()
         return ClientSession(self, conn)
-
-    def _note_attach(self) -> None:
-        self._new_since_freeze += 1
-        loop = asyncio.get_running_loop()
-        self._last_attach = loop.time()
-        if self._new_since_freeze >= FREEZE_AFTER_SOCKETS:
-            self._freeze("during a ramp")
-        elif (self._new_since_freeze >= FREEZE_TAIL_SOCKETS and self._frozen_at
-              and self._freeze_timer is None):
-            self._freeze_timer = loop.call_later(FREEZE_SETTLE_SECS, self._freeze_when_settled)
-
-    def _freeze_when_settled(self) -> None:
-        loop = asyncio.get_running_loop()
-        quiet = loop.time() - self._last_attach
-        if quiet < FREEZE_SETTLE_SECS:
-            self._freeze_timer = loop.call_later(FREEZE_SETTLE_SECS - quiet,
-                                                 self._freeze_when_settled)
-            return
-        self._freeze_timer = None
-        if self._new_since_freeze:
-            self._freeze("after a ramp")
-
-    def _freeze(self, when: str) -> None:
-        # No collection first: a ramp leaves next to no cyclic garbage, and
-        # collecting the young generations here walked everything the sockets
-        # opened since the last freeze allocated.
-        gc.freeze()
-        self._new_since_freeze = 0
-        self._frozen_at = self.hub.socket_count
-        logger.info("froze %d objects %s, at %d sockets", gc.get_freeze_count(), when,
-                    self._frozen_at)
 
     def detach(self, conn: Connection) -> None:
         """The socket closed (or is being closed): forget it everywhere. Safe to call twice."""
@@ -210,10 +152,7 @@ class Realtime:
         if self.hub.remove(conn):
             self.presence.changed(conn.user, False)
         self._gauge()
-        if self._frozen_at and self.hub.socket_count < self._frozen_at // 2:
-            # Most frozen sockets have gone: let the collector see what is left.
-            gc.unfreeze()
-            self._frozen_at = 0
+        self.collector.detached()
 
     def _gauge(self) -> None:
         SOCKETS_OPEN.set(self.hub.socket_count)
@@ -470,20 +409,15 @@ class ClientSession:
             self._room = None
 
 
-def tune_collector() -> None:
-    """Collect the youngest generation after `GC_YOUNG_THRESHOLD` net allocations
-    (the older generations' thresholds are left as they are)."""
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-
-
 async def setup(services: Services) -> None:
     tune_collector()
     services.realtime = Realtime(services.config, services.hub, services.auth,
                                            services.messaging, services.store)
+    services.realtime.collector.install()
 
 
 async def shutdown(services: Services) -> None:
     realtime = services.realtime
     if realtime is not None:
+        realtime.collector.uninstall()
         await realtime.drain()
