@@ -65,6 +65,9 @@ RAMP_CONCURRENCY = 100
 # After the sending window, how long to wait for the last acks and deliveries.
 DRAIN_SECS = 15.0
 SETTLE_SECS = 2.0
+# py-spy's samples per second (--spy-server), and how long it may take to write them.
+SPY_RATE_HZ = 200
+SPY_WRITE_SECS = 30.0
 # Hard ceilings so a typo cannot start an unbounded run.
 MAX_USERS = 15_000
 MAX_DURATION_SECS = 600
@@ -92,6 +95,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also print delivery latency second by second (finds stalls)")
     parser.add_argument("--profile-server", default="", metavar="FILE",
                         help="run the whatsease server under cProfile, writing FILE")
+    parser.add_argument("--gc-trace", default="", metavar="FILE",
+                        help="write every collection of the whatsease server to FILE "
+                             "(bench/gc_trace.py; read it back with gc_trace.py FILE --summary)")
+    parser.add_argument("--spy-server", default="", metavar="PREFIX",
+                        help="sample each server with py-spy over the sending window (its "
+                             "own process, not inside the server), writing collapsed stacks "
+                             "to PREFIX.<target>.txt; see bench/spy_summary.py")
     parser.add_argument("--find-ceiling", action="store_true",
                         help="step the message rate up at --users sockets until delivery p99 "
                              "passes --ceiling-p99-ms or anything is lost; print each "
@@ -265,7 +275,8 @@ def create_users(mongodb_uri: str, db_name: str, jwt_secret: str, users: int,
     return emails, access
 
 
-def start_whatsease(users: int, duration: float, profile: str = "") -> Target:
+def start_whatsease(users: int, duration: float, profile: str = "",
+                    gc_trace: str = "") -> Target:
     workdir = Path(tempfile.mkdtemp(prefix="ws_load-"))
     database = EmbeddedDatabase(workdir / "db", log_path=workdir / "secantusd.log")
     uri = database.start()
@@ -283,6 +294,8 @@ def start_whatsease(users: int, duration: float, profile: str = "") -> Target:
     command = [sys.executable, "-m", "whatsease"]
     if profile:
         command[1:1] = ["-m", "cProfile", "-o", profile]
+    elif gc_trace:
+        command[1:1] = [str(ROOT / "bench" / "gc_trace.py"), str(Path(gc_trace).resolve())]
     process = subprocess.Popen(command, cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -691,11 +704,13 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     until = t0 + args.duration
+    spy = start_spy(target, args.spy_server, args.duration)
     live = [s for s in sockets if s.conn is not None]
     for sock in live:
         sock.sending = True
     await asyncio.gather(*(s.send_loop(interval, until, content) for s in live))
     await drain(stats)
+    stop_spy(spy)
     window = time.perf_counter() - t0
     cpu = cpu_of(target.server_pid) - cpu0
     db_cpu = sum(cpu_of(p) for p in db_pids(target)) - db0
@@ -737,6 +752,37 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     })
     gc.unfreeze()
     return result
+
+
+def start_spy(target: Target, prefix: str, seconds: float) -> subprocess.Popen[bytes] | None:
+    """Start ``py-spy record`` on the target's server for ``seconds`` (None if not asked for).
+
+    Non-blocking sampling: the server is never paused, and py-spy's own CPU is
+    its process's, not the server's (on a 2-core machine it still competes).
+    """
+    if not prefix or target.server_pid is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = f"{prefix}.{target.name}.txt"
+    return subprocess.Popen([spy, "record", "--pid", str(target.server_pid), "--nonblocking",
+                             "--threads", "--rate", str(SPY_RATE_HZ), "--format", "raw",
+                             "--output", out,
+                             "--duration", str(max(1, int(seconds)))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    """Wait for py-spy to write its stacks (it stops by itself after its duration)."""
+    if spy is None:
+        return
+    try:
+        spy.wait(SPY_WRITE_SECS)
+    except subprocess.TimeoutExpired:
+        spy.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+        try:
+            spy.wait(SPY_WRITE_SECS)
+        except subprocess.TimeoutExpired:
+            spy.kill()
 
 
 def fetch_metrics(ws_url: str) -> str:
@@ -878,7 +924,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("server RSS before ramp MiB", lambda r: f"{r['rss_before_mib']:.1f}")
     row("server RSS after ramp MiB", lambda r: f"{r['rss_after_mib']:.1f}")
     row("server RSS at end MiB", lambda r: f"{r['rss_end_mib']:.1f}")
-    row("memory per socket KiB", lambda r: f"{r['kib_per_socket']:.1f}")
+    row("memory per socket KiB", lambda r: f"{r['kib_per_socket']:.2f}")
     row("server CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k']:.3f}")
     row("database CPU s per 1,000 msgs",
         lambda r: "-" if r["db_cpu_per_1k"] is None else f"{r['db_cpu_per_1k']:.3f}")
@@ -942,7 +988,8 @@ async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
             target = Target(name, args.url, access, emails)
         else:
             print(f"starting {name} ...", file=sys.stderr, flush=True)
-            target = (start_whatsease(args.users, args.duration, args.profile_server)
+            target = (start_whatsease(args.users, args.duration, args.profile_server,
+                                       args.gc_trace)
                       if name == "whatsease"
                       else start_relay(args.users))
         try:

@@ -59,3 +59,34 @@ def test_gc_generations_say_which_generation_the_long_pauses_come_from() -> None
     ])
     counts = ws_load.parse_gc_counts(text)
     assert ws_load.gc_generations(counts) == "40 / 0 / 3, over 25 ms: 0 / 0 / 2"
+
+
+def test_spy_summary_adds_up_self_time_by_area_and_function() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import spy_summary
+
+    lines = [
+        "thread (11);run (asyncio/events.py:80);on_message (whatsease/realtime/handler.py:40);"
+        "loads (orjson.py:1) 30",
+        "thread (11);run (asyncio/events.py:80);_flush (whatsease/realtime/transport.py:300) 50",
+        "thread (12);worker (pymongo/pool.py:9) 20",
+    ]
+    stacks = spy_summary.parse(lines, "11")
+    assert [n for _, n in stacks] == [30, 50]
+    text = spy_summary.summarise(stacks, top=5)
+    assert "80 samples" in text
+    assert "62.5%  whatsease.realtime" in text and "37.5%  other" in text
+    assert "100.0%  run (events.py)" in text  # inclusive: on every stack
+
+
+def test_gc_trace_summary_tells_wall_time_from_cpu_time(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import gc_trace
+
+    trace = tmp_path / "gc.txt"
+    # time, generation, wall ms, CPU ms, objects walked, frozen, collected
+    trace.write_text("1.0 0 3.0 2.9 700 10 0\n2.0 0 60.0 12.0 900 10 5\n"
+                     "3.0 2 25.0 24.0 90000 10 40\n")
+    table = gc_trace.summary(trace).splitlines()
+    assert table[2] == "| 0 | 2 | 63 | 15 | 60.0 / 12.0 | 800 / 900 | 1 / 1 | 1 / 0 | 1 / 0 |"
+    assert table[3].startswith("| 2 | 1 | 25 | 24 |")

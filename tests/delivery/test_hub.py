@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from dataclasses import dataclass, field
 
 from whatsease.delivery.hub import Hub
@@ -43,3 +44,58 @@ def test_first_and_last_socket_and_counts() -> None:
     assert hub.remove(b1) is True
     assert (hub.socket_count, hub.user_count) == (0, 0)
     assert not hub.is_online("a")
+
+
+def test_sockets_stay_oldest_first_through_a_users_second_and_third_socket() -> None:
+    hub = Hub()
+    a1, a2, a3 = Socket("a"), Socket("a"), Socket("a")
+    assert hub.add(a1) is True
+    assert hub.add(a1) is True  # twice is once: still the first socket
+    assert hub.socket_count == 1
+    hub.add(a2)
+    hub.add(a3)
+    assert hub.connections("a") == [a1, a2, a3]
+    assert hub.remove(a2) is False
+    assert hub.connections("a") == [a1, a3]
+    assert hub.remove(a1) is False
+    assert hub.connections("a") == [a3]
+    assert hub.add(a1) is False
+    assert hub.connections("a") == [a3, a1]  # a1 came back last: now the newest
+    assert (hub.socket_count, hub.user_count) == (2, 1)
+    assert hub.remove(a3) is False and hub.remove(a1) is True
+    assert hub.connections("a") == [] and hub.socket_count == 0
+
+
+def test_a_socket_closing_while_it_is_sent_to_leaves_the_others_served() -> None:
+    hub = Hub()
+
+    @dataclass(eq=False)
+    class Closing(Socket):
+        def send_frame(self, data: bytes) -> None:
+            hub.remove(self)  # as a socket over its queue bound does (4008)
+
+    first, second = Closing("a"), Socket("a")
+    hub.add(first)
+    hub.add(second)
+    assert hub.send("a", b"x") == 2
+    assert second.frames == [b"x"] and hub.connections("a") == [second]
+    only = Closing("b")
+    hub.add(only)
+    assert hub.send("b", b"y") == 1
+    assert not hub.is_online("b")
+
+
+def test_a_user_with_one_socket_costs_the_hub_no_container_of_their_own() -> None:
+    hub = Hub()
+    sockets = [Socket(f"user{i}") for i in range(2000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for sock in sockets:
+            hub.add(sock)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    per_socket = sum(d.size_diff for d in after.compare_to(before, "filename")) / len(sockets)
+    # The user -> socket table's share only (~40-80 bytes); a dict per user was 224 more.
+    assert per_socket < 150, per_socket

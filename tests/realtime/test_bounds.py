@@ -105,3 +105,30 @@ def test_a_peer_that_answers_pings_stays_and_no_socket_has_its_own_ping_task(
     assert srv.services.hub.is_online(alice.email) and srv.services.hub.is_online(bob.email)
     for ws in live:
         ws.close()
+
+
+def test_frames_to_a_reading_socket_go_straight_to_the_kernel_in_order(
+        make_server: Callable[..., ServerThread]) -> None:
+    srv = make_server()
+    user = register(srv.port)
+    ws = connect(srv, user)
+    conns: list[Connection] = srv.services.hub.connections(user.email)
+    stream = conns[0].ws_connection.stream  # type: ignore[attr-defined]
+    writes: list[int] = []
+    write = stream.write
+
+    def counted(data: bytes) -> object:  # Tornado's own write, counted
+        writes.append(len(data))
+        return write(data)
+
+    stream.write = counted
+    try:
+        refs = [f"p{i}" for i in range(30)]
+        for ref in refs:
+            ws.send({"type": "ping", "ref": ref})
+        assert [ws.expect("pong")["ref"] for _ in refs] == refs
+        # Nothing was waiting to be written each time: no future of Tornado's per write.
+        assert writes == []
+    finally:
+        stream.write = write
+        ws.close()

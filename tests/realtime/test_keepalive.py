@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from whatsease.realtime.keepalive import Keepalive
+from whatsease.realtime.keepalive import HEARD, QUIET, Keepalive
 
 
 class Peer:
@@ -16,7 +16,7 @@ class Peer:
         self.wheel = wheel
         self.answers = answers
         self.keepalive_slot = 0
-        self.awaiting_pong = False
+        self.keepalive_state = QUIET
         self.pings: list[float] = []
         self.closed_at: float | None = None
         self.closed = asyncio.Event()
@@ -27,7 +27,11 @@ class Peer:
             asyncio.get_running_loop().call_soon(self._pong)
 
     def _pong(self) -> None:
-        self.awaiting_pong = False
+        self.keepalive_state = QUIET
+
+    def frame(self) -> None:
+        """The peer sent a frame (as the transport's ``on_message`` records it)."""
+        self.keepalive_state = HEARD
 
     def ping_timed_out(self) -> None:
         self.closed_at = asyncio.get_running_loop().time()
@@ -99,3 +103,22 @@ async def test_the_timer_stops_when_no_socket_is_left() -> None:
 def test_an_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="ping interval"):
         Keepalive(0, 1)
+
+
+async def test_a_socket_that_keeps_sending_is_not_pinged_and_one_that_stops_is_closed() -> None:
+    wheel = Keepalive(0.3, 0.2)
+    busy, idle = Peer(wheel, answers=False), Peer(wheel)
+    wheel.add(busy)
+    wheel.add(idle)
+    for _ in range(10):  # a frame every 0.1 s for a second: more often than the interval
+        busy.frame()
+        await asyncio.sleep(0.1)
+    assert busy.pings == [] and busy.closed_at is None
+    assert len(idle.pings) >= 2  # an idle socket is still pinged every interval
+    stopped = asyncio.get_running_loop().time()
+    await asyncio.wait_for(busy.closed.wait(), 3)  # silent now, and it never answers pings
+    assert busy.closed_at is not None and len(busy.pings) == 1
+    # At most the visit that found its last frame, one interval more, then the timeout.
+    assert busy.closed_at - stopped <= 2 * 0.3 + 0.2 + 0.15
+    assert idle.closed_at is None
+    wheel.discard(idle)

@@ -8,7 +8,7 @@ users owned by another process plugs in behind `send` as a `Router`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from whatsease.delivery.events import Event, encode
@@ -52,35 +52,64 @@ class Hub:
     """User → live connections. Frames are encoded once and the same bytes go to every socket."""
 
     def __init__(self) -> None:
-        # Each user's sockets in the order they joined (a dict keeps it): the
-        # oldest is the first to go when a user opens too many.
-        self._by_user: dict[str, dict[Connection, None]] = {}
+        # A user's one socket, or (two and more) their sockets in the order they
+        # joined (a dict keeps it): the oldest is the first to go when a user opens
+        # too many. Most users have one socket, and a dict per user was 224 bytes
+        # (and one more object for the collector to walk) per socket.
+        self._by_user: dict[str, Connection | dict[Connection, None]] = {}
         self._sockets = 0  # kept as we go: counting would be O(users) per call
         self.router: Router | None = None
 
     def add(self, conn: Connection) -> bool:
         """Register ``conn``; True if it is the user's first live socket (they came online)."""
-        conns = self._by_user.setdefault(conn.user, {})
-        if conn not in conns:
-            conns[conn] = None
-            self._sockets += 1
-            if self.router is not None:
-                self.router.joined(conn, len(conns) == 1)
-        return len(conns) == 1
+        held = self._by_user.get(conn.user)
+        if held is None:
+            self._by_user[conn.user] = conn
+            count = 1
+        elif isinstance(held, dict):
+            if conn in held:
+                return False
+            held[conn] = None
+            count = len(held)
+        elif held is conn:
+            return True
+        else:
+            self._by_user[conn.user] = {held: None, conn: None}
+            count = 2
+        self._sockets += 1
+        if self.router is not None:
+            self.router.joined(conn, count == 1)
+        return count == 1
 
     def remove(self, conn: Connection) -> bool:
         """Forget ``conn``; True if it was the user's last live socket (they went offline)."""
-        conns = self._by_user.get(conn.user)
-        if conns is None or conn not in conns:
+        held = self._by_user.get(conn.user)
+        if isinstance(held, dict):
+            if conn not in held:
+                return False
+            del held[conn]
+            if len(held) == 1:
+                self._by_user[conn.user] = next(iter(held))
+            self._sockets -= 1
+            if self.router is not None:
+                self.router.left(conn, False)
             return False
-        del conns[conn]
-        self._sockets -= 1
-        if self.router is not None:
-            self.router.left(conn, not conns)
-        if conns:
+        if held is None or held is not conn:
             return False
         del self._by_user[conn.user]
+        self._sockets -= 1
+        if self.router is not None:
+            self.router.left(conn, True)
         return True
+
+    def _held(self, user: str) -> Sequence[Connection]:
+        """The user's live sockets, oldest first: a copy (sending may close one)."""
+        held = self._by_user.get(user)
+        if held is None:
+            return ()
+        if isinstance(held, dict):
+            return list(held)
+        return (held,)
 
     def is_online(self, user: str) -> bool:
         if user in self._by_user:
@@ -98,7 +127,7 @@ class Hub:
 
     def connections(self, user: str) -> list[Connection]:
         """The user's live sockets, oldest first."""
-        return list(self._by_user.get(user, ()))
+        return list(self._held(user))
 
     def send(self, user: str, data: bytes, exclude: Connection | None = None) -> int:
         """Queue ``data`` on every socket of ``user`` except ``exclude``; returns how many
@@ -106,7 +135,7 @@ class Hub:
         if self.router is not None and self.router.forward(user, data, exclude):
             return 0
         sent = 0
-        for conn in list(self._by_user.get(user, ())):
+        for conn in self._held(user):
             if conn is not exclude:
                 conn.send_frame(data)
                 sent += 1
@@ -128,20 +157,20 @@ class Hub:
         ``everywhere`` is False."""
         if everywhere and self.router is not None:
             self.router.closing("session", session_id, code, reason)
-        for conns in list(self._by_user.values()):
-            for conn in list(conns):
+        for user in list(self._by_user):
+            for conn in self._held(user):
                 if conn.session_id == session_id:
                     conn.close(code, reason)
 
     def close_user(self, user: str, code: int, reason: str, *, everywhere: bool = True) -> None:
         if everywhere and self.router is not None:
             self.router.closing("user", user, code, reason)
-        for conn in list(self._by_user.get(user, ())):
+        for conn in self._held(user):
             conn.close(code, reason)
 
     def close_all(self, code: int, reason: str) -> None:
-        for conns in list(self._by_user.values()):
-            for conn in list(conns):
+        for user in list(self._by_user):
+            for conn in self._held(user):
                 conn.close(code, reason)
 
     @property

@@ -11,7 +11,6 @@ WebSocket share one path to the database and to the hub.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import secrets
 import time
@@ -44,6 +43,7 @@ from whatsease.metrics import (
     SOCKETS_OPEN,
     USERS_ONLINE,
 )
+from whatsease.realtime.collector import Collector, tune_collector
 from whatsease.realtime.presence import MAX_TYPING_TARGETS, Presence, Typing
 from whatsease.realtime.protocol import Frame
 from whatsease.storage.faults import database_unreachable
@@ -70,31 +70,6 @@ MAX_BUCKETS = 100_000
 # least recently used dropped. A conversation is never un-made except when an
 # account is deleted, and then its sockets are closed.
 MAX_KNOWN_CONVERSATIONS = 100_000
-# After this many new sockets, once they stop arriving for FREEZE_SETTLE_SECS,
-# the objects they hold are frozen out of the collector's sight: with 10,000
-# sockets open a full collection otherwise stalls the loop for a second
-# (../shared/DESIGN.md, performance notes). Tornado breaks a closed socket's
-# reference cycles, and so do we, so frozen sockets are still freed when they
-# close; if the count halves, the freeze is lifted all the same.
-FREEZE_AFTER_SOCKETS = 1000
-FREEZE_SETTLE_SECS = 2.0
-# While a ramp goes on (sockets keep arriving), every FREEZE_AFTER_SOCKETS new
-# ones are frozen at once as well: waiting for the ramp's end let each full
-# collection during a 10,000-socket ramp walk every socket opened so far
-# (pauses over 50 ms). The last few hundred are frozen once the ramp settles.
-FREEZE_TAIL_SOCKETS = 100
-# The collector's youngest generation is collected after this many more
-# container objects were allocated than freed (Python's default is 700). The
-# chat path leaves no cyclic garbage per message (gc.DEBUG_SAVEALL over a
-# 1,000-socket run at 200 msg/s: none in 15 s), so young collections only walk
-# the objects of messages still in flight, again and again. Each walk costs per
-# reference followed (scattered over the heap: ~13 ms of CPU for one at this
-# threshold with 1,000 sockets), so fewer, larger ones cost less in all: at
-# 10,000 sockets, 16 collections and 2.1 s of pauses in a minute of sending
-# against 602 and 10.2 s with the default (bench/README.md, "tried and dropped").
-# The older generations keep their defaults (10 and 10).
-GC_YOUNG_THRESHOLD = 10_000
-
 # Frames from one socket processed concurrently; beyond it the socket is not
 # read until one finishes, so a fast client cannot queue unbounded work.
 MAX_INFLIGHT_FRAMES = 64
@@ -145,10 +120,8 @@ class Realtime:
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self._known: OrderedDict[str, None] = OrderedDict()
         self._lookups: Batcher[str, bool] = Batcher(self._existing, name="typing-conversations")
-        self._new_since_freeze = 0
-        self._frozen_at = 0
-        self._last_attach = 0.0
-        self._freeze_timer: asyncio.TimerHandle | None = None
+        # What the sockets hold is frozen out of the collector's sight (collector.py).
+        self.collector = Collector(lambda: hub.socket_count)
         # Every socket's frames being handled (ClientSession), referenced until done.
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -170,39 +143,8 @@ class Realtime:
         if self.hub.add(conn):
             self.presence.changed(conn.user, True)
         self._gauge()
-        self._note_attach()
+        self.collector.attached()
         return ClientSession(self, conn)
-
-    def _note_attach(self) -> None:
-        self._new_since_freeze += 1
-        loop = asyncio.get_running_loop()
-        self._last_attach = loop.time()
-        if self._new_since_freeze >= FREEZE_AFTER_SOCKETS:
-            self._freeze("during a ramp")
-        elif (self._new_since_freeze >= FREEZE_TAIL_SOCKETS and self._frozen_at
-              and self._freeze_timer is None):
-            self._freeze_timer = loop.call_later(FREEZE_SETTLE_SECS, self._freeze_when_settled)
-
-    def _freeze_when_settled(self) -> None:
-        loop = asyncio.get_running_loop()
-        quiet = loop.time() - self._last_attach
-        if quiet < FREEZE_SETTLE_SECS:
-            self._freeze_timer = loop.call_later(FREEZE_SETTLE_SECS - quiet,
-                                                 self._freeze_when_settled)
-            return
-        self._freeze_timer = None
-        if self._new_since_freeze:
-            self._freeze("after a ramp")
-
-    def _freeze(self, when: str) -> None:
-        # No collection first: a ramp leaves next to no cyclic garbage, and
-        # collecting the young generations here walked everything the sockets
-        # opened since the last freeze allocated.
-        gc.freeze()
-        self._new_since_freeze = 0
-        self._frozen_at = self.hub.socket_count
-        logger.info("froze %d objects %s, at %d sockets", gc.get_freeze_count(), when,
-                    self._frozen_at)
 
     def detach(self, conn: Connection) -> None:
         """The socket closed (or is being closed): forget it everywhere. Safe to call twice."""
@@ -210,10 +152,7 @@ class Realtime:
         if self.hub.remove(conn):
             self.presence.changed(conn.user, False)
         self._gauge()
-        if self._frozen_at and self.hub.socket_count < self._frozen_at // 2:
-            # Most frozen sockets have gone: let the collector see what is left.
-            gc.unfreeze()
-            self._frozen_at = 0
+        self.collector.detached()
 
     def _gauge(self) -> None:
         SOCKETS_OPEN.set(self.hub.socket_count)
@@ -262,24 +201,30 @@ class ClientSession:
 
     One per live socket, so slots rather than a ``__dict__``, and the list of
     rate-limit refusals only once there is one (an empty bounded deque is
-    ~760 bytes): about 1 KiB less per socket.
+    ~760 bytes): about 1 KiB less per socket. For the same reason the bucket
+    of frames other than sends is two of its slots rather than a `TokenBucket`
+    of its own (one object less per socket for the collector), and the typing
+    checks' dict is made on the first one.
     """
 
-    __slots__ = ("_inflight", "_refusals", "_room", "_synced", "_typing_seq", "_typing_wanted",
-                 "conn", "other_frames", "realtime", "session_open", "user")
+    __slots__ = ("_inflight", "_refusals", "_room", "_synced", "_tokens", "_tokens_at",
+                 "_typing_seq", "_typing_wanted", "conn", "realtime", "session_open", "user")
 
     def __init__(self, realtime: Realtime, conn: Connection) -> None:
         self.realtime = realtime
         self.conn = conn
         self.user = conn.user
-        self.other_frames = TokenBucket(OTHER_FRAMES_PER_SEC, OTHER_FRAMES_BURST)
+        # Frames other than sends: OTHER_FRAMES_PER_SEC, up to OTHER_FRAMES_BURST.
+        self._tokens = float(OTHER_FRAMES_BURST)
+        self._tokens_at = time.monotonic()
         self._refusals: deque[float] | None = None
         # Frames of this socket being handled; the tasks themselves are kept
         # in the service's one set (a set per socket is ~200 bytes).
         self._inflight = 0
         self._room: asyncio.Event | None = None
         self._typing_seq = 0
-        self._typing_wanted: dict[str, int] = {}  # peer -> typing frame awaiting its check
+        # peer -> the typing frame awaiting its check (None until the first check)
+        self._typing_wanted: dict[str, int] | None = None
         self.session_open = True
         self._synced = False  # whether this socket has asked for a sync yet
 
@@ -324,13 +269,17 @@ class ClientSession:
         meanwhile, so a quick "stop" is never overtaken by its "start".
         """
         self._typing_seq += 1
+        wanted = self._typing_wanted
         if not frame.state or self.realtime.known_conversation(self.user, frame.recipient):
-            self._typing_wanted.pop(frame.recipient, None)
+            if wanted is not None:
+                wanted.pop(frame.recipient, None)
             self.realtime.typing.update(self.conn, frame.recipient, frame.state)
             return
-        if len(self._typing_wanted) >= MAX_TYPING_TARGETS:
+        if wanted is None:
+            wanted = self._typing_wanted = {}
+        elif len(wanted) >= MAX_TYPING_TARGETS:
             return
-        self._typing_wanted[frame.recipient] = self._typing_seq
+        wanted[frame.recipient] = self._typing_seq
         self._start(self._typing_checked(frame.recipient, self._typing_seq))
 
     async def _typing_checked(self, peer: str, seq: int) -> None:
@@ -341,9 +290,10 @@ class ClientSession:
         except Exception:
             logger.exception("typing check for %s failed", self.user)
             shared = False
-        if self._typing_wanted.get(peer) != seq:
+        wanted = self._typing_wanted
+        if wanted is None or wanted.get(peer) != seq:
             return
-        del self._typing_wanted[peer]
+        del wanted[peer]
         if shared and self.session_open:
             self.realtime.typing.update(self.conn, peer, True)
 
@@ -364,12 +314,24 @@ class ClientSession:
             self._room.set()
             self._room = None
 
+    def _take_other(self) -> bool:
+        """Take a token for a frame other than a send (`TokenBucket.take`, inlined)."""
+        now = time.monotonic()
+        tokens = min(float(OTHER_FRAMES_BURST),
+                     self._tokens + (now - self._tokens_at) * OTHER_FRAMES_PER_SEC)
+        self._tokens_at = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
+            return True
+        self._tokens = tokens
+        return False
+
     def _admit(self, frame: Frame) -> bool:
         """Apply the rate limits; refuse with an error frame, and close 4029 if it goes on."""
         if frame.type == "send":
             allowed = self.realtime.send_bucket(self.user).take()
         else:
-            allowed = self.other_frames.take()
+            allowed = self._take_other()
         if allowed:
             return True
         RATE_LIMITED.inc()
@@ -447,20 +409,15 @@ class ClientSession:
             self._room = None
 
 
-def tune_collector() -> None:
-    """Collect the youngest generation after `GC_YOUNG_THRESHOLD` net allocations
-    (the older generations' thresholds are left as they are)."""
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-
-
 async def setup(services: Services) -> None:
     tune_collector()
     services.realtime = Realtime(services.config, services.hub, services.auth,
                                            services.messaging, services.store)
+    services.realtime.collector.install()
 
 
 async def shutdown(services: Services) -> None:
     realtime = services.realtime
     if realtime is not None:
+        realtime.collector.uninstall()
         await realtime.drain()

@@ -8,7 +8,8 @@ application (keepalive.py), not from a task per socket. A subclass implements
 three hooks: `authenticate` (the first frame), `receive` (every later frame)
 and `leave` (the socket closed); everything it sends goes through
 `send_frame`, which is what the hub calls too. The frames a socket is sent in
-one turn of the event loop go out in one write at the end of it (`_flush`).
+one turn of the event loop go out in one write at the end of it (`_flush`),
+straight to the kernel when nothing of the socket's is waiting already.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import orjson
 import tornado.iostream
 import tornado.web
 import tornado.websocket
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 from whatsease.cluster.routing import (
     REASON_WRONG_ROUTE,
@@ -47,7 +48,7 @@ from whatsease.delivery.frames import (
     error_frame,
 )
 from whatsease.errors import AppError, Forbidden, ServiceUnavailable
-from whatsease.realtime.keepalive import Keepalive
+from whatsease.realtime.keepalive import HEARD, QUIET, Keepalive
 from whatsease.realtime.protocol import TRANSPORT_MAX_FRAME_BYTES
 from whatsease.realtime.sendqueue import SendQueue
 from whatsease.services import Services
@@ -154,7 +155,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         self._state = _OPEN
         self._auth_timer: asyncio.TimerHandle | None = None
         self.keepalive_slot = 0
-        self.awaiting_pong = False
+        self.keepalive_state = QUIET
 
     # --- hooks for subclasses -------------------------------------------------------------------
 
@@ -255,7 +256,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
                 self.ws_connection.write_ping(b"")
 
     def on_pong(self, data: bytes) -> None:
-        self.awaiting_pong = False
+        self.keepalive_state = QUIET
 
     def ping_timed_out(self) -> None:
         """The peer did not answer a ping in time (it is gone, or stuck): close."""
@@ -300,6 +301,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         return self._state == _JOINED
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        self.keepalive_state = HEARD  # no ping needed at the wheel's next visit
         if self._state == _CLOSING:
             return None
         if self._state == _OPEN:
@@ -408,8 +410,23 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
             else:
                 parts.append(struct.pack("!BBQ", _TEXT_FIN, 127, size))
             parts.append(data)
+        payload = b"".join(parts)
+        stream = conn.stream
+        if type(stream) is IOStream and not stream.writing():
+            # Nothing of this socket's waits to be written: hand the bytes to the
+            # kernel now. Tornado's `write` makes a future for every write and
+            # schedules its callbacks for a later turn of the loop; only what the
+            # kernel does not take (its buffer is full: a slow reader) goes
+            # through it, and counts against the socket's queue bound.
+            try:
+                sent = stream.write_to_fd(memoryview(payload))
+            except OSError:
+                sent = 0  # Tornado's write meets the error again and closes the stream
+            if sent >= len(payload):
+                return
+            payload = payload[sent:]
         try:
-            future = conn.stream.write(b"".join(parts))
+            future = stream.write(payload)
         except StreamClosedError:
             return
         self.queue.track(future, len(out))
