@@ -83,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="ws:// URL of a server already running (default: start one); "
                              "with --target whatsease it needs --mongodb-uri and "
                              "--jwt-secret to create users")
+    parser.add_argument("--server-root", default=str(ROOT), metavar="DIR",
+                        help="a checkout of WhatsEase whose server to start (default: this one): "
+                             "to compare another commit under the same load client and database")
     parser.add_argument("--mongodb-uri", default="", help="the running server's database")
     parser.add_argument("--jwt-secret", default="", help="the running server's JWT secret")
     parser.add_argument("--target", choices=("whatsease", "relay", "both"), default="both",
@@ -202,6 +205,7 @@ class Target:
     server_pid: int | None = None
     db_pid: int | None = None
     stop: Any = None
+    mongodb_uri: str = ""  # the database to read operation counters from
 
 
 def start_relay(users: int) -> Target:
@@ -276,7 +280,7 @@ def create_users(mongodb_uri: str, db_name: str, jwt_secret: str, users: int,
 
 
 def start_whatsease(users: int, duration: float, profile: str = "",
-                    gc_trace: str = "") -> Target:
+                    gc_trace: str = "", server_root: Path = ROOT) -> Target:
     workdir = Path(tempfile.mkdtemp(prefix="ws_load-"))
     database = EmbeddedDatabase(workdir / "db", log_path=workdir / "secantusd.log")
     uri = database.start()
@@ -289,14 +293,14 @@ def start_whatsease(users: int, duration: float, profile: str = "",
                WHATSEASE_BCRYPT_ROUNDS="4", WHATSEASE_ACCESS_TOKEN_TTL=str(min(ttl, 86400)),
                WHATSEASE_LOG_LEVEL="WARNING", WHATSEASE_WS_SEND_RATE="1000",
                WHATSEASE_WS_SEND_BURST="1000", WHATSEASE_DEMO_USERS="false",
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=str(server_root))
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 (closed in stop())
     command = [sys.executable, "-m", "whatsease"]
     if profile:
         command[1:1] = ["-m", "cProfile", "-o", profile]
     elif gc_trace:
         command[1:1] = [str(ROOT / "bench" / "gc_trace.py"), str(Path(gc_trace).resolve())]
-    process = subprocess.Popen(command, cwd=ROOT, env=env,
+    process = subprocess.Popen(command, cwd=server_root, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_http(port, "/readyz")
@@ -322,7 +326,8 @@ def start_whatsease(users: int, duration: float, profile: str = "",
         shutil.rmtree(workdir, ignore_errors=True)
 
     return Target("whatsease", f"ws://127.0.0.1:{port}/ws", access, emails,
-                  server_pid=process.pid, db_pid=database.process.pid, stop=stop)
+                  server_pid=process.pid, db_pid=database.process.pid, stop=stop,
+                  mongodb_uri=uri)
 
 
 # --- the load ------------------------------------------------------------------------------
@@ -701,6 +706,7 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     gc0 = gc_counts(target.url) if target.name == "whatsease" else None
     cpu0 = cpu_of(target.server_pid)
     db0 = sum(cpu_of(p) for p in db_pids(target))
+    ops0 = db_operations(target.mongodb_uri)
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     until = t0 + args.duration
@@ -715,8 +721,11 @@ async def run_load(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     cpu = cpu_of(target.server_pid) - cpu0
     db_cpu = sum(cpu_of(p) for p in db_pids(target)) - db0
     self1 = resource.getrusage(resource.RUSAGE_SELF)
+    ops1 = db_operations(target.mongodb_uri)
     rss_end = rss_of(target)
     probe.stop()
+    result["db_ops"] = {k: (ops1[k] - ops0.get(k, 0)) / max(1, stats.delivered)
+                        for k in ("insert", "update", "query", "command") if k in ops1}
     result["batches"] = batch_sizes(target.url) if target.name == "whatsease" else {}
     if gc0 is not None:
         gc1 = gc_counts(target.url)
@@ -783,6 +792,19 @@ def stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
             spy.wait(SPY_WRITE_SECS)
         except subprocess.TimeoutExpired:
             spy.kill()
+
+
+def db_operations(mongodb_uri: str) -> dict[str, int]:
+    """The database's operation counters so far (serverStatus ``opcounters``; {} without a URI)."""
+    if not mongodb_uri:
+        return {}
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri)
+    try:
+        return {k: int(v) for k, v in client.admin.command("serverStatus")["opcounters"].items()}
+    finally:
+        client.close()
 
 
 def fetch_metrics(ws_url: str) -> str:
@@ -928,6 +950,9 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("server CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k']:.3f}")
     row("database CPU s per 1,000 msgs",
         lambda r: "-" if r["db_cpu_per_1k"] is None else f"{r['db_cpu_per_1k']:.3f}")
+    row("database commands per message (insert / update / query / other)", lambda r: " / ".join(
+        f"{r['db_ops'][k]:.2f}" for k in ("insert", "update", "query", "command")
+        if k in r["db_ops"]) if r.get("db_ops") else "-")
     row("load client CPU s per 1,000 msgs", lambda r: f"{r['client_cpu_per_1k']:.3f}")
     row("load client worst loop lag ms", lambda r: f"{r['client_lag_ms']:.0f}")
     row("mean database batch sizes", lambda r: " ".join(
@@ -989,7 +1014,7 @@ async def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
         else:
             print(f"starting {name} ...", file=sys.stderr, flush=True)
             target = (start_whatsease(args.users, args.duration, args.profile_server,
-                                       args.gc_trace)
+                                       args.gc_trace, Path(args.server_root))
                       if name == "whatsease"
                       else start_relay(args.users))
         try:

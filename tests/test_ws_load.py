@@ -90,3 +90,22 @@ def test_gc_trace_summary_tells_wall_time_from_cpu_time(tmp_path: Path) -> None:
     table = gc_trace.summary(trace).splitlines()
     assert table[2] == "| 0 | 2 | 63 | 15 | 60.0 / 12.0 | 800 / 900 | 1 / 1 | 1 / 0 | 1 / 0 |"
     assert table[3].startswith("| 2 | 1 | 25 | 24 |")
+
+
+def test_a_small_whatsease_run_counts_database_commands_per_message(tmp_path: Path) -> None:
+    # --server-root names the checkout whose server runs: here a copy of this one's
+    # package elsewhere, so the server cannot have come from the default path.
+    root = tmp_path / "checkout"
+    root.mkdir()
+    subprocess.run(["cp", "-r", str(REPO / "whatsease"), str(root / "whatsease")], check=True)
+    done = subprocess.run(
+        [sys.executable, "bench/ws_load.py", "--target", "whatsease", "--users", "10",
+         "--interval-ms", "500", "--duration", "2", "--server-root", str(root)],
+        cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines()
+               if line.startswith("| database commands per message"))
+    insert, update, query, other = (float(v) for v in row.split("|")[2].split("/"))
+    assert insert > 0 and min(update, query, other) >= 0, row
+    lost = next(line for line in done.stdout.splitlines() if line.startswith("| lost "))
+    assert lost.split("|")[2].strip() == "0", done.stdout
