@@ -53,6 +53,7 @@ from ws_load import DB_NAME, create_users, parse_batch_sizes, proc_cpu_secs  # n
 
 from whatsease.app import build_services  # noqa: E402
 from whatsease.config import Config  # noqa: E402
+from whatsease.services import Services  # noqa: E402
 from whatsease.storage.launcher import EmbeddedDatabase  # noqa: E402
 from whatsease.storage.models import new_id  # noqa: E402
 
@@ -79,12 +80,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, float]:
+async def start_services(users: int, uri: str) -> tuple[Services, list[str]]:
+    """The services of one process on ``uri`` and ``users`` accounts written straight in."""
     config = Config(host="127.0.0.1", port=0, db_name=DB_NAME, jwt_secret="x" * 48,
                     log_level="WARNING", bot_semantic=False)
     services = await build_services(config, uri)
     emails, _ = await asyncio.to_thread(create_users, uri, DB_NAME, config.jwt_secret,
-                                        args.users, 3600)
+                                        users, 3600)
+    return services, emails
+
+
+async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, float]:
+    services, emails = await start_services(args.users, uri)
     messaging = services.messaging
     rng = random.Random(args.seed)
     done: list[float] = []
@@ -200,11 +207,7 @@ def opcounters(client: MongoClient[dict[str, Any]]) -> dict[str, int]:
 
 async def count(args: argparse.Namespace, uri: str) -> dict[str, dict[str, dict[str, int]]]:
     """One message per pair through send, Delivered and Read: what each step wrote."""
-    config = Config(host="127.0.0.1", port=0, db_name=DB_NAME, jwt_secret="x" * 48,
-                    log_level="WARNING", bot_semantic=False)
-    services = await build_services(config, uri)
-    emails, _ = await asyncio.to_thread(create_users, uri, DB_NAME, config.jwt_secret,
-                                        args.users, 3600)
+    services, emails = await start_services(args.users, uri)
     messaging = services.messaging
     pairs = [(emails[i], emails[i + 1]) for i in range(0, len(emails), 2)]
     client: MongoClient[dict[str, Any]] = MongoClient(uri)
