@@ -37,9 +37,6 @@ logger = logging.getLogger(__name__)
 MEMBERS = "chat_members"
 # Memberships inserted per command by the start-up backfill.
 BACKFILL_BATCH = 1000
-# Start-up migrations that have completed, by name: each runs until it has once.
-MIGRATIONS = "migrations"
-BACKFILL_MARK = "chat_members_backfill"
 # The grain of a membership's ``active_at``: analytics' quarter hours.
 ACTIVE_GRAIN = timedelta(minutes=15)
 # Chats whose quarter hour this process wrote last, kept to skip rewriting it
@@ -169,16 +166,9 @@ class ConversationRepo:
         """Give every chat summary without one its membership; returns how many were added.
 
         Idempotent; run at start-up. Summaries written before memberships
-        existed get theirs here, including those an instance of an earlier
-        version wrote during a rolling upgrade (the next start-up finds
-        them). It reads every summary and membership, so the first pass that
-        finds none missing leaves a mark (`MIGRATIONS`) and later start-ups
-        skip it: every chat's membership is written just before its first
-        summary since (`record_messages`).
+        existed get theirs here, as does a chat whose process died between
+        its summary and its membership.
         """
-        migrations = self.members.database[MIGRATIONS]
-        if await migrations.find_one({"_id": BACKFILL_MARK}) is not None:
-            return 0
         have = {doc["_id"] async for doc in self.members.find({}, {"_id": 1})}
         missing = [{"_id": doc["_id"], "members": doc["members"],
                     "active_at": active_slot(doc.get("updated_at") or _EPOCH)}
@@ -188,9 +178,6 @@ class ConversationRepo:
             await insert_all(self.members, missing[i:i + BACKFILL_BATCH])
         if missing:
             logger.info("chat memberships backfilled", extra={"count": len(missing)})
-        else:
-            await migrations.update_one({"_id": BACKFILL_MARK},
-                                        {"$set": {"done_at": datetime.now(UTC)}}, upsert=True)
         return len(missing)
 
     async def refresh_last(self, message: Message) -> None:
