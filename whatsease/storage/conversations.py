@@ -122,9 +122,9 @@ class ConversationRepo:
 
         Memberships (`MEMBERS`) are written first, for the chats that start
         or move to a later quarter hour, so analytics finds every chat whose
-        summary it could read. A chat the summaries create whose membership
-        this process did not write just before gets it written again after
-        them: another instance may have erased it (with an account) since.
+        summary it could read. A chat the summaries create gets its
+        membership written again after them: another instance may have
+        erased it (with an account) since this one last wrote it.
         """
         messages = list(messages)
         last = {m.conversation_id: m for m in messages}
@@ -134,9 +134,8 @@ class ConversationRepo:
         result = await self._batched.bulk_write(summary_updates(messages), ordered=True,
                                                 sync=sync)
         if result is not None and result.upserted_ids:
-            written = set(moved)  # just now, before their summaries
-            await self._touch_members([last[conv] for conv in result.upserted_ids.values()
-                                       if conv not in written], sync=sync)
+            await self._touch_members([last[conv] for conv in result.upserted_ids.values()],
+                                      sync=sync)
 
     async def _touch_members(self, lasts: Sequence[Message], *, sync: bool) -> None:
         """Make each chat's membership, or move its quarter hour on to its last message's."""
