@@ -1,4 +1,4 @@
-"""Who is in which chat: in `chat_members`, written when a chat starts and once per quarter hour."""
+"""Who is in which chat: written once per chat in `chat_members`, not indexed on the summaries."""
 
 from __future__ import annotations
 

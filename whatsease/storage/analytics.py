@@ -9,7 +9,7 @@ no index for analytics: every message would pay for it when it is stored
 (bench/README.md: one ``messages.timestamp`` index took the 1,000-socket
 delivery p99 from 58 to 288 ms on the embedded database). Their pipelines
 start with the conversations that had a message (`AnalyticsRepo.active`,
-from the chats' memberships and support conversations' times), whose messages
+from the chats' summaries and support conversations' times), whose messages
 the ``(conversation_id, _id)`` index every hot collection has walks: the
 embedded database answers an ``_id`` range, or anything no index serves,
 by decoding the whole collection (docs/analytics.md). The colder collections
@@ -317,7 +317,7 @@ class AnalyticsRepo:
         low, size = (active_slot(since) if collection == "messages" else since), WINDOW
         while True:
             # The last window reaches far past ``until``: a chat written to
-            # meanwhile has its membership moved on past it. (An upper bound is
+            # meanwhile has its summary moved on past it. (An upper bound is
             # always given: on the embedded database a lower bound alone on
             # an index after ``org`` also returned documents without the field.)
             high = low + size if low + size <= until else FAR_FUTURE
