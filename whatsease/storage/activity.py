@@ -1,13 +1,13 @@
-"""The ``activity`` collection: entries, visible to their ``audience``, stored several per document.
+"""The ``activity`` collection: entries, visible to their ``audience``, stored a batch per document.
 
 Every message writes two entries (sent, then delivered), so each document and
 index entry here is paid per message. A flush of the log therefore stores its
-entries in documents of up to `DOCUMENT_ENTRIES`, each within one second of
-ids, ``{_id, first, audience, entries}``: ``_id`` is the newest entry's id
-and ``first`` the oldest's, and ``audience`` the union of the entries'
-audiences, which the one index (``audience, _id``) holds. Eight entries of
-eight messages then cost one document and one index entry per person in them
-instead of eight documents and three entries each (bench/README.md,
+entries as one document per second of their ids, ``{_id, first, audience,
+entries}``: ``_id`` is the newest entry's id and ``first`` the oldest's, and
+``audience`` the union of the entries' audiences, which the one index
+(``audience, _id``) holds. A batch of 48 entries then costs one document and
+one index entry per person in it (the two entries of a message share both
+people) instead of 48 documents and three entries each (bench/README.md,
 "Database work per message").
 
 Entries written by earlier versions, one per document (``_id`` the entry's id),
@@ -17,7 +17,6 @@ stay as they are and are read alongside: both shapes have ``audience`` and an
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,22 +26,13 @@ from pymongo.asynchronous.collection import AsyncCollection
 from whatsease.storage.journal import unsynced
 from whatsease.storage.models import ActivityEntry, id_at, id_seconds
 
-# Entries per document. A reader's page sorts every document of its window
-# that holds one of its entries, whole: measured on the embedded database
-# (40,000 entries among 400 people, a page of 50), 9 ms one entry per
-# document, 17 ms eight, 34 ms sixteen, 74 ms forty-eight. Eight keep the
-# write's saving (about two index entries and an eighth of a document per
-# entry, against three and one) at twice the read.
-DOCUMENT_ENTRIES = 8
-# How far back each query of a page reaches, in seconds before the page's
-# start, until one reaches back to the beginning: a page of recent activity
-# reads only the last hour's documents.
-WINDOWS = (3600, 6 * 3600, 2 * 86400, 14 * 86400, 90 * 86400)
+# Documents read per round trip while paging: each holds at least one entry
+# for the reader, usually one or two.
+READ_BATCH = 100
 
 
 def batch_documents(entries: Sequence[ActivityEntry]) -> list[dict[str, Any]]:
-    """``entries`` as stored: documents of up to `DOCUMENT_ENTRIES` of one second of ids,
-    in order.
+    """``entries`` as stored: one document per second of their ids, in order.
 
     A document spans less than a second of ids, so the documents that may hold
     an entry older than some id X all have an ``_id`` below the second after
@@ -51,10 +41,8 @@ def batch_documents(entries: Sequence[ActivityEntry]) -> list[dict[str, Any]]:
     by_second: dict[int, list[ActivityEntry]] = {}
     for entry in entries:
         by_second.setdefault(id_seconds(entry.entry_id), []).append(entry)
-    groups = [group[i:i + DOCUMENT_ENTRIES] for group in by_second.values()
-              for i in range(0, len(group), DOCUMENT_ENTRIES)]
     docs = []
-    for group in groups:
+    for group in by_second.values():
         ids = [ObjectId(e.entry_id) for e in group]
         docs.append({"_id": max(ids), "first": min(ids),
                      "audience": sorted({p for e in group for p in e.audience}),
@@ -84,50 +72,32 @@ class ActivityRepo:
                        kinds: Sequence[str] = ()) -> list[ActivityEntry]:
         """Entries whose audience includes ``user``, newest first, older than ``before``.
 
-        Documents are read newest ``_id`` first, a window of time at a time
-        (`WINDOWS`): the embedded database sorts in memory every document a
-        query finds, and a document holds a whole flush, so a query over the
-        whole history of a busy person would sort all of it for one page.
-        The entries of one document may interleave with another's (several
-        processes write the log), so reading stops only once ``limit``
-        entries are found and every document not read yet is older than all
-        of them.
+        Documents come newest ``_id`` first; the entries of one may interleave
+        with another's (several processes write the log), so reading stops
+        only once ``limit`` entries are found and the next document's newest
+        entry is older than all of them.
         """
         if limit <= 0:
             return []
-        # A document holding an entry older than ``before`` has all its entries
-        # within one second of ids (`batch_documents`).
-        high = id_seconds(before) + 1 if before else int(time.time())
+        filters: dict[str, Any] = {"audience": user}
+        if before:
+            # A document holding an entry older than ``before`` has all its
+            # entries within one second of ids (`batch_documents`).
+            filters["_id"] = {"$lt": ObjectId(id_at(id_seconds(before) + 1))}
         wanted = set(kinds)
         found: list[ActivityEntry] = []
-        # Without ``before`` the first window has no upper bound: an entry another
-        # process stamped by a clock ahead of ours is still on the first page.
-        upper = ObjectId(id_at(high)) if before else None
-        for window in (*WINDOWS, None):
-            lower = ObjectId(id_at(high - window)) if window is not None else None
-            while True:
-                span: dict[str, Any] = {}
-                if upper is not None:
-                    span["$lt"] = upper
-                if lower is not None:
-                    span["$gte"] = lower
-                docs = await self.collection.find({"audience": user, "_id": span}).sort(
-                    "_id", -1).limit(limit + 1).to_list()
-                for doc in docs:
-                    found += [e for e in stored_entries(doc)
-                              if user in e.audience and (not wanted or e.kind in wanted)
-                              and (before is None or e.entry_id < before)]
+        cursor = self.collection.find(filters).sort("_id", -1).batch_size(READ_BATCH)
+        try:
+            async for doc in cursor:
+                if len(found) >= limit and str(doc["_id"]) < found[limit - 1].entry_id:
+                    break
+                found += [e for e in stored_entries(doc)
+                          if user in e.audience and (not wanted or e.kind in wanted)
+                          and (before is None or e.entry_id < before)]
                 found.sort(key=lambda e: e.entry_id, reverse=True)
                 del found[limit:]
-                if len(docs) <= limit:
-                    break
-                if len(found) >= limit and str(docs[-1]["_id"]) < found[-1].entry_id:
-                    return found  # what is left of this window is older still
-                upper = docs[-1]["_id"]  # more in this window: read on below the last
-            # Every document not read yet has an _id (its newest entry) below ``lower``.
-            if lower is None or (len(found) >= limit and found[-1].entry_id >= str(lower)):
-                return found
-            upper = lower
+        finally:
+            await cursor.close()
         return found
 
     async def forget(self, user: str) -> None:
