@@ -3,18 +3,10 @@
 ``members`` is sorted and ``unread`` is a document keyed "0" and "1" aligned
 with it, so a counter is addressed as ``unread.0`` or ``unread.1`` without a
 field named after an email (emails contain dots).
-
-Who is in which chat is indexed in a collection of its own, ``chat_members``
-(``{_id: conversation, members}``, written once per chat), not on the
-summaries: the embedded database rewrites every index entry of a document
-on each update, and a summary is rewritten for every batch of messages, so
-an index on its ``members`` cost every message two entries removed and two
-written again (bench/README.md, "Database work per message").
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -22,16 +14,8 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
-from whatsease.storage.bulk import insert_all
-from whatsease.storage.journal import unsynced
 from whatsease.storage.models import Conversation, Message
 from whatsease.storage.onecommit import OneCommit
-
-logger = logging.getLogger(__name__)
-
-MEMBERS = "chat_members"
-# Memberships inserted per command by the start-up backfill.
-BACKFILL_BATCH = 1000
 
 
 def _summary(message: Message) -> dict[str, Any]:
@@ -70,11 +54,8 @@ def summary_updates(messages: Iterable[Message]) -> list[UpdateOne]:
 
 
 class ConversationRepo:
-    def __init__(self, collection: AsyncCollection[dict[str, Any]],
-                 members: AsyncCollection[dict[str, Any]]) -> None:
+    def __init__(self, collection: AsyncCollection[dict[str, Any]]) -> None:
         self.collection = collection
-        # Who is in which chat (`MEMBERS`), indexed by member.
-        self.members = members
         # The message path's summary and counter writes: one commit per batch.
         self._batched = OneCommit(collection)
 
@@ -98,38 +79,8 @@ class ConversationRepo:
         conversation make one update (the last one's summary, the counters
         raised by how many each member received), as their updates one after
         the other would have left it. ``sync=False``: see `OneCommit.bulk_write`.
-
-        A chat this creates gets its membership right after (`MEMBERS`); a
-        process that dies in between leaves it to the next start-up's
-        `backfill_members`.
         """
-        messages = list(messages)
-        ops = summary_updates(messages)
-        result = await self._batched.bulk_write(ops, ordered=True, sync=sync)
-        if result is None or not result.upserted_ids:
-            return
-        members = {m.conversation_id: sorted({m.sender, m.recipient}) for m in messages}
-        created = [{"_id": conv, "members": members[conv]}
-                   for conv in result.upserted_ids.values()]
-        # A membership an erased chat left behind is the same document: kept.
-        await insert_all(self.members if sync else unsynced(self.members), created)
-
-    async def backfill_members(self) -> int:
-        """Give every chat summary without one its membership; returns how many were added.
-
-        Idempotent; run at start-up. Summaries written before memberships
-        existed get theirs here, as does a chat whose process died between
-        its summary and its membership.
-        """
-        have = {doc["_id"] async for doc in self.members.find({}, {"_id": 1})}
-        missing = [{"_id": doc["_id"], "members": doc["members"]}
-                   async for doc in self.collection.find({}, {"members": 1})
-                   if doc["_id"] not in have and doc.get("members")]
-        for i in range(0, len(missing), BACKFILL_BATCH):
-            await insert_all(self.members, missing[i:i + BACKFILL_BATCH])
-        if missing:
-            logger.info("chat memberships backfilled", extra={"count": len(missing)})
-        return len(missing)
+        await self._batched.bulk_write(summary_updates(messages), ordered=True, sync=sync)
 
     async def refresh_last(self, message: Message) -> None:
         """Rewrite the summary if ``message`` is the conversation's last one."""
@@ -158,16 +109,8 @@ class ConversationRepo:
         doc = await self.collection.find_one({"_id": conversation})
         return Conversation.from_doc(doc) if doc else None
 
-    async def ids_of(self, user: str) -> list[str]:
-        """The ids of every chat ``user`` is in."""
-        return [doc["_id"] async for doc in self.members.find({"members": user}, {"_id": 1})]
-
     async def list_for(self, user: str, *, limit: int) -> list[Conversation]:
-        """``user``'s chats, the most recently written first."""
-        ids = await self.ids_of(user)
-        if not ids:
-            return []
-        docs = await self.collection.find({"_id": {"$in": ids}}).sort(
+        docs = await self.collection.find({"members": user}).sort(
             "updated_at", -1).limit(limit).to_list()
         return [Conversation.from_doc(doc) for doc in docs]
 
@@ -177,8 +120,8 @@ class ConversationRepo:
         wanted = set(users)
         if not wanted:
             return {}
-        docs = await self.members.find({"members": {"$in": list(wanted)}},
-                                       {"members": 1}).limit(limit).to_list()
+        docs = await self.collection.find({"members": {"$in": list(wanted)}},
+                                          {"members": 1}).limit(limit).to_list()
         peers: dict[str, set[str]] = {u: set() for u in wanted}
         for doc in docs:
             members = doc["members"]
@@ -193,10 +136,7 @@ class ConversationRepo:
         return {doc["_id"] for doc in docs}
 
     async def delete_all_of(self, user: str) -> None:
-        ids = await self.ids_of(user)
-        if ids:
-            await self.collection.delete_many({"_id": {"$in": ids}})
-        await self.members.delete_many({"members": user})
+        await self.collection.delete_many({"members": user})
 
     async def touch(self, conversation: str, now: datetime) -> None:
         await self.collection.update_one({"_id": conversation}, {"$set": {"updated_at": now}})
