@@ -49,7 +49,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ws_load import DB_NAME, create_users, parse_batch_sizes, proc_cpu_secs  # noqa: E402
+from ws_load import (  # noqa: E402
+    DB_NAME,
+    create_users,
+    opcounters,
+    parse_batch_sizes,
+    proc_cpu_secs,
+)
 
 from whatsease.app import build_services  # noqa: E402
 from whatsease.config import Config  # noqa: E402
@@ -200,11 +206,6 @@ def count_step(client: MongoClient[dict[str, Any]],
     return result
 
 
-def opcounters(client: MongoClient[dict[str, Any]]) -> dict[str, int]:
-    counters = client.admin.command("serverStatus")["opcounters"]
-    return {k: int(counters.get(k, 0)) for k in ("insert", "update")}
-
-
 async def count(args: argparse.Namespace, uri: str) -> dict[str, dict[str, dict[str, int]]]:
     """One message per pair through send, Delivered and Read: what each step wrote."""
     services, emails = await start_services(args.users, uri)
@@ -234,7 +235,7 @@ async def count(args: argparse.Namespace, uri: str) -> dict[str, dict[str, dict[
             await settle()
             after, ops_after = await asyncio.to_thread(snapshot, client), opcounters(client)
             steps[step] = count_step(client, before, after)
-            steps[step]["opcounters"] = {k: ops_after[k] - ops[k] for k in ops}
+            steps[step]["opcounters"] = {k: ops_after[k] - ops[k] for k in ("insert", "update")}
     finally:
         client.close()
         await services.store.close()

@@ -44,6 +44,7 @@ from typing import Any
 
 import orjson
 import uvloop
+from pymongo import MongoClient
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
@@ -250,8 +251,6 @@ def create_users(mongodb_uri: str, db_name: str, jwt_secret: str, users: int,
     server's secret) in two bulk inserts per 1,000 users instead of N bcrypt
     checks and N single inserts.
     """
-    from pymongo import MongoClient
-
     password_hash = PASSWORD_HASH
     now = utcnow()
     emails = [f"load{i:05d}@bench.test" for i in range(users)]
@@ -794,15 +793,18 @@ def stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
             spy.kill()
 
 
+def opcounters(client: MongoClient[dict[str, Any]]) -> dict[str, int]:
+    """The database's operation counters so far, by kind (serverStatus ``opcounters``)."""
+    return {k: int(v) for k, v in client.admin.command("serverStatus")["opcounters"].items()}
+
+
 def db_operations(mongodb_uri: str) -> dict[str, int]:
-    """The database's operation counters so far (serverStatus ``opcounters``; {} without a URI)."""
+    """`opcounters` of the database at ``mongodb_uri`` ({} without a URI)."""
     if not mongodb_uri:
         return {}
-    from pymongo import MongoClient
-
     client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri)
     try:
-        return {k: int(v) for k, v in client.admin.command("serverStatus")["opcounters"].items()}
+        return opcounters(client)
     finally:
         client.close()
 

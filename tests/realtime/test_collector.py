@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -27,6 +28,17 @@ def _walkable(objects: Sequence[object]) -> int:
     return sum(id(o) in ids for o in objects)
 
 
+@contextlib.contextmanager
+def installed(sockets: Callable[[], int]) -> Iterator[Collector]:
+    """A `Collector` hooked into the collector for the block (``sockets``: how many are open)."""
+    collector = Collector(sockets)
+    collector.install()
+    try:
+        yield collector
+    finally:
+        collector.uninstall()
+
+
 @pytest.fixture
 def thawed() -> Iterator[None]:
     gc.unfreeze()
@@ -36,35 +48,25 @@ def thawed() -> Iterator[None]:
 
 async def test_what_survives_a_collection_is_frozen_once_sockets_are_many(thawed: None) -> None:
     sockets = FREEZE_AFTER_SOCKETS
-    collector = Collector(lambda: sockets)
-    collector.install()
-    try:
+    with installed(lambda: sockets) as collector:
         collector.freeze("in a test")
         kept = [_Node() for _ in range(100)]
         assert _walkable(kept) == 100  # young: the next collection walks them once
         gc.collect(0)
         assert _walkable(kept) == 0  # survived it: frozen, never walked again
-    finally:
-        collector.uninstall()
 
 
 async def test_nothing_is_frozen_with_few_sockets(thawed: None) -> None:
-    collector = Collector(lambda: FREEZE_AFTER_SOCKETS - 1)
-    collector.install()
-    try:
+    with installed(lambda: FREEZE_AFTER_SOCKETS - 1):
         kept = [_Node() for _ in range(100)]
         gc.collect()
         assert _walkable(kept) == 100 and gc.get_freeze_count() == 0
-    finally:
-        collector.uninstall()
 
 
 async def test_cycles_frozen_while_alive_are_collected_once_most_sockets_close(
         thawed: None) -> None:
     sockets = [2 * FREEZE_AFTER_SOCKETS]
-    collector = Collector(lambda: sockets[0])
-    collector.install()
-    try:
+    with installed(lambda: sockets[0]) as collector:
         collector.freeze("in a test")
         a, b = _Node(), _Node()
         a.other, b.other = b, a
@@ -79,16 +81,12 @@ async def test_cycles_frozen_while_alive_are_collected_once_most_sockets_close(
         assert gc.get_freeze_count() == 0
         await asyncio.sleep(0)  # the sweep runs on the loop, soon
         assert gone() is None and collector.sweeps == 1
-    finally:
-        collector.uninstall()
 
 
 async def test_freezing_resumes_after_the_sweep_if_sockets_are_still_many(
         thawed: None) -> None:
     sockets = [4 * FREEZE_AFTER_SOCKETS]
-    collector = Collector(lambda: sockets[0])
-    collector.install()
-    try:
+    with installed(lambda: sockets[0]) as collector:
         collector.freeze("in a test")
         sockets[0] = FREEZE_AFTER_SOCKETS  # under half, still many
         collector.detached()
@@ -96,24 +94,18 @@ async def test_freezing_resumes_after_the_sweep_if_sockets_are_still_many(
         await asyncio.sleep(0)
         assert collector.sweeps == 1
         assert collector.frozen_at == FREEZE_AFTER_SOCKETS and gc.get_freeze_count() > 0
-    finally:
-        collector.uninstall()
 
 
 async def test_the_freeze_is_lifted_when_frozen_objects_outgrow_the_bound(
         thawed: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(collector_module, "SWEEP_GROWTH", 1.0)  # any growth is too much
-    collector = Collector(lambda: FREEZE_AFTER_SOCKETS)
-    collector.install()
-    try:
+    with installed(lambda: FREEZE_AFTER_SOCKETS) as collector:
         collector.freeze("in a test")
         kept = [_Node() for _ in range(100)]
         gc.collect(0)  # its survivors grow the frozen objects past the bound
         assert collector.frozen_at == 0 and _walkable(kept) == 100
         await asyncio.sleep(0)
         assert collector.sweeps == 1 and collector.frozen_at  # swept, then frozen again
-    finally:
-        collector.uninstall()
 
 
 async def test_the_young_generation_is_collected_every_so_often_while_sockets_are_many(

@@ -88,7 +88,7 @@ class Collector:
         self._new_since_freeze = 0
         # Sockets open at the last deliberate freeze; 0 while nothing is frozen.
         self.frozen_at = 0
-        self._sweep_above = 0  # frozen objects past which a sweep is due
+        self._sweep_above = 0  # memory blocks past which a sweep is due
         self._last_attach = 0.0
         self._freeze_timer: asyncio.TimerHandle | None = None
         self._young_timer: asyncio.TimerHandle | None = None
