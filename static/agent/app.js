@@ -291,7 +291,10 @@ async function loadMessages(id) {
   }
 }
 
-// A channel conversation's attachments and failed deliveries, merged by message id.
+// How far a reply got on the platform; a state never moves back (pushes and a load may cross).
+const DELIVERY_RANK = { Sent: 1, Delivered: 2, Read: 3, Failed: 4 };
+
+// A channel conversation's attachments and its replies' delivery states, merged by message id.
 function channelChanged(frame) {
   const id = frame.conversation_id;
   let extras = state.channel.get(id);
@@ -300,7 +303,12 @@ function channelChanged(frame) {
     state.channel.set(id, extras);
   }
   for (const item of frame.media || []) extras.media.set(item.message_id, item);
-  for (const item of frame.deliveries || []) extras.deliveries.set(item.message_id, item);
+  for (const item of frame.deliveries || []) {
+    const known = extras.deliveries.get(item.message_id);
+    if (!known || (DELIVERY_RANK[item.status] || 0) >= (DELIVERY_RANK[known.status] || 0)) {
+      extras.deliveries.set(item.message_id, item);
+    }
+  }
   conversations.updateExtras(id, [...(frame.media || []), ...(frame.deliveries || [])].map((item) => item.message_id), state);
 }
 

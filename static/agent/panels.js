@@ -5,6 +5,8 @@ const KEY_ENTER = "Enter";
 const KEY_LEFT = "ArrowLeft";
 const KEY_RIGHT = "ArrowRight";
 const IMAGE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+// A reply's state on WhatsApp or Telegram, as the messenger's ticks show it.
+const DELIVERY_TICKS = { Sent: ["✓", "Sent"], Delivered: ["✓✓", "Delivered"], Read: ["✓✓", "Read"] };
 // Attachments kept in memory once fetched (data URLs of images), the most recent first out last.
 const MEDIA_CACHE_SIZE = 40;
 
@@ -323,7 +325,7 @@ export class ConversationsView {
 
   // ------------------------------------------------------------------ channel extras
 
-  // Attachments and failed deliveries changed for these messages: redraw what shows under each.
+  // Attachments and delivery states changed for these messages: redraw what shows under each.
   updateExtras(id, messageIds, state) {
     const entry = this.byId.get(id);
     if (!entry) return;
@@ -344,6 +346,10 @@ export class ConversationsView {
     if (delivery && delivery.status === "Failed") {
       const code = delivery.error_code ? ` (code ${delivery.error_code})` : "";
       nodes.push(h("p", { class: "delivery-failed", text: `Not delivered: ${delivery.error || "the platform gave no reason"}${code}` }));
+    } else if (delivery && DELIVERY_TICKS[delivery.status]) {
+      const [ticks, words] = DELIVERY_TICKS[delivery.status];
+      nodes.push(h("p", { class: `delivery delivery-${delivery.status.toLowerCase()}` },
+        h("span", { class: "ticks", "aria-hidden": "true", text: ticks }), h("span", { text: words })));
     }
     box.replaceChildren(...nodes);
   }

@@ -230,11 +230,59 @@ def test_a_reply_whatsapp_refuses_or_cannot_deliver_shows_as_failed(
     post_whatsapp(org_server, payloads.envelope(payloads.status(
         record["platform_id"], number, "failed", error_code=131049)))
     failed = console.expect("channel", lambda f: f["deliveries"] and f["deliveries"][0][
-        "message_id"] == record["_id"])
+        "message_id"] == record["_id"] and f["deliveries"][0]["status"] == "Failed")
     assert failed["deliveries"][0]["error_code"] == 131049
     console.close()
 
     info = admin.client.get(f"/api/v1/channels/conversations/{conversation_id}")
     assert info.status == 200, info.body
-    assert {d["message_id"]: d["error_code"] for d in info.json["deliveries"]} == {
+    assert {d["message_id"]: d["error_code"] for d in info.json["deliveries"]
+            if d["status"] == "Failed"} == {
         first.json["message"]["message_id"]: 131026, record["_id"]: 131049}
+
+
+def test_an_agent_sees_a_reply_sent_delivered_and_read_as_whatsapp_reports(
+        org_server: ServerThread, platforms: Platforms, team: dict[str, User]) -> None:
+    admin = team["admin"]
+    number = payloads.new_number()
+    post_whatsapp(org_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    settle(org_server)
+    conversation_id = _conversation_id(org_server, f"wa:+{number}")
+    taken = admin.client.post(f"/api/v1/support/conversations/{conversation_id}/takeover")
+    assert taken.status == 200, taken.body
+    settle(org_server)
+    console = console_socket(org_server, admin)
+    platform_id = "wamid.TICKS" + secrets.token_hex(8).upper()
+    platforms.graph.next_ids.append(platform_id)
+    posted = admin.client.post(f"/api/v1/support/conversations/{conversation_id}/messages",
+                               {"content": "It ships today.", "client_id": "t1"})
+    assert posted.status == 201, posted.body
+    message_id = posted.json["message"]["message_id"]
+
+    def state(status: str) -> dict[str, Any]:
+        frame = console.expect("channel", lambda f: any(
+            d["message_id"] == message_id and d["status"] == status for d in f["deliveries"]))
+        assert frame["conversation_id"] == conversation_id
+        return frame
+
+    state("Sent")                               # the Graph API took it
+    post_whatsapp(org_server, payloads.envelope(payloads.status(platform_id, number,
+                                                                "delivered")))
+    state("Delivered")
+    post_whatsapp(org_server, payloads.envelope(payloads.status(platform_id, number, "read")))
+    state("Read")
+    # A late "delivered" (Meta does not promise order) does not move it back.
+    post_whatsapp(org_server, payloads.envelope(payloads.status(platform_id, number,
+                                                                "delivered")))
+    settle(org_server)
+    console.close()
+    info = admin.client.get(f"/api/v1/channels/conversations/{conversation_id}")
+    assert info.status == 200, info.body
+    states = {d["message_id"]: d["status"] for d in info.json["deliveries"]}
+    assert states[message_id] == "Read"
+    # The org's bot answered "hello" on WhatsApp before the takeover: its reply is listed too.
+    assert len(states) >= 2 and set(states.values()) <= {"Sent", "Delivered", "Read"}
+    # Nobody outside the org learns anything of it.
+    outsider = team["outsider"].client.get(f"/api/v1/channels/conversations/{conversation_id}")
+    assert outsider.status == 404

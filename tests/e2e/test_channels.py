@@ -83,11 +83,17 @@ def test_a_whatsapp_customer_is_handed_from_the_bot_to_an_agent(
     expect(wanda.get_by_text("Where is my parcel?")).to_be_visible()
     reply = wanda.get_by_label("Reply to Wanda Wu")
     expect(reply).to_be_enabled(timeout=LIVE_MS)
+    platform_id = "wamid.E2E" + secrets.token_hex(8).upper()
+    platforms.graph.next_ids.append(platform_id)
     reply.fill("Alex here: it ships today.")
     reply.press("Enter")
     sent = platforms.graph.wait_for(
         lambda r: to_customer(r) and r.body["text"]["body"] == "Alex here: it ships today.")
     assert sent[0].headers["authorization"].startswith("Bearer EAAG")
+    bubble = wanda.locator(".msg", has_text="Alex here: it ships today.")
+    expect(bubble.locator(".delivery")).to_have_text("✓Sent", timeout=LIVE_MS)
+    post_whatsapp(wa_server, payloads.envelope(payloads.status(platform_id, number, "read")))
+    expect(bubble.locator(".delivery-read")).to_have_text("✓✓Read", timeout=LIVE_MS)
     problems: Any = axe_violations(page)
     assert not problems, problems
 

@@ -1,5 +1,5 @@
 """External channels' HTTP side: the platforms' webhooks, the WhatsApp link with its QR code,
-and what the agent console reads of a channel conversation (failed deliveries, attachments).
+and what the agent console reads of a channel conversation (delivery states, attachments).
 
 ``/channels/{channel}/webhook`` (``whatsapp``, ``telegram``, ``loopback``):
 ``GET`` answers a platform's subscription check; ``POST`` verifies the
@@ -8,7 +8,7 @@ stored, one log line), parses it into events, queues them and answers 200 at
 once: the bot runs after (whatsease/channels/service.py).
 
 ``/api/v1/channels/conversations/{id}`` lists a support conversation's
-attachments and failed deliveries, and ``/api/v1/channels/media/{message_id}``
+attachments and delivery states, and ``/api/v1/channels/media/{message_id}``
 serves one attachment, to agents of the conversation's organisation only (404
 for anyone else). The file is served as a download (images inline) under a
 sandboxing Content-Security-Policy with ``nosniff``, so it can never run as a page.
@@ -118,7 +118,7 @@ class MediaUnavailableError(AppError):
 
 
 class ConversationChannelHandler(BaseHandler):
-    """A support conversation's attachments and failed deliveries, for its org's agents."""
+    """A support conversation's attachments and delivery states, for its org's agents."""
 
     async def get(self, conversation_id: str) -> None:
         principal = await self.authenticate()
@@ -240,12 +240,12 @@ OPENAPI: dict[str, dict[str, Any]] = {
             "404": problem("NotFound"), "415": problem("UnsupportedMediaType"),
             "422": problem("Unprocessable")}}},
     "/api/v1/channels/conversations/{conversation_id}": {"get": {
-        "summary": "A support conversation's attachments and failed deliveries (WhatsApp, "
+        "summary": "A support conversation's attachments and delivery states (WhatsApp, "
                    "Telegram), for the agents of its organisation",
         "tags": ["channels"],
         "parameters": [{"name": "conversation_id", "in": "path", "required": True,
                         "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "Attachments and failed deliveries, newest first",
+        "responses": {"200": {"description": "Attachments and delivery states, newest first",
                               "content": shape(conversation_id={"type": "string"},
                                                media={"type": "array", "items": OBJECT},
                                                deliveries={"type": "array", "items": OBJECT})},

@@ -1,9 +1,10 @@
 """What the agent console learns about a channel conversation beyond its messages.
 
 A support conversation with a WhatsApp or Telegram contact has two things a
-widget conversation has not: replies the platform could not deliver (a
-``Failed`` status with the platform's error code and title) and attachments
-the contact sent (kept by the platform, fetched when an agent opens one).
+widget conversation has not: how far each reply got on the platform (``Sent``
+when the platform took it, then ``Delivered`` and ``Read`` from its receipts,
+or ``Failed`` with the platform's error code and title) and attachments the
+contact sent (kept by the platform, fetched when an agent opens one).
 
 `ConsoleNotes` answers the console's questions about both (`info`, `media`),
 authorising every one through support (an agent sees what their org's
@@ -95,13 +96,14 @@ class ConsoleNotes:
     # ------------------------------------------------------------ questions
 
     async def info(self, user: User, conversation_id: str) -> dict[str, Any]:
-        """The conversation's attachments and failed deliveries; `NotFound` if not the user's."""
+        """The conversation's attachments and its replies' delivery states; `NotFound` if not the
+        user's."""
         await self._authorise(user, conversation_id)
         media = await self.store.media_for(conversation_id, MAX_LISTED)
-        failed = await self.store.failed_for(conversation_id, MAX_LISTED)
+        deliveries = await self.store.deliveries_for(conversation_id, MAX_LISTED)
         return {"conversation_id": conversation_id,
                 "media": [media_json(r) for r in media],
-                "deliveries": [delivery_json(r) for r in failed]}
+                "deliveries": [delivery_json(r) for r in deliveries]}
 
     async def media(self, user: User, message_id: str) -> MediaFile:
         """The attachment of support message ``message_id``.

@@ -57,10 +57,12 @@ class ChannelReceipts(ChannelReplies):
                 audience=await self._admins(channel),
                 text=f"{channel.name} could not deliver a reply to {doc['contact']}: "
                      f"{s.error_title or 'no reason given'}")
+        if channel.bound_to_org:
+            # Agents see a reply's ticks move (and why it failed) as the platform reports.
             await self.console.push(doc.get("conversation_id"), deliveries=[delivery_json({
-                "message_id": message_id, "status": "Failed", "error_code": s.error_code,
+                "message_id": message_id, "status": status, "error_code": s.error_code,
                 "error": s.error_title})])
-        elif not channel.bound_to_org:
+        else:
             # The messenger's own status (ticks, activity) follows the platform's receipts.
             await self.services.messaging.mark(doc["contact"], [message_id], status)
 

@@ -131,6 +131,8 @@ class ChannelReplies(ChannelCore):
                                    status="Sent", at=self.clock(),
                                    platform_id=result.message_id or None,
                                    conversation_id=reply.conversation_id)
+            await self.console.push(reply.conversation_id, deliveries=[delivery_json({
+                "message_id": message_id, "status": "Sent"})])
             await self._sent(channel, contact, result.message_id)
             return result
         await self._failed(reply, contact, self.clock(), result.error_code, result.error)

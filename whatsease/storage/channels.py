@@ -144,9 +144,9 @@ class ChannelStore:
             return []
         return await self.outbox.find({"_id": {"$in": message_ids}}).to_list()
 
-    async def failed_for(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
-        """A support conversation's replies the platform did not take or deliver, newest first."""
-        return await self.outbox.find({"conversation_id": conversation_id, "status": "Failed"}) \
+    async def deliveries_for(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
+        """A support conversation's replies to the platform and how far each got, newest first."""
+        return await self.outbox.find({"conversation_id": conversation_id}) \
             .sort("_id", DESCENDING).limit(limit).to_list()
 
     # -- attachments
