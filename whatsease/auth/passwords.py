@@ -8,7 +8,6 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
-from zxcvbn import zxcvbn
 
 from whatsease.errors import invalid
 
@@ -26,6 +25,10 @@ STRENGTH_CHECK_CHARS = 72
 
 
 def _weakness(password: str, user_inputs: list[str]) -> str | None:
+    # Imported on the first check, on the executor: its word lists take ~12 MiB of a
+    # process that may never be asked to check a password (~25 ms to import).
+    from zxcvbn import zxcvbn
+
     result = zxcvbn(password[:STRENGTH_CHECK_CHARS], user_inputs=user_inputs)
     if result["score"] >= MIN_STRENGTH_SCORE:
         return None

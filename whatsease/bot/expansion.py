@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import heapq
 import os
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 
 from whatsease.bot.folding import PHRASE_JOINER, TextFolder, fold
 from whatsease.bot.lexicon import QUESTION_WORDS, Lexicon, stop_words
 from whatsease.bot.meaning import WordNetData, load_wordnet
 from whatsease.bot.vectors import VectorTable, WordVectors, load_vectors
+from whatsease.bot.wordlist import WordList
 
 # A reading: a catalogue token and the fraction of the word's weight it credits.
 Readings = tuple[tuple[str, float], ...]
@@ -73,6 +75,9 @@ VECTOR_SKIP_KINDS: frozenset[str] = frozenset({"time"})
 # ...and also as each of their own words the catalogue uses, at this fraction: "how
 # long does it take" still shares "how" and "long" with examples that say them.
 PHRASE_PART_SIMILARITY = 0.6
+# Folded words whose facts and lemmas are kept once read (a message word's, the
+# catalogue's): the scorer asks for them on every message.
+FOLD_CACHE_SIZE = 8192
 
 
 class Expander:
@@ -87,7 +92,8 @@ class Expander:
                  surface: Mapping[str, int], common_stems: frozenset[str]) -> None:
         self._weights = weights
         self._common_stems = common_stems
-        self.facts = facts_by_fold(load_wordnet())
+        self._folded = folded_words(load_wordnet())
+        self.facts: Mapping[str, WordFacts] = _FoldedFacts(self._folded)
         # Related words (lexicon [related]), read through the same pipeline as the
         # examples; a message token is also read as each related token the catalogue
         # uses. Members that fold to several tokens (a catalogue's own multi-word
@@ -163,7 +169,7 @@ class Expander:
                 for synset in entry.hypernyms:
                     self._synsets.setdefault(synset, {}).setdefault(token, False)
         self.wordnet = wordnet
-        self.fold_lemmas = lemmas_by_fold(wordnet)
+        self.fold_lemmas: Mapping[str, tuple[str, ...]] = _FoldedLemmas(self._folded)
 
     def _meaning_uncached(self, token: str) -> Readings:
         """Catalogue words WordNet relates to `token` (a folded message word)."""
@@ -187,13 +193,12 @@ class Expander:
     def _vector_index(self) -> None:
         """The catalogue's topic words that have a word vector, packed for comparison."""
         vectors = load_vectors()
-        self._vector_spelling = vector_spellings(self.wordnet, vectors)
         keys: list[str] = []
         rows: list[Sequence[int]] = []
         for token in sorted(self._weights):
             if token in stop_words() or token in QUESTION_WORDS or not token.isalpha():
                 continue
-            vector = vectors.vector(self._vector_spelling.get(token, token))
+            vector = vectors.vector(self._folded.vector_spelling(token, vectors) or token)
             if vector is not None:
                 keys.append(token)
                 rows.append(vector)
@@ -208,7 +213,7 @@ class Expander:
         if VECTOR_SIMILARITY <= 0 or token in self._common_stems:
             return ()
         if not word or word not in self._vectors:
-            word = self._vector_spelling.get(token, token)
+            word = self._folded.vector_spelling(token, self._vectors) or token
         # Everyday words frame the sentence, and their neighbours are associations
         # ("brother" / "friend"), not paraphrases.
         zipf = self.wordnet.zipf.get(word)
@@ -237,35 +242,52 @@ class Expander:
         return tuple((p, PHRASE_PART_SIMILARITY) for p in parts if p in self._weights)
 
 
-@lru_cache(maxsize=1)
-def folded_words(wordnet: WordNetData) -> tuple[tuple[str, str], ...]:
-    """(spelling, folded form) of every word listed, most frequent first (once a
-    process: folding 60,000 words is most of the cost of these tables)."""
-    ordered = sorted(wordnet.zipf, key=lambda w: -wordnet.zipf[w])
-    return tuple((word, fold(word)) for word in ordered)
+class FoldedWords:
+    """Every word WordNet lists by its folded form ("messag": "message", "messages"),
+    the most frequent spelling first; one table a process (`folded_words`).
 
+    Kept as arrays of word positions (see wordlist.py); what a folded word's
+    spellings say is read when asked for and kept for the next time.
+    """
 
-@lru_cache(maxsize=1)
-def lemmas_by_fold(wordnet: WordNetData) -> dict[str, tuple[str, ...]]:
-    """WordNet lemmas by the folded form of every spelling listed (one table a process)."""
-    found: dict[str, dict[str, None]] = {}
-    for word, token in folded_words(wordnet):
-        names = wordnet.lemmas_of(word)
-        if names:
-            found.setdefault(token, {}).update(dict.fromkeys(names))
-    return {token: tuple(names) for token, names in found.items()}
+    def __init__(self, wordnet: WordNetData) -> None:
+        self._wordnet = wordnet
+        ranked = wordnet.ranked()
+        tokens = [fold(wordnet.words.word(i)) for i in ranked]
+        # By folded form; a stable sort keeps each form's spellings most frequent first.
+        order = sorted(range(len(ranked)), key=tokens.__getitem__)
+        unique: list[str] = []
+        self._groups = array("I")  # folded word j's spellings: _members[_groups[j]:_groups[j + 1]]
+        self._members = array("I")
+        for position in order:
+            token = tokens[position]
+            if not unique or unique[-1] != token:
+                unique.append(token)
+                self._groups.append(len(self._members))
+            self._members.append(ranked[position])
+        self._groups.append(len(self._members))
+        self.tokens = WordList.from_words(unique)
+        self.facts = lru_cache(maxsize=FOLD_CACHE_SIZE)(self._facts_uncached)
+        self.lemmas = lru_cache(maxsize=FOLD_CACHE_SIZE)(self._lemmas_uncached)
 
+    def spellings(self, token: str) -> list[str]:
+        """The listed words that fold to `token`, the most frequent first."""
+        j = self.tokens.index(token)
+        if j < 0:
+            return []
+        words = self._wordnet.words
+        return [words.word(i) for i in self._members[self._groups[j] : self._groups[j + 1]]]
 
-@lru_cache(maxsize=1)
-def facts_by_fold(wordnet: WordNetData) -> dict[str, WordFacts]:
-    """(Zipf frequency, noun share, noun class) by folded form, from its most frequent
-    spelling (one table a process)."""
-    found: dict[str, WordFacts] = {}
-    for word, token in folded_words(wordnet):
-        if token in found:
-            continue  # a more frequent spelling came first
+    def _facts_uncached(self, token: str) -> WordFacts | None:
+        """(Zipf frequency, noun share, noun class) of `token`'s most frequent
+        spelling, or None if no listed word folds to it."""
+        j = self.tokens.index(token)
+        if j < 0:
+            return None
+        wordnet = self._wordnet
+        i = self._members[self._groups[j]]
         kind = ""
-        names = wordnet.lemmas_of(word)
+        names = wordnet.lemmas_of(wordnet.words.word(i))
         if names:
             entry = wordnet.lemmas[names[0]]
             # The noun class says what the word is only if it is used as a noun, or
@@ -273,16 +295,62 @@ def facts_by_fold(wordnet: WordNetData) -> dict[str, WordFacts]:
             # name kinds of person, as nouns nobody means.
             if entry.noun >= CIRCUMSTANCE_MIN_NOUN_SHARE or not entry.verb_or_adjective:
                 kind = entry.kind
-        found[token] = (wordnet.zipf[word], wordnet.noun[word], kind)
-    return found
+        return (wordnet.zipf_at(i), wordnet.noun_at(i), kind)
+
+    def _lemmas_uncached(self, token: str) -> tuple[str, ...]:
+        """The WordNet lemmas of every spelling of `token`, or ()."""
+        found: dict[str, None] = {}
+        for word in self.spellings(token):
+            found.update(dict.fromkeys(self._wordnet.lemmas_of(word)))
+        return tuple(found)
+
+    def vector_spelling(self, token: str, vectors: WordVectors) -> str | None:
+        """The most frequent spelling of `token` with a vector ("messag" is read
+        through "message"), or None."""
+        return next((word for word in self.spellings(token) if word in vectors), None)
+
+
+class _FoldedFacts(Mapping[str, WordFacts]):
+    """`Expander.facts`: (Zipf frequency, noun share, noun class) by folded form."""
+
+    def __init__(self, table: FoldedWords) -> None:
+        self._table = table
+
+    def __getitem__(self, token: str) -> WordFacts:
+        facts = self._table.facts(token)
+        if facts is None:
+            raise KeyError(token)
+        return facts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table.tokens)
+
+    def __len__(self) -> int:
+        return len(self._table.tokens)
+
+
+class _FoldedLemmas(Mapping[str, tuple[str, ...]]):
+    """`Expander.fold_lemmas`: WordNet lemmas by the folded form of every spelling
+    listed; only forms that have some."""
+
+    def __init__(self, table: FoldedWords) -> None:
+        self._table = table
+
+    def __getitem__(self, token: str) -> tuple[str, ...]:
+        names = self._table.lemmas(token)
+        if not names:
+            raise KeyError(token)
+        return names
+
+    def __iter__(self) -> Iterator[str]:
+        return (token for token in self._table.tokens if self._table.lemmas(token))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @lru_cache(maxsize=1)
-def vector_spellings(wordnet: WordNetData, vectors: WordVectors) -> dict[str, str]:
-    """The most frequent spelling with a vector of each folded form (one table a
-    process): "messag" is read through "message"."""
-    found: dict[str, str] = {}
-    for word, token in folded_words(wordnet):
-        if token not in found and word in vectors:
-            found[token] = word
-    return found
+def folded_words(wordnet: WordNetData) -> FoldedWords:
+    """Every listed word by its folded form (once a process: folding 60,000 words
+    is most of the cost of these tables)."""
+    return FoldedWords(wordnet)

