@@ -109,3 +109,33 @@ async def test_register_leaves_no_account_when_a_later_step_fails(services: Serv
     assert await services.store.users.get("half@done.example") is None
     pair = await services.auth.register("half@done.example", "Half", PASSWORD)
     assert pair.user.email == "half@done.example"
+
+
+def test_the_confusables_table_is_compact_and_reads_as_the_file() -> None:
+    import gc
+    import gzip
+    import tracemalloc
+
+    from whatsease.auth.identity import CONFUSABLES_FILE, _prototypes
+
+    plain: dict[str, str] = {}
+    with gzip.open(CONFUSABLES_FILE, "rt", encoding="utf-8-sig") as lines:
+        for line in lines:
+            data = line.split("#", 1)[0].strip()
+            if data:
+                source, target, _ = (part.strip() for part in data.split(";", 2))
+                plain[chr(int(source, 16))] = "".join(chr(int(c, 16)) for c in target.split())
+    gc.collect()
+    tracemalloc.start()
+    try:
+        table = _prototypes.__wrapped__()
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(table) == len(plain) > 6000
+    for source, target in plain.items():
+        assert table.get(source, "") == target
+    for other in ("a", "Z", "@", "中", "\U0001f600"):
+        assert table.get(other, other) == plain.get(other, other)
+    assert kept < 256 * 1024, kept  # a dict of the same took ~1 MiB

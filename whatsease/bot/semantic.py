@@ -25,7 +25,7 @@ does that on first need (`train_on_first_need`): the first message the words can
 place starts it on a thread of its own, and until it is done (a few seconds, most
 of it loading the encoder's tables) the words answer alone, so an idle server never
 holds the encoder and the first answers are not held up by it. It is on by default
-(WHATSEASE_BOT_SEMANTIC=auto: whenever the encoder package can be imported);
+(WHATSEASE_BOT_SEMANTIC=auto: whenever the encoder package is installed);
 WHATSEASE_BOT_SEMANTIC=false (bot-eval --words-only) turns it off.
 
 WHATSEASE_BOT_SEMANTIC_MODEL (bot-eval --semantic-model) replaces the encoder with a

@@ -245,7 +245,7 @@ async def load_reader(config: Config, catalogue: Catalogue) -> SemanticIndex | N
 
     A model folder, or `WHATSEASE_BOT_SEMANTIC=true`, requires it: if it cannot be
     had the server refuses to start (`ConfigError`, saying why). By default (auto)
-    it is used when its package can be imported, and words alone otherwise."""
+    it is used when its package is installed, and words alone otherwise."""
     if config.bot_semantic is False and not config.bot_semantic_model:
         logger.info("bot:whatsease reads with its words only (WHATSEASE_BOT_SEMANTIC=false)")
         return None
