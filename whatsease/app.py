@@ -208,7 +208,9 @@ class WhatsEaseServer:
         the sum). Nothing acknowledged can be lost by the bound: a send is
         acknowledged only once its insert is durable; what is still queued
         when time runs out was never acknowledged, and its client sends it
-        again (same client id) to the instance it reconnects to.
+        again (same client id) to the instance it reconnects to. The last_seen
+        of every user online here is written as the shutdown starts, beside
+        the requests' grace, and may take the flush's time too.
         """
         requests_done = time.monotonic() + grace
 
@@ -220,8 +222,13 @@ class WhatsEaseServer:
             self.http.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
+        last_seen: asyncio.Task[int] | None = None
         if services is not None:
             services.draining = True
+            if services.realtime is not None:
+                # Before the sockets close, and beside the requests' grace: the
+                # users' last_seen must not wait for the flush (nor be cut off by it).
+                last_seen = services.realtime.presence.stopping()
             if services.cluster is not None:
                 await _bounded(services.cluster.leave(), left(requests_done),
                                "leaving the cluster")
@@ -232,6 +239,10 @@ class WhatsEaseServer:
             if not await services.requests.wait_idle(waited):
                 logger.warning("%d requests still running after %.1f s; closing them",
                                services.requests.count, waited)
+            if last_seen is not None:
+                # Shielded: what this grace leaves undone continues in the flush.
+                await _bounded(asyncio.shield(last_seen), left(requests_done),
+                               "storing the users' last-seen times")
         if self.http is not None:
             await _bounded(self.http.close_all_connections(), left(requests_done),
                            "closing connections")
@@ -240,6 +251,8 @@ class WhatsEaseServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if services is not None:
             flushed = time.monotonic() + flush
+            if last_seen is not None:
+                await _bounded(last_seen, left(flushed), "storing the users' last-seen times")
             for module in reversed(service_modules()):
                 shutdown = getattr(module, "shutdown", None)
                 if shutdown is not None:
