@@ -24,7 +24,7 @@ from tests.channels.conftest import (
 )
 from tests.fakes.platforms import Recorded
 from tests.support import Client, ServerThread, register
-from whatsease.channels import metrics, receipts
+from whatsease.channels import core, metrics, receipts
 from whatsease.channels.base import StatusUpdate
 from whatsease.storage.channels import EARLY_RECEIPT_SECS
 
@@ -389,6 +389,31 @@ def test_a_user_cannot_message_a_whatsapp_contact_through_the_messenger(
     user.client.post("/api/v1/messages", {"recipient": f"wa:+{number}", "content": "buy now"})
     settle(channel_server)
     assert all("buy now" not in str(r.body) for r in _replies(platforms, number))
+
+
+def test_the_webhook_is_answered_before_anything_is_processed(channel_server: ServerThread,
+                                                              platforms: Platforms) -> None:
+    service = channels(channel_server)
+    number = payloads.new_number()
+
+    async def hold_every_worker() -> None:
+        for _ in range(core.MAX_CONCURRENT_EVENTS):
+            await service._working.acquire()
+
+    async def release_every_worker() -> None:
+        for _ in range(core.MAX_CONCURRENT_EVENTS):
+            service._working.release()
+
+    run(channel_server, hold_every_worker())
+    try:
+        res = post_whatsapp(channel_server, payloads.envelope(payloads.inbound(
+            number, payloads.text(number, "are you there?"))))
+        # 200 while no event can be processed: Meta never waits for the bot.
+        assert res.status == 200 and res.json == {"accepted": 1}
+        assert service.pending == 1 and history(channel_server, f"wa:+{number}") == []
+    finally:
+        run(channel_server, release_every_worker())
+    platforms.graph.wait_for(_to(number))
 
 
 def test_a_full_queue_answers_503_so_that_meta_delivers_again(channel_server: ServerThread,

@@ -117,9 +117,13 @@ class ChannelIntake(ChannelReceipts):
         Marking a message read marks the earlier ones read too, so with more of
         the contact's messages queued behind this one, the last one does it. A
         receipt or a redelivery queued behind does not count: neither marks
-        anything itself.
+        anything itself. Where marking covers only the message itself (a
+        provider's ``read_covers_earlier``), each new message is marked.
         """
         contact = m.reply_address
+        if fresh and not channel.provider.read_covers_earlier:
+            self._spawn(self._mark_read(channel, m), f"channel-read:{contact}")
+            return
         if fresh:
             self._unread[contact] = (channel, m)
         lane = self._lanes.get(contact, [])
