@@ -126,6 +126,9 @@ class ChannelCore:
         # Per contact with messages queued: the newest new one, to be marked read
         # once no other of theirs waits (intake.py; emptied as each lane drains).
         self._unread: dict[str, tuple[Channel, InboundMessage]] = {}
+        # Until when (loop time) receipts this process kept may wait in MongoDB; a
+        # process alone on its database looks for kept receipts only until then.
+        self._kept_until = 0.0
         # De-duplication keys of many webhooks share one insert.
         self._dedup: Batcher[tuple[str, str], bool] = Batcher(self._dedup_batch,
                                                               name="channel-dedup")
@@ -163,6 +166,9 @@ class ChannelCore:
         # Written first, then looked for: a member keeping a receipt looks for the
         # record after keeping it, so one of the two sides sees the other.
         keys = [(r["channel"], r["platform_id"]) for r in records if r.get("platform_id")]
+        if self.services.cluster is None and \
+                asyncio.get_running_loop().time() >= self._kept_until:
+            keys = []    # alone on its database, and none kept lately: nothing to look for
         kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for doc in await self.store.take_early(keys, self.clock()) if keys else []:
             kept.setdefault((doc["channel"], doc["platform_id"]), []).append(doc)

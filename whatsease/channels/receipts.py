@@ -10,10 +10,13 @@ the reply takes and applies it. Each side writes first and looks for the
 other's record after, so however the two pass each other, one of them sees
 both (applying twice is harmless: states only move forward). A receipt for a
 message that never shows up (sent by another tool on the same number) expires.
+A process alone on its database (no cluster) looks for kept receipts only for
+a minute after it kept one, so a reply costs no extra read otherwise.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -78,6 +81,7 @@ class ChannelReceipts(ChannelReplies):
             logger.warning("%s: a receipt for an unknown message was not kept: %d are kept "
                            "already", channel.name, MAX_EARLY_RECEIPTS)
             return
+        self._kept_until = asyncio.get_running_loop().time() + EARLY_RECEIPT_SECS
         # The member recording the reply may have looked for kept receipts before
         # this one was written: look for the reply again.
         if await self.store.out_by_platform_id(channel.name, s.message_id) is not None:
