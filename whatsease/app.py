@@ -128,6 +128,10 @@ def make_app(services: Services, **settings: Any) -> tornado.web.Application:
         whatsease_trusted_proxy=services.config.trusted_proxy,  # read by StaticHandler
         template_path=str(STATIC_DIR),
         compress_response=True,
+        # Tornado's access log writes the query string, where Meta puts the verify
+        # token: never call it, whatever the logging configuration
+        # (BaseHandler.on_finish writes ours, without the query string).
+        log_function=_no_access_log,
         websocket_ping_interval=25,
         websocket_ping_timeout=20,
         websocket_max_message_size=64 * 1024,
@@ -264,6 +268,10 @@ class WhatsEaseServer:
             await _bounded(services.store.close(), max(left(flushed), STORE_CLOSE_SECS),
                            "closing the database client")
         logger.info("stopped")
+
+
+def _no_access_log(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's per-request log, replaced by ``whatsease.access`` (api/base.py)."""
 
 
 async def _bounded(step: Awaitable[object], secs: float, what: str) -> bool:
