@@ -73,8 +73,22 @@ async def build_services(config: Config, mongodb_uri: str,
         config=config, store=store, hub=hub, activity=activity, auth=auth,
         accounts=Accounts(store, hub, auth, activity),
         messaging=Messaging(store, hub, activity, lane, clock), lane=lane)
-    for module in service_modules():
-        await module.setup(services)
+    ready = []
+    try:
+        for module in service_modules():
+            await module.setup(services)
+            ready.append(module)
+    except BaseException:
+        # A service that cannot start (a bad setting): stop those already running,
+        # whose background tasks would otherwise keep the process from exiting.
+        flushed = time.monotonic() + SHUTDOWN_FLUSH_SECS
+        for module in reversed(ready):
+            shutdown = getattr(module, "shutdown", None)
+            if shutdown is not None:
+                await _bounded(shutdown(services), max(0.0, flushed - time.monotonic()),
+                               f"{module.__name__} shutdown")
+        await _bounded(store.close(), STORE_CLOSE_SECS, "closing the database client")
+        raise
     return services
 
 
