@@ -22,9 +22,10 @@ logger = logging.getLogger(__name__)
 TYPING_EXPIRY_SECS = 6.0
 # Conversations one user may show "typing" in at once.
 MAX_TYPING_TARGETS = 32
-# Users per last-seen write at shutdown: an $in list this long is about half a
-# megabyte of BSON, far below a command's 16 MiB.
-LAST_SEEN_CHUNK = 10_000
+# Users per last-seen write at shutdown: each chunk is stored before the next
+# starts, so a shutdown that runs out of time keeps what it wrote (SecantusDB
+# takes about a second per thousand; MongoDB milliseconds).
+LAST_SEEN_CHUNK = 1000
 
 
 class Typing:
