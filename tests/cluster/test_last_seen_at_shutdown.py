@@ -85,3 +85,32 @@ def test_sigterm_stores_a_connected_user_s_last_seen_though_the_database_stalls(
     assert seen >= signalled, (seen, signalled)
     log = instance.log_path.read_text(errors="replace")
     assert "presence-last-seen" not in log and "presence update" not in log
+
+
+def test_sigterm_with_the_database_stopped_throughout_still_exits_within_the_bound(
+        own_database_cluster: LocalCluster) -> None:
+    """The last_seen write never gets an answer: it is cut off at the bound, and the
+    shutdown goes on to its end (exit code 0) instead of breaking off."""
+    cluster = own_database_cluster
+    user, route = homed_user(cluster, "i1", "never")
+    ws = connect_home(cluster, user, route)
+    database = cluster.database
+    assert database is not None and database.process is not None
+    instance = cluster.instance("i1")
+    os.kill(database.process.pid, signal.SIGSTOP)
+    try:
+        os.kill(instance.pid, signal.SIGTERM)
+        started = time.monotonic()
+        try:
+            code = instance.process.wait(EXIT_WITHIN_SECS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the instance ignored SIGTERM for {EXIT_WITHIN_SECS} s")
+        took = time.monotonic() - started
+    finally:
+        os.kill(database.process.pid, signal.SIGCONT)
+    ws.close()
+    log = instance.log_path.read_text(errors="replace")
+    # (Other writes cut off log their failure; the database is gone for good.)
+    assert code == 0 and '"msg":"stopped"' in log, log[-3000:]
+    assert "storing the users' last-seen times did not finish" in log
+    assert took < EXIT_WITHIN_SECS

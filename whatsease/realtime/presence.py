@@ -210,6 +210,7 @@ class Presence:
 
     async def drain(self) -> None:
         if self._stop_write is not None:
-            await self._stop_write
+            # Gathered: cancelled by the shutdown's bound, it must not cancel this drain.
+            await asyncio.gather(self._stop_write, return_exceptions=True)
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._last_seen.drain()
