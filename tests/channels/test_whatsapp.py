@@ -25,7 +25,16 @@ from tests.channels.conftest import (
 from tests.fakes.platforms import Recorded
 from tests.support import Client, ServerThread, register
 from whatsease.channels import core, metrics, receipts
-from whatsease.channels.base import StatusUpdate
+from whatsease.channels.base import (
+    Button,
+    ListRow,
+    ListSection,
+    OutboundMessage,
+    ProviderContext,
+    StatusUpdate,
+    build_provider,
+)
+from whatsease.net.outbound import OutboundPolicy
 from whatsease.storage.channels import EARLY_RECEIPT_SECS
 
 MESSAGES_PATH = f"/{payloads.PHONE_NUMBER_ID}/messages"
@@ -483,3 +492,33 @@ def test_early_receipts_are_bounded_and_expire(channel_server: ServerThread,
     ttl = [i for i in run(channel_server, early.index_information()).values()
            if i.get("key") == [("at", 1)]]
     assert ttl and ttl[0]["expireAfterSeconds"] == EARLY_RECEIPT_SECS
+
+
+async def test_reply_buttons_and_lists_go_out_as_interactive_messages(
+        platforms: Platforms) -> None:
+    provider = build_provider("whatsapp_cloud", {
+        "app_secret": APP_SECRET, "verify_token": VERIFY_TOKEN, "token": GRAPH_TOKEN,
+        "phone_number_id": payloads.PHONE_NUMBER_ID, "graph_url": platforms.graph.graph_url},
+        ProviderContext(OutboundPolicy(allow_private=True)))
+    number = payloads.new_number()
+    buttons = await provider.send(OutboundMessage(
+        to=f"wa:+{number}", text="Which size?", reply_to="wamid.EARLIER",
+        buttons=(Button("s", "Small"), Button("m", "Medium"))))
+    listed = await provider.send(OutboundMessage(
+        to=f"wa:+{number}", text="Pick a colour", list_button="Colours",
+        sections=(ListSection("In stock", (ListRow("blue", "Blue", "Ships today"),
+                                           ListRow("red", "Red"))),)))
+    assert buttons.ok and listed.ok
+    first, second = platforms.graph.matching(_to(number))
+    assert first.headers["authorization"] == f"Bearer {GRAPH_TOKEN}"
+    assert first.body == {
+        "messaging_product": "whatsapp", "recipient_type": "individual", "to": number,
+        "context": {"message_id": "wamid.EARLIER"}, "type": "interactive",
+        "interactive": {"type": "button", "body": {"text": "Which size?"}, "action": {
+            "buttons": [{"type": "reply", "reply": {"id": "s", "title": "Small"}},
+                        {"type": "reply", "reply": {"id": "m", "title": "Medium"}}]}}}
+    assert second.body["type"] == "interactive" and second.body["interactive"] == {
+        "type": "list", "body": {"text": "Pick a colour"}, "action": {
+            "button": "Colours", "sections": [{"title": "In stock", "rows": [
+                {"id": "blue", "title": "Blue", "description": "Ships today"},
+                {"id": "red", "title": "Red"}]}]}}
