@@ -73,8 +73,22 @@ async def build_services(config: Config, mongodb_uri: str,
         config=config, store=store, hub=hub, activity=activity, auth=auth,
         accounts=Accounts(store, hub, auth, activity),
         messaging=Messaging(store, hub, activity, lane, clock), lane=lane)
-    for module in service_modules():
-        await module.setup(services)
+    ready = []
+    try:
+        for module in service_modules():
+            await module.setup(services)
+            ready.append(module)
+    except BaseException:
+        # A service that cannot start (a bad setting): stop those already running,
+        # whose background tasks would otherwise keep the process from exiting.
+        flushed = time.monotonic() + SHUTDOWN_FLUSH_SECS
+        for module in reversed(ready):
+            shutdown = getattr(module, "shutdown", None)
+            if shutdown is not None:
+                await _bounded(shutdown(services), max(0.0, flushed - time.monotonic()),
+                               f"{module.__name__} shutdown")
+        await _bounded(store.close(), STORE_CLOSE_SECS, "closing the database client")
+        raise
     return services
 
 
@@ -128,6 +142,10 @@ def make_app(services: Services, **settings: Any) -> tornado.web.Application:
         whatsease_trusted_proxy=services.config.trusted_proxy,  # read by StaticHandler
         template_path=str(STATIC_DIR),
         compress_response=True,
+        # Tornado's access log writes the query string, where Meta puts the verify
+        # token: never call it, whatever the logging configuration
+        # (BaseHandler.on_finish writes ours, without the query string).
+        log_function=_no_access_log,
         websocket_ping_interval=25,
         websocket_ping_timeout=20,
         websocket_max_message_size=64 * 1024,
@@ -208,7 +226,9 @@ class WhatsEaseServer:
         the sum). Nothing acknowledged can be lost by the bound: a send is
         acknowledged only once its insert is durable; what is still queued
         when time runs out was never acknowledged, and its client sends it
-        again (same client id) to the instance it reconnects to.
+        again (same client id) to the instance it reconnects to. The last_seen
+        of every user online here is written as the shutdown starts, beside
+        the requests' grace, and may take the flush's time too.
         """
         requests_done = time.monotonic() + grace
 
@@ -220,8 +240,13 @@ class WhatsEaseServer:
             self.http.stop()
         if self.metrics_http is not None:
             self.metrics_http.stop()
+        last_seen: asyncio.Task[int] | None = None
         if services is not None:
             services.draining = True
+            if services.realtime is not None:
+                # Before the sockets close, and beside the requests' grace: the
+                # users' last_seen must not wait for the flush (nor be cut off by it).
+                last_seen = services.realtime.presence.stopping()
             if services.cluster is not None:
                 await _bounded(services.cluster.leave(), left(requests_done),
                                "leaving the cluster")
@@ -232,6 +257,10 @@ class WhatsEaseServer:
             if not await services.requests.wait_idle(waited):
                 logger.warning("%d requests still running after %.1f s; closing them",
                                services.requests.count, waited)
+            if last_seen is not None:
+                # Shielded: what this grace leaves undone continues in the flush.
+                await _bounded(asyncio.shield(last_seen), left(requests_done),
+                               "storing the users' last-seen times")
         if self.http is not None:
             await _bounded(self.http.close_all_connections(), left(requests_done),
                            "closing connections")
@@ -240,6 +269,8 @@ class WhatsEaseServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if services is not None:
             flushed = time.monotonic() + flush
+            if last_seen is not None:
+                await _bounded(last_seen, left(flushed), "storing the users' last-seen times")
             for module in reversed(service_modules()):
                 shutdown = getattr(module, "shutdown", None)
                 if shutdown is not None:
@@ -251,6 +282,10 @@ class WhatsEaseServer:
             await _bounded(services.store.close(), max(left(flushed), STORE_CLOSE_SECS),
                            "closing the database client")
         logger.info("stopped")
+
+
+def _no_access_log(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's per-request log, replaced by ``whatsease.access`` (api/base.py)."""
 
 
 async def _bounded(step: Awaitable[object], secs: float, what: str) -> bool:

@@ -100,6 +100,31 @@ def document(number: str) -> dict[str, Any]:
         "sha256": "n0g1bS+VmB3hQe6pq1aQxqk5n1k1k3b5Yy7N3X3gM2c=", "id": "2544839185748162"})
 
 
+def audio(number: str) -> dict[str, Any]:
+    """A voice note (Meta marks those ``voice``)."""
+    return _base(number, "audio", audio={
+        "mime_type": "audio/ogg; codecs=opus", "voice": True,
+        "sha256": "bS2Wd5cA6q1Zr0nY3v9X2mQ4pT8eH1uJ7kL5oI3gF0E=", "id": "3011294745630418"})
+
+
+def video(number: str) -> dict[str, Any]:
+    return _base(number, "video", video={
+        "caption": "It rattles like this", "mime_type": "video/mp4",
+        "sha256": "Yx3Vq8mB2nC5dF7gH9jK1lZ4aS6wE0rT2yU8iO3pQ5A=", "id": "1187462095283311"})
+
+
+def sticker(number: str) -> dict[str, Any]:
+    return _base(number, "sticker", sticker={
+        "mime_type": "image/webp", "animated": False,
+        "sha256": "Kp9Lm2Nb4Vc6Xz8Aq1Ws3Ed5Rf7Tg9Yh2Uj4Ik6Ol8P=", "id": "7740213398561204"})
+
+
+def template_button(number: str, payload: str, label: str, context: str) -> dict[str, Any]:
+    """A press of a template message's quick-reply button."""
+    return _base(number, "button", context={"from": DISPLAY_NUMBER, "id": context},
+                 button={"payload": payload, "text": label})
+
+
 def unsupported(number: str) -> dict[str, Any]:
     return _base(number, "unsupported", errors=[{
         "code": 131051, "title": "Message type unknown", "message": "Message type unknown",

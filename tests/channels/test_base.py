@@ -194,6 +194,7 @@ def test_channels_turn_on_only_with_all_their_settings(caplog: pytest.LogCapture
     with pytest.raises(ConfigError) as caught:
         built(telegram_token="123:" + "a" * 30, telegram_secret_token="not allowed!")
     assert caught.value.field == "secret_token" and "not allowed" not in str(caught.value)
+    assert getattr(caught.value, "variable", "") == "WHATSEASE_TELEGRAM_SECRET_TOKEN"
 
 
 def test_the_24_hour_window() -> None:

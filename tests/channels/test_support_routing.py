@@ -176,3 +176,42 @@ def test_after_a_conversation_is_closed_the_next_message_opens_a_new_one(
     assert {c["id"] for c in found.json["conversations"]} == {first["id"], second["id"]}
     assert team["admin"].client.get(
         "/api/v1/support/conversations?customer=wa:%2B1%20x").status == 422
+
+
+def test_a_whatsapp_customer_transferred_to_another_agent_is_answered_by_them(
+        org_server: ServerThread, platforms: Platforms, team: dict[str, User]) -> None:
+    bea = register(org_server.port, "bea", name="Bea Agent")
+    added = team["admin"].client.post(f"/api/v1/orgs/{ORG_ID}/agents", {"email": bea.email})
+    assert added.status == 201, added.body
+    agents = {team["agent"].email: team["agent"], bea.email: bea}
+    consoles = {email: console_socket(org_server, agent) for email, agent in agents.items()}
+    number = payloads.new_number()
+    contact = f"wa:+{number}"
+    post_whatsapp(org_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "talk to a person"), name="Tom Transfer")))
+    platforms.graph.wait_for(
+        lambda r: _to(number)(r) and "joined the conversation" in r.body["text"]["body"])
+    settle(org_server)
+    conversation = _conversation(org_server, contact)
+    first = agents[conversation["agent"]]
+    (second,) = (a for email, a in agents.items() if email != first.email)
+
+    moved = first.client.post(f"/api/v1/support/conversations/{conversation['id']}/transfer",
+                              {"agent": second.email})
+    assert moved.status == 200, moved.body
+    assert moved.json["conversation"]["agent"] == second.email
+    res = second.client.post(f"/api/v1/support/conversations/{conversation['id']}/messages",
+                             {"content": "Bea or Alex here, after the transfer.",
+                              "client_id": "t1"})
+    assert res.status == 201, res.body
+    platforms.graph.wait_for(lambda r: _to(number)(r) and r.body["text"]["body"]
+                             == "Bea or Alex here, after the transfer.")
+    # The customer's next message reaches the new agent's console.
+    post_whatsapp(org_server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "thanks, new person"))))
+    consoles[second.email].expect(
+        "message", lambda f: f["message"]["content"] == "thanks, new person")
+    settle(org_server)
+    assert _conversation(org_server, contact)["agent"] == second.email
+    for console in consoles.values():
+        console.close()

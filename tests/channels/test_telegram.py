@@ -91,6 +91,25 @@ def test_callback_button_is_a_button_reply_and_is_acknowledged(channel_server: S
     assert pressed.extra["choice_id"] == "size-m" and pressed.extra["reply_to"] == "77"
 
 
+def test_every_pressed_button_is_acknowledged_even_when_several_wait(
+        channel_server: ServerThread, platforms: Platforms) -> None:
+    chat = payloads.new_chat_id()
+    presses = [payloads.tg_callback(chat, f"size-{s}", s.upper()) for s in ("s", "m", "l")]
+    service = channels(channel_server)
+    channel = service.channel("telegram")
+    events = [e for update in presses for e in channel.provider.parse(payloads.body_of(update))]
+
+    async def arrive_together() -> None:
+        service.accept(channel, events)     # one contact's lane holds all three at once
+
+    run(channel_server, arrive_together())
+    ids = {p["callback_query"]["id"] for p in presses}
+    answered = platforms.telegram.wait_for(
+        lambda r: r.path.endswith("/answerCallbackQuery") and isinstance(r.body, dict)
+        and r.body.get("callback_query_id") in ids, count=3, timeout=20)
+    assert {r.body["callback_query_id"] for r in answered} == ids
+
+
 def test_location_photo_and_reaction(channel_server: ServerThread) -> None:
     chat = payloads.new_chat_id()
     for update in (payloads.tg_location(chat), payloads.tg_photo(chat),

@@ -142,9 +142,10 @@ def test_metrics_show_queues_tokens_and_latency(server: ServerThread) -> None:
         root = platform_admin(server)
         before = Client(server.port).get("/metrics").body.decode()
         instance = create(root, peer, "metered", max_messages=1,
-                          llm_config={"delay_ms": 500})
-        # "one" is being answered (its answer takes half a second) when the others
-        # arrive: "three" pushes "two" out of a one-message queue.
+                          llm_config={"delay_ms": 3000})
+        # "one" is being answered (its answer takes three seconds, so surely even on a
+        # loaded machine) when the others arrive: "three" pushes "two" out of a
+        # one-message queue.
         assert webhook(server, instance, [("olga", "one")]).status == 200
         assert webhook(server, instance, [("olga", "two"), ("olga", "three")]).status == 200
         wait_replies(peer, "olga", 3)

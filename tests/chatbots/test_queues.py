@@ -157,6 +157,42 @@ def test_a_full_queue_drops_the_oldest_and_tells_the_sender(server: ServerThread
     assert all(q["entries"] <= 3 for q in state["queues"])
 
 
+# A queue that keeps messages for this many days (1.7 s): older ones are trimmed.
+SHORT_DAYS = 0.00002
+
+
+@pytest.mark.parametrize("bound", ["characters", "age"])
+def test_a_queue_bounded_by_characters_or_age_drops_the_oldest(
+        server: ServerThread, peer: FakeLoopbackPeer, model: GatedCompletions,
+        bound: str) -> None:
+    root = platform_admin(server)
+    limits = ({"max_characters": 40} if bound == "characters"
+              else {"max_days": SHORT_DAYS})
+    instance = create(root, peer, f"bounded-{bound}", llm="openai_compatible",
+                      llm_config={"url": model.url, "timeout": GATE_SECS + 5},
+                      max_messages=100, **limits)
+    # The first question waits at the model's gate while the others come.
+    assert webhook(server, instance, [("sam", "slow first")]).status == 200
+    wait_for(lambda: len(model.requests) == 1, what="the first question asked")
+    if bound == "characters":
+        # 10 + 4 x 11 characters: the in-flight question goes (not a drop), then m2 does.
+        later = ["m2 34567890", "m3 34567890", "m4 34567890", "m5 34567890"]
+        assert webhook(server, instance, [("sam", t) for t in later]).status == 200
+    else:
+        assert webhook(server, instance, [("sam", "m2 old")]).status == 200
+        time.sleep(SHORT_DAYS * 86400 + 0.5)   # m2 (and the in-flight one) grow too old
+        later = ["m2 old", "m3 new"]
+        assert webhook(server, instance, [("sam", "m3 new")]).status == 200
+    wait_for(lambda: status(root, instance)["counts"]["dropped"] == 1, what="one drop")
+    model.gate.set()
+    expected = ["Model: slow first"] + [f"Model: {t}" for t in later[1:]]
+    replies = wait_replies(peer, "sam", len(expected) + 1, timeout=60)
+    assert replies.count(POLITE_DROPPED) == 1
+    assert [r for r in replies if r != POLITE_DROPPED] == expected
+    state = status(root, instance)
+    assert state["counts"]["dropped"] == 1 and state["queue_depth"] == 0
+
+
 def test_a_slow_model_never_blocks_other_senders(server: ServerThread, peer: FakeLoopbackPeer,
                                                  model: GatedCompletions) -> None:
     root = platform_admin(server)

@@ -150,6 +150,10 @@ class ChannelProvider(ABC):
     # How long after a person's last message we may still write to them
     # (WhatsApp's customer-service window); None means no limit.
     service_window: ClassVar[timedelta | None] = None
+    # Whether `mark_read` of a message covers the contact's earlier ones (WhatsApp's
+    # read receipts); False: each message is marked on its own (Telegram's
+    # acknowledgement of each pressed button).
+    read_covers_earlier: ClassVar[bool] = True
 
     def __init__(self, config: Mapping[str, Any], context: ProviderContext) -> None:
         self.config = dict(config)

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from whatsease.batching import Batcher
-from whatsease.channels.base import ChannelProvider, Event, MessageStatus, StatusUpdate
+from whatsease.channels.base import ChannelProvider, Event, InboundMessage, MessageStatus
 from whatsease.channels.console import ConsoleNotes
 from whatsease.errors import AppError, NotFound
 from whatsease.services import Services
@@ -52,13 +52,10 @@ MAX_CONCURRENT_EVENTS = 32
 # is kept in memory meanwhile): the 24-hour window does not need it finer.
 CONTACT_WRITE_SECS = 60.0
 
-# Receipts kept for replies whose platform id is not stored yet, and for how long:
-# the race with the API's answer lasts milliseconds; a minute covers a slow batch.
+# Receipts kept (in MongoDB, for every member of a cluster) for replies whose
+# platform id is not stored yet, for `EARLY_RECEIPT_SECS`; beyond this many,
+# new ones are not kept (logged).
 MAX_EARLY_RECEIPTS = 10_000
-EARLY_RECEIPT_SECS = 60.0
-# Platform ids of replies recorded lately, so a receipt that looked a moment too
-# early still finds its reply (the two sides may pass each other in flight).
-RECENT_SENT_MEMORY = 10_000
 
 # Which channel states a status may move forward from.
 FORWARD_FROM: dict[MessageStatus, tuple[str, ...]] = {
@@ -106,10 +103,6 @@ class OutboundReply:
     conversation_id: str | None = None
 
 
-# Receipts kept for one reply: when the first came, and each with its channel.
-EarlyReceipts = tuple[float, list[tuple[Channel, StatusUpdate]]]
-
-
 class ChannelCore:
     """The service's state; see the module docstring for the layers built on it."""
 
@@ -130,21 +123,24 @@ class ChannelCore:
         self._last_inbound: OrderedDict[str, datetime] = OrderedDict()
         self._contact_written: dict[str, float] = {}
         self._conversations: dict[str, str] = {}
+        # Per contact with messages queued: the newest new one, to be marked read
+        # once no other of theirs waits (intake.py; emptied as each lane drains).
+        self._unread: dict[str, tuple[Channel, InboundMessage]] = {}
+        # Until when (loop time) receipts this process kept may wait in MongoDB; a
+        # process alone on its database looks for kept receipts only until then.
+        self._kept_until = 0.0
         # De-duplication keys of many webhooks share one insert.
         self._dedup: Batcher[tuple[str, str], bool] = Batcher(self._dedup_batch,
                                                               name="channel-dedup")
         # Contacts' last-message times and replies' outcomes are written in batches too.
         self._contact_writes: Batcher[tuple[str, str, str, datetime], None] = Batcher(
             self._write_contacts, name="channel-contacts")
-        self._out_writes: Batcher[dict[str, Any], None] = Batcher(self._write_outs,
-                                                                  name="channel-outbox")
+        # ...each answered with the receipts kept for it (receipts.py).
+        self._out_writes: Batcher[dict[str, Any], list[dict[str, Any]]] = Batcher(
+            self._write_outs, name="channel-outbox")
         self._tasks: set[asyncio.Task[None]] = set()
         self._working = asyncio.Semaphore(MAX_CONCURRENT_EVENTS)
         self._janitor: asyncio.Task[None] | None = None
-        # Receipts that came before their reply was recorded (receipts.py), by
-        # (channel name, platform id): when they came, and the receipts.
-        self._early: OrderedDict[tuple[str, str], EarlyReceipts] = OrderedDict()
-        self._recent_sent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.console = ConsoleNotes(services, self.store, self._provider_for, lambda: self.clock())
 
     def channel(self, slug: str) -> Channel:
@@ -165,15 +161,25 @@ class ChannelCore:
         await self.store.touch_contacts(touches)
         return [None] * len(touches)
 
-    async def _write_outs(self, records: list[dict[str, Any]]) -> list[None]:
+    async def _write_outs(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         await self.store.record_outs(records)
-        return [None] * len(records)
+        # Written first, then looked for: a member keeping a receipt looks for the
+        # record after keeping it, so one of the two sides sees the other.
+        keys = [(r["channel"], r["platform_id"]) for r in records if r.get("platform_id")]
+        if self.services.cluster is None and \
+                asyncio.get_running_loop().time() >= self._kept_until:
+            keys = []    # alone on its database, and none kept lately: nothing to look for
+        kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for doc in await self.store.take_early(keys, self.clock()) if keys else []:
+            kept.setdefault((doc["channel"], doc["platform_id"]), []).append(doc)
+        return [kept.get((r["channel"], r.get("platform_id") or ""), []) for r in records]
 
     async def _record_out(self, message_id: str, *, channel: str, contact: str, status: str,
                           at: datetime, platform_id: str | None = None,
                           error_code: int | None = None, error: str = "",
-                          conversation_id: str | None = None) -> None:
-        await self._out_writes.submit({
+                          conversation_id: str | None = None) -> list[dict[str, Any]]:
+        """Record a reply's outcome; returns the receipts kept for its platform id."""
+        return await self._out_writes.submit({
             "message_id": message_id, "channel": channel, "contact": contact, "status": status,
             "at": at, "platform_id": platform_id, "error_code": error_code, "error": error,
             "conversation_id": conversation_id})

@@ -83,6 +83,7 @@ class ChannelIntake(ChannelReceipts):
                     self._pending -= 1
         finally:
             self._lanes.pop(key, None)
+            self._unread.pop(key, None)   # left only by an event that failed
 
     async def _process(self, channel: Channel, event: Event) -> None:
         if isinstance(event, InboundMessage):
@@ -110,17 +111,38 @@ class ChannelIntake(ChannelReceipts):
             await self._contact_writes.submit((contact, channel.name, m.sender_name,
                                                self._last_inbound[contact]))
 
+    def _read_later(self, channel: Channel, m: InboundMessage, *, fresh: bool) -> None:
+        """Mark the contact's newest new message read once no other message of theirs waits.
+
+        Marking a message read marks the earlier ones read too, so with more of
+        the contact's messages queued behind this one, the last one does it. A
+        receipt or a redelivery queued behind does not count: neither marks
+        anything itself. Where marking covers only the message itself (a
+        provider's ``read_covers_earlier``), each new message is marked.
+        """
+        contact = m.reply_address
+        if fresh and not channel.provider.read_covers_earlier:
+            self._spawn(self._mark_read(channel, m), f"channel-read:{contact}")
+            return
+        if fresh:
+            self._unread[contact] = (channel, m)
+        lane = self._lanes.get(contact, [])
+        if any(isinstance(e, InboundMessage) and e.message_id != m.message_id
+               for _, e in lane[1:]):
+            return
+        newest = self._unread.pop(contact, None)
+        if newest is not None:
+            self._spawn(self._mark_read(*newest), f"channel-read:{contact}")
+
     async def _inbound(self, channel: Channel, m: InboundMessage) -> None:
-        if not await self._dedup.submit((channel.name, m.message_id)):
+        fresh = await self._dedup.submit((channel.name, m.message_id))
+        self._read_later(channel, m, fresh=fresh)
+        if not fresh:
             metrics.WEBHOOK_DUPLICATES.labels(channel.name).inc()
             return
         metrics.count_in(channel.name, m.kind)
         contact = m.reply_address
         await self._touch(channel, contact, m)
-        if len(self._lanes.get(contact, ())) <= 1:
-            # Marking a message read marks the earlier ones read too: with more of
-            # the contact's messages queued behind this one, the last one does it.
-            self._spawn(self._mark_read(channel, m), f"channel-read:{contact}")
         try:
             if channel.bound_to_org:
                 await self._to_support(channel, contact, m)

@@ -2,30 +2,37 @@
 
 A receipt moves the delivery state of the reply it names (by the platform's
 id) forward only. A receipt can arrive before the reply's platform id is
-stored: Meta's ``sent`` webhook often races the Graph API's own answer. Such a
-receipt is kept (bounded: `MAX_EARLY_RECEIPTS`, for `EARLY_RECEIPT_SECS`) and
-applied as soon as the reply is recorded; one for a message that never shows
-up (sent from another tool on the same number) simply expires.
+stored: Meta's ``sent`` webhook often races the Graph API's own answer, and
+in a cluster it may land on another member than the one sending the reply.
+Such a receipt is kept in MongoDB (``channel_early_receipts``: at most
+`MAX_EARLY_RECEIPTS`, for `EARLY_RECEIPT_SECS`), and whichever member records
+the reply takes and applies it. Each side writes first and looks for the
+other's record after, so however the two pass each other, one of them sees
+both (applying twice is harmless: states only move forward). A receipt for a
+message that never shows up (sent by another tool on the same number) expires.
+A process alone on its database (no cluster) looks for kept receipts only for
+a minute after it kept one, so a reply costs no extra read otherwise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from whatsease.channels import metrics
 from whatsease.channels.base import PlatformError, StatusUpdate
 from whatsease.channels.console import delivery_json
-from whatsease.channels.core import (
-    EARLY_RECEIPT_SECS,
-    FORWARD_FROM,
-    MAX_EARLY_RECEIPTS,
-    RECENT_SENT_MEMORY,
-    Channel,
-)
+from whatsease.channels.core import FORWARD_FROM, MAX_EARLY_RECEIPTS, Channel
 from whatsease.channels.replies import ChannelReplies
+from whatsease.storage.channels import EARLY_RECEIPT_SECS
+
+__all__ = ["EARLY_RECEIPT_SECS", "MAX_EARLY_RECEIPTS", "ChannelReceipts"]
 
 logger = logging.getLogger("whatsease.channels.service")
+
+# The order kept receipts are applied in (a later one refuses an earlier one).
+STATUS_ORDER = {"sent": 0, "delivered": 1, "read": 2, "failed": 3}
 
 
 class ChannelReceipts(ChannelReplies):
@@ -68,38 +75,31 @@ class ChannelReceipts(ChannelReplies):
 
     async def _keep_early(self, channel: Channel, s: StatusUpdate) -> None:
         """Keep a receipt whose reply is not recorded (yet); apply it if it just was."""
-        early, recent = self._early, self._recent_sent
-        key = (channel.name, s.message_id)
-        if key in recent:
-            # Recorded while we looked: the reply is there now.
+        receipt: dict[str, Any] = {
+            "channel": channel.name, "slug": channel.slug, "platform_id": s.message_id,
+            "recipient": s.recipient, "status": s.status, "timestamp": s.timestamp,
+            "error_code": s.error_code, "error_title": s.error_title}
+        if not await self.store.keep_early(receipt, self.clock(), limit=MAX_EARLY_RECEIPTS):
+            logger.warning("%s: a receipt for an unknown message was not kept: %d are kept "
+                           "already", channel.name, MAX_EARLY_RECEIPTS)
+            return
+        self._kept_until = asyncio.get_running_loop().time() + EARLY_RECEIPT_SECS
+        # The member recording the reply may have looked for kept receipts before
+        # this one was written: look for the reply again.
+        if await self.store.out_by_platform_id(channel.name, s.message_id) is not None:
             await self._status(channel, s, again=True)
-            return
-        now = asyncio.get_running_loop().time()
-        while early:
-            oldest_key, (at, _) = next(iter(early.items()))
-            if now - at < EARLY_RECEIPT_SECS and len(early) < MAX_EARLY_RECEIPTS:
-                break
-            del early[oldest_key]
-        found = early.get(key)
-        if found is None:
-            early[key] = (now, [(channel, s)])
-        elif len(found[1]) < 4:          # sent, delivered, read, failed: at most one each
-            found[1].append((channel, s))
+            await self.store.drop_early(channel.name, s.message_id, s.status)
 
-    async def _sent(self, channel: Channel, contact: str, platform_id: str) -> None:
-        """A reply was recorded with ``platform_id``: apply the receipts that came first."""
-        if not platform_id:
-            return
-        early, recent = self._early, self._recent_sent
-        key = (channel.name, platform_id)
-        recent[key] = None
-        while len(recent) > RECENT_SENT_MEMORY:
-            recent.popitem(last=False)
-        waiting = early.pop(key, None)
-        if waiting is None:
-            return
-        for kept_channel, receipt in waiting[1]:
-            await self._status(kept_channel, receipt, again=True)
+    async def _apply_kept(self, kept: list[dict[str, Any]]) -> None:
+        """A reply was recorded: apply the receipts kept for it, in the order they happen."""
+        for doc in sorted(kept, key=lambda d: STATUS_ORDER.get(d.get("status", ""), 9)):
+            channel = self.channels.get(doc.get("slug", ""))
+            if channel is None:
+                continue    # a channel this member does not have (a configuration change)
+            receipt = StatusUpdate(doc["channel"], doc["platform_id"], doc["recipient"],
+                                   doc["status"], doc["timestamp"], doc.get("error_code"),
+                                   doc.get("error_title", ""))
+            await self._status(channel, receipt, again=True)
 
     def _platform_error(self, channel: Channel, error: PlatformError) -> None:
         metrics.API_ERRORS.labels(channel.name, "webhook", str(error.code or "unknown")).inc()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from typing import Any
 
 from whatsease.channels import metrics
 from whatsease.channels.base import OutboundMessage, SendResult, deliver
@@ -127,13 +128,13 @@ class ChannelReplies(ChannelCore):
         result = await deliver(provider, OutboundMessage(to=contact, text=reply.text[:4096]),
                                backoff=self.retry_backoff)
         if result.ok:
-            await self._record_out(message_id, channel=channel.name, contact=contact,
-                                   status="Sent", at=self.clock(),
-                                   platform_id=result.message_id or None,
-                                   conversation_id=reply.conversation_id)
+            kept = await self._record_out(message_id, channel=channel.name, contact=contact,
+                                          status="Sent", at=self.clock(),
+                                          platform_id=result.message_id or None,
+                                          conversation_id=reply.conversation_id)
             await self.console.push(reply.conversation_id, deliveries=[delivery_json({
                 "message_id": message_id, "status": "Sent"})])
-            await self._sent(channel, contact, result.message_id)
+            await self._apply_kept(kept)
             return result
         await self._failed(reply, contact, self.clock(), result.error_code, result.error)
         logger.warning("%s: reply to %s failed%s: %s", channel.name, contact,
@@ -152,5 +153,5 @@ class ChannelReplies(ChannelCore):
             "message_id": reply.message_id, "status": "Failed", "error_code": error_code,
             "error": error})])
 
-    async def _sent(self, channel: Channel, contact: str, platform_id: str) -> None:
-        """A reply left with ``platform_id``: receipts.py applies receipts that came first."""
+    async def _apply_kept(self, kept: list[dict[str, Any]]) -> None:
+        """A reply was recorded: receipts.py applies the receipts that came first."""

@@ -34,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from whatsease.channels.base import ProviderContext, build_provider
+from whatsease.channels.base import ChannelProvider, ProviderContext, build_provider
+from whatsease.channels.base import ConfigError as ProviderConfigError
 from whatsease.channels.connection import ChannelConnection
 from whatsease.channels.core import OUTSIDE_WINDOW, Channel, Overloaded
 from whatsease.channels.intake import ChannelIntake
@@ -77,9 +78,30 @@ class ChannelService(ChannelIntake):
             await channel.provider.close()
 
 
+class ChannelSettingError(ProviderConfigError):
+    """A provider's `ConfigError` (``field``) with the environment variable it came from."""
+
+    def __init__(self, exc: ProviderConfigError, variable: str) -> None:
+        super().__init__(exc.field, exc.message)
+        self.variable = variable
+
+
+# The provider fields whose variable is not WHATSEASE_<CHANNEL>_<FIELD>.
+_VARIABLES = {"display_number": "NUMBER"}
+
+
+def _build(name: str, channel: str, settings: dict[str, str],
+           context: ProviderContext) -> ChannelProvider:
+    try:
+        return build_provider(name, settings, context)
+    except ProviderConfigError as exc:
+        field = _VARIABLES.get(exc.field, exc.field.upper())
+        raise ChannelSettingError(exc, f"WHATSEASE_{channel}_{field}") from None
+
+
 def configured_channels(services: Services) -> list[Channel]:
     """The built-in channels the settings turn on (WHATSEASE_WHATSAPP_*, _TELEGRAM_*,
-    _LOOPBACK_*). Raises `ConfigError` (whatsease.channels.base) naming a bad setting."""
+    _LOOPBACK_*). Raises `ChannelSettingError` naming a bad setting (never its value)."""
     config = services.config
     context = ProviderContext(OutboundPolicy(allow_private=config.outbound_allow_private))
     channels: list[Channel] = []
@@ -87,7 +109,7 @@ def configured_channels(services: Services) -> list[Channel]:
                 "verify_token": config.whatsapp_verify_token, "token": config.whatsapp_token,
                 "phone_number_id": config.whatsapp_phone_number_id}
     if all(whatsapp.values()):
-        channels.append(Channel(build_provider("whatsapp_cloud", {
+        channels.append(Channel(_build("whatsapp_cloud", "WHATSAPP", {
             **whatsapp, "graph_url": config.whatsapp_graph_url,
             "display_number": config.whatsapp_number}, context), "whatsapp",
             config.whatsapp_binding))
@@ -96,25 +118,25 @@ def configured_channels(services: Services) -> list[Channel]:
         logger.warning("the WhatsApp channel is off: WHATSEASE_WHATSAPP_%s not set",
                        "/".join(m.upper() for m in missing))
     if config.telegram_token and config.telegram_secret_token:
-        channels.append(Channel(build_provider("telegram", {
+        channels.append(Channel(_build("telegram", "TELEGRAM", {
             "token": config.telegram_token, "secret_token": config.telegram_secret_token,
             "api_url": config.telegram_api_url}, context), "telegram", config.telegram_binding))
     if config.loopback_peer_url and config.loopback_secret:
-        channels.append(Channel(build_provider("loopback", {
+        channels.append(Channel(_build("loopback", "LOOPBACK", {
             "peer_url": config.loopback_peer_url, "secret": config.loopback_secret}, context),
             "loopback", config.loopback_binding))
     return channels
 
 
 async def setup(services: Services) -> None:
-    from whatsease.channels.base import ConfigError as ProviderConfigError
     from whatsease.errors import ConfigError
 
     try:
         channels = configured_channels(services)
     except ProviderConfigError as exc:
         # Name the environment variable, never its value (they hold secrets).
-        raise ConfigError(f"a channel setting is invalid: {exc.field}: {exc.message}") from None
+        setting = exc.variable if isinstance(exc, ChannelSettingError) else exc.field
+        raise ConfigError(f"a channel setting is invalid: {setting}: {exc.message}") from None
     service = ChannelService(services, channels)
     await service.store.ensure_indexes()
     services.channels = service

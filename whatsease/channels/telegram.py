@@ -82,6 +82,8 @@ class TelegramProvider(ChannelProvider):
                     help="The setWebhook secret_token (1-256 of A-Z a-z 0-9 _ -)."),
         ConfigField("api_url", "url", default=DEFAULT_API_URL, help="The Bot API base URL."),
     )
+    # No read receipts: `mark_read` acknowledges each pressed button on its own.
+    read_covers_earlier: ClassVar[bool] = False
 
     def __init__(self, config: Mapping[str, Any], context: ProviderContext) -> None:
         if not _SECRET_TOKEN.fullmatch(str(config.get("secret_token") or "")):

@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 TYPING_EXPIRY_SECS = 6.0
 # Conversations one user may show "typing" in at once.
 MAX_TYPING_TARGETS = 32
+# Users per last-seen write at shutdown: each chunk is stored before the next
+# starts, so a shutdown that runs out of time keeps what it wrote (SecantusDB
+# takes about a second per thousand; MongoDB milliseconds).
+LAST_SEEN_CHUNK = 1000
 
 
 class Typing:
@@ -102,6 +106,14 @@ class Presence:
         self._peers: Batcher[str, set[str]] = Batcher(self._lookup_peers, name="presence-peers")
         self._last_seen: Batcher[str, datetime] = Batcher(self._store_last_seen,
                                                      name="presence-last-seen")
+        # Who is online here, and whose offline last_seen is submitted but not
+        # written yet (with how many writes wait): what a shutdown must store.
+        self._online: set[str] = set()
+        self._unwritten: dict[str, int] = {}
+        # Set once the process stops: the time stored for everyone above, and who they were.
+        self._stopped_at: datetime | None = None
+        self._covered: frozenset[str] = frozenset()
+        self._stop_write: asyncio.Task[int] | None = None
 
     async def _lookup_peers(self, users: list[str]) -> list[set[str]]:
         await self.messaging.summaries_written()  # a chat started a moment ago counts
@@ -110,11 +122,36 @@ class Presence:
 
     async def _store_last_seen(self, users: list[str]) -> list[datetime]:
         when = self.clock()
-        async with self.messaging.lane.hold(BACKGROUND):
-            await self.store.users.touch_last_seen(users, when)
-        return [when] * len(users)
+        try:
+            if self._stopped_at is None:
+                async with self.messaging.lane.hold(BACKGROUND):
+                    await self._touch_uncovered(users, when)
+            else:
+                # Stopping: the lane is flushing inserts, and the database client
+                # closes soon; most of these users were stored by `stopping` already.
+                await self._touch_uncovered(users, when)
+        finally:
+            for user in users:
+                left = self._unwritten.get(user, 1) - 1
+                if left > 0:
+                    self._unwritten[user] = left
+                else:
+                    self._unwritten.pop(user, None)
+        stopped_at = self._stopped_at
+        return [stopped_at if stopped_at is not None and u in self._covered else when
+                for u in users]
+
+    async def _touch_uncovered(self, users: list[str], when: datetime) -> None:
+        left = [u for u in users if u not in self._covered]
+        if left:
+            await self.store.users.touch_last_seen(left, when)
 
     def changed(self, user: str, online: bool) -> None:
+        if online:
+            self._online.add(user)
+        else:
+            self._online.discard(user)
+            self._unwritten[user] = self._unwritten.get(user, 0) + 1
         task = asyncio.get_running_loop().create_task(self._announce(user, online))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -125,7 +162,12 @@ class Presence:
             when = await self._last_seen.submit(user) if not online else self.clock()
             peers = await self._peers.submit(user)
         except Exception:
-            logger.exception("presence update for %s failed", user)
+            if self._stopped_at is None:
+                logger.exception("presence update for %s failed", user)
+            else:
+                # The database client closes under the last announcements; their
+                # last_seen was stored by `stopping`.
+                logger.debug("presence update for %s not made at shutdown", user)
             return
         # The state may have flipped while we looked: announce what is true now.
         now_online = self.hub.is_online(user)
@@ -136,6 +178,39 @@ class Presence:
             frame = frames.presence(user, online, isoformat(when))
             self.hub.send_many(listeners, frame)
 
+    def stopping(self) -> asyncio.Task[int]:
+        """The process stops: store now as the last_seen of every user online here, and of
+        those whose offline write has not happened, in one write per `LAST_SEEN_CHUNK` users.
+
+        Call it before the sockets close. The write goes straight to the
+        database (not behind the write lane, which is flushing messages), and
+        the offline changes the closing sockets cause store nothing more for
+        those users, so their last_seen does not depend on the shutdown's
+        flush. Returns the task writing (its result: how many users); the
+        caller bounds the wait. A database error is logged, never raised.
+        """
+        when = self.clock()
+        users = sorted(self._online | self._unwritten.keys())
+        self._stopped_at = when
+        self._covered = frozenset(users)
+        task = asyncio.get_running_loop().create_task(self._store_all(users, when),
+                                                      name="presence-last-seen-at-stop")
+        self._stop_write = task
+        return task
+
+    async def _store_all(self, users: list[str], when: datetime) -> int:
+        try:
+            for start in range(0, len(users), LAST_SEEN_CHUNK):
+                await self.store.users.touch_last_seen(users[start:start + LAST_SEEN_CHUNK], when)
+        except Exception as exc:  # noqa: BLE001  # shutdown goes on; the log says what was lost
+            logger.warning("presence: the last_seen of %d users was not stored at shutdown: %s",
+                           len(users), exc)
+            return 0
+        return len(users)
+
     async def drain(self) -> None:
+        if self._stop_write is not None:
+            # Gathered: cancelled by the shutdown's bound, it must not cancel this drain.
+            await asyncio.gather(self._stop_write, return_exceptions=True)
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self._last_seen.drain()

@@ -1,5 +1,6 @@
 """External channels' collections: de-duplication of webhook events, the external
-contacts, the outbound messages' platform ids and delivery states, early receipts,
+contacts, the outbound messages' platform ids and delivery states, receipts that
+came before their message was recorded (shared by every member of a cluster),
 and the attachments agents open."""
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ EVENTS = "channel_events"
 CONTACTS = "channel_contacts"
 OUTBOX = "channel_outbox"
 MEDIA = "channel_media"
+EARLY = "channel_early_receipts"
 
 # Platforms redeliver a webhook for up to a day (Meta: "up to 7 days" for some
 # failures); keep de-duplication keys a little longer than the longest.
 DEDUP_KEEP_SECS = 8 * 86400
 # Meta keeps an attachment for 30 days; a copy (or its failure) is kept as long.
 MEDIA_KEEP_SECS = 30 * 86400
+# A receipt for a message not recorded yet is kept this long, in seconds: the race
+# with the platform API's answer lasts milliseconds; a minute covers a slow batch.
+# (Reads skip older ones: the TTL monitor removes them only once a minute.)
+EARLY_RECEIPT_SECS = 60
 
 CHANNEL_INDEXES: dict[str, list[IndexModel]] = {
     # The _id ("<channel>:<platform id>") is the unique de-duplication key.
@@ -37,6 +43,9 @@ CHANNEL_INDEXES: dict[str, list[IndexModel]] = {
     # _id is the support message's id the attachment came with.
     MEDIA: [IndexModel([("conversation_id", ASCENDING), ("_id", ASCENDING)]),
             IndexModel([("created_at", ASCENDING)], expireAfterSeconds=MEDIA_KEEP_SECS)],
+    # _id is "<channel>:<platform id>:<status>": one receipt of each kind per message.
+    EARLY: [IndexModel([("channel", ASCENDING), ("platform_id", ASCENDING)]),
+            IndexModel([("at", ASCENDING)], expireAfterSeconds=EARLY_RECEIPT_SECS)],
 }
 
 
@@ -49,6 +58,7 @@ class ChannelStore:
         self.contacts = db[CONTACTS]
         self.outbox = db[OUTBOX]
         self.media = db[MEDIA]
+        self.early = db[EARLY]
 
     async def ensure_indexes(self) -> None:
         """Create the channel collections' indexes (idempotent)."""
@@ -148,6 +158,42 @@ class ChannelStore:
         """A support conversation's replies to the platform and how far each got, newest first."""
         return await self.outbox.find({"conversation_id": conversation_id}) \
             .sort("_id", DESCENDING).limit(limit).to_list()
+
+    # -- receipts that came before their message was recorded
+    async def keep_early(self, receipt: dict[str, Any], at: datetime, *, limit: int) -> bool:
+        """Keep ``receipt`` (``channel``, ``platform_id``, ``status``, ...) for whichever
+        member records its message; False (nothing kept) when ``limit`` fresh receipts
+        are kept already.
+
+        Kept once per channel, platform id and status: a redelivery changes nothing.
+        """
+        if await self.early.count_documents({}, limit=limit) >= limit:
+            await self.early.delete_many(
+                {"at": {"$lt": at - timedelta(seconds=EARLY_RECEIPT_SECS)}})
+            if await self.early.count_documents({}, limit=limit) >= limit:
+                return False
+        key = f"{receipt['channel']}:{receipt['platform_id']}:{receipt['status']}"
+        await self.early.update_one({"_id": key}, {"$setOnInsert": {**receipt, "at": at}},
+                                    upsert=True)
+        return True
+
+    async def take_early(self, keys: list[tuple[str, str]], now: datetime
+                         ) -> list[dict[str, Any]]:
+        """Remove and return the fresh receipts kept for these ``(channel, platform id)``."""
+        by_channel: dict[str, list[str]] = {}
+        for channel, platform_id in keys:
+            by_channel.setdefault(channel, []).append(platform_id)
+        if not by_channel:
+            return []
+        docs = await self.early.find({
+            "$or": [{"channel": c, "platform_id": {"$in": ids}} for c, ids in by_channel.items()],
+            "at": {"$gte": now - timedelta(seconds=EARLY_RECEIPT_SECS)}}).to_list()
+        if docs:
+            await self.early.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        return docs
+
+    async def drop_early(self, channel: str, platform_id: str, status: str) -> None:
+        await self.early.delete_one({"_id": f"{channel}:{platform_id}:{status}"})
 
     # -- attachments
     async def add_media(self, message_id: str, *, conversation_id: str, slug: str,
