@@ -106,13 +106,13 @@ class SteadyReads:
 
     __slots__ = ("_loop", "_stream")
 
-    def __init__(self, loop: Any, stream: IOStream) -> None:
+    def __init__(self, loop: tornado.ioloop.IOLoop, stream: IOStream) -> None:
         self._loop = loop
-        self._stream = stream
+        self._stream: IOStream | None = stream
 
     def update_handler(self, fd: Any, events: int) -> None:
         stream = self._stream
-        if (not events & _READ and not stream.closed()
+        if (not events & _READ and stream is not None and not stream.closed()
                 and getattr(stream, "_read_buffer_size", STEADY_READ_BYTES) < STEADY_READ_BYTES):
             events |= _READ
             # The stream's own record of what is registered: with READ in it, its
@@ -120,6 +120,13 @@ class SteadyReads:
             # and its next read finds the watcher in place and changes nothing.
             stream._state = events
         self._loop.update_handler(fd, events)
+
+    def remove_handler(self, fd: Any) -> None:
+        # The stream is closing: forget it, so that the stream and its stand-in
+        # are not a reference cycle left for the collector (which freezes what
+        # survives while sockets are many).
+        self._stream = None
+        self._loop.remove_handler(fd)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loop, name)
