@@ -15,6 +15,10 @@ real client: a received message is answered with ``delivered``.
 Server CPU comes from /proc/PID/stat (utime+stime) over the sending window and
 its memory from /proc/PID/status (VmRSS) before and after the ramp. Every
 socket talks to 127.0.0.1; the run is bounded in time and stops by itself.
+
+``--client-procs N`` spreads the sockets over N load-client processes (this
+script again, ``--client-worker``), whole pairs each, and merges what they
+measured; the table names each process's own worst event-loop lag.
 """
 
 from __future__ import annotations
