@@ -109,3 +109,51 @@ def test_a_small_whatsease_run_counts_database_commands_per_message(tmp_path: Pa
     assert insert > 0 and min(update, query, other) >= 0, row
     lost = next(line for line in done.stdout.splitlines() if line.startswith("| lost "))
     assert lost.split("|")[2].strip() == "0", done.stdout
+
+
+def test_client_procs_spread_whole_pairs_and_their_counts_add_up() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import ws_load
+
+    parts = ws_load.split_pairs(14, 3)
+    assert [(p.start, p.stop) for p in parts] == [(0, 4), (4, 8), (8, 14)]
+    assert all(p.start % 2 == 0 and len(p) % 2 == 0 for p in parts)
+    one = ws_load.Stats(sent=3, delivered=2, errors={"rate_limited": 1}, delivery_ms=[1.0, 2.0])
+    two = ws_load.Stats(sent=4, delivered=4, duplicated=1, errors={"rate_limited": 2, "x": 1},
+                        delivery_ms=[3.0])
+    merged = ws_load.merge_stats([ws_load.stats_of(ws_load.stats_report(s)) for s in (one, two)])
+    assert (merged.sent, merged.delivered, merged.duplicated) == (7, 6, 1)
+    assert merged.errors == {"rate_limited": 3, "x": 1}
+    assert sorted(merged.delivery_ms) == [1.0, 2.0, 3.0]
+    # The parts themselves are left as they were.
+    assert one.errors == {"rate_limited": 1} and one.delivery_ms == [1.0, 2.0]
+
+
+def test_a_run_over_two_client_processes_merges_their_counts_and_lags() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/ws_load.py", "--target", "relay", "--users", "12",
+         "--interval-ms", "500", "--duration", "2", "--client-procs", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stderr
+
+    def cell(label: str) -> str:
+        row = next(line for line in done.stdout.splitlines() if line.startswith(f"| {label}"))
+        return row.split("|")[2].strip()
+
+    assert cell("sockets connected") == "12 (failed 0)", done.stdout
+    sent = int(cell("messages sent"))
+    # 12 sockets, one message every 0.5 s for 2 s: about 4 each (the start is jittered).
+    assert sent >= 12 * 3, done.stdout
+    assert int(cell("delivered")) == sent and int(cell("acked")) == sent, done.stdout
+    assert int(cell("Delivered statuses back to sender")) == sent, done.stdout
+    assert cell("lost") == "0" and cell("duplicated") == "0", done.stdout
+    lags = cell("load client worst loop lag ms (per process)").split(" / ")
+    assert len(lags) == 2 and all(lag.isdigit() for lag in lags), done.stdout
+
+
+def test_client_procs_are_refused_beyond_one_per_pair_and_with_find_ceiling() -> None:
+    for extra in (["--users", "4", "--client-procs", "3"],
+                  ["--users", "10", "--client-procs", "2", "--find-ceiling"]):
+        done = subprocess.run([sys.executable, "bench/ws_load.py", *extra], cwd=REPO,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2 and "--client-procs" in done.stderr, done.stderr

@@ -5,9 +5,52 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import CollectorRegistry
+
+
+class LabelCounts:
+    """A Prometheus counter by one label, counted in plain ints and read at scrape time.
+
+    For counts bumped on every WebSocket frame: a prometheus_client `Counter`
+    child takes a lock and adds a float on each `inc`; here an increment is
+    one dict update, and `collect` (called by the registry for ``/metrics``)
+    reports exactly the counts so far. Only the event loop's thread may call
+    `inc`. The label's values must come from a bounded set (frame types).
+    """
+
+    def __init__(self, name: str, documentation: str, label: str,
+                 registry: CollectorRegistry | None = REGISTRY) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self.counts: dict[str, int] = {}
+        if registry is not None:
+            registry.register(self)
+
+    def inc(self, value: str) -> None:
+        counts = self.counts
+        counts[value] = counts.get(value, 0) + 1
+
+    def get(self, value: str) -> int:
+        """The count for one label value so far (0 if never counted)."""
+        return self.counts.get(value, 0)
+
+    def describe(self) -> list[Metric]:
+        # The names the registry reserves for this collector (it refuses duplicates).
+        return [CounterMetricFamily(self.name, self.documentation, labels=[self.label])]
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=[self.label])
+        # A copy made in C, under the GIL: a scrape on another thread sees a consistent set.
+        for value, count in list(self.counts.items()):
+            family.add_metric([value], count)
+        yield family
+
 
 LATENCY_BUCKETS_SECS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -18,9 +61,10 @@ HTTP_LATENCY = Histogram("whatsease_http_request_seconds", "HTTP request latency
 
 SOCKETS_OPEN = Gauge("whatsease_ws_sockets_open", "Open authenticated WebSockets.")
 USERS_ONLINE = Gauge("whatsease_ws_users_online", "Users with at least one open WebSocket.")
-FRAMES_IN = Counter("whatsease_ws_frames_in_total", "Client frames received by type.", ["type"])
-FRAMES_OUT = Counter("whatsease_ws_frames_out_total", "Frames queued to sockets by type.",
-                     ["type"])
+# Counted on every frame: plain ints, read at scrape time.
+FRAMES_IN = LabelCounts("whatsease_ws_frames_in_total", "Client frames received by type.", "type")
+FRAMES_OUT = LabelCounts("whatsease_ws_frames_out_total", "Frames queued to sockets by type.",
+                         "type")
 SEND_QUEUE_OVERFLOWS = Counter("whatsease_ws_send_queue_overflows_total",
                                "Sockets closed with 4008 because their send queue was full.")
 RATE_LIMITED = Counter("whatsease_ws_rate_limited_total", "Frames refused by the rate limit.")
