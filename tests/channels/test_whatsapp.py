@@ -422,7 +422,7 @@ def test_the_webhook_is_answered_before_anything_is_processed(channel_server: Se
             number, payloads.text(number, "are you there?"))))
         # 200 while no event can be processed: Meta never waits for the bot.
         assert res.status == 200 and res.json == {"accepted": 1}
-        assert service.pending == 1 and history(channel_server, f"wa:+{number}") == []
+        assert service.pending >= 1 and history(channel_server, f"wa:+{number}") == []
     finally:
         run(channel_server, release_every_worker())
     platforms.graph.wait_for(_to(number))
