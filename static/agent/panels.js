@@ -330,10 +330,14 @@ export class ConversationsView {
     const entry = this.byId.get(id);
     if (!entry) return;
     const extras = state.channel.get(id);
+    // A reader at the bottom stays there when a tick or an attachment makes a message taller.
+    const scroller = entry.panel.querySelector(".log");
+    const stick = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 60;
     for (const messageId of new Set(messageIds)) {
       const li = entry.panel.querySelector(`.items [data-id="${CSS.escape(messageId)}"]`);
       if (li) this.renderExtras(li, messageId, extras);
     }
+    if (stick) scroller.scrollTop = scroller.scrollHeight;
   }
 
   renderExtras(li, messageId, extras) {
