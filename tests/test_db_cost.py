@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,9 +29,13 @@ def test_count_reports_each_step_of_a_message_life_per_collection() -> None:
     life = rows["a message's life (send + Delivered + Read)"]
     # Columns: messages, conversations, activity (docs, entries each), then all docs, all entries.
     docs, entries = float(life[6]), float(life[7])
-    assert docs == sum(float(rows[s][6]) for s in ("send", "Delivered", "Read"))
-    assert entries == sum(float(rows[s][7]) for s in ("send", "Delivered", "Read"))
+    steps = ("send", "Delivered", "Read")
+    assert docs == pytest.approx(sum(float(rows[s][6]) for s in steps), abs=0.02)
+    assert entries == pytest.approx(sum(float(rows[s][7]) for s in steps), abs=0.02)
     # A message: one insert, and its summary written once per step that changes it.
     assert rows["send"][0] == "1.00" and rows["send"][2] == "1.00", rows
     assert rows["Delivered"][2] == "0.00", rows  # a Delivered receipt leaves the summary alone
-    assert docs <= 8 and entries <= 42, life
+    # Activity: a flush of entries is one document (bench/README.md, "Database work
+    # per message"), not one per entry.
+    assert all(float(rows[s][4]) < 0.5 for s in steps), rows
+    assert docs <= 6 and entries <= 40, life

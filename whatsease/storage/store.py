@@ -61,10 +61,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "conversations": [
         IndexModel([("members", ASCENDING), ("updated_at", DESCENDING)]),
     ],
-    # Two entries per message, so each index here is paid twice per message
-    # (bench/README.md). `_id` is an ObjectId: its index is the time order.
-    # The actor is always in the audience, so (audience, _id) also finds a
-    # person's own actions, newest first.
+    # A flush of entries is one document (storage/activity.py) with one
+    # entry here per person in it: each index here is paid per person per
+    # flush (bench/README.md). `_id` is the newest entry's ObjectId: its
+    # index is the time order. The actor is always in the audience, so
+    # (audience, _id) also finds a person's own actions, newest first.
     "activity": [
         IndexModel([("audience", ASCENDING), ("_id", DESCENDING)]),
     ],
