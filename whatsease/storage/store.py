@@ -13,6 +13,7 @@ from whatsease.errors import ServiceUnavailable
 from whatsease.storage.activity import ActivityRepo
 from whatsease.storage.analytics import ensure_indexes as ensure_analytics_indexes
 from whatsease.storage.bot import BotRepo
+from whatsease.storage.conversations import MEMBERS as CHAT_MEMBERS
 from whatsease.storage.conversations import ConversationRepo
 from whatsease.storage.documents import DocumentRepo
 from whatsease.storage.messages import MessageRepo
@@ -58,9 +59,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         # No (recipient, status) index: nothing queries it on a hot path, and
         # every receipt would pay to move the entry (bench/README.md).
     ],
-    "conversations": [
-        IndexModel([("members", ASCENDING), ("updated_at", DESCENDING)]),
-    ],
+    # Chat summaries are rewritten for every batch of messages, and every
+    # index entry of a rewritten document is rewritten with it: who is in a
+    # chat is indexed in `chat_members` instead, written once per chat.
+    "conversations": [],
+    "chat_members": [IndexModel([("members", ASCENDING)])],
     # A flush of entries is one document (storage/activity.py) with one
     # entry here per person in it: each index here is paid per person per
     # flush (bench/README.md). `_id` is the newest entry's ObjectId: its
@@ -80,6 +83,7 @@ INDEXES: dict[str, list[IndexModel]] = {
 # start-up, since every write pays for each index on its collection.
 RETIRED_INDEXES: dict[str, list[str]] = {
     "activity": ["actor_1__id_-1", "time_-1"],
+    "conversations": ["members_1_updated_at_-1"],
 }
 
 
@@ -108,13 +112,14 @@ class Store:
         self.users = UserRepo(self.db["users"])
         self.sessions = SessionRepo(self.db["sessions"])
         self.messages = MessageRepo(self.db["messages"])
-        self.conversations = ConversationRepo(self.db["conversations"])
+        self.conversations = ConversationRepo(self.db["conversations"],
+                                              self.db[CHAT_MEMBERS])
         self.activity = ActivityRepo(self.db["activity"])
         self.documents = DocumentRepo(self.db)
         self.bot = BotRepo(self.db)
 
     async def ensure_indexes(self, extra: dict[str, list[IndexModel]] | None = None) -> None:
-        """Create every index (idempotent)."""
+        """Create every index and backfill what a new one needs (idempotent; at start-up)."""
         wanted = dict(INDEXES)
         for name, models in (extra or {}).items():
             wanted[name] = wanted.get(name, []) + models
@@ -129,6 +134,7 @@ class Store:
                     await self.db[name].drop_index(index)
                     logger.info("dropped an index nothing reads",
                                 extra={"collection": name, "index": index})
+        await self.conversations.backfill_members()
 
     async def ping(self) -> bool:
         try:
