@@ -466,7 +466,10 @@ class Messaging:
         try:
             async with self._revisions.writing():
                 started = time.time()  # the rev is made after the gate
-                await self.store.messages.advance_statuses(target, now)
+                await self.store.messages.advance_statuses(
+                    target, now, {mid: sorted({found[mid].sender, found[mid].recipient})
+                                  for mid in target},
+                    receipted=[mid for mid in target if found[mid].has_receipt])
         finally:
             self._revisions.end(token)
         self._settle(list(target), started)

@@ -43,7 +43,7 @@ BOT_TURNS = "bot_turns"
 _TIMES = ("created_at", "ended_at", "agent_requested_at")
 
 # Collections written for every message: analytics adds no index to them.
-HOT_COLLECTIONS = ("messages", MESSAGES, "activity")
+HOT_COLLECTIONS = ("messages", "message_receipts", MESSAGES, "activity")
 # A message's `timestamp` is the clock's reading when it was stored; a channel
 # may store the time the provider gave (a webhook retried later). A quarter
 # hour of messages is kept once it ended this long ago: a message stored more

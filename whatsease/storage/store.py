@@ -16,6 +16,7 @@ from whatsease.storage.bot import BotRepo
 from whatsease.storage.conversations import MEMBERS as CHAT_MEMBERS
 from whatsease.storage.conversations import ConversationRepo
 from whatsease.storage.documents import DocumentRepo
+from whatsease.storage.messages import RECEIPTS as MESSAGE_RECEIPTS
 from whatsease.storage.messages import MessageRepo
 from whatsease.storage.outage import GuardedClient
 from whatsease.storage.sessions import SessionRepo
@@ -59,6 +60,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         # No (recipient, status) index: nothing queries it on a hot path, and
         # every receipt would pay to move the entry (bench/README.md).
     ],
+    # A receipt is its own document (storage/messages.py): a sync finds the
+    # messages whose status moved by these.
+    "message_receipts": [IndexModel([("members", ASCENDING), ("rev", ASCENDING)])],
     # Chat summaries are rewritten for every batch of messages, and every
     # index entry of a rewritten document is rewritten with it: who is in a
     # chat is indexed in `chat_members` instead, written once per chat.
@@ -111,7 +115,7 @@ class Store:
         self.db: AsyncDatabase[dict[str, Any]] = self.client[db_name]
         self.users = UserRepo(self.db["users"])
         self.sessions = SessionRepo(self.db["sessions"])
-        self.messages = MessageRepo(self.db["messages"])
+        self.messages = MessageRepo(self.db["messages"], self.db[MESSAGE_RECEIPTS])
         self.conversations = ConversationRepo(self.db["conversations"],
                                               self.db[CHAT_MEMBERS])
         self.activity = ActivityRepo(self.db["activity"])
