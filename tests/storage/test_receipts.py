@@ -118,10 +118,31 @@ async def test_the_catch_up_skips_messages_a_receipt_moved_on(services: Services
     await repo.advance_statuses({m.message_id: "Delivered" for m in sent[:7]}, utcnow())
     low = ObjectId.from_datetime(utcnow() - timedelta(minutes=1))
     high = ObjectId.from_datetime(utcnow() + timedelta(minutes=1))
-    page = await repo.sent_between(str(low), str(high), limit=3)
-    assert [mid for mid, _, _ in page] == [m.message_id for m in sent[7:10]]
-    rest = await repo.sent_between(page[-1][0], str(high), limit=3)
-    assert [mid for mid, _, _ in rest] == [m.message_id for m in sent[10:]]
+    found, complete = await repo.sent_between(str(low), str(high), limit=12)
+    assert [mid for mid, _, _ in found] == [m.message_id for m in sent[7:]]
+    assert complete
+    # More in the range than the limit: what was read, and a flag saying so.
+    found, complete = await repo.sent_between(str(low), str(high), limit=9)
+    assert [mid for mid, _, _ in found] == [m.message_id for m in sent[7:9]]
+    assert not complete
+    # Only the messages ``keep`` accepts are checked for a receipt and returned.
+    wanted = {sent[3].message_id, sent[8].message_id, sent[10].message_id}
+    found, _ = await repo.sent_between(str(low), str(high), limit=100,
+                                       keep=lambda mid, sender, recipient: mid in wanted)
+    assert [mid for mid, _, _ in found] == [sent[8].message_id, sent[10].message_id]
+
+
+async def test_the_catch_up_finds_a_sent_message_after_many_a_receipt_moved_on(
+        services: Services) -> None:
+    # An earlier version read the range in pages and gave up after eight pages
+    # of messages that all had a receipt: the one still Sent after them was missed.
+    repo = services.store.messages
+    sent = await repo.insert_many([_message(A, B, i) for i in range(40)])
+    await repo.advance_statuses({m.message_id: "Delivered" for m in sent[:39]}, utcnow())
+    low = ObjectId.from_datetime(utcnow() - timedelta(minutes=1))
+    high = ObjectId.from_datetime(utcnow() + timedelta(minutes=1))
+    found, complete = await repo.sent_between(str(low), str(high), limit=1000)
+    assert [mid for mid, _, _ in found] == [sent[39].message_id] and complete
 
 
 async def test_erasing_an_account_erases_its_receipts(services: Services) -> None:

@@ -21,7 +21,7 @@ versions keep it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +33,8 @@ from whatsease.storage.bulk import insert_all
 from whatsease.storage.models import STATUS_RANK, STATUSES, Message, is_object_id
 
 RECEIPTS = "message_receipts"
-# Messages still Sent read per query by `MessageRepo.sent_between` while it
-# skips those a receipt moved on.
-SENT_SCAN_PAGES = 8
+# Receipts looked up per query by `MessageRepo.sent_between` (point lookups by id).
+RECEIPT_LOOKUP_BATCH = 1000
 
 Doc = dict[str, Any]
 
@@ -181,31 +180,38 @@ class MessageRepo:
                 return [Message.from_doc(doc) for doc in kept[:limit]]
             wanted *= 2  # more ties of ``after`` than one page: read further
 
-    async def sent_between(self, after: str, until: str, *,
-                           limit: int) -> list[tuple[str, str, str]]:
+    async def sent_between(self, after: str, until: str, *, limit: int,
+                           keep: Callable[[str, str, str], bool] | None = None,
+                           ) -> tuple[list[tuple[str, str, str]], bool]:
         """Messages with an id above ``after`` and below ``until`` that are still ``Sent``
-        and not deleted, oldest first: (id, sender, recipient), ``limit`` at most.
+        and not deleted, oldest first, as (id, sender, recipient), only those
+        ``keep(id, sender, recipient)`` accepts; and whether every message of the
+        range was read (False when it holds more than ``limit``).
 
-        Range reads on ``_id`` (the catch-up after a lost cluster member
-        pages through the last minute with it); only the fields it needs.
-        Fewer than ``limit`` means none are left.
+        One read of the ``_id`` range, only the fields it needs (the catch-up
+        after a lost cluster member reads the last minute with it). On the
+        embedded database an ``_id`` range decodes every document of the
+        collection whatever its limit, so reading it in pages would cost a
+        whole scan per page. A message's own status stays ``Sent`` once a
+        receipt moved it on, so the receipts of the messages ``keep`` accepts
+        are looked up by id afterwards (point lookups), and those found are
+        left out.
         """
         if not (is_object_id(after) and is_object_id(until)):
-            return []
-        found: list[tuple[str, str, str]] = []
-        low = ObjectId(after)
-        for _ in range(SENT_SCAN_PAGES):
-            docs = await self.collection.find(
-                {"_id": {"$gt": low, "$lt": ObjectId(until)}, "status": "Sent",
-                 "deleted": False},
-                {"sender": 1, "recipient": 1}).sort("_id", 1).limit(limit).to_list()
-            moved = await self._receipts_of(d["_id"] for d in docs)
-            found += [(str(d["_id"]), d["sender"], d["recipient"]) for d in docs
-                      if d["_id"] not in moved]
-            if len(found) >= limit or len(docs) < limit:
-                return found[:limit]
-            low = docs[-1]["_id"]
-        return found[:limit]
+            return [], True
+        docs = await self.collection.find(
+            {"_id": {"$gt": ObjectId(after), "$lt": ObjectId(until)}, "status": "Sent",
+             "deleted": False},
+            {"sender": 1, "recipient": 1}).sort("_id", 1).limit(limit + 1).to_list()
+        complete = len(docs) <= limit
+        kept = [d for d in docs[:limit]
+                if keep is None or keep(str(d["_id"]), d["sender"], d["recipient"])]
+        moved: dict[ObjectId, Doc] = {}
+        for i in range(0, len(kept), RECEIPT_LOOKUP_BATCH):
+            moved.update(await self._receipts_of(
+                d["_id"] for d in kept[i:i + RECEIPT_LOOKUP_BATCH]))
+        return [(str(d["_id"]), d["sender"], d["recipient"]) for d in kept
+                if d["_id"] not in moved], complete
 
     async def edit(self, message_id: str, sender: str, content: str,
                    now: datetime) -> Message | None:
