@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import itertools
 import os
 import random
 import secrets
@@ -61,6 +62,7 @@ from typing import Any
 
 import orjson
 import uvloop
+from pymongo import MongoClient
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
@@ -116,6 +118,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(one sub-directory per run) instead of a deleted temporary one")
     parser.add_argument("--log-level", default="WARNING",
                         help="WHATSEASE_LOG_LEVEL of the instances (INFO shows ring changes)")
+    parser.add_argument("--phases", action="store_true",
+                        help="print the database's CPU and commands per phase of the run "
+                             "(before the kill, until the join, after it, the drain)")
     parser.add_argument("--timeline", action="store_true",
                         help="print, per second of the run, acks, live deliveries, "
                              "reconnects, failed connects and closes")
@@ -467,6 +472,57 @@ class CpuMeter:
         return {name: self.last[name] - self.first[name] for name in self.first}
 
 
+class PhaseMeter:
+    """The database's CPU seconds and command counters (serverStatus ``opcounters``), read
+    every second (``--phases``)."""
+
+    def __init__(self, mongodb_uri: str, pids: list[int]) -> None:
+        self.client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri)
+        self.pids = pids
+        # (perf_counter, CPU seconds, opcounters) per reading.
+        self.readings: list[tuple[float, float, dict[str, int]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def _read(self) -> tuple[float, float, dict[str, int]]:
+        cpu = 0.0
+        for pid in self.pids:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                cpu += ws_load.proc_cpu_secs(pid)
+        return time.perf_counter(), cpu, ws_load.opcounters(self.client)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self.readings.append(await loop.run_in_executor(None, self._read))
+            await asyncio.sleep(1.0)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.readings.append(await asyncio.get_running_loop().run_in_executor(None, self._read))
+        self.client.close()
+
+    def phases(self, bounds: list[tuple[str, float]], tally: Tally) -> list[dict[str, Any]]:
+        """Per phase (from each bound to the next): seconds, acks, database CPU and commands."""
+        rows = []
+        for (label, start), (_, end) in itertools.pairwise(bounds):
+            inside = [r for r in self.readings if start <= r[0] <= end]
+            if len(inside) < 2:
+                continue
+            (t_a, cpu_a, ops_a), (t_b, cpu_b, ops_b) = inside[0], inside[-1]
+            acked = sum(counts.get("acked", 0) for second, counts in tally.timeline.items()
+                        if t_a <= tally.started + second < t_b)
+            rows.append({"phase": label, "secs": t_b - t_a, "acked": acked,
+                         "cpu": cpu_b - cpu_a,
+                         "ops": {k: ops_b[k] - ops_a.get(k, 0) for k in ops_b}})
+        return rows
+
+
 async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -> dict[str, Any]:
     rng = random.Random(args.seed)
     loop = asyncio.get_running_loop()
@@ -513,6 +569,10 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
         db_pid = cluster.database.process.pid
         meter.watch("database", [db_pid, *ws_load.descendants(db_pid)])
     meter.start()
+    phases: PhaseMeter | None = None
+    if args.phases and cluster.database is not None and cluster.database.process is not None:
+        phases = PhaseMeter(cluster.mongodb_uri, meter.pids["database"])
+        phases.start()
     probe = ws_load.LagProbe()
     probe.start()
     content = "x" * args.content_chars
@@ -536,6 +596,12 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
         await asyncio.sleep(0.1)
     drain_secs = time.perf_counter() - drain_started
     window = time.perf_counter() - t0
+    phase_rows: list[dict[str, Any]] = []
+    if phases is not None:
+        await phases.stop()
+        phase_rows = phases.phases([("before the kill" if args.chaos else "sending", t0),
+                                    *tally.events, ("drain", drain_started),
+                                    ("end", time.perf_counter())], tally)
     cpu = meter.stop()
     probe.stop()
     link = await loop.run_in_executor(None, link_latency, list(cluster.urls.values()))
@@ -583,6 +649,7 @@ async def run_load(cluster: LocalCluster, args: argparse.Namespace, name: str) -
         "error_frames": tally.error_frames, "events": tally.events,
         "recovery": recovery, "unrecovered": unrecovered, "online_again": online_again,
         "timeline": tally.timeline, "link": link, "counters": counters,
+        "phases": phase_rows,
         "event_seconds": [(event, at - t0) for event, at in tally.events],
     }
 
@@ -781,6 +848,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
                 lines.append(f"{r['name']}: {event}: {len(back)} users back online (socket "
                              f"ready, sync answered) after at most {max(back):.1f} s "
                              f"(median {statistics.median(back):.1f} s)")
+        if r["phases"]:
+            lines.append(phases_table(r))
         if args.timeline and r["timeline"]:
             lines.append(timeline_table(r))
         if r["lost_examples"]:
@@ -789,6 +858,20 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 TIMELINE_COLUMNS = ("acked", "live", "synced", "closed", "failed", "ready")
+
+
+def phases_table(result: dict[str, Any]) -> str:
+    """The database per phase of the run (``--phases``): CPU, and commands per 1,000 acks."""
+    kinds = ("insert", "query", "update", "getmore", "command")
+    lines = [f"\n{result['name']}: the database per phase",
+             "| phase | s | acks/s | database CPU % of a core | per 1,000 acks: CPU s | "
+             + " | ".join(kinds) + " |", "|---" * (5 + len(kinds)) + "|"]
+    for row in result["phases"]:
+        per = 1000 / row["acked"] if row["acked"] else float("nan")
+        lines.append(f"| {row['phase']} | {row['secs']:.1f} | {row['acked'] / row['secs']:.0f} | "
+                     f"{100 * row['cpu'] / row['secs']:.0f} | {row['cpu'] * per:.3f} | "
+                     + " | ".join(f"{row['ops'].get(k, 0) * per:.0f}" for k in kinds) + " |")
+    return "\n".join(lines)
 
 
 def timeline_table(result: dict[str, Any]) -> str:

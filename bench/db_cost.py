@@ -138,7 +138,7 @@ async def run(args: argparse.Namespace, uri: str, db_pid: int) -> dict[str, floa
 
 
 # What one message's life writes, step by step, in the collections it touches.
-COUNTED = ("messages", "conversations", "activity")
+COUNTED = ("messages", "message_receipts", "conversations", "chat_members", "activity")
 # The first message of a chat also creates its summary; "send" is every later one.
 STEPS = ("first send", "send", "Delivered", "Read")
 LIFE = ("send", "Delivered", "Read")

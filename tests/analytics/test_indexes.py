@@ -27,6 +27,7 @@ async def test_the_hot_collections_hold_only_the_chat_paths_indexes(services: Se
         "_id_", "conversation_id_1__id_-1", "members_1_rev_1", "sender_1_client_id_1"}
     assert await _present(services, MESSAGES) == {"_id_"} | _names(SUPPORT_INDEXES[MESSAGES])
     assert await _present(services, "activity") == {"_id_"} | _names(INDEXES["activity"])
+    assert await _present(services, "message_receipts") == {"_id_", "members_1_rev_1"}
     assert not set(ANALYTICS_INDEXES) & set(HOT_COLLECTIONS)
 
 

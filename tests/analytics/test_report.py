@@ -215,9 +215,9 @@ async def test_every_pipeline_walks_an_index(services: Services, org: str | None
             "explain", {"find": CONVERSATIONS, "filter": query})
         assert "COLLSCAN" not in _scans(explained), query
     explained = await services.store.db.command(
-        "explain", {"find": "conversations", "filter": {"updated_at": {"$gte": START,
-                                                                        "$lt": END}}})
-    assert _scans(explained) == ["analytics_updated_at"]
+        "explain", {"find": "chat_members", "filter": {"active_at": {"$gte": START,
+                                                                       "$lt": END}}})
+    assert _scans(explained) == ["analytics_active_at"]
 
 
 async def test_telegram_and_whatsapp_contacts_count_by_their_channel(services: Services) -> None:

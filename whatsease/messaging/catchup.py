@@ -9,9 +9,10 @@ sync, whenever its socket next reconnects.
 
 So when members leave the ring, every survivor reads the messages stored in
 the last `LOOKBACK_SECS` up to the moment of the loss that are still
-``Sent`` (no receipt yet), in pages of one query each (`MessageRepo.sent_between`:
-a range of the ``_id`` index, never one query per user), and keeps those
-that
+``Sent`` (no receipt yet), in one read of the ``_id`` range
+(`MessageRepo.sent_between`, never one query per user: on the embedded
+database every ``_id`` range decodes the whole collection, so pages of it
+would each cost that much), and keeps those that
 
 - were sent by a user homed on a lost member,
 - are addressed to a user with a socket here who was homed here (or on a
@@ -55,12 +56,9 @@ logger = logging.getLogger(__name__)
 LOOKBACK_SECS = 60.0
 # The second look, for the lost member's last writes that landed late.
 RECHECK_SECS = SHARED_SETTLE_SECS
-# Messages read per query: one short range read each (the embedded database
-# serialises its work, so one long scan would stall every write).
-PAGE = 500
-# At most this many pages per look (a minute of a very busy cluster); past
+# Messages read at most per look (a minute of a very busy cluster); past
 # them, every candidate recipient is told to sync.
-MAX_PAGES = 100
+MAX_READ = 50_000
 # Message frames remembered as having arrived over the link: a minute of
 # traffic at a few hundred messages a second, about 100 bytes each.
 ARRIVALS_KEPT = 50_000
@@ -143,21 +141,19 @@ class CatchUp:
         if not candidates:
             return
         owed: dict[str, int] = {}
-        after = since
-        for _ in range(MAX_PAGES):
-            page = await self.messages.sent_between(after, until, limit=PAGE)
-            for message_id, sender, recipient in page:
-                if (recipient in candidates and message_id not in told
-                        and message_id not in self.arrivals and sent_by_lost(sender)):
-                    told.add(message_id)
-                    owed[recipient] = owed.get(recipient, 0) + 1
-            if len(page) < PAGE:
-                break
-            after = page[-1][0]
-        else:
-            logger.warning("catch-up after a lost member: more than %d recent messages without "
-                           "a receipt; every user here who was not moved syncs",
-                           PAGE * MAX_PAGES)
+
+        def owed_a_frame(message_id: str, sender: str, recipient: str) -> bool:
+            return (recipient in candidates and message_id not in told
+                    and message_id not in self.arrivals and sent_by_lost(sender))
+
+        missed, complete = await self.messages.sent_between(since, until, limit=MAX_READ,
+                                                            keep=owed_a_frame)
+        for message_id, _, recipient in missed:
+            told.add(message_id)
+            owed[recipient] = owed.get(recipient, 0) + 1
+        if not complete:
+            logger.warning("catch-up after a lost member: more than %d recent messages; every "
+                           "user here who was not moved syncs", MAX_READ)
             owed.update(dict.fromkeys(candidates - owed.keys(), 0))
         for user in owed:
             self.tell(user)

@@ -56,6 +56,7 @@ MESSAGES_SENT = MESSAGES.labels("Sent")
 MESSAGES_BY_STATUS = {s: MESSAGES.labels(s) for s in ("Delivered", "Read")}
 BATCH_SIZE_MESSAGES = BATCH_SIZE.labels("messages")
 BATCH_SIZE_STATUSES = BATCH_SIZE.labels("statuses")
+BATCH_SIZE_SUMMARIES = BATCH_SIZE.labels("summaries")
 # Receipt batches wait this long before reading and writing, in seconds: a
 # tick turns blue this much later, and the database does far less work.
 STATUS_LINGER_SECS = 0.05
@@ -267,6 +268,7 @@ class Messaging:
         await self._summaries.barrier()
 
     async def _summary_batch(self, messages: list[Message]) -> list[None]:
+        BATCH_SIZE_SUMMARIES.observe(len(messages))
         async with self.lane.hold(ACK):
             # An insert waiting behind this write syncs the journal for both.
             await self.store.conversations.record_messages(
@@ -464,7 +466,10 @@ class Messaging:
         try:
             async with self._revisions.writing():
                 started = time.time()  # the rev is made after the gate
-                await self.store.messages.advance_statuses(target, now)
+                await self.store.messages.advance_statuses(
+                    target, now, {mid: sorted({found[mid].sender, found[mid].recipient})
+                                  for mid in target},
+                    receipted=[mid for mid in target if found[mid].has_receipt])
         finally:
             self._revisions.end(token)
         self._settle(list(target), started)

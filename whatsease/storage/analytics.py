@@ -9,7 +9,7 @@ no index for analytics: every message would pay for it when it is stored
 (bench/README.md: one ``messages.timestamp`` index took the 1,000-socket
 delivery p99 from 58 to 288 ms on the embedded database). Their pipelines
 start with the conversations that had a message (`AnalyticsRepo.active`,
-from the chats' summaries and support conversations' times), whose messages
+from the chats' memberships and support conversations' times), whose messages
 the ``(conversation_id, _id)`` index every hot collection has walks: the
 embedded database answers an ``_id`` range, or anything no index serves,
 by decoding the whole collection (docs/analytics.md). The colder collections
@@ -33,6 +33,8 @@ from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from whatsease.storage.conversations import MEMBERS as CHAT_MEMBERS
+from whatsease.storage.conversations import active_slot
 from whatsease.storage.support import CONVERSATIONS, MESSAGES
 
 BOT_TURNS = "bot_turns"
@@ -41,7 +43,7 @@ BOT_TURNS = "bot_turns"
 _TIMES = ("created_at", "ended_at", "agent_requested_at")
 
 # Collections written for every message: analytics adds no index to them.
-HOT_COLLECTIONS = ("messages", MESSAGES, "activity")
+HOT_COLLECTIONS = ("messages", "message_receipts", MESSAGES, "activity")
 # A message's `timestamp` is the clock's reading when it was stored; a channel
 # may store the time the provider gave (a webhook retried later). A quarter
 # hour of messages is kept once it ended this long ago: a message stored more
@@ -83,16 +85,18 @@ ANALYTICS_INDEXES: dict[str, list[IndexModel]] = {
         *(IndexModel([("org", ASCENDING), (name, ASCENDING)], name=f"analytics_org_{name}")
           for name in _TIMES),
     ],
-    # A chat's summary: which chats had a message since a moment (the open end
-    # of a report). Its entry moves with every message's summary write, which
-    # is off the delivery path (docs/analytics.md measures it).
-    "conversations": [IndexModel([("updated_at", ASCENDING)], name="analytics_updated_at")],
+    # A chat's membership: which chats had a message since a moment (the open
+    # end of a report), by the quarter hour of their last message. Its entry
+    # moves once per quarter hour of a chat, not with every message.
+    CHAT_MEMBERS: [IndexModel([("active_at", ASCENDING)], name="analytics_active_at")],
     SLOTS: [IndexModel([("made_at", ASCENDING)], name="analytics_made_at",
                        expireAfterSeconds=int(SLOT_TTL.total_seconds()))],
 }
 # Indexes earlier versions created on the hot collections: dropped at start-up.
 RETIRED_ANALYTICS_INDEXES: dict[str, tuple[str, ...]] = {
     "messages": ("analytics_timestamp",),
+    # Moved with every chat summary's update: `CHAT_MEMBERS` answers instead.
+    "conversations": ("analytics_updated_at",),
     MESSAGES: ("analytics_timestamp", "analytics_org_timestamp"),
 }
 
@@ -285,10 +289,11 @@ class AnalyticsRepo:
         """The conversations of ``collection`` that may hold a message stored since
         ``since``, in batches (index walks of at most `WINDOW` of history each).
 
-        A chat's summary has the time of its last message (``updated_at``); a
-        support message is written only while its conversation is active and
-        not expired, and each customer, bot or agent message moves the expiry
-        on, so one stored since ``since`` is in a conversation still active
+        A chat's membership has the quarter hour of its last message
+        (``active_at``, written before its summary); a support message is
+        written only while its conversation is active and not expired, and
+        each customer, bot or agent message moves the expiry on, so one
+        stored since ``since`` is in a conversation still active
         and expiring after it, or in one that ended since. ``until`` is the
         moment the reading began: what changes later is read next time.
         """
@@ -305,13 +310,14 @@ class AnalyticsRepo:
                 {"_id": 1, "org": 1})
             yield fresh([str(doc["_id"]) async for doc in cursor
                          if org is None or doc.get("org") == org])
-        field, name = (("updated_at", "conversations") if collection == "messages"
+        field, name = (("active_at", CHAT_MEMBERS) if collection == "messages"
                        else ("ended_at", CONVERSATIONS))
         by_org: dict[str, Any] = {} if org is None or collection == "messages" else {"org": org}
-        low, size = since, WINDOW
+        # A membership's time is the start of a quarter hour.
+        low, size = (active_slot(since) if collection == "messages" else since), WINDOW
         while True:
             # The last window reaches far past ``until``: a chat written to
-            # meanwhile has its summary moved on past it. (An upper bound is
+            # meanwhile has its membership moved on past it. (An upper bound is
             # always given: on the embedded database a lower bound alone on
             # an index after ``org`` also returned documents without the field.)
             high = low + size if low + size <= until else FAR_FUTURE

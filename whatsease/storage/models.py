@@ -136,6 +136,8 @@ class Message:
     deleted: bool = False
     rev: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Whether a receipt document was read with it (storage/messages.py); not stored.
+    has_receipt: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Message:

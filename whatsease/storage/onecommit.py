@@ -22,6 +22,7 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
+from pymongo.results import BulkWriteResult
 
 from whatsease.storage.journal import unsynced
 
@@ -40,30 +41,31 @@ class OneCommit:
         self.transactions = True  # until the server refuses one
 
     async def bulk_write(self, ops: Sequence[UpdateOne], *, ordered: bool,
-                         sync: bool = True) -> None:
-        """Apply ``ops`` (all or none when in a transaction); raises what ``bulk_write`` raises.
+                         sync: bool = True) -> BulkWriteResult | None:
+        """Apply ``ops`` (all or none when in a transaction) and return the result (None
+        for no ops); raises what ``bulk_write`` raises.
 
         ``sync=False`` acknowledges the write before the database syncs its
         journal (see `whatsease.storage.journal`): for a write that a synced
         one follows at once.
         """
         if not ops:
-            return
+            return None
         collection = self.collection if sync else unsynced(self.collection)
         if len(ops) == 1 or not self.transactions:
-            await collection.bulk_write(list(ops), ordered=ordered)
-            return
+            return await collection.bulk_write(list(ops), ordered=ordered)
 
-        async def body(session: AsyncClientSession) -> None:
-            await collection.bulk_write(list(ops), ordered=ordered, session=session)
+        async def body(session: AsyncClientSession) -> BulkWriteResult:
+            return await collection.bulk_write(list(ops), ordered=ordered, session=session)
 
         try:
             async with self.collection.database.client.start_session() as session:
-                await session.with_transaction(body, write_concern=collection.write_concern)
+                return await session.with_transaction(body,
+                                                      write_concern=collection.write_concern)
         except OperationFailure as exc:
             if exc.code != ILLEGAL_OPERATION:
                 raise
             logger.info("the database has no transactions: chat summaries are written "
                         "one commit per update (%s)", exc)
             self.transactions = False
-            await collection.bulk_write(list(ops), ordered=ordered)
+            return await collection.bulk_write(list(ops), ordered=ordered)

@@ -13,8 +13,10 @@ from whatsease.errors import ServiceUnavailable
 from whatsease.storage.activity import ActivityRepo
 from whatsease.storage.analytics import ensure_indexes as ensure_analytics_indexes
 from whatsease.storage.bot import BotRepo
+from whatsease.storage.conversations import MEMBERS as CHAT_MEMBERS
 from whatsease.storage.conversations import ConversationRepo
 from whatsease.storage.documents import DocumentRepo
+from whatsease.storage.messages import RECEIPTS as MESSAGE_RECEIPTS
 from whatsease.storage.messages import MessageRepo
 from whatsease.storage.outage import GuardedClient
 from whatsease.storage.sessions import SessionRepo
@@ -58,13 +60,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         # No (recipient, status) index: nothing queries it on a hot path, and
         # every receipt would pay to move the entry (bench/README.md).
     ],
-    "conversations": [
-        IndexModel([("members", ASCENDING), ("updated_at", DESCENDING)]),
-    ],
-    # Two entries per message, so each index here is paid twice per message
-    # (bench/README.md). `_id` is an ObjectId: its index is the time order.
-    # The actor is always in the audience, so (audience, _id) also finds a
-    # person's own actions, newest first.
+    # A receipt is its own document (storage/messages.py): a sync finds the
+    # messages whose status moved by these.
+    "message_receipts": [IndexModel([("members", ASCENDING), ("rev", ASCENDING)])],
+    # Chat summaries are rewritten for every batch of messages, and every
+    # index entry of a rewritten document is rewritten with it: who is in a
+    # chat is indexed in `chat_members` instead, written once per chat.
+    "conversations": [],
+    "chat_members": [IndexModel([("members", ASCENDING)])],
+    # A flush of entries is one document (storage/activity.py) with one
+    # entry here per person in it: each index here is paid per person per
+    # flush (bench/README.md). `_id` is the newest entry's ObjectId: its
+    # index is the time order. The actor is always in the audience, so
+    # (audience, _id) also finds a person's own actions, newest first.
     "activity": [
         IndexModel([("audience", ASCENDING), ("_id", DESCENDING)]),
     ],
@@ -79,6 +87,7 @@ INDEXES: dict[str, list[IndexModel]] = {
 # start-up, since every write pays for each index on its collection.
 RETIRED_INDEXES: dict[str, list[str]] = {
     "activity": ["actor_1__id_-1", "time_-1"],
+    "conversations": ["members_1_updated_at_-1"],
 }
 
 
@@ -106,14 +115,15 @@ class Store:
         self.db: AsyncDatabase[dict[str, Any]] = self.client[db_name]
         self.users = UserRepo(self.db["users"])
         self.sessions = SessionRepo(self.db["sessions"])
-        self.messages = MessageRepo(self.db["messages"])
-        self.conversations = ConversationRepo(self.db["conversations"])
+        self.messages = MessageRepo(self.db["messages"], self.db[MESSAGE_RECEIPTS])
+        self.conversations = ConversationRepo(self.db["conversations"],
+                                              self.db[CHAT_MEMBERS])
         self.activity = ActivityRepo(self.db["activity"])
         self.documents = DocumentRepo(self.db)
         self.bot = BotRepo(self.db)
 
     async def ensure_indexes(self, extra: dict[str, list[IndexModel]] | None = None) -> None:
-        """Create every index (idempotent)."""
+        """Create every index and backfill what a new one needs (idempotent; at start-up)."""
         wanted = dict(INDEXES)
         for name, models in (extra or {}).items():
             wanted[name] = wanted.get(name, []) + models
@@ -128,6 +138,7 @@ class Store:
                     await self.db[name].drop_index(index)
                     logger.info("dropped an index nothing reads",
                                 extra={"collection": name, "index": index})
+        await self.conversations.backfill_members()
 
     async def ping(self) -> bool:
         try:
