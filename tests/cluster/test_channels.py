@@ -131,7 +131,10 @@ def test_receipts_on_another_member_before_the_answer_is_recorded_are_applied(
             return record if record is not None and record["status"] == "Delivered" else None
 
         record = _wait(delivered, "Delivered outbox record")
-        # The messenger's own status (the ticks) follows too.
-        answer = _wait(lambda: db.messages.find_one(
+        # The messenger's own status (the ticks) follows too: a Delivered receipt
+        # is kept beside the message (message_receipts, laid over it when read).
+        _wait(lambda: db.message_receipts.find_one(
             {"_id": ObjectId(record["_id"]), "status": "Delivered"}), "Delivered answer")
+        answer = db.messages.find_one({"_id": ObjectId(record["_id"])})
+        assert answer is not None
         assert answer["recipient"] == contact and answer["is_bot_response"] is True
