@@ -190,17 +190,24 @@ def _to(number: str) -> Any:
     return match
 
 
+def _taken_over(server: ServerThread, agent: User) -> tuple[str, str]:
+    """A new WhatsApp customer says hello and ``agent`` takes the conversation over;
+    (the customer's number, the conversation's id)."""
+    number = payloads.new_number()
+    post_whatsapp(server, payloads.envelope(payloads.inbound(
+        number, payloads.text(number, "hello"))))
+    settle(server)
+    conversation_id = _conversation_id(server, f"wa:+{number}")
+    taken = agent.client.post(f"/api/v1/support/conversations/{conversation_id}/takeover")
+    assert taken.status == 200, taken.body
+    settle(server)
+    return number, conversation_id
+
+
 def test_a_reply_whatsapp_refuses_or_cannot_deliver_shows_as_failed(
         org_server: ServerThread, platforms: Platforms, team: dict[str, User]) -> None:
     admin = team["admin"]
-    number = payloads.new_number()
-    post_whatsapp(org_server, payloads.envelope(payloads.inbound(
-        number, payloads.text(number, "hello"))))
-    settle(org_server)
-    conversation_id = _conversation_id(org_server, f"wa:+{number}")
-    taken = admin.client.post(f"/api/v1/support/conversations/{conversation_id}/takeover")
-    assert taken.status == 200, taken.body
-    settle(org_server)
+    number, conversation_id = _taken_over(org_server, admin)
     console = console_socket(org_server, admin)
 
     # 1. The Graph API refuses the reply (a final 4xx).
@@ -244,14 +251,7 @@ def test_a_reply_whatsapp_refuses_or_cannot_deliver_shows_as_failed(
 def test_an_agent_sees_a_reply_sent_delivered_and_read_as_whatsapp_reports(
         org_server: ServerThread, platforms: Platforms, team: dict[str, User]) -> None:
     admin = team["admin"]
-    number = payloads.new_number()
-    post_whatsapp(org_server, payloads.envelope(payloads.inbound(
-        number, payloads.text(number, "hello"))))
-    settle(org_server)
-    conversation_id = _conversation_id(org_server, f"wa:+{number}")
-    taken = admin.client.post(f"/api/v1/support/conversations/{conversation_id}/takeover")
-    assert taken.status == 200, taken.body
-    settle(org_server)
+    number, conversation_id = _taken_over(org_server, admin)
     console = console_socket(org_server, admin)
     platform_id = "wamid.TICKS" + secrets.token_hex(8).upper()
     platforms.graph.next_ids.append(platform_id)

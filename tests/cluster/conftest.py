@@ -42,6 +42,15 @@ def three_of_our_own(mongo_uri: str, tmp_path: Path) -> Iterator[LocalCluster]:
         yield running
 
 
+def metric_total(port: int, name: str) -> float:
+    """The sum of metric ``name``'s samples (every label set) on one member's /metrics."""
+    total = 0.0
+    for line in Client(port).get("/metrics").body.decode().splitlines():
+        if line.startswith((name + " ", name + "{")):
+            total += float(line.split()[-1])
+    return total
+
+
 def store_unforwarded(cluster: LocalCluster, sender: str, recipient: str) -> str:
     """Store a message the way an instance does, and send no frame for it."""
     message = Message(message_id=new_id(), sender=sender, recipient=recipient,

@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from tests.channels import payloads
-from tests.cluster.conftest import FAST
+from tests.cluster.conftest import FAST, metric_total
 from tests.fakes.platforms import FakeGraphAPI, Recorded
 from tests.support import Client
 from whatsease.cluster.local import LocalCluster
@@ -68,14 +68,6 @@ def _post(pair: LocalCluster, member: str, payload: dict[str, Any]) -> None:
     assert res.status == 200, res.body
 
 
-def _metric(port: int, name: str) -> float:
-    total = 0.0
-    for line in Client(port).get("/metrics").body.decode().splitlines():
-        if line.startswith((name + " ", name + "{")):
-            total += float(line.split()[-1])
-    return total
-
-
 def _wait(check: Any, what: str, timeout: float = PROCESSED_WITHIN_SECS) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -113,10 +105,10 @@ def test_receipts_on_another_member_before_the_answer_is_recorded_are_applied(
     # and land on i1, while i2 (the contact's home, where its message lands)
     # sends the answer and records it.
     statuses = "whatsease_channel_statuses_total"
-    before = _metric(pair.ports["i1"], statuses)
+    before = metric_total(pair.ports["i1"], statuses)
     _post(pair, "i1", payloads.envelope(payloads.status(wamid, number, "sent"),
                                         payloads.status(wamid, number, "delivered")))
-    _wait(lambda: _metric(pair.ports["i1"], statuses) >= before + 2, "receipts taken in")
+    _wait(lambda: metric_total(pair.ports["i1"], statuses) >= before + 2, "receipts taken in")
     _post(pair, "i2", payloads.envelope(
         payloads.inbound(number, payloads.text(number, "what do the ticks mean"))))
     graph.wait_for(lambda r: isinstance(r.body, dict) and r.body.get("to") == number

@@ -7,7 +7,13 @@ from typing import Any
 
 import pymongo
 
-from tests.cluster.conftest import connect_home, follow, homed_user, register_on
+from tests.cluster.conftest import (
+    connect_home,
+    follow,
+    homed_user,
+    metric_total,
+    register_on,
+)
 from tests.customer_support.http import platform_admin
 from tests.support import Client, ServerThread, register, wait_for
 from whatsease.cluster.local import LocalCluster
@@ -23,14 +29,6 @@ def _operator(cluster: LocalCluster) -> str:
                  {"email": root.email, "password": root.password})
     token: str = res.json["access_token"]
     return token
-
-
-def _metric(port: int, name: str) -> float:
-    total = 0.0
-    for line in Client(port).get("/metrics").body.decode().splitlines():
-        if line.startswith((name + " ", name + "{")):
-            total += float(line.split()[-1])
-    return total
 
 
 def test_cluster_state_for_operators(cluster: LocalCluster) -> None:
@@ -58,23 +56,23 @@ def test_cluster_metrics_move(cluster: LocalCluster) -> None:
     alice, a_route = homed_user(cluster, "i1", "metric")
     bob, b_route = homed_user(cluster, "i3", "metric")
     a, b = connect_home(cluster, alice, a_route), connect_home(cluster, bob, b_route)
-    before = _metric(cluster.ports["i1"], "whatsease_cluster_forwards_out_total")
+    before = metric_total(cluster.ports["i1"], "whatsease_cluster_forwards_out_total")
     a.call({"type": "send", "client_id": "m1", "recipient": bob.email, "content": "x"}, "ack")
     b.expect("message")
-    assert _metric(cluster.ports["i1"], "whatsease_cluster_forwards_out_total") > before
-    assert _metric(cluster.ports["i3"], "whatsease_cluster_forwards_in_total") >= 1
-    assert _metric(cluster.ports["i1"], "whatsease_cluster_members") == 3
-    assert _metric(cluster.ports["i1"], "whatsease_cluster_link_reconnects_total") >= 2
-    assert _metric(cluster.ports["i3"], "whatsease_cluster_forward_seconds_count") >= 1
+    assert metric_total(cluster.ports["i1"], "whatsease_cluster_forwards_out_total") > before
+    assert metric_total(cluster.ports["i3"], "whatsease_cluster_forwards_in_total") >= 1
+    assert metric_total(cluster.ports["i1"], "whatsease_cluster_members") == 3
+    assert metric_total(cluster.ports["i1"], "whatsease_cluster_link_reconnects_total") >= 2
+    assert metric_total(cluster.ports["i3"], "whatsease_cluster_forward_seconds_count") >= 1
     # An upgrade for alice on i3 is replayed to i1, and counted.
-    replays = _metric(cluster.ports["i3"], "whatsease_cluster_replays_total")
+    replays = metric_total(cluster.ports["i3"], "whatsease_cluster_replays_total")
     conn = http.client.HTTPConnection("127.0.0.1", cluster.ports["i3"], timeout=5)
     conn.request("GET", f"/ws?route={a_route}", headers={
         "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert conn.getresponse().status == 307
     conn.close()
-    assert _metric(cluster.ports["i3"], "whatsease_cluster_replays_total") == replays + 1
+    assert metric_total(cluster.ports["i3"], "whatsease_cluster_replays_total") == replays + 1
     a.close()
     b.close()
 
