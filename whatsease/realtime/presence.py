@@ -106,9 +106,8 @@ class Presence:
         self._peers: Batcher[str, set[str]] = Batcher(self._lookup_peers, name="presence-peers")
         self._last_seen: Batcher[str, datetime] = Batcher(self._store_last_seen,
                                                      name="presence-last-seen")
-        # Who is online here, and whose offline last_seen is submitted but not
-        # written yet (with how many writes wait): what a shutdown must store.
-        self._online: set[str] = set()
+        # Whose offline last_seen is submitted but not written yet (with how many
+        # writes wait): with who is online here (the hub), what a shutdown must store.
         self._unwritten: dict[str, int] = {}
         # Set once the process stops: the time stored for everyone above, and who they were.
         self._stopped_at: datetime | None = None
@@ -147,10 +146,7 @@ class Presence:
             await self.store.users.touch_last_seen(left, when)
 
     def changed(self, user: str, online: bool) -> None:
-        if online:
-            self._online.add(user)
-        else:
-            self._online.discard(user)
+        if not online:
             self._unwritten[user] = self._unwritten.get(user, 0) + 1
         task = asyncio.get_running_loop().create_task(self._announce(user, online))
         self._tasks.add(task)
@@ -190,7 +186,7 @@ class Presence:
         caller bounds the wait. A database error is logged, never raised.
         """
         when = self.clock()
-        users = sorted(self._online | self._unwritten.keys())
+        users = sorted(set(self.hub.users()) | self._unwritten.keys())
         self._stopped_at = when
         self._covered = frozenset(users)
         task = asyncio.get_running_loop().create_task(self._store_all(users, when),
