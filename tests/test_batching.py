@@ -38,6 +38,29 @@ async def test_linger_gathers_items_that_arrive_within_it() -> None:
     assert batches == [[1, 2]]
 
 
+async def test_a_busy_window_linger_lets_a_lone_item_go_at_once() -> None:
+    batches: list[list[int]] = []
+    # Nothing was flushed before: not busy, so the 30 s linger does not apply.
+    batcher: Batcher[int, int] = Batcher(lambda items: _record(batches, items), linger=30,
+                                         busy_window=60)
+    done, _ = await asyncio.wait([asyncio.ensure_future(batcher.submit(1))], timeout=5)
+    assert len(done) == 1, "a lone item on an idle batcher waited for the linger"
+    assert batches == [[1]]
+
+
+async def test_a_busy_window_linger_gathers_while_flushes_keep_coming() -> None:
+    batches: list[list[int]] = []
+    batcher: Batcher[int, int] = Batcher(lambda items: _record(batches, items), linger=2.0,
+                                         busy_window=600)
+    assert await batcher.submit(1) == 10  # at once: nothing before it
+    # The previous flush began well within the window: this one lingers.
+    second = asyncio.ensure_future(batcher.submit(2))
+    await asyncio.sleep(0.01)
+    third = asyncio.ensure_future(batcher.submit(3))
+    assert (await second, await third) == (20, 30)
+    assert batches == [[1], [2, 3]]
+
+
 async def test_a_full_batch_does_not_linger() -> None:
     batches: list[list[int]] = []
     batcher: Batcher[int, int] = Batcher(lambda items: _record(batches, items), max_batch=2,

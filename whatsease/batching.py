@@ -4,7 +4,9 @@ While one flush is in flight, new items queue; when it finishes, everything
 queued goes in the next flush. An idle system therefore writes at once, and a
 busy one writes in batches as large as the load, with no timer to tune.
 Writes nobody waits for can also `linger`: gather for a moment before a
-flush, so that each database command carries more items.
+flush, so that each database command carries more items. Writes somebody
+waits for can linger only while busy (``busy_window``): an idle system still
+writes at once, a busy one trades a few milliseconds for fewer commands.
 """
 
 from __future__ import annotations
@@ -30,10 +32,15 @@ class Batcher(Generic[T, R]):
     """
 
     def __init__(self, flush: Callable[[list[T]], Awaitable[list[R]]], *,
-                 max_batch: int = 1000, name: str = "batch", linger: float = 0.0) -> None:
+                 max_batch: int = 1000, name: str = "batch", linger: float = 0.0,
+                 busy_window: float | None = None) -> None:
         self._flush = flush
         self.max_batch = max_batch
         self.linger = linger  # seconds a flush waits for more items unless the batch is full
+        # Linger only if the previous flush began less than this many seconds
+        # before (None: always).
+        self.busy_window = busy_window
+        self._last_flush = float("-inf")  # loop time the previous flush began
         self.name = name
         self._pending: list[tuple[T, asyncio.Future[R] | None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -81,9 +88,13 @@ class Batcher(Generic[T, R]):
 
     async def _run(self) -> None:
         try:
+            loop = asyncio.get_running_loop()
             while self._pending:
-                if self.linger and len(self._pending) < self.max_batch:
+                if self.linger and len(self._pending) < self.max_batch and (
+                        self.busy_window is None
+                        or loop.time() - self._last_flush < self.busy_window):
                     await self._linger()
+                self._last_flush = loop.time()
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 await self._flush_one(batch)

@@ -66,6 +66,12 @@ STATUS_LINGER_SECS = 0.05
 # ~0.5 ms, a chat summary ~0.65 ms).
 STATUS_MAX_BATCH = 24
 INSERT_MAX_BATCH = 32
+# A message insert lingers this long for others, in seconds, but only while
+# messages keep coming (the previous insert began within INSERT_BUSY_SECS):
+# a lone message is written at once. At 200 messages a second this puts ~2
+# messages in each insert instead of ~1.2, for ~3 ms of delivery latency.
+INSERT_LINGER_SECS = 0.003
+INSERT_BUSY_SECS = 0.02
 SUMMARY_MAX_BATCH = 32
 # Chat summaries wait this long for more before they are written, in seconds.
 # Nobody waits for them on the delivery path, and whoever reads them (the chat
@@ -104,7 +110,8 @@ class Messaging:
         self.lane = lane
         self.bots: dict[str, BotHook] = {}
         self._inserts: Batcher[Message, Message] = Batcher(
-            self._insert_batch, max_batch=INSERT_MAX_BATCH, name="messages")
+            self._insert_batch, max_batch=INSERT_MAX_BATCH, name="messages",
+            linger=INSERT_LINGER_SECS, busy_window=INSERT_BUSY_SECS)
         self._lookups: Batcher[str, bool] = Batcher(self._lookup_batch, name="recipients")
         self._revisions = Revisions()
         # Changes whose write was overdue (cluster only): one fresh rev each, in the
