@@ -80,6 +80,7 @@ async def test_a_receipt_batch_reads_its_messages_before_its_turn_of_the_lane(
     for email in ("r1@example.com", "r2@example.com"):
         await services.store.users.insert(User(email=email, name=email))
     sent = await services.messaging.send("r1@example.com", "r2@example.com", "hello")
+    services.store.messages.recent.clear()  # as if another instance had stored it: read
     await services.messaging.summaries_written()
     await services.activity.written()  # nothing else of this send waits for the lane
     release = asyncio.Event()
@@ -113,6 +114,7 @@ async def test_delivered_receipts_do_not_wait_for_queued_chat_summaries_and_read
     for email in ("s1@example.com", "s2@example.com"):
         await services.store.users.insert(User(email=email, name=email))
     first = await messaging.send("s1@example.com", "s2@example.com", "first")
+    services.store.messages.recent.clear()  # as if another instance had stored it: read
     await messaging.summaries_written()
     await services.activity.written()
     release_first, release_second = asyncio.Event(), asyncio.Event()

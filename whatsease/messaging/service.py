@@ -432,7 +432,9 @@ class Messaging:
         changed = await self.mark(user, [message_id], status)
         for m in changed:
             if m.message_id == message_id:
-                return m
+                # ``m`` may come from the record of recent messages, which
+                # keeps no content: the message read above, moved on.
+                return dataclasses.replace(message, status=m.status)
         return await self.get(user, message_id)
 
     async def mark(self, user: str, message_ids: list[str], status: str, *,
@@ -443,7 +445,9 @@ class Messaging:
         ``status`` are ignored: receipts are idempotent. Receipts from every
         caller within a few milliseconds share one read and one bulk write.
         ``origin`` (the socket that sent the receipt) gets no ``status`` frame
-        about its own receipt.
+        about its own receipt. A message this process stored lately costs no
+        read (`MessageRepo.recently_stored`), and is returned without its
+        content.
         """
         return await self._statuses.submit(_StatusRequest(user, message_ids, status, origin))
 
@@ -455,17 +459,26 @@ class Messaging:
         # those does not wait for them.
         if any(r.status == "Read" for r in requests):
             await self.summaries_written()
-        # The read takes no turn of the lane, which only writes need: an
-        # insert waits behind a shorter turn. What it finds cannot move back
-        # meanwhile (receipt batches run one at a time, and the update only
-        # moves a status forward).
+        # Messages stored here lately need no read (their receipt's insert
+        # proves the guess: `_apply_statuses`); the others are read. The read
+        # takes no turn of the lane, which only writes need: an insert waits
+        # behind a shorter turn. What it finds cannot move back meanwhile
+        # (receipt batches run one at a time, and the update only moves a
+        # status forward).
         wanted = {mid for r in requests for mid in r.message_ids}
-        found = {m.message_id: m for m in await self.store.messages.get_many(wanted)}
+        found = self.store.messages.recently_stored(wanted)
+        assumed = set(found)
+        if len(found) < len(wanted):
+            found.update((m.message_id, m) for m in await self.store.messages.get_many(
+                wanted.difference(found)))
         async with self.lane.hold(RECEIPTS):
-            return await self._apply_statuses(requests, found)
+            return await self._apply_statuses(requests, found, assumed)
 
-    async def _apply_statuses(self, requests: list[_StatusRequest],
-                              found: dict[str, Message]) -> list[list[Message]]:
+    @staticmethod
+    def _targets(requests: list[_StatusRequest], found: dict[str, Message],
+                 ) -> tuple[dict[str, str], dict[str, Connection | None]]:
+        """The status each found message moves to (only the recipient moves it,
+        only forward), and the socket whose receipt moved it."""
         target: dict[str, str] = {}
         origins: dict[str, Connection | None] = {}
         for r in requests:
@@ -477,18 +490,43 @@ class Messaging:
                 if STATUS_RANK[r.status] > STATUS_RANK[best]:
                     target[mid] = r.status
                     origins[mid] = r.origin
-        now = self.clock()
+        return target, origins
+
+    async def _advance(self, target: dict[str, str], found: dict[str, Message],
+                       now: datetime, assumed: set[str]) -> set[str]:
+        """Write ``target`` (`MessageRepo.advance_statuses`); the assumed ids left alone."""
         token = self._revisions.begin()
         try:
             async with self._revisions.writing():
                 started = time.time()  # the rev is made after the gate
-                await self.store.messages.advance_statuses(
+                stale = await self.store.messages.advance_statuses(
                     target, now, {mid: sorted({found[mid].sender, found[mid].recipient})
                                   for mid in target},
-                    receipted=[mid for mid in target if found[mid].has_receipt])
+                    receipted=[mid for mid in target if found[mid].has_receipt],
+                    assumed=assumed.intersection(target))
         finally:
             self._revisions.end(token)
-        self._settle(list(target), started)
+        self._settle([mid for mid in target if mid not in stale], started)
+        return stale
+
+    async def _apply_statuses(self, requests: list[_StatusRequest], found: dict[str, Message],
+                              assumed: set[str]) -> list[list[Message]]:
+        target, origins = self._targets(requests, found)
+        now = self.clock()
+        stale = await self._advance(target, found, now, assumed)
+        if stale:
+            # Another instance made these receipts after this one stored the
+            # messages: read them as they are now and decide again, so that
+            # nothing moves back and no status is announced twice.
+            for mid in stale:
+                del target[mid], found[mid]
+                origins.pop(mid, None)
+            again = {m.message_id: m for m in await self.store.messages.get_many(stale)}
+            more, more_origins = self._targets(requests, again)
+            await self._advance(more, again, now, set())
+            found.update(again)
+            target.update(more)
+            origins.update(more_origins)
         # Only Read changes the conversation (its unread counter): the chat
         # list reads its last message's ticks from the message itself, so a
         # Delivered receipt costs one write, not two.

@@ -17,6 +17,10 @@ lays a message's receipt over it (`_with_receipts`): the status is the
 further of the two, and ``rev`` the later, so a sync finds a message again
 when either changes. Messages whose status was written on them by earlier
 versions keep it.
+
+The messages this process stored lately and made no receipt for are kept in
+`RecentMessages` (``recent``, storage/recent.py): a receipt for one of them
+needs no read, only an insert that proves the guess (`advance_statuses`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from whatsease.storage.bulk import insert_all
 from whatsease.storage.models import STATUS_RANK, STATUSES, Message, is_object_id
+from whatsease.storage.recent import RecentMessages
 
 RECEIPTS = "message_receipts"
 # Receipts looked up per query by `MessageRepo.sent_between` (point lookups by id).
@@ -62,6 +67,8 @@ class MessageRepo:
         self.collection = collection
         # Statuses past Sent, one document per message (see the module's docstring).
         self.receipts = receipts
+        # What this process stored lately without a receipt (no command to know it).
+        self.recent = RecentMessages()
 
     async def _receipts_of(self, ids: Iterable[ObjectId]) -> dict[ObjectId, Doc]:
         wanted = list(set(ids))
@@ -91,7 +98,9 @@ class MessageRepo:
             return []
         duplicates = await insert_all(self.collection, [m.to_doc() for m in messages])
         if not duplicates:
+            self.recent.add(messages)
             return list(messages)
+        self.recent.add(m for i, m in enumerate(messages) if i not in duplicates)
         keys = [{"sender": messages[i].sender, "client_id": messages[i].client_id}
                 for i in duplicates]
         docs = await self.collection.find({"$or": keys}).to_list()
@@ -113,6 +122,15 @@ class MessageRepo:
             return None
         doc = await self.collection.find_one({"_id": ObjectId(message_id)})
         return (await self._with_receipts([doc]))[0] if doc else None
+
+    def recently_stored(self, message_ids: Iterable[str]) -> dict[str, Message]:
+        """Those of ``message_ids`` this process stored lately and made no receipt for.
+
+        No command: from `recent`, as messages still Sent without content. A
+        guess (another instance may have moved one on): write their receipts
+        with `advance_statuses`'s ``assumed``.
+        """
+        return self.recent.find(message_ids)
 
     async def get_many(self, message_ids: Iterable[str]) -> list[Message]:
         ids = [ObjectId(m) for m in set(message_ids) if is_object_id(m)]
@@ -231,11 +249,13 @@ class MessageRepo:
             {"_id": ObjectId(message_id), "sender": sender, "deleted": False},
             {"$set": {"content": "", "deleted": True, "deleted_at": now, "rev": ObjectId()}},
             return_document=True)
+        self.recent.forget([message_id])  # no receipt may be decided from the record now
         return (await self._with_receipts([doc]))[0] if doc else None
 
     async def advance_statuses(self, changes: dict[str, str], now: datetime,
                                members: dict[str, list[str]] | None = None,
-                               receipted: Iterable[str] = ()) -> None:
+                               receipted: Iterable[str] = (),
+                               assumed: Iterable[str] = ()) -> set[str]:
         """Move each message forward to its new status: in its receipt, made or moved on.
 
         A message without a receipt gets one (one insert for all of them);
@@ -247,9 +267,17 @@ class MessageRepo:
         two participants (read from the messages when not given); the ids in
         ``receipted`` were read with a receipt, which is moved on without
         trying to make one first.
+
+        The ids in ``assumed`` were not read: they were taken from `recent` as
+        still Sent without a receipt. Their receipts are made only if none is
+        there; one that is (another instance made it meanwhile) is left
+        alone, and its id is returned for the caller to read and decide
+        again. Every other id is moved as above, and the set returned is
+        empty. Whatever happens, the messages in ``changes`` leave `recent`.
         """
         if not changes:
-            return
+            return set()
+        self.recent.forget(changes)
         ids = {message_id: ObjectId(message_id) for message_id in changes}
         if members is None or any(m not in members for m in changes):
             docs = await self.collection.find({"_id": {"$in": list(ids.values())}},
@@ -263,8 +291,10 @@ class MessageRepo:
                              "rev": rev, "members": members[mid]} for mid, status in made]
         # Those made meanwhile (by another instance) are moved on instead.
         taken = await insert_all(self.receipts, fresh) if fresh else set()
+        guessed = set(assumed)
+        stale = {made[i][0] for i in taken if made[i][0] in guessed}
         by_status: dict[str, list[ObjectId]] = {}
-        for mid, status in [made[i] for i in sorted(taken)] + [
+        for mid, status in [made[i] for i in sorted(taken) if made[i][0] not in stale] + [
                 (mid, status) for mid, status in changes.items() if mid in had]:
             by_status.setdefault(status, []).append(ids[mid])
         ops = [UpdateMany({"_id": {"$in": moved},
@@ -274,6 +304,7 @@ class MessageRepo:
                for status, moved in by_status.items()]
         if ops:
             await self.receipts.bulk_write(ops, ordered=False)
+        return stale
 
     async def restamp(self, message_ids: Sequence[str]) -> None:
         """Give these messages one fresh ``rev`` (sync returns them again); nothing else changes."""
@@ -283,6 +314,7 @@ class MessageRepo:
                                               {"$set": {"rev": ObjectId()}})
 
     async def delete_all_of(self, user: str) -> int:
+        self.recent.clear()  # rare: simpler than finding the user's entries
         result = await self.collection.delete_many({"members": user})
         await self.receipts.delete_many({"members": user})
         return result.deleted_count
