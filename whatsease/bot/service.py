@@ -97,8 +97,17 @@ class Assistant:
                         "message_id": message.message_id})
                     await self._send(user, self.catalogue.bot.fallback[0])
                 queue.pop(0)
+                self._load_reader_if_needed()
         finally:
             self._queues.pop(user, None)
+
+    def _load_reader_if_needed(self) -> None:
+        """Once an answer is sent: start loading the sentence reader if that answer
+        needed it (the words answered alone meanwhile). Not before: the loading
+        takes ~2 s of CPU, which the answer would otherwise share."""
+        semantic = self.engine.semantic
+        if semantic is not None and semantic.train_if_needed():
+            logger.info("the sentence reader is loading (first needed by a message)")
 
     async def answer(self, message: Message) -> Reply:
         """Read ``message``, show typing, reply, and record the turn."""
