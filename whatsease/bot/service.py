@@ -113,12 +113,22 @@ class Assistant:
         """Read ``message``, show typing, reply, and record the turn."""
         user = message.sender
         hub = self.services.hub
-        await self.services.messaging.mark(self.address, [message.message_id], "Read")
+        # The language detector's first build (~0.4 s) runs while the database is
+        # asked for the receipt, the state and the profile, not after them.
+        languages = asyncio.ensure_future(self._prepare_languages())
+        try:
+            await self.services.messaging.mark(self.address, [message.message_id], "Read")
+        except BaseException:
+            await asyncio.gather(languages, return_exceptions=True)
+            raise
         hub.send(user, frames.chat_typing(self.address, True))
         try:
-            state = await self.load_state(user)
-            profile = await self.services.store.users.get(user)
-            await self._prepare_languages()
+            try:
+                state = await self.load_state(user)
+                profile = await self.services.store.users.get(user)
+            finally:
+                await asyncio.gather(languages, return_exceptions=True)  # never left behind
+            languages.result()  # what building the detector raised, if anything
             now = self.clock()
             name = profile.name if profile else ""
             if self._thinker is None:
