@@ -14,9 +14,10 @@ temporary folder three times, on the same data dir:
 
 The process start includes the embedded database's (``python -m whatsease``
 starts it before it can answer); a production server connects to a running
-MongoDB. Stops what it started.
+MongoDB, as the server does here with ``--external-db`` (a SecantusDB started
+by this script first, not timed). Stops what it started.
 
-    python bench/idle_memory.py [--server-root DIR]
+    python bench/idle_memory.py [--server-root DIR] [--external-db]
 
 ``--server-root`` runs another checkout's server (``/work/main``) with this
 interpreter.
@@ -25,6 +26,7 @@ interpreter.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -87,7 +89,7 @@ def wait(probe: Any, what: str) -> Any:
 class Server:
     """One ``python -m whatsease`` process on ``workdir``, stopped on exit."""
 
-    def __init__(self, root: Path, workdir: Path) -> None:
+    def __init__(self, root: Path, workdir: Path, mongodb_uri: str = "") -> None:
         self.port = free_port()
         self.log_path = workdir / f"server-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSEASE_")}
@@ -95,6 +97,8 @@ class Server:
                    WHATSEASE_DATA_DIR=str(workdir), WHATSEASE_LOG_LEVEL="INFO",
                    WHATSEASE_DEMO_USERS="false", WHATSEASE_BCRYPT_ROUNDS="4",
                    PYTHONPATH=str(root))
+        if mongodb_uri:
+            env.update(WHATSEASE_MONGODB_URI=mongodb_uri, WHATSEASE_DB_NAME="idle_memory")
         self.started = time.monotonic()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "whatsease"], cwd=root,
@@ -142,12 +146,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server-root", type=Path, default=ROOT,
                         help="the checkout whose server runs (default: this one)")
+    parser.add_argument("--external-db", action="store_true",
+                        help="start a SecantusDB first and have the server connect to it "
+                             "(WHATSEASE_MONGODB_URI), as in production")
     args = parser.parse_args(argv)
     root = args.server_root.resolve()
     workdir = Path(tempfile.mkdtemp(prefix="idle_memory-"))
-    print(f"server {root}, data {workdir}")
+    print(f"server {root}, data {workdir}"
+          + (", an external database" if args.external_db else ""))
+    with contextlib.ExitStack() as stack:
+        uri = ""
+        if args.external_db:
+            sys.path.insert(0, str(ROOT))
+            from whatsease.storage.launcher import EmbeddedDatabase
 
-    with Server(root, workdir) as server:
+            uri = stack.enter_context(EmbeddedDatabase(
+                workdir / "external-db", log_path=workdir / "external-db.log")).uri
+        measure(root, workdir, uri)
+    return 0
+
+
+def measure(root: Path, workdir: Path, uri: str) -> None:
+    with Server(root, workdir, uri) as server:
         ready_at = server.wait_ready()
         time.sleep(SETTLE_SECS)  # background start-up work done
         idle = rss_mib(server.process.pid)
@@ -167,13 +187,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{rss_mib(server.process.pid):6.1f} MiB")
 
     for label, question in (("needs the reader", QUESTION), ("words place it", WORDS_QUESTION)):
-        with Server(root, workdir) as server:
+        with Server(root, workdir, uri) as server:
             ready_at = server.wait_ready()
             took, since_start, answer = server.ask(token, question)
             print(f"restart: ready after start-up             {ready_at:6.2f} s")
             print(f"  asked at ready ({label}): answer {took:.2f} s after the question, "
                   f"{since_start:.2f} s after start-up: {answer[:50]!r}")
-    return 0
 
 
 if __name__ == "__main__":
