@@ -100,10 +100,10 @@ TRAIN_RATE = 0.1
 # Messages are cut to this many characters before encoding (the engine's own bound).
 MAX_ENCODE_CHARS = 500
 # A reader trained on first need: how long a read waits for the training before
-# words alone answer. None: loading the encoder's tables, encoding the examples
-# and training take ~1.9 s after the first need on the reference machine (2 s of
-# CPU), so a wait of 1 s never saved the first answer, only delayed it (the
-# words' fallback 1.5 s after the question instead of 0.4 s: bench/README.md).
+# words alone answer. Not at all: loading the encoder's tables, encoding the
+# examples and training take ~1.9 s after the first need on the reference machine
+# (2 s of CPU), so a wait of 1 s never saved the first answer, only delayed it
+# (the words' fallback 1.5 s after the question instead of 0.4 s: bench/README.md).
 FIRST_NEED_WAIT_SECS = 0.0
 
 # Set by `train_on_first_need` (the server, at start-up).
