@@ -1,17 +1,32 @@
 """Idle memory of a fresh server, and how soon after start-up the assistant first answers.
 
 Starts ``python -m whatsease`` on 127.0.0.1 with its embedded database in a
-temporary folder, reads the server's RSS once it is ready (nobody has asked the
-assistant anything), registers a user, asks the bot a question the words cannot
-place (so the sentence reader is needed) and times the reply from the moment
-the process was started; then waits for the reader and reads the RSS again.
-Stops what it started.
+temporary folder three times, on the same data dir:
 
-    python bench/idle_memory.py
+1. a fresh data dir: the time from starting the process to ``/readyz``, the
+   server's RSS once it has settled (nobody has asked the assistant anything),
+   then a user registers and asks the bot a question the words cannot place
+   (so the sentence reader is needed): the time to the answer, to the reader,
+   and the RSS with it;
+2. a restart: the same user asks that question the moment ``/readyz`` answers;
+   the answer's time from the question and from the process start;
+3. another restart: a question the words place on their own, asked the same way.
+
+The process start includes the embedded database's (``python -m whatsease``
+starts it before it can answer); a production server connects to a running
+MongoDB, as the server does here with ``--external-db`` (a SecantusDB started
+by this script first, not timed). Stops what it started.
+
+    python bench/idle_memory.py [--server-root DIR] [--external-db]
+
+``--server-root`` runs another checkout's server (``/work/main``) with this
+interpreter.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import os
 import signal
@@ -26,8 +41,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTION = "are your doors shut on bank holidays"
+WORDS_QUESTION = "hi, what can you do?"
 BOT = "bot:whatsease"
 TIMEOUT_SECS = 120.0
+# How often /readyz and the conversation are polled: the resolution of the times.
+POLL_SECS = 0.01
+SETTLE_SECS = 2.0
 
 
 def free_port() -> int:
@@ -63,60 +82,117 @@ def wait(probe: Any, what: str) -> Any:
             result = None
         if result:
             return result
-        time.sleep(0.02)
+        time.sleep(POLL_SECS)
     raise SystemExit(f"timed out waiting for {what}")
 
 
-def main() -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="idle_memory-"))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSEASE_")}
-    env.update(WHATSEASE_HOST="127.0.0.1", WHATSEASE_PORT=str(port),
-               WHATSEASE_DATA_DIR=str(workdir), WHATSEASE_LOG_LEVEL="INFO",
-               WHATSEASE_DEMO_USERS="false", WHATSEASE_BCRYPT_ROUNDS="4",
-               PYTHONPATH=str(ROOT))
-    log_path = workdir / "server.log"
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "whatsease"], cwd=ROOT, env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait(lambda: call(port, "GET", "/readyz") is not None, "the server to be ready")
-        ready_at = time.monotonic() - started
-        time.sleep(2.0)  # settle: background start-up work done
-        idle = rss_mib(server.pid)
-        user = call(port, "POST", "/api/v1/auth/register",
-                    {"email": "idle@example.com", "name": "Idle", "password": "idle password 1"})
-        token = user["access_token"]
+class Server:
+    """One ``python -m whatsease`` process on ``workdir``, stopped on exit."""
+
+    def __init__(self, root: Path, workdir: Path, mongodb_uri: str = "") -> None:
+        self.port = free_port()
+        self.log_path = workdir / f"server-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WHATSEASE_")}
+        env.update(WHATSEASE_HOST="127.0.0.1", WHATSEASE_PORT=str(self.port),
+                   WHATSEASE_DATA_DIR=str(workdir), WHATSEASE_LOG_LEVEL="INFO",
+                   WHATSEASE_DEMO_USERS="false", WHATSEASE_BCRYPT_ROUNDS="4",
+                   PYTHONPATH=str(root))
+        if mongodb_uri:
+            env.update(WHATSEASE_MONGODB_URI=mongodb_uri, WHATSEASE_DB_NAME="idle_memory")
+        self.started = time.monotonic()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "whatsease"], cwd=root,
+                                            env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def wait_ready(self) -> float:
+        """Seconds from the process start to the first ready answer."""
+        wait(lambda: call(self.port, "GET", "/readyz") is not None, "the server to be ready")
+        return time.monotonic() - self.started
+
+    def ask(self, token: str, question: str) -> tuple[float, float, str]:
+        """Ask the bot; (seconds from the question, from the process start, the answer)."""
         asked = time.monotonic()
-        sent = call(port, "POST", "/api/v1/messages", {"recipient": BOT, "content": QUESTION},
-                    token)["message"]
+        sent = call(self.port, "POST", "/api/v1/messages",
+                    {"recipient": BOT, "content": question}, token)["message"]
 
         def reply() -> dict[str, Any] | None:
-            page = call(port, "GET", f"/api/v1/messages?with={BOT}&limit=5", token=token)
+            page = call(self.port, "GET", f"/api/v1/messages?with={BOT}&limit=5", token=token)
             later = [m for m in page["messages"]
                      if m["sender"] == BOT and m["message_id"] > sent["message_id"]]
             return later[-1] if later else None
 
         answer = wait(reply, "the bot's answer")
         answered = time.monotonic()
-        wait(lambda: "the sentence reader is ready" in log_path.read_text(errors="replace")
+        return answered - asked, answered - self.started, str(answer["content"])
+
+    def wait_reader(self) -> float:
+        wait(lambda: "the sentence reader is ready" in self.log_path.read_text(errors="replace")
              or None, "the sentence reader")
-        loaded = time.monotonic()
-        time.sleep(1.0)
-        print(f"ready after start-up        {ready_at:6.2f} s")
-        print(f"RSS idle (nobody asked)     {idle:6.1f} MiB")
-        print(f"first answer after start-up {answered - started:6.2f} s "
-              f"({answered - asked:.2f} s after the question): {answer['content'][:60]!r}")
-        print(f"reader ready after question {loaded - asked:6.2f} s")
-        print(f"RSS with the reader         {rss_mib(server.pid):6.1f} MiB")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        return time.monotonic()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server-root", type=Path, default=ROOT,
+                        help="the checkout whose server runs (default: this one)")
+    parser.add_argument("--external-db", action="store_true",
+                        help="start a SecantusDB first and have the server connect to it "
+                             "(WHATSEASE_MONGODB_URI), as in production")
+    args = parser.parse_args(argv)
+    root = args.server_root.resolve()
+    workdir = Path(tempfile.mkdtemp(prefix="idle_memory-"))
+    print(f"server {root}, data {workdir}"
+          + (", an external database" if args.external_db else ""))
+    with contextlib.ExitStack() as stack:
+        uri = ""
+        if args.external_db:
+            sys.path.insert(0, str(ROOT))
+            from whatsease.storage.launcher import EmbeddedDatabase
+
+            uri = stack.enter_context(EmbeddedDatabase(
+                workdir / "external-db", log_path=workdir / "external-db.log")).uri
+        measure(root, workdir, uri)
     return 0
+
+
+def measure(root: Path, workdir: Path, uri: str) -> None:
+    with Server(root, workdir, uri) as server:
+        ready_at = server.wait_ready()
+        time.sleep(SETTLE_SECS)  # background start-up work done
+        idle = rss_mib(server.process.pid)
+        user = call(server.port, "POST", "/api/v1/auth/register",
+                    {"email": "idle@example.com", "name": "Idle",
+                     "password": "idle password 1"})
+        token = user["access_token"]
+        took, _, answer = server.ask(token, QUESTION)
+        asked = time.monotonic() - took
+        loaded = server.wait_reader()
+        time.sleep(1.0)
+        print(f"fresh data dir: ready after start-up      {ready_at:6.2f} s")
+        print(f"RSS idle (nobody asked, {SETTLE_SECS:.0f} s later)     {idle:6.1f} MiB")
+        print(f"first answer after the question          {took:6.2f} s: {answer[:50]!r}")
+        print(f"reader ready after the question          {loaded - asked:6.2f} s")
+        print(f"RSS with the reader                      "
+              f"{rss_mib(server.process.pid):6.1f} MiB")
+
+    for label, question in (("needs the reader", QUESTION), ("words place it", WORDS_QUESTION)):
+        with Server(root, workdir, uri) as server:
+            ready_at = server.wait_ready()
+            took, since_start, answer = server.ask(token, question)
+            print(f"restart: ready after start-up             {ready_at:6.2f} s")
+            print(f"  asked at ready ({label}): answer {took:.2f} s after the question, "
+                  f"{since_start:.2f} s after start-up: {answer[:50]!r}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,32 @@ def test_start_answers_keeps_data_across_restarts_and_stops(tmp_path: Path) -> N
     EmbeddedDatabase(tmp_path / "never").stop()  # so is stopping one never started
 
 
+def test_spawn_returns_at_once_and_wait_ready_gives_an_answering_uri(tmp_path: Path) -> None:
+    database = EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log")
+    try:
+        database.spawn()
+        # Not waited for: neither its guard nor its state file exists before wait_ready.
+        assert database.process is not None and database.guard is None
+        assert launcher.read_state(tmp_path / "db") is None
+        uri = database.wait_ready(timeout=60)
+        assert uri == database.uri and _ping(uri)
+        assert database.guard is not None
+        assert launcher.running_database_uri(tmp_path / "db") == uri
+    finally:
+        database.stop()
+
+
+def test_a_database_stopped_between_spawn_and_wait_ready_is_reported(tmp_path: Path) -> None:
+    database = EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log")
+    database.spawn()
+    assert database.process is not None
+    pid = database.process.pid
+    database.stop()
+    with pytest.raises(EmbeddedDatabaseError, match="stopped while starting"):
+        database.wait_ready(timeout=10)
+    assert not process_alive(pid)
+
+
 def test_a_database_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     database = EmbeddedDatabase(tmp_path / "db", log_path=tmp_path / "db.log")
     database.start()

@@ -66,11 +66,7 @@ def serve() -> int:
         return 2
     log.configure(config.log_level)
 
-    import uvloop
-
-    from whatsease.app import serve as serve_app
     from whatsease.storage.launcher import EmbeddedDatabase, EmbeddedDatabaseError
-    from whatsease.storage.supervisor import Supervisor
 
     embedded = None
     supervisor = None
@@ -81,7 +77,16 @@ def serve() -> int:
             embedded = EmbeddedDatabase(config.data_path / "db",
                                         log_path=config.data_path / "secantusd.log",
                                         journal=config.db_journal)
-            uri = embedded.start()
+            # The database boots in its own process (about half a second) while
+            # this one imports the server: neither waits for the other.
+            embedded.spawn()
+        import uvloop
+
+        from whatsease.app import serve as serve_app
+        from whatsease.storage.supervisor import Supervisor
+
+        if embedded is not None:
+            uri = embedded.wait_ready()
             logger.warning("using the local development database (SecantusDB) in %s; set "
                            "WHATSEASE_MONGODB_URI for production", config.data_path / "db")
             supervisor = Supervisor(embedded, restarts=config.db_restarts).start()

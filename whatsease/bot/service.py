@@ -97,19 +97,38 @@ class Assistant:
                         "message_id": message.message_id})
                     await self._send(user, self.catalogue.bot.fallback[0])
                 queue.pop(0)
+                self._load_reader_if_needed()
         finally:
             self._queues.pop(user, None)
+
+    def _load_reader_if_needed(self) -> None:
+        """Once an answer is sent: start loading the sentence reader if that answer
+        needed it (the words answered alone meanwhile). Not before: the loading
+        takes ~2 s of CPU, which the answer would otherwise share."""
+        semantic = self.engine.semantic
+        if semantic is not None and semantic.train_if_needed():
+            logger.info("the sentence reader is loading (first needed by a message)")
 
     async def answer(self, message: Message) -> Reply:
         """Read ``message``, show typing, reply, and record the turn."""
         user = message.sender
         hub = self.services.hub
-        await self.services.messaging.mark(self.address, [message.message_id], "Read")
+        # The language detector's first build (~0.4 s) runs while the database is
+        # asked for the receipt, the state and the profile, not after them.
+        languages = asyncio.ensure_future(self._prepare_languages())
+        try:
+            await self.services.messaging.mark(self.address, [message.message_id], "Read")
+        except BaseException:
+            await asyncio.gather(languages, return_exceptions=True)
+            raise
         hub.send(user, frames.chat_typing(self.address, True))
         try:
-            state = await self.load_state(user)
-            profile = await self.services.store.users.get(user)
-            await self._prepare_languages()
+            try:
+                state = await self.load_state(user)
+                profile = await self.services.store.users.get(user)
+            finally:
+                await asyncio.gather(languages, return_exceptions=True)  # never left behind
+            languages.result()  # what building the detector raised, if anything
             now = self.clock()
             name = profile.name if profile else ""
             if self._thinker is None:

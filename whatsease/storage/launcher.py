@@ -21,16 +21,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
+from typing import TYPE_CHECKING
 
 from whatsease.storage.guard import PR_SET_PDEATHSIG
+
+if TYPE_CHECKING:
+    from pymongo import MongoClient
 
 logger = logging.getLogger(__name__)
 
 EXECUTABLE = "secantusd-py"
 START_TIMEOUT_SECS = 60.0
+# How often a starting database is probed: its port is tried (a connect is
+# cheap) before it is pinged, so it is known to answer within this time.
+READY_POLL_SECS = 0.02
 STOP_TIMEOUT_SECS = 10.0
 # A database left by a server that was killed shuts down by itself (the kernel
 # sends it SIGTERM) or is killed by its guard ``orphan_grace`` seconds later;
@@ -209,9 +213,23 @@ class EmbeddedDatabase:
     def start(self, timeout: float = START_TIMEOUT_SECS) -> str:
         """Start the server and wait until it answers; returns its URI.
 
-        A database left running on the same data dir by a server that was
-        killed is waited for first (see `wait_for_previous`). Raises
-        `EmbeddedDatabaseError` if the server cannot be started or reached.
+        `spawn` then `wait_ready`: a database left running on the same data
+        dir by a server that was killed is waited for first (see
+        `wait_for_previous`). Raises `EmbeddedDatabaseError` if the server
+        cannot be started or reached.
+        """
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the server's process and return at once, without waiting for it.
+
+        The database takes about half a second to answer (its own imports and
+        storage): the caller can do its own start-up meanwhile, then call
+        `wait_ready`. A database left running on the same data dir by a server
+        that was killed is waited for first (see `wait_for_previous`). Raises
+        `EmbeddedDatabaseError` if the executable is missing or the data dir
+        is in use.
         """
         executable = find_executable()
         self.storage_path.mkdir(parents=True, exist_ok=True)
@@ -220,14 +238,24 @@ class EmbeddedDatabase:
         self.wait_for_previous()
         with self._lock:
             self._spawn(executable)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_SECS) -> str:
+        """Wait until the server `spawn` started answers; returns its URI.
+
+        Raises `EmbeddedDatabaseError` (with the tail of its log) if it exits,
+        stays silent for ``timeout`` seconds, or `stop` was called meanwhile.
+        """
+        with self._lock:
+            if self.process is None:
+                raise EmbeddedDatabaseError("the embedded database was stopped while starting")
             self._wait_until_ready(timeout)
             self._start_guard()
             self._write_state()
-        assert self.process is not None
+            assert self.process is not None
+            pid = self.process.pid
         logger.info("local development database (SecantusDB) started",
                     extra={"port": self.port, "storage": str(self.storage_path),
-                           "pid": self.process.pid,
-                           "guard_pid": self.guard.pid if self.guard else None})
+                           "pid": pid, "guard_pid": self.guard.pid if self.guard else None})
         return self.uri
 
     def restart(self, timeout: float = START_TIMEOUT_SECS) -> None:
@@ -339,10 +367,13 @@ class EmbeddedDatabase:
             logger.warning("could not start the embedded database's guard: %s", exc)
 
     def _wait_until_ready(self, timeout: float) -> None:
+        # Imported here: the server spawns its database before its own imports.
+        from pymongo import MongoClient
+        from pymongo.errors import PyMongoError
+
         assert self.process is not None
         deadline = time.monotonic() + timeout
-        client: MongoClient[dict[str, object]] = MongoClient(
-            self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250)
+        client: MongoClient[dict[str, object]] | None = None
         try:
             while True:
                 if self.process.poll() is not None:
@@ -350,20 +381,36 @@ class EmbeddedDatabase:
                         f"{EXECUTABLE} exited with code {self.process.returncode}:\n"
                         + self._log_tail())
                 try:
-                    client.admin.command("ping")
-                    return
+                    # A refused connection costs a client its whole server
+                    # selection time: ping only once the port accepts.
+                    if client is None and self._accepts():
+                        client = MongoClient(self.uri, serverSelectionTimeoutMS=250,
+                                             connectTimeoutMS=250)
+                    if client is not None:
+                        client.admin.command("ping")
+                        return
                 except PyMongoError:
-                    if self._stopping.is_set():
-                        self._stop_database(STOP_TIMEOUT_SECS)
-                        raise EmbeddedDatabaseError("stopped while starting") from None
-                    if time.monotonic() > deadline:
-                        self._stop_database(STOP_TIMEOUT_SECS)
-                        raise EmbeddedDatabaseError(
-                            f"{EXECUTABLE} did not answer ping within {timeout:.0f} s:\n"
-                            + self._log_tail()) from None
-                    time.sleep(0.1)
+                    pass
+                if self._stopping.is_set():
+                    self._stop_database(STOP_TIMEOUT_SECS)
+                    raise EmbeddedDatabaseError("stopped while starting") from None
+                if time.monotonic() > deadline:
+                    self._stop_database(STOP_TIMEOUT_SECS)
+                    raise EmbeddedDatabaseError(
+                        f"{EXECUTABLE} did not answer ping within {timeout:.0f} s:\n"
+                        + self._log_tail()) from None
+                time.sleep(READY_POLL_SECS)
         finally:
-            client.close()
+            if client is not None:
+                client.close()
+
+    def _accepts(self) -> bool:
+        """Whether the database's port accepts a connection yet."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=READY_POLL_SECS):
+                return True
+        except OSError:
+            return False
 
     def _log_tail(self, lines: int = 20) -> str:
         try:
