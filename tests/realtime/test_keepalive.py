@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from whatsease.realtime.keepalive import HEARD, QUIET, Keepalive
+from whatsease.realtime.keepalive import HEARD, QUIET, SLOTS, Keepalive
 
 
 class Peer:
@@ -42,18 +42,19 @@ class Peer:
 async def test_each_socket_is_pinged_once_per_interval() -> None:
     wheel = Keepalive(0.5, 0.4)
     loop = asyncio.get_running_loop()
-    start = loop.time()
     peers = [Peer(wheel) for _ in range(40)]
+    joined = []
     for i, peer in enumerate(peers):
         wheel.add(peer)
+        joined.append(loop.time())
         if i % 10 == 9:
-            await asyncio.sleep(0.1)  # joined at different times: different buckets
+            await asyncio.sleep(0.1)  # joined at different times
     await asyncio.sleep(1.7)
-    for peer in peers:
-        assert 2 <= len(peer.pings) <= 4, peer.pings
+    for peer, at in zip(peers, joined, strict=True):
+        assert 2 <= len(peer.pings) <= 5, peer.pings
         gaps = [b - a for a, b in zip(peer.pings, peer.pings[1:], strict=False)]
         assert all(0.4 <= g <= 0.7 for g in gaps), gaps
-        assert peer.pings[0] - start >= 0.45  # the first ping one interval after joining
+        assert peer.pings[0] - at <= 0.5 + 0.2  # the first ping within one interval of joining
         assert peer.closed_at is None
     for peer in peers:
         wheel.discard(peer)
@@ -122,3 +123,23 @@ async def test_a_socket_that_keeps_sending_is_not_pinged_and_one_that_stops_is_c
     assert busy.closed_at - stopped <= 2 * 0.3 + 0.2 + 0.15
     assert idle.closed_at is None
     wheel.discard(idle)
+
+
+async def test_sockets_that_join_at_once_are_dealt_to_every_bucket() -> None:
+    # A ramp: many sockets in one moment. Put in the bucket of that moment, each
+    # visit to it would ping them all at once (and read all their pongs).
+    wheel = Keepalive(0.5, 0.4)
+    peers = [Peer(wheel) for _ in range(3 * SLOTS)]
+    for peer in peers:
+        wheel.add(peer)
+    assert sorted(len(bucket) for bucket in wheel._slots) == [3] * SLOTS
+    start = asyncio.get_running_loop().time()
+    for _ in range(300):  # each is pinged within one interval (give or take a loaded loop)
+        if all(peer.pings for peer in peers):
+            break
+        await asyncio.sleep(0.05)
+    assert all(peer.pings and peer.pings[0] - start <= 0.5 + 0.2 for peer in peers)
+    assert not any(peer.closed_at for peer in peers)
+    for peer in peers:
+        wheel.discard(peer)
+    assert len(wheel) == 0 and wheel._timer is None

@@ -9,6 +9,13 @@ bucket pinged ``timeout`` earlier whose pong has not come back. Each socket is
 thus pinged once per interval and closed within ``timeout`` (plus one tick)
 of a ping it never answered, as with Tornado's own pings.
 
+New sockets are dealt to the buckets in turn, not put in the bucket of the
+moment they came: a ramp of 10,000 sockets in 10 s otherwise filled ten
+buckets of twenty-five with a thousand each, and every visit to one of them
+sent a thousand pings and read a thousand pongs in one go (a stall of the
+event loop of tens of milliseconds, once a second for ten seconds of every
+interval). A socket's first ping thus comes within one interval of joining.
+
 A socket that sent a frame since its bucket's last visit is not pinged on
 this one: the frame shows that the peer is there, and the traffic keeps idle
 proxies from dropping the connection as a ping's would. A busy client is
@@ -24,9 +31,11 @@ import asyncio
 import math
 from typing import Protocol
 
-# Buckets of the wheel: the timer fires SLOTS times per ping interval (once a
-# second at the default 25 s), each time touching 1/SLOTS of the sockets.
-SLOTS = 25
+# Buckets of the wheel: the timer fires SLOTS times per ping interval (every
+# 0.25 s at the default 25 s), each time touching 1/SLOTS of the sockets: at
+# 10,000 sockets a hundred pings and pongs per visit (a few milliseconds of the
+# event loop) rather than four hundred; the timer's own cost is negligible.
+SLOTS = 100
 # A socket's `Pingable.keepalive_state`: nothing heard since its bucket's last
 # visit (ping it next time), a ping out and not answered yet, or a frame came
 # since the last visit (no ping needed this time).
@@ -64,6 +73,7 @@ class Keepalive:
         self._lag = min(SLOTS, max(1, math.ceil(self.timeout / self.tick - 1e-9)))
         self._slots: list[set[Pingable]] = [set() for _ in range(SLOTS)]
         self._current = 0  # the bucket pinged last
+        self._deal = 0  # the bucket the next new socket goes to
         self._count = 0
         self._timer: asyncio.TimerHandle | None = None
         self._next_at = 0.0
@@ -72,10 +82,11 @@ class Keepalive:
         return self._count
 
     def add(self, sock: Pingable) -> None:
-        """Register ``sock``: its first ping goes out one interval from now."""
+        """Register ``sock``: its first ping goes out within one interval from now."""
         sock.keepalive_state = QUIET
-        sock.keepalive_slot = self._current
-        self._slots[self._current].add(sock)
+        sock.keepalive_slot = self._deal
+        self._slots[self._deal].add(sock)
+        self._deal = (self._deal + 1) % SLOTS
         self._count += 1
         if self._timer is None:
             loop = asyncio.get_running_loop()
