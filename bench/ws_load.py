@@ -406,6 +406,7 @@ class Stats:
     acked_ids: set[str] = field(default_factory=set)
     sent_ids: dict[str, float] = field(default_factory=dict)  # acked, no Delivered yet
     statuses: int = 0
+    pings: int = 0  # the server's keep-alive pings the clients answered (from the window on)
     early_statuses: dict[str, float] = field(default_factory=dict)
     status_ms: list[float] = field(default_factory=list)
     delivered_ids: set[str] = field(default_factory=set)
@@ -442,8 +443,13 @@ class LoadSocket:
             self.stats.connect_errors[kind] = self.stats.connect_errors.get(kind, 0) + 1
             return False
         self.stats.connected += 1
+        # Tornado's client answers a ping itself and then calls this hook.
+        self.conn.on_ping = self._pinged  # type: ignore[method-assign]
         self.reader = asyncio.get_running_loop().create_task(self._read())
         return True
+
+    def _pinged(self, data: bytes) -> None:
+        self.stats.pings += 1
 
     async def _read(self) -> None:
         assert self.conn is not None
@@ -808,6 +814,7 @@ async def measure_load(target: Target, args: argparse.Namespace,
         "client_lags_ms": sent.lag_ms,
         "seconds": with_client_lag(probe.seconds, sent.lag_by_second),
         "frames_in": dict(stats.frames_in),
+        "pings_per_sec": stats.pings / window,
     })
     gc.unfreeze()
     return result
@@ -885,6 +892,7 @@ class LocalClients:
         live = [s for s in self.sockets if s.conn is not None]
         for sock in live:
             sock.sending = True
+        self.stats.pings = 0
         talking = [s for s in live if is_sender(s.index, self.users, self.senders)]
         # The others stay connected and silent: they answer the server's pings only.
         if talking:
@@ -997,7 +1005,7 @@ def split_pairs(users: int, procs: int) -> list[range]:
 
 # What a load-client process reports of its `Stats` (the rest is bookkeeping of the run).
 _STATS_REPORTED = ("connected", "failed_connects", "sent", "acked", "delivered", "duplicated",
-                   "closed_early", "statuses", "errors", "close_codes", "connect_errors",
+                   "closed_early", "statuses", "pings", "errors", "close_codes", "connect_errors",
                    "frames_in", "ack_ms", "delivery_ms", "delivery_at", "status_ms")
 
 
@@ -1243,6 +1251,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     for p, label in ((50, "p50"), (99, "p99"), (None, "max")):
         row(f"send -> Delivered status {label} ms", lambda r, p=p: fmt_ms(r["status_ms"], p))
     row("messages/s delivered", lambda r: f"{r['msgs_per_sec']:.1f}")
+    row("keep-alive pings answered per second", lambda r: f"{r['pings_per_sec']:.0f}")
     row("server RSS before ramp MiB", lambda r: f"{r['rss_before_mib']:.1f}")
     row("server RSS after ramp MiB", lambda r: f"{r['rss_after_mib']:.1f}")
     row("server RSS at end MiB", lambda r: f"{r['rss_end_mib']:.1f}")
