@@ -2,9 +2,9 @@
 
 `Socket` owns everything that is not the conversation itself: the origin
 check, first-frame authentication with a deadline, the frame-size limit, the
-bounded send queue, error frames, close codes and a graceful close. Pings go
-out every ``websocket_ping_interval`` (``app.py``) from one timer wheel per
-application (keepalive.py), not from a task per socket. A subclass implements
+bounded send queue, error frames, close codes and a graceful close. A socket
+silent for most of two ``websocket_ping_interval`` (``app.py``) is pinged from
+one timer wheel per application (keepalive.py), not from a task per socket. A subclass implements
 three hooks: `authenticate` (the first frame), `receive` (every later frame)
 and `leave` (the socket closed); everything it sends goes through
 `send_frame`, which is what the hub calls too. The frames a socket is sent in
@@ -49,7 +49,7 @@ from whatsease.delivery.frames import (
     error_frame,
 )
 from whatsease.errors import AppError, Forbidden, ServiceUnavailable
-from whatsease.realtime.keepalive import HEARD, QUIET, Keepalive
+from whatsease.realtime.keepalive import HEARD, Keepalive
 from whatsease.realtime.protocol import TRANSPORT_MAX_FRAME_BYTES
 from whatsease.realtime.sendqueue import SendQueue
 from whatsease.services import Services
@@ -224,7 +224,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         self._state = _OPEN
         self._auth_timer: asyncio.TimerHandle | None = None
         self.keepalive_slot = 0
-        self.keepalive_state = QUIET
+        self.keepalive_state = HEARD
 
     # --- hooks for subclasses -------------------------------------------------------------------
 
@@ -322,9 +322,8 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         """Write a keep-alive ping (called by the wheel); nothing if the socket is closing.
 
         Like `_flush`, straight to the kernel when nothing of the socket's
-        waits to be written: Tornado's ``write_ping`` makes a future and a
-        write callback per ping, most of a ping's cost (the wheel sends about
-        400 a second at 10,000 silent sockets).
+        waits to be written: Tornado's ``write_ping`` makes a future and
+        schedules a write callback per ping.
         """
         conn = self.ws_connection
         if conn is None or conn.is_closing() or conn.stream is None:
@@ -335,7 +334,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
                 conn.stream.write(rest)
 
     def on_pong(self, data: bytes) -> None:
-        self.keepalive_state = QUIET
+        self.keepalive_state = HEARD
 
     def ping_timed_out(self) -> None:
         """The peer did not answer a ping in time (it is gone, or stuck): close."""
@@ -386,7 +385,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         return self._state == _JOINED
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
-        self.keepalive_state = HEARD  # no ping needed at the wheel's next visit
+        self.keepalive_state = HEARD  # the peer is there: no ping for a while
         if self._state == _CLOSING:
             return None
         if self._state == _OPEN:
