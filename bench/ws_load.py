@@ -16,6 +16,20 @@ Server CPU comes from /proc/PID/stat (utime+stime) over the sending window and
 its memory from /proc/PID/status (VmRSS) before and after the ramp. Every
 socket talks to 127.0.0.1; the run is bounded in time and stops by itself.
 
+``--idle`` opens the sockets and sends nothing for ``--duration`` seconds: what
+the server spends per second on sockets that only stay connected (keep-alive
+pings and their pongs, timers, the collector), printed as CPU milliseconds per
+second per 1,000 sockets for each target.
+
+    python bench/ws_load.py --users 10000 --duration 60 --idle --client-procs 2
+
+``--senders N`` lets only N of the sockets (whole pairs, spread evenly over
+them) send while the others stay connected and silent: the same messages over
+more sockets, so that what the extra sockets cost per message shows apart from
+what a different message pattern costs.
+
+    python bench/ws_load.py --users 10000 --senders 1000 --interval-ms 5000 --client-procs 2
+
 ``--client-procs N`` spreads the sockets over N load-client processes (this
 script again, ``--client-worker``), whole pairs each, and merges what they
 measured; the table names each process's own worst event-loop lag.
@@ -116,6 +130,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="sample each server with py-spy over the sending window (its "
                              "own process, not inside the server), writing collapsed stacks "
                              "to PREFIX.<target>.txt; see bench/spy_summary.py")
+    parser.add_argument("--idle", action="store_true",
+                        help="open the sockets and send nothing for --duration s; print the "
+                             "server's CPU ms per second per 1,000 sockets")
+    parser.add_argument("--senders", type=int, default=None,
+                        help="only this many sockets send (whole pairs, spread evenly); the "
+                             "rest stay connected and silent (default: all)")
     parser.add_argument("--find-ceiling", action="store_true",
                         help="step the message rate up at --users sockets until delivery p99 "
                              "passes --ceiling-p99-ms or anything is lost; print each "
@@ -140,6 +160,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.client_worker:
         return args
+    if args.senders is None:
+        args.senders = 0 if args.idle else args.users
+    elif args.idle and args.senders:
+        parser.error("--idle sends nothing: leave out --senders")
     if not 2 <= args.users <= MAX_USERS or args.users % 2:
         parser.error(f"--users must be even, between 2 and {MAX_USERS}")
     if not 0 < args.duration <= MAX_DURATION_SECS:
@@ -156,6 +180,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 1 <= args.client_procs <= min(MAX_CLIENT_PROCS, args.users // 2):
         parser.error(f"--client-procs must be between 1 and {MAX_CLIENT_PROCS}, and at most "
                      "one per pair of --users")
+    if not (0 <= args.senders <= args.users and args.senders % 2 == 0
+            and (not args.senders or (args.users // 2) % (args.senders // 2) == 0)):
+        parser.error("--senders must be an even number of sockets whose pairs divide "
+                     "--users' pairs evenly")
+    if args.senders < args.users and args.find_ceiling:
+        parser.error("--find-ceiling loads every socket: leave out --idle and --senders")
+    if args.idle and args.find_ceiling:
+        parser.error("--idle sends nothing: it has no ceiling to find")
     if args.client_procs > 1 and args.find_ceiling:
         parser.error("--find-ceiling runs in one load-client process (--client-procs 1)")
     if args.url and not args.url.startswith(("ws://127.", "ws://localhost")):
@@ -374,6 +406,7 @@ class Stats:
     acked_ids: set[str] = field(default_factory=set)
     sent_ids: dict[str, float] = field(default_factory=dict)  # acked, no Delivered yet
     statuses: int = 0
+    pings: int = 0  # the server's keep-alive pings the clients answered (from the window on)
     early_statuses: dict[str, float] = field(default_factory=dict)
     status_ms: list[float] = field(default_factory=list)
     delivered_ids: set[str] = field(default_factory=set)
@@ -410,8 +443,13 @@ class LoadSocket:
             self.stats.connect_errors[kind] = self.stats.connect_errors.get(kind, 0) + 1
             return False
         self.stats.connected += 1
+        # Tornado's client answers a ping itself and then calls this hook.
+        self.conn.on_ping = self._pinged  # type: ignore[method-assign]
         self.reader = asyncio.get_running_loop().create_task(self._read())
         return True
+
+    def _pinged(self, data: bytes) -> None:
+        self.stats.pings += 1
 
     async def _read(self) -> None:
         assert self.conn is not None
@@ -768,12 +806,15 @@ async def measure_load(target: Target, args: argparse.Namespace,
         "rss_end_mib": rss_end / 1024,
         "kib_per_socket": (rss_after - rss_before) / max(1, stats.connected),
         "cpu_secs": cpu, "cpu_per_1k": cpu / delivered * 1000,
+        "cpu_ms_per_sec_per_1k_sockets": cpu * 1000 / window * 1000 / max(1, stats.connected),
+        "db_cpu_ms_per_sec": db_cpu * 1000 / window if target.db_pid else None,
         "db_cpu_per_1k": db_cpu / delivered * 1000 if target.db_pid else None,
         "client_cpu_per_1k": sent.cpu_secs / delivered * 1000,
         "client_lag_ms": max(sent.lag_ms),
         "client_lags_ms": sent.lag_ms,
         "seconds": with_client_lag(probe.seconds, sent.lag_by_second),
         "frames_in": dict(stats.frames_in),
+        "pings_per_sec": stats.pings / window,
     })
     gc.unfreeze()
     return result
@@ -813,6 +854,13 @@ class Clients(Protocol):
         """Close every socket (and stop every client process)."""
 
 
+def is_sender(index: int, users: int, senders: int) -> bool:
+    """Whether socket ``index`` of ``users`` sends when only ``senders`` do: every k-th pair."""
+    if senders >= users:
+        return True
+    return senders > 0 and (index // 2) % ((users // 2) // (senders // 2)) == 0
+
+
 def load_sockets(emails: list[str], tokens: list[str], first: int,
                  stats: Stats) -> list[LoadSocket]:
     """Sockets ``first``, ``first + 1``, ... of the run; socket i's partner is i ^ 1."""
@@ -830,6 +878,8 @@ class LocalClients:
         self.ramp_rate = args.ramp_rate
         self.interval = args.interval_ms / 1000
         self.content = "x" * args.content_chars
+        self.users = args.users
+        self.senders = args.senders
         self.probe: LagProbe | None = None
 
     async def ramp(self) -> float:
@@ -842,8 +892,15 @@ class LocalClients:
         live = [s for s in self.sockets if s.conn is not None]
         for sock in live:
             sock.sending = True
-        await asyncio.gather(*(s.send_loop(self.interval, until, self.content) for s in live))
-        await drain(self.stats)
+        self.stats.pings = 0
+        talking = [s for s in live if is_sender(s.index, self.users, self.senders)]
+        # The others stay connected and silent: they answer the server's pings only.
+        if talking:
+            await asyncio.gather(*(s.send_loop(self.interval, until, self.content)
+                                   for s in talking))
+            await drain(self.stats)
+        else:
+            await asyncio.sleep(max(0.0, until - time.perf_counter()))
         self1 = resource.getrusage(resource.RUSAGE_SELF)
         probe.stop()
         cpu = self1.ru_utime + self1.ru_stime - self0.ru_utime - self0.ru_stime
@@ -878,6 +935,7 @@ class ClientProcs:
                 "--ramp-rate", str(args.ramp_rate), "--interval-ms", str(args.interval_ms),
                 "--content-chars", str(args.content_chars),
                 "--seed", str(args.seed + len(self.procs)),
+                "--users", str(args.users), "--senders", str(args.senders),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, limit=WORKER_LINE_BYTES)
             self.procs.append(proc)
             await self._tell(proc, {"url": self.target.url, "first": part.start,
@@ -947,7 +1005,7 @@ def split_pairs(users: int, procs: int) -> list[range]:
 
 # What a load-client process reports of its `Stats` (the rest is bookkeeping of the run).
 _STATS_REPORTED = ("connected", "failed_connects", "sent", "acked", "delivered", "duplicated",
-                   "closed_early", "statuses", "errors", "close_codes", "connect_errors",
+                   "closed_early", "statuses", "pings", "errors", "close_codes", "connect_errors",
                    "frames_in", "ack_ms", "delivery_ms", "delivery_at", "status_ms")
 
 
@@ -1193,10 +1251,15 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     for p, label in ((50, "p50"), (99, "p99"), (None, "max")):
         row(f"send -> Delivered status {label} ms", lambda r, p=p: fmt_ms(r["status_ms"], p))
     row("messages/s delivered", lambda r: f"{r['msgs_per_sec']:.1f}")
+    row("keep-alive pings answered per second", lambda r: f"{r['pings_per_sec']:.0f}")
     row("server RSS before ramp MiB", lambda r: f"{r['rss_before_mib']:.1f}")
     row("server RSS after ramp MiB", lambda r: f"{r['rss_after_mib']:.1f}")
     row("server RSS at end MiB", lambda r: f"{r['rss_end_mib']:.1f}")
     row("memory per socket KiB", lambda r: f"{r['kib_per_socket']:.2f}")
+    row("server CPU ms per second per 1,000 sockets",
+        lambda r: f"{r['cpu_ms_per_sec_per_1k_sockets']:.2f}")
+    row("database CPU ms per second",
+        lambda r: "-" if r["db_cpu_ms_per_sec"] is None else f"{r['db_cpu_ms_per_sec']:.1f}")
     row("server CPU s per 1,000 msgs", lambda r: f"{r['cpu_per_1k']:.3f}")
     row("database CPU s per 1,000 msgs",
         lambda r: "-" if r["db_cpu_per_1k"] is None else f"{r['db_cpu_per_1k']:.3f}")
@@ -1213,8 +1276,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("GC collections gen 0 / 1 / 2 (sending)", lambda r: r.get("gc_generations", "-"))
     width = max(len(label) for label, _ in rows)
     cols = [max(len(n), *(len(v[i]) for _, v in rows)) for i, n in enumerate(names)]
+    quiet = (" --idle" if args.idle
+             else f" --senders {args.senders}" if args.senders < args.users else "")
     lines = [f"ws_load --users {args.users} --interval-ms {args.interval_ms} "
-             f"--duration {args.duration:g}  ({os.cpu_count()} cores)",
+             f"--duration {args.duration:g}{quiet}  "
+             f"({os.cpu_count()} cores)",
              "| " + "metric".ljust(width) + " | "
              + " | ".join(n.rjust(c) for n, c in zip(names, cols, strict=True)) + " |",
              "|" + "-" * (width + 2) + "|" + "|".join("-" * (c + 2) for c in cols) + "|"]
@@ -1222,7 +1288,12 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
         lines.append("| " + label.ljust(width) + " | "
                      + " | ".join(v.rjust(c) for v, c in zip(values, cols, strict=True)) + " |")
     by_name = {r["target"]: r for r in results}
-    if "whatsease" in by_name and "relay" in by_name:
+    if "whatsease" in by_name and "relay" in by_name and args.idle:
+        ours, relay = (by_name[name]["cpu_ms_per_sec_per_1k_sockets"]
+                       for name in ("whatsease", "relay"))
+        lines.append(f"\nidle server CPU per second per 1,000 sockets: whatsease {ours:.2f} ms, "
+                     f"relay {relay:.2f} ms, difference {ours - relay:.2f} ms")
+    elif "whatsease" in by_name and "relay" in by_name:
         ratio = by_name["whatsease"]["cpu_per_1k"] / max(by_name["relay"]["cpu_per_1k"], 1e-9)
         lines.append(f"\nserver CPU per message, whatsease / relay baseline: {ratio:.1f}x")
     return "\n".join(lines)

@@ -157,3 +157,40 @@ def test_client_procs_are_refused_beyond_one_per_pair_and_with_find_ceiling() ->
         done = subprocess.run([sys.executable, "bench/ws_load.py", *extra], cwd=REPO,
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2 and "--client-procs" in done.stderr, done.stderr
+
+
+def test_senders_are_whole_pairs_spread_evenly_and_idle_means_none() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import ws_load
+
+    senders = [i for i in range(20) if ws_load.is_sender(i, 20, 4)]
+    assert senders == [0, 1, 10, 11]  # two pairs of ten, every fifth pair
+    assert all(ws_load.is_sender(i, 20, 20) for i in range(20))
+    assert not any(ws_load.is_sender(i, 20, 0) for i in range(20))
+    assert ws_load.parse_args(["--users", "20", "--idle"]).senders == 0
+    assert ws_load.parse_args(["--users", "20"]).senders == 20
+    for extra in (["--senders", "3"], ["--senders", "6"], ["--idle", "--senders", "4"],
+                  ["--senders", "4", "--find-ceiling"]):
+        done = subprocess.run([sys.executable, "bench/ws_load.py", "--users", "20", *extra],
+                              cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2 and "--senders" in done.stderr, (extra, done.stderr)
+
+
+def test_a_run_where_only_some_sockets_send_and_an_idle_run() -> None:
+    def cells(*extra: str) -> dict[str, str]:
+        done = subprocess.run(
+            [sys.executable, "bench/ws_load.py", "--target", "relay", "--users", "12",
+             "--interval-ms", "500", "--duration", "2", "--client-procs", "2", *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
+        assert done.returncode == 0, done.stderr
+        return {line.split("|")[1].strip(): line.split("|")[2].strip()
+                for line in done.stdout.splitlines() if line.startswith("| ")}
+
+    some = cells("--senders", "4")
+    assert some["sockets connected"] == "12 (failed 0)", some
+    # 4 of the 12 sockets, one message every 0.5 s for 2 s: at most 5 each.
+    assert 4 * 3 <= int(some["messages sent"]) <= 4 * 5, some
+    assert some["lost"] == "0" and int(some["delivered"]) == int(some["messages sent"]), some
+    idle = cells("--idle")
+    assert idle["sockets connected"] == "12 (failed 0)" and idle["messages sent"] == "0", idle
+    assert float(idle["server CPU ms per second per 1,000 sockets"]) >= 0, idle

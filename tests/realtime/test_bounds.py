@@ -6,6 +6,8 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import websocket
+
 from tests.realtime.wsclient import connect
 from tests.support import Client, ServerThread, register
 from whatsease.delivery.hub import Connection
@@ -129,6 +131,45 @@ def test_frames_to_a_reading_socket_go_straight_to_the_kernel_in_order(
         assert [ws.expect("pong")["ref"] for _ in refs] == refs
         # Nothing was waiting to be written each time: no future of Tornado's per write.
         assert writes == []
+    finally:
+        stream.write = write
+        ws.close()
+
+
+def test_the_wheels_pings_go_straight_to_the_kernel_and_are_answered(
+        make_server: Callable[..., ServerThread]) -> None:
+    srv = make_server()
+    assert srv.server.app is not None
+    srv.server.app.settings["websocket_ping_interval"] = 0.3
+    srv.server.app.settings["websocket_ping_timeout"] = 5.0
+    user = register(srv.port)
+    ws = connect(srv, user)
+    conns: list[Connection] = srv.services.hub.connections(user.email)
+    stream = conns[0].ws_connection.stream  # type: ignore[attr-defined]
+    writes: list[bytes] = []
+    write = stream.write
+
+    def counted(data: bytes) -> object:  # Tornado's own write, counted
+        writes.append(bytes(data))
+        return write(data)
+
+    stream.write = counted
+    try:
+        pings = 0
+        deadline = time.monotonic() + 15
+        while pings < 2 and time.monotonic() < deadline:
+            ws.sock.settimeout(deadline - time.monotonic())
+            frame = ws.sock.recv_frame()
+            if frame.opcode == websocket.ABNF.OPCODE_PING:
+                assert frame.data == b""
+                pings += 1
+                ws.sock.pong(frame.data)
+        assert pings == 2
+        # Nothing was waiting to be written: no future of Tornado's per ping.
+        assert writes == []
+        # Answered, the socket stays; it still talks.
+        assert srv.services.hub.is_online(user.email)
+        assert ws.call({"type": "ping", "ref": "after"}, "pong")["ref"] == "after"
     finally:
         stream.write = write
         ws.close()

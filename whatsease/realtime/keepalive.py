@@ -4,18 +4,32 @@ Tornado pings each socket from its own task (``websocket_ping_interval``): at
 10,000 sockets that is 10,000 tasks, coroutine frames and sleeping timers
 (about 1.5 KiB of memory each) and two wake-ups per socket per interval. Here
 the sockets sit in one of `SLOTS` buckets; one timer visits a bucket every
-``interval / SLOTS`` seconds, pings the sockets in it, and closes those in the
-bucket pinged ``timeout`` earlier whose pong has not come back. Each socket is
-thus pinged once per interval and closed within ``timeout`` (plus one tick)
-of a ping it never answered, as with Tornado's own pings.
+``interval / (VISITS_PER_INTERVAL * SLOTS)`` seconds, so each socket is visited
+`VISITS_PER_INTERVAL` times per interval.
 
-A socket that sent a frame since its bucket's last visit is not pinged on
-this one: the frame shows that the peer is there, and the traffic keeps idle
-proxies from dropping the connection as a ping's would. A busy client is
-never pinged (at 1,000 sockets each sending every few seconds: no pings at
-all; at 10,000 sending once a minute, about a third fewer), and a socket that
-goes silent is pinged at the next visit but one, so it is closed within two
-intervals plus ``timeout`` of its last frame instead of one.
+A socket counts the visits that found it silent; any frame and any pong set
+the count back to zero. The visit that finds it silent for
+`PING_AFTER_VISITS` visits in a row pings it, and the one ``timeout`` later
+(rounded up to whole visits) closes it if its pong has not come. So a socket
+is pinged once it has sent nothing for 1.6 to 1.8 intervals (40-45 s at the
+default 25 s) and a dead one is closed within 1.8 intervals plus ``timeout`` of
+its last frame (65 s by default).
+
+Why that late, and why it is safe: a ping and its pong cost the server 50-65
+us of CPU (writing the ping, waking for the pong, Tornado reading its frame;
+bench/README.md, "10,000 sockets, sixth pass"), and the previous rule (a ping
+at every visit of the socket's bucket, once per interval, unless a frame had
+come since the last one) pinged an idle socket every 25 s and one that sends
+twice a minute about once a minute. A proxy in front closes a connection after 60 s without
+traffic (Fly.io's, and the common defaults): 45 s of silence at most keeps
+under that, as the previous bound (two intervals, 50 s) did, and a dead peer is
+still dropped sooner than before (within 65 s of its last frame against 70).
+
+New sockets are dealt to the buckets in turn, not put in the bucket of the
+moment they came: a ramp of 10,000 sockets in 10 s otherwise filled a few
+buckets with a thousand each, and every visit to one of them sent a thousand
+pings and read a thousand pongs in one go (at ~50 us each, a stall of the
+event loop of some 50 ms).
 """
 
 from __future__ import annotations
@@ -24,20 +38,25 @@ import asyncio
 import math
 from typing import Protocol
 
-# Buckets of the wheel: the timer fires SLOTS times per ping interval (once a
-# second at the default 25 s), each time touching 1/SLOTS of the sockets.
-SLOTS = 25
-# A socket's `Pingable.keepalive_state`: nothing heard since its bucket's last
-# visit (ping it next time), a ping out and not answered yet, or a frame came
-# since the last visit (no ping needed this time).
-QUIET, PINGED, HEARD = 0, 1, 2
+# Buckets of the wheel: the timer fires SLOTS times per visit period (every
+# 0.1 s at the default 25 s interval), each time touching 1/SLOTS of the
+# sockets: at 10,000 sockets 200, of which those silent for long are pinged.
+SLOTS = 50
+# Each socket is visited this many times per interval (every 5 s at 25 s).
+VISITS_PER_INTERVAL = 5
+# The visit that finds a socket silent for this many visits in a row pings it:
+# silent for more than 8 and at most 9 visit periods, under two intervals.
+PING_AFTER_VISITS = 2 * VISITS_PER_INTERVAL - 1
+# A socket's `Pingable.keepalive_state` is the number of visits in a row that
+# found it silent: HEARD (0) after any frame or pong.
+HEARD = 0
 
 
 class Pingable(Protocol):
     """What the wheel needs of a socket."""
 
     keepalive_slot: int
-    # QUIET, PINGED or HEARD: the socket sets QUIET on a pong, HEARD on a frame.
+    # Visits in a row that found it silent: the socket sets HEARD on a frame or a pong.
     keepalive_state: int
 
     def send_ping(self) -> None:
@@ -48,7 +67,7 @@ class Pingable(Protocol):
 
 
 class Keepalive:
-    """Pings the sockets given to `add` every ``interval`` seconds; drops those that go silent.
+    """Pings the sockets given to `add` when they go silent; drops those that stay silent.
 
     ``timeout`` (at most ``interval``; 0 or None means ``interval``) is how
     long a pong may take. The timer runs only while a socket is registered.
@@ -59,11 +78,14 @@ class Keepalive:
             raise ValueError(f"the ping interval must be positive, not {interval!r}")
         self.interval = interval
         self.timeout = min(timeout or interval, interval)
-        self.tick = interval / SLOTS
-        # How many ticks after its ping a bucket's pongs are checked.
-        self._lag = min(SLOTS, max(1, math.ceil(self.timeout / self.tick - 1e-9)))
+        self.visit = interval / VISITS_PER_INTERVAL  # seconds between two visits of a socket
+        self.tick = self.visit / SLOTS
+        # The visit count at which a pinged socket is closed: the ping's, plus
+        # the timeout in whole visits (rounded up).
+        self._close_at = PING_AFTER_VISITS + max(1, math.ceil(self.timeout / self.visit - 1e-9))
         self._slots: list[set[Pingable]] = [set() for _ in range(SLOTS)]
-        self._current = 0  # the bucket pinged last
+        self._current = 0  # the bucket visited last
+        self._deal = 0  # the bucket the next new socket goes to
         self._count = 0
         self._timer: asyncio.TimerHandle | None = None
         self._next_at = 0.0
@@ -72,10 +94,11 @@ class Keepalive:
         return self._count
 
     def add(self, sock: Pingable) -> None:
-        """Register ``sock``: its first ping goes out one interval from now."""
-        sock.keepalive_state = QUIET
-        sock.keepalive_slot = self._current
-        self._slots[self._current].add(sock)
+        """Register ``sock`` (it was just heard from: its handshake)."""
+        sock.keepalive_state = HEARD
+        sock.keepalive_slot = self._deal
+        self._slots[self._deal].add(sock)
+        self._deal = (self._deal + 1) % SLOTS
         self._count += 1
         if self._timer is None:
             loop = asyncio.get_running_loop()
@@ -95,17 +118,15 @@ class Keepalive:
     def _on_tick(self) -> None:
         self._timer = None
         self._current = (self._current + 1) % SLOTS
-        # Pongs first: with timeout == interval this is the bucket pinged
-        # now, and its check must see the previous ping, not the new one.
-        for sock in [s for s in self._slots[(self._current - self._lag) % SLOTS]
-                     if s.keepalive_state == PINGED]:
-            sock.ping_timed_out()  # closes it: `discard` follows
+        close_at = self._close_at
+        # A copy: closing a socket takes it out of the bucket (`discard`).
         for sock in list(self._slots[self._current]):
-            if sock.keepalive_state == HEARD:
-                sock.keepalive_state = QUIET  # heard from lately: no ping this time
-            else:
-                sock.keepalive_state = PINGED
+            silent = sock.keepalive_state + 1
+            sock.keepalive_state = silent
+            if silent == PING_AFTER_VISITS:
                 sock.send_ping()
+            elif silent >= close_at:
+                sock.ping_timed_out()  # closes it: `discard` follows
         if self._count:
             loop = asyncio.get_running_loop()
             # Fixed steps from the first tick, not from now: a busy loop does

@@ -2,9 +2,9 @@
 
 `Socket` owns everything that is not the conversation itself: the origin
 check, first-frame authentication with a deadline, the frame-size limit, the
-bounded send queue, error frames, close codes and a graceful close. Pings go
-out every ``websocket_ping_interval`` (``app.py``) from one timer wheel per
-application (keepalive.py), not from a task per socket. A subclass implements
+bounded send queue, error frames, close codes and a graceful close. A socket
+silent for most of two ``websocket_ping_interval`` (``app.py``) is pinged from
+one timer wheel per application (keepalive.py), not from a task per socket. A subclass implements
 three hooks: `authenticate` (the first frame), `receive` (every later frame)
 and `leave` (the socket closed); everything it sends goes through
 `send_frame`, which is what the hub calls too. The frames a socket is sent in
@@ -49,7 +49,7 @@ from whatsease.delivery.frames import (
     error_frame,
 )
 from whatsease.errors import AppError, Forbidden, ServiceUnavailable
-from whatsease.realtime.keepalive import HEARD, QUIET, Keepalive
+from whatsease.realtime.keepalive import HEARD, Keepalive
 from whatsease.realtime.protocol import TRANSPORT_MAX_FRAME_BYTES
 from whatsease.realtime.sendqueue import SendQueue
 from whatsease.services import Services
@@ -74,6 +74,8 @@ REASON_PING_TIMEOUT = "ping timed out"
 # RFC 6455 §5.2: FIN set, opcode 1 (text). Server frames are never masked,
 # and these sockets never compress (`get_compression_options`).
 _TEXT_FIN = 0x81
+# A ping with no payload (FIN, opcode 9, length 0): the keep-alive wheel's.
+_PING = b"\x89\x00"
 _READ = tornado.ioloop.IOLoop.READ
 # A socket's states (`Socket._state`).
 _OPEN, _JOINED, _CLOSING = 0, 1, 2
@@ -130,6 +132,23 @@ class SteadyReads:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loop, name)
+
+
+def _to_kernel(stream: IOStream, payload: bytes) -> bytes:
+    """Hand ``payload`` to the kernel now if nothing of the stream's waits to be written;
+    returns what it did not take (all of it when something waits), for Tornado's ``write``.
+
+    Tornado's ``write`` makes a future for every write and schedules its
+    callbacks for a later turn of the loop; a socket whose reader keeps up
+    never needs them.
+    """
+    if type(stream) is not IOStream or stream.writing():
+        return payload
+    try:
+        sent = stream.write_to_fd(memoryview(payload))
+    except OSError:
+        sent = 0  # Tornado's write meets the error again and closes the stream
+    return payload[sent:]
 
 
 async def _answered() -> None:
@@ -205,7 +224,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         self._state = _OPEN
         self._auth_timer: asyncio.TimerHandle | None = None
         self.keepalive_slot = 0
-        self.keepalive_state = QUIET
+        self.keepalive_state = HEARD
 
     # --- hooks for subclasses -------------------------------------------------------------------
 
@@ -300,13 +319,22 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         return 0
 
     def send_ping(self) -> None:
-        """Write a keep-alive ping (called by the wheel); nothing if the socket is closing."""
-        if self.ws_connection is not None and not self.ws_connection.is_closing():
-            with contextlib.suppress(tornado.websocket.WebSocketClosedError):
-                self.ws_connection.write_ping(b"")
+        """Write a keep-alive ping (called by the wheel); nothing if the socket is closing.
+
+        Like `_flush`, straight to the kernel when nothing of the socket's
+        waits to be written: Tornado's ``write_ping`` makes a future and
+        schedules a write callback per ping.
+        """
+        conn = self.ws_connection
+        if conn is None or conn.is_closing() or conn.stream is None:
+            return
+        rest = _to_kernel(conn.stream, _PING)
+        if rest:
+            with contextlib.suppress(StreamClosedError):
+                conn.stream.write(rest)
 
     def on_pong(self, data: bytes) -> None:
-        self.keepalive_state = QUIET
+        self.keepalive_state = HEARD
 
     def ping_timed_out(self) -> None:
         """The peer did not answer a ping in time (it is gone, or stuck): close."""
@@ -357,7 +385,7 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
         return self._state == _JOINED
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
-        self.keepalive_state = HEARD  # no ping needed at the wheel's next visit
+        self.keepalive_state = HEARD  # the peer is there: no ping for a while
         if self._state == _CLOSING:
             return None
         if self._state == _OPEN:
@@ -468,19 +496,12 @@ class Socket(tornado.websocket.WebSocketHandler, abc.ABC):
             parts.append(data)
         payload = b"".join(parts)
         stream = conn.stream
-        if type(stream) is IOStream and not stream.writing():
-            # Nothing of this socket's waits to be written: hand the bytes to the
-            # kernel now. Tornado's `write` makes a future for every write and
-            # schedules its callbacks for a later turn of the loop; only what the
-            # kernel does not take (its buffer is full: a slow reader) goes
-            # through it, and counts against the socket's queue bound.
-            try:
-                sent = stream.write_to_fd(memoryview(payload))
-            except OSError:
-                sent = 0  # Tornado's write meets the error again and closes the stream
-            if sent >= len(payload):
-                return
-            payload = payload[sent:]
+        # Only what the kernel does not take now (its buffer is full: a slow
+        # reader) goes through Tornado's write, and counts against the socket's
+        # queue bound.
+        payload = _to_kernel(stream, payload)
+        if not payload:
+            return
         try:
             future = stream.write(payload)
         except StreamClosedError:
