@@ -69,10 +69,11 @@ async def build_services(config: Config, mongodb_uri: str,
     lane = WriteLane()
     activity = ActivityLog(store, hub, clock, lane=lane)
     auth = AuthService(config, store, activity, hub, clock)
+    messaging = Messaging(store, hub, activity, lane, clock)
     services = Services(
         config=config, store=store, hub=hub, activity=activity, auth=auth,
-        accounts=Accounts(store, hub, auth, activity),
-        messaging=Messaging(store, hub, activity, lane, clock), lane=lane)
+        accounts=Accounts(store, hub, auth, activity, messaging.summaries_written),
+        messaging=messaging, lane=lane)
     ready = []
     try:
         for module in service_modules():

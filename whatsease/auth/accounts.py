@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 from whatsease.activity import ActivityLog
 from whatsease.auth.service import AuthService
@@ -21,11 +22,16 @@ DRAIN_SECS = 5.0
 
 
 class Accounts:
-    def __init__(self, store: Store, hub: Hub, auth: AuthService, activity: ActivityLog) -> None:
+    def __init__(self, store: Store, hub: Hub, auth: AuthService, activity: ActivityLog,
+                 summaries_written: Callable[[], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.hub = hub
         self.auth = auth
         self.activity = activity
+        # Waits until the chat summaries of every message stored so far are
+        # written (`Messaging.summaries_written`): they linger a moment after
+        # the message, and one written after an erasure would bring its chat back.
+        self.summaries_written = summaries_written
 
     async def search(self, caller: str, query: str, *, limit: int) -> list[User]:
         if not query:
@@ -52,6 +58,8 @@ class Accounts:
         """Push ``profile {user, name}`` to the online people who share a conversation
         with ``user`` and to ``user``'s own other tabs, so open chat lists and headers
         show a new name at once (a client that is offline gets it from the next list)."""
+        if self.summaries_written is not None:
+            await self.summaries_written()  # a chat started a moment ago counts
         peers = (await self.store.conversations.peers_of_many([user.email])).get(user.email,
                                                                                 set())
         listeners = self.hub.online(peers | {user.email})
@@ -67,6 +75,8 @@ class Accounts:
         """
         await self.auth.revoke_all(email)
         self.hub.close_user(email, WS_4001_UNAUTHENTICATED, "account deleted")
+        if self.summaries_written is not None:
+            await self.summaries_written()
         await self.store.messages.delete_all_of(email)
         await self.store.conversations.delete_all_of(email)
         await self.store.documents.delete_many("bot_contexts", {"user": email})
