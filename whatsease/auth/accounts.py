@@ -23,7 +23,7 @@ DRAIN_SECS = 5.0
 
 class Accounts:
     def __init__(self, store: Store, hub: Hub, auth: AuthService, activity: ActivityLog,
-                 summaries_written: Callable[[], Awaitable[None]] | None = None) -> None:
+                 summaries_written: Callable[[], Awaitable[None]]) -> None:
         self.store = store
         self.hub = hub
         self.auth = auth
@@ -58,8 +58,7 @@ class Accounts:
         """Push ``profile {user, name}`` to the online people who share a conversation
         with ``user`` and to ``user``'s own other tabs, so open chat lists and headers
         show a new name at once (a client that is offline gets it from the next list)."""
-        if self.summaries_written is not None:
-            await self.summaries_written()  # a chat started a moment ago counts
+        await self.summaries_written()  # a chat started a moment ago counts
         peers = (await self.store.conversations.peers_of_many([user.email])).get(user.email,
                                                                                 set())
         listeners = self.hub.online(peers | {user.email})
@@ -75,8 +74,7 @@ class Accounts:
         """
         await self.auth.revoke_all(email)
         self.hub.close_user(email, WS_4001_UNAUTHENTICATED, "account deleted")
-        if self.summaries_written is not None:
-            await self.summaries_written()
+        await self.summaries_written()
         await self.store.messages.delete_all_of(email)
         await self.store.conversations.delete_all_of(email)
         await self.store.documents.delete_many("bot_contexts", {"user": email})
